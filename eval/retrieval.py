@@ -1,0 +1,37 @@
+"""Retrieval through the real LangChain retriever: `Chroma(...).as_retriever(search_type, search_kwargs)`."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from eval.config import RetrieverConfig
+from eval.index import Index
+
+
+@dataclass(frozen=True)
+class RetrievedChunk:
+    chunk_id: str
+    doc_id: str
+    score: float  # LangChain's relevance score for a cosine space: 1 - cosine distance
+    text: str
+    start: int
+
+
+def langchain_retrieve(index: Index, config: RetrieverConfig, question: str) -> list[RetrievedChunk]:
+    """Run LangChain's `VectorStoreRetriever` and attach each chunk's relevance score.
+
+    The retriever returns documents without scores (MMR has none at all), so the score is computed as
+    LangChain's cosine relevance function would: 1 - cosine distance between query and chunk vectors.
+    """
+    retriever = index.vectorstore.as_retriever(search_type=config.search_type,
+                                               search_kwargs=config.search_kwargs())
+    documents = retriever.invoke(question)
+    if not documents:
+        return []
+    chunk_ids = [doc.metadata["chunk_id"] for doc in documents]
+    query = np.asarray(index.embeddings.embed_query(question), np.float32)
+    scores = index.embeddings_of(chunk_ids) @ query
+    return [RetrievedChunk(doc.metadata["chunk_id"], doc.metadata["doc_id"], float(score), doc.page_content,
+                           int(doc.metadata["start"]))
+            for doc, score in zip(documents, scores)]

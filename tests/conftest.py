@@ -1,0 +1,72 @@
+import os
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["RAGAS_DO_NOT_TRACK"] = "true"
+os.environ["ANONYMIZED_TELEMETRY"] = "False"
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
+
+from eval.datasets import Dataset, Document, Question  # noqa: E402
+
+
+def shared_dataset(*parts: str) -> Path:
+    """A path under ../shared/datasets, or a skip (with the reason) where that folder is absent."""
+    path = SHARED_DATASETS.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is absent (real evaluation data lives beside the checkout)")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+TINY_TEXTS = {
+    "mmr": "Maximal marginal relevance picks chunks that are relevant to the query and different from each "
+           "other.\n\nThe lambda_mult parameter trades relevance against diversity: 1 means pure relevance.",
+    "k": "The k parameter sets how many chunks the retriever returns. Larger k raises recall and costs "
+         "prompt tokens.\n\nA typical k is between 3 and 10.",
+    "threshold": "A score threshold drops chunks whose relevance score is below the threshold, so the "
+                 "number of returned chunks varies from question to question.",
+    "chroma": "Chroma stores vectors in a persistent folder. Use the cosine space so that relevance scores "
+              "stay between zero and one.",
+    "zh-chunk": "中文文本按句号、问号和感叹号切分。块的大小和重叠决定了检索的粒度。",
+    "zh-kv": "ChatGLM 的 stream_chat 返回 past_key_values，复用 KV 缓存可以避免重复计算。",
+    "cooking": "To bake bread, mix flour, water, salt and yeast, let the dough rise, then bake it hot.",
+    "football": "The Panthers defense gave up 308 points and led the league in interceptions.",
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset() -> Dataset:
+    corpus = [Document(id=doc_id, text=text, title=doc_id, source="tiny",
+                       metadata={"lang": "zh" if doc_id.startswith("zh") else "en", "topic": doc_id})
+              for doc_id, text in TINY_TEXTS.items()]
+    questions = [
+        Question("q1", "What does lambda_mult trade off in MMR?", ("relevance against diversity",), ("mmr",)),
+        Question("q2", "How many chunks does k return?", ("between 3 and 10",), ("k",)),
+        Question("q3", "Which distance space keeps scores between zero and one?", ("cosine",), ("chroma",)),
+        Question("q4", "How many points did the Panthers defense give up?", ("308",), ("football",)),
+        Question("q5", "复用什么可以避免重复计算？", ("KV 缓存",), ("zh-kv",)),
+    ]
+    return Dataset(name="tiny", corpus=corpus, questions=questions)
+
+
+@pytest.fixture(scope="session")
+def tiny_index_store(tmp_path_factory, tiny_dataset):
+    """A real Chroma index of the tiny corpus, built once per session with MiniLM."""
+    from eval.index import ChunkingParams, IndexStore
+
+    store = IndexStore(tmp_path_factory.mktemp("indexes"))
+    store.build(tiny_dataset, "tiny", embedding_model="minilm", chunking=ChunkingParams(120, 20))
+    return store
