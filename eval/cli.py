@@ -18,17 +18,19 @@ def default_home() -> Path:
 
 
 class ProgressBar:
-    """A tqdm bar on stderr driven by (done, total) callbacks."""
+    """A tqdm bar on stderr driven by (stage, done, total) callbacks; a new stage starts a new bar."""
 
     def __init__(self, description: str) -> None:
-        self.description, self.bar = description, None
+        self.description, self.bar, self.stage = description, None, None
 
-    def __call__(self, *args: Any) -> None:
-        done, total = args[-2], args[-1]
-        if self.bar is None:
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if self.bar is None or stage != self.stage:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, desc=self.description, unit="item", file=sys.stderr, leave=False)
+            self.close()
+            self.stage = stage
+            self.bar = tqdm(total=total, desc=f"{self.description}: {stage}", unit="item", file=sys.stderr,
+                            leave=False)
         self.bar.update(done - self.bar.n)
 
     def close(self) -> None:
@@ -93,6 +95,75 @@ def cmd_retrieve(args: argparse.Namespace) -> None:
         print(f"{rank:>2}. {chunk.score:.4f}  {chunk.chunk_id}  {text[:160]}")
 
 
+def run_store_from(args: argparse.Namespace):
+    from eval.runs import RunStore
+
+    return RunStore(args.home / "runs")
+
+
+def load_questions_for(path: Path, index_name: str, store) -> tuple[list, str]:
+    """Questions from a questions file or a dataset folder, checked against the index's corpus ids."""
+    from eval.datasets import detect_format, find_file, load_dataset, load_questions
+
+    if path.is_dir() and detect_format(path) != "native":
+        questions = load_dataset(path).questions
+    else:
+        questions = load_questions(find_file(path, "questions") if path.is_dir() else path)
+    if not questions:
+        raise LabError(f"{path}: no questions found")
+    store.manifest(index_name)
+    return questions, str(path)
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    from eval.config import DEFAULT_SWEEP, load_sweep, parse_sweep
+    from eval.leaderboard import leaderboard_text, quality_metrics, summarize
+    from eval.sweep import SweepOptions, run_sweep
+
+    configs = load_sweep(args.sweep) if args.sweep else parse_sweep(DEFAULT_SWEEP, "default sweep")
+    store = store_from(args)
+    questions, source = load_questions_for(args.questions, args.index, store)
+    questions = questions[:args.limit] if args.limit else questions
+    index = store.open(args.index)
+    bar = ProgressBar("sweep")
+    options = SweepOptions(reference=args.reference, latency_sample=args.latency_sample, progress=bar,
+                           block_size=int(os.environ.get("RETRIEVER_LAB_BLOCK_SIZE", 50)))
+    try:
+        run_id = run_sweep(run_store_from(args), index, configs, questions, source, options, resume=args.resume)
+    finally:
+        bar.close()
+    run = run_store_from(args).load(run_id)
+    metrics = [m for m in ("hit_rate", "recall", "mrr", "ndcg", "ild", "n_retrieved") if m in quality_metrics(run.rows)]
+    print(f"run {run_id}: {len(configs)} configs x {len(questions)} questions "
+          f"in {run.manifest['wall_seconds']:.1f} s")
+    print(leaderboard_text(summarize(run, metrics=metrics), metrics))
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from eval.export import export_run
+
+    for path in export_run(run_store_from(args).load(args.run_id), args.format, args.out):
+        print(path)
+
+
+def cmd_runs_list(args: argparse.Namespace) -> None:
+    manifests = run_store_from(args).list()
+    if not manifests:
+        print("no runs yet: start one with `python -m eval run --index NAME --questions PATH`")
+    for m in manifests:
+        print(f"{m['run_id']}\t{m['status']}\t{m['index']['name']}\t{len(m['sweep']['configs'])} configs\t"
+              f"{m['questions']['count']} questions\t{m['created_at']}")
+
+
+def cmd_runs_show(args: argparse.Namespace) -> None:
+    print(json.dumps(run_store_from(args).manifest(args.run_id), ensure_ascii=False, indent=2))
+
+
+def cmd_runs_delete(args: argparse.Namespace) -> None:
+    run_store_from(args).delete(args.run_id)
+    print(f"deleted run {args.run_id}")
+
+
 def _json_arg(value: str | None, option: str) -> Any:
     if value is None:
         return None
@@ -142,6 +213,31 @@ def build_parser() -> argparse.ArgumentParser:
     retrieve.add_argument("--score-threshold", type=float)
     retrieve.add_argument("--filter", help="metadata filter as JSON")
     retrieve.set_defaults(handler=cmd_retrieve)
+
+    run = commands.add_parser("run", help="run a question set through a sweep of retriever configs")
+    run.add_argument("--index", required=True)
+    run.add_argument("--questions", required=True, type=Path, help="questions.jsonl/.csv or a dataset folder")
+    run.add_argument("--sweep", type=Path, help="sweep spec YAML (default: an 11-config grid)")
+    run.add_argument("--limit", type=int, help="only the first N questions")
+    run.add_argument("--reference", action="store_true", help="use the LangChain retriever path")
+    run.add_argument("--latency-sample", type=int, default=50, help="questions timed per config (0: none)")
+    run.add_argument("--resume", metavar="RUN_ID", help="continue an interrupted run")
+    run.add_argument("--no-generate", action="store_true", help="retrieval only (the default)")
+    run.set_defaults(handler=cmd_run)
+
+    export = commands.add_parser("export", help="export a run")
+    export.add_argument("run_id")
+    export.add_argument("--format", required=True, choices=["csv", "jsonl", "parquet", "trec"])
+    export.add_argument("--out", required=True, type=Path)
+    export.set_defaults(handler=cmd_export)
+
+    runs = commands.add_parser("runs", help="list, show or delete runs")
+    runs_commands = runs.add_subparsers(dest="runs_command", required=True)
+    runs_commands.add_parser("list").set_defaults(handler=cmd_runs_list)
+    for name, handler in (("show", cmd_runs_show), ("delete", cmd_runs_delete)):
+        sub = runs_commands.add_parser(name)
+        sub.add_argument("run_id")
+        sub.set_defaults(handler=handler)
     return parser
 
 

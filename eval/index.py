@@ -159,6 +159,8 @@ class Index:
                 for text, m in zip(got["documents"], got["metadatas"])]
 
     def embeddings_of(self, chunk_ids: list[str]) -> np.ndarray:
+        if not chunk_ids:
+            return np.zeros((0, self.manifest.dimension), np.float32)
         got = self.collection.get(ids=chunk_ids, include=["embeddings"])
         by_id = dict(zip(got["ids"], got["embeddings"]))
         return np.asarray([by_id[i] for i in chunk_ids], np.float32).reshape(len(chunk_ids), -1)

@@ -70,3 +70,23 @@ def tiny_index_store(tmp_path_factory, tiny_dataset):
     store = IndexStore(tmp_path_factory.mktemp("indexes"))
     store.build(tiny_dataset, "tiny", embedding_model="minilm", chunking=ChunkingParams(120, 20))
     return store
+
+
+SAMPLE = ROOT / "datasets" / "sample"
+
+
+@pytest.fixture(scope="session")
+def sample_dataset():
+    from eval.datasets import load_dataset
+
+    return load_dataset(SAMPLE)
+
+
+@pytest.fixture(scope="session")
+def sample_index(tmp_path_factory, sample_dataset):
+    """The bundled sample in a real Chroma index with e5-small (bit-identical batched and single queries)."""
+    from eval.index import ChunkingParams, IndexStore
+
+    store = IndexStore(tmp_path_factory.mktemp("sample-indexes"))
+    store.build(sample_dataset, "sample", embedding_model="e5-small", chunking=ChunkingParams(400, 40))
+    return store.open("sample")

@@ -1,0 +1,66 @@
+"""Per-configuration summaries of a run: means with 95% CIs, significance against a baseline, latency."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from eval.metrics import METRICS, aggregate
+from eval.runs import Run
+
+LATENCY_COLUMNS = ("retrieval_ms", "ttft_ms", "total_ms", "tokens_per_s")
+PARAMETER_COLUMNS = ("search_type", "k", "fetch_k", "lambda_mult", "score_threshold", "filter")
+
+
+def quality_metrics(rows: pd.DataFrame) -> list[str]:
+    """Metrics of the registry present in the rows with at least one value (latency excluded)."""
+    return [name for name, info in METRICS.items()
+            if info.group != "latency" and name in rows and rows[name].notna().any()]
+
+
+def config_table(run: Run) -> pd.DataFrame:
+    """One row per config with its LangChain parameters as columns (filter as JSON text)."""
+    import json
+
+    records = []
+    for config in run.configs:
+        record = {"config_id": config["config_id"], **{c: config.get(c) for c in PARAMETER_COLUMNS}}
+        record["filter"] = json.dumps(record["filter"], ensure_ascii=False) if record["filter"] else ""
+        records.append(record)
+    return pd.DataFrame(records)
+
+
+def latency_table(run: Run) -> pd.DataFrame:
+    """p50/p95 per config for retriever latency (from the samples) and the answer latencies (from rows)."""
+    frames = [run.latency[["config_id", "retrieval_ms"]]] if len(run.latency) else []
+    answer_columns = [c for c in LATENCY_COLUMNS[1:] if c in run.rows and run.rows[c].notna().any()]
+    if answer_columns:
+        frames.append(run.rows[["config_id", *answer_columns]])
+    out = pd.DataFrame({"config_id": [c["config_id"] for c in run.configs]})
+    for frame in frames:
+        for column in frame.columns.drop("config_id"):
+            grouped = frame.groupby("config_id")[column]
+            stats = pd.DataFrame({f"{column}_p50": grouped.median(), f"{column}_p95": grouped.quantile(0.95)})
+            out = out.merge(stats, left_on="config_id", right_index=True, how="left")
+    return out
+
+
+def summarize(run: Run, baseline: str | None = None, metrics: list[str] | None = None) -> pd.DataFrame:
+    """The leaderboard: parameters, metric means and CIs (+ p-values against `baseline`), latency."""
+    metrics = metrics or quality_metrics(run.rows)
+    stats = aggregate(run.rows, metrics, baseline=baseline)
+    return config_table(run).merge(stats, on="config_id").merge(latency_table(run), on="config_id")
+
+
+def leaderboard_text(summary: pd.DataFrame, metrics: list[str], sort_by: str = "ndcg") -> str:
+    """A compact plain-text table for the terminal."""
+    columns = {"config_id": "config"}
+    table = summary[["config_id"]].copy()
+    for metric in metrics:
+        if f"{metric}_mean" in summary:
+            table[metric] = summary[f"{metric}_mean"].map(lambda v: "-" if np.isnan(v) else f"{v:.3f}")
+    for column in ("retrieval_ms_p50", "ttft_ms_p50"):
+        if column in summary:
+            table[column.replace("_p50", " p50")] = summary[column].map(lambda v: "-" if pd.isna(v) else f"{v:.1f}")
+    if f"{sort_by}_mean" in summary:
+        table = table.iloc[np.argsort(-summary[f"{sort_by}_mean"].fillna(-1).to_numpy(), kind="stable")]
+    return table.rename(columns=columns).to_string(index=False)

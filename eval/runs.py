@@ -1,0 +1,145 @@
+"""The run store: one folder per run with a manifest and Parquet rows; every write is atomic.
+
+Layout of `<runs dir>/<run_id>/`: `manifest.json`; `parts/part-NNNNN.parquet` (one per finished block of
+questions, written while the sweep runs, so an interrupted run resumes where it stopped); when complete,
+`rows.parquet` (all rows) and `latency.parquet` (measured retriever latency per config and question).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from eval.errors import LabError
+
+RUN_ID_PATTERN = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{6}$")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside `path`, fsync, then rename over it: readers never see a torn file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_parquet(path: Path, frame: pd.DataFrame) -> None:
+    import io
+
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+
+
+@dataclass
+class Run:
+    """A loaded run: its manifest, the rows (one per question x config) and the latency samples."""
+
+    run_id: str
+    folder: Path
+    manifest: dict[str, Any]
+    rows: pd.DataFrame
+    latency: pd.DataFrame
+
+    @property
+    def configs(self) -> list[dict[str, Any]]:
+        return self.manifest["sweep"]["configs"]
+
+    @property
+    def status(self) -> str:
+        return self.manifest["status"]
+
+
+class RunStore:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def folder(self, run_id: str) -> Path:
+        if not isinstance(run_id, str) or not RUN_ID_PATTERN.match(run_id):
+            raise LabError(f"'{run_id}' is not a run id (run ids look like 20261124-230812-a1b2c3)")
+        folder = self.root / run_id
+        if not (folder / "manifest.json").is_file():
+            raise LabError(f"no run '{run_id}' in {self.root} (list them with `python -m eval runs list`)")
+        return folder
+
+    def create(self, manifest: dict[str, Any]) -> str:
+        run_id = new_run_id()
+        manifest = {**manifest, "run_id": run_id, "status": "running",
+                    "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        (self.root / run_id / "parts").mkdir(parents=True)
+        self.write_manifest(run_id, manifest)
+        return run_id
+
+    def write_manifest(self, run_id: str, manifest: dict[str, Any]) -> None:
+        atomic_write_bytes(self.root / run_id / "manifest.json",
+                           json.dumps(manifest, ensure_ascii=False, indent=2, default=str).encode())
+
+    def manifest(self, run_id: str) -> dict[str, Any]:
+        return json.loads((self.folder(run_id) / "manifest.json").read_text(encoding="utf-8"))
+
+    def update(self, run_id: str, **changes: Any) -> dict[str, Any]:
+        manifest = {**self.manifest(run_id), **changes}
+        self.write_manifest(run_id, manifest)
+        return manifest
+
+    def write_part(self, run_id: str, number: int, rows: pd.DataFrame) -> None:
+        atomic_write_parquet(self.folder(run_id) / "parts" / f"part-{number:05d}.parquet", rows)
+
+    def parts(self, run_id: str) -> list[pd.DataFrame]:
+        folder = self.folder(run_id) / "parts"
+        return [pd.read_parquet(p) for p in sorted(folder.glob("part-*.parquet"))] if folder.is_dir() else []
+
+    def finish(self, run_id: str, rows: pd.DataFrame, latency: pd.DataFrame, **changes: Any) -> None:
+        """Write the final tables, then mark the run complete, then drop the parts (in that order)."""
+        folder = self.folder(run_id)
+        atomic_write_parquet(folder / "rows.parquet", rows)
+        atomic_write_parquet(folder / "latency.parquet", latency)
+        self.update(run_id, status="complete",
+                    finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), **changes)
+        shutil.rmtree(folder / "parts", ignore_errors=True)
+
+    def list(self) -> list[dict[str, Any]]:
+        if not self.root.is_dir():
+            return []
+        manifests = []
+        for folder in self.root.iterdir():
+            try:
+                manifests.append(json.loads((folder / "manifest.json").read_text(encoding="utf-8")))
+            except (OSError, json.JSONDecodeError):
+                continue
+        return sorted(manifests, key=lambda m: m.get("created_at", ""), reverse=True)
+
+    def load(self, run_id: str) -> Run:
+        folder = self.folder(run_id)
+        manifest = self.manifest(run_id)
+        if (folder / "rows.parquet").is_file():
+            rows = pd.read_parquet(folder / "rows.parquet")
+            latency = pd.read_parquet(folder / "latency.parquet")
+        else:
+            parts = self.parts(run_id)
+            rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+            latency = pd.DataFrame(columns=["config_id", "question_id", "retrieval_ms"])
+        return Run(run_id, folder, manifest, rows, latency)
+
+    def delete(self, run_id: str) -> None:
+        shutil.rmtree(self.folder(run_id))

@@ -1,0 +1,280 @@
+"""The sweep engine: run a question set through a grid of retriever configs and score every row.
+
+Two retrieval paths give identical chunks, order and scores:
+- the fast path (default) embeds each block of questions in one batch, makes one Chroma query per
+  question (per distinct metadata filter) with `n_results` = the largest `k`/`fetch_k`, and derives every
+  configuration from that candidate list with LangChain's own relevance function and MMR;
+- the reference path calls LangChain's `VectorStoreRetriever` for every config and question.
+Retriever latency is measured separately, as users see it: the real `as_retriever(...).invoke(question)`.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import version
+from typing import Any, Callable, Protocol
+
+import numpy as np
+import pandas as pd
+from langchain_chroma.vectorstores import maximal_marginal_relevance
+
+from eval.config import RetrieverConfig
+from eval.datasets import Question, fingerprint
+from eval.errors import LabError
+from eval.index import Index
+from eval.metrics import answer_metrics, diversity_metrics, doc_metrics
+from eval.retrieval import langchain_retrieve
+from eval.runs import RunStore
+
+SweepProgress = Callable[[str, int, int], None]
+DEFAULT_BLOCK = 50
+DEFAULT_LATENCY_SAMPLE = 50
+
+
+class SweepCancelled(LabError):
+    """Raised when a sweep is cancelled; its finished blocks are kept and it can be resumed."""
+
+
+class Answerer(Protocol):
+    """Generates an answer for a row; see `eval.pipeline`. Returns the answer columns of the row."""
+
+    deterministic: bool
+
+    def answer(self, question: Question, chunk_texts: list[str],
+               on_text: Callable[[str], None] | None) -> dict[str, Any]: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+@dataclass
+class Retrieved:
+    chunk_ids: list[str]
+    doc_ids: list[str]
+    scores: list[float]
+    texts: list[str]
+    embeddings: np.ndarray
+
+
+@dataclass
+class SweepOptions:
+    reference: bool = False
+    block_size: int = DEFAULT_BLOCK
+    latency_sample: int = DEFAULT_LATENCY_SAMPLE
+    progress: SweepProgress | None = None
+    cancel: threading.Event | None = None
+    answerer: Answerer | None = None
+    on_answer: Callable[[str, str, str], None] | None = None  # (question_id, config_id, answer so far)
+    extra_manifest: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- the fast path
+
+def fast_retrieve(index: Index, configs: list[RetrieverConfig], questions: list[Question],
+                  query_vectors: np.ndarray) -> dict[tuple[str, str], Retrieved]:
+    """All configs for a block of questions from one candidate query per question and filter."""
+    relevance = index.vectorstore._select_relevance_score_fn()
+    results: dict[tuple[str, str], Retrieved] = {}
+    by_filter: dict[str | None, list[RetrieverConfig]] = {}
+    for config in configs:
+        by_filter.setdefault(config.filter_json, []).append(config)
+    for group in by_filter.values():
+        got = index.collection.query(
+            query_embeddings=query_vectors, n_results=max(c.candidates for c in group), where=group[0].filter,
+            include=["embeddings", "distances", "documents", "metadatas"])
+        for q_index, question in enumerate(questions):
+            candidates = Retrieved(got["ids"][q_index], [m["doc_id"] for m in got["metadatas"][q_index]],
+                                   [relevance(d) for d in got["distances"][q_index]], got["documents"][q_index],
+                                   np.asarray(got["embeddings"][q_index], np.float32))
+            for config in group:
+                picks = derive_picks(config, candidates, query_vectors[q_index])
+                results[question.id, config.config_id] = _take(candidates, picks)
+    return results
+
+
+def derive_picks(config: RetrieverConfig, candidates: Retrieved, query_vector: np.ndarray) -> list[int]:
+    """Positions in the candidate list that LangChain's retriever returns for this config, in its order."""
+    top = range(min(config.k, len(candidates.chunk_ids)))
+    if config.search_type == "similarity":
+        return list(top)
+    if config.search_type == "similarity_score_threshold":
+        return [i for i in top if candidates.scores[i] >= config.score_threshold]
+    pool = min(config.fetch_k, len(candidates.chunk_ids))
+    if pool == 0:
+        return []
+    selected = maximal_marginal_relevance(np.asarray(query_vector, np.float32), candidates.embeddings[:pool],
+                                          k=config.k, lambda_mult=config.lambda_mult)
+    # LangChain returns the MMR picks in Chroma's distance order, not in selection order.
+    return [i for i in range(pool) if i in selected]
+
+
+def _take(candidates: Retrieved, picks: list[int]) -> Retrieved:
+    return Retrieved([candidates.chunk_ids[i] for i in picks], [candidates.doc_ids[i] for i in picks],
+                     [candidates.scores[i] for i in picks], [candidates.texts[i] for i in picks],
+                     candidates.embeddings[picks] if picks else candidates.embeddings[:0])
+
+
+# ---------------------------------------------------------------- the reference path
+
+def reference_retrieve(index: Index, configs: list[RetrieverConfig],
+                       questions: list[Question]) -> dict[tuple[str, str], Retrieved]:
+    results = {}
+    for question in questions:
+        for config in configs:
+            chunks = langchain_retrieve(index, config, question.question)
+            ids = [c.chunk_id for c in chunks]
+            results[question.id, config.config_id] = Retrieved(
+                ids, [c.doc_id for c in chunks], [c.score for c in chunks], [c.text for c in chunks],
+                index.embeddings_of(ids))
+    return results
+
+
+# ---------------------------------------------------------------- rows
+
+def score_row(question: Question, config: RetrieverConfig, retrieved: Retrieved) -> dict[str, Any]:
+    return {
+        "question_id": question.id, "config_id": config.config_id,
+        "chunk_ids": retrieved.chunk_ids, "doc_ids": retrieved.doc_ids,
+        "scores": [float(s) for s in retrieved.scores],
+        **doc_metrics(retrieved.doc_ids, set(question.relevant_ids)),
+        **answer_metrics(retrieved.texts, list(question.answers)),
+        **diversity_metrics(retrieved.embeddings, retrieved.doc_ids),
+    }
+
+
+def _answer_rows(rows: list[dict[str, Any]], questions: dict[str, Question], texts: dict[tuple[str, str], list[str]],
+                 options: SweepOptions) -> None:
+    """Add generated answers; identical prompts (same chunks, same order) are generated once when
+    decoding is deterministic, and the reused rows keep the original's measured latency."""
+    answerer = options.answerer
+    done: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
+    for row in rows:
+        key = (row["question_id"], tuple(row["chunk_ids"]))
+        if answerer.deterministic and key in done:
+            row.update(done[key], answer_reused=True)
+            continue
+        _check_cancel(options)
+        on_text = None
+        if options.on_answer:
+            def on_text(text: str, q=row["question_id"], c=row["config_id"]) -> None:
+                options.on_answer(q, c, text)
+        done[key] = answerer.answer(questions[row["question_id"]], texts[row["question_id"], row["config_id"]],
+                                    on_text)
+        row.update(done[key], answer_reused=False)
+
+
+# ---------------------------------------------------------------- latency
+
+def measure_latency(index: Index, configs: list[RetrieverConfig], questions: list[Question],
+                    options: SweepOptions) -> pd.DataFrame:
+    """Time the real `as_retriever(...).invoke(question)` per config on the first N questions."""
+    sample = questions[:options.latency_sample]
+    records, total = [], len(sample) * len(configs)
+    for c_index, config in enumerate(configs):
+        retriever = index.vectorstore.as_retriever(search_type=config.search_type,
+                                                   search_kwargs=config.search_kwargs())
+        for question in sample:
+            _check_cancel(options)
+            started = time.perf_counter()
+            retriever.invoke(question.question)
+            records.append((config.config_id, question.id, (time.perf_counter() - started) * 1000))
+        if options.progress:
+            options.progress("latency", (c_index + 1) * len(sample), total)
+    return pd.DataFrame(records, columns=["config_id", "question_id", "retrieval_ms"])
+
+
+def _check_cancel(options: SweepOptions) -> None:
+    if options.cancel is not None and options.cancel.is_set():
+        raise SweepCancelled("the sweep was cancelled; resume it to finish")
+
+
+# ---------------------------------------------------------------- the run
+
+def run_manifest(index: Index, configs: list[RetrieverConfig], questions: list[Question],
+                 questions_source: str, options: SweepOptions) -> dict[str, Any]:
+    return {
+        "index": asdict(index.manifest),
+        "questions": {"source": questions_source, "count": len(questions),
+                      "fingerprint": fingerprint([q.id, q.question, q.answers, q.relevant_ids] for q in questions)},
+        "sweep": {"configs": [{"config_id": c.config_id, **c.params()} for c in configs]},
+        "path": "reference" if options.reference else "fast",
+        "block_size": options.block_size, "latency_sample": options.latency_sample,
+        "generation": options.answerer.describe() if options.answerer else None,
+        "versions": {name: version(name) for name in ("chromadb", "langchain-core", "langchain-chroma")},
+        **options.extra_manifest,
+    }
+
+
+def run_sweep(store: RunStore, index: Index, configs: list[RetrieverConfig], questions: list[Question],
+              questions_source: str = "", options: SweepOptions | None = None, resume: str | None = None) -> str:
+    """Run (or resume) a sweep and return its run id. Finished blocks are on disk as soon as they end."""
+    options = options or SweepOptions()
+    if not configs or not questions:
+        raise LabError("a sweep needs at least one retriever config and one question")
+    manifest = run_manifest(index, configs, questions, questions_source, options)
+    run_id = _start_or_resume(store, manifest, resume)
+    try:
+        return _execute(store, run_id, index, configs, questions, options)
+    except SweepCancelled:
+        store.update(run_id, status="cancelled")
+        raise
+    except KeyboardInterrupt:
+        store.update(run_id, status="interrupted")
+        raise
+
+
+def _start_or_resume(store: RunStore, manifest: dict[str, Any], resume: str | None) -> str:
+    if resume is None:
+        return store.create(manifest)
+    previous = store.manifest(resume)
+    for key in ("index", "questions", "sweep", "path", "block_size", "generation"):
+        if not json_equal(previous.get(key), manifest.get(key)):
+            raise LabError(f"run {resume} was started with a different {key}; start a new run instead")
+    if previous["status"] == "complete":
+        raise LabError(f"run {resume} is already complete")
+    store.update(resume, status="running")
+    return resume
+
+
+def json_equal(a: Any, b: Any) -> bool:
+    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+
+
+def _execute(store: RunStore, run_id: str, index: Index, configs: list[RetrieverConfig],
+             questions: list[Question], options: SweepOptions) -> str:
+    started = time.perf_counter()
+    done = {row for part in store.parts(run_id) for row in part["question_id"].unique()}
+    blocks = [questions[i:i + options.block_size] for i in range(0, len(questions), options.block_size)]
+    by_id = {q.id: q for q in questions}
+    retrieval_seconds = store.manifest(run_id).get("retrieval_seconds", 0.0)
+    for number, block in enumerate(blocks):
+        if all(q.id in done for q in block):
+            continue
+        _check_cancel(options)
+        block_started = time.perf_counter()
+        rows, texts = _retrieve_block(index, configs, block, options)
+        retrieval_seconds += time.perf_counter() - block_started
+        if options.answerer is not None:
+            _answer_rows(rows, by_id, texts, options)
+        store.write_part(run_id, number, pd.DataFrame(rows))
+        store.update(run_id, retrieval_seconds=retrieval_seconds)
+        if options.progress:
+            options.progress("questions", min((number + 1) * options.block_size, len(questions)), len(questions))
+    rows = pd.concat(store.parts(run_id), ignore_index=True)
+    latency = measure_latency(index, configs, questions, options) if options.latency_sample > 0 else \
+        pd.DataFrame(columns=["config_id", "question_id", "retrieval_ms"])
+    store.finish(run_id, rows, latency, retrieval_seconds=round(retrieval_seconds, 3),
+                 wall_seconds=round(time.perf_counter() - started, 3))
+    return run_id
+
+
+def _retrieve_block(index: Index, configs: list[RetrieverConfig], block: list[Question],
+                    options: SweepOptions) -> tuple[list[dict[str, Any]], dict[tuple[str, str], list[str]]]:
+    if options.reference:
+        retrieved = reference_retrieve(index, configs, block)
+    else:
+        vectors = index.embeddings.embed_array([q.question for q in block], is_query=True)
+        retrieved = fast_retrieve(index, configs, block, vectors)
+    rows = [score_row(q, c, retrieved[q.id, c.config_id]) for q in block for c in configs]
+    return rows, {key: value.texts for key, value in retrieved.items()}

@@ -1,0 +1,147 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import ROOT
+
+from eval.config import RetrieverConfig, parse_sweep
+from eval.errors import LabError
+from eval.runs import RunStore
+from eval.sweep import SweepCancelled, SweepOptions, run_sweep
+
+GRID = parse_sweep({"configs": [
+    {"search_type": "similarity", "k": [1, 4, 8]},
+    {"search_type": "mmr", "k": [3, 6], "fetch_k": [6, 30], "lambda_mult": [0.0, 0.5, 1.0]},
+    {"search_type": "similarity_score_threshold", "k": [6], "score_threshold": [0.0, 0.8, 0.85, 1]},
+    {"search_type": "mmr", "k": 4, "fetch_k": 12, "filter": {"lang": "zh"}},
+    {"search_type": "similarity", "k": 5, "filter": {"$and": [{"lang": "en"}, {"level": "advanced"}]}},
+]})
+
+
+def test_fast_path_equals_the_langchain_retriever(tmp_path, sample_index, sample_dataset):
+    store = RunStore(tmp_path)
+    questions = sample_dataset.questions
+    fast = store.load(run_sweep(store, sample_index, GRID, questions, options=SweepOptions(latency_sample=0))).rows
+    reference = store.load(run_sweep(store, sample_index, GRID, questions,
+                                     options=SweepOptions(reference=True, latency_sample=0))).rows
+    assert len(fast) == len(reference) == len(GRID) * len(questions)
+    key = ["question_id", "config_id"]
+    fast, reference = fast.sort_values(key).reset_index(drop=True), reference.sort_values(key).reset_index(drop=True)
+    assert fast[key].equals(reference[key])
+    for a, b in zip(fast.itertuples(), reference.itertuples()):
+        assert list(a.chunk_ids) == list(b.chunk_ids), (a.question_id, a.config_id)
+        np.testing.assert_allclose(a.scores, b.scores, rtol=0, atol=1e-6)
+    metric_columns = ["hit_rate", "precision", "recall", "mrr", "ndcg", "map", "ild", "n_retrieved"]
+    pd.testing.assert_frame_equal(fast[metric_columns], reference[metric_columns], atol=1e-6)
+    # the grid really exercises the search types: thresholds shorten lists, MMR reorders, filters restrict
+    n = fast.groupby("config_id").n_retrieved.mean()
+    assert n["threshold-k6-t0"] == 6 and n["threshold-k6-t1"] == 0 and 0 < n["threshold-k6-t0.85"] < 6
+    zh = fast[fast.config_id == GRID[-2].config_id]
+    assert all(doc.startswith("zh-") for docs in zh.doc_ids for doc in docs)
+    assert not fast[fast.config_id == "mmr-k6-f30-l0"].chunk_ids.map(list).equals(
+        fast[fast.config_id == "mmr-k6-f30-l1"].chunk_ids.map(list))
+
+
+def test_run_store_manifest_latency_and_listing(tmp_path, sample_index, sample_dataset):
+    store = RunStore(tmp_path)
+    stages = []
+    run_id = run_sweep(store, sample_index, GRID[:3], sample_dataset.questions[:10], "sample",
+                       SweepOptions(latency_sample=4, block_size=4, progress=lambda *a: stages.append(a)))
+    run = store.load(run_id)
+    assert run.status == "complete" and run.manifest["questions"]["count"] == 10
+    assert run.manifest["index"]["name"] == "sample" and run.manifest["path"] == "fast"
+    assert [c["config_id"] for c in run.configs] == [c.config_id for c in GRID[:3]]
+    assert len(run.latency) == 3 * 4 and (run.latency.retrieval_ms > 0).all()
+    assert ("questions", 10, 10) in stages and stages[-1] == ("latency", 12, 12)
+    assert not (run.folder / "parts").exists()
+    assert [m["run_id"] for m in store.list()] == [run_id]
+    store.delete(run_id)
+    assert store.list() == []
+    with pytest.raises(LabError, match="no run"):
+        store.load(run_id)
+    with pytest.raises(LabError, match="is not a run id"):
+        store.load("../../etc")
+
+
+def test_cancel_then_resume_gives_the_same_rows(tmp_path, sample_index, sample_dataset):
+    store = RunStore(tmp_path)
+    questions = sample_dataset.questions[:20]
+    cancel = threading.Event()
+
+    def progress(stage, done, total):
+        if stage == "questions" and done >= 8:
+            cancel.set()
+
+    options = SweepOptions(latency_sample=0, block_size=4, progress=progress, cancel=cancel)
+    with pytest.raises(SweepCancelled):
+        run_sweep(store, sample_index, GRID, questions, options=options)
+    (run_id,) = [m["run_id"] for m in store.list()]
+    assert store.manifest(run_id)["status"] == "cancelled"
+    assert len(store.parts(run_id)) == 2
+    resumed = run_sweep(store, sample_index, GRID, questions, options=SweepOptions(latency_sample=0, block_size=4),
+                        resume=run_id)
+    straight = run_sweep(store, sample_index, GRID, questions, options=SweepOptions(latency_sample=0, block_size=4))
+    a, b = store.load(resumed).rows, store.load(straight).rows
+    pd.testing.assert_frame_equal(a.drop(columns=["chunk_ids", "doc_ids", "scores"]),
+                                  b.drop(columns=["chunk_ids", "doc_ids", "scores"]))
+    assert a.chunk_ids.map(list).tolist() == b.chunk_ids.map(list).tolist()
+    with pytest.raises(LabError, match="already complete"):
+        run_sweep(store, sample_index, GRID, questions, options=SweepOptions(block_size=4), resume=resumed)
+    with pytest.raises(LabError, match="different sweep"):
+        other = run_sweep(store, sample_index, GRID[:2], questions[:4], options=SweepOptions(latency_sample=0))
+        store.update(other, status="interrupted")
+        run_sweep(store, sample_index, GRID[:3], questions[:4], options=SweepOptions(latency_sample=0), resume=other)
+
+
+def cli(home, *args):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return [sys.executable, "-m", "eval", "--home", str(home), *args], env
+
+
+def test_killed_cli_run_resumes_to_the_uninterrupted_result(tmp_path, sample_dataset):
+    """SIGKILL a real `python -m eval run` after its first blocks are on disk, resume it, compare."""
+    home = tmp_path / "home"
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text("configs:\n  - {search_type: similarity, k: [2, 5]}\n  - {search_type: mmr, k: [4], fetch_k: [10]}\n",
+                     encoding="utf-8")
+    command, env = cli(home, "index", "build", "--corpus", str(ROOT / "datasets" / "sample"), "--name", "s",
+                       "--embedding", "minilm", "--chunk-size", "400")
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    run_args = ("run", "--index", "s", "--questions", str(ROOT / "datasets" / "sample"), "--sweep", str(sweep),
+                "--latency-sample", "0", "--reference")  # the slower path, so the kill lands mid-run
+    command, env = cli(home, *run_args)
+    env["RETRIEVER_LAB_BLOCK_SIZE"] = "2"
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    runs = home / "runs"
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(runs.glob("*/parts/part-00002.parquet")):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    (run_dir,) = list(runs.iterdir())
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "running"
+    command, env = cli(home, *run_args, "--resume", run_dir.name)
+    env["RETRIEVER_LAB_BLOCK_SIZE"] = "2"
+    resumed = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    command, env = cli(home, *run_args)
+    env["RETRIEVER_LAB_BLOCK_SIZE"] = "2"
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    store = RunStore(runs)
+    (straight,) = [m["run_id"] for m in store.list() if m["run_id"] != run_dir.name]
+    a, b = store.load(run_dir.name).rows, store.load(straight).rows
+    assert a.chunk_ids.map(list).tolist() == b.chunk_ids.map(list).tolist()
+    pd.testing.assert_frame_equal(a.drop(columns=["chunk_ids", "doc_ids", "scores"]),
+                                  b.drop(columns=["chunk_ids", "doc_ids", "scores"]))
+
+
+def test_empty_sweep_is_rejected(tmp_path, sample_index):
+    with pytest.raises(LabError, match="at least one retriever config and one question"):
+        run_sweep(RunStore(tmp_path), sample_index, [RetrieverConfig.create()], [])
