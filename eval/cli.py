@@ -134,8 +134,8 @@ def cmd_run(args: argparse.Namespace) -> None:
         bar.close()
     run = run_store_from(args).load(run_id)
     metrics = [m for m in ("hit_rate", "recall", "mrr", "ndcg", "ild", "n_retrieved") if m in quality_metrics(run.rows)]
-    print(f"run {run_id}: {len(configs)} configs x {len(questions)} questions "
-          f"in {run.manifest['wall_seconds']:.1f} s")
+    print(f"run {run_id}  ({len(configs)} configs x {len(questions)} questions, "
+          f"{run.manifest['wall_seconds']:.1f} s)")
     print(leaderboard_text(summarize(run, metrics=metrics), metrics))
 
 
@@ -162,6 +162,30 @@ def cmd_runs_show(args: argparse.Namespace) -> None:
 def cmd_runs_delete(args: argparse.Namespace) -> None:
     run_store_from(args).delete(args.run_id)
     print(f"deleted run {args.run_id}")
+
+
+def cmd_sample(args: argparse.Namespace) -> None:
+    """Make sure the bundled sample has an index and a finished example run (what `make run` opens)."""
+    from eval.config import DEFAULT_SWEEP, parse_sweep
+    from eval.datasets import load_dataset
+    from eval.index import ChunkingParams
+    from eval.sweep import SweepOptions, run_sweep
+
+    dataset = load_dataset(SAMPLE_DIR)
+    store = store_from(args)
+    bar = ProgressBar("sample index")
+    try:
+        manifest = store.build(dataset, "sample", "e5-small", ChunkingParams(400, 40), replace=True, progress=bar)
+    finally:
+        bar.close()
+    runs = run_store_from(args)
+    if any(m["status"] == "complete" and m["index"]["input_key"] == manifest.input_key for m in runs.list()):
+        print(f"sample index and example run are ready in {args.home}")
+        return
+    configs = parse_sweep(DEFAULT_SWEEP, "default sweep")
+    run_id = run_sweep(runs, store.open("sample"), configs, dataset.questions, str(SAMPLE_DIR / "questions.jsonl"),
+                       SweepOptions(latency_sample=20))
+    print(f"sample index and example run {run_id} are ready in {args.home}")
 
 
 def _json_arg(value: str | None, option: str) -> Any:
@@ -230,6 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", required=True, choices=["csv", "jsonl", "parquet", "trec"])
     export.add_argument("--out", required=True, type=Path)
     export.set_defaults(handler=cmd_export)
+
+    commands.add_parser("sample", help="build the sample index and an example run").set_defaults(handler=cmd_sample)
 
     runs = commands.add_parser("runs", help="list, show or delete runs")
     runs_commands = runs.add_subparsers(dest="runs_command", required=True)

@@ -18,11 +18,13 @@ class RetrievedChunk:
     start: int
 
 
-def langchain_retrieve(index: Index, config: RetrieverConfig, question: str) -> list[RetrievedChunk]:
+def langchain_retrieve(index: Index, config: RetrieverConfig, question: str,
+                       query_vector: np.ndarray | None = None) -> list[RetrievedChunk]:
     """Run LangChain's `VectorStoreRetriever` and attach each chunk's relevance score.
 
     The retriever returns documents without scores (MMR has none at all), so the score is computed as
     LangChain's cosine relevance function would: 1 - cosine distance between query and chunk vectors.
+    Pass the question's `query_vector` when it is already known, to avoid embedding it again.
     """
     retriever = index.vectorstore.as_retriever(search_type=config.search_type,
                                                search_kwargs=config.search_kwargs())
@@ -30,7 +32,7 @@ def langchain_retrieve(index: Index, config: RetrieverConfig, question: str) -> 
     if not documents:
         return []
     chunk_ids = [doc.metadata["chunk_id"] for doc in documents]
-    query = np.asarray(index.embeddings.embed_query(question), np.float32)
+    query = np.asarray(index.embeddings.embed_query(question) if query_vector is None else query_vector, np.float32)
     scores = index.embeddings_of(chunk_ids) @ query
     return [RetrievedChunk(doc.metadata["chunk_id"], doc.metadata["doc_id"], float(score), doc.page_content,
                            int(doc.metadata["start"]))

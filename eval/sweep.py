@@ -121,8 +121,9 @@ def reference_retrieve(index: Index, configs: list[RetrieverConfig],
                        questions: list[Question]) -> dict[tuple[str, str], Retrieved]:
     results = {}
     for question in questions:
+        query_vector = np.asarray(index.embeddings.embed_query(question.question), np.float32)
         for config in configs:
-            chunks = langchain_retrieve(index, config, question.question)
+            chunks = langchain_retrieve(index, config, question.question, query_vector)
             ids = [c.chunk_id for c in chunks]
             results[question.id, config.config_id] = Retrieved(
                 ids, [c.doc_id for c in chunks], [c.score for c in chunks], [c.text for c in chunks],

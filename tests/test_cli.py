@@ -49,3 +49,34 @@ def test_bad_input_exits_2_with_one_line(tmp_path):
         assert result.returncode == 2, (args, result.stderr)
         assert result.stderr.strip().splitlines()[-1].startswith(message), result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_sample_run_export_and_runs_commands(tmp_path):
+    first = run_cli("sample", home=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "example run" in first.stdout
+    again = run_cli("sample", home=tmp_path)
+    assert "are ready" in again.stdout and len(list((tmp_path / "runs").iterdir())) == 1
+    questions = ROOT / "datasets" / "sample" / "questions.jsonl"
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text("configs:\n  - {search_type: mmr, k: [3], fetch_k: [9], lambda_mult: [0.5, 1]}\n", encoding="utf-8")
+    ran = run_cli("run", "--index", "sample", "--questions", str(questions), "--sweep", str(sweep), "--limit", "6",
+                  "--latency-sample", "2", home=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    lines = ran.stdout.splitlines()
+    run_id = lines[0].split()[1]
+    assert lines[0].startswith(f"run {run_id}  (2 configs x 6 questions, ")
+    assert lines[1].split()[:2] == ["config", "hit_rate"] and len(lines) == 4
+    exported = run_cli("export", run_id, "--format", "jsonl", "--out", str(tmp_path / "out.jsonl"), home=tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    assert len((tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()) == 12
+    listed = run_cli("runs", "list", home=tmp_path).stdout.splitlines()
+    assert listed[0].startswith(f"{run_id}\tcomplete\tsample\t2 configs\t6 questions")
+    assert json.loads(run_cli("runs", "show", run_id, home=tmp_path).stdout)["run_id"] == run_id
+    assert run_cli("runs", "delete", run_id, home=tmp_path).returncode == 0
+    missing = run_cli("export", run_id, "--format", "csv", "--out", str(tmp_path / "x.csv"), home=tmp_path)
+    assert missing.returncode == 2 and missing.stderr.startswith(f"error: no run '{run_id}'")
+    bad_sweep = tmp_path / "bad.yaml"
+    bad_sweep.write_text("configs:\n  - {search_type: mmr, k: 5, fetch_k: 2}\n", encoding="utf-8")
+    bad = run_cli("run", "--index", "sample", "--questions", str(questions), "--sweep", str(bad_sweep), home=tmp_path)
+    assert bad.returncode == 2 and "configs entry 1: fetch_k (2) must be at least k (5)" in bad.stderr

@@ -1,0 +1,87 @@
+"""Sweep and index-build benchmarks on SQuAD dev from ../shared/datasets (each ratio measured in one run).
+
+    .venv/bin/python benchmarks/bench_sweep.py [--questions 1000] [--embedding minilm]
+
+Prints: index build chunks/s vs pure embedding of the same chunks; the fast sweep path vs the
+LangChain reference path on the same 30-config grid (latency sampling excluded from both); the fast
+path vs the floor (embedding the questions once plus one Chroma query each).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from eval.config import parse_sweep  # noqa: E402
+from eval.datasets import load_dataset  # noqa: E402
+from eval.embeddings import get_embeddings  # noqa: E402
+from eval.index import ChunkingParams, IndexStore, chunk_corpus  # noqa: E402
+from eval.runs import RunStore  # noqa: E402
+from eval.sweep import SweepOptions, run_sweep  # noqa: E402
+
+GRID_30 = {"configs": [
+    {"search_type": "similarity", "k": [1, 3, 5, 8, 10, 20]},
+    {"search_type": "mmr", "k": [3, 5, 10], "fetch_k": [20, 50], "lambda_mult": [0.25, 0.5, 0.75]},
+    {"search_type": "similarity_score_threshold", "k": [5, 10], "score_threshold": [0.3, 0.5, 0.7]},
+]}
+
+
+def build_vs_embedding(dataset, embedding: str, work: Path) -> None:
+    chunking = ChunkingParams()
+    chunks = chunk_corpus(dataset.corpus, chunking)
+    model = get_embeddings(embedding)
+    model.embed_array(["warm up"])
+    started = time.perf_counter()
+    model.embed_array([c.text for c in chunks])
+    embed_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    IndexStore(work / "indexes").build(dataset, "bench", embedding, chunking)
+    build_seconds = time.perf_counter() - started
+    print(f"[{dataset.name}] {len(chunks)} chunks, {embedding}: embedding alone {embed_seconds:.1f} s "
+          f"({len(chunks) / embed_seconds:.0f} chunks/s); index build {build_seconds:.1f} s "
+          f"({len(chunks) / build_seconds:.0f} chunks/s); build / embedding = {build_seconds / embed_seconds:.2f}x")
+
+
+def floor_seconds(index, questions, n_results: int) -> float:
+    started = time.perf_counter()
+    vectors = index.embeddings.embed_array([q.question for q in questions], is_query=True)
+    for vector in vectors:
+        index.collection.query(query_embeddings=[vector], n_results=n_results,
+                               include=["embeddings", "distances", "documents", "metadatas"])
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--questions", type=int, default=1000)
+    parser.add_argument("--embedding", default="minilm")
+    parser.add_argument("--dataset", default=str(ROOT.parent / "shared" / "datasets" / "squad11_dev_en"))
+    parser.add_argument("--skip-reference", action="store_true")
+    args = parser.parse_args()
+    dataset = load_dataset(args.dataset)
+    configs = parse_sweep(GRID_30)
+    questions = dataset.questions[:args.questions]
+    with tempfile.TemporaryDirectory() as folder:
+        work = Path(folder)
+        build_vs_embedding(dataset, args.embedding, work)
+        index = IndexStore(work / "indexes").open("bench")
+        store = RunStore(work / "runs")
+        floor = floor_seconds(index, questions, max(c.candidates for c in configs))
+        fast = store.manifest(run_sweep(store, index, configs, questions, options=SweepOptions(latency_sample=0)))
+        print(f"sweep: {len(configs)} configs x {len(questions)} questions")
+        print(f"floor (embed questions once + one query each): {floor:.1f} s")
+        print(f"fast path: {fast['wall_seconds']:.1f} s; fast / floor = {fast['wall_seconds'] / floor:.2f}x")
+        if not args.skip_reference:
+            ref = store.manifest(run_sweep(store, index, configs, questions,
+                                           options=SweepOptions(reference=True, latency_sample=0)))
+            print(f"reference path (LangChain retriever per config and question): {ref['wall_seconds']:.1f} s; "
+                  f"reference / fast = {ref['wall_seconds'] / fast['wall_seconds']:.1f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+import json
+
+import pandas as pd
+import pytest
+
+from eval.config import parse_sweep
+from eval.errors import LabError
+from eval.export import export_run, jsonl_records, trec_files
+from eval.leaderboard import leaderboard_text, summarize
+from eval.runs import RunStore
+from eval.sweep import SweepOptions, run_sweep
+
+GRID = parse_sweep({"configs": [{"search_type": "similarity", "k": [2, 6]},
+                                {"search_type": "mmr", "k": 4, "fetch_k": 12, "lambda_mult": 0.3},
+                                {"search_type": "similarity_score_threshold", "k": 5, "score_threshold": 0.86}]})
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, sample_index, sample_dataset):
+    store = RunStore(tmp_path_factory.mktemp("runs"))
+    run_id = run_sweep(store, sample_index, GRID, sample_dataset.questions[:16], "sample",
+                       SweepOptions(latency_sample=3))
+    return store.load(run_id)
+
+
+def test_jsonl_export_shape(run, tmp_path):
+    (path,) = export_run(run, "jsonl", tmp_path / "run.jsonl")
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert len(records) == len(GRID) * 16
+    first = records[0]
+    assert set(first) >= {"question_id", "config_id", "config", "retrieved", "metrics", "latency"}
+    assert first["config"] == {"search_type": "similarity", "k": 2}
+    assert set(first["retrieved"][0]) == {"chunk_id", "doc_id", "score"}
+    assert {"hit_rate", "precision", "recall", "mrr", "ndcg", "map"} <= set(first["metrics"])
+    row = run.rows.iloc[0]
+    assert first["metrics"]["ndcg"] == pytest.approx(row["ndcg"])
+    assert [r["chunk_id"] for r in first["retrieved"]] == list(row["chunk_ids"])
+    timed = [r for r in records if r["latency"]["retrieval_ms"] is not None]
+    assert len(timed) == len(GRID) * 3 and all(r["latency"]["retrieval_ms"] > 0 for r in timed)
+
+
+def test_csv_and_parquet_exports_round_trip(run, tmp_path):
+    (csv_path,) = export_run(run, "csv", tmp_path / "run.csv")
+    frame = pd.read_csv(csv_path, encoding="utf-8-sig")
+    assert len(frame) == len(run.rows)
+    assert json.loads(frame.chunk_ids[0]) == list(run.rows.chunk_ids[0])
+    (parquet_path,) = export_run(run, "parquet", tmp_path / "run.parquet")
+    assert pd.read_parquet(parquet_path).ndcg.tolist() == pytest.approx(run.rows.ndcg.tolist(), nan_ok=True)
+
+
+def test_trec_export_rescored_by_ranx_matches_our_metrics(run, tmp_path, sample_dataset):
+    from ranx import Qrels, Run, evaluate
+
+    qrels_map = {q.id: q.relevant_ids for q in sample_dataset.questions[:16]}
+    files = trec_files(run, qrels_map)
+    assert set(files) == {f"{c.config_id}.run" for c in GRID} | {"qrels.txt"}
+    (tmp_path / "qrels.txt").write_text(files["qrels.txt"])
+    qrels = Qrels.from_file(str(tmp_path / "qrels.txt"), kind="trec")
+    for config in GRID[:3]:
+        (tmp_path / "r.run").write_text(files[f"{config.config_id}.run"])
+        ours = run.rows[run.rows.config_id == config.config_id][["ndcg", "recall", "mrr"]].mean()
+        theirs = evaluate(qrels, Run.from_file(str(tmp_path / "r.run"), kind="trec"), ["ndcg", "recall", "mrr"],
+                          make_comparable=True)
+        assert theirs == pytest.approx(ours.to_dict(), abs=1e-9)
+
+
+def test_unknown_format_and_incomplete_runs_are_rejected(run, tmp_path):
+    with pytest.raises(LabError, match="unknown export format 'xml'"):
+        export_run(run, "xml", tmp_path / "x")
+    store = RunStore(run.folder.parent)
+    store.update(run.run_id, status="interrupted")
+    try:
+        with pytest.raises(LabError, match="is interrupted, not complete"):
+            export_run(store.load(run.run_id), "csv", tmp_path / "x.csv")
+    finally:
+        store.update(run.run_id, status="complete")
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_leaderboard_has_ci_significance_and_latency(run):
+    summary = summarize(run, baseline=GRID[0].config_id, metrics=["ndcg", "recall", "ild"])
+    assert summary.config_id.tolist() == [c.config_id for c in GRID]
+    assert (summary.ndcg_low <= summary.ndcg_mean).all() and (summary.ndcg_mean <= summary.ndcg_high).all()
+    assert summary.set_index("config_id").loc[GRID[0].config_id, "ndcg_p"] == 1.0
+    assert summary.retrieval_ms_p50.notna().all() and (summary.retrieval_ms_p95 >= summary.retrieval_ms_p50).all()
+    means = run.rows.groupby("config_id").ndcg.mean()
+    assert summary.set_index("config_id").ndcg_mean.to_dict() == pytest.approx(means.to_dict())
+    text = leaderboard_text(summary, ["ndcg", "recall"])
+    assert text.splitlines()[0].split()[:3] == ["config", "ndcg", "recall"]
