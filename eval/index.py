@@ -9,6 +9,7 @@ then lives in the collection's metadata.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import time
@@ -272,7 +273,8 @@ class IndexStore:
     def _build_local(self, manifest: IndexManifest, chunks: list[Chunk], embeddings: BatchedEmbeddings,
                      started: float, progress: BuildProgress | None) -> IndexManifest:
         self.root.mkdir(parents=True, exist_ok=True)
-        building = self.root / f".{manifest.slug}{BUILDING_MARK}{uuid.uuid4().hex[:8]}"
+        _remove_abandoned_builds(self.root)
+        building = self.root / f".{manifest.slug}{BUILDING_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
             client = self._client_for(building)
             collection = client.create_collection(COLLECTION, configuration={"hnsw": {"space": "cosine"}},
@@ -335,6 +337,26 @@ def _swap_into_place(built: Path, target: Path) -> None:
     target.rename(old)
     built.rename(target)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _remove_abandoned_builds(root: Path) -> None:
+    """Remove temporary build folders whose process is gone (a killed build leaves one behind)."""
+    for folder in root.glob(f".*{BUILDING_MARK}*"):
+        pid = folder.name.split(BUILDING_MARK)[-1].split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+    for folder in root.glob(".*-old-*"):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _release(folder: Path) -> None:

@@ -1,0 +1,116 @@
+"""Fuzzing, crash safety and concurrency: no input or crash corrupts an index or a run."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import ROOT, TINY_TEXTS
+
+from eval.config import parse_sweep
+from eval.datasets import decode_bytes, load_corpus, load_questions, load_squad
+from eval.errors import LabError
+from eval.index import IndexStore
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+                           lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6),
+                                                                                            children, max_size=3),
+                           max_leaves=8)
+records = st.dictionaries(st.sampled_from(["id", "text", "title", "question", "answer", "answers", "relevant_ids",
+                                           "metadata", "source", "other"]), json_values, max_size=6)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(records | st.text(max_size=20), max_size=5), raw=st.binary(max_size=64))
+def test_loaders_load_or_raise_our_error(tmp_path, lines, raw):
+    text = "\n".join(json.dumps(line) if isinstance(line, dict) else line for line in lines)
+    for name, data in (("c.jsonl", text.encode()), ("b.jsonl", raw), ("s.json", text.encode())):
+        path = tmp_path / name
+        path.write_bytes(data)
+        for loader in (load_corpus, load_questions, load_squad):
+            try:
+                loader(path)
+            except LabError:
+                pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(spec=st.one_of(json_values, st.fixed_dictionaries({"configs": st.lists(
+    st.dictionaries(st.sampled_from(["search_type", "k", "fetch_k", "lambda_mult", "score_threshold", "filter", "x"]),
+                    st.one_of(json_values, st.sampled_from(["similarity", "mmr", "similarity_score_threshold"]),
+                              st.lists(st.integers(-2, 60), max_size=3)), max_size=5), max_size=3)})))
+def test_sweep_parser_parses_or_raises_our_error(spec):
+    try:
+        configs = parse_sweep(spec)
+    except LabError:
+        return
+    assert configs and all(c.k >= 1 for c in configs)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(max_size=200))
+def test_decoding_never_garbles(data):
+    try:
+        text = decode_bytes(data, "x.txt")
+    except LabError:
+        return
+    body = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
+    assert text.encode("utf-8") == body or text.encode("gb18030") == body or data.startswith((b"\xff\xfe", b"\xfe\xff"))
+
+
+def cli(home, *args):
+    return ([sys.executable, "-m", "eval", "--home", str(home), *args], {**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def test_a_killed_index_build_leaves_the_old_index_or_nothing(tmp_path):
+    corpus = tmp_path / "corpus.jsonl"
+    big = [{"id": f"{k}-{i}", "text": f"{v} Variant {i}."} for i in range(150) for k, v in TINY_TEXTS.items()]
+    corpus.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in big), encoding="utf-8")
+    small = tmp_path / "small.jsonl"
+    small.write_text(json.dumps({"id": "only", "text": "one small document"}), encoding="utf-8")
+    home = tmp_path / "home"
+    command, env = cli(home, "index", "build", "--corpus", str(small), "--name", "kept", "--embedding", "minilm")
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    indexes = home / "indexes"
+    for name, extra in (("kept", ["--replace"]), ("fresh", [])):
+        for delay in (0.0, 1.0, 2.5):
+            command, env = cli(home, "index", "build", "--corpus", str(corpus), "--name", name, "--embedding",
+                               "minilm", "--chunk-size", "60", *extra)
+            process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.time() + 60
+            while time.time() < deadline and not list(indexes.glob(".*-building-*")):
+                time.sleep(0.02)
+            time.sleep(delay)
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            store = IndexStore(indexes)
+            names = {m.name: m for m in store.list()}
+            assert names["kept"].documents == 1  # the old index survives every kill
+            if "fresh" in names:  # only a complete index may ever appear
+                assert names["fresh"].chunks == store.open("fresh").collection.count() > 1000
+    command, env = cli(home, "index", "build", "--corpus", str(small), "--name", "other", "--embedding", "minilm")
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    assert not list(indexes.glob(".*-building-*"))  # abandoned temporary folders are cleaned up
+
+
+def test_two_sweeps_on_one_index_and_a_listing_at_once(tmp_path):
+    home = tmp_path / "home"
+    command, env = cli(home, "index", "build", "--corpus", str(ROOT / "datasets" / "sample"), "--name", "s",
+                       "--embedding", "minilm", "--chunk-size", "400")
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    run = ("run", "--index", "s", "--questions", str(ROOT / "datasets" / "sample"), "--latency-sample", "3")
+    processes = [subprocess.Popen(cli(home, *run)[0], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True) for _ in range(2)]
+    listings = []
+    while any(p.poll() is None for p in processes):
+        listings.append(subprocess.run(cli(home, "index", "list")[0], env=env, capture_output=True, text=True))
+    outputs = [p.communicate() for p in processes]
+    assert all(p.returncode == 0 for p in processes), outputs
+    assert all(listing.returncode == 0 and listing.stdout.startswith("s\t48 docs") for listing in listings)
+    tables = [out.split("\n", 1)[1] for out, _ in outputs]
+    strip = [[line.rsplit(None, 1)[0] for line in table.splitlines()] for table in tables]  # drop latency column
+    assert strip[0] == strip[1]
