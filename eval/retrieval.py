@@ -1,12 +1,17 @@
 """Retrieval through the real LangChain retriever: `Chroma(...).as_retriever(search_type, search_kwargs)`."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 
 from eval.config import RetrieverConfig
 from eval.index import Index
+
+
+# An empty result under a score threshold is an expected outcome here, not a warning for every question.
+logging.getLogger("langchain_core.vectorstores.base").setLevel(logging.ERROR)
 
 
 @dataclass(frozen=True)
