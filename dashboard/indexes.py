@@ -1,0 +1,109 @@
+"""Indexes: build from a dataset, browse chunks, delete, and see how relevance scores are distributed."""
+import dataclasses
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import state
+from eval.errors import LabError
+
+st.title("Indexes")
+st.caption(f"Data folder: `{state.home()}`")
+
+# ---------------------------------------------------------------- build
+st.header("Build an index")
+with state.lab_errors("check the path or files, then build again"):
+    path = state.dataset_source("index")
+col1, col2, col3, col4 = st.columns(4)
+name = col1.text_input("Index name", value="sample", key="index-name")
+chunk_size = col2.number_input("Chunk size (characters)", min_value=20, max_value=10000, value=400, step=50,
+                               key="chunk-size")
+overlap = col3.number_input("Chunk overlap", min_value=0, max_value=5000, value=40, step=10, key="chunk-overlap")
+model = col4.selectbox("Embedding model", ["minilm", "e5-small"], key="embedding-model",
+                       help="minilm: English; e5-small: Chinese, English, mixed")
+replace = st.checkbox("Replace an existing index with the same name", key="index-replace")
+if st.button("Build index", type="primary", key="build"):
+    with state.lab_errors("fix the input above (dataset path, name, chunking) and build again"):
+        if path is None:
+            raise LabError("choose a dataset first (the sample, a path, or uploaded files)")
+        from eval.datasets import load_dataset
+        from eval.index import ChunkingParams
+
+        chunking = ChunkingParams(int(chunk_size), int(overlap))
+        dataset = load_dataset(path)
+        bar = st.progress(0.0, text="Embedding chunks…")
+
+        def progress(stage: str, done: int, total: int) -> None:
+            bar.progress(min(done / max(total, 1), 1.0), text=f"{stage}: {done}/{total}")
+
+        manifest = state.index_store().build(dataset, name, model, chunking, replace, progress)
+        bar.progress(1.0, text="done")
+        st.success(f"Index '{manifest.name}' ready: {manifest.chunks} chunks from {manifest.documents} documents "
+                   f"in {manifest.build_seconds:.1f} s")
+
+# ---------------------------------------------------------------- list
+st.header("Existing indexes")
+with state.lab_errors("check the data folder"):
+    manifests = state.index_store().list()
+    if manifests:
+        table = pd.DataFrame([{k: v for k, v in dataclasses.asdict(m).items() if k not in ("separators", "versions",
+                                                                                            "input_key")}
+                              for m in manifests])
+        st.dataframe(table, hide_index=True, key="index-table")
+    else:
+        st.info("No indexes yet: build one above (the bundled sample takes a few seconds).")
+
+if manifests:
+    names = [m.name for m in manifests]
+    st.header("Chunk browser")
+    chosen = st.selectbox("Index", names, key="browse-index")
+    manifest = next(m for m in manifests if m.name == chosen)
+    per_page = 20
+    pages = max(1, -(-manifest.chunks // per_page))
+    page = st.number_input(f"Page (of {pages})", min_value=1, max_value=pages, value=1, key="browse-page")
+    with state.lab_errors("the index may be damaged: delete and rebuild it"):
+        chunks = state.open_index(chosen).chunks(limit=per_page, offset=(int(page) - 1) * per_page)
+        st.dataframe(pd.DataFrame([{"chunk_id": c.chunk_id, "doc_id": c.doc_id, "start": c.start, "text": c.text}
+                                   for c in chunks]), hide_index=True, key="chunk-table")
+
+    # ------------------------------------------------------------ calibration
+    st.header("Score calibration")
+    st.caption("How LangChain's relevance scores (1 - cosine distance) of relevant and irrelevant chunks are "
+               "distributed among the top candidates: the evidence for choosing `score_threshold`.")
+    cal_index = st.selectbox("Index", names, key="cal-index")
+    with state.lab_errors("pick a question set with relevant_ids"):
+        cal_path = state.dataset_source("cal", allow_upload=False)
+    c1, c2, c3 = st.columns(3)
+    sample = c1.number_input("Questions (sample)", min_value=1, max_value=5000, value=100, key="cal-sample")
+    top_n = c2.number_input("Top N candidates", min_value=1, max_value=200, value=20, key="cal-top")
+    seed = c3.number_input("Seed", min_value=0, value=0, key="cal-seed")
+    if st.button("Compute score distribution", key="calibrate"):
+        with state.lab_errors("use questions whose relevant_ids name documents of this index's corpus"):
+            if cal_path is None:
+                raise LabError("choose a question set first")
+            from eval.calibration import score_calibration, suggest_threshold
+
+            questions = state.load_question_set(cal_path)
+            scores = score_calibration(state.open_index(cal_index), questions, int(sample), int(top_n), int(seed))
+            st.session_state["calibration"] = (cal_index, scores, suggest_threshold(scores))
+    if "calibration" in st.session_state and st.session_state["calibration"][0] == cal_index:
+        from eval.charts import calibration_histogram
+
+        _, scores, suggestion = st.session_state["calibration"]
+        st.plotly_chart(calibration_histogram(scores, suggestion), key="cal-chart")
+        if suggestion["low"] is not None:
+            verdict = "separated" if suggestion["separated"] else "overlapping"
+            st.success(f"Suggested score_threshold range: {suggestion['low']:.3f} – {suggestion['high']:.3f} "
+                       f"({verdict}); best F1 {suggestion['best_f1']:.3f} at {suggestion['best']:.3f}")
+        st.json(suggestion, expanded=False)
+
+    # ------------------------------------------------------------ delete
+    st.header("Delete an index")
+    doomed = st.selectbox("Index to delete", names, key="delete-index")
+    confirm = st.checkbox(f"Yes, delete '{doomed}' and its vectors", key="delete-confirm")
+    if st.button("Delete", disabled=not confirm, key="delete"):
+        with state.lab_errors("close other programs using this index and try again"):
+            state.index_store().delete(doomed)
+            st.cache_resource.clear()
+            st.success(f"Deleted '{doomed}'")
+            st.rerun()

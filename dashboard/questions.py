@@ -1,0 +1,26 @@
+"""Question sets: load, validate (errors with file and line), preview, detect the language."""
+import pandas as pd
+import streamlit as st
+
+from dashboard import state
+
+st.title("Question sets")
+path = None
+with state.lab_errors("check the path or the uploaded file"):
+    path = state.dataset_source("questions")
+if path is not None:
+    with state.lab_errors("check the path, or fix the file at the line named in the message, then load it again"):
+        questions = state.load_question_set(path)
+        texts = [q.question for q in questions]
+        share = state.cjk_share(texts)
+        c1, c2, c3, c4 = st.columns(4)
+        c1.metric("Questions", len(questions))
+        c2.metric("Language", state.language_of(texts), help=f"{share:.0%} CJK characters")
+        c3.metric("With relevant_ids", sum(bool(q.relevant_ids) for q in questions))
+        c4.metric("With answers", sum(bool(q.answers) for q in questions))
+        st.dataframe(pd.DataFrame([{"id": q.id, "question": q.question, "answers": " | ".join(q.answers),
+                                    "relevant_ids": ", ".join(q.relevant_ids)} for q in questions]),
+                     hide_index=True, key="question-preview")
+        if not any(q.relevant_ids for q in questions):
+            st.warning("No question has relevant_ids: rank metrics (nDCG, recall…) need them; answer metrics "
+                       "still work with answers.")

@@ -1,0 +1,78 @@
+"""Reports: HTML/Markdown reports and data exports of a run; the run history with delete."""
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import state
+from eval.errors import LabError
+
+st.title("Reports and exports")
+run_id = state.pick_run("report-run")
+if run_id:
+    with state.lab_errors("pick another run"):
+        from eval.report import questions_from_source, report_html, report_markdown
+
+        run = state.load_run(run_id)
+        try:
+            index = state.open_index(run.manifest["index"]["name"])
+        except LabError:
+            index = None
+            st.caption("The run's index is not available here: the report shows chunk ids without texts.")
+        questions = list(questions_from_source(run).values()) or None
+        c1, c2 = st.columns(2)
+        if c1.button("Build HTML report", key="build-html"):
+            st.session_state["report-html"] = (run_id, report_html(run, questions, index).encode("utf-8"))
+        if c2.button("Build Markdown report", key="build-md"):
+            st.session_state["report-md"] = (run_id, report_markdown(run, questions, index).encode("utf-8"))
+        if st.session_state.get("report-html", (None,))[0] == run_id:
+            c1.download_button("Download HTML report", st.session_state["report-html"][1],
+                               file_name=f"retriever-lab-{run_id}.html", mime="text/html", key="dl-html")
+        if st.session_state.get("report-md", (None,))[0] == run_id:
+            c2.download_button("Download Markdown report", st.session_state["report-md"][1],
+                               file_name=f"retriever-lab-{run_id}.md", mime="text/markdown", key="dl-md")
+
+        st.subheader("Data exports")
+        from eval.export import export_run, trec_files
+
+        fmt = st.selectbox("Format", ["csv", "jsonl", "parquet", "trec"], key="export-format")
+        if st.button("Prepare export", key="export"):
+            if fmt == "trec":
+                import io
+                import zipfile
+
+                buffer = io.BytesIO()
+                with zipfile.ZipFile(buffer, "w") as archive:
+                    for name, text in trec_files(run).items():
+                        archive.writestr(name, text)
+                data, file_name = buffer.getvalue(), f"{run_id}-trec.zip"
+            else:
+                with tempfile.TemporaryDirectory() as folder:
+                    out = Path(folder) / f"{run_id}.{fmt}"
+                    export_run(run, fmt, out)
+                    data, file_name = out.read_bytes(), out.name
+            st.session_state["export-data"] = (run_id, fmt, data, file_name)
+        export = st.session_state.get("export-data")
+        if export and export[:2] == (run_id, fmt):
+            st.download_button(f"Download {export[3]}", export[2], file_name=export[3], key="dl-export")
+
+st.header("Run history")
+manifests = state.run_store().list()
+if manifests:
+    st.dataframe(pd.DataFrame([{"run_id": m.get("run_id"), "status": m.get("status"),
+                                "created": m.get("created_at"), "index": (m.get("index") or {}).get("name"),
+                                "questions": (m.get("questions") or {}).get("count"),
+                                "configs": len((m.get("sweep") or {}).get("configs", [])),
+                                "seconds": m.get("wall_seconds")} for m in manifests]),
+                 hide_index=True, key="history")
+    doomed = st.selectbox("Run to delete", [m["run_id"] for m in manifests], key="delete-run")
+    confirm = st.checkbox(f"Yes, delete run {doomed}", key="delete-run-confirm")
+    if st.button("Delete run", disabled=not confirm, key="delete-run-button"):
+        with state.lab_errors("check the data folder's permissions"):
+            state.run_store().delete(doomed)
+            st.cache_data.clear()
+            st.success(f"Deleted run {doomed}")
+            st.rerun()
+else:
+    st.info("No runs yet.")

@@ -1,0 +1,212 @@
+"""Shared widgets and cached access to the engine for the dashboard pages.
+
+No module-level mutable state: per-session values live in `st.session_state`; models, clients and loaded
+runs are cached with `st.cache_resource` / `st.cache_data`, keyed by the data folder and ids.
+"""
+from __future__ import annotations
+
+import html
+import re
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import pandas as pd
+import streamlit as st
+
+from eval.cli import SAMPLE_DIR, default_home
+from eval.errors import LabError
+
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+UPLOAD_TYPES = ["jsonl", "json", "csv", "txt", "md", "pdf"]
+CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef]")
+
+
+def home() -> Path:
+    return default_home().absolute()
+
+
+@st.cache_resource(show_spinner=False)
+def _index_store(root: str):
+    from eval.index import IndexStore
+
+    return IndexStore(root)
+
+
+def index_store():
+    return _index_store(str(home() / "indexes"))
+
+
+def run_store():
+    from eval.runs import RunStore
+
+    return RunStore(home() / "runs")
+
+
+@st.cache_resource(show_spinner="Opening the index…")
+def _open_index(root: str, name: str, created_at: str):
+    return _index_store(root).open(name)
+
+
+def open_index(name: str):
+    store = index_store()
+    return _open_index(str(store.root), name, store.manifest(name).created_at)
+
+
+@st.cache_data(show_spinner="Loading the run…", max_entries=32)
+def _load_run(root: str, run_id: str, status: str, finished_at: str):
+    from eval.runs import RunStore
+
+    return RunStore(root).load(run_id)
+
+
+def load_run(run_id: str):
+    """A run, cached by run id (and its status, so a resumed run is re-read)."""
+    manifest = run_store().manifest(run_id)
+    return _load_run(str(run_store().root), run_id, manifest["status"], str(manifest.get("finished_at")))
+
+
+@st.cache_data(show_spinner="Summarizing…", max_entries=64)
+def _summary(root: str, run_id: str, status: str, finished_at: str, baseline: str | None,
+             metrics: tuple[str, ...]) -> pd.DataFrame:
+    from eval.leaderboard import summarize
+
+    return summarize(_load_run(root, run_id, status, finished_at), baseline, list(metrics) or None)
+
+
+def summary(run_id: str, baseline: str | None, metrics: tuple[str, ...]) -> pd.DataFrame:
+    manifest = run_store().manifest(run_id)
+    return _summary(str(run_store().root), run_id, manifest["status"], str(manifest.get("finished_at")),
+                    baseline, tuple(metrics))
+
+
+@contextmanager
+def lab_errors(next_step: str = "") -> Iterator[None]:
+    """Show a `LabError` as st.error with what to do next, never a traceback."""
+    try:
+        yield
+    except LabError as error:
+        st.error(f"{error}" + (f"\n\n**What to do:** {next_step}" if next_step else ""))
+
+
+def run_label(manifest: dict) -> str:
+    index = (manifest.get("index") or {}).get("name", "?")
+    count = (manifest.get("questions") or {}).get("count", "?")
+    return (f"{manifest.get('run_id')} · {manifest.get('status')} · index {index} · {count} questions · "
+            f"{len(manifest.get('sweep', {}).get('configs', []))} configs")
+
+
+def pick_run(key: str, complete_only: bool = True) -> str | None:
+    manifests = [m for m in run_store().list() if not complete_only or m.get("status") == "complete"]
+    if not manifests:
+        st.info("No completed runs yet: start one on the **Run a sweep** page.")
+        return None
+    labels = {m["run_id"]: run_label(m) for m in manifests}
+    return st.selectbox("Run", list(labels), format_func=labels.get, key=key)
+
+
+def pick_index(key: str, label: str = "Index") -> str | None:
+    names = [m.name for m in index_store().list()]
+    if not names:
+        st.info("No indexes yet: build one on the **Indexes** page.")
+        return None
+    return st.selectbox(label, names, key=key)
+
+
+def save_uploads(files, prefix: str) -> Path:
+    """Save uploaded files (size-limited, only as data; never executed or unpickled) to a temp folder."""
+    total = sum(f.size for f in files)
+    if total > MAX_UPLOAD_BYTES:
+        raise LabError(f"the uploads are {total / 1e6:.1f} MB; the limit is {MAX_UPLOAD_BYTES / 1e6:.0f} MB")
+    folder = Path(tempfile.mkdtemp(prefix=f"retriever-lab-{prefix}-"))
+    for file in files:
+        name = Path(file.name).name
+        if not name or name.startswith(".") or Path(name).suffix.lower().lstrip(".") not in UPLOAD_TYPES:
+            raise LabError(f"'{file.name}': only {', '.join(UPLOAD_TYPES)} files are accepted")
+        (folder / name).write_bytes(file.getvalue())
+    return folder
+
+
+def dataset_source(key: str, allow_upload: bool = True) -> Path | None:
+    """Pick a dataset: the bundled sample, a folder/file path, or uploaded files. Returns a path."""
+    options = ["Bundled sample", "Folder or file path"] + (["Upload files"] if allow_upload else [])
+    choice = st.radio("Dataset", options, key=f"{key}-source", horizontal=True)
+    if choice == "Bundled sample":
+        st.caption(f"`{SAMPLE_DIR}`")
+        return SAMPLE_DIR
+    if choice == "Folder or file path":
+        text = st.text_input("Path (folder with corpus.jsonl/questions.jsonl, SQuAD .json, BEIR folder, "
+                             "documents folder, or a questions .jsonl/.csv)", key=f"{key}-path")
+        return Path(text.strip()).expanduser() if text.strip() else None
+    files = st.file_uploader("Files (.jsonl, .json, .csv, .txt, .md, .pdf)", type=UPLOAD_TYPES,
+                             accept_multiple_files=True, key=f"{key}-upload")
+    if not files:
+        return None
+    folder = save_uploads(files, key)
+    return folder if len(files) > 1 or Path(files[0].name).suffix.lower() in (".txt", ".md", ".pdf") \
+        else folder / Path(files[0].name).name
+
+
+def load_question_set(path: Path):
+    """Questions from a dataset folder or a questions file (JSONL/CSV); raises LabError with file/line."""
+    from eval.datasets import detect_format, find_file, load_dataset, load_questions
+
+    if not path.exists():
+        raise LabError(f"{path}: no such file or folder")
+    if path.is_dir():
+        if detect_format(path) == "native":
+            corpus_questions = load_dataset(path).questions
+            if corpus_questions:
+                return corpus_questions
+            return load_questions(find_file(path, "questions"))
+        questions = load_dataset(path).questions
+    elif path.suffix.lower() == ".json":
+        questions = load_dataset(path).questions
+    else:
+        questions = load_questions(path)
+    if not questions:
+        raise LabError(f"{path}: no questions found")
+    return questions
+
+
+def cjk_share(texts) -> float:
+    letters = cjk = 0
+    for text in texts:
+        for ch in text:
+            if ch.isspace():
+                continue
+            letters += 1
+            cjk += bool(CJK.match(ch))
+    return cjk / letters if letters else 0.0
+
+
+def language_of(texts) -> str:
+    share = cjk_share(texts)
+    return "Chinese" if share >= 0.3 else "mixed" if share >= 0.05 else "English"
+
+
+def highlight(text: str, answers) -> str:
+    """Escape the text, then wrap each occurrence of a gold answer in <mark> (safe to render as HTML)."""
+    escaped = html.escape(text)
+    needles = sorted({html.escape(a) for a in answers if a and a.strip()}, key=len, reverse=True)
+    if needles:
+        pattern = re.compile("|".join(re.escape(n) for n in needles), re.IGNORECASE)
+        escaped = pattern.sub(lambda m: f"<mark>{m.group(0)}</mark>", escaped)
+    return escaped.replace("\n", "<br>")
+
+
+def parse_list(text: str, kind=float, name: str = "value") -> list:
+    """'3, 5, 10' -> [3, 5, 10]; raises LabError on a bad entry."""
+    values = []
+    for part in re.split(r"[,\s，]+", text.strip()):
+        if not part:
+            continue
+        try:
+            value = kind(part)
+        except ValueError:
+            raise LabError(f"{name}: '{part}' is not a {'whole number' if kind is int else 'number'}") from None
+        values.append(value)
+    if not values:
+        raise LabError(f"{name}: give at least one value")
+    return values

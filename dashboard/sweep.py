@@ -1,0 +1,140 @@
+"""Run a sweep: build a grid of retriever configs, start it with progress, cancel and resume."""
+import json
+
+import streamlit as st
+
+from dashboard import state
+from eval.config import RetrieverConfig, SEARCH_TYPES, parse_sweep
+from eval.errors import LabError
+
+st.title("Run a sweep")
+
+
+def grid_spec(search_types, ks, fetch_ks, lambdas, thresholds, filter_obj) -> dict:
+    """The sweep spec for the grid widgets (parsed and validated by eval.config.parse_sweep)."""
+    entries = []
+    extra = {"filter": filter_obj} if filter_obj else {}
+    for search_type in search_types:
+        if search_type == "similarity":
+            entries.append({"search_type": "similarity", "k": ks, **extra})
+        elif search_type == "mmr":
+            for k in ks:
+                usable = [f for f in fetch_ks if f >= k]
+                if not usable:
+                    raise LabError(f"mmr: every fetch_k is below k={k}; add a fetch_k of at least {k}")
+                entries.append({"search_type": "mmr", "k": k, "fetch_k": usable, "lambda_mult": lambdas, **extra})
+        else:
+            entries.append({"search_type": search_type, "k": ks, "score_threshold": thresholds, **extra})
+    if not entries:
+        raise LabError("choose at least one search type")
+    return {"configs": entries}
+
+
+def progress_callback(bar):
+    def progress(stage: str, done: int, total: int) -> None:
+        bar.progress(min(done / max(total, 1), 1.0), text=f"{stage}: {done}/{total}")
+    return progress
+
+
+def execute(index_name, configs, questions, source, latency_sample, resume=None):
+    from eval.sweep import SweepCancelled, SweepOptions, run_sweep
+
+    store = state.run_store()
+    before = {m.get("run_id") for m in store.list()}
+    bar = st.progress(0.0, text="starting…")
+    st.button("Cancel", key="cancel-sweep", help="stops after the current step; resume it below")
+    try:
+        index = state.open_index(index_name)
+        run_id = run_sweep(store, index, configs, questions, source,
+                           SweepOptions(progress=progress_callback(bar), latency_sample=int(latency_sample)),
+                           resume=resume)
+    except SweepCancelled as error:
+        st.warning(str(error))
+        return
+    except LabError:
+        raise
+    except BaseException:
+        # a click elsewhere (e.g. Cancel) stops the script: keep the finished blocks and mark the run resumable
+        for manifest in store.list():
+            if manifest.get("status") == "running" and (manifest.get("run_id") not in before or
+                                                        manifest.get("run_id") == resume):
+                store.update(manifest["run_id"], status="cancelled")
+        raise
+    bar.progress(1.0, text="done")
+    st.session_state["last-run"] = run_id
+    st.success(f"Run {run_id} complete: {len(configs)} configs × {len(questions)} questions. "
+               "Open **Compare** to see the leaderboard.")
+
+
+index_name = state.pick_index("sweep-index")
+with state.lab_errors("check the path or the uploaded file"):
+    question_path = state.dataset_source("sweep-questions")
+
+st.subheader("Grid")
+search_types = st.multiselect("Search types", list(SEARCH_TYPES), default=list(SEARCH_TYPES), key="grid-types")
+c1, c2, c3, c4 = st.columns(4)
+ks_text = c1.text_input("k values", "3, 5, 10", key="grid-k")
+fetch_text = c2.text_input("fetch_k values (mmr)", "20, 50", key="grid-fetch")
+lambda_text = c3.text_input("lambda_mult values (mmr)", "0.25, 0.5, 0.75", key="grid-lambda")
+threshold_text = c4.text_input("score_threshold values", "0.3, 0.5", key="grid-threshold")
+filter_text = st.text_area("Metadata filter (JSON, optional)", "", key="grid-filter",
+                           placeholder='{"lang": "zh"}')
+c5, c6 = st.columns(2)
+limit = c5.number_input("Questions to use (0 = all)", min_value=0, value=0, key="grid-limit")
+latency_sample = c6.number_input("Latency sample (questions timed through LangChain per config)",
+                                 min_value=0, value=20, key="grid-latency")
+
+configs = questions = None
+with state.lab_errors("fix the grid values above"):
+    filter_obj = None
+    if filter_text.strip():
+        try:
+            filter_obj = json.loads(filter_text)
+        except json.JSONDecodeError as error:
+            raise LabError(f"the metadata filter is not valid JSON ({error.msg} at line {error.lineno}, "
+                           f"column {error.colno})") from None
+    spec = grid_spec(search_types, state.parse_list(ks_text, int, "k"),
+                     state.parse_list(fetch_text, int, "fetch_k") if "mmr" in search_types else [],
+                     state.parse_list(lambda_text, float, "lambda_mult") if "mmr" in search_types else [],
+                     state.parse_list(threshold_text, float, "score_threshold")
+                     if "similarity_score_threshold" in search_types else [], filter_obj)
+    configs = parse_sweep(spec, "grid")
+with state.lab_errors("fix the question set (see the Question sets page)"):
+    if question_path is not None:
+        questions = state.load_question_set(question_path)
+        if limit:
+            questions = questions[:int(limit)]
+
+if configs is not None:
+    n_questions = len(questions) if questions else 0
+    st.info(f"**{len(configs)} configurations** × **{n_questions} questions** = "
+            f"**{len(configs) * n_questions} rows**; latency timed on "
+            f"{min(int(latency_sample), n_questions)} questions per config.")
+    with st.expander("Configurations"):
+        st.dataframe([{"config_id": c.config_id, **c.params()} for c in configs], key="grid-configs")
+
+if st.button("Start sweep", type="primary", disabled=not (configs and questions and index_name), key="start"):
+    with state.lab_errors("fix the problem above and start again"):
+        execute(index_name, configs, questions, str(question_path), latency_sample)
+
+# ---------------------------------------------------------------- resume
+st.header("Unfinished runs")
+unfinished = [m for m in state.run_store().list() if m.get("status") in ("cancelled", "interrupted", "running")]
+if not unfinished:
+    st.caption("None: cancelled or interrupted runs appear here and can be resumed.")
+for manifest in unfinished:
+    run_id = manifest["run_id"]
+    c1, c2 = st.columns([4, 1])
+    c1.write(state.run_label(manifest))
+    if c2.button("Resume", key=f"resume-{run_id}"):
+        with state.lab_errors("the question source or index is gone: start a new run instead"):
+            from eval.report import questions_from_source
+
+            run_questions = questions_from_source(state.run_store().load(run_id))
+            wanted = [q for q in run_questions.values()][:manifest["questions"]["count"]]
+            if len(wanted) != manifest["questions"]["count"]:
+                raise LabError(f"the question set at {manifest['questions']['source']} is no longer available")
+            run_configs = [RetrieverConfig.from_params({k: v for k, v in c.items() if k != "config_id"})
+                           for c in manifest["sweep"]["configs"]]
+            execute(manifest["index"]["name"], run_configs, wanted, manifest["questions"]["source"],
+                    manifest.get("latency_sample", 20), resume=run_id)

@@ -1,0 +1,91 @@
+"""How LangChain's relevance scores are distributed on an index: the evidence for `score_threshold`.
+
+For a seeded sample of questions, the top-N candidates of each question are fetched with one batched
+embedding of the questions and one Chroma query per question, and scored with exactly the function LangChain
+uses (`vectorstore._select_relevance_score_fn()`, for the cosine space `1 - distance`). A candidate is
+relevant when its `doc_id` is among the question's `relevant_ids`.
+"""
+from __future__ import annotations
+
+import random
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from eval.datasets import Question
+from eval.errors import LabError
+
+COLUMNS = ["question_id", "chunk_id", "doc_id", "rank", "score", "relevant"]
+
+
+def score_calibration(index: Any, questions: Sequence[Question], sample: int = 100, top_n: int = 20,
+                      seed: int = 0) -> pd.DataFrame:
+    """One row per (question, candidate) among the top `top_n`: question_id, chunk_id, doc_id, rank (1-based),
+    score (LangChain relevance score) and relevant (bool). Questions without `relevant_ids` are skipped."""
+    labelled = [q for q in questions if q.relevant_ids]
+    if not labelled:
+        raise LabError("score calibration needs questions with relevant_ids (none of these questions has any)")
+    if top_n < 1:
+        raise LabError(f"top_n must be at least 1, got {top_n}")
+    chosen = labelled if len(labelled) <= sample else random.Random(seed).sample(labelled, sample)
+    vectors = np.asarray(index.embeddings.embed_array([q.question for q in chosen], is_query=True), np.float32)
+    relevance = index.vectorstore._select_relevance_score_fn()
+    n_results = min(top_n, index.collection.count())
+    records = []
+    for question, vector in zip(chosen, vectors):
+        got = index.collection.query(query_embeddings=[vector.tolist()], n_results=n_results,
+                                     include=["distances", "metadatas"])
+        relevant = set(question.relevant_ids)
+        for rank, (chunk_id, distance, metadata) in enumerate(
+                zip(got["ids"][0], got["distances"][0], got["metadatas"][0]), start=1):
+            records.append((question.id, chunk_id, metadata["doc_id"], rank, float(relevance(distance)),
+                            metadata["doc_id"] in relevant))
+    return pd.DataFrame.from_records(records, columns=COLUMNS)
+
+
+def suggest_threshold(df: pd.DataFrame, irrelevant_percentile: float = 95.0,
+                      relevant_percentile: float = 5.0) -> dict[str, Any]:
+    """Suggest a `score_threshold` from `score_calibration` output.
+
+    The rule:
+    - `irrelevant_high` = the `irrelevant_percentile` (95th) percentile of irrelevant candidates' scores, and
+      `relevant_low` = the `relevant_percentile` (5th) percentile of relevant candidates' scores.
+    - The suggested range is `low = min(irrelevant_high, relevant_low)`, `high = max(...)`. When
+      `irrelevant_high <= relevant_low` the two groups are separated (`separated=True`): any threshold in the
+      range keeps ~95% of relevant chunks and drops ~95% of irrelevant ones. Otherwise they overlap and the
+      range is where the trade-off happens.
+    - `best` = the threshold `t` (among the observed scores) maximising F1 of "score >= t" as a classifier of
+      relevant vs irrelevant candidates (ties: the lowest such t); `best_f1`, `best_precision`,
+      `best_recall` describe it.
+    Also returned: counts of relevant/irrelevant candidates and their median scores. Values are None when a
+    group is empty.
+    """
+    scores = df["score"].to_numpy(float)
+    labels = df["relevant"].to_numpy(bool)
+    rel, irr = scores[labels], scores[~labels]
+    out: dict[str, Any] = {"n_relevant": int(labels.sum()), "n_irrelevant": int((~labels).sum()),
+                           "relevant_median": float(np.median(rel)) if rel.size else None,
+                           "irrelevant_median": float(np.median(irr)) if irr.size else None,
+                           "irrelevant_high": float(np.percentile(irr, irrelevant_percentile)) if irr.size else None,
+                           "relevant_low": float(np.percentile(rel, relevant_percentile)) if rel.size else None,
+                           "low": None, "high": None, "separated": None,
+                           "best": None, "best_f1": None, "best_precision": None, "best_recall": None}
+    if rel.size and irr.size:
+        a, b = out["irrelevant_high"], out["relevant_low"]
+        out.update(low=min(a, b), high=max(a, b), separated=a <= b)
+    if rel.size:
+        order = np.argsort(-scores, kind="stable")
+        sorted_scores, sorted_labels = scores[order], labels[order]
+        true_pos = np.cumsum(sorted_labels)
+        predicted = np.arange(1, len(scores) + 1)
+        # only the last position of each distinct score is a valid cut ("score >= t" keeps all ties)
+        last = np.r_[sorted_scores[1:] != sorted_scores[:-1], True]
+        precision = true_pos / predicted
+        recall = true_pos / rel.size
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0)
+        f1 = np.where(last, f1, -1)
+        best = int(np.flatnonzero(f1 == f1.max())[-1])  # the lowest threshold among ties
+        out.update(best=float(sorted_scores[best]), best_f1=float(f1[best]),
+                   best_precision=float(precision[best]), best_recall=float(recall[best]))
+    return out

@@ -1,0 +1,242 @@
+"""A self-contained report of a run: HTML (plotly inline once, works offline) or Markdown.
+
+Every piece of user text (questions, answers, chunk texts, config filters, index and dataset names,
+manifest values) goes through `html.escape` in the HTML report; the Markdown report escapes `|` and
+HTML-significant characters so it renders safely too.
+"""
+from __future__ import annotations
+
+import html
+import json
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+
+from eval import charts as chart_builders
+from eval.datasets import Question
+from eval.errors import LabError
+from eval.leaderboard import PARAMETER_COLUMNS, quality_metrics, summarize
+from eval.metrics import METRICS
+from eval.runs import Run, atomic_write_bytes
+
+MAIN_METRICS = ("hit_rate", "recall", "mrr", "ndcg", "precision", "answer_hit_rate", "ild", "distinct_doc_ratio",
+                "n_retrieved")
+WORST = 5
+
+
+def esc(value: Any) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def questions_from_source(run: Run) -> dict[str, Question]:
+    """The run's questions re-read from their recorded source when it still exists (else empty)."""
+    source = (run.manifest.get("questions") or {}).get("source") or ""
+    path = Path(source)
+    if not source or not path.exists():
+        return {}
+    try:
+        from eval.datasets import detect_format, find_file, load_dataset, load_questions
+
+        if path.is_dir():
+            questions = load_dataset(path).questions if detect_format(path) != "native" else \
+                load_questions(find_file(path, "questions"))
+        else:
+            questions = load_questions(path)
+    except (LabError, OSError):
+        return {}
+    return {q.id: q for q in questions}
+
+
+def _chunk_texts(index: Any, chunk_ids: list[str]) -> dict[str, str]:
+    if index is None or not chunk_ids:
+        return {}
+    got = index.collection.get(ids=list(dict.fromkeys(chunk_ids)), include=["documents"])
+    return dict(zip(got["ids"], got["documents"]))
+
+
+def report_metrics(run: Run) -> list[str]:
+    present = quality_metrics(run.rows)
+    return [m for m in MAIN_METRICS if m in present] or present
+
+
+def leaderboard_frame(run: Run, summary: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The leaderboard as display strings: parameters, `mean [low, high]` per metric, latency p50/p95."""
+    metrics = report_metrics(run)
+    summary = summary if summary is not None else summarize(run, metrics=metrics)
+    table = summary[["config_id", *[c for c in PARAMETER_COLUMNS if c in summary]]].copy()
+    for column in PARAMETER_COLUMNS:
+        if column in table:
+            table[column] = table[column].map(_fmt)
+    for metric in metrics:
+        if f"{metric}_mean" in summary:
+            sig = summary[f"{metric}_sig"] if f"{metric}_sig" in summary else pd.Series(False, summary.index)
+            table[METRICS[metric].label] = [
+                f"{_fmt(m)} [{_fmt(lo)}, {_fmt(hi)}]" + (" *" if bool(s) else "")
+                for m, lo, hi, s in zip(summary[f"{metric}_mean"], summary[f"{metric}_low"],
+                                        summary[f"{metric}_high"], sig)]
+    for column in ("retrieval_ms_p50", "retrieval_ms_p95", "ttft_ms_p50", "total_ms_p50"):
+        if column in summary and summary[column].notna().any():
+            table[column] = summary[column].map(lambda v: _fmt(v, 2))
+    return table
+
+
+def best_config(summary: pd.DataFrame, metric: str = "ndcg") -> str:
+    column = f"{metric}_mean" if f"{metric}_mean" in summary else next(
+        c for c in summary.columns if c.endswith("_mean"))
+    return str(summary.loc[summary[column].fillna(-1).idxmax(), "config_id"])
+
+
+def worst_questions(run: Run, config_id: str, n: int = WORST, metric: str = "ndcg") -> pd.DataFrame:
+    rows = run.rows[run.rows["config_id"] == config_id]
+    metric = metric if metric in rows else "hit_rate"
+    return rows.sort_values([metric, "question_id"], kind="stable").head(n)
+
+
+def _context(run: Run, questions: Sequence[Question] | None, index: Any, n: int):
+    metrics = report_metrics(run)
+    summary = summarize(run, metrics=metrics)
+    best = best_config(summary)
+    worst = worst_questions(run, best, n)
+    by_id = {q.id: q for q in questions} if questions is not None else questions_from_source(run)
+    texts = _chunk_texts(index, [c for ids in worst["chunk_ids"] for c in ids])
+    return metrics, summary, best, worst, by_id, texts
+
+
+# ---------------------------------------------------------------- HTML
+
+CSS = """
+body{font-family:"Noto Sans CJK SC","Microsoft YaHei","PingFang SC",sans-serif;margin:2em;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:13px}th,td{border:1px solid #ccc;padding:4px 8px;
+text-align:left;vertical-align:top}th{background:#f3f3f3}.relevant{background:#e8f6e8}
+.chunk{white-space:pre-wrap;max-width:60em}pre{background:#f7f7f7;padding:1em;overflow:auto}
+"""
+
+
+def _html_table(frame: pd.DataFrame) -> str:
+    head = "".join(f"<th>{esc(c)}</th>" for c in frame.columns)
+    body = "".join("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in row) + "</tr>"
+                   for row in frame.itertuples(index=False))
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def report_html(run: Run, questions: Sequence[Question] | None = None, index: Any = None,
+                worst: int = WORST) -> str:
+    """The report as one HTML document (plotly.js inlined once)."""
+    metrics, summary, best, worst_rows, by_id, texts = _context(run, questions, index, worst)
+    manifest = run.manifest
+    parts = ["<!DOCTYPE html>", "<html><head><meta charset=\"utf-8\">",
+             f"<title>Retriever Lab report {esc(run.run_id)}</title><style>{CSS}</style></head><body>",
+             f"<h1>Retriever Lab report: run {esc(run.run_id)}</h1>"]
+    index_info = manifest.get("index") or {}
+    settings = pd.DataFrame([
+        ("status", manifest.get("status")), ("created", manifest.get("created_at")),
+        ("index", index_info.get("name")), ("dataset", index_info.get("dataset")),
+        ("embedding model", index_info.get("embedding_model")), ("distance space", index_info.get("space")),
+        ("chunk size / overlap", f"{index_info.get('chunk_size')} / {index_info.get('chunk_overlap')}"),
+        ("chunks", index_info.get("chunks")),
+        ("questions", f"{(manifest.get('questions') or {}).get('count')} from "
+                      f"{(manifest.get('questions') or {}).get('source')}"),
+        ("configurations", len(run.configs)), ("retrieval path", manifest.get("path")),
+        ("latency sample", manifest.get("latency_sample")),
+        ("generation", json.dumps(manifest.get("generation"), ensure_ascii=False)),
+        *[(f"version: {k}", v) for k, v in {**(index_info.get("versions") or {}),
+                                             **(manifest.get("versions") or {})}.items()],
+    ], columns=["setting", "value"])
+    parts += ["<h2>Settings and versions</h2>", _html_table(settings)]
+    parts += ["<h2>Leaderboard</h2>",
+              "<p>Means with 95% bootstrap confidence intervals.</p>",
+              _html_table(leaderboard_frame(run, summary))]
+    figures = chart_builders.run_charts(summary, run)
+    if figures:
+        parts.append("<h2>Charts</h2>")
+        first = True
+        for title, figure in figures.items():
+            parts.append(f"<h3>{esc(title)}</h3>")
+            parts.append(figure.to_html(full_html=False, include_plotlyjs=first))
+            first = False
+    parts.append(f"<h2>Worst questions on the best configuration ({esc(best)}, by nDCG)</h2>")
+    for row in worst_rows.to_dict("records"):
+        question = by_id.get(row["question_id"])
+        relevant = set(question.relevant_ids) if question else set()
+        parts.append(f"<h3>{esc(row['question_id'])}: {esc(question.question if question else '')}</h3>")
+        if question and question.answers:
+            parts.append(f"<p>Gold answer: {esc(' | '.join(question.answers))}</p>")
+        scores = ", ".join(f"{m} {_fmt(row.get(m))}" for m in metrics if m in row)
+        parts.append(f"<p>{esc(scores)}</p>")
+        if row.get("answer") is not None:
+            parts.append(f"<p>Generated answer: {esc(row['answer'])}</p>")
+        lines = ["<table><thead><tr><th>rank</th><th>score</th><th>chunk</th><th>document</th><th>text</th>"
+                 "</tr></thead><tbody>"]
+        for rank, (chunk_id, doc_id, score) in enumerate(zip(row["chunk_ids"], row["doc_ids"], row["scores"]), 1):
+            css = ' class="relevant"' if doc_id in relevant else ""
+            lines.append(f"<tr{css}><td>{rank}</td><td>{float(score):.4f}</td><td>{esc(chunk_id)}</td>"
+                         f"<td>{esc(doc_id)}{' ✓' if doc_id in relevant else ''}</td>"
+                         f"<td class=\"chunk\">{esc(texts.get(chunk_id, ''))}</td></tr>")
+        lines.append("</tbody></table>")
+        parts.append("".join(lines) if len(row["chunk_ids"]) else "<p>No chunks retrieved.</p>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+# ---------------------------------------------------------------- Markdown
+
+def _md(value: Any) -> str:
+    return esc(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _md_table(frame: pd.DataFrame) -> str:
+    lines = ["| " + " | ".join(_md(c) for c in frame.columns) + " |",
+             "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(_md(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def report_markdown(run: Run, questions: Sequence[Question] | None = None, index: Any = None,
+                    worst: int = WORST) -> str:
+    metrics, summary, best, worst_rows, by_id, texts = _context(run, questions, index, worst)
+    manifest = run.manifest
+    index_info = manifest.get("index") or {}
+    out = [f"# Retriever Lab report: run {_md(run.run_id)}", "",
+           f"- status: {_md(manifest.get('status'))}, created {_md(manifest.get('created_at'))}",
+           f"- index: {_md(index_info.get('name'))} ({_md(index_info.get('embedding_model'))}, "
+           f"{_md(index_info.get('space'))}, chunk size {_md(index_info.get('chunk_size'))} / overlap "
+           f"{_md(index_info.get('chunk_overlap'))}, {_md(index_info.get('chunks'))} chunks)",
+           f"- questions: {_md((manifest.get('questions') or {}).get('count'))} from "
+           f"{_md((manifest.get('questions') or {}).get('source'))}",
+           f"- versions: {_md(json.dumps(manifest.get('versions'), ensure_ascii=False))}", "",
+           "## Leaderboard", "", _md_table(leaderboard_frame(run, summary)), "",
+           f"## Worst questions on the best configuration ({_md(best)}, by nDCG)", ""]
+    for row in worst_rows.to_dict("records"):
+        question = by_id.get(row["question_id"])
+        relevant = set(question.relevant_ids) if question else set()
+        out.append(f"### {_md(row['question_id'])}: {_md(question.question if question else '')}")
+        if question and question.answers:
+            out.append(f"Gold answer: {_md(' | '.join(question.answers))}")
+        out.append("")
+        for rank, (chunk_id, doc_id, score) in enumerate(zip(row["chunk_ids"], row["doc_ids"], row["scores"]), 1):
+            mark = " (relevant)" if doc_id in relevant else ""
+            text = texts.get(chunk_id, "")
+            out.append(f"{rank}. `{_md(chunk_id)}` {float(score):.4f}{mark} {_md(text[:300])}")
+        out.append("")
+    return "\n".join(out)
+
+
+def write_report(run: Run, path: str | Path, fmt: str = "html", questions: Sequence[Question] | None = None,
+                 index: Any = None) -> Path:
+    """Write the report atomically; `fmt` is html or md."""
+    if fmt not in ("html", "md"):
+        raise LabError(f"unknown report format '{fmt}' (use html or md)")
+    text = report_html(run, questions, index) if fmt == "html" else report_markdown(run, questions, index)
+    path = Path(path)
+    atomic_write_bytes(path, text.encode("utf-8"))
+    return path

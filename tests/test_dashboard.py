@@ -1,0 +1,228 @@
+"""The dashboard driven offline with streamlit.testing.v1.AppTest, against a temporary data folder."""
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from eval.config import parse_sweep
+from eval.index import ChunkingParams, IndexStore
+from eval.leaderboard import summarize
+from eval.runs import RunStore
+from eval.sweep import SweepOptions, run_sweep
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "streamlit_app.py")
+PAGES = {"dashboard/indexes.py": "Indexes", "dashboard/questions.py": "Question sets",
+         "dashboard/sweep.py": "Run a sweep", "dashboard/compare.py": "Compare configurations",
+         "dashboard/inspect_question.py": "Inspect a question", "dashboard/reports.py": "Reports and exports"}
+SWEEP = {"configs": [{"search_type": "similarity", "k": [2, 3]},
+                     {"search_type": "mmr", "k": [2], "fetch_k": [4, 6], "lambda_mult": [0.5]}]}
+
+
+def write_dataset(folder: Path, dataset) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "corpus.jsonl", "w", encoding="utf-8") as handle:
+        for doc in dataset.corpus:
+            handle.write(json.dumps({"id": doc.id, "text": doc.text, "title": doc.title,
+                                     "metadata": doc.metadata}, ensure_ascii=False) + "\n")
+    with open(folder / "questions.jsonl", "w", encoding="utf-8") as handle:
+        for q in dataset.questions:
+            handle.write(json.dumps({"id": q.id, "question": q.question, "answers": list(q.answers),
+                                     "relevant_ids": list(q.relevant_ids)}, ensure_ascii=False) + "\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory, tiny_dataset):
+    """A data folder with the tiny index and one complete run."""
+    home = tmp_path_factory.mktemp("home")
+    data = write_dataset(tmp_path_factory.mktemp("data") / "tiny", tiny_dataset)
+    store = IndexStore(home / "indexes")
+    store.build(tiny_dataset, "tiny", "minilm", ChunkingParams(120, 20))
+    runs = RunStore(home / "runs")
+    run_id = run_sweep(runs, store.open("tiny"), parse_sweep(SWEEP), tiny_dataset.questions, str(data),
+                       SweepOptions(latency_sample=2))
+    return {"home": home, "data": data, "run_id": run_id}
+
+
+@pytest.fixture
+def app(lab, monkeypatch):
+    monkeypatch.setenv("RETRIEVER_LAB_HOME", str(lab["home"]))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+    def open_page(page: str) -> AppTest:
+        at = AppTest.from_file(APP, default_timeout=120)
+        at.run()
+        if page != "dashboard/indexes.py":
+            at.switch_page(page).run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+    return open_page
+
+
+def problems(at: AppTest) -> list:
+    return [e.value for e in at.exception]
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_every_page_loads(app, page):
+    at = app(page)
+    assert at.title[0].value == PAGES[page]
+    assert not at.error
+
+
+def test_indexes_build_browse_calibrate_delete(app, lab):
+    at = app("dashboard/indexes.py")
+    at.radio(key="index-source").set_value("Folder or file path").run()
+    at.text_input(key="index-path").set_value(str(lab["data"]))
+    at.text_input(key="index-name").set_value("built")
+    at.selectbox(key="embedding-model").set_value("minilm")
+    at.number_input(key="chunk-size").set_value(150)
+    at.number_input(key="chunk-overlap").set_value(10)
+    at.button(key="build").click().run()
+    assert not problems(at) and not at.error, [e.value for e in at.error]
+    assert "Index 'built' ready" in at.success[0].value
+    assert "built" in at.dataframe[0].value["name"].tolist()
+    at.selectbox(key="browse-index").set_value("built").run()
+    chunks = at.dataframe[1].value
+    assert len(chunks) > 0 and set(chunks["doc_id"]) <= {d for d in json_ids(lab["data"])}
+
+    at.selectbox(key="cal-index").set_value("built")
+    at.radio(key="cal-source").set_value("Folder or file path").run()
+    at.text_input(key="cal-path").set_value(str(lab["data"]))
+    at.number_input(key="cal-top").set_value(5)
+    at.button(key="calibrate").click().run()
+    assert not problems(at) and not at.error, [e.value for e in at.error]
+    assert "Suggested score_threshold range" in at.success[0].value
+    assert at.get("plotly_chart")
+
+    at.selectbox(key="delete-index").set_value("built").run()
+    assert at.button(key="delete").disabled
+    at.checkbox(key="delete-confirm").check().run()
+    at.button(key="delete").click().run()
+    assert not problems(at)
+    assert "built" not in [m.name for m in IndexStore(lab["home"] / "indexes").list()]
+
+
+def json_ids(folder: Path) -> list[str]:
+    return [json.loads(line)["id"] for line in (folder / "corpus.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def test_indexes_bad_inputs_show_errors(app, lab, tmp_path):
+    at = app("dashboard/indexes.py")
+    at.radio(key="index-source").set_value("Folder or file path").run()
+    at.text_input(key="index-path").set_value(str(tmp_path / "missing")).run()
+    at.button(key="build").click().run()
+    assert not problems(at)
+    assert "no such file or folder" in at.error[0].value
+    # an upload with a bad line is reported with its file and line
+    at.radio(key="index-source").set_value("Upload files").run()
+    at.file_uploader(key="index-upload").set_value(("corpus.jsonl", b'{"id": "a", "text": "fine"}\n{oops\n',
+                                                    "application/json")).run()
+    at.button(key="build").click().run()
+    assert not problems(at)
+    assert any("corpus.jsonl" in e.value and "line 2" in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_questions_page_preview_and_errors(app, lab, tmp_path):
+    at = app("dashboard/questions.py")
+    at.radio(key="questions-source").set_value("Folder or file path").run()
+    at.text_input(key="questions-path").set_value(str(lab["data"] / "questions.jsonl")).run()
+    assert not at.error and not problems(at)
+    assert at.metric[0].value == "5"
+    assert at.metric[1].value in ("English", "mixed")
+    assert len(at.dataframe[0].value) == 5
+    bad = tmp_path / "questions.jsonl"
+    bad.write_text('{"id": "q1", "question": "ok"}\n{"id": "q2"}\n', encoding="utf-8")
+    at.text_input(key="questions-path").set_value(str(bad)).run()
+    assert "questions.jsonl" in at.error[0].value and "line 2" in at.error[0].value
+
+
+def test_sweep_page_runs_a_grid(app, lab):
+    at = app("dashboard/sweep.py")
+    at.selectbox(key="sweep-index").set_value("tiny")
+    at.radio(key="sweep-questions-source").set_value("Folder or file path").run()
+    at.text_input(key="sweep-questions-path").set_value(str(lab["data"]))
+    at.multiselect(key="grid-types").set_value(["similarity", "mmr"])
+    at.text_input(key="grid-k").set_value("2, 3")
+    at.text_input(key="grid-fetch").set_value("4")
+    at.text_input(key="grid-lambda").set_value("0.5")
+    at.number_input(key="grid-latency").set_value(1)
+    at.text_area(key="grid-filter").set_value("{not json").run()
+    assert "not valid JSON" in at.error[0].value
+    at.text_area(key="grid-filter").set_value('{"lang": "en"}').run()
+    assert not at.error
+    assert "**4 configurations** × **5 questions** = **20 rows**" in at.info[0].value
+    before = {m["run_id"] for m in RunStore(lab["home"] / "runs").list()}
+    at.button(key="start").click().run()
+    assert not problems(at) and not at.error, [e.value for e in at.error]
+    assert "complete" in at.success[0].value
+    new = [m for m in RunStore(lab["home"] / "runs").list() if m["run_id"] not in before]
+    assert len(new) == 1 and new[0]["status"] == "complete" and len(new[0]["sweep"]["configs"]) == 4
+
+
+def test_compare_shows_leaderboard_and_filters(app, lab):
+    at = app("dashboard/compare.py")
+    at.selectbox(key="compare-run").set_value(lab["run_id"]).run()
+    board = at.dataframe[0].value
+    summary = summarize(RunStore(lab["home"] / "runs").load(lab["run_id"]))
+    assert sorted(board["config_id"]) == sorted(summary["config_id"])
+    for row in board.itertuples():
+        expected = summary.set_index("config_id").loc[row.config_id, "ndcg_mean"]
+        assert getattr(row, "nDCG").startswith(f"{expected:.3f}")
+    assert len(at.get("plotly_chart")) >= 4
+    at.selectbox(key="compare-baseline").set_value("similarity-k2").run()
+    assert not problems(at)
+    at.multiselect(key="compare-types").set_value(["mmr"]).run()
+    assert set(at.dataframe[0].value["search_type"]) == {"mmr"}
+
+
+def test_inspect_shows_chunks_side_by_side(app, lab):
+    at = app("dashboard/inspect_question.py")
+    at.selectbox(key="inspect-run").set_value(lab["run_id"]).run()
+    at.selectbox(key="inspect-question").set_value("q3").run()
+    at.multiselect(key="inspect-configs").set_value(["similarity-k2", "mmr-k2-f6-l0.5"]).run()
+    assert not problems(at)
+    assert [s.value for s in at.subheader][:2] == ["similarity-k2", "mmr-k2-f6-l0.5"]
+    text = "\n".join(m.value for m in at.markdown)
+    assert "Which distance space keeps scores between zero and one?" in text
+    assert "<mark>cosine</mark>" in text  # the gold answer is highlighted inside the chunk text
+    assert "✅ relevant" in text
+
+
+def test_reports_download_and_history(app, lab):
+    at = app("dashboard/reports.py")
+    at.selectbox(key="report-run").set_value(lab["run_id"]).run()
+    at.button(key="build-html").click().run()
+    assert not problems(at)
+    assert at.download_button(key="dl-html").label == "Download HTML report"
+    run_id, data = at.session_state["report-html"]
+    assert run_id == lab["run_id"] and data.startswith(b"<!DOCTYPE html>") and b"Plotly.newPlot" in data
+    at.button(key="build-md").click().run()
+    assert at.session_state["report-md"][1].startswith(b"# Retriever Lab report")
+    at.selectbox(key="export-format").set_value("jsonl").run()
+    at.button(key="export").click().run()
+    assert not problems(at)
+    records = at.session_state["export-data"][2].decode().splitlines()
+    assert len(records) == 5 * len(parse_sweep(SWEEP))
+    assert lab["run_id"] in at.dataframe[-1].value["run_id"].tolist()
+
+
+def test_sweep_page_resumes_a_cancelled_run(app, lab, tiny_dataset):
+    import threading
+
+    from eval.sweep import SweepCancelled
+
+    runs = RunStore(lab["home"] / "runs")
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(SweepCancelled):
+        run_sweep(runs, IndexStore(lab["home"] / "indexes").open("tiny"), parse_sweep(SWEEP)[:2],
+                  tiny_dataset.questions, str(lab["data"]), SweepOptions(latency_sample=1, cancel=cancel))
+    cancelled = next(m["run_id"] for m in runs.list() if m["status"] == "cancelled")
+    at = app("dashboard/sweep.py")
+    at.button(key=f"resume-{cancelled}").click().run()
+    assert not problems(at) and not at.error, [e.value for e in at.error]
+    assert runs.manifest(cancelled)["status"] == "complete"
+    assert len(runs.load(cancelled).rows) == 2 * len(tiny_dataset.questions)
