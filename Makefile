@@ -9,7 +9,10 @@ export TRANSFORMERS_OFFLINE := 1
 export RAGAS_DO_NOT_TRACK := true
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: install run test sample clean
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+BROWSER_PACKAGES := chromium chromium-driver fonts-noto-cjk
+
+.PHONY: install browser run test sample clean
 
 install: $(STAMP)
 
@@ -28,7 +31,12 @@ run: sample
 	$(PY) -m streamlit run streamlit_app.py --server.headless true --server.address 127.0.0.1 \
 		--browser.gatherUsageStats false
 
-test: install
+# Debian's Chromium, its driver and CJK fonts, for the end-to-end browser test.
+browser:
+	@dpkg -s $(BROWSER_PACKAGES) >/dev/null 2>&1 || { $(SUDO) apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $(BROWSER_PACKAGES); }
+
+test: install browser
 	$(PY) -m pytest -q tests
 
 clean:

@@ -11,10 +11,8 @@ st.title("Inspect a question")
 run_id = state.pick_run("inspect-run")
 if run_id:
     with state.lab_errors("pick another run"):
-        from eval.report import questions_from_source
-
         run = state.load_run(run_id)
-        questions = questions_from_source(run)
+        questions = run.questions_by_id
         question_ids = list(pd.unique(run.rows["question_id"]))
         label = {qid: f"{qid}: {questions[qid].question}" if qid in questions else qid for qid in question_ids}
         qid = st.selectbox("Question", question_ids, format_func=label.get, key="inspect-question")
@@ -25,22 +23,14 @@ if run_id:
         if question is None:
             st.warning("The question text is not available (its source file has moved); showing ids only.")
         else:
-            st.markdown(f"**Question:** {state.highlight(question.question, [])}", unsafe_allow_html=True)
+            st.html(f"<p><b>Question:</b> {state.highlight(question.question, [])}</p>")
             if question.answers:
-                st.markdown("**Gold answer:** " + " | ".join(f"<mark>{state.highlight(a, [])}</mark>"
-                                                             for a in question.answers), unsafe_allow_html=True)
+                st.html("<p><b>Gold answer:</b> " + " | ".join(f"<mark>{state.highlight(a, [])}</mark>"
+                                                               for a in question.answers) + "</p>")
         relevant = set(question.relevant_ids) if question else set()
         answers = list(question.answers) if question else []
         rows = run.rows[(run.rows["question_id"] == qid) & run.rows["config_id"].isin(chosen)].set_index("config_id")
-        texts = {}
-        try:
-            index = state.open_index(run.manifest["index"]["name"])
-            ids = sorted({c for ids in rows["chunk_ids"] for c in ids})
-            if ids:
-                got = index.collection.get(ids=ids, include=["documents"])
-                texts = dict(zip(got["ids"], got["documents"]))
-        except LabError as error:
-            st.warning(f"Chunk texts unavailable ({error}); showing ids and scores.")
+        texts = run.chunk_texts
         metrics = [m for m in quality_metrics(run.rows) if METRICS[m].group != "latency"]
         columns = st.columns(max(1, len(chosen)))
         for column, config_id in zip(columns, chosen):
@@ -54,16 +44,15 @@ if run_id:
                                            "value": [row[m] for m in metrics]}), hide_index=True,
                              key=f"metrics-{config_id}")
                 if "answer" in row and isinstance(row["answer"], str):
-                    st.markdown(f"**Answer:** {state.highlight(row['answer'], answers)}", unsafe_allow_html=True)
+                    st.html(f"<p><b>Answer:</b> {state.highlight(row['answer'], answers)}</p>")
                 if len(row["chunk_ids"]) == 0:
                     st.info("No chunks retrieved.")
                 for rank, (chunk_id, doc_id, score) in enumerate(zip(row["chunk_ids"], row["doc_ids"],
                                                                       row["scores"]), start=1):
-                    mark = "✅ relevant" if doc_id in relevant else "·"
+                    mark = " · ✅ relevant" if doc_id in relevant else ""
                     only = " · **only here**" if len(chosen) > 1 and chunk_id not in others else ""
                     with st.container(border=True):
-                        st.markdown(f"**{rank}.** score {float(score):.4f} · {mark}{only}  \n"
-                                    f"`{state.highlight(chunk_id, [])}` ({state.highlight(doc_id, [])})",
-                                    unsafe_allow_html=True)
+                        st.markdown(f"**{rank}.** score {float(score):.4f}{mark}{only}")
+                        st.code(f"{chunk_id}  ({doc_id})", language=None)
                         if chunk_id in texts:
-                            st.markdown(state.highlight(texts[chunk_id], answers), unsafe_allow_html=True)
+                            st.html(f"<div>{state.highlight(texts[chunk_id], answers)}</div>")

@@ -12,20 +12,14 @@ st.title("Reports and exports")
 run_id = state.pick_run("report-run")
 if run_id:
     with state.lab_errors("pick another run"):
-        from eval.report import questions_from_source, report_html, report_markdown
+        from eval.report import report_html, report_markdown
 
         run = state.load_run(run_id)
-        try:
-            index = state.open_index(run.manifest["index"]["name"])
-        except LabError:
-            index = None
-            st.caption("The run's index is not available here: the report shows chunk ids without texts.")
-        questions = list(questions_from_source(run).values()) or None
         c1, c2 = st.columns(2)
         if c1.button("Build HTML report", key="build-html"):
-            st.session_state["report-html"] = (run_id, report_html(run, questions, index).encode("utf-8"))
+            st.session_state["report-html"] = (run_id, report_html(run).encode("utf-8"))
         if c2.button("Build Markdown report", key="build-md"):
-            st.session_state["report-md"] = (run_id, report_markdown(run, questions, index).encode("utf-8"))
+            st.session_state["report-md"] = (run_id, report_markdown(run).encode("utf-8"))
         if st.session_state.get("report-html", (None,))[0] == run_id:
             c1.download_button("Download HTML report", st.session_state["report-html"][1],
                                file_name=f"retriever-lab-{run_id}.html", mime="text/html", key="dl-html")

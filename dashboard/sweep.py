@@ -128,12 +128,7 @@ for manifest in unfinished:
     c1.write(state.run_label(manifest))
     if c2.button("Resume", key=f"resume-{run_id}"):
         with state.lab_errors("the question source or index is gone: start a new run instead"):
-            from eval.report import questions_from_source
-
-            run_questions = questions_from_source(state.run_store().load(run_id))
-            wanted = [q for q in run_questions.values()][:manifest["questions"]["count"]]
-            if len(wanted) != manifest["questions"]["count"]:
-                raise LabError(f"the question set at {manifest['questions']['source']} is no longer available")
+            wanted = state.run_store().load(run_id).questions
             run_configs = [RetrieverConfig.from_params({k: v for k, v in c.items() if k != "config_id"})
                            for c in manifest["sweep"]["configs"]]
             execute(manifest["index"]["name"], run_configs, wanted, manifest["questions"]["source"],

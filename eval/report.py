@@ -38,25 +38,6 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
-def questions_from_source(run: Run) -> dict[str, Question]:
-    """The run's questions re-read from their recorded source when it still exists (else empty)."""
-    source = (run.manifest.get("questions") or {}).get("source") or ""
-    path = Path(source)
-    if not source or not path.exists():
-        return {}
-    try:
-        from eval.datasets import detect_format, find_file, load_dataset, load_questions
-
-        if path.is_dir():
-            questions = load_dataset(path).questions if detect_format(path) != "native" else \
-                load_questions(find_file(path, "questions"))
-        else:
-            questions = load_questions(path)
-    except (LabError, OSError):
-        return {}
-    return {q.id: q for q in questions}
-
-
 def _chunk_texts(index: Any, chunk_ids: list[str]) -> dict[str, str]:
     if index is None or not chunk_ids:
         return {}
@@ -107,8 +88,8 @@ def _context(run: Run, questions: Sequence[Question] | None, index: Any, n: int)
     summary = summarize(run, metrics=metrics)
     best = best_config(summary)
     worst = worst_questions(run, best, n)
-    by_id = {q.id: q for q in questions} if questions is not None else questions_from_source(run)
-    texts = _chunk_texts(index, [c for ids in worst["chunk_ids"] for c in ids])
+    by_id = {q.id: q for q in questions} if questions is not None else run.questions_by_id
+    texts = run.chunk_texts or _chunk_texts(index, [c for ids in worst["chunk_ids"] for c in ids])
     return metrics, summary, best, worst, by_id, texts
 
 

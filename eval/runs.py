@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from eval.datasets import Question, iter_jsonl, make_question
 from eval.errors import LabError
 
 RUN_ID_PATTERN = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{6}$")
@@ -69,6 +70,25 @@ class Run:
     def status(self) -> str:
         return self.manifest["status"]
 
+    @property
+    def questions(self) -> list[Question]:
+        """The question set as it was when the run started (stored in the run folder)."""
+        path = self.folder / "questions.jsonl"
+        return [make_question(record, path, line) for line, record in iter_jsonl(path)] if path.is_file() else []
+
+    @property
+    def questions_by_id(self) -> dict[str, Question]:
+        return {q.id: q for q in self.questions}
+
+    @property
+    def chunk_texts(self) -> dict[str, str]:
+        """Texts of every chunk the run retrieved (stored when the run completes)."""
+        path = self.folder / "chunks.parquet"
+        if not path.is_file():
+            return {}
+        chunks = pd.read_parquet(path)
+        return dict(zip(chunks["chunk_id"], chunks["text"]))
+
 
 class RunStore:
     def __init__(self, root: str | Path) -> None:
@@ -82,11 +102,15 @@ class RunStore:
             raise LabError(f"no run '{run_id}' in {self.root} (list them with `python -m eval runs list`)")
         return folder
 
-    def create(self, manifest: dict[str, Any]) -> str:
+    def create(self, manifest: dict[str, Any], questions: list[Question]) -> str:
+        """A new run folder with its manifest and a copy of the question set (so the run is self-contained)."""
         run_id = new_run_id()
         manifest = {**manifest, "run_id": run_id, "status": "running",
                     "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         (self.root / run_id / "parts").mkdir(parents=True)
+        lines = (json.dumps({"id": q.id, "question": q.question, "answers": list(q.answers),
+                             "relevant_ids": list(q.relevant_ids)}, ensure_ascii=False) + "\n" for q in questions)
+        atomic_write_bytes(self.root / run_id / "questions.jsonl", "".join(lines).encode())
         self.write_manifest(run_id, manifest)
         return run_id
 
@@ -109,9 +133,11 @@ class RunStore:
         folder = self.folder(run_id) / "parts"
         return [pd.read_parquet(p) for p in sorted(folder.glob("part-*.parquet"))] if folder.is_dir() else []
 
-    def finish(self, run_id: str, rows: pd.DataFrame, latency: pd.DataFrame, **changes: Any) -> None:
+    def finish(self, run_id: str, rows: pd.DataFrame, latency: pd.DataFrame, chunks: pd.DataFrame,
+               **changes: Any) -> None:
         """Write the final tables, then mark the run complete, then drop the parts (in that order)."""
         folder = self.folder(run_id)
+        atomic_write_parquet(folder / "chunks.parquet", chunks)
         atomic_write_parquet(folder / "rows.parquet", rows)
         atomic_write_parquet(folder / "latency.parquet", latency)
         self.update(run_id, status="complete",

@@ -214,7 +214,7 @@ def run_sweep(store: RunStore, index: Index, configs: list[RetrieverConfig], que
     if not configs or not questions:
         raise LabError("a sweep needs at least one retriever config and one question")
     manifest = run_manifest(index, configs, questions, questions_source, options)
-    run_id = _start_or_resume(store, manifest, resume)
+    run_id = _start_or_resume(store, manifest, questions, resume)
     try:
         return _execute(store, run_id, index, configs, questions, options)
     except SweepCancelled:
@@ -225,9 +225,10 @@ def run_sweep(store: RunStore, index: Index, configs: list[RetrieverConfig], que
         raise
 
 
-def _start_or_resume(store: RunStore, manifest: dict[str, Any], resume: str | None) -> str:
+def _start_or_resume(store: RunStore, manifest: dict[str, Any], questions: list[Question],
+                     resume: str | None) -> str:
     if resume is None:
-        return store.create(manifest)
+        return store.create(manifest, questions)
     previous = store.manifest(resume)
     for key in ("index", "questions", "sweep", "path", "block_size", "generation"):
         if not json_equal(previous.get(key), manifest.get(key)):
@@ -265,9 +266,20 @@ def _execute(store: RunStore, run_id: str, index: Index, configs: list[Retriever
     rows = pd.concat(store.parts(run_id), ignore_index=True)
     latency = measure_latency(index, configs, questions, options) if options.latency_sample > 0 else \
         pd.DataFrame(columns=["config_id", "question_id", "retrieval_ms"])
-    store.finish(run_id, rows, latency, retrieval_seconds=round(retrieval_seconds, 3),
+    store.finish(run_id, rows, latency, retrieved_chunks(index, rows), retrieval_seconds=round(retrieval_seconds, 3),
                  wall_seconds=round(time.perf_counter() - started, 3))
     return run_id
+
+
+def retrieved_chunks(index: Index, rows: pd.DataFrame) -> pd.DataFrame:
+    """Every distinct chunk the run retrieved, with its text, so reports need no index."""
+    ids = list(dict.fromkeys(c for chunk_ids in rows["chunk_ids"] for c in chunk_ids))
+    records = []
+    for start in range(0, len(ids), 5000):
+        got = index.collection.get(ids=ids[start:start + 5000], include=["documents", "metadatas"])
+        records += [(i, m["doc_id"], int(m["start"]), text)
+                    for i, m, text in zip(got["ids"], got["metadatas"], got["documents"])]
+    return pd.DataFrame(records, columns=["chunk_id", "doc_id", "start", "text"])
 
 
 def _retrieve_block(index: Index, configs: list[RetrieverConfig], block: list[Question],

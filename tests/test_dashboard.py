@@ -185,7 +185,7 @@ def test_inspect_shows_chunks_side_by_side(app, lab):
     at.multiselect(key="inspect-configs").set_value(["similarity-k2", "mmr-k2-f6-l0.5"]).run()
     assert not problems(at)
     assert [s.value for s in at.subheader][:2] == ["similarity-k2", "mmr-k2-f6-l0.5"]
-    text = "\n".join(m.value for m in at.markdown)
+    text = "\n".join(m.value for m in [*at.markdown, *at.get("html")])
     assert "Which distance space keeps scores between zero and one?" in text
     assert "<mark>cosine</mark>" in text  # the gold answer is highlighted inside the chunk text
     assert "✅ relevant" in text

@@ -1,0 +1,178 @@
+"""End to end in a real headless Chromium: start `streamlit run`, run a sweep on the sample, open Compare and
+Inspect, export the HTML report. Screenshots go to test-artifacts/e2e/. Needs Debian's chromium and
+chromium-driver (`make test` installs them)."""
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, free_port
+
+from eval.datasets import Document, Question
+from eval.index import ChunkingParams, IndexStore
+from eval.report import write_report
+from eval.runs import RunStore
+from eval.sweep import SweepOptions, run_sweep
+from eval.config import parse_sweep
+
+os.environ["SE_AVOID_STATS"] = "true"  # selenium must not phone home
+ARTIFACTS = ROOT / "test-artifacts" / "e2e"
+PAYLOAD = '<script>document.title="pwned"</script><img src=x onerror="document.title=\'pwned\'">'
+
+webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.common.exceptions import NoAlertPresentException  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+
+def chromium_paths() -> tuple[str, str]:
+    browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (browser and driver):
+        pytest.fail("Debian's chromium and chromium-driver are needed: run `make test`, which installs them")
+    return browser, driver
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory, sample_dataset):
+    """A lab home with the sample index and a run over a corpus carrying an HTML/script payload."""
+    home = tmp_path_factory.mktemp("e2e-home")
+    store = IndexStore(home / "indexes")
+    store.build(sample_dataset, "sample", embedding_model="minilm", chunking=ChunkingParams(400, 40))
+    hostile = replace(sample_dataset, name="hostile",
+                      corpus=[Document("evil", f"Cosine space {PAYLOAD} keeps scores in range."),
+                              *sample_dataset.corpus[:5]],
+                      questions=[Question("q-evil", f"Which space? {PAYLOAD}", ("Cosine",), ("evil",))])
+    store.build(hostile, "hostile", embedding_model="minilm")
+    run_sweep(RunStore(home / "runs"), store.open("hostile"),
+              parse_sweep({"configs": [{"search_type": "similarity", "k": [2, 3]}]}), hostile.questions,
+              options=SweepOptions(latency_sample=1))
+    return home
+
+
+@pytest.fixture(scope="module")
+def app_url(home):
+    port = free_port()
+    env = {**os.environ, "RETRIEVER_LAB_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
+                               "--server.headless", "true", "--server.address", "127.0.0.1", "--server.port",
+                               str(port), "--browser.gatherUsageStats", "false"],
+                              env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
+            break
+        except OSError:
+            if time.time() > deadline or server.poll() is not None:
+                server.kill()
+                raise RuntimeError("streamlit did not start")
+            time.sleep(0.3)
+    yield url
+    server.terminate()
+    server.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    binary, driver_path = chromium_paths()
+    downloads = tmp_path_factory.mktemp("downloads")
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--no-first-run", "--window-size=1500,1100",
+                 f"--user-data-dir={tmp_path_factory.mktemp('chrome-profile')}"):
+        options.add_argument(flag)
+    options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
+                                              "download.prompt_for_download": False})
+    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver_path))
+    driver.downloads = downloads
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    yield driver
+    driver.quit()
+
+
+def wait_text(driver, text: str, timeout: float = 120) -> None:
+    WebDriverWait(driver, timeout).until(ec.presence_of_element_located(
+        (By.XPATH, f"//*[contains(normalize-space(.), {text!r}) and not(self::script)]")))
+
+
+def click_button(driver, label: str, timeout: float = 60) -> None:
+    WebDriverWait(driver, timeout).until(ec.element_to_be_clickable(
+        (By.XPATH, f"//button[normalize-space(.)={label!r}]"))).click()
+
+
+def assert_inert(driver) -> None:
+    assert driver.title != "pwned"
+    with pytest.raises(NoAlertPresentException):
+        driver.switch_to.alert.text  # noqa: B018
+
+
+def test_payloads_in_chunks_and_questions_are_inert(browser, app_url):
+    browser.get(f"{app_url}/inspect_question")
+    wait_text(browser, "Inspect a question")
+    wait_text(browser, "keeps scores in range")
+    time.sleep(1)
+    browser.save_screenshot(str(ARTIFACTS / "01-inspect-payload.png"))
+    assert_inert(browser)
+    assert "<script>" in browser.find_element(By.TAG_NAME, "body").text  # shown as text, not run
+
+
+def test_sweep_compare_inspect_and_report(browser, app_url, home):
+    browser.get(f"{app_url}/sweep")
+    wait_text(browser, "Start sweep")
+    index_box = WebDriverWait(browser, 60).until(ec.element_to_be_clickable(
+        (By.XPATH, "//input[@aria-label='Index']")))
+    index_box.click()
+    index_box.send_keys("sample", Keys.ENTER)
+    wait_text(browser, "sample")
+    limit = browser.find_element(By.XPATH, "//input[@aria-label='Questions to use (0 = all)']")
+    limit.send_keys(Keys.CONTROL, "a")
+    limit.send_keys("6", Keys.ENTER)
+    wait_text(browser, "× 6 questions")
+    browser.save_screenshot(str(ARTIFACTS / "02-sweep-grid.png"))
+    click_button(browser, "Start sweep")
+    wait_text(browser, "complete:", timeout=300)
+    browser.save_screenshot(str(ARTIFACTS / "03-sweep-done.png"))
+    runs = RunStore(home / "runs").list()
+    assert runs[0]["status"] == "complete" and runs[0]["questions"]["count"] == 6
+
+    browser.get(f"{app_url}/compare")
+    WebDriverWait(browser, 120).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".js-plotly-plot")) >= 2)
+    time.sleep(1)
+    browser.save_screenshot(str(ARTIFACTS / "04-compare.png"))
+
+    browser.get(f"{app_url}/inspect_question")
+    wait_text(browser, "Inspect a question")
+    wait_text(browser, "score 0.")
+    browser.save_screenshot(str(ARTIFACTS / "05-inspect.png"))
+
+    browser.get(f"{app_url}/reports")
+    click_button(browser, "Build HTML report", timeout=120)
+    click_button(browser, "Download HTML report", timeout=120)
+    deadline = time.time() + 60
+    while time.time() < deadline and not list(Path(browser.downloads).glob("*.html")):
+        time.sleep(0.3)
+    (report,) = list(Path(browser.downloads).glob("*.html"))
+    browser.save_screenshot(str(ARTIFACTS / "06-reports.png"))
+    browser.get(report.as_uri())  # the report works offline, from a file
+    WebDriverWait(browser, 60).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".js-plotly-plot")) >= 2)
+    browser.save_screenshot(str(ARTIFACTS / "07-report-file.png"))
+
+
+def test_report_of_a_hostile_run_is_inert(browser, home, tmp_path):
+    store = RunStore(home / "runs")
+    (hostile,) = [m["run_id"] for m in store.list() if m["index"]["name"] == "hostile"]
+    path = write_report(store.load(hostile), tmp_path / "hostile.html")
+    browser.get(path.as_uri())
+    wait_text(browser, "keeps scores in range")
+    browser.save_screenshot(str(ARTIFACTS / "08-hostile-report.png"))
+    assert_inert(browser)
