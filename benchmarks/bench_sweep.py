@@ -62,12 +62,13 @@ def main() -> None:
     parser.add_argument("--embedding", default="minilm")
     parser.add_argument("--dataset", default=str(ROOT.parent / "shared" / "datasets" / "squad11_dev_en"))
     parser.add_argument("--skip-reference", action="store_true")
+    parser.add_argument("--home", type=Path, help="keep the index and runs here (default: a temporary folder)")
     args = parser.parse_args()
     dataset = load_dataset(args.dataset)
     configs = parse_sweep(GRID_30)
     questions = dataset.questions[:args.questions]
     with tempfile.TemporaryDirectory() as folder:
-        work = Path(folder)
+        work = args.home or Path(folder)
         build_vs_embedding(dataset, args.embedding, work)
         index = IndexStore(work / "indexes").open("bench")
         store = RunStore(work / "runs")

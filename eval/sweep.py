@@ -24,6 +24,7 @@ from eval.config import RetrieverConfig
 from eval.datasets import Question, fingerprint
 from eval.errors import LabError
 from eval.index import Index
+from eval.judge import describe_judge, judge_rows
 from eval.metrics import answer_metrics, diversity_metrics, doc_metrics
 from eval.retrieval import langchain_retrieve
 from eval.runs import RunStore
@@ -66,6 +67,8 @@ class SweepOptions:
     cancel: threading.Event | None = None
     answerer: Answerer | None = None
     on_answer: Callable[[str, str, str], None] | None = None  # (question_id, config_id, answer so far)
+    judge: str | None = None  # an `openai:MODEL@URL` judge for ragas' LLM metrics on the answers
+    judge_embeddings: Any = None  # LangChain embeddings for ragas' answer relevancy (the index's model)
     extra_manifest: dict[str, Any] = field(default_factory=dict)
 
 
@@ -145,12 +148,14 @@ def score_row(question: Question, config: RetrieverConfig, retrieved: Retrieved)
 
 
 def _answer_rows(rows: list[dict[str, Any]], questions: dict[str, Question], texts: dict[tuple[str, str], list[str]],
-                 options: SweepOptions) -> None:
+                 options: SweepOptions, rows_before: int, rows_total: int) -> None:
     """Add generated answers; identical prompts (same chunks, same order) are generated once when
     decoding is deterministic, and the reused rows keep the original's measured latency."""
     answerer = options.answerer
     done: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
-    for row in rows:
+    for number, row in enumerate(rows, start=1):
+        if options.progress:
+            options.progress("answers", rows_before + number, rows_total)
         key = (row["question_id"], tuple(row["chunk_ids"]))
         if answerer.deterministic and key in done:
             row.update(done[key], answer_reused=True)
@@ -202,6 +207,7 @@ def run_manifest(index: Index, configs: list[RetrieverConfig], questions: list[Q
         "path": "reference" if options.reference else "fast",
         "block_size": options.block_size, "latency_sample": options.latency_sample,
         "generation": options.answerer.describe() if options.answerer else None,
+        "judge": describe_judge(options.judge) if options.judge else None,
         "versions": {name: version(name) for name in ("chromadb", "langchain-core", "langchain-chroma")},
         **options.extra_manifest,
     }
@@ -258,17 +264,39 @@ def _execute(store: RunStore, run_id: str, index: Index, configs: list[Retriever
         rows, texts = _retrieve_block(index, configs, block, options)
         retrieval_seconds += time.perf_counter() - block_started
         if options.answerer is not None:
-            _answer_rows(rows, by_id, texts, options)
+            _answer_rows(rows, by_id, texts, options, sum(len(b) for b in blocks[:number]) * len(configs),
+                         len(questions) * len(configs))
         store.write_part(run_id, number, pd.DataFrame(rows))
         store.update(run_id, retrieval_seconds=retrieval_seconds)
-        if options.progress:
+        if options.progress and options.answerer is None:
             options.progress("questions", min((number + 1) * options.block_size, len(questions)), len(questions))
     rows = pd.concat(store.parts(run_id), ignore_index=True)
+    chunks = retrieved_chunks(index, rows)
+    if options.judge and "answer" in rows:
+        rows = add_judge_columns(rows, by_id, chunks, options)
     latency = measure_latency(index, configs, questions, options) if options.latency_sample > 0 else \
         pd.DataFrame(columns=["config_id", "question_id", "retrieval_ms"])
-    store.finish(run_id, rows, latency, retrieved_chunks(index, rows), retrieval_seconds=round(retrieval_seconds, 3),
+    store.finish(run_id, rows, latency, chunks, retrieval_seconds=round(retrieval_seconds, 3),
                  wall_seconds=round(time.perf_counter() - started, 3))
     return run_id
+
+
+def add_judge_columns(rows: pd.DataFrame, questions: dict[str, Question], chunks: pd.DataFrame,
+                      options: SweepOptions) -> pd.DataFrame:
+    """ragas' LLM-judged metrics, once per distinct (question, retrieved chunks); failures are NaN + reason."""
+    texts = dict(zip(chunks["chunk_id"], chunks["text"]))
+    keys = list(zip(rows["question_id"], rows["chunk_ids"].map(tuple)))
+    unique = list(dict.fromkeys(keys))
+    first_answer = dict(zip(keys[::-1], rows["answer"].tolist()[::-1]))
+    if options.progress:
+        options.progress("judge", 0, len(unique))
+    judged = judge_rows([{"question": questions[q].question, "answer": first_answer[q, ids],
+                          "contexts": [texts[i] for i in ids], "reference": questions[q].answer}
+                         for q, ids in unique], options.judge, options.judge_embeddings)
+    by_key = dict(zip(unique, judged.to_dict("records")))
+    if options.progress:
+        options.progress("judge", len(unique), len(unique))
+    return pd.concat([rows, pd.DataFrame([by_key[key] for key in keys])], axis=1)
 
 
 def retrieved_chunks(index: Index, rows: pd.DataFrame) -> pd.DataFrame:

@@ -226,3 +226,28 @@ def test_sweep_page_resumes_a_cancelled_run(app, lab, tiny_dataset):
     assert not problems(at) and not at.error, [e.value for e in at.error]
     assert runs.manifest(cancelled)["status"] == "complete"
     assert len(runs.load(cancelled).rows) == 2 * len(tiny_dataset.questions)
+
+
+def test_sweep_page_streams_answers(app, lab):
+    from openai_stub_server import OpenAIStubServer
+
+    at = app("dashboard/sweep.py")
+    at.selectbox(key="sweep-index").set_value("tiny")
+    at.radio(key="sweep-questions-source").set_value("Folder or file path").run()
+    at.text_input(key="sweep-questions-path").set_value(str(lab["data"]))
+    at.multiselect(key="grid-types").set_value(["similarity"])
+    at.text_input(key="grid-k").set_value("2")
+    at.number_input(key="grid-latency").set_value(0)
+    at.toggle(key="gen-on").set_value(True).run()
+    with OpenAIStubServer() as server:
+        at.text_input(key="gen-llm").set_value(f"openai:stub@{server.base_url}")
+        before = {m["run_id"] for m in RunStore(lab["home"] / "runs").list()}
+        at.button(key="start").click().run()
+    assert not problems(at) and not at.error, [e.value for e in at.error]
+    (new,) = [m for m in RunStore(lab["home"] / "runs").list() if m["run_id"] not in before]
+    rows = RunStore(lab["home"] / "runs").load(new["run_id"]).rows
+    assert rows.answer.str.startswith("Answer: ").all() and len(server.requests) == len(rows)
+    assert any(t.value.startswith("Answer: ") for t in at.text)  # the last answer, streamed into the page
+    at.text_input(key="gen-llm").set_value("openai:stub@not-a-url")
+    at.button(key="start").click().run()
+    assert "bad model spec" in at.error[0].value

@@ -114,3 +114,63 @@ def test_two_sweeps_on_one_index_and_a_listing_at_once(tmp_path):
     tables = [out.split("\n", 1)[1] for out, _ in outputs]
     strip = [[line.rsplit(None, 1)[0] for line in table.splitlines()] for table in tables]  # drop latency column
     assert strip[0] == strip[1]
+
+
+def test_a_100_mb_corpus_and_a_10_mb_line_load(tmp_path):
+    line = json.dumps({"id": "x", "text": "retrieval " * 100}) + "\n"
+    big = tmp_path / "big.jsonl"
+    with open(big, "w", encoding="utf-8") as handle:
+        for number in range(100 * 1024 * 1024 // len(line) + 1):
+            handle.write(line.replace('"x"', f'"d{number}"'))
+    assert big.stat().st_size > 100 * 1024 * 1024
+    corpus = load_corpus(big)
+    assert len(corpus) == 100 * 1024 * 1024 // len(line) + 1 and corpus[-1].text == "retrieval " * 100
+    huge = tmp_path / "huge.jsonl"
+    huge.write_text(json.dumps({"id": "one", "text": "检索。" * (10 * 1024 * 1024 // 9)}, ensure_ascii=False),
+                    encoding="utf-8")
+    assert huge.stat().st_size > 10 * 1024 * 1024
+    (document,) = load_corpus(huge)
+    from eval.index import ChunkingParams, chunk_corpus
+
+    chunks = chunk_corpus([document], ChunkingParams(500, 0))
+    assert "".join(c.text for c in chunks) == document.text
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses with a listening TCP socket on `port`, read from /proc/net/tcp and tcp6."""
+    import ipaddress
+
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in open(table).read().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hexport = local.split(":")
+            if state == "0A" and int(hexport, 16) == port:  # 0A = LISTEN
+                raw = bytes.fromhex(address)
+                words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))  # little-endian words
+                found.add(str(ipaddress.ip_address(words)))
+    return found
+
+
+def test_the_dashboard_listens_on_loopback_only(tmp_path):
+    import urllib.request
+
+    from conftest import free_port
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port",
+                               str(port)], cwd=ROOT, env={**os.environ, "RETRIEVER_LAB_HOME": str(tmp_path)},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
+                break
+            except OSError:
+                assert time.time() < deadline and server.poll() is None, "streamlit did not start"
+                time.sleep(0.3)
+        assert listening_addresses(port) == {"127.0.0.1"}
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

@@ -1,0 +1,56 @@
+"""The RAG pipeline of a run row: prompt from the retrieved chunks, a streamed answer, its quality and latency."""
+from __future__ import annotations
+
+import threading
+import weakref
+from dataclasses import asdict
+from typing import Any, Callable
+
+from eval.answer_quality import contains_answer, exact_match, token_f1
+from eval.datasets import Question
+from eval.generation import GenerationSettings, Generator
+from eval.prompts import DEFAULT_TEMPLATES, build_prompt, check_template
+
+ANSWER_COLUMNS = ("answer", "prompt_tokens", "completion_tokens", "ttft_ms", "total_ms", "tokens_per_s",
+                  "exact_match", "f1", "contains_answer")
+
+
+# One model may serve several dashboard sessions: its answers are generated one at a time.
+_GENERATOR_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _lock_for(generator: Generator) -> threading.Lock:
+    return _GENERATOR_LOCKS.setdefault(generator, threading.Lock())
+
+
+class GeneratingAnswerer:
+    """Answers a row with a streaming generator; the sweep's `Answerer`."""
+
+    def __init__(self, generator: Generator, settings: GenerationSettings, template: str | None = None,
+                 language: str | None = None) -> None:
+        self.generator, self.settings, self.language = generator, settings, language
+        self.template = check_template(template) if template else None
+
+    @property
+    def deterministic(self) -> bool:
+        return self.settings.deterministic
+
+    def answer(self, question: Question, chunk_texts: list[str],
+               on_text: Callable[[str], None] | None = None) -> dict[str, Any]:
+        prompt = build_prompt(question.question, chunk_texts, self.language, self.template)
+        answer = ""
+        with _lock_for(self.generator):
+            for answer in self.generator.stream(prompt, self.settings):
+                if on_text:
+                    on_text(answer)
+            stats = self.generator.last_stats
+        gold = list(question.answers)
+        return {"answer": answer, **asdict(stats),
+                "exact_match": exact_match(answer, gold), "f1": token_f1(answer, gold),
+                "contains_answer": contains_answer(answer, gold)}
+
+    def describe(self) -> dict[str, Any]:
+        """What the run manifest records: the model, the decoding settings and the prompt templates."""
+        templates = {"custom": self.template} if self.template else DEFAULT_TEMPLATES
+        return {"llm": self.generator.name, "settings": asdict(self.settings),
+                "language": self.language or "auto (per question)", "templates": templates}

@@ -1,0 +1,120 @@
+"""The whole pipeline: sweep + streamed answers + answer metrics + LLM judge, with reuse of identical prompts."""
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import ROOT, free_port
+from judge_stub_server import JudgeStubServer
+from openai_stub_server import OpenAIStubServer
+
+from eval.config import parse_sweep
+from eval.datasets import Question
+from eval.generation import GenerationSettings, load_generator
+from eval.pipeline import GeneratingAnswerer
+from eval.runs import RunStore
+from eval.sweep import SweepOptions, run_sweep
+
+SECRET = "sk-test-never-written-anywhere-0123456789"
+# threshold 0 keeps all of k = 3, so it retrieves what similarity k=3 retrieves: same prompt, answer reused
+GRID = parse_sweep({"configs": [{"search_type": "similarity", "k": [3, 2]},
+                                {"search_type": "similarity_score_threshold", "k": 3, "score_threshold": 0.0}]})
+
+
+def test_sweep_with_answers_reuses_identical_prompts(tmp_path, sample_index, sample_dataset, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    questions = sample_dataset.questions[:4]
+    streamed = []
+    with OpenAIStubServer() as server:
+        answerer = GeneratingAnswerer(load_generator(f"openai:stub@{server.base_url}"), GenerationSettings())
+        store = RunStore(tmp_path)
+        run = store.load(run_sweep(store, sample_index, GRID, questions, "sample", SweepOptions(
+            latency_sample=0, answerer=answerer, on_answer=lambda *a: streamed.append(a))))
+    rows = run.rows.set_index(["question_id", "config_id"])
+    assert len(server.requests) == len(questions) * 2  # k=3 and threshold share every prompt
+    for question in questions:
+        original, reused = rows.loc[(question.id, "similarity-k3")], rows.loc[(question.id, "threshold-k3-t0")]
+        assert not original.answer_reused and reused.answer_reused
+        assert reused.answer == original.answer and reused.ttft_ms == original.ttft_ms
+        assert original.answer.startswith("Answer: ") and question.question in original.answer
+        assert original.completion_tokens > 0 and original.total_ms >= original.ttft_ms
+        assert 0 <= original.f1 <= 1 and original.contains_answer in (0.0, 1.0)
+    assert {(q, c) for q, c, _ in streamed} == {(q.id, c) for q in questions for c in ("similarity-k3", "similarity-k2")}
+    assert run.manifest["generation"]["llm"] == f"openai:stub@{server.base_url}"
+    assert all(SECRET not in p.read_text(errors="ignore") for p in run.folder.rglob("*") if p.is_file()
+               and p.suffix in (".json", ".jsonl"))
+
+
+def test_sampling_generates_every_row(tmp_path, sample_index, sample_dataset):
+    with OpenAIStubServer() as server:
+        answerer = GeneratingAnswerer(load_generator(f"openai:stub@{server.base_url}"),
+                                      GenerationSettings(temperature=0.7, top_p=0.9))
+        store = RunStore(tmp_path)
+        run = store.load(run_sweep(store, sample_index, GRID, sample_dataset.questions[:2], "sample",
+                                   SweepOptions(latency_sample=0, answerer=answerer)))
+    assert len(server.requests) == 2 * len(GRID) and not run.rows.answer_reused.any()
+    assert server.requests[0]["body"]["temperature"] == 0.7 and server.requests[0]["body"]["top_p"] == 0.9
+
+
+def cli(home, *args):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OPENAI_API_KEY": SECRET}
+    return subprocess.run([sys.executable, "-m", "eval", "--home", str(home), *args], capture_output=True,
+                          text=True, env=env, cwd=home)
+
+
+def test_scale_out_cli_flow_against_a_chroma_server_and_openai_endpoints(tmp_path):
+    """The whole CLI flow with the index on a real `chroma run` server, answers from an OpenAI-compatible
+    endpoint and the ragas judge on another one; the API key never lands in a file."""
+    port = free_port()
+    chroma = ROOT / ".venv" / "bin" / "chroma"
+    server = subprocess.Popen([str(chroma) if chroma.exists() else "chroma", "run", "--path", str(tmp_path / "db"),
+                               "--host", "127.0.0.1", "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    remote = ("--chroma-host", "127.0.0.1", "--chroma-port", str(port))
+    try:
+        deadline = time.time() + 30
+        while cli(tmp_path, *remote, "index", "list").returncode != 0:
+            assert time.time() < deadline, "chroma server did not start"
+            time.sleep(0.3)
+        built = cli(tmp_path, *remote, "index", "build", "--corpus", str(ROOT / "datasets" / "sample"), "--name",
+                    "共享", "--embedding", "minilm", "--chunk-size", "400")
+        assert built.returncode == 0, built.stderr
+        sweep = tmp_path / "sweep.yaml"
+        sweep.write_text("configs:\n  - {search_type: similarity, k: [2, 3]}\n", encoding="utf-8")
+        with OpenAIStubServer() as llm, JudgeStubServer() as judge:
+            ran = cli(tmp_path, *remote, "run", "--index", "共享", "--questions", str(ROOT / "datasets" / "sample"),
+                      "--sweep", str(sweep), "--limit", "3", "--latency-sample", "1", "--generate",
+                      "--llm", f"openai:stub@{llm.base_url}", "--judge", f"openai:judge@{judge.base_url}")
+        assert ran.returncode == 0, ran.stderr
+        run_id = ran.stdout.split()[1]
+        run = RunStore(tmp_path / "runs").load(run_id)
+        assert run.manifest["index"]["name"] == "共享" and run.rows.answer.str.startswith("Answer: ").all()
+        assert run.rows.judge_faithfulness.notna().all() and (run.rows.judge_error == "").all()
+        exported = cli(tmp_path, *remote, "export", run_id, "--format", "jsonl", "--out", str(tmp_path / "r.jsonl"))
+        assert exported.returncode == 0, exported.stderr
+        assert all(SECRET not in p.read_text(errors="ignore") for p in tmp_path.rglob("*")
+                   if p.is_file() and p.suffix in (".json", ".jsonl", ".csv") and "db" not in p.parts)
+        assert SECRET not in ran.stdout + ran.stderr
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_generation_errors_are_one_line(tmp_path):
+    cases = [
+        (("--llm", str(tmp_path / "no-such-model")), "does not exist"),
+        (("--llm", f"openai:stub@http://127.0.0.1:{free_port()}/v1"), f"127.0.0.1"),
+        (("--llm", "openai:stub@nowhere"), "bad model spec"),
+    ]
+    built = cli(tmp_path, "index", "build", "--corpus", str(ROOT / "datasets" / "sample"), "--name", "s",
+                "--embedding", "minilm", "--chunk-size", "400")
+    assert built.returncode == 0, built.stderr
+    for extra, message in cases:
+        result = cli(tmp_path, "run", "--index", "s", "--questions", str(ROOT / "datasets" / "sample"), "--limit",
+                     "1", "--latency-sample", "0", "--generate", *extra)
+        assert result.returncode == 2, result.stderr
+        last = result.stderr.strip().splitlines()[-1]
+        assert last.startswith("error: ") and message in last and "Traceback" not in result.stderr
