@@ -133,6 +133,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     bar = ProgressBar("sweep")
     options = SweepOptions(reference=args.reference, latency_sample=args.latency_sample, progress=bar,
                            block_size=int(os.environ.get("RETRIEVER_LAB_BLOCK_SIZE", 50)))
+    options.ragas_context = args.ragas
     if args.generate:
         options.answerer = answerer_from(args)
         options.on_answer = bar.show_answer
@@ -273,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--reference", action="store_true", help="use the LangChain retriever path")
     run.add_argument("--latency-sample", type=int, default=50, help="questions timed per config (0: none)")
     run.add_argument("--resume", metavar="RUN_ID", help="continue an interrupted run")
+    run.add_argument("--ragas", action="store_true",
+                     help="also score rows with ragas' ID-based and non-LLM context metrics (slower)")
     generate = run.add_mutually_exclusive_group()
     generate.add_argument("--generate", action="store_true", help="stream an answer for every row")
     generate.add_argument("--no-generate", action="store_true", help="retrieval only (the default)")

@@ -25,7 +25,7 @@ from eval.datasets import Question, fingerprint
 from eval.errors import LabError
 from eval.index import Index
 from eval.judge import describe_judge, judge_rows
-from eval.metrics import answer_metrics, diversity_metrics, doc_metrics
+from eval.metrics import answer_metrics, diversity_metrics, doc_metrics, ragas_context_metrics
 from eval.retrieval import langchain_retrieve
 from eval.runs import RunStore
 
@@ -69,6 +69,7 @@ class SweepOptions:
     on_answer: Callable[[str, str, str], None] | None = None  # (question_id, config_id, answer so far)
     judge: str | None = None  # an `openai:MODEL@URL` judge for ragas' LLM metrics on the answers
     judge_embeddings: Any = None  # LangChain embeddings for ragas' answer relevancy (the index's model)
+    ragas_context: bool = False  # also score every row with ragas' ID-based and non-LLM context metrics
     extra_manifest: dict[str, Any] = field(default_factory=dict)
 
 
@@ -208,6 +209,7 @@ def run_manifest(index: Index, configs: list[RetrieverConfig], questions: list[Q
         "block_size": options.block_size, "latency_sample": options.latency_sample,
         "generation": options.answerer.describe() if options.answerer else None,
         "judge": describe_judge(options.judge) if options.judge else None,
+        "ragas_context": options.ragas_context,
         "versions": {name: version(name) for name in ("chromadb", "langchain-core", "langchain-chroma")},
         **options.extra_manifest,
     }
@@ -272,6 +274,8 @@ def _execute(store: RunStore, run_id: str, index: Index, configs: list[Retriever
             options.progress("questions", min((number + 1) * options.block_size, len(questions)), len(questions))
     rows = pd.concat(store.parts(run_id), ignore_index=True)
     chunks = retrieved_chunks(index, rows)
+    if options.ragas_context:
+        rows = add_ragas_context_columns(rows, by_id, chunks, index, options)
     if options.judge and "answer" in rows:
         rows = add_judge_columns(rows, by_id, chunks, options)
     latency = measure_latency(index, configs, questions, options) if options.latency_sample > 0 else \
@@ -279,6 +283,29 @@ def _execute(store: RunStore, run_id: str, index: Index, configs: list[Retriever
     store.finish(run_id, rows, latency, chunks, retrieval_seconds=round(retrieval_seconds, 3),
                  wall_seconds=round(time.perf_counter() - started, 3))
     return run_id
+
+
+def add_ragas_context_columns(rows: pd.DataFrame, questions: dict[str, Question], chunks: pd.DataFrame,
+                              index: Index, options: SweepOptions) -> pd.DataFrame:
+    """ragas' IDBasedContextPrecision/Recall and NonLLMContextRecall through `ragas.evaluate`, offline.
+    The reference contexts are the chunks of the relevant documents (chunk-sized, as NonLLMContextRecall
+    compares texts one to one)."""
+    texts = dict(zip(chunks["chunk_id"], chunks["text"]))
+    relevant_ids = sorted({d for q in questions.values() for d in q.relevant_ids})
+    reference: dict[str, list[str]] = {}
+    for start in range(0, len(relevant_ids), 500):
+        for chunk in index.chunks(where={"doc_id": {"$in": relevant_ids[start:start + 500]}}):
+            reference.setdefault(chunk.doc_id, []).append(chunk.text)
+    if options.progress:
+        options.progress("ragas", 0, len(rows))
+    scored = ragas_context_metrics([
+        {"retrieved_context_ids": list(row.doc_ids), "retrieved_contexts": [texts[c] for c in row.chunk_ids],
+         "reference_context_ids": list(questions[row.question_id].relevant_ids),
+         "reference_contexts": [t for d in questions[row.question_id].relevant_ids for t in reference.get(d, [])]}
+        for row in rows.itertuples()])
+    if options.progress:
+        options.progress("ragas", len(rows), len(rows))
+    return pd.concat([rows, scored], axis=1)
 
 
 def add_judge_columns(rows: pd.DataFrame, questions: dict[str, Question], chunks: pd.DataFrame,

@@ -87,3 +87,15 @@ def test_leaderboard_has_ci_significance_and_latency(run):
     assert summary.set_index("config_id").ndcg_mean.to_dict() == pytest.approx(means.to_dict())
     text = leaderboard_text(summary, ["ndcg", "recall"])
     assert text.splitlines()[0].split()[:3] == ["config", "ndcg", "recall"]
+
+
+def test_ragas_context_metrics_in_a_run_agree_with_ours(tmp_path, sample_index, sample_dataset):
+    store = RunStore(tmp_path)
+    run = store.load(run_sweep(store, sample_index, GRID[:2], sample_dataset.questions[:6], "sample",
+                               SweepOptions(latency_sample=0, ragas_context=True)))
+    assert run.manifest["ragas_context"] is True
+    # ragas compares ids as sets, as our deduplicated document-level precision and recall do
+    assert run.rows.ragas_id_context_precision.tolist() == pytest.approx(run.rows.precision.tolist())
+    assert run.rows.ragas_id_context_recall.tolist() == pytest.approx(run.rows.recall.tolist())
+    recall = run.rows.ragas_nonllm_context_recall
+    assert recall.between(0, 1).all() and (recall[run.rows.recall == 0] == 0).all()
