@@ -187,6 +187,15 @@ def cmd_runs_show(args: argparse.Namespace) -> None:
     print(json.dumps(run_store_from(args).manifest(args.run_id), ensure_ascii=False, indent=2))
 
 
+def cmd_runs_compare(args: argparse.Namespace) -> None:
+    from eval.leaderboard import compare_runs
+
+    store = run_store_from(args)
+    table = compare_runs(store.load(args.first), store.load(args.second), args.metric or None)
+    print(f"a = {args.first}, b = {args.second}")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+
 def cmd_runs_delete(args: argparse.Namespace) -> None:
     run_store_from(args).delete(args.run_id)
     print(f"deleted run {args.run_id}")
@@ -309,6 +318,11 @@ def build_parser() -> argparse.ArgumentParser:
         sub = runs_commands.add_parser(name)
         sub.add_argument("run_id")
         sub.set_defaults(handler=handler)
+    compare = runs_commands.add_parser("compare", help="two runs side by side, config by config")
+    compare.add_argument("first")
+    compare.add_argument("second")
+    compare.add_argument("--metric", action="append", help="a metric to show (repeatable; default: all)")
+    compare.set_defaults(handler=cmd_runs_compare)
     return parser
 
 

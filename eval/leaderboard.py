@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from eval.errors import LabError
 from eval.metrics import METRICS, aggregate
 from eval.runs import Run
 
@@ -64,3 +65,20 @@ def leaderboard_text(summary: pd.DataFrame, metrics: list[str], sort_by: str = "
     if f"{sort_by}_mean" in summary:
         table = table.iloc[np.argsort(-summary[f"{sort_by}_mean"].fillna(-1).to_numpy(), kind="stable")]
     return table.rename(columns=columns).to_string(index=False)
+
+
+def compare_runs(first: Run, second: Run, metrics: list[str] | None = None) -> pd.DataFrame:
+    """Configs of two runs side by side (matched by config id): each metric's mean in both and the change.
+
+    Questions are matched too: only questions present in both runs count, so the means are comparable."""
+    shared = set(first.rows["question_id"]) & set(second.rows["question_id"])
+    if not shared:
+        raise LabError(f"runs {first.run_id} and {second.run_id} have no question in common")
+    metrics = metrics or [m for m in quality_metrics(first.rows) if m in quality_metrics(second.rows)]
+    means = [run.rows[run.rows["question_id"].isin(shared)].groupby("config_id", sort=False)[metrics].mean()
+             for run in (first, second)]
+    table = means[0].add_suffix("_a").join(means[1].add_suffix("_b"), how="outer")
+    for metric in metrics:
+        table[f"{metric}_delta"] = table[f"{metric}_b"] - table[f"{metric}_a"]
+    columns = [f"{m}_{part}" for m in metrics for part in ("a", "b", "delta")]
+    return table[columns].reset_index()

@@ -99,3 +99,19 @@ def test_ragas_context_metrics_in_a_run_agree_with_ours(tmp_path, sample_index, 
     assert run.rows.ragas_id_context_recall.tolist() == pytest.approx(run.rows.recall.tolist())
     recall = run.rows.ragas_nonllm_context_recall
     assert recall.between(0, 1).all() and (recall[run.rows.recall == 0] == 0).all()
+
+
+def test_compare_two_runs(tmp_path, sample_index, sample_dataset, run):
+    from eval.leaderboard import compare_runs
+
+    store = RunStore(tmp_path)
+    other = store.load(run_sweep(store, sample_index, GRID[:2], sample_dataset.questions[:10], "sample",
+                                 SweepOptions(latency_sample=0)))
+    table = compare_runs(run, other, ["ndcg", "recall"]).set_index("config_id")
+    assert list(table.columns) == ["ndcg_a", "ndcg_b", "ndcg_delta", "recall_a", "recall_b", "recall_delta"]
+    first_ten = run.rows[run.rows.question_id.isin(other.rows.question_id)]
+    for config_id, expected in first_ten.groupby("config_id").ndcg.mean().items():
+        assert table.loc[config_id, "ndcg_a"] == pytest.approx(expected)
+    shared = table.dropna()
+    assert (shared.ndcg_delta.abs() < 1e-9).all()  # same index, same questions: same results
+    assert table.loc[GRID[2].config_id, ["ndcg_b"]].isna().all()  # only in the first run
