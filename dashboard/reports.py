@@ -27,6 +27,20 @@ if run_id:
             c2.download_button("Download Markdown report", st.session_state["report-md"][1],
                                file_name=f"retriever-lab-{run_id}.md", mime="text/markdown", key="dl-md")
 
+        others = [m["run_id"] for m in state.run_store().list() if m.get("status") == "complete"
+                  and m["run_id"] != run_id]
+        if others:
+            other_id = st.selectbox("Compare with run", others, key="compare-with")
+            if st.button("Build comparison report", key="build-comparison"):
+                from eval.report import comparison_html
+
+                html = comparison_html(run, state.load_run(other_id))
+                st.session_state["report-comparison"] = ((run_id, other_id), html.encode("utf-8"))
+            if st.session_state.get("report-comparison", (None,))[0] == (run_id, other_id):
+                st.download_button("Download comparison report", st.session_state["report-comparison"][1],
+                                   file_name=f"retriever-lab-{run_id}-vs-{other_id}.html", mime="text/html",
+                                   key="dl-comparison")
+
         st.subheader("Data exports")
         from eval.export import export_run, trec_files
 

@@ -200,6 +200,13 @@ def calibration_histogram(scores: pd.DataFrame, threshold: dict | None = None, b
                    legend_title="candidates")
 
 
+def comparison_bars(table: pd.DataFrame, metric: str = "ndcg") -> go.Figure:
+    """One metric per config for two runs (the `compare_runs` table), as grouped bars."""
+    fig = go.Figure([go.Bar(name=f"run {side}", x=table["config_id"], y=table[f"{metric}_{side}"])
+                     for side in ("a", "b")])
+    return _layout(fig, f"{label(metric)}: run a vs run b", barmode="group", yaxis_title=label(metric))
+
+
 def run_charts(summary: pd.DataFrame, run=None, relevance: str = "ndcg", diversity: str = "ild") -> dict[str, go.Figure]:
     """The standard set of charts for a run summary (used by the report)."""
     charts = {}

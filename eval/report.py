@@ -169,6 +169,30 @@ def report_html(run: Run, questions: Sequence[Question] | None = None, index: An
     return "\n".join(parts)
 
 
+def comparison_html(first: Run, second: Run, metrics: Sequence[str] | None = None) -> str:
+    """Two runs side by side in one self-contained HTML document: settings, per-config means and changes."""
+    from eval.leaderboard import compare_runs
+
+    table = compare_runs(first, second, list(metrics) if metrics else None)
+    shown = [c[:-len("_a")] for c in table.columns if c.endswith("_a")]
+    settings = pd.DataFrame([(label, *[(run.manifest.get("index") or {}).get(key) if key != "questions" else
+                                       (run.manifest.get("questions") or {}).get("count") for run in (first, second)])
+                             for label, key in (("index", "name"), ("embedding model", "embedding_model"),
+                                                ("chunk size", "chunk_size"), ("chunk overlap", "chunk_overlap"),
+                                                ("questions", "questions"))],
+                            columns=["setting", f"a: {first.run_id}", f"b: {second.run_id}"])
+    figure = chart_builders.comparison_bars(table, shown[0] if "ndcg" not in shown else "ndcg")
+    return "\n".join([
+        "<!DOCTYPE html>", "<html><head><meta charset=\"utf-8\">",
+        f"<title>Retriever Lab comparison {esc(first.run_id)} vs {esc(second.run_id)}</title>"
+        f"<style>{CSS}</style></head><body>",
+        f"<h1>Run {esc(first.run_id)} (a) vs run {esc(second.run_id)} (b)</h1>",
+        "<h2>Settings</h2>", _html_table(settings),
+        "<h2>Per configuration (questions in both runs only)</h2>",
+        _html_table(table.round(4)), figure.to_html(full_html=False, include_plotlyjs=True),
+        "</body></html>"])
+
+
 # ---------------------------------------------------------------- Markdown
 
 def _md(value: Any) -> str:

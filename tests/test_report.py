@@ -67,3 +67,19 @@ def test_write_report_rejects_unknown_format(hostile, tmp_path):
 
     with pytest.raises(LabError):
         write_report(hostile[0], tmp_path / "x", "pdf")
+
+
+def test_comparison_report_of_two_runs(tmp_path, sample_index, sample_dataset):
+    from eval.config import parse_sweep
+    from eval.report import comparison_html
+    from eval.runs import RunStore
+    from eval.sweep import SweepOptions, run_sweep
+
+    store = RunStore(tmp_path)
+    grid = parse_sweep({"configs": [{"search_type": "similarity", "k": [2, 4]}]})
+    runs = [store.load(run_sweep(store, sample_index, grid, sample_dataset.questions[:n], "sample",
+                                 SweepOptions(latency_sample=0))) for n in (4, 6)]
+    html = comparison_html(*runs)
+    assert "Plotly.newPlot" in html and "<script src=" not in html  # plotly.js inline: works offline
+    assert f"Run {runs[0].run_id} (a) vs run {runs[1].run_id} (b)" in html
+    assert "ndcg_delta" in html and "similarity-k4" in html
