@@ -63,13 +63,15 @@ def main() -> None:
     parser.add_argument("--dataset", default=str(ROOT.parent / "shared" / "datasets" / "squad11_dev_en"))
     parser.add_argument("--skip-reference", action="store_true")
     parser.add_argument("--home", type=Path, help="keep the index and runs here (default: a temporary folder)")
+    parser.add_argument("--reuse-index", action="store_true", help="skip the build benchmark; use HOME's index")
     args = parser.parse_args()
     dataset = load_dataset(args.dataset)
     configs = parse_sweep(GRID_30)
     questions = dataset.questions[:args.questions]
     with tempfile.TemporaryDirectory() as folder:
         work = args.home or Path(folder)
-        build_vs_embedding(dataset, args.embedding, work)
+        if not args.reuse_index:
+            build_vs_embedding(dataset, args.embedding, work)
         index = IndexStore(work / "indexes").open("bench")
         store = RunStore(work / "runs")
         floor = floor_seconds(index, questions, max(c.candidates for c in configs))

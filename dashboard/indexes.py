@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import state
+from eval.datasets import load_question_set
 from eval.errors import LabError
 
 st.title("Indexes")
@@ -83,7 +84,7 @@ if manifests:
                 raise LabError("choose a question set first")
             from eval.calibration import score_calibration, suggest_threshold
 
-            questions = state.load_question_set(cal_path)
+            questions = load_question_set(cal_path)
             scores = score_calibration(state.open_index(cal_index), questions, int(sample), int(top_n), int(seed))
             st.session_state["calibration"] = (cal_index, scores, suggest_threshold(scores))
     if "calibration" in st.session_state and st.session_state["calibration"][0] == cal_index:

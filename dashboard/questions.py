@@ -3,6 +3,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import state
+from eval.datasets import load_question_set
 
 st.title("Question sets")
 path = None
@@ -10,7 +11,7 @@ with state.lab_errors("check the path or the uploaded file"):
     path = state.dataset_source("questions")
 if path is not None:
     with state.lab_errors("check the path, or fix the file at the line named in the message, then load it again"):
-        questions = state.load_question_set(path)
+        questions = load_question_set(path)
         texts = [q.question for q in questions]
         share = state.cjk_share(texts)
         c1, c2, c3, c4 = st.columns(4)

@@ -165,28 +165,6 @@ def dataset_source(key: str, allow_upload: bool = True) -> Path | None:
         else folder / Path(files[0].name).name
 
 
-def load_question_set(path: Path):
-    """Questions from a dataset folder or a questions file (JSONL/CSV); raises LabError with file/line."""
-    from eval.datasets import detect_format, find_file, load_dataset, load_questions
-
-    if not path.exists():
-        raise LabError(f"{path}: no such file or folder")
-    if path.is_dir():
-        if detect_format(path) == "native":
-            corpus_questions = load_dataset(path).questions
-            if corpus_questions:
-                return corpus_questions
-            return load_questions(find_file(path, "questions"))
-        questions = load_dataset(path).questions
-    elif path.suffix.lower() == ".json":
-        questions = load_dataset(path).questions
-    else:
-        questions = load_questions(path)
-    if not questions:
-        raise LabError(f"{path}: no questions found")
-    return questions
-
-
 def cjk_share(texts) -> float:
     letters = cjk = 0
     for text in texts:

@@ -4,6 +4,7 @@ import json
 import streamlit as st
 
 from dashboard import state
+from eval.datasets import load_question_set
 from eval.config import RetrieverConfig, SEARCH_TYPES, parse_sweep
 from eval.errors import LabError
 
@@ -128,7 +129,7 @@ with state.lab_errors("fix the grid values above"):
     configs = parse_sweep(spec, "grid")
 with state.lab_errors("fix the question set (see the Question sets page)"):
     if question_path is not None:
-        questions = state.load_question_set(question_path)
+        questions = load_question_set(question_path)
         if limit:
             questions = questions[:int(limit)]
 

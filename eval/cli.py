@@ -106,30 +106,18 @@ def run_store_from(args: argparse.Namespace):
     return RunStore(args.home / "runs")
 
 
-def load_questions_for(path: Path, index_name: str, store) -> tuple[list, str]:
-    """Questions from a questions file or a dataset folder, checked against the index's corpus ids."""
-    from eval.datasets import detect_format, find_file, load_dataset, load_questions
-
-    if path.is_dir() and detect_format(path) != "native":
-        questions = load_dataset(path).questions
-    else:
-        questions = load_questions(find_file(path, "questions") if path.is_dir() else path)
-    if not questions:
-        raise LabError(f"{path}: no questions found")
-    store.manifest(index_name)
-    return questions, str(path)
-
-
 def cmd_run(args: argparse.Namespace) -> None:
     from eval.config import DEFAULT_SWEEP, load_sweep, parse_sweep
     from eval.leaderboard import leaderboard_text, quality_metrics, summarize
     from eval.sweep import SweepOptions, run_sweep
 
     configs = load_sweep(args.sweep) if args.sweep else parse_sweep(DEFAULT_SWEEP, "default sweep")
+    from eval.datasets import load_question_set
+
     store = store_from(args)
-    questions, source = load_questions_for(args.questions, args.index, store)
-    questions = questions[:args.limit] if args.limit else questions
     index = store.open(args.index)
+    questions = load_question_set(args.questions)
+    questions = questions[:args.limit] if args.limit else questions
     bar = ProgressBar("sweep")
     options = SweepOptions(reference=args.reference, latency_sample=args.latency_sample, progress=bar,
                            block_size=int(os.environ.get("RETRIEVER_LAB_BLOCK_SIZE", 50)))
@@ -141,7 +129,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     elif args.judge:
         raise LabError("--judge scores generated answers: add --generate")
     try:
-        run_id = run_sweep(run_store_from(args), index, configs, questions, source, options, resume=args.resume)
+        run_id = run_sweep(run_store_from(args), index, configs, questions, str(args.questions), options,
+                           resume=args.resume)
     finally:
         bar.close()
     run = run_store_from(args).load(run_id)

@@ -415,3 +415,19 @@ def load_dataset(path: str | Path, fmt: str = "auto", language: str | None = Non
     except DatasetError:
         return Dataset(name=path.name, corpus=corpus)
     return Dataset(name=path.name, corpus=corpus, questions=load_questions(questions_path, corpus))
+
+
+def load_question_set(path: str | Path) -> list[Question]:
+    """Questions from a questions file (JSONL/CSV), a SQuAD file, or any dataset folder."""
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError("no such file or folder", path)
+    if path.is_dir() and detect_format(path) == "native":
+        questions = load_questions(find_file(path, "questions"))
+    elif path.is_dir() or path.suffix.lower() == ".json":
+        questions = load_dataset(path).questions
+    else:
+        questions = load_questions(path)
+    if not questions:
+        raise DatasetError("no questions found", path)
+    return questions

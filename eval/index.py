@@ -159,6 +159,10 @@ class Index:
         return [Chunk(m["chunk_id"], m["doc_id"], int(m["start"]), text, m)
                 for text, m in zip(got["documents"], got["metadatas"])]
 
+    def doc_ids(self) -> set[str]:
+        """The ids of the documents in this index."""
+        return {m["doc_id"] for m in self.collection.get(include=["metadatas"])["metadatas"]}
+
     def embeddings_of(self, chunk_ids: list[str]) -> np.ndarray:
         if not chunk_ids:
             return np.zeros((0, self.manifest.dimension), np.float32)

@@ -42,6 +42,9 @@ def latency_table(run: Run) -> pd.DataFrame:
             grouped = frame.groupby("config_id")[column]
             stats = pd.DataFrame({f"{column}_p50": grouped.median(), f"{column}_p95": grouped.quantile(0.95)})
             out = out.merge(stats, left_on="config_id", right_index=True, how="left")
+    for column in ("retrieval_ms_p50", "retrieval_ms_p95"):  # a run without latency samples still has them
+        if column not in out:
+            out[column] = np.nan
     return out
 
 

@@ -94,6 +94,7 @@ def _punctuation_table() -> dict[int, None]:
     return dict.fromkeys(map(ord, {*string.punctuation, *unicode_punct}))
 
 
+@lru_cache(maxsize=65536)  # a sweep normalizes the same chunks for every config
 def normalize_text(s: str) -> str:
     """NFKC (full-width -> ASCII), lowercase, delete punctuation (incl. Chinese), collapse whitespace."""
     text = unicodedata.normalize("NFKC", s).lower().translate(_punctuation_table())

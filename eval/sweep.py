@@ -14,7 +14,8 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
-from typing import Any, Callable, Protocol
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Iterator, Protocol
 
 import numpy as np
 import pandas as pd
@@ -91,26 +92,43 @@ def fast_retrieve(index: Index, configs: list[RetrieverConfig], questions: list[
             candidates = Retrieved(got["ids"][q_index], [m["doc_id"] for m in got["metadatas"][q_index]],
                                    [relevance(d) for d in got["distances"][q_index]], got["documents"][q_index],
                                    np.asarray(got["embeddings"][q_index], np.float32))
+            selections = mmr_selections(group, candidates, query_vectors[q_index])
             for config in group:
-                picks = derive_picks(config, candidates, query_vectors[q_index])
+                picks = derive_picks(config, candidates, selections)
                 results[question.id, config.config_id] = _take(candidates, picks)
     return results
 
 
-def derive_picks(config: RetrieverConfig, candidates: Retrieved, query_vector: np.ndarray) -> list[int]:
+def mmr_selections(configs: list[RetrieverConfig], candidates: Retrieved,
+                   query_vector: np.ndarray) -> dict[tuple[int, float], list[int]]:
+    """LangChain's MMR, run once per (fetch_k, lambda_mult) with the largest k of the group.
+
+    MMR is greedy, so the first k picks of a longer run are exactly the picks of a run with that k."""
+    largest: dict[tuple[int, float], int] = {}
+    for config in configs:
+        if config.search_type == "mmr":
+            key = (config.fetch_k, config.lambda_mult)
+            largest[key] = max(largest.get(key, 0), config.k)
+    query = np.asarray(query_vector, np.float32)
+    selections = {}
+    for (fetch_k, lambda_mult), k in largest.items():
+        pool = min(fetch_k, len(candidates.chunk_ids))
+        selections[fetch_k, lambda_mult] = maximal_marginal_relevance(
+            query, candidates.embeddings[:pool], k=k, lambda_mult=lambda_mult) if pool else []
+    return selections
+
+
+def derive_picks(config: RetrieverConfig, candidates: Retrieved,
+                 mmr_selected: dict[tuple[int, float], list[int]]) -> list[int]:
     """Positions in the candidate list that LangChain's retriever returns for this config, in its order."""
     top = range(min(config.k, len(candidates.chunk_ids)))
     if config.search_type == "similarity":
         return list(top)
     if config.search_type == "similarity_score_threshold":
         return [i for i in top if candidates.scores[i] >= config.score_threshold]
-    pool = min(config.fetch_k, len(candidates.chunk_ids))
-    if pool == 0:
-        return []
-    selected = maximal_marginal_relevance(np.asarray(query_vector, np.float32), candidates.embeddings[:pool],
-                                          k=config.k, lambda_mult=config.lambda_mult)
+    selected = set(mmr_selected[config.fetch_k, config.lambda_mult][:config.k])
     # LangChain returns the MMR picks in Chroma's distance order, not in selection order.
-    return [i for i in range(pool) if i in selected]
+    return sorted(selected)
 
 
 def _take(candidates: Retrieved, picks: list[int]) -> Retrieved:
@@ -221,6 +239,7 @@ def run_sweep(store: RunStore, index: Index, configs: list[RetrieverConfig], que
     options = options or SweepOptions()
     if not configs or not questions:
         raise LabError("a sweep needs at least one retriever config and one question")
+    check_relevant_ids(index, questions)
     manifest = run_manifest(index, configs, questions, questions_source, options)
     run_id = _start_or_resume(store, manifest, questions, resume)
     try:
@@ -231,6 +250,16 @@ def run_sweep(store: RunStore, index: Index, configs: list[RetrieverConfig], que
     except KeyboardInterrupt:
         store.update(run_id, status="interrupted")
         raise
+
+
+def check_relevant_ids(index: Index, questions: list[Question]) -> None:
+    """Relevance labels must name documents of the index, or every metric would silently be 0."""
+    known = index.doc_ids()
+    for question in questions:
+        missing = [d for d in question.relevant_ids if d not in known]
+        if missing:
+            raise LabError(f"question '{question.id}' names documents that are not in index "
+                           f"'{index.manifest.name}': {', '.join(missing[:5])} (is this the right index?)")
 
 
 def _start_or_resume(store: RunStore, manifest: dict[str, Any], questions: list[Question],
@@ -258,12 +287,11 @@ def _execute(store: RunStore, run_id: str, index: Index, configs: list[Retriever
     blocks = [questions[i:i + options.block_size] for i in range(0, len(questions), options.block_size)]
     by_id = {q.id: q for q in questions}
     retrieval_seconds = store.manifest(run_id).get("retrieval_seconds", 0.0)
-    for number, block in enumerate(blocks):
-        if all(q.id in done for q in block):
-            continue
+    todo = [(number, block) for number, block in enumerate(blocks) if not all(q.id in done for q in block)]
+    for (number, block), vectors in zip(todo, _prefetched_query_vectors(index, [b for _, b in todo], options)):
         _check_cancel(options)
         block_started = time.perf_counter()
-        rows, texts = _retrieve_block(index, configs, block, options)
+        rows, texts = _retrieve_block(index, configs, block, options, vectors)
         retrieval_seconds += time.perf_counter() - block_started
         if options.answerer is not None:
             _answer_rows(rows, by_id, texts, options, sum(len(b) for b in blocks[:number]) * len(configs),
@@ -337,12 +365,31 @@ def retrieved_chunks(index: Index, rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(records, columns=["chunk_id", "doc_id", "start", "text"])
 
 
-def _retrieve_block(index: Index, configs: list[RetrieverConfig], block: list[Question],
-                    options: SweepOptions) -> tuple[list[dict[str, Any]], dict[tuple[str, str], list[str]]]:
+def _prefetched_query_vectors(index: Index, blocks: list[list[Question]],
+                              options: SweepOptions) -> Iterator[np.ndarray | None]:
+    """The fast path's query vectors, block by block; the next block is embedded in a background thread
+    while the current one is queried and scored (both encoders release the GIL while they compute)."""
+    if options.reference:
+        yield from (None for _ in blocks)
+        return
+
+    def embed(block: list[Question]) -> np.ndarray:
+        return index.embeddings.embed_array([q.question for q in block], is_query=True)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed-questions") as pool:
+        pending = pool.submit(embed, blocks[0]) if blocks else None
+        for position in range(len(blocks)):
+            vectors = pending.result()
+            if position + 1 < len(blocks):
+                pending = pool.submit(embed, blocks[position + 1])
+            yield vectors
+
+
+def _retrieve_block(index: Index, configs: list[RetrieverConfig], block: list[Question], options: SweepOptions,
+                    vectors: np.ndarray | None) -> tuple[list[dict[str, Any]], dict[tuple[str, str], list[str]]]:
     if options.reference:
         retrieved = reference_retrieve(index, configs, block)
     else:
-        vectors = index.embeddings.embed_array([q.question for q in block], is_query=True)
         retrieved = fast_retrieve(index, configs, block, vectors)
     rows = [score_row(q, c, retrieved[q.id, c.config_id]) for q in block for c in configs]
     return rows, {key: value.texts for key, value in retrieved.items()}

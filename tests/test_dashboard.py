@@ -251,3 +251,12 @@ def test_sweep_page_streams_answers(app, lab):
     at.text_input(key="gen-llm").set_value("openai:stub@not-a-url")
     at.button(key="start").click().run()
     assert "bad model spec" in at.error[0].value
+
+
+def test_compare_page_handles_a_run_without_latency(app, lab, tiny_index_store, tiny_dataset):
+    store = RunStore(lab["home"] / "runs")
+    run_id = run_sweep(store, IndexStore(lab["home"] / "indexes").open("tiny"), parse_sweep(SWEEP),
+                       tiny_dataset.questions, "tiny", SweepOptions(latency_sample=0))
+    at = app("dashboard/compare.py")
+    at.selectbox(key="compare-run").set_value(run_id).run()
+    assert not problems(at) and len(at.dataframe) >= 1

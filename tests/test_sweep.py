@@ -145,3 +145,13 @@ def test_killed_cli_run_resumes_to_the_uninterrupted_result(tmp_path, sample_dat
 def test_empty_sweep_is_rejected(tmp_path, sample_index):
     with pytest.raises(LabError, match="at least one retriever config and one question"):
         run_sweep(RunStore(tmp_path), sample_index, [RetrieverConfig.create()], [])
+
+
+def test_questions_must_name_documents_of_the_index(tmp_path, sample_index):
+    from eval.datasets import Question
+
+    stray = [Question("q", "What is k?", ("4",), ("not-in-this-index",))]
+    with pytest.raises(LabError, match="question 'q' names documents that are not in index 'sample': "
+                                      "not-in-this-index"):
+        run_sweep(RunStore(tmp_path), sample_index, [RetrieverConfig.create()], stray)
+    assert RunStore(tmp_path).list() == []
