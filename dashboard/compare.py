@@ -19,7 +19,8 @@ if run_id:
         baseline = st.selectbox("Baseline (paired significance test)", ["(none)"] + config_ids,
                                 key="compare-baseline")
         baseline = None if baseline == "(none)" else baseline
-        summary = state.summary(run_id, baseline, tuple(metrics or default))
+        # one summary of every metric serves the leaderboard and the charts (computed once per baseline)
+        summary = state.summary(run_id, baseline, tuple(available))
         types = st.multiselect("Search types", sorted(summary["search_type"].unique()),
                                default=sorted(summary["search_type"].unique()), key="compare-types")
         shown = summary[summary["search_type"].isin(types)]
@@ -51,28 +52,26 @@ if run_id:
             diversity_options = [m for m in available if METRICS[m].group == "diversity"]
             diversity = st.selectbox("Diversity metric", diversity_options, format_func=lambda m: METRICS[m].label,
                                      key="chart-diversity")
-            full = state.summary(run_id, None, tuple(dict.fromkeys([relevance, diversity, *available])))
-            full = full[full["search_type"].isin(types)]
             tab1, tab2, tab3, tab4, tab5 = st.tabs(["Relevance vs diversity", "Pareto", "Latency", "vs k",
                                                     "MMR heatmap"])
             with tab1:
-                st.plotly_chart(charts.relevance_diversity(full, relevance, diversity), key="chart-scatter")
+                st.plotly_chart(charts.relevance_diversity(shown, relevance, diversity), key="chart-scatter")
             with tab2:
-                if full["retrieval_ms_p50"].notna().any():
-                    st.plotly_chart(charts.pareto_chart(full, relevance), key="chart-pareto")
+                if shown["retrieval_ms_p50"].notna().any():
+                    st.plotly_chart(charts.pareto_chart(shown, relevance), key="chart-pareto")
                     st.write("Pareto front:", ", ".join(charts.pareto_front(
-                        full, f"{relevance}_mean", "retrieval_ms_p50", METRICS[relevance].higher_is_better)))
+                        shown, f"{relevance}_mean", "retrieval_ms_p50", METRICS[relevance].higher_is_better)))
                 else:
                     st.info("This run has no latency samples (latency sample 0).")
             with tab3:
                 kind = st.radio("Kind", ["box", "violin"], horizontal=True, key="latency-kind")
-                st.plotly_chart(charts.latency_distribution(run.latency, run.rows, kind, full["config_id"]),
+                st.plotly_chart(charts.latency_distribution(run.latency, run.rows, kind, shown["config_id"]),
                                 key="chart-latency")
             with tab4:
-                st.plotly_chart(charts.metric_vs_k(full, relevance), key="chart-k")
+                st.plotly_chart(charts.metric_vs_k(shown, relevance), key="chart-k")
             with tab5:
-                mmr = full[full["search_type"] == "mmr"]
+                mmr = shown[shown["search_type"] == "mmr"]
                 if len(mmr):
-                    st.plotly_chart(charts.parameter_heatmap(full, relevance), key="chart-heatmap")
+                    st.plotly_chart(charts.parameter_heatmap(shown, relevance), key="chart-heatmap")
                 else:
                     st.info("No mmr configurations selected.")
