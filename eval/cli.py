@@ -125,6 +125,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     if args.generate:
         options.answerer = answerer_from(args)
         options.on_answer = bar.show_answer
+        options.generation_concurrency = args.concurrency
         options.judge, options.judge_embeddings = args.judge, index.embeddings
     elif args.judge:
         raise LabError("--judge scores generated answers: add --generate")
@@ -286,6 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--prompt-template", type=Path, help="a text file with {context} and {question}")
     run.add_argument("--language", choices=["zh", "en"], help="prompt language (default: per question)")
+    run.add_argument("--concurrency", type=int, default=1,
+                     help="parallel requests to an openai: endpoint (answers are then not streamed)")
     run.add_argument("--judge", metavar="openai:MODEL@URL",
                      help="ragas LLM-judged metrics (faithfulness, context precision, answer relevancy)")
     run.add_argument("--trust-remote-code", action="store_true",

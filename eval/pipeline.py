@@ -1,6 +1,7 @@
 """The RAG pipeline of a run row: prompt from the retrieved chunks, a streamed answer, its quality and latency."""
 from __future__ import annotations
 
+import contextlib
 import threading
 import weakref
 from dataclasses import asdict
@@ -19,7 +20,10 @@ ANSWER_COLUMNS = ("answer", "prompt_tokens", "completion_tokens", "ttft_ms", "to
 _GENERATOR_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _lock_for(generator: Generator) -> threading.Lock:
+def _lock_for(generator: Generator) -> threading.Lock | contextlib.nullcontext:
+    """Local models answer one prompt at a time; endpoints that take parallel requests need no lock."""
+    if generator.max_concurrency > 1:
+        return contextlib.nullcontext()
     return _GENERATOR_LOCKS.setdefault(generator, threading.Lock())
 
 
@@ -38,16 +42,20 @@ class GeneratingAnswerer:
     def answer(self, question: Question, chunk_texts: list[str],
                on_text: Callable[[str], None] | None = None) -> dict[str, Any]:
         prompt = build_prompt(question.question, chunk_texts, self.language, self.template)
-        answer = ""
         with _lock_for(self.generator):
-            for answer in self.generator.stream(prompt, self.settings):
-                if on_text:
-                    on_text(answer)
-            stats = self.generator.last_stats
+            answer, stats = self._generate(prompt, on_text)
         gold = list(question.answers)
         return {"answer": answer, **asdict(stats),
                 "exact_match": exact_match(answer, gold), "f1": token_f1(answer, gold),
                 "contains_answer": contains_answer(answer, gold)}
+
+    def _generate(self, prompt: str, on_text: Callable[[str], None] | None) -> tuple[str, Any]:
+        if on_text is None:  # thread-safe: used for parallel requests
+            return self.generator.complete(prompt, self.settings)
+        answer = ""
+        for answer in self.generator.stream(prompt, self.settings):
+            on_text(answer)
+        return answer, self.generator.last_stats
 
     def describe(self) -> dict[str, Any]:
         """What the run manifest records: the model, the decoding settings and the prompt templates."""

@@ -68,6 +68,7 @@ class SweepOptions:
     cancel: threading.Event | None = None
     answerer: Answerer | None = None
     on_answer: Callable[[str, str, str], None] | None = None  # (question_id, config_id, answer so far)
+    generation_concurrency: int = 1  # parallel requests (for OpenAI-compatible endpoints)
     judge: str | None = None  # an `openai:MODEL@URL` judge for ragas' LLM metrics on the answers
     judge_embeddings: Any = None  # LangChain embeddings for ragas' answer relevancy (the index's model)
     ragas_context: bool = False  # also score every row with ragas' ID-based and non-LLM context metrics
@@ -169,24 +170,34 @@ def score_row(question: Question, config: RetrieverConfig, retrieved: Retrieved)
 def _answer_rows(rows: list[dict[str, Any]], questions: dict[str, Question], texts: dict[tuple[str, str], list[str]],
                  options: SweepOptions, rows_before: int, rows_total: int) -> None:
     """Add generated answers; identical prompts (same chunks, same order) are generated once when
-    decoding is deterministic, and the reused rows keep the original's measured latency."""
-    answerer = options.answerer
-    done: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
-    for number, row in enumerate(rows, start=1):
-        if options.progress:
-            options.progress("answers", rows_before + number, rows_total)
-        key = (row["question_id"], tuple(row["chunk_ids"]))
-        if answerer.deterministic and key in done:
-            row.update(done[key], answer_reused=True)
-            continue
+    decoding is deterministic, and the reused rows keep the original's measured latency.
+
+    With `generation_concurrency` > 1 (an OpenAI-compatible endpoint), a block's prompts are sent in
+    parallel and answers are not streamed to `on_answer`."""
+    reuse = options.answerer.deterministic
+    keys = [(row["question_id"], tuple(row["chunk_ids"])) if reuse else id(row) for row in rows]
+    first_row: dict[Any, dict[str, Any]] = {}
+    for key, row in zip(keys, rows):
+        first_row.setdefault(key, row)
+
+    def generate(key) -> tuple[Any, dict[str, Any]]:
         _check_cancel(options)
+        row = first_row[key]
         on_text = None
-        if options.on_answer:
+        if options.on_answer and options.generation_concurrency == 1:
             def on_text(text: str, q=row["question_id"], c=row["config_id"]) -> None:
                 options.on_answer(q, c, text)
-        done[key] = answerer.answer(questions[row["question_id"]], texts[row["question_id"], row["config_id"]],
-                                    on_text)
-        row.update(done[key], answer_reused=False)
+        return key, options.answerer.answer(questions[row["question_id"]],
+                                            texts[row["question_id"], row["config_id"]], on_text)
+
+    with ThreadPoolExecutor(max_workers=options.generation_concurrency) as pool:
+        answers = {}
+        for number, (key, answer) in enumerate(pool.map(generate, list(first_row)), start=1):
+            answers[key] = answer
+            if options.progress:
+                options.progress("answers", rows_before + number * len(rows) // len(first_row), rows_total)
+    for key, row in zip(keys, rows):
+        row.update(answers[key], answer_reused=first_row[key] is not row)
 
 
 # ---------------------------------------------------------------- latency

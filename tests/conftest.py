@@ -1,6 +1,10 @@
+import contextlib
 import os
 import socket
+import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -90,3 +94,26 @@ def sample_index(tmp_path_factory, sample_dataset):
     store = IndexStore(tmp_path_factory.mktemp("sample-indexes"))
     store.build(sample_dataset, "sample", embedding_model="e5-small", chunking=ChunkingParams(400, 40))
     return store.open("sample")
+
+
+@contextlib.contextmanager
+def streamlit_server(home, *flags: str):
+    """`streamlit run streamlit_app.py` on a free port (plus `flags`); yields (url, port) once healthy."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port",
+                               str(port), *flags], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={**os.environ, "RETRIEVER_LAB_HOME": str(home), "PYTHONPATH": str(ROOT)})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
+                break
+            except OSError:
+                assert time.time() < deadline and server.poll() is None, "streamlit did not start"
+                time.sleep(0.3)
+        yield url, port
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

@@ -29,6 +29,7 @@ GARBAGE = "I am sorry, I cannot produce structured output today. No braces here.
 
 class JudgeStubServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # ragas and parallel sweeps open many connections at once
 
     def __init__(self, mode: str = "valid", generated_question: str = "What is the capital of France?",
                  unfaithful_word: str = "cheese", useful_word: str = "Paris", delay_s: float = 0.0) -> None:

@@ -17,6 +17,7 @@ CHUNK_CHARS = 4
 
 class OpenAIStubServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # ragas and parallel sweeps open many connections at once
 
     def __init__(self, delay_s: float = 0.0) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)

@@ -3,15 +3,12 @@ Inspect, export the HTML report. Screenshots go to test-artifacts/e2e/. Needs De
 chromium-driver (`make test` installs them)."""
 import os
 import shutil
-import subprocess
-import sys
 import time
-import urllib.request
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, free_port
+from conftest import ROOT, streamlit_server
 
 from eval.datasets import Document, Question
 from eval.index import ChunkingParams, IndexStore
@@ -58,26 +55,9 @@ def home(tmp_path_factory, sample_dataset):
 
 @pytest.fixture(scope="module")
 def app_url(home):
-    port = free_port()
-    env = {**os.environ, "RETRIEVER_LAB_HOME": str(home), "PYTHONPATH": str(ROOT)}
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
-                               "--server.headless", "true", "--server.address", "127.0.0.1", "--server.port",
-                               str(port), "--browser.gatherUsageStats", "false"],
-                              env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
-            break
-        except OSError:
-            if time.time() > deadline or server.poll() is not None:
-                server.kill()
-                raise RuntimeError("streamlit did not start")
-            time.sleep(0.3)
-    yield url
-    server.terminate()
-    server.wait(timeout=10)
+    with streamlit_server(home, "--server.headless", "true", "--server.address", "127.0.0.1",
+                          "--browser.gatherUsageStats", "false") as (url, _):
+        yield url
 
 
 @pytest.fixture(scope="module")

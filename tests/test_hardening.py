@@ -153,24 +153,7 @@ def listening_addresses(port: int) -> set[str]:
 
 
 def test_the_dashboard_listens_on_loopback_only(tmp_path):
-    import urllib.request
+    from conftest import streamlit_server
 
-    from conftest import free_port
-
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port",
-                               str(port)], cwd=ROOT, env={**os.environ, "RETRIEVER_LAB_HOME": str(tmp_path)},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
-                break
-            except OSError:
-                assert time.time() < deadline and server.poll() is None, "streamlit did not start"
-                time.sleep(0.3)
+    with streamlit_server(tmp_path) as (_, port):  # no address flag: .streamlit/config.toml decides
         assert listening_addresses(port) == {"127.0.0.1"}
-    finally:
-        server.terminate()
-        server.wait(timeout=10)

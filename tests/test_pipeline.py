@@ -118,3 +118,20 @@ def test_generation_errors_are_one_line(tmp_path):
         assert result.returncode == 2, result.stderr
         last = result.stderr.strip().splitlines()[-1]
         assert last.startswith("error: ") and message in last and "Traceback" not in result.stderr
+
+
+def test_parallel_requests_to_an_endpoint(tmp_path, sample_index, sample_dataset):
+    questions = sample_dataset.questions[:4]
+    grid = parse_sweep({"configs": [{"search_type": "similarity", "k": [2]}]})
+    with OpenAIStubServer(delay_s=0.5) as server:
+        answerer = GeneratingAnswerer(load_generator(f"openai:stub@{server.base_url}"), GenerationSettings())
+        store = RunStore(tmp_path)
+        started = time.perf_counter()
+        run = store.load(run_sweep(store, sample_index, grid, questions, "sample", SweepOptions(
+            latency_sample=0, answerer=answerer, generation_concurrency=4)))
+        elapsed = time.perf_counter() - started
+    assert len(server.requests) == 4 and run.rows.answer.str.startswith("Answer: ").all()
+    assert elapsed < 4 * 0.5  # four half-second requests overlapped
+    for row in run.rows.itertuples():
+        question = next(q for q in questions if q.id == row.question_id)
+        assert question.question in row.answer

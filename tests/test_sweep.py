@@ -106,7 +106,8 @@ def cli(home, *args):
 
 
 def test_killed_cli_run_resumes_to_the_uninterrupted_result(tmp_path, sample_dataset):
-    """SIGKILL a real `python -m eval run` after its first blocks are on disk, resume it, compare."""
+    """SIGKILL a real `python -m eval run` at several points (first block written, mid-run, after a resume),
+    resume each time, and compare the result with an uninterrupted run."""
     home = tmp_path / "home"
     sweep = tmp_path / "sweep.yaml"
     sweep.write_text("configs:\n  - {search_type: similarity, k: [2, 5]}\n  - {search_type: mmr, k: [4], fetch_k: [10]}\n",
@@ -114,26 +115,25 @@ def test_killed_cli_run_resumes_to_the_uninterrupted_result(tmp_path, sample_dat
     command, env = cli(home, "index", "build", "--corpus", str(ROOT / "datasets" / "sample"), "--name", "s",
                        "--embedding", "minilm", "--chunk-size", "400")
     subprocess.run(command, env=env, check=True, capture_output=True)
+    env["RETRIEVER_LAB_BLOCK_SIZE"] = "2"
     run_args = ("run", "--index", "s", "--questions", str(ROOT / "datasets" / "sample"), "--sweep", str(sweep),
-                "--latency-sample", "0", "--reference")  # the slower path, so the kill lands mid-run
-    command, env = cli(home, *run_args)
-    env["RETRIEVER_LAB_BLOCK_SIZE"] = "2"
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                "--latency-sample", "0", "--reference")  # the slower path, so the kills land mid-run
     runs = home / "runs"
-    deadline = time.time() + 120
-    while time.time() < deadline and not list(runs.glob("*/parts/part-00002.parquet")):
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    (run_dir,) = list(runs.iterdir())
-    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "running"
-    command, env = cli(home, *run_args, "--resume", run_dir.name)
-    env["RETRIEVER_LAB_BLOCK_SIZE"] = "2"
-    resumed = subprocess.run(command, env=env, capture_output=True, text=True)
-    assert resumed.returncode == 0, resumed.stderr
-    command, env = cli(home, *run_args)
-    env["RETRIEVER_LAB_BLOCK_SIZE"] = "2"
-    subprocess.run(command, env=env, check=True, capture_output=True)
+    resume: tuple[str, ...] = ()
+    for kill_after_part in (0, 6, 12):
+        process = subprocess.Popen(cli(home, *run_args, *resume)[0], env=env, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        deadline = time.time() + 120
+        while time.time() < deadline and not list(runs.glob(f"*/parts/part-{kill_after_part:05d}.parquet")):
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        (run_dir,) = list(runs.iterdir())
+        assert json.loads((run_dir / "manifest.json").read_text())["status"] == "running"
+        resume = ("--resume", run_dir.name)
+    finished = subprocess.run(cli(home, *run_args, *resume)[0], env=env, capture_output=True, text=True)
+    assert finished.returncode == 0, finished.stderr
+    subprocess.run(cli(home, *run_args)[0], env=env, check=True, capture_output=True)
     store = RunStore(runs)
     (straight,) = [m["run_id"] for m in store.list() if m["run_id"] != run_dir.name]
     a, b = store.load(run_dir.name).rows, store.load(straight).rows
