@@ -151,9 +151,12 @@ def test_diversity_threshold_and_small_lists():
 
 def test_registry_covers_every_metric_key():
     computed = [*DOC_METRIC_KEYS, *ANSWER_METRIC_KEYS, *DIVERSITY_METRIC_KEYS, *RAGAS_METRIC_KEYS]
+    from eval.judge import JUDGE_COLUMNS
+
     others = ["retrieval_ms", "ttft_ms", "total_ms", "tokens_per_s",
               "exact_match", "f1", "contains_answer"]
-    assert set(METRICS) == set(computed + others)
+    judged = [c for c in JUDGE_COLUMNS if c != "judge_error"]
+    assert set(METRICS) == set(computed + others + judged)
     for key, info in METRICS.items():
         assert info.name == key and info.label and info.description
         assert info.group in ("relevance", "answer", "diversity", "latency")
