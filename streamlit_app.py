@@ -14,10 +14,11 @@ import streamlit as st  # noqa: E402
 st.set_page_config(page_title="Retriever Lab", layout="wide")
 
 PAGES = [
-    st.Page("dashboard/indexes.py", title="Indexes", icon=":material/database:", default=True),
+    st.Page("dashboard/indexes.py", title="Indexes", icon=":material/database:"),
     st.Page("dashboard/questions.py", title="Question sets", icon=":material/quiz:"),
     st.Page("dashboard/sweep.py", title="Run a sweep", icon=":material/play_arrow:"),
-    st.Page("dashboard/compare.py", title="Compare", icon=":material/leaderboard:"),
+    # the first screen: `make run` prepares the sample's index and an example run, so it shows a comparison
+    st.Page("dashboard/compare.py", title="Compare", icon=":material/leaderboard:", default=True),
     st.Page("dashboard/inspect_question.py", title="Inspect", icon=":material/search:"),
     st.Page("dashboard/reports.py", title="Reports", icon=":material/description:"),
 ]

@@ -190,14 +190,24 @@ def _answer_rows(rows: list[dict[str, Any]], questions: dict[str, Question], tex
         return key, options.answerer.answer(questions[row["question_id"]],
                                             texts[row["question_id"], row["config_id"]], on_text)
 
-    with ThreadPoolExecutor(max_workers=options.generation_concurrency) as pool:
-        answers = {}
-        for number, (key, answer) in enumerate(pool.map(generate, list(first_row)), start=1):
-            answers[key] = answer
-            if options.progress:
-                options.progress("answers", rows_before + number * len(rows) // len(first_row), rows_total)
+    answers = {}
+    for number, (key, answer) in enumerate(_ordered_map(generate, list(first_row),
+                                                        options.generation_concurrency), start=1):
+        answers[key] = answer
+        if options.progress:
+            options.progress("answers", rows_before + number * len(rows) // len(first_row), rows_total)
     for key, row in zip(keys, rows):
         row.update(answers[key], answer_reused=first_row[key] is not row)
+
+
+def _ordered_map(function: Callable, items: list, workers: int) -> Iterator:
+    """`map`, in threads when `workers` > 1; with one worker it stays in the calling thread, where a
+    dashboard's streaming callback must run."""
+    if workers <= 1:
+        yield from map(function, items)
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        yield from pool.map(function, items)
 
 
 # ---------------------------------------------------------------- latency

@@ -54,7 +54,7 @@ def app(lab, monkeypatch):
     def open_page(page: str) -> AppTest:
         at = AppTest.from_file(APP, default_timeout=120)
         at.run()
-        if page != "dashboard/indexes.py":
+        if page != "dashboard/compare.py":  # the default page
             at.switch_page(page).run()
         assert not at.exception, [e.value for e in at.exception]
         return at
@@ -62,7 +62,7 @@ def app(lab, monkeypatch):
 
 
 def problems(at: AppTest) -> list:
-    return [e.value for e in at.exception]
+    return [(e.value, e.stack_trace) for e in at.exception]
 
 
 @pytest.mark.parametrize("page", list(PAGES))
