@@ -3,7 +3,6 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import state
-from eval.errors import LabError
 from eval.leaderboard import quality_metrics
 from eval.metrics import METRICS
 

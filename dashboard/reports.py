@@ -6,7 +6,6 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import state
-from eval.errors import LabError
 
 st.title("Reports and exports")
 run_id = state.pick_run("report-run")

@@ -15,7 +15,8 @@ from typing import Iterator
 import pandas as pd
 import streamlit as st
 
-from eval.cli import SAMPLE_DIR, default_home
+from eval.cli import SAMPLE_DIR
+from eval.settings import lab_home
 from eval.errors import LabError
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
@@ -24,7 +25,7 @@ CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\
 
 
 def home() -> Path:
-    return default_home().absolute()
+    return lab_home().absolute()
 
 
 @st.cache_resource(show_spinner=False)

@@ -9,12 +9,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from eval.errors import LabError
+from eval.settings import lab_home
 
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "datasets" / "sample"
-
-
-def default_home() -> Path:
-    return Path(os.environ.get("RETRIEVER_LAB_HOME", ".retriever_lab"))
 
 
 class ProgressBar:
@@ -228,7 +225,7 @@ def _json_arg(value: str | None, option: str) -> Any:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m eval", description="Retriever Lab: compare retriever configs.")
-    parser.add_argument("--home", type=Path, default=default_home(),
+    parser.add_argument("--home", type=Path, default=lab_home(),
                         help="data folder (indexes, runs, model cache); env RETRIEVER_LAB_HOME")
     parser.add_argument("--indexes", type=Path, help="indexes folder (default HOME/indexes)")
     parser.add_argument("--chroma-host", help="use a Chroma server instead of local folders")

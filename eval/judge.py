@@ -27,8 +27,8 @@ from urllib.parse import urlsplit, urlunsplit
 import pandas as pd
 
 from eval.errors import LabError
+from eval.settings import API_KEY_ENVS, api_key
 
-API_KEY_ENVS = ("OPENAI_API_KEY", "RETRIEVER_LAB_API_KEY")
 JUDGE_COLUMNS = ("judge_faithfulness", "judge_context_precision", "judge_answer_relevancy", "judge_error")
 _SPEC_RE = re.compile(r"^openai:(?P<model>[^\s]+?)@(?P<url>https?://\S+)$")
 _JOB_RE = re.compile(r"^Exception raised in Job\[(\d+)\]: (.*)$", re.S)
@@ -78,10 +78,6 @@ def describe_judge(spec: JudgeSpec | str) -> dict[str, str]:
     """For the run manifest: provider, model and base URL (no key, no URL credentials)."""
     judge = parse_judge_spec(spec)
     return {"provider": judge.provider, "model": judge.model, "base_url": _public_url(judge.base_url)}
-
-
-def _api_key() -> str:
-    return next((os.environ[env] for env in API_KEY_ENVS if os.environ.get(env)), "EMPTY")
 
 
 def _secrets() -> list[str]:
@@ -191,7 +187,7 @@ def judge_rows(rows: Sequence[dict], judge: JudgeSpec | str, embeddings: Any | N
         from ragas.llms import LangchainLLMWrapper
         from ragas.metrics import Faithfulness, LLMContextPrecisionWithReference, ResponseRelevancy
 
-        chat = ChatOpenAI(model=spec.model, base_url=spec.base_url, api_key=_api_key(), timeout=timeout_s,
+        chat = ChatOpenAI(model=spec.model, base_url=spec.base_url, api_key=api_key(), timeout=timeout_s,
                           max_retries=0)
         # bypass_n: ask n separate completions; servers that ignore `n` (llama.cpp, Ollama) still work
         llm = LangchainLLMWrapper(chat, bypass_n=True)

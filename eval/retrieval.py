@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -21,6 +21,7 @@ class RetrievedChunk:
     score: float  # LangChain's relevance score for a cosine space: 1 - cosine distance
     text: str
     start: int
+    vector: np.ndarray = field(repr=False, compare=False)  # the chunk's stored embedding
 
 
 def langchain_retrieve(index: Index, config: RetrieverConfig, question: str,
@@ -38,7 +39,7 @@ def langchain_retrieve(index: Index, config: RetrieverConfig, question: str,
         return []
     chunk_ids = [doc.metadata["chunk_id"] for doc in documents]
     query = np.asarray(index.embeddings.embed_query(question) if query_vector is None else query_vector, np.float32)
-    scores = index.embeddings_of(chunk_ids) @ query
+    vectors = index.embeddings_of(chunk_ids)
     return [RetrievedChunk(doc.metadata["chunk_id"], doc.metadata["doc_id"], float(score), doc.page_content,
-                           int(doc.metadata["start"]))
-            for doc, score in zip(documents, scores)]
+                           int(doc.metadata["start"]), vector)
+            for doc, score, vector in zip(documents, vectors @ query, vectors)]

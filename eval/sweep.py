@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
+from functools import partial
 import time
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
@@ -147,10 +148,10 @@ def reference_retrieve(index: Index, configs: list[RetrieverConfig],
         query_vector = np.asarray(index.embeddings.embed_query(question.question), np.float32)
         for config in configs:
             chunks = langchain_retrieve(index, config, question.question, query_vector)
-            ids = [c.chunk_id for c in chunks]
             results[question.id, config.config_id] = Retrieved(
-                ids, [c.doc_id for c in chunks], [c.score for c in chunks], [c.text for c in chunks],
-                index.embeddings_of(ids))
+                [c.chunk_id for c in chunks], [c.doc_id for c in chunks], [c.score for c in chunks],
+                [c.text for c in chunks],
+                np.asarray([c.vector for c in chunks], np.float32).reshape(len(chunks), index.manifest.dimension))
     return results
 
 
@@ -183,10 +184,8 @@ def _answer_rows(rows: list[dict[str, Any]], questions: dict[str, Question], tex
     def generate(key) -> tuple[Any, dict[str, Any]]:
         _check_cancel(options)
         row = first_row[key]
-        on_text = None
-        if options.on_answer and options.generation_concurrency == 1:
-            def on_text(text: str, q=row["question_id"], c=row["config_id"]) -> None:
-                options.on_answer(q, c, text)
+        streams = options.on_answer is not None and options.generation_concurrency == 1
+        on_text = partial(options.on_answer, row["question_id"], row["config_id"]) if streams else None
         return key, options.answerer.answer(questions[row["question_id"]],
                                             texts[row["question_id"], row["config_id"]], on_text)
 

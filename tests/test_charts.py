@@ -6,7 +6,6 @@ import pytest
 
 from eval import charts
 from eval.config import parse_sweep
-from eval.datasets import load_dataset
 from eval.leaderboard import summarize
 from eval.runs import RunStore
 from eval.sweep import SweepOptions, run_sweep

@@ -5,7 +5,7 @@ import pytest
 
 from eval.config import parse_sweep
 from eval.errors import LabError
-from eval.export import export_run, jsonl_records, trec_files
+from eval.export import export_run, trec_files
 from eval.leaderboard import leaderboard_text, summarize
 from eval.runs import RunStore
 from eval.sweep import SweepOptions, run_sweep

@@ -3,16 +3,12 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-import pandas as pd
-import pytest
 from conftest import ROOT, free_port
 from judge_stub_server import JudgeStubServer
 from openai_stub_server import OpenAIStubServer
 
 from eval.config import parse_sweep
-from eval.datasets import Question
 from eval.generation import GenerationSettings, load_generator
 from eval.pipeline import GeneratingAnswerer
 from eval.runs import RunStore
@@ -106,7 +102,7 @@ def test_scale_out_cli_flow_against_a_chroma_server_and_openai_endpoints(tmp_pat
 def test_generation_errors_are_one_line(tmp_path):
     cases = [
         (("--llm", str(tmp_path / "no-such-model")), "does not exist"),
-        (("--llm", f"openai:stub@http://127.0.0.1:{free_port()}/v1"), f"127.0.0.1"),
+        (("--llm", f"openai:stub@http://127.0.0.1:{free_port()}/v1"), "127.0.0.1"),
         (("--llm", "openai:stub@nowhere"), "bad model spec"),
     ]
     built = cli(tmp_path, "index", "build", "--corpus", str(ROOT / "datasets" / "sample"), "--name", "s",
