@@ -4,6 +4,7 @@ import streamlit as st
 
 from dashboard import state
 from eval.datasets import load_question_set
+from eval.prompts import cjk_share
 
 st.title("Question sets")
 path = None
@@ -13,10 +14,10 @@ if path is not None:
     with state.lab_errors("check the path, or fix the file at the line named in the message, then load it again"):
         questions = load_question_set(path)
         texts = [q.question for q in questions]
-        share = state.cjk_share(texts)
+        share = cjk_share(" ".join(texts))
         c1, c2, c3, c4 = st.columns(4)
         c1.metric("Questions", len(questions))
-        c2.metric("Language", state.language_of(texts), help=f"{share:.0%} CJK characters")
+        c2.metric("Language", state.language_of(share), help=f"{share:.0%} of the letters are CJK")
         c3.metric("With relevant_ids", sum(bool(q.relevant_ids) for q in questions))
         c4.metric("With answers", sum(bool(q.answers) for q in questions))
         st.dataframe(pd.DataFrame([{"id": q.id, "question": q.question, "answers": " | ".join(q.answers),

@@ -16,12 +16,12 @@ import pandas as pd
 import streamlit as st
 
 from eval.cli import SAMPLE_DIR
+from eval.prompts import ZH_MIN_CJK_SHARE
 from eval.settings import lab_home
 from eval.errors import LabError
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 UPLOAD_TYPES = ["jsonl", "json", "csv", "txt", "md", "pdf"]
-CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef]")
 
 
 def home() -> Path:
@@ -166,20 +166,9 @@ def dataset_source(key: str, allow_upload: bool = True) -> Path | None:
         else folder / Path(files[0].name).name
 
 
-def cjk_share(texts) -> float:
-    letters = cjk = 0
-    for text in texts:
-        for ch in text:
-            if ch.isspace():
-                continue
-            letters += 1
-            cjk += bool(CJK.match(ch))
-    return cjk / letters if letters else 0.0
-
-
-def language_of(texts) -> str:
-    share = cjk_share(texts)
-    return "Chinese" if share >= 0.3 else "mixed" if share >= 0.05 else "English"
+def language_of(share: float) -> str:
+    """A label for a question set's share of CJK letters (`eval.prompts.cjk_share`)."""
+    return "Chinese" if share >= ZH_MIN_CJK_SHARE else "mixed" if share >= 0.05 else "English"
 
 
 def highlight(text: str, answers) -> str:

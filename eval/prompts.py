@@ -32,11 +32,16 @@ PLACEHOLDER = re.compile(r"\{\{\s*(context|question)\s*\}\}|\{(context|question)
 CHUNK_SEPARATOR = "\n\n"
 
 
-def detect_language(text: str) -> str:
-    """"zh" when CJK characters make up a fair share of the letters in `text`, else "en"."""
+def cjk_share(text: str) -> float:
+    """The share of CJK characters among the letters (CJK characters + Latin letters) of `text`."""
     cjk = len(CJK_CHAR.findall(text))
     latin = len(LATIN_LETTER.findall(text))
-    return "zh" if cjk and cjk / (cjk + latin) >= ZH_MIN_CJK_SHARE else "en"
+    return cjk / (cjk + latin) if cjk else 0.0
+
+
+def detect_language(text: str) -> str:
+    """"zh" when CJK characters make up a fair share of the letters in `text`, else "en"."""
+    return "zh" if cjk_share(text) >= ZH_MIN_CJK_SHARE else "en"
 
 
 def check_template(template: str) -> str:
