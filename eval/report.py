@@ -15,7 +15,6 @@ from typing import Any, Sequence
 import pandas as pd
 
 from eval import charts as chart_builders
-from eval.datasets import Question
 from eval.errors import LabError
 from eval.leaderboard import PARAMETER_COLUMNS, quality_metrics, summarize
 from eval.metrics import METRICS
@@ -36,13 +35,6 @@ def _fmt(value: Any, digits: int = 3) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     return str(value)
-
-
-def _chunk_texts(index: Any, chunk_ids: list[str]) -> dict[str, str]:
-    if index is None or not chunk_ids:
-        return {}
-    got = index.collection.get(ids=list(dict.fromkeys(chunk_ids)), include=["documents"])
-    return dict(zip(got["ids"], got["documents"]))
 
 
 def report_metrics(run: Run) -> list[str]:
@@ -83,13 +75,13 @@ def worst_questions(run: Run, config_id: str, n: int = WORST, metric: str = "ndc
     return rows.sort_values([metric, "question_id"], kind="stable").head(n)
 
 
-def _context(run: Run, questions: Sequence[Question] | None, index: Any, n: int):
+def _context(run: Run, n: int):
     metrics = report_metrics(run)
     summary = summarize(run, metrics=metrics)
     best = best_config(summary)
     worst = worst_questions(run, best, n)
-    by_id = {q.id: q for q in questions} if questions is not None else run.questions_by_id
-    texts = run.chunk_texts or _chunk_texts(index, [c for ids in worst["chunk_ids"] for c in ids])
+    by_id = run.questions_by_id  # the run keeps its question set and the texts of the chunks it retrieved
+    texts = run.chunk_texts
     return metrics, summary, best, worst, by_id, texts
 
 
@@ -110,10 +102,9 @@ def _html_table(frame: pd.DataFrame) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def report_html(run: Run, questions: Sequence[Question] | None = None, index: Any = None,
-                worst: int = WORST) -> str:
+def report_html(run: Run, worst: int = WORST) -> str:
     """The report as one HTML document (plotly.js inlined once)."""
-    metrics, summary, best, worst_rows, by_id, texts = _context(run, questions, index, worst)
+    metrics, summary, best, worst_rows, by_id, texts = _context(run, worst)
     manifest = run.manifest
     parts = ["<!DOCTYPE html>", "<html><head><meta charset=\"utf-8\">",
              f"<title>Retriever Lab report {esc(run.run_id)}</title><style>{CSS}</style></head><body>",
@@ -206,9 +197,8 @@ def _md_table(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def report_markdown(run: Run, questions: Sequence[Question] | None = None, index: Any = None,
-                    worst: int = WORST) -> str:
-    metrics, summary, best, worst_rows, by_id, texts = _context(run, questions, index, worst)
+def report_markdown(run: Run, worst: int = WORST) -> str:
+    metrics, summary, best, worst_rows, by_id, texts = _context(run, worst)
     manifest = run.manifest
     index_info = manifest.get("index") or {}
     out = [f"# Retriever Lab report: run {_md(run.run_id)}", "",
@@ -236,12 +226,11 @@ def report_markdown(run: Run, questions: Sequence[Question] | None = None, index
     return "\n".join(out)
 
 
-def write_report(run: Run, path: str | Path, fmt: str = "html", questions: Sequence[Question] | None = None,
-                 index: Any = None) -> Path:
+def write_report(run: Run, path: str | Path, fmt: str = "html") -> Path:
     """Write the report atomically; `fmt` is html or md."""
     if fmt not in ("html", "md"):
         raise LabError(f"unknown report format '{fmt}' (use html or md)")
-    text = report_html(run, questions, index) if fmt == "html" else report_markdown(run, questions, index)
+    text = report_html(run) if fmt == "html" else report_markdown(run)
     path = Path(path)
     atomic_write_bytes(path, text.encode("utf-8"))
     return path

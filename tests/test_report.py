@@ -30,12 +30,12 @@ def hostile(tmp_path_factory):
     index = index_store.open("idx<img src=x onerror=alert(2)>")
     runs = RunStore(root / "runs")
     run_id = run_sweep(runs, index, parse_sweep(SWEEP), questions, "inline", SweepOptions(latency_sample=1))
-    return runs.load(run_id), questions, index
+    return runs.load(run_id)
 
 
 def test_html_report_escapes_user_text(hostile, tmp_path):
-    run, questions, index = hostile
-    text = report_html(run, questions, index, worst=3)
+    run = hostile
+    text = report_html(run, worst=3)
     assert text.count('<meta charset="utf-8">') == 1
     assert PAYLOAD not in text
     assert html.escape(PAYLOAD) in text
@@ -48,17 +48,17 @@ def test_html_report_escapes_user_text(hostile, tmp_path):
     assert len(re.findall(r"plotly\.js v\d", text)) <= 2
     assert text.count("Plotly.newPlot") >= 3
     assert "怎样切分中文文本" in text
-    path = write_report(run, tmp_path / "report.html", "html", questions, index)
+    path = write_report(run, tmp_path / "report.html", "html")
     assert path.read_text(encoding="utf-8") .startswith("<!DOCTYPE html>")
 
 
 def test_markdown_report(hostile, tmp_path):
-    run, questions, index = hostile
-    text = report_markdown(run, questions, index)
+    run = hostile
+    text = report_markdown(run)
     assert "## Leaderboard" in text and PAYLOAD not in text
     for config in run.configs:
         assert config["config_id"] in text
-    path = write_report(run, tmp_path / "report.md", "md", questions, index)
+    path = write_report(run, tmp_path / "report.md", "md")
     assert path.read_text(encoding="utf-8") == text
 
 
@@ -66,7 +66,7 @@ def test_write_report_rejects_unknown_format(hostile, tmp_path):
     from eval.errors import LabError
 
     with pytest.raises(LabError):
-        write_report(hostile[0], tmp_path / "x", "pdf")
+        write_report(hostile, tmp_path / "x", "pdf")
 
 
 def test_comparison_report_of_two_runs(tmp_path, sample_index, sample_dataset):
