@@ -19,40 +19,23 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from loopback_server import JSONHandler, LoopbackServer
 
 GARBAGE = "I am sorry, I cannot produce structured output today. No braces here."
 
 
-class JudgeStubServer(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128  # ragas and parallel sweeps open many connections at once
-
+class JudgeStubServer(LoopbackServer):
     def __init__(self, mode: str = "valid", generated_question: str = "What is the capital of France?",
                  unfaithful_word: str = "cheese", useful_word: str = "Paris", delay_s: float = 0.0) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(_Handler)
         self.mode = mode
         self.generated_question = generated_question
         self.unfaithful_word = unfaithful_word
         self.useful_word = useful_word
         self.delay_s = delay_s
-        self.requests: list[dict[str, Any]] = []
-        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/v1"
-
-    def __enter__(self) -> JudgeStubServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.shutdown()
-        self.server_close()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that gave up (timeout test) closes the socket: not worth a traceback."""
@@ -102,15 +85,11 @@ def _content_text(content: Any) -> str:
     return str(content or "")
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JSONHandler):
     server: JudgeStubServer
 
-    def log_message(self, *args: Any) -> None:  # keep test output quiet
-        pass
-
     def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.requests.append({"body": body, "authorization": self.headers.get("Authorization")})
+        body = self.read_json()
         if self.path.rstrip("/") != "/v1/chat/completions":
             self._send_json(404, {"error": {"message": "not found", "type": "not_found"}})
             return
@@ -147,11 +126,3 @@ class _Handler(BaseHTTPRequestHandler):
         chunk = {"id": "chatcmpl-stub", "object": "chat.completion.chunk", "created": int(time.time()),
                  "model": model, "choices": choices}
         self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-
-    def _send_json(self, status: int, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)

@@ -7,43 +7,25 @@ body and Authorization header are kept in `requests`.
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from loopback_server import JSONHandler, LoopbackServer
 
 CHUNK_CHARS = 4
 
 
-class OpenAIStubServer(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128  # ragas and parallel sweeps open many connections at once
-
+class OpenAIStubServer(LoopbackServer):
     def __init__(self, delay_s: float = 0.0) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(_Handler)
         self.delay_s = delay_s
-        self.requests: list[dict[str, Any]] = []
-        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/v1"
-
-    def __enter__(self) -> OpenAIStubServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.shutdown()
-        self.server_close()
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JSONHandler):
     server: OpenAIStubServer
 
     def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.requests.append({"body": body, "authorization": self.headers.get("Authorization")})
+        body = self.read_json()
         if self.path != "/v1/chat/completions" or body["model"] == "missing":
             self._send_json(404, {"error": {"message": f"model {body['model']} not found", "type": "not_found"}})
             return
@@ -65,14 +47,3 @@ class _Handler(BaseHTTPRequestHandler):
                  "choices": choices, **extra}
         self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
         self.wfile.flush()
-
-    def _send_json(self, status: int, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Keep test output quiet."""
