@@ -27,9 +27,9 @@ from urllib.parse import urlsplit, urlunsplit
 import pandas as pd
 
 from eval.errors import LabError
+from eval.metrics.judge import JUDGE_COLUMNS
 from eval.settings import API_KEY_ENVS, api_key
 
-JUDGE_COLUMNS = ("judge_faithfulness", "judge_context_precision", "judge_answer_relevancy", "judge_error")
 _SPEC_RE = re.compile(r"^openai:(?P<model>[^\s]+?)@(?P<url>https?://\S+)$")
 _JOB_RE = re.compile(r"^Exception raised in Job\[(\d+)\]: (.*)$", re.S)
 _REASON_CHARS = 160

@@ -7,13 +7,14 @@ import weakref
 from dataclasses import asdict
 from typing import Any, Callable
 
-from eval.answer_quality import contains_answer, exact_match, token_f1
 from eval.datasets import Question
 from eval.generation import GenerationSettings, Generator
+from eval.metrics import GENERATED_ANSWER, GENERATION_LATENCY, contains_answer, exact_match, names, token_f1
 from eval.prompts import DEFAULT_TEMPLATES, build_prompt, check_template
 
-ANSWER_COLUMNS = ("answer", "prompt_tokens", "completion_tokens", "ttft_ms", "total_ms", "tokens_per_s",
-                  "exact_match", "f1", "contains_answer")
+# The generated text and its token counts, then the metrics measured and computed on it.
+ANSWER_COLUMNS = ("answer", "prompt_tokens", "completion_tokens", *names(GENERATION_LATENCY),
+                  *names(GENERATED_ANSWER))
 
 
 # One model may serve several dashboard sessions: its answers are generated one at a time.

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from eval.answer_quality import answer_tokens, contains_answer, exact_match, token_f1
+from eval.metrics import answer_tokens, contains_answer, exact_match, token_f1
 
 
 def test_english_normalization_follows_squad() -> None:

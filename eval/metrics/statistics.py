@@ -1,0 +1,152 @@
+"""Aggregates over questions: bootstrap confidence intervals, paired significance tests, `aggregate`.
+
+A question that cannot be scored has NaN, never 0, and every aggregate ignores NaN.
+"""
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Sequence
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+# Elements of one random matrix block in the randomization test (about 32 MB of float64).
+_BLOCK_ELEMENTS = 4_000_000
+
+
+def _resample_counts(n: int, n_resamples: int, seed: int) -> np.ndarray:
+    """How often each of n items is drawn in each bootstrap resample (n_resamples x n)."""
+    draws = np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
+    offsets = n * np.arange(n_resamples)[:, None]
+    counts = np.bincount((draws + offsets).ravel(), minlength=n_resamples * n)
+    return counts.reshape(n_resamples, n).astype(float)
+
+
+def _bootstrap_matrix(values: np.ndarray, confidence: float, n_resamples: int,
+                      seed: int) -> np.ndarray:
+    """Rows mean, low, high (3 x k) of the columns of values (n x k), NaN dropped per column.
+
+    Columns with the same NaN rows share one matrix product: counts (resamples x n) @ values;
+    a given n always gets the same counts, so columns and configs see the same resamples.
+    """
+    out = np.full((3, values.shape[1]), np.nan)
+    counts: dict[int, np.ndarray] = {}
+    valid = ~np.isnan(values)
+    patterns: dict[bytes, list[int]] = {}
+    for j in range(values.shape[1]):
+        patterns.setdefault(valid[:, j].tobytes(), []).append(j)
+    tail = (1.0 - confidence) / 2 * 100
+    for cols in patterns.values():
+        x = values[valid[:, cols[0]]][:, cols]
+        if len(x):
+            if len(x) not in counts:
+                counts[len(x)] = _resample_counts(len(x), n_resamples, seed)
+            means = counts[len(x)] @ x / len(x)
+            out[0, cols] = x.mean(axis=0)
+            out[1:, cols] = np.percentile(means, [tail, 100 - tail], axis=0)
+    return out
+
+
+def bootstrap_ci(values: Iterable[float], confidence: float = 0.95, n_resamples: int = 1000,
+                 seed: int = 0) -> tuple[float, float, float]:
+    """(mean, low, high): percentile bootstrap CI of the mean; NaN values are dropped first.
+
+    Resamples are one matrix of draw counts (n_resamples x n) times the values. All NaN: NaNs.
+    """
+    column = np.asarray(values, dtype=float).reshape(-1, 1)
+    mean, low, high = _bootstrap_matrix(column, confidence, n_resamples, seed)[:, 0]
+    return float(mean), float(low), float(high)
+
+
+def _sign_flip_pvalues(diffs: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
+    """Two-sided randomization p-value per column of paired differences (n x k; NaN = left out).
+
+    p = share of random sign flips s with |sum s_i d_i| >= |sum d_i| (as ranx's Fisher test, which
+    swaps each pair with probability 1/2). Signs come in blocks of rows to bound memory.
+    """
+    valid = ~np.isnan(diffs)
+    d = np.where(valid, diffs, 0.0)
+    observed = np.abs(d.sum(axis=0)) * (1 - 1e-9)  # tolerance for summation-order rounding
+    rng = np.random.default_rng(seed)
+    rows = max(1, _BLOCK_ELEMENTS // max(len(d), 1))
+    extreme = np.zeros(d.shape[1])
+    for start in range(0, n_resamples, rows):
+        signs = rng.integers(0, 2, size=(min(rows, n_resamples - start), len(d))) * 2.0 - 1.0
+        extreme += np.sum(np.abs(signs @ d) >= observed, axis=0)
+    return np.where(valid.any(axis=0), extreme / n_resamples, np.nan)
+
+
+def _t_test_pvalues(diffs: np.ndarray) -> np.ndarray:
+    """Paired t-test p-value per column (scipy.stats.ttest_rel, NaN pairs omitted)."""
+    from scipy.stats import ttest_rel
+
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p = np.asarray(ttest_rel(diffs, np.zeros_like(diffs), nan_policy="omit").pvalue, float)
+    all_zero = np.all((diffs == 0) | np.isnan(diffs), axis=0) & ~np.all(np.isnan(diffs), axis=0)
+    return np.where(all_zero, 1.0, p).reshape(-1)
+
+
+def _paired_pvalues(diffs: np.ndarray, method: str, n_resamples: int, seed: int) -> np.ndarray:
+    if method == "randomization":
+        return _sign_flip_pvalues(diffs, n_resamples, seed)
+    if method == "t-test":
+        return _t_test_pvalues(diffs)
+    raise ValueError(f"unknown paired test {method!r}: use 'randomization' or 't-test'")
+
+
+def paired_test(a: Iterable[float], b: Iterable[float],
+                method: Literal["randomization", "t-test"] = "randomization",
+                n_resamples: int = 10_000, seed: int = 0) -> float:
+    """Two-sided p-value that paired samples a and b have the same mean (pairs with a NaN dropped).
+
+    randomization: random sign flips of the differences (ranx's "fisher"); t-test: ttest_rel.
+    All differences zero gives 1.0; no complete pair gives NaN.
+    """
+    diffs = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    diffs = diffs[~np.isnan(diffs)]
+    if diffs.size == 0:
+        return np.nan
+    return float(_paired_pvalues(diffs[:, None], method, n_resamples, seed)[0])
+
+
+def aggregate(df: pd.DataFrame, metrics: Sequence[str], by: str = "config_id",
+              baseline: str | None = None, alpha: float = 0.05, *, confidence: float = 0.95,
+              n_bootstrap: int = 1000, n_randomization: int = 2000,
+              method: Literal["randomization", "t-test"] = "randomization",
+              seed: int = 0) -> pd.DataFrame:
+    """One row per config (in order of appearance): n_questions, <m>_mean, <m>_low, <m>_high.
+
+    With a baseline config: <m>_p (paired by question_id against the baseline) and <m>_sig (p < alpha).
+    All configs x metrics go through one bootstrap and one randomization matrix product. Defaults
+    (1000 bootstrap, 2000 randomization resamples) keep 30 configs x 1000 questions well under a
+    second; p then has a resolution of 1/2000, below a Bonferroni 0.05 / 30.
+    """
+    metrics = list(metrics)
+    if df.duplicated([by, "question_id"]).any():
+        raise ValueError(f"several rows for one ({by}, question_id)")
+    configs = list(pd.unique(df[by]))
+    wide = df.pivot(index="question_id", columns=by, values=metrics)
+    wide = wide.reindex(columns=pd.MultiIndex.from_product([metrics, configs])).astype(float)
+    stats = _bootstrap_matrix(wide.to_numpy(), confidence, n_bootstrap, seed)
+    stats = stats.reshape(3, len(metrics), len(configs))
+    out = pd.DataFrame({by: configs, "n_questions": df[by].value_counts().reindex(configs).to_numpy()})
+    p = None if baseline is None else _baseline_pvalues(
+        wide.to_numpy(), configs, baseline, method, n_randomization, seed)
+    for j, m in enumerate(metrics):
+        out[f"{m}_mean"], out[f"{m}_low"], out[f"{m}_high"] = stats[:, j]
+        if p is not None:
+            out[f"{m}_p"], out[f"{m}_sig"] = p[j], p[j] < alpha
+    return out
+
+
+def _baseline_pvalues(wide: np.ndarray, configs: list, baseline: str, method: str,
+                      n_resamples: int, seed: int) -> np.ndarray:
+    """p-values (metrics x configs) against the baseline; wide is questions x (metrics x configs)."""
+    if baseline not in configs:
+        raise ValueError(f"baseline config {baseline!r} is not in the results")
+    cube = wide.reshape(len(wide), -1, len(configs))
+    diffs = cube - cube[:, :, [configs.index(baseline)]]
+    p = _paired_pvalues(diffs.reshape(len(wide), -1), method, n_resamples, seed)
+    return p.reshape(-1, len(configs))
