@@ -12,7 +12,7 @@ export ANONYMIZED_TELEMETRY := False
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BROWSER_PACKAGES := chromium chromium-driver fonts-noto-cjk
 
-.PHONY: install browser run test sample clean
+.PHONY: install browser run test test-fast sample clean
 
 install: $(STAMP)
 
@@ -38,6 +38,10 @@ browser:
 
 test: install browser
 	$(PY) -m pytest -q tests
+
+# The quick loop while coding: no browser, no server process, nothing slow (see the markers in pytest.ini).
+test-fast: install
+	$(PY) -m pytest -q -m "not browser and not server and not slow" tests
 
 clean:
 	rm -rf $(VENV) .retriever_lab
