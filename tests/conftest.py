@@ -21,12 +21,34 @@ SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
 from eval.datasets import Dataset, Document, Question  # noqa: E402
 
 
+SHARED_DATA_TESTS: dict[str, str] = {}  # test id -> outcome, for the summary at the end of the session
+
+
 def shared_dataset(*parts: str) -> Path:
     """A path under ../shared/datasets, or a skip (with the reason) where that folder is absent."""
+    SHARED_DATA_TESTS.setdefault(os.environ.get("PYTEST_CURRENT_TEST", "?").rsplit(" (", 1)[0], "not reported")
     path = SHARED_DATASETS.joinpath(*parts)
     if not path.exists():
         pytest.skip(f"{path} is absent (real evaluation data lives beside the checkout)")
     return path
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.nodeid in SHARED_DATA_TESTS and (report.when == "call" or not report.passed):
+        SHARED_DATA_TESTS[report.nodeid] = report.outcome
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Say which tests on the real data in ../shared/datasets ran and which skipped (the folder is absent)."""
+    if not SHARED_DATA_TESTS:
+        return
+    ran = sorted(t for t, outcome in SHARED_DATA_TESTS.items() if outcome != "skipped")
+    skipped = sorted(t for t, outcome in SHARED_DATA_TESTS.items() if outcome == "skipped")
+    terminalreporter.write_sep("-", f"real data in {SHARED_DATASETS}: {len(ran)} tests ran, {len(skipped)} skipped")
+    for test in ran:
+        terminalreporter.write_line(f"ran ({SHARED_DATA_TESTS[test]}): {test}")
+    for test in skipped:
+        terminalreporter.write_line(f"skipped: {test}")
 
 
 def free_port() -> int:
@@ -94,6 +116,37 @@ def sample_index(tmp_path_factory, sample_dataset):
     store = IndexStore(tmp_path_factory.mktemp("sample-indexes"))
     store.build(sample_dataset, "sample", embedding_model="e5-small", chunking=ChunkingParams(400, 40))
     return store.open("sample")
+
+
+@pytest.fixture(scope="session")
+def sample_run(tmp_path_factory, sample_index, sample_dataset):
+    """A finished run on the sample index: `sample_run(sweep, questions=10, **options) -> Run`.
+
+    `sweep` is a sweep spec (dict) or a list of `RetrieverConfig`; `questions` the first n sample questions or a
+    slice of them; `options` go to `SweepOptions`. Calls with plain-valued options (numbers, strings, booleans)
+    share one run per session: treat it as read-only. Options holding objects (an answerer, callbacks) make a
+    fresh run on every call. Each run has a RunStore folder of its own (`run.folder.parent`).
+    """
+    from eval.config import parse_sweep
+    from eval.runs import RunStore
+    from eval.sweep import SweepOptions, run_sweep
+
+    made = {}
+
+    def make(sweep, questions: int | slice = 10, **options):
+        configs = parse_sweep(sweep) if isinstance(sweep, dict) else list(sweep)
+        chosen = sample_dataset.questions[questions if isinstance(questions, slice) else slice(questions)]
+        plain = all(isinstance(v, (bool, int, float, str, type(None))) for v in options.values())
+        key = (repr(configs), repr(questions), repr(sorted(options.items())))
+        if not plain or key not in made:
+            store = RunStore(tmp_path_factory.mktemp("run"))
+            run = store.load(run_sweep(store, sample_index, configs, chosen, "sample", SweepOptions(**options)))
+            if not plain:
+                return run
+            made[key] = run
+        return made[key]
+
+    return make
 
 
 @contextlib.contextmanager
