@@ -12,7 +12,6 @@ from eval.config import parse_sweep
 from eval.generation import GenerationSettings, load_generator
 from eval.pipeline import GeneratingAnswerer
 from eval.runs import RunStore
-from eval.sweep import SweepOptions, run_sweep
 
 SECRET = "sk-test-never-written-anywhere-0123456789"
 # threshold 0 keeps all of k = 3, so it retrieves what similarity k=3 retrieves: same prompt, answer reused
@@ -20,15 +19,28 @@ GRID = parse_sweep({"configs": [{"search_type": "similarity", "k": [3, 2]},
                                 {"search_type": "similarity_score_threshold", "k": 3, "score_threshold": 0.0}]})
 
 
-def test_sweep_with_answers_reuses_identical_prompts(tmp_path, sample_index, sample_dataset, monkeypatch):
+def assert_prompts_carry_the_chunks(run, index, server) -> None:
+    """The stub answers "Answer: " + the prompt it got: each answered row's prompt was sent to the endpoint and
+    holds the text of every chunk the row retrieved (read from the index), in rank order."""
+    sent = {request["body"]["messages"][-1]["content"] for request in server.requests}
+    for row in run.rows.itertuples():
+        prompt = row.answer.removeprefix("Answer: ")
+        assert prompt in sent, (row.question_id, row.config_id)
+        got = index.collection.get(ids=list(row.chunk_ids), include=["documents"])
+        texts = dict(zip(got["ids"], got["documents"]))
+        places = [prompt.find(texts[chunk_id].strip()) for chunk_id in row.chunk_ids]
+        assert places and -1 not in places and places == sorted(places), (row.question_id, row.config_id)
+
+
+def test_sweep_with_answers_reuses_identical_prompts(sample_run, sample_index, sample_dataset, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     questions = sample_dataset.questions[:4]
     streamed = []
     with OpenAIStubServer() as server:
         answerer = GeneratingAnswerer(load_generator(f"openai:stub@{server.base_url}"), GenerationSettings())
-        store = RunStore(tmp_path)
-        run = store.load(run_sweep(store, sample_index, GRID, questions, "sample", SweepOptions(
-            latency_sample=0, answerer=answerer, on_answer=lambda *a: streamed.append(a))))
+        run = sample_run(GRID, len(questions), latency_sample=0, answerer=answerer,
+                         on_answer=lambda *a: streamed.append(a))
+    assert_prompts_carry_the_chunks(run, sample_index, server)
     rows = run.rows.set_index(["question_id", "config_id"])
     assert len(server.requests) == len(questions) * 2  # k=3 and threshold share every prompt
     for question in questions:
@@ -44,13 +56,11 @@ def test_sweep_with_answers_reuses_identical_prompts(tmp_path, sample_index, sam
                and p.suffix in (".json", ".jsonl"))
 
 
-def test_sampling_generates_every_row(tmp_path, sample_index, sample_dataset):
+def test_sampling_generates_every_row(sample_run):
     with OpenAIStubServer() as server:
         answerer = GeneratingAnswerer(load_generator(f"openai:stub@{server.base_url}"),
                                       GenerationSettings(temperature=0.7, top_p=0.9))
-        store = RunStore(tmp_path)
-        run = store.load(run_sweep(store, sample_index, GRID, sample_dataset.questions[:2], "sample",
-                                   SweepOptions(latency_sample=0, answerer=answerer)))
+        run = sample_run(GRID, 2, latency_sample=0, answerer=answerer)
     assert len(server.requests) == 2 * len(GRID) and not run.rows.answer_reused.any()
     assert server.requests[0]["body"]["temperature"] == 0.7 and server.requests[0]["body"]["top_p"] == 0.9
 
@@ -116,17 +126,16 @@ def test_generation_errors_are_one_line(tmp_path):
         assert last.startswith("error: ") and message in last and "Traceback" not in result.stderr
 
 
-def test_parallel_requests_to_an_endpoint(tmp_path, sample_index, sample_dataset):
+def test_parallel_requests_to_an_endpoint(sample_run, sample_index, sample_dataset):
     questions = sample_dataset.questions[:4]
     grid = parse_sweep({"configs": [{"search_type": "similarity", "k": [2]}]})
     with OpenAIStubServer(delay_s=0.5) as server:
         answerer = GeneratingAnswerer(load_generator(f"openai:stub@{server.base_url}"), GenerationSettings())
-        store = RunStore(tmp_path)
         started = time.perf_counter()
-        run = store.load(run_sweep(store, sample_index, grid, questions, "sample", SweepOptions(
-            latency_sample=0, answerer=answerer, generation_concurrency=4)))
+        run = sample_run(grid, len(questions), latency_sample=0, answerer=answerer, generation_concurrency=4)
         elapsed = time.perf_counter() - started
     assert len(server.requests) == 4 and run.rows.answer.str.startswith("Answer: ").all()
+    assert_prompts_carry_the_chunks(run, sample_index, server)  # no answer went to another row
     assert elapsed < 4 * 0.5  # four half-second requests overlapped
     for row in run.rows.itertuples():
         question = next(q for q in questions if q.id == row.question_id)
