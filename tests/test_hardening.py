@@ -6,13 +6,13 @@ import subprocess
 import sys
 import time
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from conftest import ROOT, TINY_TEXTS
 
 from eval.config import parse_sweep
-from eval.datasets import decode_bytes, load_corpus, load_questions, load_squad
+from eval.datasets import Document, Question, decode_bytes, load_corpus, load_questions, load_squad
 from eval.errors import LabError
 from eval.index import IndexStore
 
@@ -24,8 +24,50 @@ records = st.dictionaries(st.sampled_from(["id", "text", "title", "question", "a
                                            "metadata", "source", "other"]), json_values, max_size=6)
 
 
+def check_documents(documents: list[Document]) -> None:
+    assert documents and all(isinstance(d, Document) for d in documents)
+    assert all(d.id and d.id == d.id.strip() and d.text.strip() for d in documents)
+    assert all(d.title is None or isinstance(d.title, str) for d in documents)
+    assert all(isinstance(d.metadata, dict) for d in documents)
+    assert len({d.id for d in documents}) == len(documents)
+
+
+def check_questions(questions: list[Question]) -> None:
+    assert all(isinstance(q, Question) for q in questions)
+    assert all(q.id and q.id == q.id.strip() and q.question.strip() for q in questions)
+    for values in [q.answers for q in questions] + [q.relevant_ids for q in questions]:
+        assert isinstance(values, tuple) and all(isinstance(v, str) and v.strip() for v in values)
+        assert len(set(values)) == len(values)
+    assert len({q.id for q in questions}) == len(questions)
+
+
+def check_loaded(loader, loaded, data: bytes, path) -> None:
+    """What a loader returns instead of raising: well-formed records, and for JSON Lines one per input record."""
+    if loader is load_squad:
+        check_documents(loaded.corpus)
+        check_questions(loaded.questions)
+        known = {d.id for d in loaded.corpus}
+        assert all(q.relevant_ids and set(q.relevant_ids) <= known for q in loaded.questions)
+        return
+    inputs = [json.loads(line) for line in decode_bytes(data, path).splitlines() if line.strip()]
+    if loader is load_corpus:
+        check_documents(loaded)
+        assert [(d.id, d.text) for d in loaded] == [(str(r["id"]).strip(), r["text"]) for r in inputs]
+    else:
+        assert loaded
+        check_questions(loaded)
+        assert [(q.id, q.question) for q in loaded] == [(str(r["id"]).strip(), r["question"]) for r in inputs]
+
+
+VALID = [{"id": "a", "text": "Chroma stores vectors.", "question": "Where?", "answers": ["x", "x"]},
+         {"id": 2, "text": " k ", "question": "How many?", "answer": "3", "relevant_ids": ["a"], "other": 1}]
+SQUAD = [{"data": [{"title": "T", "paragraphs": [{"context": "c", "qas": [{"id": "q", "question": "?"}]}]}]}]
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(lines=st.lists(records | st.text(max_size=20), max_size=5), raw=st.binary(max_size=64))
+@example(lines=VALID, raw=b'{"id": "x", "text": "t", "question": "q"}')  # every loader's success path runs
+@example(lines=SQUAD, raw=b"")
 def test_loaders_load_or_raise_our_error(tmp_path, lines, raw):
     text = "\n".join(json.dumps(line) if isinstance(line, dict) else line for line in lines)
     for name, data in (("c.jsonl", text.encode()), ("b.jsonl", raw), ("s.json", text.encode())):
@@ -33,9 +75,10 @@ def test_loaders_load_or_raise_our_error(tmp_path, lines, raw):
         path.write_bytes(data)
         for loader in (load_corpus, load_questions, load_squad):
             try:
-                loader(path)
+                loaded = loader(path)
             except LabError:
-                pass
+                continue
+            check_loaded(loader, loaded, data, path)
 
 
 @settings(max_examples=300, deadline=None)
