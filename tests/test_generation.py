@@ -162,18 +162,25 @@ def test_remote_code_models_need_an_explicit_opt_in(tmp_path: Path) -> None:
 
 
 class FakeChatGLM:
-    """Stands in for ChatGLM2/3 remote code (which cannot run with this transformers): records its calls."""
+    """Stands in for ChatGLM2/3 remote code (which cannot run with this transformers): records its calls.
+
+    `stream_chat` has the signature of ChatGLM2's modeling_chatglm.py without its `**kwargs`: the real model
+    folds those into its generation config, where a misspelt keyword is silently ignored; here any keyword
+    outside the named ones is a TypeError.
+    """
 
     def __init__(self, answer: str) -> None:
         self.answer, self.calls = answer, []
 
-    def stream_chat(self, tokenizer, query, history=None, past_key_values=None, max_length=8192, do_sample=True,
-                    top_p=0.8, temperature=0.8, logits_processor=None, return_past_key_values=False, **kwargs):
+    def stream_chat(self, tokenizer, query: str, history: list[tuple[str, str]] | None = None, past_key_values=None,
+                    max_length: int = 8192, do_sample=True, top_p=0.8, temperature=0.8, logits_processor=None,
+                    return_past_key_values=False):
         self.calls.append({"args": (tokenizer, query, history), "kwargs": {
             "past_key_values": past_key_values, "max_length": max_length, "do_sample": do_sample, "top_p": top_p,
-            "temperature": temperature, "return_past_key_values": return_past_key_values, **kwargs}})
+            "temperature": temperature, "return_past_key_values": return_past_key_values}})
         for end in range(1, len(self.answer) + 1):
-            yield self.answer[:end], history + [(query, self.answer[:end])], ("kv", end)
+            step = (self.answer[:end], (history or []) + [(query, self.answer[:end])])
+            yield (*step, ("kv", end)) if return_past_key_values else step  # the cache only when asked for, as ChatGLM
 
 
 def test_stream_chat_is_called_like_chatglm_web_demo(tokenizer: PreTrainedTokenizerFast) -> None:
