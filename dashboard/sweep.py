@@ -51,10 +51,11 @@ def execute(index_name, configs, questions, source, latency_sample, resume=None,
     from eval.sweep import SweepCancelled, SweepOptions, run_sweep
 
     store = state.run_store()
-    before = {m.get("run_id") for m in store.list()}
+    started: list[str] = []  # this session's run, once run_sweep has created (or resumed) it
     bar = st.progress(0.0, text="starting…")
     st.button("Cancel", key="cancel-sweep", help="stops after the current step; resume it below")
-    options = SweepOptions(progress=progress_callback(bar), latency_sample=int(latency_sample))
+    options = SweepOptions(progress=progress_callback(bar), latency_sample=int(latency_sample),
+                           on_start=started.append)
     if generation is not None:
         options.answerer = state.answerer(**generation)
         options.on_answer = answer_streamer()
@@ -67,11 +68,9 @@ def execute(index_name, configs, questions, source, latency_sample, resume=None,
     except LabError:
         raise
     except BaseException:
-        # a click elsewhere (e.g. Cancel) stops the script: keep the finished blocks and mark the run resumable
-        for manifest in store.list():
-            if manifest.get("status") == "running" and (manifest.get("run_id") not in before or
-                                                        manifest.get("run_id") == resume):
-                store.update(manifest["run_id"], status="cancelled")
+        # a click elsewhere (e.g. Cancel) stops the script: the finished blocks stay; show this run as cancelled
+        for run_id in started:
+            store.update(run_id, status="cancelled")
         raise
     bar.progress(1.0, text="done")
     st.session_state["last-run"] = run_id

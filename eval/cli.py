@@ -118,12 +118,18 @@ def cmd_run(args: argparse.Namespace) -> None:
     bar = ProgressBar("sweep")
     options = SweepOptions(reference=args.reference, latency_sample=args.latency_sample, progress=bar,
                            block_size=int(os.environ.get("RETRIEVER_LAB_BLOCK_SIZE", 50)))
-    options.ragas_context = args.ragas
+    if args.ragas:
+        from eval.metrics.ragas import RagasContextScorer
+
+        options.scorers.append(RagasContextScorer())
     if args.generate:
         options.answerer = answerer_from(args)
         options.on_answer = bar.show_answer
         options.generation_concurrency = args.concurrency
-        options.judge, options.judge_embeddings = args.judge, index.embeddings
+        if args.judge:
+            from eval.judge import JudgeScorer
+
+            options.scorers.append(JudgeScorer(args.judge, index.embeddings))
     elif args.judge:
         raise LabError("--judge scores generated answers: add --generate")
     try:

@@ -21,13 +21,14 @@ import re
 import threading
 import warnings
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
 
 from eval.errors import LabError
 from eval.metrics.judge import JUDGE_COLUMNS
+from eval.scorers import Need, ScoringContext
 from eval.settings import API_KEY_ENVS, api_key
 
 _SPEC_RE = re.compile(r"^openai:(?P<model>[^\s]+?)@(?P<url>https?://\S+)$")
@@ -250,3 +251,40 @@ def judge_rows(rows: Sequence[dict], judge: JudgeSpec | str, embeddings: Any | N
     out = pd.DataFrame(scores, columns=list(JUDGE_COLUMNS[:3]))
     out["judge_error"] = ["; ".join(e) for e in errors]
     return out
+
+
+@dataclass(frozen=True)
+class JudgeScorer:
+    """A run scorer: `judge_rows` once per distinct (question, retrieved chunks), on the first row's answer
+    (identical prompts share their answer when decoding is deterministic); failures are NaN + reason.
+
+    `embeddings` (LangChain, e.g. the index's model) enables answer relevancy. A malformed spec raises
+    LabError here, before any sweep starts."""
+
+    judge: JudgeSpec | str
+    embeddings: Any = None
+    timeout_s: float = 60
+
+    needs: ClassVar[frozenset[Need]] = frozenset({"answers", "chunk_texts"})
+    columns: ClassVar[tuple[str, ...]] = JUDGE_COLUMNS
+
+    def __post_init__(self) -> None:
+        parse_judge_spec(self.judge)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": "judge", **describe_judge(self.judge)}
+
+    def score(self, rows: pd.DataFrame, context: ScoringContext) -> pd.DataFrame:
+        questions, texts = context.questions, context.chunk_texts
+        keys = list(zip(rows["question_id"], rows["chunk_ids"].map(tuple)))
+        unique = list(dict.fromkeys(keys))
+        first_answer = dict(zip(keys[::-1], rows["answer"].tolist()[::-1]))
+        if context.progress:
+            context.progress("judge", 0, len(unique))
+        judged = judge_rows([{"question": questions[q].question, "answer": first_answer[q, ids],
+                              "contexts": [texts[i] for i in ids], "reference": questions[q].answer}
+                             for q, ids in unique], self.judge, self.embeddings, self.timeout_s)
+        by_key = dict(zip(unique, judged.to_dict("records")))
+        if context.progress:
+            context.progress("judge", len(unique), len(unique))
+        return pd.DataFrame([by_key[key] for key in keys], columns=list(self.columns))

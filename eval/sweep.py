@@ -26,10 +26,10 @@ from eval.config import RetrieverConfig
 from eval.datasets import Question, fingerprint
 from eval.errors import LabError
 from eval.index import Index
-from eval.judge import describe_judge, judge_rows
-from eval.metrics import answer_metrics, diversity_metrics, doc_metrics, ragas_context_metrics
+from eval.metrics import answer_metrics, diversity_metrics, doc_metrics
 from eval.retrieval import langchain_retrieve
 from eval.runs import RunStore
+from eval.scorers import RunScorer, ScoringContext
 
 SweepProgress = Callable[[str, int, int], None]
 DEFAULT_BLOCK = 50
@@ -70,9 +70,8 @@ class SweepOptions:
     answerer: Answerer | None = None
     on_answer: Callable[[str, str, str], None] | None = None  # (question_id, config_id, answer so far)
     generation_concurrency: int = 1  # parallel requests (for OpenAI-compatible endpoints)
-    judge: str | None = None  # an `openai:MODEL@URL` judge for ragas' LLM metrics on the answers
-    judge_embeddings: Any = None  # LangChain embeddings for ragas' answer relevancy (the index's model)
-    ragas_context: bool = False  # also score every row with ragas' ID-based and non-LLM context metrics
+    scorers: list[RunScorer] = field(default_factory=list)  # run over the finished rows, in order
+    on_start: Callable[[str], None] | None = None  # told the run id once the run exists (new or resumed)
     extra_manifest: dict[str, Any] = field(default_factory=dict)
 
 
@@ -246,8 +245,7 @@ def run_manifest(index: Index, configs: list[RetrieverConfig], questions: list[Q
         "path": "reference" if options.reference else "fast",
         "block_size": options.block_size, "latency_sample": options.latency_sample,
         "generation": options.answerer.describe() if options.answerer else None,
-        "judge": describe_judge(options.judge) if options.judge else None,
-        "ragas_context": options.ragas_context,
+        "scorers": [scorer.describe() for scorer in options.scorers],
         "versions": {name: version(name) for name in ("chromadb", "langchain-core", "langchain-chroma")},
         **options.extra_manifest,
     }
@@ -255,19 +253,31 @@ def run_manifest(index: Index, configs: list[RetrieverConfig], questions: list[Q
 
 def run_sweep(store: RunStore, index: Index, configs: list[RetrieverConfig], questions: list[Question],
               questions_source: str = "", options: SweepOptions | None = None, resume: str | None = None) -> str:
-    """Run (or resume) a sweep and return its run id. Finished blocks are on disk as soon as they end."""
+    """Run (or resume) a sweep and return its run id. Finished blocks are on disk as soon as they end.
+
+    Once the run exists, `options.on_start` is told its id. However the sweep stops, the run records why:
+    "cancelled" (the cancel event), "failed" (an exception, kept in `error`) or "interrupted" (Ctrl-C, or a
+    dashboard script stopped by a click); its finished blocks stay, and it can be resumed."""
     options = options or SweepOptions()
     if not configs or not questions:
         raise LabError("a sweep needs at least one retriever config and one question")
     check_relevant_ids(index, questions)
+    for scorer in options.scorers:
+        if "answers" in scorer.needs and options.answerer is None:
+            raise LabError(f"the {scorer.describe()['name']} scorer scores generated answers: add an answerer")
     manifest = run_manifest(index, configs, questions, questions_source, options)
     run_id = _start_or_resume(store, manifest, questions, resume)
     try:
+        if options.on_start is not None:
+            options.on_start(run_id)
         return _execute(store, run_id, index, configs, questions, options)
     except SweepCancelled:
         store.update(run_id, status="cancelled")
         raise
-    except KeyboardInterrupt:
+    except Exception as error:
+        store.update(run_id, status="failed", error=f"{type(error).__name__}: {error}")
+        raise
+    except BaseException:
         store.update(run_id, status="interrupted")
         raise
 
@@ -286,13 +296,13 @@ def _start_or_resume(store: RunStore, manifest: dict[str, Any], questions: list[
                      resume: str | None) -> str:
     if resume is None:
         return store.create(manifest, questions)
-    previous = store.manifest(resume)
-    for key in ("index", "questions", "sweep", "path", "block_size", "generation"):
+    previous = {"scorers": [], **store.manifest(resume)}  # runs written before scorers existed have none
+    for key in ("index", "questions", "sweep", "path", "block_size", "generation", "scorers"):
         if not json_equal(previous.get(key), manifest.get(key)):
             raise LabError(f"run {resume} was started with a different {key}; start a new run instead")
     if previous["status"] == "complete":
         raise LabError(f"run {resume} is already complete")
-    store.update(resume, status="running")
+    store.update(resume, status="running", error=None)
     return resume
 
 
@@ -322,10 +332,9 @@ def _execute(store: RunStore, run_id: str, index: Index, configs: list[Retriever
             options.progress("questions", min((number + 1) * options.block_size, len(questions)), len(questions))
     rows = pd.concat(store.parts(run_id), ignore_index=True)
     chunks = retrieved_chunks(index, rows)
-    if options.ragas_context:
-        rows = add_ragas_context_columns(rows, by_id, chunks, index, options)
-    if options.judge and "answer" in rows:
-        rows = add_judge_columns(rows, by_id, chunks, options)
+    context = ScoringContext(by_id, dict(zip(chunks["chunk_id"], chunks["text"])), index, options.progress)
+    for scorer in options.scorers:
+        rows = pd.concat([rows, _scored(scorer, rows, context)], axis=1)
     latency = measure_latency(index, configs, questions, options) if options.latency_sample > 0 else \
         pd.DataFrame(columns=["config_id", "question_id", "retrieval_ms"])
     store.finish(run_id, rows, latency, chunks, retrieval_seconds=round(retrieval_seconds, 3),
@@ -333,45 +342,13 @@ def _execute(store: RunStore, run_id: str, index: Index, configs: list[Retriever
     return run_id
 
 
-def add_ragas_context_columns(rows: pd.DataFrame, questions: dict[str, Question], chunks: pd.DataFrame,
-                              index: Index, options: SweepOptions) -> pd.DataFrame:
-    """ragas' IDBasedContextPrecision/Recall and NonLLMContextRecall through `ragas.evaluate`, offline.
-    The reference contexts are the chunks of the relevant documents (chunk-sized, as NonLLMContextRecall
-    compares texts one to one)."""
-    texts = dict(zip(chunks["chunk_id"], chunks["text"]))
-    relevant_ids = sorted({d for q in questions.values() for d in q.relevant_ids})
-    reference: dict[str, list[str]] = {}
-    for start in range(0, len(relevant_ids), 500):
-        for chunk in index.chunks(where={"doc_id": {"$in": relevant_ids[start:start + 500]}}):
-            reference.setdefault(chunk.doc_id, []).append(chunk.text)
-    if options.progress:
-        options.progress("ragas", 0, len(rows))
-    scored = ragas_context_metrics([
-        {"retrieved_context_ids": list(row.doc_ids), "retrieved_contexts": [texts[c] for c in row.chunk_ids],
-         "reference_context_ids": list(questions[row.question_id].relevant_ids),
-         "reference_contexts": [t for d in questions[row.question_id].relevant_ids for t in reference.get(d, [])]}
-        for row in rows.itertuples()])
-    if options.progress:
-        options.progress("ragas", len(rows), len(rows))
-    return pd.concat([rows, scored], axis=1)
-
-
-def add_judge_columns(rows: pd.DataFrame, questions: dict[str, Question], chunks: pd.DataFrame,
-                      options: SweepOptions) -> pd.DataFrame:
-    """ragas' LLM-judged metrics, once per distinct (question, retrieved chunks); failures are NaN + reason."""
-    texts = dict(zip(chunks["chunk_id"], chunks["text"]))
-    keys = list(zip(rows["question_id"], rows["chunk_ids"].map(tuple)))
-    unique = list(dict.fromkeys(keys))
-    first_answer = dict(zip(keys[::-1], rows["answer"].tolist()[::-1]))
-    if options.progress:
-        options.progress("judge", 0, len(unique))
-    judged = judge_rows([{"question": questions[q].question, "answer": first_answer[q, ids],
-                          "contexts": [texts[i] for i in ids], "reference": questions[q].answer}
-                         for q, ids in unique], options.judge, options.judge_embeddings)
-    by_key = dict(zip(unique, judged.to_dict("records")))
-    if options.progress:
-        options.progress("judge", len(unique), len(unique))
-    return pd.concat([rows, pd.DataFrame([by_key[key] for key in keys])], axis=1)
+def _scored(scorer: RunScorer, rows: pd.DataFrame, context: ScoringContext) -> pd.DataFrame:
+    """The scorer's columns for the rows, checked against what it declares."""
+    scored = scorer.score(rows, context)
+    if list(scored.columns) != list(scorer.columns) or len(scored) != len(rows):
+        raise LabError(f"the {scorer.describe()['name']} scorer returned {len(scored)} rows with columns "
+                       f"{list(scored.columns)}, not {len(rows)} rows with {list(scorer.columns)}")
+    return scored.set_axis(rows.index)
 
 
 def retrieved_chunks(index: Index, rows: pd.DataFrame) -> pd.DataFrame:

@@ -7,6 +7,7 @@ from eval.config import parse_sweep
 from eval.errors import LabError
 from eval.export import export_run, trec_files
 from eval.leaderboard import leaderboard_text, summarize
+from eval.metrics.ragas import RagasContextScorer
 from eval.runs import RunStore
 from eval.sweep import SweepOptions, run_sweep
 
@@ -92,8 +93,8 @@ def test_leaderboard_has_ci_significance_and_latency(run):
 def test_ragas_context_metrics_in_a_run_agree_with_ours(tmp_path, sample_index, sample_dataset):
     store = RunStore(tmp_path)
     run = store.load(run_sweep(store, sample_index, GRID[:2], sample_dataset.questions[:6], "sample",
-                               SweepOptions(latency_sample=0, ragas_context=True)))
-    assert run.manifest["ragas_context"] is True
+                               SweepOptions(latency_sample=0, scorers=[RagasContextScorer()])))
+    assert [s["name"] for s in run.manifest["scorers"]] == ["ragas_context"]
     # ragas compares ids as sets, as our deduplicated document-level precision and recall do
     assert run.rows.ragas_id_context_precision.tolist() == pytest.approx(run.rows.precision.tolist())
     assert run.rows.ragas_id_context_recall.tolist() == pytest.approx(run.rows.recall.tolist())

@@ -164,3 +164,36 @@ def test_stub_streams_when_asked():
         reply = chat.invoke("Generate a question for the given answer\ninput: {\"response\": \"x\"}\nOutput: ")
     assert server.requests[-1]["body"]["stream"] is True
     assert json.loads(reply.content) == {"question": "What is the capital of France?", "noncommittal": 0}
+
+
+def test_judge_scorer_judges_each_distinct_prompt_once_on_its_first_answer():
+    """Rows that share a question and retrieved chunks (configs that retrieved the same list) are one judge
+    job; the scorer returns one row per row, in order, and describes the judge without its key."""
+    import pandas as pd
+
+    from eval.datasets import Question
+    from eval.judge import JudgeScorer
+    from eval.scorers import ScoringContext
+
+    questions = {f"q{i}": Question(f"q{i}", row["question"], (row["reference"],)) for i, row in enumerate(ROWS)}
+    texts = {f"c{i}{j}": text for i, row in enumerate(ROWS) for j, text in enumerate(row["contexts"])}
+    ids = {q: [c for c in texts if c.startswith(f"c{q[1:]}")] for q in questions}
+    rows = pd.DataFrame({"question_id": ["q0", "q1", "q0"], "config_id": ["a", "a", "b"],
+                         "chunk_ids": [ids["q0"], ids["q1"], ids["q0"]],
+                         "answer": [ROWS[0]["answer"], ROWS[1]["answer"], "a reused row's answer is not judged"]})
+    progress = []
+    context = ScoringContext(questions, texts, index=None, progress=lambda *a: progress.append(a))
+    with JudgeStubServer() as server:
+        scorer = JudgeScorer(f"openai:judge-model@{server.base_url}", CharEmbeddings(), timeout_s=20)
+        scored = scorer.score(rows, context)
+        scorer_requests = len(server.requests)
+        distinct = judge_rows(ROWS, f"openai:judge-model@{server.base_url}", embeddings=CharEmbeddings(),
+                              timeout_s=20)
+    assert list(scored.columns) == list(scorer.columns) == list(JUDGE_COLUMNS) and "answers" in scorer.needs
+    pd.testing.assert_frame_equal(scored, distinct.iloc[[0, 1, 0]].reset_index(drop=True))
+    assert progress == [("judge", 0, 2), ("judge", 2, 2)]
+    assert scorer_requests == len(server.requests) - scorer_requests  # as many as judging the two distinct rows
+    assert scorer.describe() == {"name": "judge", "provider": "openai", "model": "judge-model",
+                                 "base_url": server.base_url}
+    with pytest.raises(LabError, match="openai:MODEL@URL"):
+        JudgeScorer("gpt-4o")

@@ -155,3 +155,96 @@ def test_questions_must_name_documents_of_the_index(tmp_path, sample_index):
                                       "not-in-this-index"):
         run_sweep(RunStore(tmp_path), sample_index, [RetrieverConfig.create()], stray)
     assert RunStore(tmp_path).list() == []
+
+
+# ---------------------------------------------------------------- scorers and run status
+
+class CharCount:
+    """A run scorer for these tests: how many characters a row's retrieved chunks have."""
+
+    needs = frozenset({"chunk_texts"})
+    columns = ("n_chars",)
+
+    def __init__(self, unit: str = "characters") -> None:
+        self.unit = unit
+
+    def describe(self) -> dict:
+        return {"name": "chars", "unit": self.unit}
+
+    def score(self, rows: pd.DataFrame, context) -> pd.DataFrame:
+        return pd.DataFrame({"n_chars": [sum(len(context.chunk_texts[c]) for c in ids) for ids in rows.chunk_ids]})
+
+
+def test_scorers_plug_into_the_sweep_and_bind_a_resumed_run(tmp_path, sample_index, sample_dataset):
+    store = RunStore(tmp_path)
+    questions = sample_dataset.questions[:8]
+    cancel = threading.Event()
+    options = SweepOptions(latency_sample=0, block_size=4, scorers=[CharCount()], cancel=cancel,
+                           progress=lambda *_: cancel.set())
+    with pytest.raises(SweepCancelled):
+        run_sweep(store, sample_index, GRID[:3], questions, options=options)
+    (run_id,) = [m["run_id"] for m in store.list()]
+    for other in ([], [CharCount("bytes")], [CharCount(), CharCount()]):
+        with pytest.raises(LabError, match="different scorers"):
+            run_sweep(store, sample_index, GRID[:3], questions, resume=run_id,
+                      options=SweepOptions(latency_sample=0, block_size=4, scorers=other))
+    run_sweep(store, sample_index, GRID[:3], questions, resume=run_id,
+              options=SweepOptions(latency_sample=0, block_size=4, scorers=[CharCount()]))
+    run = store.load(run_id)
+    assert run.status == "complete" and run.manifest["scorers"] == [{"name": "chars", "unit": "characters"}]
+    texts = run.chunk_texts
+    assert len(run.rows) == 3 * 8 and run.rows.columns[-1] == "n_chars"
+    assert run.rows.n_chars.tolist() == [sum(len(texts[c]) for c in ids) for ids in run.rows.chunk_ids]
+    assert run.rows.n_chars.gt(0).all()
+
+
+def test_a_scorer_is_held_to_its_needs_and_columns(tmp_path, sample_index, sample_dataset):
+    class NeedsAnswers(CharCount):
+        needs = frozenset({"answers"})
+
+    class WrongColumns(CharCount):
+        def score(self, rows, context):
+            return pd.DataFrame({"other": [1.0] * len(rows)})
+
+    store = RunStore(tmp_path)
+    with pytest.raises(LabError, match="chars scorer scores generated answers: add an answerer"):
+        run_sweep(store, sample_index, GRID[:1], sample_dataset.questions[:2],
+                  options=SweepOptions(latency_sample=0, scorers=[NeedsAnswers()]))
+    assert store.list() == []
+    with pytest.raises(LabError, match=r"returned 2 rows with columns \['other'\], not 2 rows with \['n_chars'\]"):
+        run_sweep(store, sample_index, GRID[:1], sample_dataset.questions[:2],
+                  options=SweepOptions(latency_sample=0, scorers=[WrongColumns()]))
+    assert [m["status"] for m in store.list()] == ["failed"]
+
+
+@pytest.mark.parametrize("error, status", [(RuntimeError("disk full"), "failed"), (KeyboardInterrupt(), "interrupted")])
+def test_a_run_reports_its_id_and_records_its_own_interruption(tmp_path, sample_index, sample_dataset, error,
+                                                                 status):
+    store = RunStore(tmp_path)
+    questions = sample_dataset.questions[:8]
+    # another browser session's run, still going: this sweep's failure must not touch it
+    elsewhere = run_sweep(store, sample_index, GRID[:1], questions[:2], options=SweepOptions(latency_sample=0))
+    store.update(elsewhere, status="running")
+    told = []
+
+    def on_start(run_id: str) -> None:
+        told.append((run_id, store.manifest(run_id)["status"], len(store.parts(run_id))))
+
+    def progress(*_) -> None:
+        raise error
+
+    with pytest.raises(type(error)):
+        run_sweep(store, sample_index, GRID[:3], questions,
+                  options=SweepOptions(latency_sample=0, block_size=4, on_start=on_start, progress=progress))
+    [(run_id, status_at_start, parts_at_start)] = told
+    assert run_id != elsewhere and (status_at_start, parts_at_start) == ("running", 0)
+    manifest = store.manifest(run_id)
+    assert manifest["status"] == status and store.manifest(elsewhere)["status"] == "running"
+    assert manifest.get("error") == ("RuntimeError: disk full" if status == "failed" else None)
+    assert len(store.parts(run_id)) == 1  # the block finished before the failure is kept
+    resumed_told = []
+    run_sweep(store, sample_index, GRID[:3], questions, resume=run_id,
+              options=SweepOptions(latency_sample=0, block_size=4, on_start=resumed_told.append))
+    run = store.load(run_id)
+    assert resumed_told == [run_id] and run.status == "complete" and run.manifest["error"] is None
+    assert len(run.rows) == 3 * 8
