@@ -188,7 +188,7 @@ def test_registry_covers_every_metric_key():
     others = ["retrieval_ms", "ttft_ms", "total_ms", "tokens_per_s",
               "exact_match", "f1", "contains_answer"]
     judged = [c for c in JUDGE_COLUMNS if c != "judge_error"]
-    assert set(METRICS) == set(computed + others + judged)
+    assert set(computed + others + judged) <= set(METRICS)  # other families (e.g. passage-level) may join
     for key, info in METRICS.items():
         assert info.name == key and info.label and info.description
         assert info.group in ("relevance", "answer", "diversity", "latency")

@@ -122,8 +122,8 @@ def _f1(predicted: list[str], gold: list[str]) -> float:
     shared = sum((Counter(predicted) & Counter(gold)).values())
     if shared == 0:
         return 0.0
-    precision, recall = shared / len(predicted), shared / len(gold)
-    return 2 * precision * recall / (precision + recall)
+    share_of_predicted, share_of_gold = shared / len(predicted), shared / len(gold)
+    return 2 * share_of_predicted * share_of_gold / (share_of_predicted + share_of_gold)
 
 
 def _contains(predicted: list[str], gold: list[str]) -> float:

@@ -1,10 +1,11 @@
-"""The metric catalogue: every metric is declared once, beside the code that computes it.
+"""The metric catalogue: every metric is declared once, in its family's module.
 
 A family module (`ranking`, `answer`, `diversity`, `latency`, `ragas`, `judge`) declares its metrics as a
-tuple of `Metric`; `eval.metrics` joins the families into `METRICS`, and every list of metric names or row
-columns elsewhere (the sweep's keys, the judge's and the pipeline's columns, the export) is derived from it.
-Metrics declared with an `at_cutoff` description also exist at any cutoff `name@k` (e.g. `ndcg@10`), in the spirit of
-ir_measures and ranx.
+tuple of `Metric`, beside the functions that compute them (the judge's and the latency metrics are computed
+by `eval.judge`, `eval.generation` and the sweep); `eval.metrics` joins the families into `METRICS`, and every
+list of metric names or row columns elsewhere (the sweep's keys, the judge's and the pipeline's columns, the
+export) is derived from it. Metrics declared with an `at_cutoff` description also exist at any cutoff
+`name@k` (e.g. `ndcg@10`), as in ir_measures and ranx.
 """
 from __future__ import annotations
 
