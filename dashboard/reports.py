@@ -26,8 +26,7 @@ if run_id:
             c2.download_button("Download Markdown report", st.session_state["report-md"][1],
                                file_name=f"retriever-lab-{run_id}.md", mime="text/markdown", key="dl-md")
 
-        others = [m["run_id"] for m in state.run_store().list() if m.get("status") == "complete"
-                  and m["run_id"] != run_id]
+        others = [m.run_id for m in state.run_store().manifests() if m.status == "complete" and m.run_id != run_id]
         if others:
             other_id = st.selectbox("Compare with run", others, key="compare-with")
             if st.button("Build comparison report", key="build-comparison"):
@@ -65,15 +64,13 @@ if run_id:
             st.download_button(f"Download {export[3]}", export[2], file_name=export[3], key="dl-export")
 
 st.header("Run history")
-manifests = state.run_store().list()
+manifests = state.run_store().manifests()
 if manifests:
-    st.dataframe(pd.DataFrame([{"run_id": m.get("run_id"), "status": m.get("status"),
-                                "created": m.get("created_at"), "index": (m.get("index") or {}).get("name"),
-                                "questions": (m.get("questions") or {}).get("count"),
-                                "configs": len((m.get("sweep") or {}).get("configs", [])),
-                                "seconds": m.get("wall_seconds")} for m in manifests]),
+    st.dataframe(pd.DataFrame([{"run_id": m.run_id, "status": m.status, "created": m.created_at,
+                                "index": m.index.name, "questions": m.questions.count, "configs": len(m.configs),
+                                "seconds": m.wall_seconds} for m in manifests]),
                  hide_index=True, key="history")
-    doomed = st.selectbox("Run to delete", [m["run_id"] for m in manifests], key="delete-run")
+    doomed = st.selectbox("Run to delete", [m.run_id for m in manifests], key="delete-run")
     confirm = st.checkbox(f"Yes, delete run {doomed}", key="delete-run-confirm")
     if st.button("Delete run", disabled=not confirm, key="delete-run-button"):
         with state.lab_errors("check the data folder's permissions"):

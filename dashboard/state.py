@@ -19,6 +19,7 @@ from eval.cli import SAMPLE_DIR
 from eval.prompts import ZH_MIN_CJK_SHARE
 from eval.settings import lab_home
 from eval.errors import LabError
+from eval.runs import RunManifest
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 UPLOAD_TYPES = ["jsonl", "json", "csv", "txt", "md", "pdf"]
@@ -108,19 +109,17 @@ def lab_errors(next_step: str = "") -> Iterator[None]:
         st.error(f"{error}" + (f"\n\n**What to do:** {next_step}" if next_step else ""))
 
 
-def run_label(manifest: dict) -> str:
-    index = (manifest.get("index") or {}).get("name", "?")
-    count = (manifest.get("questions") or {}).get("count", "?")
-    return (f"{manifest.get('run_id')} · {manifest.get('status')} · index {index} · {count} questions · "
-            f"{len(manifest.get('sweep', {}).get('configs', []))} configs")
+def run_label(manifest: RunManifest) -> str:
+    return (f"{manifest.run_id} · {manifest.status} · index {manifest.index.name} · "
+            f"{manifest.questions.count} questions · {len(manifest.configs)} configs")
 
 
 def pick_run(key: str, complete_only: bool = True) -> str | None:
-    manifests = [m for m in run_store().list() if not complete_only or m.get("status") == "complete"]
+    manifests = [m for m in run_store().manifests() if not complete_only or m.status == "complete"]
     if not manifests:
         st.info("No completed runs yet: start one on the **Run a sweep** page.")
         return None
-    labels = {m["run_id"]: run_label(m) for m in manifests}
+    labels = {m.run_id: run_label(m) for m in manifests}
     return st.selectbox("Run", list(labels), format_func=labels.get, key=key)
 
 

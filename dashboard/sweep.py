@@ -146,17 +146,17 @@ if st.button("Start sweep", type="primary", disabled=not (configs and questions 
 
 # ---------------------------------------------------------------- resume
 st.header("Unfinished runs")
-unfinished = [m for m in state.run_store().list() if m.get("status") in ("cancelled", "interrupted", "running")]
+unfinished = [m for m in state.run_store().manifests() if m.status in ("cancelled", "interrupted", "running")]
 if not unfinished:
     st.caption("None: cancelled or interrupted runs appear here and can be resumed.")
 for manifest in unfinished:
-    run_id = manifest["run_id"]
+    run_id = manifest.run_id
     c1, c2 = st.columns([4, 1])
     c1.write(state.run_label(manifest))
     if c2.button("Resume", key=f"resume-{run_id}"):
         with state.lab_errors("the question source or index is gone: start a new run instead"):
             wanted = state.run_store().load(run_id).questions
             run_configs = [RetrieverConfig.from_params({k: v for k, v in c.items() if k != "config_id"})
-                           for c in manifest["sweep"]["configs"]]
-            execute(manifest["index"]["name"], run_configs, wanted, manifest["questions"]["source"],
-                    manifest.get("latency_sample", 20), resume=run_id)
+                           for c in manifest.configs]
+            execute(manifest.index.name, run_configs, wanted, manifest.questions.source, manifest.latency_sample,
+                    resume=run_id)

@@ -141,7 +141,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     metrics = [m for m in ("hit_rate", "recall", "mrr", "ndcg", "ild", "n_retrieved", "f1", "contains_answer")
                if m in quality_metrics(run.rows)]
     print(f"run {run_id}  ({len(configs)} configs x {len(questions)} questions, "
-          f"{run.manifest['wall_seconds']:.1f} s)")
+          f"{run.info.wall_seconds:.1f} s)")
     print(leaderboard_text(summarize(run, metrics=metrics), metrics))
 
 
@@ -168,12 +168,12 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_runs_list(args: argparse.Namespace) -> None:
-    manifests = run_store_from(args).list()
+    manifests = run_store_from(args).manifests()
     if not manifests:
         print("no runs yet: start one with `python -m eval run --index NAME --questions PATH`")
     for m in manifests:
-        print(f"{m['run_id']}\t{m['status']}\t{m['index']['name']}\t{len(m['sweep']['configs'])} configs\t"
-              f"{m['questions']['count']} questions\t{m['created_at']}")
+        print(f"{m.run_id}\t{m.status}\t{m.index.name}\t{len(m.configs)} configs\t"
+              f"{m.questions.count} questions\t{m.created_at}")
 
 
 def cmd_runs_show(args: argparse.Namespace) -> None:
@@ -209,7 +209,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
     finally:
         bar.close()
     runs = run_store_from(args)
-    if any(m["status"] == "complete" and m["index"]["input_key"] == manifest.input_key for m in runs.list()):
+    if any(m.status == "complete" and m.index.input_key == manifest.input_key for m in runs.manifests()):
         print(f"sample index and example run are ready in {args.home}")
         return
     configs = parse_sweep(DEFAULT_SWEEP, "default sweep")

@@ -12,8 +12,9 @@ import re
 import shutil
 import tempfile
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,11 @@ import pandas as pd
 
 from eval.datasets import Question, iter_jsonl, make_question
 from eval.errors import LabError
+from eval.index import IndexManifest
 
 RUN_ID_PATTERN = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{6}$")
+# Version 1 is the manifest written before it had a `schema_version` key; it loads unchanged.
+RUN_SCHEMA_VERSION = 2
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -53,8 +57,62 @@ def new_run_id() -> str:
 
 
 @dataclass
+class QuestionSource:
+    """Where a run's question set came from; `fingerprint` covers ids, texts, answers and labels."""
+
+    source: str
+    count: int
+    fingerprint: str = ""
+
+
+@dataclass
+class RunManifest:
+    """The typed view of a run's `manifest.json`. The JSON keeps the shape older releases wrote (the same
+    key names, `index` as an index manifest, `sweep` as `{"configs": [...]}`); keys this release does not
+    know are kept in `extra` and written back."""
+
+    run_id: str
+    status: str
+    created_at: str
+    index: IndexManifest
+    questions: QuestionSource
+    sweep: dict[str, list[dict[str, Any]]]
+    path: str = "fast"
+    block_size: int | None = None
+    latency_sample: int = 0
+    generation: dict[str, Any] | None = None
+    judge: dict[str, Any] | None = None
+    ragas_context: bool = False
+    versions: dict[str, str] = field(default_factory=dict)
+    finished_at: str | None = None
+    retrieval_seconds: float = 0.0
+    wall_seconds: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    schema_version: int = RUN_SCHEMA_VERSION
+
+    @property
+    def configs(self) -> list[dict[str, Any]]:
+        """The sweep's configs as `{"config_id", **LangChain parameters}`."""
+        return self.sweep["configs"]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunManifest:
+        known = {f.name for f in fields(cls)} - {"extra"}
+        values = {k: v for k, v in data.items() if k in known}
+        values["index"] = IndexManifest.from_json(json.dumps(data["index"]))
+        values["questions"] = QuestionSource(**data["questions"])
+        values.setdefault("schema_version", 1)
+        return cls(**values, extra={k: v for k, v in data.items() if k not in known})
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        return {**data.pop("extra"), **data}
+
+
+@dataclass
 class Run:
-    """A loaded run: its manifest, the rows (one per question x config) and the latency samples."""
+    """A loaded run: its manifest (as stored, and typed as `info`), the rows (one per question x config)
+    and the latency samples."""
 
     run_id: str
     folder: Path
@@ -62,13 +120,17 @@ class Run:
     rows: pd.DataFrame
     latency: pd.DataFrame
 
+    @cached_property
+    def info(self) -> RunManifest:
+        return RunManifest.from_dict(self.manifest)
+
     @property
     def configs(self) -> list[dict[str, Any]]:
-        return self.manifest["sweep"]["configs"]
+        return self.info.configs
 
     @property
     def status(self) -> str:
-        return self.manifest["status"]
+        return self.info.status
 
     @property
     def questions(self) -> list[Question]:
@@ -103,15 +165,19 @@ class RunStore:
         return folder
 
     def create(self, manifest: dict[str, Any], questions: list[Question]) -> str:
-        """A new run folder with its manifest and a copy of the question set (so the run is self-contained)."""
+        """A new run folder with its manifest and a copy of the question set (so the run is self-contained).
+
+        `manifest` holds the run's settings (`eval.sweep.run_manifest`); the store adds the run id, status,
+        creation time and schema version, and checks the whole against `RunManifest`."""
         run_id = new_run_id()
-        manifest = {**manifest, "run_id": run_id, "status": "running",
-                    "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        typed = RunManifest.from_dict({**manifest, "run_id": run_id, "status": "running",
+                                       "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                                       "schema_version": RUN_SCHEMA_VERSION})
         (self.root / run_id / "parts").mkdir(parents=True)
         lines = (json.dumps({"id": q.id, "question": q.question, "answers": list(q.answers),
                              "relevant_ids": list(q.relevant_ids)}, ensure_ascii=False) + "\n" for q in questions)
         atomic_write_bytes(self.root / run_id / "questions.jsonl", "".join(lines).encode())
-        self.write_manifest(run_id, manifest)
+        self.write_manifest(run_id, typed.to_dict())
         return run_id
 
     def write_manifest(self, run_id: str, manifest: dict[str, Any]) -> None:
@@ -119,6 +185,7 @@ class RunStore:
                            json.dumps(manifest, ensure_ascii=False, indent=2, default=str).encode())
 
     def manifest(self, run_id: str) -> dict[str, Any]:
+        """The manifest as stored (see `RunManifest` for the typed view)."""
         return json.loads((self.folder(run_id) / "manifest.json").read_text(encoding="utf-8"))
 
     def update(self, run_id: str, **changes: Any) -> dict[str, Any]:
@@ -145,6 +212,7 @@ class RunStore:
         shutil.rmtree(folder / "parts", ignore_errors=True)
 
     def list(self) -> list[dict[str, Any]]:
+        """The stored manifests of every readable run, newest first."""
         if not self.root.is_dir():
             return []
         manifests = []
@@ -154,6 +222,16 @@ class RunStore:
             except (OSError, json.JSONDecodeError):
                 continue
         return sorted(manifests, key=lambda m: m.get("created_at", ""), reverse=True)
+
+    def manifests(self) -> list[RunManifest]:
+        """`list()` typed; a manifest that does not fit `RunManifest` is skipped like an unreadable one."""
+        typed = []
+        for manifest in self.list():
+            try:
+                typed.append(RunManifest.from_dict(manifest))
+            except (KeyError, TypeError):
+                continue
+        return typed
 
     def load(self, run_id: str) -> Run:
         folder = self.folder(run_id)

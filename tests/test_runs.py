@@ -1,0 +1,85 @@
+"""The run store's typed manifest: new runs carry a schema version; runs written before it still load."""
+import json
+import shutil
+
+import pytest
+
+from eval.export import jsonl_records
+from eval.leaderboard import summarize
+from eval.report import report_markdown
+from eval.runs import RUN_SCHEMA_VERSION, RunManifest, RunStore
+
+LEGACY_ID = "20261120-101500-abc123"
+SWEEP = {"configs": [{"search_type": "similarity", "k": [2, 4]}]}
+
+
+def legacy_manifest(questions: int) -> dict:
+    """A manifest.json exactly as the release before `RunManifest` wrote it (no schema_version)."""
+    return {
+        "index": {"name": "sample", "slug": "sample", "dataset": "sample", "corpus_fingerprint": "3f2a",
+                  "input_key": "9c1e", "documents": 48, "chunks": 120, "chunk_size": 400, "chunk_overlap": 40,
+                  "separators": ["\n\n", "\n", " ", ""], "embedding_model": "e5-small", "dimension": 384,
+                  "space": "cosine", "build_seconds": 3.2, "created_at": "2026-11-20T10:14:02+00:00",
+                  "versions": {"chromadb": "1.5.9"}},
+        "questions": {"source": "datasets/sample", "count": questions, "fingerprint": "77ab"},
+        "sweep": {"configs": [{"config_id": "similarity-k2", "search_type": "similarity", "k": 2},
+                              {"config_id": "similarity-k4", "search_type": "similarity", "k": 4}]},
+        "path": "fast", "block_size": 50, "latency_sample": 0, "generation": None, "judge": None,
+        "ragas_context": False, "versions": {"chromadb": "1.5.9", "langchain-core": "1.8.3"},
+        "run_id": LEGACY_ID, "status": "complete", "created_at": "2026-11-20T10:15:00+00:00",
+        "retrieval_seconds": 0.412, "finished_at": "2026-11-20T10:15:03+00:00", "wall_seconds": 2.9,
+    }
+
+
+@pytest.fixture
+def legacy(sample_run, tmp_path):
+    """A finished run's tables under a manifest in the old shape."""
+    source = sample_run(SWEEP, 6, latency_sample=0)
+    folder = tmp_path / "runs" / LEGACY_ID
+    shutil.copytree(source.folder, folder)
+    (folder / "manifest.json").write_text(json.dumps(legacy_manifest(6)), encoding="utf-8")
+    return RunStore(tmp_path / "runs")
+
+
+def test_a_run_written_before_the_schema_version_loads(legacy):
+    run = legacy.load(LEGACY_ID)
+    info = run.info
+    assert info.schema_version == 1 and info.status == "complete" and info.wall_seconds == 2.9
+    assert info.index.name == "sample" and info.index.embedding_model == "e5-small"
+    assert info.questions.count == 6 and info.questions.source == "datasets/sample"
+    assert [c["config_id"] for c in info.configs] == ["similarity-k2", "similarity-k4"] == \
+        [c["config_id"] for c in run.configs]
+    assert [m.run_id for m in legacy.manifests()] == [LEGACY_ID]
+    # what a reader does with a run works on it
+    assert summarize(run).config_id.tolist() == ["similarity-k2", "similarity-k4"]
+    assert len(jsonl_records(run)) == len(run.rows) and "similarity-k4" in report_markdown(run)
+
+
+def test_the_typed_manifest_writes_back_what_it_read(legacy):
+    stored = legacy.manifest(LEGACY_ID)
+    written = RunManifest.from_dict({**stored, "added_later": {"x": 1}}).to_dict()
+    index = written.pop("index")  # an index manifest may gain fields with defaults
+    assert stored.pop("index").items() <= index.items()
+    assert written == {**stored, "added_later": {"x": 1}, "schema_version": 1}
+
+
+def test_a_new_run_records_the_schema_version_and_keeps_unknown_keys(sample_run, tmp_path):
+    template = legacy_manifest(6)
+    settings = {k: v for k, v in template.items() if k not in ("run_id", "status", "created_at", "finished_at",
+                                                               "retrieval_seconds", "wall_seconds")}
+    store = RunStore(tmp_path)
+    run_id = store.create({**settings, "benchmark": {"repeat": 2}}, sample_run(SWEEP, 6).questions)
+    stored = store.manifest(run_id)
+    assert stored["schema_version"] == RUN_SCHEMA_VERSION and stored["status"] == "running"
+    assert stored["benchmark"] == {"repeat": 2} and template["index"].items() <= stored["index"].items()
+    typed = RunManifest.from_dict(stored)
+    assert typed.run_id == run_id and typed.extra == {"benchmark": {"repeat": 2}}
+    assert [q.id for q in store.load(run_id).questions] == [q.id for q in sample_run(SWEEP, 6).questions]
+
+
+def test_a_manifest_missing_its_index_is_skipped_by_the_typed_listing(legacy):
+    broken = legacy_manifest(6) | {"run_id": "20261120-101600-def456"}
+    del broken["index"]
+    (legacy.root / broken["run_id"]).mkdir()
+    (legacy.root / broken["run_id"] / "manifest.json").write_text(json.dumps(broken), encoding="utf-8")
+    assert len(legacy.list()) == 2 and [m.run_id for m in legacy.manifests()] == [LEGACY_ID]
