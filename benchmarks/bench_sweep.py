@@ -9,20 +9,18 @@ path vs the floor (embedding the questions once plus one Chroma query each).
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from eval.config import parse_sweep
+from eval.datasets import load_dataset
+from eval.embeddings import get_embeddings
+from eval.index import ChunkingParams, IndexStore, chunk_corpus
+from eval.runs import RunStore
+from eval.sweep import SweepOptions, run_sweep
 
-from eval.config import parse_sweep  # noqa: E402
-from eval.datasets import load_dataset  # noqa: E402
-from eval.embeddings import get_embeddings  # noqa: E402
-from eval.index import ChunkingParams, IndexStore, chunk_corpus  # noqa: E402
-from eval.runs import RunStore  # noqa: E402
-from eval.sweep import SweepOptions, run_sweep  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 GRID_30 = {"configs": [
     {"search_type": "similarity", "k": [1, 3, 5, 8, 10, 20]},

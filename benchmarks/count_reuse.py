@@ -7,12 +7,10 @@ With deterministic decoding the sweep generates once per distinct pair (same chu
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from eval.runs import RunStore  # noqa: E402
+from eval.runs import RunStore
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from typing import Iterator
 import pandas as pd
 import streamlit as st
 
-from eval.cli import SAMPLE_DIR
+from eval import SAMPLE_DIR
 from eval.prompts import ZH_MIN_CJK_SHARE
 from eval.settings import lab_home
 from eval.errors import LabError

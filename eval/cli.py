@@ -8,10 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+from eval import SAMPLE_DIR
 from eval.errors import LabError
 from eval.settings import lab_home
-
-SAMPLE_DIR = Path(__file__).resolve().parent.parent / "datasets" / "sample"
 
 
 class ProgressBar:

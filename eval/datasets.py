@@ -1,9 +1,11 @@
 """Datasets: a corpus of documents and a question set, loaded from the native layout or imported.
 
 Native layout (as in `../shared/datasets/`): `corpus.jsonl` `{id, text, title?, source?, metadata?}` and
-`questions.jsonl` `{id, question, answer?, answers?, relevant_ids?}`. Importers: SQuAD-style JSON
-(SQuAD, CMRC 2018, DRCD, XQuAD), BEIR folders, CSV question sets and plain documents (.txt/.md/.pdf).
-Every problem raises `DatasetError` naming the file, line and field.
+`questions.jsonl` `{id, question, answer?, answers?, relevant_ids?, spans?}`, where `spans` (optional) lists the
+gold answer spans `{"doc_id", "start", "end"}` (characters [start, end) of the document's text). Importers:
+SQuAD-style JSON (SQuAD, CMRC 2018, DRCD, XQuAD; each answer's `answer_start` becomes a gold span), BEIR
+folders, CSV question sets and plain documents (.txt/.md/.pdf). Every problem raises `DatasetError` naming
+the file, line and field.
 """
 from __future__ import annotations
 
@@ -31,11 +33,21 @@ class Document:
 
 
 @dataclass(frozen=True)
+class AnswerSpan:
+    """Where a gold answer sits: characters [start, end) of document `doc_id`'s text."""
+
+    doc_id: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
 class Question:
     id: str
     question: str
     answers: tuple[str, ...] = ()
     relevant_ids: tuple[str, ...] = ()
+    spans: tuple[AnswerSpan, ...] = ()
 
     @property
     def answer(self) -> str | None:
@@ -168,6 +180,36 @@ def _str_list(value: Any, file: Path, line: int | None, name: str) -> tuple[str,
     return tuple(dict.fromkeys(str(v) for v in value if str(v).strip()))
 
 
+def _spans(value: Any, file: Path, line: int | None) -> tuple[AnswerSpan, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise DatasetError("must be a list of {doc_id, start, end} objects", file, line, "spans")
+    spans = []
+    for i, item in enumerate(value):
+        where = f"spans[{i}]"
+        if not isinstance(item, dict):
+            raise DatasetError("must be an object {doc_id, start, end}", file, line, where)
+        start, end = item.get("start"), item.get("end")
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (start, end)):
+            raise DatasetError("start and end must be integers", file, line, where)
+        if not 0 <= start < end:
+            raise DatasetError(f"needs 0 <= start < end, got start {start}, end {end}", file, line, where)
+        spans.append(AnswerSpan(_id(item.get("doc_id"), file, line, f"{where}.doc_id"), start, end))
+    return tuple(dict.fromkeys(spans))
+
+
+def check_spans(spans: tuple[AnswerSpan, ...], lengths: dict[str, int]) -> str | None:
+    """What is wrong with `spans` against the corpus's document lengths (`{doc_id: len(text)}`), or None."""
+    for span in spans:
+        if span.doc_id not in lengths:
+            return f"names a document absent from the corpus: {span.doc_id}"
+        if span.end > lengths[span.doc_id]:
+            return (f"span {span.start}-{span.end} ends past the end of document '{span.doc_id}' "
+                    f"({lengths[span.doc_id]} characters)")
+    return None
+
+
 def _check_unique(ids: list[tuple[str, int | None]], file: Path) -> None:
     seen: dict[str, int | None] = {}
     for item_id, line in ids:
@@ -198,6 +240,7 @@ def make_question(record: dict[str, Any], file: Path, line: int | None) -> Quest
         question=_text(record.get("question"), file, line, "question"),
         answers=tuple(dict.fromkeys(([answer] if answer and answer.strip() else []) + list(answers))),
         relevant_ids=_str_list(record.get("relevant_ids"), file, line, "relevant_ids"),
+        spans=_spans(record.get("spans"), file, line),
     )
 
 
@@ -213,7 +256,8 @@ def load_corpus(path: str | Path) -> list[Document]:
 
 
 def load_questions(path: str | Path, corpus: list[Document] | None = None) -> list[Question]:
-    """Load a question set (JSONL or CSV); with a corpus, every `relevant_ids` entry must exist in it."""
+    """Load a question set (JSONL or CSV); with a corpus, every `relevant_ids` entry must exist in it and
+    every span must lie inside its document."""
     path = Path(path)
     if path.suffix.lower() == ".csv":
         rows = list(_csv_questions(path))
@@ -223,12 +267,15 @@ def load_questions(path: str | Path, corpus: list[Document] | None = None) -> li
         raise DatasetError("the question set is empty", path)
     _check_unique([(q.id, line) for q, line in rows], path)
     if corpus is not None:
-        known = {doc.id for doc in corpus}
+        lengths = {doc.id: len(doc.text) for doc in corpus}
         for question, line in rows:
-            missing = [rid for rid in question.relevant_ids if rid not in known]
+            missing = [rid for rid in question.relevant_ids if rid not in lengths]
             if missing:
                 raise DatasetError(f"names documents absent from the corpus: {', '.join(missing[:5])}",
                                    path, line, "relevant_ids")
+            problem = check_spans(question.spans, lengths)
+            if problem:
+                raise DatasetError(problem, path, line, "spans")
     return [q for q, _ in rows]
 
 
@@ -268,7 +315,8 @@ def find_file(folder: Path, stem: str, language: str | None = None) -> Path:
 # ---------------------------------------------------------------- importers
 
 def load_squad(path: str | Path) -> Dataset:
-    """SQuAD-style JSON (SQuAD 1.1, CMRC 2018, DRCD, XQuAD): each paragraph becomes one document."""
+    """SQuAD-style JSON (SQuAD 1.1, CMRC 2018, DRCD, XQuAD): each paragraph becomes one document, and each
+    answer found in it a gold span of its question (`Question.spans`; identical spans once)."""
     path = Path(path)
     try:
         data = json.loads(read_text(path))
@@ -289,9 +337,12 @@ def load_squad(path: str | Path) -> Dataset:
                 raise DatasetError("missing or empty", path, None, f"{where}.context")
             corpus.append(Document(id=doc_id, text=context, title=title, source=path.name))
             for q_index, qa in enumerate(paragraph.get("qas") or []):
-                answers = [a.get("text", "") for a in qa.get("answers") or [] if isinstance(a, dict)]
+                answers = [a for a in qa.get("answers") or [] if isinstance(a, dict)]
+                spans = [_answer_span(context, a, path, f"{where}.qas[{q_index}].answers[{i}]")
+                         for i, a in enumerate(answers)]
                 record = {"id": qa.get("id") or f"{doc_id}_q{q_index}", "question": qa.get("question"),
-                          "answers": answers, "relevant_ids": [doc_id]}
+                          "answers": [a.get("text", "") for a in answers], "relevant_ids": [doc_id],
+                          "spans": [{"doc_id": doc_id, "start": s, "end": e} for s, e in spans if e]}
                 try:
                     questions.append(make_question(record, path, None))
                 except DatasetError as error:
@@ -301,6 +352,24 @@ def load_squad(path: str | Path) -> Dataset:
     _check_unique([(d.id, None) for d in corpus], path)
     _check_unique([(q.id, None) for q in questions], path)
     return Dataset(name=path.stem, corpus=corpus, questions=questions)
+
+
+def _answer_span(context: str, answer: dict[str, Any], file: Path, where: str) -> tuple[int, int]:
+    """The gold span of a SQuAD-style answer: its text at `answer_start`, else the occurrence of its text
+    nearest to `answer_start` (CMRC 2018 dev has 7 of 9,657 answers 1-2 characters off); (0, 0) when the text is
+    not in the context at all (193 CMRC answers, most with `answer_start` -1): such an answer has no span."""
+    text, start = answer.get("text"), answer.get("answer_start", 0)
+    if isinstance(start, bool) or not isinstance(start, int):
+        raise DatasetError("must be an integer", file, None, f"{where}.answer_start")
+    if not isinstance(text, str) or not text.strip():
+        return 0, 0
+    if context.startswith(text, start):
+        return start, start + len(text)
+    found = [m.start() for m in re.finditer(re.escape(text), context)]
+    if not found:
+        return 0, 0
+    nearest = min(found, key=lambda offset: abs(offset - start))
+    return nearest, nearest + len(text)
 
 
 def load_beir(folder: str | Path, split: str = "test") -> Dataset:

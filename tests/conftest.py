@@ -15,7 +15,6 @@ os.environ["RAGAS_DO_NOT_TRACK"] = "true"
 os.environ["ANONYMIZED_TELEMETRY"] = "False"
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
 
 from eval.datasets import Dataset, Document, Question  # noqa: E402

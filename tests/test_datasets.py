@@ -3,8 +3,8 @@ import json
 import pytest
 from conftest import shared_dataset
 
-from eval.datasets import (decode_bytes, load_beir, load_corpus, load_dataset, load_documents, load_questions,
-                           load_squad)
+from eval.datasets import (AnswerSpan, decode_bytes, load_beir, load_corpus, load_dataset, load_documents,
+                           load_questions, load_squad)
 from eval.errors import DatasetError
 
 
@@ -179,3 +179,58 @@ def test_shared_folder_with_two_languages_needs_a_choice():
     with pytest.raises(DatasetError, match="pick a language"):
         load_dataset(folder)
     assert len(load_dataset(folder, language="zh").questions) == 1190
+
+
+def test_native_questions_carry_optional_gold_spans_checked_against_the_corpus(tmp_path):
+    folder = native(tmp_path, DOCS, [
+        {"id": "q1", "question": "Alpha?", "relevant_ids": ["d1"], "spans": [{"doc_id": "d1", "start": 0, "end": 5}]},
+        {"id": "q2", "question": "No spans?", "relevant_ids": ["d2"]}])
+    questions = load_dataset(folder).questions
+    assert questions[0].spans == (AnswerSpan("d1", 0, 5),)
+    assert questions[1].spans == ()
+    corpus = load_corpus(tmp_path / "corpus.jsonl")
+    for spans, message in [
+            ([{"doc_id": "d1", "start": 0, "end": 11}], r"field 'spans': span 0-11 ends past the end of document "
+                                                        r"'d1' \(10 characters\)"),
+            ([{"doc_id": "d9", "start": 0, "end": 1}], "field 'spans': names a document absent from the corpus: d9"),
+            ([{"doc_id": "d1", "start": 4, "end": 4}], r"field 'spans\[0\]': needs 0 <= start < end"),
+            ([{"doc_id": "d1", "start": "0", "end": 4}], r"field 'spans\[0\]': start and end must be integers"),
+            ([{"start": 0, "end": 4}], r"field 'spans\[0\].doc_id': missing"),
+            ({"doc_id": "d1"}, "field 'spans': must be a list")]:
+        path = write_jsonl(tmp_path / "bad.jsonl", [{"id": "q1", "question": "?", "spans": spans}])
+        with pytest.raises(DatasetError, match=r"bad.jsonl, line 1, " + message):
+            load_questions(path, corpus)
+
+
+def squad_file(tmp_path, context, answers):
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps({"data": [{"title": "T", "paragraphs": [
+        {"id": "p", "context": context, "qas": [{"id": "q", "question": "?", "answers": answers}]}]}]}),
+        encoding="utf-8")
+    return path
+
+
+def test_squad_answers_become_gold_spans(tmp_path):
+    context = "Denver beat Carolina. Denver Broncos won Super Bowl 50 in Santa Clara."
+    exact = context.index("Denver Broncos")
+    answers = [{"text": "Denver Broncos", "answer_start": exact},
+               {"text": "Denver Broncos", "answer_start": exact},        # a second annotator: one span
+               {"text": "Santa Clara", "answer_start": context.index("Santa Clara") + 2},   # off by two
+               {"text": "Denver", "answer_start": exact - 1},            # nearest occurrence, not the first
+               {"text": "in Levi's Stadium", "answer_start": -1}]        # not in the context: no span
+    question = load_squad(squad_file(tmp_path, context, answers)).questions[0]
+    assert [context[s.start:s.end] for s in question.spans] == ["Denver Broncos", "Santa Clara", "Denver"]
+    assert question.spans[2].start == exact
+    assert {s.doc_id for s in question.spans} == set(question.relevant_ids) == {"p"}
+    with pytest.raises(DatasetError, match=r"field 'data\[0\].paragraphs\[0\].qas\[0\].answers\[0\].answer_start': "
+                                           "must be an integer"):
+        load_squad(squad_file(tmp_path, context, [{"text": "Denver", "answer_start": "0"}]))
+
+
+@pytest.mark.parametrize("name", ["cmrc2018_dev.json", "xquad.zh.json"])
+def test_squad_gold_spans_on_real_files_hold_an_answer(name):
+    dataset = load_squad(shared_dataset("raw", name))
+    texts = {d.id: d.text for d in dataset.corpus}
+    spans = [(q, s) for q in dataset.questions for s in q.spans]
+    assert all(texts[s.doc_id][s.start:s.end] in q.answers and s.doc_id in q.relevant_ids for q, s in spans)
+    assert sum(bool(q.spans) for q in dataset.questions) == len(dataset.questions)
