@@ -12,12 +12,13 @@ from eval.metrics.catalogue import Catalogue, Metric, columns, names, parse_metr
 from eval.metrics.diversity import DIVERSITY, DIVERSITY_METRIC_KEYS, diversity_metrics
 from eval.metrics.judge import JUDGE, JUDGE_COLUMNS
 from eval.metrics.latency import GENERATION_LATENCY, RETRIEVAL_LATENCY
+from eval.metrics.passage import PASSAGE
 from eval.metrics.ragas import RAGAS, RAGAS_METRIC_KEYS, ragas_context_metrics
 from eval.metrics.ranking import DOC_METRIC_KEYS, RANKING, doc_metrics
 from eval.metrics.statistics import aggregate, bootstrap_ci, paired_test
 
 # The order is the order of tables, exports and menus.
-METRICS = Catalogue(RANKING, RAGAS, ANSWER, GENERATED_ANSWER, JUDGE, DIVERSITY, RETRIEVAL_LATENCY,
+METRICS = Catalogue(RANKING, PASSAGE, RAGAS, ANSWER, GENERATED_ANSWER, JUDGE, DIVERSITY, RETRIEVAL_LATENCY,
                     GENERATION_LATENCY)
 
 __all__ = [

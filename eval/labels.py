@@ -1,0 +1,263 @@
+"""The label store: graded relevance judgements on document spans, from several sources, in one JSONL file.
+
+A judgement says how relevant characters [start, end) of a document are to a question: grade 0 (not
+relevant), 1 (relevant) or 2 (answers it). A whole-document judgement spans the whole text. Its source is
+`gold` (from the question set), `generated` (a question generated from a chunk), `llm:<model>@<prompt
+version>` (an LLM judge) or `human:<name>`; `time` is when it was made (ISO 8601, UTC).
+
+Gold (`labels_from_questions`): every `relevant_ids` document of a question without an answer span in that
+document is a whole-document judgement of grade 1, and every answer span (`Question.spans`, from
+`answer_start` in SQuAD-style imports) a span of grade 1. Grade 1, not 2: these sets only say where an
+answer is, not how well a passage answers, and grade 1 keeps every document-level number (graded nDCG too)
+what `relevant_ids` gave.
+
+The file: `<question file stem>.labels.jsonl` beside the question file (`label_path`), one judgement a line:
+`{"question_id", "doc_id", "start", "end", "grade", "source", "time"}`. `save_labels` merges by source: new
+judgements replace nothing of another source; the same (question, document, span, source) with another grade
+is an error unless `replace=True` (a human correcting a label); overlapping spans with different grades from
+one source, for one question, are an error. The file is rewritten atomically, so a failed write loses
+nothing. Reading checks every line against the question set and the corpus and names file, line and field.
+
+Overlap rule and metrics: see `eval.metrics.passage` (a chunk takes the best grade of the judged spans of its
+document it shares at least one character with; no overlap means unjudged, counted as not relevant).
+Sources are not mixed: metrics are computed under one source at a time (`rescore(..., source=...)`), so
+`judged@k` says how much of the top k that source has judged. At document level a document's grade is the
+best grade that source gave any span of it.
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace as with_fields
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from eval.datasets import Document, Question, iter_jsonl
+from eval.errors import DatasetError, LabError
+from eval.metrics.catalogue import parse_metric
+from eval.metrics.passage import PASSAGE_METRIC_KEYS, Span, passage_metrics
+from eval.metrics.ranking import DOC_METRIC_KEYS, doc_metrics
+from eval.runs import Run, atomic_write_bytes
+
+GRADES = (0, 1, 2)
+SOURCE_PATTERN = re.compile(r"^(gold|generated|llm:[^@\s]+@[^@\s]+|human:\S.*)$")
+FIELDS = ("question_id", "doc_id", "start", "end", "grade", "source", "time")
+
+
+@dataclass(frozen=True)
+class Judgement:
+    question_id: str
+    doc_id: str
+    start: int
+    end: int
+    grade: int
+    source: str
+    time: str | None = None  # None until saved: `save_labels` stamps the time of saving
+
+    @property
+    def key(self) -> tuple[str, str, int, int, str]:
+        """What identifies a judgement in the store: one grade per (question, document, span, source)."""
+        return self.question_id, self.doc_id, self.start, self.end, self.source
+
+    @property
+    def span(self) -> Span:
+        return Span(self.doc_id, self.start, self.end, self.grade)
+
+
+@dataclass(frozen=True)
+class Labels:
+    """Judgements in file order."""
+
+    judgements: tuple[Judgement, ...] = ()
+
+    @property
+    def sources(self) -> list[str]:
+        return list(dict.fromkeys(j.source for j in self.judgements))
+
+    def spans(self, source: str) -> dict[str, list[Span]]:
+        """The judged spans of one source by question id; a source with no judgement is an error."""
+        if source not in self.sources:
+            raise LabError(f"no judgements from source '{source}' (sources here: "
+                           f"{', '.join(self.sources) or 'none'})")
+        by_question: dict[str, list[Span]] = {}
+        for j in self.judgements:
+            if j.source == source:
+                by_question.setdefault(j.question_id, []).append(j.span)
+        return by_question
+
+
+def label_path(questions_file: str | Path) -> Path:
+    """Where a question set's labels live: `questions.jsonl` -> `questions.labels.jsonl` in the same folder
+    (`questions_zh.jsonl` -> `questions_zh.labels.jsonl`, a SQuAD `dev.json` -> `dev.labels.jsonl`)."""
+    path = Path(questions_file)
+    return path.with_name(f"{path.stem}.labels.jsonl")
+
+
+def labels_from_questions(questions: Iterable[Question], corpus: Iterable[Document]) -> Labels:
+    """The question set's own labels as `gold` judgements (see the module docstring)."""
+    questions = list(questions)
+    lengths = {d.id: len(d.text) for d in corpus}
+    judgements = []
+    for q in questions:
+        spanned = {s.doc_id for s in q.spans}
+        judgements += [Judgement(q.id, doc_id, 0, lengths.get(doc_id, 1), 1, "gold")
+                       for doc_id in q.relevant_ids if doc_id not in spanned]
+        judgements += [Judgement(q.id, s.doc_id, s.start, s.end, 1, "gold") for s in q.spans]
+    _check(judgements, [None] * len(judgements), {q.id for q in questions}, lengths, None)
+    return Labels(tuple(judgements))
+
+
+def read_labels(path: str | Path, questions: Iterable[Question], corpus: Iterable[Document]) -> Labels:
+    """A label file, checked line by line against the question set and the corpus."""
+    _, judgements = _read(Path(path), questions, corpus)
+    return Labels(tuple(judgements))
+
+
+def _read(path: Path, questions: Iterable[Question],
+          corpus: Iterable[Document]) -> tuple[list[int], list[Judgement]]:
+    lines, judgements = [], []
+    for line, record in iter_jsonl(path):
+        judgements.append(_judgement(record, path, line))
+        lines.append(line)
+    _check(judgements, lines, {q.id for q in questions}, {d.id: len(d.text) for d in corpus}, path)
+    return lines, judgements
+
+
+def save_labels(path: str | Path, new: Iterable[Judgement], questions: Iterable[Question],
+                corpus: Iterable[Document], *, replace: bool = False) -> Labels:
+    """Merge `new` judgements into the label file at `path` (created if absent) and write it atomically.
+
+    Judgements of other sources are kept as they are; an identical judgement is kept with its first time;
+    the same (question, document, span, source) with another grade raises `LabError` unless `replace`.
+    Nothing is written when anything is wrong. Returns the labels as saved."""
+    path = Path(path)
+    questions, corpus = list(questions), list(corpus)
+    lines, existing = _read(path, questions, corpus) if path.is_file() else ([], [])
+    merged = {j.key: j for j in existing}
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    for number, judgement in enumerate(new, start=1):
+        judgement = _judgement(asdict(with_fields(judgement, time=judgement.time or now)), path, None,
+                               f"new judgement {number}: ")
+        old = merged.get(judgement.key)
+        if old is not None and old.grade != judgement.grade and not replace:
+            raise LabError(f"{path.name}: {_describe(judgement)} already has grade {old.grade}, not "
+                           f"{judgement.grade}; pass replace=True to correct it")
+        if old is None or old.grade != judgement.grade:
+            merged[judgement.key] = judgement
+    judgements = list(merged.values())
+    line_of = {id(j): line for j, line in zip(existing, lines)}
+    _check(judgements, [line_of.get(id(j)) for j in judgements],
+           {q.id for q in questions}, {d.id: len(d.text) for d in corpus}, path)
+    atomic_write_bytes(path, "".join(json.dumps(asdict(j), ensure_ascii=False) + "\n"
+                                     for j in judgements).encode())
+    return Labels(tuple(judgements))
+
+
+def rescore(run: Run, labels: Labels, source: str = "gold",
+            metrics: Sequence[str] = DOC_METRIC_KEYS + PASSAGE_METRIC_KEYS) -> pd.DataFrame:
+    """The run's rows with their relevance metrics recomputed under one label source, from the run folder
+    alone (rows and `chunks.parquet`), without retrieving again.
+
+    `metrics` are document-level (`eval.metrics.ranking`) and passage-level (`eval.metrics.passage`) names,
+    optionally `@k`; their columns are replaced or added."""
+    chunks_file = run.folder / "chunks.parquet"
+    if not chunks_file.is_file():
+        raise LabError(f"run {run.run_id} has no chunks.parquet (it did not finish): it cannot be rescored")
+    chunks = pd.read_parquet(chunks_file)
+    where = {c: Span(d, s, s + len(t)) for c, d, s, t in
+             zip(chunks["chunk_id"], chunks["doc_id"], chunks["start"].astype(int), chunks["text"])}
+    doc_specs = [m for m in metrics if parse_metric(m)[0] in DOC_METRIC_KEYS]
+    passage_specs = [m for m in metrics if parse_metric(m)[0] in PASSAGE_METRIC_KEYS]
+    unknown = sorted(set(metrics) - set(doc_specs) - set(passage_specs))
+    if unknown:
+        raise LabError(f"cannot rescore {', '.join(unknown)}: only relevance metrics "
+                       f"({', '.join(DOC_METRIC_KEYS + PASSAGE_METRIC_KEYS)}, optionally @k) depend on labels")
+    judged = labels.spans(source)
+    doc_grades = {q: _best_by_document(spans) for q, spans in judged.items()}
+    values = []
+    for question_id, chunk_ids, doc_ids in zip(run.rows["question_id"], run.rows["chunk_ids"], run.rows["doc_ids"]):
+        spans = judged.get(question_id, [])
+        values.append({**doc_metrics(list(doc_ids), doc_grades.get(question_id, {}), doc_specs),
+                       **passage_metrics([where[c] for c in chunk_ids], spans, passage_specs)})
+    rescored = run.rows.copy()
+    rescored[list(metrics)] = pd.DataFrame(values, columns=list(metrics), index=run.rows.index, dtype=float)
+    return rescored
+
+
+def _best_by_document(spans: Sequence[Span]) -> dict[str, int]:
+    best: dict[str, int] = {}
+    for span in spans:
+        best[span.doc_id] = max(span.grade, best.get(span.doc_id, span.grade))
+    return best
+
+
+def _describe(j: Judgement) -> str:
+    return f"the judgement of question '{j.question_id}', document '{j.doc_id}' {j.start}-{j.end} by {j.source}"
+
+
+def _judgement(record: Mapping, file: Path, line: int | None, prefix: str = "") -> Judgement:
+    """One record's fields, type-checked (ids and spans are checked against the data in `_check`)."""
+    def fail(problem: str, field: str) -> DatasetError:
+        return DatasetError(prefix + problem, file, line, field)
+
+    for name in ("question_id", "doc_id", "source", "time"):
+        if not isinstance(record.get(name), str) or not record[name].strip():
+            raise fail("missing or not a non-empty string", name)
+    for name in ("start", "end", "grade"):
+        if isinstance(record.get(name), bool) or not isinstance(record.get(name), int):
+            raise fail("missing or not an integer", name)
+    if record["grade"] not in GRADES:
+        raise fail(f"grade {record['grade']} is not 0, 1 or 2", "grade")
+    if not SOURCE_PATTERN.match(record["source"]):
+        raise fail(f"'{record['source']}' is not gold, generated, llm:<model>@<prompt version> or human:<name>",
+                   "source")
+    try:
+        datetime.fromisoformat(record["time"])
+    except ValueError:
+        raise fail(f"'{record['time']}' is not an ISO 8601 time", "time") from None
+    extra = sorted(set(record) - set(FIELDS))
+    if extra:
+        raise fail(f"unknown field(s) {', '.join(extra)}", extra[0])
+    return Judgement(**{name: record[name] for name in FIELDS})
+
+
+def _check(judgements: Sequence[Judgement], lines: Sequence[int | None], question_ids: set[str],
+           lengths: Mapping[str, int], file: Path | None) -> None:
+    """Ids known, spans inside their documents, keys unique, and no overlapping spans with different grades
+    from one source for one question. `lines[i]` is judgement i's line in `file`, None for a new one (the
+    message then describes it)."""
+    def fail(i: int, problem: str, field: str | None = None) -> DatasetError:
+        where = "" if lines[i] else f"{_describe(judgements[i])}: "
+        return DatasetError(where + problem, file, lines[i], field)
+
+    groups: dict[tuple[str, str, str], list[int]] = {}
+    first: dict[tuple, int] = {}
+    for i, j in enumerate(judgements):
+        if j.question_id not in question_ids:
+            raise fail(i, f"unknown question id '{j.question_id}'", "question_id")
+        if j.doc_id not in lengths:
+            raise fail(i, f"unknown document id '{j.doc_id}'", "doc_id")
+        if not 0 <= j.start < j.end <= lengths[j.doc_id]:
+            raise fail(i, f"span {j.start}-{j.end} is not inside document '{j.doc_id}' ({lengths[j.doc_id]} "
+                          "characters; needs 0 <= start < end <= length)", "end" if j.end > j.start >= 0 else "start")
+        if j.key in first:
+            raise fail(i, f"duplicate judgement (first on line {lines[first[j.key]]})")
+        first[j.key] = i
+        groups.setdefault((j.source, j.question_id, j.doc_id), []).append(i)
+    for members in groups.values():
+        members.sort(key=lambda i: judgements[i].start)
+        for n, i in enumerate(members):
+            for other in members[n + 1:]:
+                a, b = judgements[i], judgements[other]
+                if b.start >= a.end:
+                    break
+                if a.grade != b.grade:
+                    early, late = sorted((i, other), key=lambda m: (lines[m] is None, lines[m] or 0))
+                    e = judgements[early]
+                    seen = f"line {lines[early]}" if lines[early] else _describe(e)
+                    raise fail(late, f"span {judgements[late].start}-{judgements[late].end} with grade "
+                                     f"{judgements[late].grade} overlaps {seen} (span {e.start}-{e.end}, grade "
+                                     f"{e.grade}) from the same source {a.source}", "grade")
