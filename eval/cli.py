@@ -193,6 +193,48 @@ def cmd_runs_delete(args: argparse.Namespace) -> None:
     print(f"deleted run {args.run_id}")
 
 
+def cmd_gate(args: argparse.Namespace) -> int:
+    """The regression gate (`eval.gate`): exit 1 on a significant drop beyond --max-drop, else 0; or write a
+    baseline file."""
+    from eval.gate import gate, load_baseline, run_scores, write_baseline
+
+    store = run_store_from(args)
+    if args.write_baseline:
+        if args.candidate or not args.out:
+            raise LabError("--write-baseline RUN needs --out FILE (and no --candidate)")
+        scores = run_scores(store.load(args.write_baseline), args.config, args.metric)
+        path = write_baseline(scores, args.out)
+        print(f"baseline of run {scores.run_id}, config {scores.config_id}, {args.metric} on "
+              f"{len(scores.values)} questions written to {path}")
+        return 0
+    if not args.candidate or args.out:
+        raise LabError("--baseline needs --candidate RUN (--out goes with --write-baseline)")
+    baseline = load_baseline(store, args.baseline, args.config, args.metric)
+    result = gate(baseline, run_scores(store.load(args.candidate), baseline.config_id, args.metric),
+                  args.max_drop, args.alpha)
+    print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2) if args.json else result.markdown())
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return result.exit_code
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    """The Reports page's report of one run, or its comparison report of two runs, written to a file."""
+    from eval.report import comparison_html, write_report
+    from eval.runs import atomic_write_bytes
+
+    store = run_store_from(args)
+    run = store.load(args.run_id)
+    if args.compare is None:
+        path = write_report(run, args.out, args.format)
+    elif args.format != "html":
+        raise LabError("the comparison report is HTML only: use --format html with --compare")
+    else:
+        path = args.out
+        atomic_write_bytes(path, comparison_html(run, store.load(args.compare)).encode("utf-8"))
+    print(path)
+
+
 def cmd_sample(args: argparse.Namespace) -> None:
     """Make sure the bundled sample has an index and a finished example run (what `make run` opens)."""
     from eval.config import DEFAULT_SWEEP, parse_sweep
@@ -317,18 +359,39 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("second")
     compare.add_argument("--metric", action="append", help="a metric to show (repeatable; default: all)")
     compare.set_defaults(handler=cmd_runs_compare)
+
+    gate = commands.add_parser("gate", help="fail (exit 1) when a candidate run is significantly worse than a "
+                               "baseline; or write a baseline file")
+    source = gate.add_mutually_exclusive_group(required=True)
+    source.add_argument("--baseline", metavar="RUN_OR_FILE", help="a run id or a baseline file")
+    source.add_argument("--write-baseline", metavar="RUN", help="write RUN's per-question values to --out")
+    gate.add_argument("--candidate", metavar="RUN")
+    gate.add_argument("--config", help="the config compared (default: the run's only one, or the file's)")
+    gate.add_argument("--metric", required=True, help="a catalogue metric, optionally at a cutoff: ndcg@10")
+    gate.add_argument("--max-drop", type=float, default=0.01, help="tolerated drop of the mean")
+    gate.add_argument("--alpha", type=float, default=0.05, help="significance level of the paired test")
+    gate.add_argument("--json", action="store_true", help="print JSON instead of a Markdown table")
+    gate.add_argument("--out", type=Path, help="the baseline file --write-baseline writes")
+    gate.set_defaults(handler=cmd_gate)
+
+    report = commands.add_parser("report", help="write a run's report (or a two-run comparison)")
+    report.add_argument("run_id")
+    report.add_argument("--compare", metavar="OTHER_RUN", help="write the comparison of the two runs (HTML)")
+    report.add_argument("--format", choices=["html", "md"], default="html")
+    report.add_argument("--out", required=True, type=Path)
+    report.set_defaults(handler=cmd_report)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler: Callable[[argparse.Namespace], None] = args.handler
+    handler: Callable[[argparse.Namespace], int | None] = args.handler  # an int is the exit code (gate)
     try:
-        handler(args)
+        code = handler(args)
     except LabError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    return 0
+    return code or 0
