@@ -12,7 +12,8 @@ answer is, not how well a passage answers, and grade 1 keeps every document-leve
 what `relevant_ids` gave.
 
 The file: `<question file stem>.labels.jsonl` beside the question file (`label_path`), one judgement a line:
-`{"question_id", "doc_id", "start", "end", "grade", "source", "time"}`. `save_labels` merges by source: new
+`{"question_id", "doc_id", "start", "end", "grade", "source", "time"}`, for every source but `gold`, whose one
+home is the question set (`load_labels` joins both). `save_labels` merges by source: new
 judgements replace nothing of another source; the same (question, document, span, source) with another grade
 is an error unless `replace=True` (a human correcting a label); overlapping spans with different grades from
 one source, for one question, are an error. The file is rewritten atomically, so a failed write loses
@@ -35,7 +36,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from eval.datasets import Document, Question, iter_jsonl
+from eval.datasets import Document, Question, find_file, iter_jsonl, load_corpus, load_questions, load_squad
 from eval.errors import DatasetError, LabError
 from eval.metrics.catalogue import parse_metric
 from eval.metrics.passage import PASSAGE_METRIC_KEYS, Span, passage_metrics
@@ -44,6 +45,7 @@ from eval.runs import Run, atomic_write_bytes
 
 GRADES = (0, 1, 2)
 SOURCE_PATTERN = re.compile(r"^(gold|generated|llm:[^@\s]+@[^@\s]+|human:\S.*)$")
+LABEL_SUFFIX = ".labels.jsonl"
 FIELDS = ("question_id", "doc_id", "start", "end", "grade", "source", "time")
 
 
@@ -93,7 +95,7 @@ def label_path(questions_file: str | Path) -> Path:
     """Where a question set's labels live: `questions.jsonl` -> `questions.labels.jsonl` in the same folder
     (`questions_zh.jsonl` -> `questions_zh.labels.jsonl`, a SQuAD `dev.json` -> `dev.labels.jsonl`)."""
     path = Path(questions_file)
-    return path.with_name(f"{path.stem}.labels.jsonl")
+    return path.with_name(path.stem + LABEL_SUFFIX)
 
 
 def labels_from_questions(questions: Iterable[Question], corpus: Iterable[Document]) -> Labels:
@@ -102,12 +104,45 @@ def labels_from_questions(questions: Iterable[Question], corpus: Iterable[Docume
     lengths = {d.id: len(d.text) for d in corpus}
     judgements = []
     for q in questions:
+        missing = [doc_id for doc_id in q.relevant_ids if doc_id not in lengths]
+        if missing:
+            raise LabError(f"question '{q.id}' names documents absent from the corpus: {', '.join(missing[:5])}")
         spanned = {s.doc_id for s in q.spans}
-        judgements += [Judgement(q.id, doc_id, 0, lengths.get(doc_id, 1), 1, "gold")
+        judgements += [Judgement(q.id, doc_id, 0, lengths[doc_id], 1, "gold")
                        for doc_id in q.relevant_ids if doc_id not in spanned]
         judgements += [Judgement(q.id, s.doc_id, s.start, s.end, 1, "gold") for s in q.spans]
     _check(judgements, [None] * len(judgements), {q.id for q in questions}, lengths, None)
     return Labels(tuple(judgements))
+
+
+def load_labels(path: str | Path) -> Labels:
+    """Every label of a question set: `gold` from the question set itself, the other sources from its label
+    file (when there is one). `path` is the label file, a question file (JSONL, CSV or SQuAD-style JSON) or a
+    native dataset folder; the corpus is the one beside the question set (`corpus.jsonl`, or `corpus_zh.jsonl`
+    for `questions_zh.jsonl`; a SQuAD-style file holds its own)."""
+    path = Path(path)
+    if path.name.endswith(LABEL_SUFFIX):
+        stem = path.name[:-len(LABEL_SUFFIX)]
+        found = [path.with_name(stem + suffix) for suffix in (".jsonl", ".csv", ".json")]
+        found = [f for f in found if f.is_file()]
+        if not found:
+            raise DatasetError(f"no question set {stem}.jsonl, {stem}.csv or {stem}.json beside this label file", path)
+        questions_file = found[0]
+    elif path.is_dir():
+        questions_file = find_file(path, "questions")
+    else:
+        questions_file = path
+    if questions_file.suffix.lower() == ".json":
+        dataset = load_squad(questions_file)
+        questions, corpus = dataset.questions, dataset.corpus
+    else:
+        language = questions_file.stem.removeprefix("questions").removeprefix("_") or None
+        corpus = load_corpus(find_file(questions_file.parent, "corpus", language))
+        questions = load_questions(questions_file, corpus)
+    gold = labels_from_questions(questions, corpus)
+    labels_file = label_path(questions_file)
+    others = read_labels(labels_file, questions, corpus) if labels_file.is_file() else Labels()
+    return Labels(gold.judgements + others.judgements)
 
 
 def read_labels(path: str | Path, questions: Iterable[Question], corpus: Iterable[Document]) -> Labels:
@@ -211,6 +246,9 @@ def _judgement(record: Mapping, file: Path, line: int | None, prefix: str = "") 
             raise fail("missing or not an integer", name)
     if record["grade"] not in GRADES:
         raise fail(f"grade {record['grade']} is not 0, 1 or 2", "grade")
+    if record["source"] == "gold":
+        raise fail("gold labels come from the question set (relevant_ids and spans), not from a label file",
+                   "source")
     if not SOURCE_PATTERN.match(record["source"]):
         raise fail(f"'{record['source']}' is not gold, generated, llm:<model>@<prompt version> or human:<name>",
                    "source")

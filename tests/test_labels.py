@@ -11,7 +11,8 @@ from ranx import Qrels, Run as RanxRun, evaluate
 from eval.config import parse_sweep
 from eval.datasets import AnswerSpan, Document, Question, load_squad
 from eval.errors import DatasetError, LabError
-from eval.labels import Judgement, Labels, label_path, labels_from_questions, read_labels, rescore, save_labels
+from eval.labels import (Judgement, Labels, label_path, labels_from_questions, load_labels, read_labels, rescore,
+                         save_labels)
 from eval.metrics import DOC_METRIC_KEYS
 from eval.metrics.passage import PASSAGE_METRIC_KEYS, Span, chunk_grades, passage_metrics
 from eval.runs import Run
@@ -163,14 +164,17 @@ def test_saved_judgements_read_back_with_their_time(tmp_path):
 
 def test_saving_one_source_leaves_every_other_source_as_it_was(tmp_path):
     path = tmp_path / "questions.labels.jsonl"
-    save_labels(path, labels_from_questions(QUESTIONS, CORPUS).judgements, QUESTIONS, CORPUS)
-    gold_lines = path.read_text(encoding="utf-8").splitlines()
-    llm = Judgement("q1", "d1", 10, 20, 0, "llm:smollm2@v1")   # disagrees with gold: another source may
+    save_labels(path, [Judgement("q1", "d1", 0, 100, 2, "generated"), Judgement("q2", "d2", 5, 9, 1, "generated")],
+                QUESTIONS, CORPUS)
+    generated_lines = path.read_text(encoding="utf-8").splitlines()
+    llm = Judgement("q1", "d1", 10, 20, 0, "llm:smollm2@v1")   # disagrees with `generated`: another source may
     save_labels(path, [llm], QUESTIONS, CORPUS)
     save_labels(path, [human(grade=1)], QUESTIONS, CORPUS)
     lines = path.read_text(encoding="utf-8").splitlines()
-    assert lines[:len(gold_lines)] == gold_lines
-    assert read_labels(path, QUESTIONS, CORPUS).sources == ["gold", "llm:smollm2@v1", "human:ana"]
+    assert lines[:len(generated_lines)] == generated_lines
+    assert read_labels(path, QUESTIONS, CORPUS).sources == ["generated", "llm:smollm2@v1", "human:ana"]
+    with pytest.raises(DatasetError, match="field 'source': new judgement 1: gold labels come from the question set"):
+        save_labels(path, labels_from_questions(QUESTIONS, CORPUS).judgements, QUESTIONS, CORPUS)
 
 
 def test_a_different_grade_for_the_same_span_needs_replace_and_an_identical_one_changes_nothing(tmp_path):
@@ -215,6 +219,7 @@ GOOD = {"question_id": "q1", "doc_id": "d1", "start": 10, "end": 20, "grade": 2,
     (json.dumps({**GOOD, "grade": "2"}), "line 2, field 'grade': missing or not an integer"),
     (json.dumps({**GOOD, "grade": True}), "line 2, field 'grade': missing or not an integer"),
     (json.dumps({**GOOD, "source": "llm:smollm2"}), "line 2, field 'source': 'llm:smollm2' is not gold, generated"),
+    (json.dumps({**GOOD, "source": "gold"}), "line 2, field 'source': gold labels come from the question set"),
     (json.dumps({**GOOD, "time": "yesterday"}), "line 2, field 'time': 'yesterday' is not an ISO 8601 time"),
     (json.dumps({**GOOD, "note": "x"}), "line 2, field 'note': unknown field(s) note"),
     (json.dumps({**GOOD, "start": 12, "grade": 1}), "line 2, field 'grade': span 12-20 with grade 1 overlaps line 1"),
@@ -267,8 +272,29 @@ def test_gold_labels_are_whole_documents_or_answer_spans_at_grade_1():
     labels = labels_from_questions(questions, corpus)
     assert [(j.question_id, j.doc_id, j.start, j.end, j.grade, j.source) for j in labels.judgements] == [
         ("q1", "d3", 0, 30, 1, "gold"), ("q1", "d1", 5, 9, 1, "gold"), ("q2", "d2", 0, 50, 1, "gold")]
-    with pytest.raises(DatasetError, match="unknown document id 'd3'"):
+    with pytest.raises(LabError, match="question 'q1' names documents absent from the corpus: d3"):
         labels_from_questions(questions, CORPUS)
+
+
+def test_load_labels_joins_the_question_sets_gold_and_its_label_file(tmp_path):
+    (tmp_path / "corpus_zh.jsonl").write_text("".join(json.dumps({"id": d.id, "text": d.text}) + "\n"
+                                                      for d in CORPUS), encoding="utf-8")
+    questions_file = tmp_path / "questions_zh.jsonl"
+    questions_file.write_text("".join(json.dumps({"id": q.id, "question": q.question,
+                                                  "relevant_ids": list(q.relevant_ids)}) + "\n"
+                                      for q in QUESTIONS), encoding="utf-8")
+    assert load_labels(questions_file) == labels_from_questions(QUESTIONS, CORPUS)
+    saved = save_labels(label_path(questions_file), [human()], QUESTIONS, CORPUS)
+    joined = load_labels(label_path(questions_file))
+    assert joined == load_labels(questions_file)
+    assert joined.judgements == labels_from_questions(QUESTIONS, CORPUS).judgements + saved.judgements
+    assert load_labels(label_path(questions_file)).sources == ["gold", "human:ana"]
+    squad = tmp_path / "dev.json"
+    squad.write_text(json.dumps({"data": [{"title": "T", "paragraphs": [{"id": "p", "context": "Alpha beta.", "qas": [
+        {"id": "q", "question": "?", "answers": [{"text": "beta", "answer_start": 6}]}]}]}]}), encoding="utf-8")
+    assert load_labels(squad).judgements == (Judgement("q", "p", 6, 10, 1, "gold"),)
+    with pytest.raises(DatasetError, match="no question set lost.jsonl, lost.csv or lost.json beside"):
+        load_labels(tmp_path / "lost.labels.jsonl")
 
 
 def test_metrics_use_one_named_source():
