@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ from eval.runs import Run, atomic_write_bytes
 
 FORMATS = ("csv", "jsonl", "parquet", "trec")
 LIST_COLUMNS = ("chunk_ids", "doc_ids", "scores")
+# How each answer was produced; `answer_reused` rows copy another row's answer and measured latency.
+GENERATION_COLUMNS = ("answer_reused", "prompt_tokens", "completion_tokens")
 
 
 def rows_with_latency(run: Run) -> pd.DataFrame:
@@ -45,6 +48,7 @@ def jsonl_records(run: Run) -> list[dict[str, Any]]:
                   "latency": {m: _clean(row[m]) for m in LATENCY_COLUMNS if m in row}}
         if "answer" in row:
             record["answer"] = row["answer"]
+            record["generation"] = {c: _clean(row[c]) for c in GENERATION_COLUMNS if c in row}
         records.append(record)
     return records
 
@@ -56,9 +60,9 @@ def _flat(run: Run) -> pd.DataFrame:
     return rows
 
 
-def trec_files(run: Run, questions: dict[str, tuple[str, ...]] | None = None) -> dict[str, str]:
+def trec_files(run: Run) -> dict[str, str]:
     """Per config a document-level TREC run (each document at its first rank, score = its best chunk's
-    score), plus one qrels file from the question set (`questions`: question id -> relevant ids)."""
+    score), plus one qrels file from the run's stored question set."""
     files = {}
     for config_id, group in run.rows.groupby("config_id", sort=False):
         lines = []
@@ -70,32 +74,45 @@ def trec_files(run: Run, questions: dict[str, tuple[str, ...]] | None = None) ->
             lines += [f"{row.question_id} Q0 {doc} {rank} {best[doc]:.6f} {config_id}"
                       for rank, doc in enumerate(ranked, start=1)]
         files[f"{config_id}.run"] = "\n".join(lines) + "\n"
-    relevant = questions if questions is not None else run.manifest.get("qrels", {})
-    files["qrels.txt"] = "".join(f"{qid} 0 {doc} 1\n" for qid, docs in relevant.items() for doc in docs)
+    files["qrels.txt"] = "".join(f"{q.id} 0 {doc} 1\n" for q in run.questions for doc in q.relevant_ids)
     return files
 
 
-def export_run(run: Run, fmt: str, out: str | Path) -> list[Path]:
-    """Write the export; `trec` writes a folder of files. Returns the written paths."""
-    out = Path(out)
+def _check(run: Run, fmt: str) -> None:
     if fmt not in FORMATS:
         raise LabError(f"unknown export format '{fmt}' (use one of: {', '.join(FORMATS)})")
     if run.status != "complete":
         raise LabError(f"run {run.run_id} is {run.status}, not complete: resume it before exporting")
+
+
+def export_bytes(run: Run, fmt: str) -> bytes:
+    """The export as the bytes of one file; `trec`'s files come as a zip archive (for a download)."""
+    _check(run, fmt)
+    buffer = io.BytesIO()
     if fmt == "trec":
-        out.mkdir(parents=True, exist_ok=True)
-        paths = []
-        for name, text in trec_files(run).items():
-            atomic_write_bytes(out / name, text.encode())
-            paths.append(out / name)
-        return paths
-    if fmt == "jsonl":
-        data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in jsonl_records(run)).encode()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            for name, text in trec_files(run).items():
+                archive.writestr(name, text)
+    elif fmt == "jsonl":
+        buffer.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in jsonl_records(run)).encode())
     elif fmt == "csv":
-        data = _flat(run).to_csv(index=False).encode("utf-8-sig")  # the BOM lets Excel read Chinese
+        buffer.write(_flat(run).to_csv(index=False).encode("utf-8-sig"))  # the BOM lets Excel read Chinese
     else:
-        buffer = io.BytesIO()
         rows_with_latency(run).to_parquet(buffer, index=False)
-        data = buffer.getvalue()
-    atomic_write_bytes(out, data)
-    return [out]
+    return buffer.getvalue()
+
+
+def export_run(run: Run, fmt: str, out: str | Path) -> list[Path]:
+    """Write the export; `trec` writes a folder of files (a run per config and qrels.txt). Returns the
+    written paths."""
+    out = Path(out)
+    _check(run, fmt)
+    if fmt != "trec":
+        atomic_write_bytes(out, export_bytes(run, fmt))
+        return [out]
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, text in trec_files(run).items():
+        atomic_write_bytes(out / name, text.encode())
+        paths.append(out / name)
+    return paths

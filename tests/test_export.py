@@ -1,13 +1,19 @@
+import io
 import json
+import zipfile
 
 import pandas as pd
 import pytest
+from openai_stub_server import OpenAIStubServer
 
+from eval.cli import main as cli
 from eval.config import parse_sweep
 from eval.errors import LabError
-from eval.export import export_run, trec_files
+from eval.export import export_bytes, export_run, jsonl_records, trec_files
+from eval.generation import GenerationSettings, load_generator
 from eval.leaderboard import leaderboard_text, summarize
 from eval.metrics.ragas import RagasContextScorer
+from eval.pipeline import GeneratingAnswerer
 from eval.runs import RunStore
 from eval.sweep import SweepOptions, run_sweep
 
@@ -18,10 +24,29 @@ GRID = parse_sweep({"configs": [{"search_type": "similarity", "k": [2, 6]},
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, sample_index, sample_dataset):
-    store = RunStore(tmp_path_factory.mktemp("runs"))
+    """A run in the CLI's layout (`HOME/runs`), so `python -m eval --home HOME export` finds it."""
+    store = RunStore(tmp_path_factory.mktemp("home") / "runs")
     run_id = run_sweep(store, sample_index, GRID, sample_dataset.questions[:16], "sample",
                        SweepOptions(latency_sample=3))
     return store.load(run_id)
+
+
+@pytest.fixture(scope="module")
+def answered(sample_run):
+    """A run with answers from the echoing stub; threshold 0 keeps all of k = 3, so those rows reuse the
+    similarity-k3 answers."""
+    grid = parse_sweep({"configs": [{"search_type": "similarity", "k": [3, 2]},
+                                    {"search_type": "similarity_score_threshold", "k": 3, "score_threshold": 0.0}]})
+    with OpenAIStubServer() as server:
+        answerer = GeneratingAnswerer(load_generator(f"openai:stub@{server.base_url}"), GenerationSettings())
+        return sample_run(grid, 4, latency_sample=0, answerer=answerer)
+
+
+def jsonl_fields(record: dict) -> set[str]:
+    """The row fields a JSON Lines record carries, wherever the documented shape puts them."""
+    fields = set(record) - {"retrieved", "config", "metrics", "latency", "generation"}
+    fields |= {"chunk_ids", "doc_ids", "scores"} if "retrieved" in record else set()
+    return fields | set(record["metrics"]) | set(record["latency"]) | set(record.get("generation", {}))
 
 
 def test_jsonl_export_shape(run, tmp_path):
@@ -50,19 +75,43 @@ def test_csv_and_parquet_exports_round_trip(run, tmp_path):
 
 
 def test_trec_export_rescored_by_ranx_matches_our_metrics(run, tmp_path, sample_dataset):
+    """`python -m eval export RUN --format trec` of a real run, re-scored by ranx from the written files alone."""
     from ranx import Qrels, Run, evaluate
 
-    qrels_map = {q.id: q.relevant_ids for q in sample_dataset.questions[:16]}
-    files = trec_files(run, qrels_map)
-    assert set(files) == {f"{c.config_id}.run" for c in GRID} | {"qrels.txt"}
-    (tmp_path / "qrels.txt").write_text(files["qrels.txt"])
-    qrels = Qrels.from_file(str(tmp_path / "qrels.txt"), kind="trec")
-    for config in GRID[:3]:
-        (tmp_path / "r.run").write_text(files[f"{config.config_id}.run"])
+    out = tmp_path / "trec"
+    assert cli(["--home", str(run.folder.parent.parent), "export", run.run_id, "--format", "trec",
+                "--out", str(out)]) == 0
+    assert {p.name for p in out.iterdir()} == {f"{c.config_id}.run" for c in GRID} | {"qrels.txt"}
+    qrels = Qrels.from_file(str(out / "qrels.txt"), kind="trec")
+    labelled = [q for q in sample_dataset.questions[:16] if q.relevant_ids]
+    assert labelled and qrels.to_dict() == {q.id: dict.fromkeys(q.relevant_ids, 1) for q in labelled}
+    for config in GRID:
         ours = run.rows[run.rows.config_id == config.config_id][["ndcg", "recall", "mrr"]].mean()
-        theirs = evaluate(qrels, Run.from_file(str(tmp_path / "r.run"), kind="trec"), ["ndcg", "recall", "mrr"],
-                          make_comparable=True)
+        theirs = evaluate(qrels, Run.from_file(str(out / f"{config.config_id}.run"), kind="trec"),
+                          ["ndcg", "recall", "mrr"], make_comparable=True)
         assert theirs == pytest.approx(ours.to_dict(), abs=1e-9)
+
+
+def test_trec_download_zips_the_exported_files(run):
+    with zipfile.ZipFile(io.BytesIO(export_bytes(run, "trec"))) as archive:
+        assert {name: archive.read(name).decode() for name in archive.namelist()} == trec_files(run)
+
+
+def test_jsonl_carries_every_column_of_the_csv_export_and_the_generation_fields(answered, tmp_path):
+    records = jsonl_records(answered)
+    (csv_path,) = export_run(answered, "csv", tmp_path / "run.csv")
+    columns = set(pd.read_csv(csv_path, encoding="utf-8-sig").columns)
+    assert {"answer_reused", "prompt_tokens", "completion_tokens"} <= columns
+    for record in records:
+        assert columns <= jsonl_fields(record), columns - jsonl_fields(record)
+    rows = answered.rows.set_index(["question_id", "config_id"])
+    for record in records:
+        row = rows.loc[(record["question_id"], record["config_id"])]
+        assert record["generation"] == {"answer_reused": bool(row.answer_reused),
+                                        "prompt_tokens": int(row.prompt_tokens),
+                                        "completion_tokens": int(row.completion_tokens)}
+    reused = [r for r in records if r["generation"]["answer_reused"]]
+    assert reused and len(reused) < len(records)  # a user can tell measured rows from reused ones
 
 
 def test_unknown_format_and_incomplete_runs_are_rejected(run, tmp_path):
