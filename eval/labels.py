@@ -211,12 +211,19 @@ def rescore(run: Run, labels: Labels, source: str = "gold",
         raise LabError(f"cannot rescore {', '.join(unknown)}: only relevance metrics "
                        f"({', '.join(DOC_METRIC_KEYS + PASSAGE_METRIC_KEYS)}, optionally @k) depend on labels")
     judged = labels.spans(source)
+    if not judged.keys() & set(run.rows["question_id"]):
+        raise LabError(f"source '{source}' judges none of run {run.run_id}'s questions: are these the labels of "
+                       "its question set?")
     doc_grades = {q: _best_by_document(spans) for q, spans in judged.items()}
+    scored: dict[tuple[str, tuple[str, ...]], dict[str, float]] = {}  # configs often retrieve the same list
     values = []
     for question_id, chunk_ids, doc_ids in zip(run.rows["question_id"], run.rows["chunk_ids"], run.rows["doc_ids"]):
-        spans = judged.get(question_id, [])
-        values.append({**doc_metrics(list(doc_ids), doc_grades.get(question_id, {}), doc_specs),
-                       **passage_metrics([where[c] for c in chunk_ids], spans, passage_specs)})
+        key = (question_id, tuple(chunk_ids))
+        if key not in scored:
+            scored[key] = {**doc_metrics(list(doc_ids), doc_grades.get(question_id, {}), doc_specs),
+                           **passage_metrics([where[c] for c in chunk_ids], judged.get(question_id, []),
+                                             passage_specs)}
+        values.append(scored[key])
     rescored = run.rows.copy()
     rescored[list(metrics)] = pd.DataFrame(values, columns=list(metrics), index=run.rows.index, dtype=float)
     return rescored

@@ -318,6 +318,10 @@ def test_rescoring_a_run_with_its_own_gold_reproduces_its_document_metrics(sampl
     share = [np.mean([d in relevant[q] for d in doc_ids]) for q, doc_ids in zip(run.rows["question_id"],
                                                                                 run.rows["doc_ids"])]
     assert np.allclose(rescored["passage_precision"], share) and np.allclose(rescored["judged"], share)
+    other_set = labels_from_questions([Question("elsewhere", "?", relevant_ids=(sample_dataset.corpus[0].id,))],
+                                      sample_dataset.corpus)
+    with pytest.raises(LabError, match="source 'gold' judges none of run .*'s questions"):
+        rescore(run, other_set, "gold")
 
 
 def squad_from(dataset, questions: list[Question]) -> dict:
