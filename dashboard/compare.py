@@ -5,6 +5,7 @@ from dashboard import state
 from eval import charts
 from eval.leaderboard import quality_metrics
 from eval.metrics import METRICS
+from eval.report import leaderboard_frame
 
 st.title("Compare configurations")
 run_id = state.pick_run("compare-run")
@@ -26,18 +27,7 @@ if run_id:
         shown = summary[summary["search_type"].isin(types)]
         sort_metric = (metrics or default or available)[0]
 
-        table = shown[["config_id", "search_type", "k", "fetch_k", "lambda_mult", "score_threshold", "filter"]].copy()
-        for m in metrics:
-            if f"{m}_mean" not in shown:
-                continue
-            marker = shown[f"{m}_sig"].map(lambda s: " *" if s else "") if f"{m}_sig" in shown else ""
-            table[METRICS[m].label] = shown[f"{m}_mean"].map(lambda v: f"{v:.3f}") + \
-                " [" + shown[f"{m}_low"].map(lambda v: f"{v:.3f}") + ", " + \
-                shown[f"{m}_high"].map(lambda v: f"{v:.3f}") + "]" + marker
-        for column in ("retrieval_ms_p50", "retrieval_ms_p95", "ttft_ms_p50", "total_ms_p50"):
-            if column in shown:
-                table[column] = shown[column].round(2)
-        table = table.loc[shown[f"{sort_metric}_mean"].sort_values(ascending=False).index]
+        table = leaderboard_frame(shown, metrics, sort_by=sort_metric)
         st.subheader("Leaderboard")
         st.caption("Means with 95% bootstrap confidence intervals" +
                    (f"; * = significantly different from {baseline} (paired randomization test, p < 0.05)"

@@ -1,7 +1,4 @@
 """Reports: HTML/Markdown reports and data exports of a run; the run history with delete."""
-import tempfile
-from pathlib import Path
-
 import pandas as pd
 import streamlit as st
 
@@ -40,25 +37,12 @@ if run_id:
                                    key="dl-comparison")
 
         st.subheader("Data exports")
-        from eval.export import export_run, trec_files
+        from eval.export import FORMATS, export_bytes
 
-        fmt = st.selectbox("Format", ["csv", "jsonl", "parquet", "trec"], key="export-format")
+        fmt = st.selectbox("Format", FORMATS, key="export-format")
         if st.button("Prepare export", key="export"):
-            if fmt == "trec":
-                import io
-                import zipfile
-
-                buffer = io.BytesIO()
-                with zipfile.ZipFile(buffer, "w") as archive:
-                    for name, text in trec_files(run).items():
-                        archive.writestr(name, text)
-                data, file_name = buffer.getvalue(), f"{run_id}-trec.zip"
-            else:
-                with tempfile.TemporaryDirectory() as folder:
-                    out = Path(folder) / f"{run_id}.{fmt}"
-                    export_run(run, fmt, out)
-                    data, file_name = out.read_bytes(), out.name
-            st.session_state["export-data"] = (run_id, fmt, data, file_name)
+            file_name = f"{run_id}-trec.zip" if fmt == "trec" else f"{run_id}.{fmt}"
+            st.session_state["export-data"] = (run_id, fmt, export_bytes(run, fmt), file_name)
         export = st.session_state.get("export-data")
         if export and export[:2] == (run_id, fmt):
             st.download_button(f"Download {export[3]}", export[2], file_name=export[3], key="dl-export")

@@ -5,30 +5,11 @@ import streamlit as st
 
 from dashboard import state
 from eval.datasets import load_question_set
-from eval.config import RetrieverConfig, SEARCH_TYPES, parse_sweep
+from eval.config import RetrieverConfig, SEARCH_TYPES
 from eval.errors import LabError
+from eval.grid import grid_configs
 
 st.title("Run a sweep")
-
-
-def grid_spec(search_types, ks, fetch_ks, lambdas, thresholds, filter_obj) -> dict:
-    """The sweep spec for the grid widgets (parsed and validated by eval.config.parse_sweep)."""
-    entries = []
-    extra = {"filter": filter_obj} if filter_obj else {}
-    for search_type in search_types:
-        if search_type == "similarity":
-            entries.append({"search_type": "similarity", "k": ks, **extra})
-        elif search_type == "mmr":
-            for k in ks:
-                usable = [f for f in fetch_ks if f >= k]
-                if not usable:
-                    raise LabError(f"mmr: every fetch_k is below k={k}; add a fetch_k of at least {k}")
-                entries.append({"search_type": "mmr", "k": k, "fetch_k": usable, "lambda_mult": lambdas, **extra})
-        else:
-            entries.append({"search_type": search_type, "k": ks, "score_threshold": thresholds, **extra})
-    if not entries:
-        raise LabError("choose at least one search type")
-    return {"configs": entries}
 
 
 def progress_callback(bar):
@@ -120,12 +101,11 @@ with state.lab_errors("fix the grid values above"):
         except json.JSONDecodeError as error:
             raise LabError(f"the metadata filter is not valid JSON ({error.msg} at line {error.lineno}, "
                            f"column {error.colno})") from None
-    spec = grid_spec(search_types, state.parse_list(ks_text, int, "k"),
-                     state.parse_list(fetch_text, int, "fetch_k") if "mmr" in search_types else [],
-                     state.parse_list(lambda_text, float, "lambda_mult") if "mmr" in search_types else [],
-                     state.parse_list(threshold_text, float, "score_threshold")
-                     if "similarity_score_threshold" in search_types else [], filter_obj)
-    configs = parse_sweep(spec, "grid")
+    configs = grid_configs(search_types, state.parse_list(ks_text, int, "k"),
+                           state.parse_list(fetch_text, int, "fetch_k") if "mmr" in search_types else [],
+                           state.parse_list(lambda_text, float, "lambda_mult") if "mmr" in search_types else [],
+                           state.parse_list(threshold_text, float, "score_threshold")
+                           if "similarity_score_threshold" in search_types else [], filter_obj)
 with state.lab_errors("fix the question set (see the Question sets page)"):
     if question_path is not None:
         questions = load_question_set(question_path)

@@ -29,7 +29,8 @@ def esc(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
-def _fmt(value: Any, digits: int = 3) -> str:
+def format_cell(value: Any, digits: int = 3) -> str:
+    """A table cell: floats rounded, missing values (None, NaN) as "-"."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     if isinstance(value, float):
@@ -42,24 +43,28 @@ def report_metrics(run: Run) -> list[str]:
     return [m for m in MAIN_METRICS if m in present] or present
 
 
-def leaderboard_frame(run: Run, summary: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The leaderboard as display strings: parameters, `mean [low, high]` per metric, latency p50/p95."""
-    metrics = report_metrics(run)
-    summary = summary if summary is not None else summarize(run, metrics=metrics)
+def leaderboard_frame(summary: pd.DataFrame, metrics: Sequence[str], sort_by: str | None = None) -> pd.DataFrame:
+    """The leaderboard of a `summarize` table as display strings: parameters, `mean [low, high]` per metric
+    (" *" when significantly different from the baseline), latency p50/p95 in ms. `sort_by` orders the rows
+    best first by that metric's mean (configs without a mean last)."""
     table = summary[["config_id", *[c for c in PARAMETER_COLUMNS if c in summary]]].copy()
     for column in PARAMETER_COLUMNS:
         if column in table:
-            table[column] = table[column].map(_fmt)
+            table[column] = table[column].map(format_cell)
     for metric in metrics:
         if f"{metric}_mean" in summary:
             sig = summary[f"{metric}_sig"] if f"{metric}_sig" in summary else pd.Series(False, summary.index)
             table[METRICS[metric].label] = [
-                f"{_fmt(m)} [{_fmt(lo)}, {_fmt(hi)}]" + (" *" if bool(s) else "")
+                f"{format_cell(m)} [{format_cell(lo)}, {format_cell(hi)}]" + (" *" if bool(s) else "")
                 for m, lo, hi, s in zip(summary[f"{metric}_mean"], summary[f"{metric}_low"],
                                         summary[f"{metric}_high"], sig)]
     for column in ("retrieval_ms_p50", "retrieval_ms_p95", "ttft_ms_p50", "total_ms_p50"):
         if column in summary and summary[column].notna().any():
-            table[column] = summary[column].map(lambda v: _fmt(v, 2))
+            table[column] = summary[column].map(lambda v: format_cell(v, 2))
+    if sort_by is not None and f"{sort_by}_mean" in summary:
+        order = summary[f"{sort_by}_mean"].sort_values(ascending=not METRICS[sort_by].higher_is_better,
+                                                       kind="stable", na_position="last").index
+        table = table.loc[order]
     return table
 
 
@@ -105,29 +110,25 @@ def _html_table(frame: pd.DataFrame) -> str:
 def report_html(run: Run, worst: int = WORST) -> str:
     """The report as one HTML document (plotly.js inlined once)."""
     metrics, summary, best, worst_rows, by_id, texts = _context(run, worst)
-    manifest = run.manifest
+    manifest, index = run.info, run.info.index
     parts = ["<!DOCTYPE html>", "<html><head><meta charset=\"utf-8\">",
              f"<title>Retriever Lab report {esc(run.run_id)}</title><style>{CSS}</style></head><body>",
              f"<h1>Retriever Lab report: run {esc(run.run_id)}</h1>"]
-    index_info = manifest.get("index") or {}
     settings = pd.DataFrame([
-        ("status", manifest.get("status")), ("created", manifest.get("created_at")),
-        ("index", index_info.get("name")), ("dataset", index_info.get("dataset")),
-        ("embedding model", index_info.get("embedding_model")), ("distance space", index_info.get("space")),
-        ("chunk size / overlap", f"{index_info.get('chunk_size')} / {index_info.get('chunk_overlap')}"),
-        ("chunks", index_info.get("chunks")),
-        ("questions", f"{(manifest.get('questions') or {}).get('count')} from "
-                      f"{(manifest.get('questions') or {}).get('source')}"),
-        ("configurations", len(run.configs)), ("retrieval path", manifest.get("path")),
-        ("latency sample", manifest.get("latency_sample")),
-        ("generation", json.dumps(manifest.get("generation"), ensure_ascii=False)),
-        *[(f"version: {k}", v) for k, v in {**(index_info.get("versions") or {}),
-                                             **(manifest.get("versions") or {})}.items()],
+        ("status", manifest.status), ("created", manifest.created_at),
+        ("index", index.name), ("dataset", index.dataset),
+        ("embedding model", index.embedding_model), ("distance space", index.space),
+        ("chunk size / overlap", f"{index.chunk_size} / {index.chunk_overlap}"), ("chunks", index.chunks),
+        ("questions", f"{manifest.questions.count} from {manifest.questions.source}"),
+        ("configurations", len(run.configs)), ("retrieval path", manifest.path),
+        ("latency sample", manifest.latency_sample),
+        ("generation", json.dumps(manifest.generation, ensure_ascii=False)),
+        *[(f"version: {k}", v) for k, v in {**index.versions, **manifest.versions}.items()],
     ], columns=["setting", "value"])
     parts += ["<h2>Settings and versions</h2>", _html_table(settings)]
     parts += ["<h2>Leaderboard</h2>",
               "<p>Means with 95% bootstrap confidence intervals.</p>",
-              _html_table(leaderboard_frame(run, summary))]
+              _html_table(leaderboard_frame(summary, metrics))]
     figures = chart_builders.run_charts(summary, run)
     if figures:
         parts.append("<h2>Charts</h2>")
@@ -143,7 +144,7 @@ def report_html(run: Run, worst: int = WORST) -> str:
         parts.append(f"<h3>{esc(row['question_id'])}: {esc(question.question if question else '')}</h3>")
         if question and question.answers:
             parts.append(f"<p>Gold answer: {esc(' | '.join(question.answers))}</p>")
-        scores = ", ".join(f"{m} {_fmt(row.get(m))}" for m in metrics if m in row)
+        scores = ", ".join(f"{m} {format_cell(row.get(m))}" for m in metrics if m in row)
         parts.append(f"<p>{esc(scores)}</p>")
         if row.get("answer") is not None:
             parts.append(f"<p>Generated answer: {esc(row['answer'])}</p>")
@@ -166,12 +167,11 @@ def comparison_html(first: Run, second: Run, metrics: Sequence[str] | None = Non
 
     table = compare_runs(first, second, list(metrics) if metrics else None)
     shown = [c[:-len("_a")] for c in table.columns if c.endswith("_a")]
-    settings = pd.DataFrame([(label, *[(run.manifest.get("index") or {}).get(key) if key != "questions" else
-                                       (run.manifest.get("questions") or {}).get("count") for run in (first, second)])
-                             for label, key in (("index", "name"), ("embedding model", "embedding_model"),
-                                                ("chunk size", "chunk_size"), ("chunk overlap", "chunk_overlap"),
-                                                ("questions", "questions"))],
-                            columns=["setting", f"a: {first.run_id}", f"b: {second.run_id}"])
+    settings = pd.DataFrame([(label, *[value(run.info) for run in (first, second)]) for label, value in (
+        ("index", lambda m: m.index.name), ("embedding model", lambda m: m.index.embedding_model),
+        ("chunk size", lambda m: m.index.chunk_size), ("chunk overlap", lambda m: m.index.chunk_overlap),
+        ("questions", lambda m: m.questions.count))],
+        columns=["setting", f"a: {first.run_id}", f"b: {second.run_id}"])
     figure = chart_builders.comparison_bars(table, shown[0] if "ndcg" not in shown else "ndcg")
     return "\n".join([
         "<!DOCTYPE html>", "<html><head><meta charset=\"utf-8\">",
@@ -199,17 +199,14 @@ def _md_table(frame: pd.DataFrame) -> str:
 
 def report_markdown(run: Run, worst: int = WORST) -> str:
     metrics, summary, best, worst_rows, by_id, texts = _context(run, worst)
-    manifest = run.manifest
-    index_info = manifest.get("index") or {}
+    manifest, index = run.info, run.info.index
     out = [f"# Retriever Lab report: run {_md(run.run_id)}", "",
-           f"- status: {_md(manifest.get('status'))}, created {_md(manifest.get('created_at'))}",
-           f"- index: {_md(index_info.get('name'))} ({_md(index_info.get('embedding_model'))}, "
-           f"{_md(index_info.get('space'))}, chunk size {_md(index_info.get('chunk_size'))} / overlap "
-           f"{_md(index_info.get('chunk_overlap'))}, {_md(index_info.get('chunks'))} chunks)",
-           f"- questions: {_md((manifest.get('questions') or {}).get('count'))} from "
-           f"{_md((manifest.get('questions') or {}).get('source'))}",
-           f"- versions: {_md(json.dumps(manifest.get('versions'), ensure_ascii=False))}", "",
-           "## Leaderboard", "", _md_table(leaderboard_frame(run, summary)), "",
+           f"- status: {_md(manifest.status)}, created {_md(manifest.created_at)}",
+           f"- index: {_md(index.name)} ({_md(index.embedding_model)}, {_md(index.space)}, chunk size "
+           f"{_md(index.chunk_size)} / overlap {_md(index.chunk_overlap)}, {_md(index.chunks)} chunks)",
+           f"- questions: {_md(manifest.questions.count)} from {_md(manifest.questions.source)}",
+           f"- versions: {_md(json.dumps(manifest.versions, ensure_ascii=False))}", "",
+           "## Leaderboard", "", _md_table(leaderboard_frame(summary, metrics)), "",
            f"## Worst questions on the best configuration ({_md(best)}, by nDCG)", ""]
     for row in worst_rows.to_dict("records"):
         question = by_id.get(row["question_id"])

@@ -1,13 +1,20 @@
 """The dashboard driven offline with streamlit.testing.v1.AppTest, against a temporary data folder."""
+import io
 import json
+import zipfile
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from eval.config import parse_sweep
+from eval import SAMPLE_DIR
+from eval.config import SEARCH_TYPES, parse_sweep
+from eval.datasets import load_question_set
+from eval.grid import grid_configs
 from eval.index import ChunkingParams, IndexStore
-from eval.leaderboard import summarize
+from eval.leaderboard import quality_metrics, summarize
+from eval.prompts import cjk_share
+from eval.report import leaderboard_frame
 from eval.runs import RunStore
 from eval.sweep import SweepOptions, run_sweep
 
@@ -65,11 +72,49 @@ def problems(at: AppTest) -> list:
     return [(e.value, e.stack_trace) for e in at.exception]
 
 
+def shown_leaderboard(at: AppTest) -> list[dict]:
+    return at.dataframe[0].value.to_dict("records")  # the first table on the page
+
+
+def expected_leaderboard(at: AppTest, run, baseline: str | None = None) -> list[dict]:
+    """The leaderboard the engine makes for the metrics the page has selected (computed here, not stored)."""
+    metrics = at.multiselect(key="compare-metrics").value
+    summary = summarize(run, baseline, quality_metrics(run.rows))
+    return leaderboard_frame(summary, metrics, sort_by=metrics[0]).to_dict("records")
+
+
+def page_shows_the_lab(at: AppTest, page: str, lab: dict) -> None:
+    """What each page shows first, against the lab's data folder."""
+    runs = RunStore(lab["home"] / "runs")
+    if page == "dashboard/indexes.py":
+        (index,) = IndexStore(lab["home"] / "indexes").list()
+        table = at.dataframe[0].value
+        assert table[["name", "chunks"]].values.tolist() == [[index.name, index.chunks]]
+    elif page == "dashboard/questions.py":  # the bundled sample is the default choice
+        assert at.metric[0].value == str(len(load_question_set(SAMPLE_DIR)))
+    elif page == "dashboard/sweep.py":  # the default grid on the bundled sample
+        values = {key: [float(v) for v in at.text_input(key=key).value.split(",")]
+                  for key in ("grid-k", "grid-fetch", "grid-lambda", "grid-threshold")}
+        configs = grid_configs(SEARCH_TYPES, [int(k) for k in values["grid-k"]],
+                               [int(f) for f in values["grid-fetch"]], values["grid-lambda"], values["grid-threshold"])
+        count = len(load_question_set(SAMPLE_DIR))
+        assert f"**{len(configs)} configurations** × **{count} questions**" in at.info[0].value
+    elif page == "dashboard/compare.py":
+        run = runs.load(at.selectbox(key="compare-run").value)
+        assert shown_leaderboard(at) == expected_leaderboard(at, run)
+    elif page == "dashboard/inspect_question.py":
+        run = runs.load(at.selectbox(key="inspect-run").value)
+        assert [s.value for s in at.subheader] == [c["config_id"] for c in run.configs[:2]]
+    else:
+        assert sorted(at.dataframe[-1].value["run_id"]) == sorted(m["run_id"] for m in runs.list())
+
+
 @pytest.mark.parametrize("page", list(PAGES))
-def test_every_page_loads(app, page):
+def test_every_page_loads(app, lab, page):
     at = app(page)
     assert at.title[0].value == PAGES[page]
     assert not at.error
+    page_shows_the_lab(at, page, lab)
 
 
 def test_indexes_build_browse_calibrate_delete(app, lab):
@@ -130,8 +175,11 @@ def test_questions_page_preview_and_errors(app, lab, tmp_path):
     at.radio(key="questions-source").set_value("Folder or file path").run()
     at.text_input(key="questions-path").set_value(str(lab["data"] / "questions.jsonl")).run()
     assert not at.error and not problems(at)
-    assert at.metric[0].value == "5"
-    assert at.metric[1].value in ("English", "mixed")
+    questions = load_question_set(lab["data"] / "questions.jsonl")
+    assert at.metric[0].value == str(len(questions))
+    # one question in five is Chinese: a CJK share between the "mixed" floor (5%) and the Chinese one
+    share = cjk_share(" ".join(q.question for q in questions))
+    assert 0.05 <= share < 0.25 and at.metric[1].value == "mixed"
     assert len(at.dataframe[0].value) == 5
     bad = tmp_path / "questions.jsonl"
     bad.write_text('{"id": "q1", "question": "ok"}\n{"id": "q2"}\n', encoding="utf-8")
@@ -139,7 +187,7 @@ def test_questions_page_preview_and_errors(app, lab, tmp_path):
     assert "questions.jsonl" in at.error[0].value and "line 2" in at.error[0].value
 
 
-def test_sweep_page_runs_a_grid(app, lab):
+def test_sweep_page_runs_a_grid(app, lab, tiny_dataset):
     at = app("dashboard/sweep.py")
     at.selectbox(key="sweep-index").set_value("tiny")
     at.radio(key="sweep-questions-source").set_value("Folder or file path").run()
@@ -160,20 +208,30 @@ def test_sweep_page_runs_a_grid(app, lab):
     assert "complete" in at.success[0].value
     new = [m for m in RunStore(lab["home"] / "runs").list() if m["run_id"] not in before]
     assert len(new) == 1 and new[0]["status"] == "complete" and len(new[0]["sweep"]["configs"]) == 4
+    # the filter reached every configuration and every retrieved chunk
+    assert all(c["filter"] == {"lang": "en"} for c in new[0]["sweep"]["configs"])
+    rows = RunStore(lab["home"] / "runs").load(new[0]["run_id"]).rows
+    english = {d.id for d in tiny_dataset.corpus if d.metadata["lang"] == "en"}
+    assert rows.doc_ids.map(len).sum() > 0 and set().union(*rows.doc_ids.map(set)) <= english
 
 
 def test_compare_shows_leaderboard_and_filters(app, lab):
     at = app("dashboard/compare.py")
     at.selectbox(key="compare-run").set_value(lab["run_id"]).run()
+    run = RunStore(lab["home"] / "runs").load(lab["run_id"])
     board = at.dataframe[0].value
-    summary = summarize(RunStore(lab["home"] / "runs").load(lab["run_id"]))
+    summary = summarize(run)
     assert sorted(board["config_id"]) == sorted(summary["config_id"])
     for row in board.itertuples():
         expected = summary.set_index("config_id").loc[row.config_id, "ndcg_mean"]
         assert getattr(row, "nDCG").startswith(f"{expected:.3f}")
+    assert shown_leaderboard(at) == expected_leaderboard(at, run)
+    assert set(board.loc[board.search_type == "similarity", "fetch_k"]) == {"-"}  # not "nan"
     assert len(at.get("plotly_chart")) >= 4
     at.selectbox(key="compare-baseline").set_value("similarity-k2").run()
     assert not problems(at)
+    assert shown_leaderboard(at) == expected_leaderboard(at, run, "similarity-k2")
+    assert any("significantly different from similarity-k2" in c.value for c in at.caption)
     at.multiselect(key="compare-types").set_value(["mmr"]).run()
     assert set(at.dataframe[0].value["search_type"]) == {"mmr"}
 
@@ -191,7 +249,7 @@ def test_inspect_shows_chunks_side_by_side(app, lab):
     assert "✅ relevant" in text
 
 
-def test_reports_download_and_history(app, lab):
+def test_reports_download_and_history(app, lab, tiny_dataset):
     at = app("dashboard/reports.py")
     at.selectbox(key="report-run").set_value(lab["run_id"]).run()
     at.button(key="build-html").click().run()
@@ -206,6 +264,14 @@ def test_reports_download_and_history(app, lab):
     assert not problems(at)
     records = at.session_state["export-data"][2].decode().splitlines()
     assert len(records) == 5 * len(parse_sweep(SWEEP))
+    at.selectbox(key="export-format").set_value("trec").run()
+    at.button(key="export").click().run()
+    assert not problems(at)
+    _, _, data, file_name = at.session_state["export-data"]
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        qrels = archive.read("qrels.txt").decode().splitlines()
+    assert file_name == f"{lab['run_id']}-trec.zip"
+    assert qrels and sorted(qrels) == sorted(f"{q.id} 0 {d} 1" for q in tiny_dataset.questions for d in q.relevant_ids)
     assert lab["run_id"] in at.dataframe[-1].value["run_id"].tolist()
 
 
@@ -245,8 +311,14 @@ def test_sweep_page_streams_answers(app, lab):
         at.button(key="start").click().run()
     assert not problems(at) and not at.error, [e.value for e in at.error]
     (new,) = [m for m in RunStore(lab["home"] / "runs").list() if m["run_id"] not in before]
-    rows = RunStore(lab["home"] / "runs").load(new["run_id"]).rows
+    run = RunStore(lab["home"] / "runs").load(new["run_id"])
+    rows = run.rows
     assert rows.answer.str.startswith("Answer: ").all() and len(server.requests) == len(rows)
+    # the stub echoes the prompt: each row's retrieved chunk texts reached it, in rank order
+    texts = run.chunk_texts
+    for row in rows.itertuples():
+        places = [row.answer.find(texts[chunk_id].strip()) for chunk_id in row.chunk_ids]
+        assert places and -1 not in places and places == sorted(places), (row.question_id, row.config_id)
     assert any(t.value.startswith("Answer: ") for t in at.text)  # the last answer, streamed into the page
     at.text_input(key="gen-llm").set_value("openai:stub@not-a-url")
     at.button(key="start").click().run()
@@ -259,4 +331,8 @@ def test_compare_page_handles_a_run_without_latency(app, lab, tiny_index_store, 
                        tiny_dataset.questions, "tiny", SweepOptions(latency_sample=0))
     at = app("dashboard/compare.py")
     at.selectbox(key="compare-run").set_value(run_id).run()
-    assert not problems(at) and len(at.dataframe) >= 1
+    assert not problems(at)
+    board = shown_leaderboard(at)
+    assert board == expected_leaderboard(at, store.load(run_id))
+    assert not any(column.startswith("retrieval_ms") for column in board[0])
+    assert "This run has no latency samples (latency sample 0)." in [i.value for i in at.info]

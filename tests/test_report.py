@@ -1,12 +1,17 @@
 import html
+import math
 import re
 
+import pandas as pd
 import pytest
+from plotly.offline import get_plotlyjs
 
 from eval.config import parse_sweep
 from eval.datasets import Dataset, Document, Question
 from eval.index import ChunkingParams, IndexStore
-from eval.report import report_html, report_markdown, write_report
+from eval.leaderboard import compare_runs, summarize
+from eval.metrics import METRICS
+from eval.report import format_cell, leaderboard_frame, report_html, report_markdown, report_metrics, write_report
 from eval.runs import RunStore
 from eval.sweep import SweepOptions, run_sweep
 
@@ -45,19 +50,35 @@ def test_html_report_escapes_user_text(hostile, tmp_path):
     assert "alert(1)" in text
     assert "<img" not in text and html.escape("idx<img src=x onerror=alert(2)>") in text
     # plotly.js is inlined exactly once and the charts are there
-    assert len(re.findall(r"plotly\.js v\d", text)) <= 2
+    assert text.count(get_plotlyjs()) == 1
     assert text.count("Plotly.newPlot") >= 3
     assert "怎样切分中文文本" in text
     path = write_report(run, tmp_path / "report.html", "html")
     assert path.read_text(encoding="utf-8") .startswith("<!DOCTYPE html>")
 
 
+def markdown_rows(text: str) -> dict[str, dict[str, str]]:
+    """The Markdown report's leaderboard: config id -> {column: cell}."""
+    lines = text[text.index("## Leaderboard"):].splitlines()
+    table = [line for line in lines[1:lines.index("", 2)] if line.startswith("|")]
+    header = [cell.strip() for cell in table[0].strip("|").split(" | ")]
+    rows = [dict(zip(header, (cell.strip() for cell in line.strip("|").split(" | ")))) for line in table[2:]]
+    return {row["config_id"]: row for row in rows}
+
+
 def test_markdown_report(hostile, tmp_path):
     run = hostile
     text = report_markdown(run)
     assert "## Leaderboard" in text and PAYLOAD not in text
-    for config in run.configs:
-        assert config["config_id"] in text
+    metrics = report_metrics(run)
+    summary = summarize(run, metrics=metrics).set_index("config_id")
+    rows = markdown_rows(text)
+    assert sorted(rows) == sorted(c["config_id"] for c in run.configs)
+    for config_id, row in rows.items():
+        for metric in metrics:
+            mean, low, high = summary.loc[config_id, [f"{metric}_{s}" for s in ("mean", "low", "high")]]
+            assert row[METRICS[metric].label] == f"{mean:.3f} [{low:.3f}, {high:.3f}]", (config_id, metric)
+        assert row["retrieval_ms_p50"] == f"{summary.loc[config_id, 'retrieval_ms_p50']:.2f}"
     path = write_report(run, tmp_path / "report.md", "md")
     assert path.read_text(encoding="utf-8") == text
 
@@ -81,5 +102,41 @@ def test_comparison_report_of_two_runs(tmp_path, sample_index, sample_dataset):
                                  SweepOptions(latency_sample=0))) for n in (4, 6)]
     html = comparison_html(*runs)
     assert "Plotly.newPlot" in html and "<script src=" not in html  # plotly.js inline: works offline
+    assert html.count(get_plotlyjs()) == 1
     assert f"Run {runs[0].run_id} (a) vs run {runs[1].run_id} (b)" in html
-    assert "ndcg_delta" in html and "similarity-k4" in html
+    expected = compare_runs(*runs).set_index("config_id")
+    shown = html_rows(html[html.index("<h2>Per configuration"):])
+    assert sorted(shown) == sorted(expected.index)
+    for config_id, cells in shown.items():
+        for column, value in expected.loc[config_id].items():
+            assert float(cells[column]) == pytest.approx(value, abs=5e-5), (config_id, column)
+
+
+def html_rows(text: str) -> dict[str, dict[str, str]]:
+    """The first HTML table in `text`: first cell -> {column: cell}."""
+    table = text[text.index("<table>"):text.index("</table>")]
+    header = re.findall(r"<th>(.*?)</th>", table)
+    rows = [dict(zip(header, re.findall(r"<td>(.*?)</td>", row))) for row in re.findall(r"<tr>(.*?)</tr>", table)]
+    return {row[header[0]]: row for row in rows if row}
+
+
+def test_leaderboard_cells_show_missing_values_as_a_dash_and_sort_best_first():
+    nan = math.nan
+    summary = pd.DataFrame({
+        "config_id": ["similarity-k2", "mmr-k2-f4-l0.5", "threshold-k3-t0.9"],
+        "search_type": ["similarity", "mmr", "similarity_score_threshold"], "k": [2, 2, 3],
+        "fetch_k": [nan, 4, nan], "lambda_mult": [nan, 0.5, nan], "score_threshold": [nan, nan, 0.9],
+        "filter": ["", "", ""],
+        "ndcg_mean": [0.5, 0.75, nan], "ndcg_low": [0.25, 0.5, nan], "ndcg_high": [0.625, 1.0, nan],
+        "ndcg_sig": [False, True, False],
+        "retrieval_ms_p50": [1.5, nan, 2.25], "retrieval_ms_p95": [2.0, nan, 3.0]})
+    table = leaderboard_frame(summary, ["ndcg"], sort_by="ndcg")
+    assert table.config_id.tolist() == ["mmr-k2-f4-l0.5", "similarity-k2", "threshold-k3-t0.9"]
+    rows = table.set_index("config_id")
+    assert rows.loc["mmr-k2-f4-l0.5", "nDCG"] == "0.750 [0.500, 1.000] *"
+    assert rows.loc["similarity-k2", "nDCG"] == "0.500 [0.250, 0.625]"
+    assert rows.loc["threshold-k3-t0.9", "nDCG"] == "- [-, -]"
+    assert rows.loc["similarity-k2", ["fetch_k", "lambda_mult", "retrieval_ms_p50"]].tolist() == ["-", "-", "1.50"]
+    assert rows.loc["mmr-k2-f4-l0.5", "retrieval_ms_p50"] == "-"
+    assert not table.map(lambda cell: "nan" in cell.lower()).any().any()
+    assert [format_cell(v) for v in (None, nan, 0.12345, 3, "mmr")] == ["-", "-", "0.123", "3", "mmr"]
