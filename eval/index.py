@@ -33,6 +33,11 @@ MANIFEST_KEY = "retriever_lab_manifest"
 BUILDING_MARK = "-building-"
 DEFAULT_SEPARATORS = ("\n\n", "\n", "。", "！", "？", "；", ". ", "! ", "? ", "; ", "，", ", ", " ", "")
 WRITE_BATCH = 256
+# `sync_threshold` 1: Chroma saves the HNSW graph after every write, so a finished build has all of it on
+# disk. With Chroma's default (1000) the vectors added since the last save stay only in Chroma's write-ahead
+# log and are inserted again at every load, in parallel and in hash order: each process then searches a
+# slightly different graph and two identical runs retrieve different chunks.
+HNSW_CONFIGURATION = {"space": "cosine", "sync_threshold": 1}
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,7 @@ class IndexManifest:
     build_seconds: float
     created_at: str
     versions: dict[str, str] = field(default_factory=dict)
+    hnsw: dict[str, Any] = field(default_factory=dict)  # the collection's HNSW configuration (ef_search, ...)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, indent=2)
@@ -158,6 +164,11 @@ class Index:
         got = self.collection.get(limit=limit, offset=offset, where=where, include=["documents", "metadatas"])
         return [Chunk(m["chunk_id"], m["doc_id"], int(m["start"]), text, m)
                 for text, m in zip(got["documents"], got["metadatas"])]
+
+    @property
+    def ef_search(self) -> int:
+        """The HNSW search width: a query searches max(ef_search, n_results) candidates."""
+        return int(self.collection.configuration["hnsw"]["ef_search"])
 
     def doc_ids(self) -> set[str]:
         """The ids of the documents in this index."""
@@ -281,8 +292,9 @@ class IndexStore:
         building = self.root / f".{manifest.slug}{BUILDING_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
             client = self._client_for(building)
-            collection = client.create_collection(COLLECTION, configuration={"hnsw": {"space": "cosine"}},
+            collection = client.create_collection(COLLECTION, configuration={"hnsw": HNSW_CONFIGURATION},
                                                   embedding_function=None)
+            manifest.hnsw = dict(collection.configuration["hnsw"])
             _write_chunks(collection, chunks, embeddings, progress)
             manifest.build_seconds = round(time.perf_counter() - started, 3)
             (building / "manifest.json").write_text(manifest.to_json(), encoding="utf-8")
@@ -300,8 +312,9 @@ class IndexStore:
                       started: float, progress: BuildProgress | None) -> IndexManifest:
         client = self._server_client()
         temporary = f"{manifest.slug}{BUILDING_MARK}{uuid.uuid4().hex[:8]}"
-        collection = client.create_collection(temporary, configuration={"hnsw": {"space": "cosine"}},
+        collection = client.create_collection(temporary, configuration={"hnsw": HNSW_CONFIGURATION},
                                               embedding_function=None)
+        manifest.hnsw = dict(collection.configuration["hnsw"])
         try:
             _write_chunks(collection, chunks, embeddings, progress)
             manifest.build_seconds = round(time.perf_counter() - started, 3)

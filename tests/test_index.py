@@ -1,4 +1,6 @@
+import contextlib
 import json
+import sqlite3
 import subprocess
 import sys
 import time
@@ -10,7 +12,7 @@ from conftest import ROOT, free_port
 from eval.config import RetrieverConfig
 from eval.datasets import Document
 from eval.errors import LabError
-from eval.index import ChunkingParams, IndexStore, chunk_corpus, slugify
+from eval.index import ChunkingParams, IndexManifest, IndexStore, chunk_corpus, slugify
 from eval.retrieval import langchain_retrieve
 
 
@@ -58,6 +60,25 @@ def test_manifest_records_the_build(tiny_index_store, tiny_dataset):
     index = tiny_index_store.open("tiny")
     assert index.collection.count() == manifest.chunks
     assert index.collection.configuration["hnsw"]["space"] == "cosine"
+
+
+def test_a_build_saves_the_whole_hnsw_graph(tiny_index_store):
+    """Every vector is in the saved HNSW graph when a build ends, so no process re-inserts any from Chroma's
+    write-ahead log at load (in parallel and hash order, which gave each process its own graph)."""
+    manifest = tiny_index_store.manifest("tiny")
+    assert manifest.hnsw["sync_threshold"] == 1 and manifest.hnsw["ef_search"] == 100
+    assert tiny_index_store.open("tiny").ef_search == 100
+    database = tiny_index_store.root / manifest.slug / "chroma" / "chroma.sqlite3"
+    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+        (logged,) = db.execute("SELECT max(seq_id) FROM embeddings_queue").fetchone()
+        applied = [seq_id for (seq_id,) in db.execute("SELECT seq_id FROM max_seq_id")]
+    assert logged > 0 and applied == [logged, logged]  # the metadata and the vector segment
+
+
+def test_manifests_without_hnsw_parameters_still_load(tiny_index_store):
+    old = json.loads(tiny_index_store.manifest("tiny").to_json())
+    del old["hnsw"]
+    assert IndexManifest.from_json(json.dumps(old)).hnsw == {}
 
 
 def test_rebuild_is_a_noop_and_other_inputs_need_replace(tiny_index_store, tiny_dataset):
