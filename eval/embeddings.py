@@ -74,6 +74,13 @@ class BatchedEmbeddings(Embeddings):
     def embed_query(self, text: str) -> list[float]:
         return self.embed_array([text], is_query=True)[0].tolist()
 
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        """The vectors `embed_query` gives (and LangChain's retriever searches with), bit for bit.
+
+        One text at a time: a MiniLM vector encoded in a padded batch differs from the single one by about
+        1e-7, which is enough to change a candidate near an HNSW boundary."""
+        return np.asarray([self.embed_query(text) for text in texts], np.float32).reshape(len(texts), self.dimension)
+
 
 class SentenceTransformerEmbeddings(BatchedEmbeddings):
     """Any sentence-transformers model by local path or hub id, on the CPU."""

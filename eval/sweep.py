@@ -1,9 +1,9 @@
 """The sweep engine: run a question set through a grid of retriever configs and score every row.
 
 Two retrieval paths give identical chunks, order and scores:
-- the fast path (default) embeds each block of questions in one batch, makes one Chroma query per
-  question (per distinct metadata filter) with `n_results` = the largest `k`/`fetch_k`, and derives every
-  configuration from that candidate list with LangChain's own relevance function and MMR;
+- the fast path (default) embeds each question exactly as LangChain does, queries Chroma once per block
+  of questions for each distinct search (metadata filter x search width, see `fast_retrieve`), and derives
+  every configuration from those candidate lists with LangChain's own relevance function and MMR;
 - the reference path calls LangChain's `VectorStoreRetriever` for every config and question.
 Retriever latency is measured separately, as users see it: the real `as_retriever(...).invoke(question)`.
 """
@@ -79,13 +79,18 @@ class SweepOptions:
 
 def fast_retrieve(index: Index, configs: list[RetrieverConfig], questions: list[Question],
                   query_vectors: np.ndarray) -> dict[tuple[str, str], Retrieved]:
-    """All configs for a block of questions from one candidate query per question and filter."""
+    """All configs for a block of questions from the fewest Chroma queries that give LangChain's candidates.
+
+    Chroma searches the HNSW graph with width max(ef_search, n_results): every `n_results` up to ef_search
+    is the same search (their top-n are prefixes of one another), each larger one is a different, wider
+    search. So per metadata filter, the configs with up to ef_search candidates share one query and each
+    distinct candidate count above ef_search gets its own."""
     relevance = index.vectorstore._select_relevance_score_fn()
     results: dict[tuple[str, str], Retrieved] = {}
-    by_filter: dict[str | None, list[RetrieverConfig]] = {}
+    by_search: dict[tuple[str | None, int], list[RetrieverConfig]] = {}
     for config in configs:
-        by_filter.setdefault(config.filter_json, []).append(config)
-    for group in by_filter.values():
+        by_search.setdefault((config.filter_json, max(config.candidates, index.ef_search)), []).append(config)
+    for group in by_search.values():
         got = index.collection.query(
             query_embeddings=query_vectors, n_results=max(c.candidates for c in group), where=group[0].filter,
             include=["embeddings", "distances", "documents", "metadatas"])
@@ -364,14 +369,15 @@ def retrieved_chunks(index: Index, rows: pd.DataFrame) -> pd.DataFrame:
 
 def _prefetched_query_vectors(index: Index, blocks: list[list[Question]],
                               options: SweepOptions) -> Iterator[np.ndarray | None]:
-    """The fast path's query vectors, block by block; the next block is embedded in a background thread
-    while the current one is queried and scored (both encoders release the GIL while they compute)."""
+    """The fast path's query vectors (`embed_query`'s, bit for bit), block by block; the next block is
+    embedded in a background thread while the current one is queried and scored (both encoders release
+    the GIL while they compute)."""
     if options.reference:
         yield from (None for _ in blocks)
         return
 
     def embed(block: list[Question]) -> np.ndarray:
-        return index.embeddings.embed_array([q.question for q in block], is_query=True)
+        return index.embeddings.embed_queries([q.question for q in block])
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed-questions") as pool:
         pending = pool.submit(embed, blocks[0]) if blocks else None
