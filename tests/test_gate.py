@@ -116,6 +116,17 @@ def test_improvement_passes(tmp_path, real_run, capsys):
     assert result["verdict"] == "pass (no drop)" and err == ""
 
 
+def test_overlapping_question_sets_are_compared_on_the_shared_questions(tmp_path, real_run, capsys):
+    base, cand = pair(40, +0.1, noise=0.02)
+    shared = dict(list(cand.items())[:20])
+    b, c = gate_runs(tmp_path, real_run, base, shared)
+    code, out, err = gate_cli(capsys, tmp_path, "--baseline", b, "--candidate", c, "--metric", "ndcg", "--json")
+    result = json.loads(out)
+    assert code == 0 and result["n_questions"] == 20
+    assert result["baseline_mean"] == pytest.approx(np.mean([base[q] for q in shared]))
+    assert "question sets differ" in result["warnings"][0] and "question sets differ" in err
+
+
 def test_worse_follows_the_metric_direction(tmp_path, real_run, capsys):
     """near_duplicate_rate is lower-is-better: a significant rise fails, a significant fall passes."""
     base, cand = pair(40, +0.1, noise=0.02)
