@@ -23,6 +23,7 @@ from eval.runs import Run, atomic_write_bytes
 MAIN_METRICS = ("hit_rate", "recall", "mrr", "ndcg", "precision", "answer_hit_rate", "ild", "distinct_doc_ratio",
                 "n_retrieved")
 WORST = 5
+COUNTS = ("k", "fetch_k")  # parameters that are whole numbers
 
 
 def esc(value: Any) -> str:
@@ -49,8 +50,9 @@ def leaderboard_frame(summary: pd.DataFrame, metrics: Sequence[str], sort_by: st
     best first by that metric's mean (configs without a mean last)."""
     table = summary[["config_id", *[c for c in PARAMETER_COLUMNS if c in summary]]].copy()
     for column in PARAMETER_COLUMNS:
-        if column in table:
-            table[column] = table[column].map(format_cell)
+        if column in table:  # fetch_k is a float column (similarity rows have none): show it whole
+            digits = 0 if column in COUNTS else 3
+            table[column] = table[column].map(lambda v: format_cell(v, digits))
     for metric in metrics:
         if f"{metric}_mean" in summary:
             sig = summary[f"{metric}_sig"] if f"{metric}_sig" in summary else pd.Series(False, summary.index)
