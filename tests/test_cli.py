@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT, TINY_TEXTS
 
 
@@ -12,6 +13,7 @@ def run_cli(*args, home):
                           capture_output=True, text=True, env=env, cwd=home)
 
 
+@pytest.mark.slow
 def test_build_list_retrieve_delete(tmp_path):
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text("\n".join(json.dumps({"id": k, "text": v}, ensure_ascii=False) for k, v in TINY_TEXTS.items()),
@@ -51,6 +53,7 @@ def test_bad_input_exits_2_with_one_line(tmp_path):
         assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_sample_run_export_and_runs_commands(tmp_path):
     first = run_cli("sample", home=tmp_path)
     assert first.returncode == 0, first.stderr

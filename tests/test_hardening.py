@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -109,6 +110,7 @@ def cli(home, *args):
     return ([sys.executable, "-m", "eval", "--home", str(home), *args], {**os.environ, "PYTHONPATH": str(ROOT)})
 
 
+@pytest.mark.slow
 def test_a_killed_index_build_leaves_the_old_index_or_nothing(tmp_path):
     corpus = tmp_path / "corpus.jsonl"
     big = [{"id": f"{k}-{i}", "text": f"{v} Variant {i}."} for i in range(150) for k, v in TINY_TEXTS.items()]
@@ -140,6 +142,7 @@ def test_a_killed_index_build_leaves_the_old_index_or_nothing(tmp_path):
     assert not list(indexes.glob(".*-building-*"))  # abandoned temporary folders are cleaned up
 
 
+@pytest.mark.slow
 def test_two_sweeps_on_one_index_and_a_listing_at_once(tmp_path):
     home = tmp_path / "home"
     command, env = cli(home, "index", "build", "--corpus", str(ROOT / "datasets" / "sample"), "--name", "s",
@@ -159,6 +162,7 @@ def test_two_sweeps_on_one_index_and_a_listing_at_once(tmp_path):
     assert strip[0] == strip[1]
 
 
+@pytest.mark.slow
 def test_a_100_mb_corpus_and_a_10_mb_line_load(tmp_path):
     line = json.dumps({"id": "x", "text": "retrieval " * 100}) + "\n"
     big = tmp_path / "big.jsonl"
@@ -195,6 +199,7 @@ def listening_addresses(port: int) -> set[str]:
     return found
 
 
+@pytest.mark.server
 def test_the_dashboard_listens_on_loopback_only(tmp_path):
     from conftest import streamlit_server
 

@@ -127,6 +127,7 @@ def retrieve_all(store, questions):
                           for q in questions] for c in CONFIGS}
 
 
+@pytest.mark.slow
 def test_reopening_in_a_new_process_gives_identical_results(tiny_index_store, tiny_dataset):
     questions = [q.question for q in tiny_dataset.questions]
     here = retrieve_all(tiny_index_store, questions)

@@ -4,6 +4,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from conftest import ROOT, free_port
 from judge_stub_server import JudgeStubServer
 from openai_stub_server import OpenAIStubServer
@@ -71,6 +73,8 @@ def cli(home, *args):
                           text=True, env=env, cwd=home)
 
 
+@pytest.mark.server
+@pytest.mark.slow
 def test_scale_out_cli_flow_against_a_chroma_server_and_openai_endpoints(tmp_path):
     """The whole CLI flow with the index on a real `chroma run` server, answers from an OpenAI-compatible
     endpoint and the ragas judge on another one; the API key never lands in a file."""
@@ -109,6 +113,7 @@ def test_scale_out_cli_flow_against_a_chroma_server_and_openai_endpoints(tmp_pat
         server.wait(timeout=10)
 
 
+@pytest.mark.slow
 def test_generation_errors_are_one_line(tmp_path):
     cases = [
         (("--llm", str(tmp_path / "no-such-model")), "does not exist"),

@@ -25,6 +25,7 @@ GRID = parse_sweep({"configs": [
 ]})
 
 
+@pytest.mark.slow
 def test_fast_path_equals_the_langchain_retriever(tmp_path, sample_index, sample_dataset):
     store = RunStore(tmp_path)
     questions = sample_dataset.questions[::3]  # both languages, and a test that stays quick
@@ -105,6 +106,7 @@ def cli(home, *args):
     return [sys.executable, "-m", "eval", "--home", str(home), *args], env
 
 
+@pytest.mark.slow
 def test_killed_cli_run_resumes_to_the_uninterrupted_result(tmp_path, sample_dataset):
     """SIGKILL a real `python -m eval run` at several points (first block written, mid-run, after a resume),
     resume each time, and compare the result with an uninterrupted run."""
