@@ -289,7 +289,7 @@ def _check(judgements: Sequence[Judgement], lines: Sequence[int | None], questio
             raise fail(i, f"span {j.start}-{j.end} is not inside document '{j.doc_id}' ({lengths[j.doc_id]} "
                           "characters; needs 0 <= start < end <= length)", "end" if j.end > j.start >= 0 else "start")
         if j.key in first:
-            raise fail(i, f"duplicate judgement (first on line {lines[first[j.key]]})")
+            raise fail(i, "duplicate judgement" + (f" (first on line {lines[first[j.key]]})" if lines[i] else ""))
         first[j.key] = i
         groups.setdefault((j.source, j.question_id, j.doc_id), []).append(i)
     for members in groups.values():

@@ -141,6 +141,39 @@ def test_passage_metrics_agree_with_ranx_on_graded_span_qrels(k):
         assert 0.0 <= ours[q][f"passage_ndcg{at}"] <= 1.0
 
 
+@pytest.mark.parametrize("k", [None, 2, 5])
+def test_rescored_document_metrics_on_graded_labels_agree_with_ranx(tmp_path, k):
+    """Several spans of one document, graded 0-2 by one source: the document takes the best grade."""
+    rng = random.Random(7)
+    documents = {f"d{i}": 200 for i in range(8)}
+    chunks = pd.DataFrame([(f"{d}:{s}", d, s, "x" * 50) for d in documents for s in range(0, 200, 50)],
+                          columns=["chunk_id", "doc_id", "start", "text"])
+    chunks.to_parquet(tmp_path / "chunks.parquet")
+    judgements, rows, qrels, runs = [], [], {}, {}
+    for q in (f"q{i:02d}" for i in range(40)):
+        for doc_id in rng.sample(list(documents), 3):
+            spans = sorted(rng.sample(range(0, 200, 20), 3))
+            judgements += [Judgement(q, doc_id, s, s + 10, rng.choice([0, 1, 2]), "llm:m@v1") for s in spans]
+        picks = chunks.sample(6, random_state=rng.randrange(10**6))
+        rows.append({"question_id": q, "config_id": "c", "chunk_ids": list(picks["chunk_id"]),
+                     "doc_ids": list(picks["doc_id"])})
+        grades = {}
+        for j in judgements:
+            if j.question_id == q:
+                grades[j.doc_id] = max(j.grade, grades.get(j.doc_id, 0))
+        if any(g >= 1 for g in grades.values()):
+            qrels[q] = {d: g for d, g in grades.items() if g >= 1}
+            runs[q] = ranked(list(dict.fromkeys(picks["doc_id"])))
+    run = Run("r", tmp_path, {}, pd.DataFrame(rows), pd.DataFrame())
+    at = f"@{k}" if k else ""
+    rescored = rescore(run, Labels(tuple(judgements)), "llm:m@v1", [f"{m}{at}" for m in DOC_METRIC_KEYS])
+    assert len(qrels) > 30
+    for metric in DOC_METRIC_KEYS:
+        expected = ranx_scores(qrels, runs, f"{metric}{at}")
+        for q, value in zip(rescored["question_id"], rescored[f"{metric}{at}"]):
+            assert value == pytest.approx(expected[q], abs=1e-9) if q in qrels else np.isnan(value)
+
+
 # ---------------------------------------------------------------- the label file
 
 def human(question_id="q1", doc_id="d1", start=10, end=20, grade=2, name="ana", time=None) -> Judgement:
