@@ -26,6 +26,7 @@ from eval.runs import RUN_ID_PATTERN, Run, RunStore, atomic_write_bytes
 BASELINE_KIND = "retriever-lab-baseline"
 BASELINE_VERSION = 1
 EXIT_PASS, EXIT_FAIL = 0, 1
+N_RESAMPLES = 10_000  # sign flips of the paired randomization test: p has a resolution of 1 / N_RESAMPLES
 
 
 @dataclass(frozen=True)
@@ -166,13 +167,14 @@ class GateResult:
 
     def markdown(self) -> str:
         """The result as a Markdown table for a pull-request comment, warnings quoted below it."""
+        p = f"{self.p_value:.4f}" if self.p_value > 0 else f"< {1 / N_RESAMPLES:g}"  # no flip as extreme
         lines = [f"Retriever Lab gate: baseline `{self.baseline}` vs candidate `{self.candidate}`, config "
                  f"`{self.config_id}`, {self.n_questions} paired questions, max drop {self.max_drop:g}, "
                  f"alpha {self.alpha:g}", "",
                  "| metric | baseline | candidate | difference [95% CI] | p-value | verdict |",
                  "|---|---|---|---|---|---|",
                  f"| {self.metric} | {self.baseline_mean:.4f} | {self.candidate_mean:.4f} | {self.difference:+.4f} "
-                 f"[{self.ci_low:+.4f}, {self.ci_high:+.4f}] | {self.p_value:.4f} | {self.verdict} |"]
+                 f"[{self.ci_low:+.4f}, {self.ci_high:+.4f}] | {p} | {self.verdict} |"]
         lines += ["", *(f"> warning: {w}" for w in self.warnings)] if self.warnings else []
         return "\n".join(lines)
 
@@ -192,7 +194,7 @@ def gate(baseline: Scores, candidate: Scores, max_drop: float = 0.01, alpha: flo
     base, cand = pairs[:, 0], pairs[:, 1]
     difference = float(cand.mean() - base.mean())
     _, low, high = bootstrap_ci(cand - base)
-    p = paired_test(cand, base)
+    p = paired_test(cand, base, n_resamples=N_RESAMPLES)
     worse_by = -difference if METRICS[candidate.metric].higher_is_better else difference
     significant = p < alpha
     warnings = []
