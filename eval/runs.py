@@ -81,10 +81,10 @@ class RunManifest:
     block_size: int | None = None
     latency_sample: int = 0
     generation: dict[str, Any] | None = None
-    judge: dict[str, Any] | None = None
-    ragas_context: bool = False
+    scorers: list[dict[str, Any]] = field(default_factory=list)  # each scorer's describe()
     versions: dict[str, str] = field(default_factory=dict)
     finished_at: str | None = None
+    error: str | None = None  # why a "failed" run stopped
     retrieval_seconds: float = 0.0
     wall_seconds: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)

@@ -47,6 +47,8 @@ def test_a_run_written_before_the_schema_version_loads(legacy):
     assert info.schema_version == 1 and info.status == "complete" and info.wall_seconds == 2.9
     assert info.index.name == "sample" and info.index.embedding_model == "e5-small"
     assert info.questions.count == 6 and info.questions.source == "datasets/sample"
+    # the old scorer flags have no field now: they are kept as they were
+    assert info.scorers == [] and info.extra == {"judge": None, "ragas_context": False}
     assert [c["config_id"] for c in info.configs] == ["similarity-k2", "similarity-k4"] == \
         [c["config_id"] for c in run.configs]
     assert [m.run_id for m in legacy.manifests()] == [LEGACY_ID]
@@ -58,15 +60,18 @@ def test_a_run_written_before_the_schema_version_loads(legacy):
 def test_the_typed_manifest_writes_back_what_it_read(legacy):
     stored = legacy.manifest(LEGACY_ID)
     written = RunManifest.from_dict({**stored, "added_later": {"x": 1}}).to_dict()
-    index = written.pop("index")  # an index manifest may gain fields with defaults
+    # every key read comes back with its value; fields the old shape lacks are added with their defaults
+    index = written.pop("index")
     assert stored.pop("index").items() <= index.items()
-    assert written == {**stored, "added_later": {"x": 1}, "schema_version": 1}
+    assert {**stored, "added_later": {"x": 1}, "schema_version": 1}.items() <= written.items()
+    assert RunManifest.from_dict({**written, "index": index}).to_dict() == {**written, "index": index}
 
 
 def test_a_new_run_records_the_schema_version_and_keeps_unknown_keys(sample_run, tmp_path):
     template = legacy_manifest(6)
-    settings = {k: v for k, v in template.items() if k not in ("run_id", "status", "created_at", "finished_at",
-                                                               "retrieval_seconds", "wall_seconds")}
+    per_run = ("run_id", "status", "created_at", "finished_at", "retrieval_seconds", "wall_seconds")
+    settings = {k: v for k, v in template.items() if k not in (*per_run, "judge", "ragas_context")}
+    settings["scorers"] = [{"name": "ragas-context"}]  # what eval.sweep.run_manifest writes now
     store = RunStore(tmp_path)
     run_id = store.create({**settings, "benchmark": {"repeat": 2}}, sample_run(SWEEP, 6).questions)
     stored = store.manifest(run_id)
@@ -74,6 +79,7 @@ def test_a_new_run_records_the_schema_version_and_keeps_unknown_keys(sample_run,
     assert stored["benchmark"] == {"repeat": 2} and template["index"].items() <= stored["index"].items()
     typed = RunManifest.from_dict(stored)
     assert typed.run_id == run_id and typed.extra == {"benchmark": {"repeat": 2}}
+    assert typed.scorers == [{"name": "ragas-context"}] and typed.error is None
     assert [q.id for q in store.load(run_id).questions] == [q.id for q in sample_run(SWEEP, 6).questions]
 
 
