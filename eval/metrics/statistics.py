@@ -124,21 +124,34 @@ def aggregate(df: pd.DataFrame, metrics: Sequence[str], by: str = "config_id",
     second; p then has a resolution of 1/2000, below a Bonferroni 0.05 / 30.
     """
     metrics = list(metrics)
-    if df.duplicated([by, "question_id"]).any():
-        raise ValueError(f"several rows for one ({by}, question_id)")
     configs = list(pd.unique(df[by]))
-    wide = df.pivot(index="question_id", columns=by, values=metrics)
-    wide = wide.reindex(columns=pd.MultiIndex.from_product([metrics, configs])).astype(float)
-    stats = _bootstrap_matrix(wide.to_numpy(), confidence, n_bootstrap, seed)
+    wide = _wide(df, metrics, by, configs)
+    stats = _bootstrap_matrix(wide, confidence, n_bootstrap, seed)
     stats = stats.reshape(3, len(metrics), len(configs))
     out = pd.DataFrame({by: configs, "n_questions": df[by].value_counts().reindex(configs).to_numpy()})
     p = None if baseline is None else _baseline_pvalues(
-        wide.to_numpy(), configs, baseline, method, n_randomization, seed)
+        wide, configs, baseline, method, n_randomization, seed)
     for j, m in enumerate(metrics):
         out[f"{m}_mean"], out[f"{m}_low"], out[f"{m}_high"] = stats[:, j]
         if p is not None:
             out[f"{m}_p"], out[f"{m}_sig"] = p[j], p[j] < alpha
     return out
+
+
+def _wide(df: pd.DataFrame, metrics: list[str], by: str, configs: list) -> np.ndarray:
+    """questions x (metrics x configs), NaN for a missing (question, config) pair.
+
+    Questions are in sorted id order, as `DataFrame.pivot` gives them (the bootstrap draws rows by
+    position, so the order is part of the result); built with integer codes, which is several times
+    faster than a pivot on a million rows."""
+    question_codes, questions = pd.factorize(df["question_id"], sort=True)
+    config_codes, _ = pd.factorize(df[by])  # in order of appearance, as `configs` (pd.unique)
+    pairs = question_codes.astype(np.int64) * len(configs) + config_codes
+    if np.bincount(pairs).max(initial=0) > 1:
+        raise ValueError(f"several rows for one ({by}, question_id)")
+    wide = np.full((len(questions), len(metrics), len(configs)), np.nan)
+    wide[question_codes, :, config_codes] = df[metrics].to_numpy(dtype=float)
+    return wide.reshape(len(questions), -1)
 
 
 def _baseline_pvalues(wide: np.ndarray, configs: list, baseline: str, method: str,
