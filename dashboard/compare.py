@@ -11,7 +11,7 @@ st.title("Compare configurations")
 run_id = state.pick_run("compare-run")
 if run_id:
     with state.lab_errors("pick another run, or delete this one on the Reports page"):
-        run = state.load_run(run_id)
+        run = state.load_scores(run_id)
         available = quality_metrics(run.rows)
         default = [m for m in ("hit_rate", "recall", "mrr", "ndcg", "ild", "n_retrieved") if m in available]
         metrics = st.multiselect("Metrics", available, default=default or available[:4],

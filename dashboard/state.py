@@ -69,12 +69,28 @@ def load_run(run_id: str):
     return _load_run(str(run_store().root), run_id, manifest["status"], str(manifest.get("finished_at")))
 
 
+@st.cache_resource(show_spinner="Loading the run…", max_entries=8)
+def _load_scores(root: str, run_id: str, status: str, finished_at: str):
+    from eval.runs import RunStore
+
+    return RunStore(root).load(run_id, scores_only=True)
+
+
+def load_scores(run_id: str):
+    """A run's scalar rows (metrics, latencies; no retrieved lists), as summaries and charts need them.
+
+    Shared, not copied, between sessions (`cache_resource`): a million rows would take seconds to
+    copy on every rerun. Treat it as read-only."""
+    manifest = run_store().manifest(run_id)
+    return _load_scores(str(run_store().root), run_id, manifest["status"], str(manifest.get("finished_at")))
+
+
 @st.cache_data(show_spinner="Summarizing…", max_entries=64)
 def _summary(root: str, run_id: str, status: str, finished_at: str, baseline: str | None,
              metrics: tuple[str, ...]) -> pd.DataFrame:
-    from eval.leaderboard import summarize
+    from eval.leaderboard import stored_summary
 
-    return summarize(_load_run(root, run_id, status, finished_at), baseline, list(metrics) or None)
+    return stored_summary(_load_scores(root, run_id, status, finished_at), baseline, list(metrics) or None)
 
 
 def summary(run_id: str, baseline: str | None, metrics: tuple[str, ...]) -> pd.DataFrame:

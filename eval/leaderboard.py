@@ -1,15 +1,19 @@
 """Per-configuration summaries of a run: means with 95% CIs, significance against a baseline, latency."""
 from __future__ import annotations
 
+import json
+from hashlib import sha256
+
 import numpy as np
 import pandas as pd
 
 from eval.errors import LabError
 from eval.metrics import METRICS, aggregate
-from eval.runs import Run
+from eval.runs import Run, atomic_write_parquet
 
 LATENCY_COLUMNS = ("retrieval_ms", "ttft_ms", "total_ms", "tokens_per_s")
 PARAMETER_COLUMNS = ("search_type", "k", "fetch_k", "lambda_mult", "score_threshold", "filter")
+SUMMARY_VERSION = 1  # raise it when `summarize` changes what it computes: stored summaries are then recomputed
 
 
 def quality_metrics(rows: pd.DataFrame) -> list[str]:
@@ -20,8 +24,6 @@ def quality_metrics(rows: pd.DataFrame) -> list[str]:
 
 def config_table(run: Run) -> pd.DataFrame:
     """One row per config with its LangChain parameters as columns (filter as JSON text)."""
-    import json
-
     records = []
     for config in run.configs:
         record = {"config_id": config["config_id"], **{c: config.get(c) for c in PARAMETER_COLUMNS}}
@@ -53,6 +55,27 @@ def summarize(run: Run, baseline: str | None = None, metrics: list[str] | None =
     metrics = metrics or quality_metrics(run.rows)
     stats = aggregate(run.rows, metrics, baseline=baseline)
     return config_table(run).merge(stats, on="config_id").merge(latency_table(run), on="config_id")
+
+
+def stored_summary(run: Run, baseline: str | None = None, metrics: list[str] | None = None) -> pd.DataFrame:
+    """`summarize`, kept in the run folder (`summaries/`) once computed for a complete run.
+
+    A summary of a million rows takes seconds (bootstrap CIs of every config and metric); a sweep
+    stores its default summary when it finishes, so the Compare page opens a big run at once. The key
+    holds everything the summary depends on; a run that is not complete is never cached."""
+    metrics = metrics or quality_metrics(run.rows)
+    if run.status != "complete":
+        return summarize(run, baseline, metrics)
+    key = json.dumps([run.manifest.get("finished_at"), baseline, metrics, SUMMARY_VERSION])
+    path = run.folder / "summaries" / f"{sha256(key.encode()).hexdigest()[:16]}.parquet"
+    if path.is_file():
+        return pd.read_parquet(path)
+    summary = summarize(run, baseline, metrics)
+    try:
+        atomic_write_parquet(path, summary)
+    except OSError:  # a read-only run folder still gets its summary, just not kept
+        pass
+    return summary
 
 
 def leaderboard_text(summary: pd.DataFrame, metrics: list[str], sort_by: str = "ndcg") -> str:

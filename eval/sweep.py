@@ -26,6 +26,7 @@ from eval.config import RetrieverConfig
 from eval.datasets import Question, fingerprint
 from eval.errors import LabError
 from eval.index import Index
+from eval.leaderboard import stored_summary
 from eval.metrics import answer_metrics, diversity_metrics, doc_metrics
 from eval.retrieval import langchain_retrieve
 from eval.runs import RunStore
@@ -344,6 +345,11 @@ def _execute(store: RunStore, run_id: str, index: Index, configs: list[Retriever
         pd.DataFrame(columns=["config_id", "question_id", "retrieval_ms"])
     store.finish(run_id, rows, latency, chunks, retrieval_seconds=round(retrieval_seconds, 3),
                  wall_seconds=round(time.perf_counter() - started, 3))
+    if options.progress:
+        options.progress("summary", 0, 1)
+    stored_summary(store.load(run_id, scores_only=True))  # the Compare page then opens the run at once
+    if options.progress:
+        options.progress("summary", 1, 1)
     return run_id
 
 
