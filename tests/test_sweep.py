@@ -9,12 +9,14 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT
+from conftest import ROOT, shared_dataset
 
 from eval.config import RetrieverConfig, parse_sweep
+from eval.datasets import Dataset, load_dataset
 from eval.errors import LabError
+from eval.index import ChunkingParams, IndexStore
 from eval.runs import RunStore
-from eval.sweep import SweepCancelled, SweepOptions, run_sweep
+from eval.sweep import DEFAULT_BLOCK, SweepCancelled, SweepOptions, run_sweep
 
 GRID = parse_sweep({"configs": [
     {"search_type": "similarity", "k": [1, 4, 8]},
@@ -25,14 +27,14 @@ GRID = parse_sweep({"configs": [
 ]})
 
 
-@pytest.mark.slow
-def test_fast_path_equals_the_langchain_retriever(tmp_path, sample_index, sample_dataset):
-    store = RunStore(tmp_path)
-    questions = sample_dataset.questions[::3]  # both languages, and a test that stays quick
-    fast = store.load(run_sweep(store, sample_index, GRID, questions, options=SweepOptions(latency_sample=0))).rows
-    reference = store.load(run_sweep(store, sample_index, GRID, questions,
-                                     options=SweepOptions(reference=True, latency_sample=0))).rows
-    assert len(fast) == len(reference) == len(GRID) * len(questions)
+def fast_and_reference_rows(store, index, configs, questions, block_size=DEFAULT_BLOCK):
+    """The rows of one sweep on both paths, after asserting that they retrieve the same chunks in the same
+    order with the same scores and metrics."""
+    options = {"latency_sample": 0, "block_size": block_size}
+    fast = store.load(run_sweep(store, index, configs, questions, options=SweepOptions(**options))).rows
+    reference = store.load(run_sweep(store, index, configs, questions,
+                                     options=SweepOptions(reference=True, **options))).rows
+    assert len(fast) == len(reference) == len(configs) * len(questions)
     key = ["question_id", "config_id"]
     fast, reference = fast.sort_values(key).reset_index(drop=True), reference.sort_values(key).reset_index(drop=True)
     assert fast[key].equals(reference[key])
@@ -41,6 +43,13 @@ def test_fast_path_equals_the_langchain_retriever(tmp_path, sample_index, sample
         np.testing.assert_allclose(a.scores, b.scores, rtol=0, atol=1e-6)
     metric_columns = ["hit_rate", "precision", "recall", "mrr", "ndcg", "map", "ild", "n_retrieved"]
     pd.testing.assert_frame_equal(fast[metric_columns], reference[metric_columns], atol=1e-6)
+    return fast
+
+
+@pytest.mark.slow
+def test_fast_path_equals_the_langchain_retriever(tmp_path, sample_index, sample_dataset):
+    questions = sample_dataset.questions[::3]  # both languages, and a test that stays quick
+    fast = fast_and_reference_rows(RunStore(tmp_path), sample_index, GRID, questions)
     # the grid really exercises the search types: thresholds shorten lists, MMR reorders, filters restrict
     n = fast.groupby("config_id").n_retrieved.mean()
     assert n["threshold-k6-t0"] == 6 and n["threshold-k6-t1"] == 0 and 0 < n["threshold-k6-t0.85"] < 6
@@ -48,6 +57,69 @@ def test_fast_path_equals_the_langchain_retriever(tmp_path, sample_index, sample
     assert all(doc.startswith("zh-") for docs in zh.doc_ids for doc in docs)
     assert not fast[fast.config_id == "mmr-k6-f30-l0"].chunk_ids.map(list).equals(
         fast[fast.config_id == "mmr-k6-f30-l1"].chunk_ids.map(list))
+
+
+def big_grid(score_threshold: float) -> list[RetrieverConfig]:
+    """Candidate counts below, at and past Chroma's ef_search (100): 1..50 share one search, 120, 150 and 300
+    are each their own."""
+    return parse_sweep({"configs": [
+        {"search_type": "similarity", "k": [1, 10, 120]},
+        {"search_type": "mmr", "k": [5, 40], "fetch_k": [50, 150, 300]},
+        {"search_type": "similarity_score_threshold", "k": [150], "score_threshold": [score_threshold]},
+    ]})
+
+
+def real_index(tmp_path_factory, folder: str, passages: int, embedding: str, chunk_size: int, questions: int):
+    """An index of the first passages of a real dataset, and questions about them."""
+    dataset = load_dataset(shared_dataset(folder))
+    corpus = dataset.corpus[:passages]
+    ids = {d.id for d in corpus}
+    asked = [q for q in dataset.questions if q.relevant_ids and set(q.relevant_ids) <= ids][:questions]
+    store = IndexStore(tmp_path_factory.mktemp(folder))
+    store.build(Dataset(folder, corpus, asked), folder, embedding_model=embedding,
+                chunking=ChunkingParams(chunk_size, 0))
+    return store.open(folder), asked
+
+
+@pytest.fixture(scope="module")
+def squad_minilm(tmp_path_factory):
+    return real_index(tmp_path_factory, "squad11_dev_en", 400, "minilm", 120, 40)
+
+
+@pytest.fixture(scope="module")
+def cmrc_e5(tmp_path_factory):
+    return real_index(tmp_path_factory, "cmrc2018_dev_zh", 100, "e5-small", 80, 40)
+
+
+def assert_widest_query_would_differ(index, questions) -> None:
+    """The index is big enough that one query with the largest n_results is not LangChain's query."""
+    vectors = index.embeddings.embed_queries([q.question for q in questions])
+    wide = index.collection.query(query_embeddings=vectors, n_results=300, include=[])["ids"]
+    narrow = index.collection.query(query_embeddings=vectors, n_results=120, include=[])["ids"]
+    assert any(w[:120] != n for w, n in zip(wide, narrow))
+
+
+@pytest.mark.slow
+def test_fast_path_equals_the_langchain_retriever_past_ef_search_minilm(tmp_path, squad_minilm):
+    index, questions = squad_minilm
+    assert index.manifest.chunks > 3000 and index.ef_search == 100 and len(questions) > 2 * 16
+    assert_widest_query_would_differ(index, questions)
+    texts = [q.question for q in questions]
+    batched = index.embeddings.embed_array(texts, is_query=True)
+    assert (batched != index.embeddings.embed_queries(texts)).any()  # so a batch is not LangChain's vector
+    fast = fast_and_reference_rows(RunStore(tmp_path), index, big_grid(0.4), questions, block_size=16)
+    n = fast.groupby("config_id").n_retrieved.mean()
+    assert n["similarity-k120"] == 120 and n["mmr-k40-f300-l0.5"] == 40 and 0 < n["threshold-k150-t0.4"] < 150
+
+
+@pytest.mark.slow
+def test_fast_path_equals_the_langchain_retriever_past_ef_search_e5(tmp_path, cmrc_e5):
+    index, questions = cmrc_e5
+    assert index.manifest.chunks > 800
+    assert_widest_query_would_differ(index, questions)
+    fast = fast_and_reference_rows(RunStore(tmp_path), index, big_grid(0.84), questions, block_size=16)
+    n = fast.groupby("config_id").n_retrieved.mean()
+    assert n["similarity-k120"] == 120 and 0 < n["threshold-k150-t0.84"] < 150
 
 
 def test_run_store_manifest_latency_and_listing(tmp_path, sample_index, sample_dataset):
