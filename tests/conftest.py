@@ -17,6 +17,7 @@ os.environ["ANONYMIZED_TELEMETRY"] = "False"
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
 
+from eval import SAMPLE_DIR  # noqa: E402
 from eval.datasets import Dataset, Document, Question  # noqa: E402
 
 
@@ -97,14 +98,11 @@ def tiny_index_store(tmp_path_factory, tiny_dataset):
     return store
 
 
-SAMPLE = ROOT / "datasets" / "sample"
-
-
 @pytest.fixture(scope="session")
 def sample_dataset():
     from eval.datasets import load_dataset
 
-    return load_dataset(SAMPLE)
+    return load_dataset(SAMPLE_DIR)
 
 
 @pytest.fixture(scope="session")
