@@ -29,7 +29,7 @@ def score_calibration(index: Any, questions: Sequence[Question], sample: int = 1
     if top_n < 1:
         raise LabError(f"top_n must be at least 1, got {top_n}")
     chosen = labelled if len(labelled) <= sample else random.Random(seed).sample(labelled, sample)
-    vectors = np.asarray(index.embeddings.embed_array([q.question for q in chosen], is_query=True), np.float32)
+    vectors = index.embeddings.embed_queries([q.question for q in chosen])  # the vectors the retriever uses
     relevance = index.vectorstore._select_relevance_score_fn()
     n_results = min(top_n, index.collection.count())
     records = []
