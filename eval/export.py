@@ -13,10 +13,9 @@ import pandas as pd
 from eval.errors import LabError
 from eval.leaderboard import LATENCY_COLUMNS
 from eval.metrics import METRICS
-from eval.runs import Run, atomic_write_bytes
+from eval.runs import RETRIEVED_COLUMNS, Run, atomic_write_bytes
 
 FORMATS = ("csv", "jsonl", "parquet", "trec")
-LIST_COLUMNS = ("chunk_ids", "doc_ids", "scores")
 # How each answer was produced; `answer_reused` rows copy another row's answer and measured latency.
 GENERATION_COLUMNS = ("answer_reused", "prompt_tokens", "completion_tokens")
 
@@ -55,7 +54,7 @@ def jsonl_records(run: Run) -> list[dict[str, Any]]:
 
 def _flat(run: Run) -> pd.DataFrame:
     rows = rows_with_latency(run)
-    for column in LIST_COLUMNS:
+    for column in RETRIEVED_COLUMNS:
         rows[column] = rows[column].map(lambda v: json.dumps(list(v), ensure_ascii=False))
     return rows
 

@@ -276,7 +276,7 @@ def run_sweep(store: RunStore, index: Index, configs: list[RetrieverConfig], que
     try:
         if options.on_start is not None:
             options.on_start(run_id)
-        return _execute(store, run_id, index, configs, questions, options)
+        _execute(store, run_id, index, configs, questions, options)
     except SweepCancelled:
         store.update(run_id, status="cancelled")
         raise
@@ -286,6 +286,13 @@ def run_sweep(store: RunStore, index: Index, configs: list[RetrieverConfig], que
     except BaseException:
         store.update(run_id, status="interrupted")
         raise
+    # After the try: the run is complete, and a failure here must not mark it failed.
+    if options.progress:
+        options.progress("summary", 0, 1)
+    stored_summary(store.load(run_id, scores_only=True))  # the Compare page then opens the run at once
+    if options.progress:
+        options.progress("summary", 1, 1)
+    return run_id
 
 
 def check_relevant_ids(index: Index, questions: list[Question]) -> None:
@@ -317,7 +324,7 @@ def json_equal(a: Any, b: Any) -> bool:
 
 
 def _execute(store: RunStore, run_id: str, index: Index, configs: list[RetrieverConfig],
-             questions: list[Question], options: SweepOptions) -> str:
+             questions: list[Question], options: SweepOptions) -> None:
     started = time.perf_counter()
     done = {row for part in store.parts(run_id) for row in part["question_id"].unique()}
     blocks = [questions[i:i + options.block_size] for i in range(0, len(questions), options.block_size)]
@@ -345,12 +352,6 @@ def _execute(store: RunStore, run_id: str, index: Index, configs: list[Retriever
         pd.DataFrame(columns=["config_id", "question_id", "retrieval_ms"])
     store.finish(run_id, rows, latency, chunks, retrieval_seconds=round(retrieval_seconds, 3),
                  wall_seconds=round(time.perf_counter() - started, 3))
-    if options.progress:
-        options.progress("summary", 0, 1)
-    stored_summary(store.load(run_id, scores_only=True))  # the Compare page then opens the run at once
-    if options.progress:
-        options.progress("summary", 1, 1)
-    return run_id
 
 
 def _scored(scorer: RunScorer, rows: pd.DataFrame, context: ScoringContext) -> pd.DataFrame:
