@@ -235,6 +235,71 @@ def cmd_report(args: argparse.Namespace) -> None:
     print(path)
 
 
+LABEL_METRICS = ("hit_rate", "recall", "mrr", "ndcg", "passage_precision", "passage_recall", "passage_ndcg", "judged")
+
+
+def cmd_rescore(args: argparse.Namespace) -> None:
+    """A run's leaderboard under another label source, without retrieving again."""
+    from dataclasses import replace
+
+    from eval.labels import load_labels, rescore
+    from eval.leaderboard import leaderboard_text, summarize
+
+    run = run_store_from(args).load(args.run_id)
+    metrics = args.metric or list(LABEL_METRICS)
+    rows = rescore(run, load_labels(args.labels), args.source, metrics)
+    print(f"run {run.run_id} under label source '{args.source}' ({args.labels})")
+    print(leaderboard_text(summarize(replace(run, rows=rows), metrics=metrics), metrics, sort_by=metrics[0]))
+
+
+def cmd_questions_generate(args: argparse.Namespace) -> None:
+    from eval.generation import load_generator
+    from eval.question_gen import generate_questions
+
+    index = store_from(args).open(args.index)
+    generator = load_generator(args.llm, trust_remote_code=args.trust_remote_code, home=args.home)
+    bar = ProgressBar("questions")
+    try:
+        report = generate_questions(index, generator, args.n, args.out, language=args.language, seed=args.seed,
+                                    progress=bar, on_text=lambda text: bar.show_answer("", "", text))
+    finally:
+        bar.close()
+    print(report.summary())
+    print(f"question set written to {args.out} (labels: source 'generated')")
+
+
+def cmd_judge(args: argparse.Namespace) -> None:
+    from eval.generation import load_generator
+    from eval.pooled_judge import judge_run
+
+    run = run_store_from(args).load(args.run_id)
+    generator = load_generator(args.llm, trust_remote_code=args.trust_remote_code, home=args.home)
+    bar = ProgressBar("judging")
+    try:
+        report = judge_run(run, generator, args.home, depth=args.depth, concurrency=args.concurrency,
+                           labels_file=args.labels, progress=bar)
+    finally:
+        bar.close()
+    print(report.summary())
+    for failure in report.failures[:10]:
+        print(f"failed: question {failure['question_id']}, chunk {failure['chunk_id']}: {failure['reason']}")
+    if len(report.failures) > 10:
+        print(f"... and {len(report.failures) - 10} more failures (rerun to retry them)")
+
+
+def cmd_agreement(args: argparse.Namespace) -> None:
+    from eval.agreement import agreement
+    from eval.labels import load_labels
+    from eval.pooled_judge import pool
+
+    run = run_store_from(args).load(args.run_id)
+    result = agreement(load_labels(args.labels), args.a, args.b, pool(run, args.depth))
+    print(result.summary())
+    print(result.confusion.to_string())
+    for row in result.disagreements.head(args.show).itertuples():
+        print(f"{row.question_id}\t{row.chunk_id}\t{row.grade_a} vs {row.grade_b}\t{' '.join(row.text.split())[:100]}")
+
+
 def cmd_sample(args: argparse.Namespace) -> None:
     """Make sure the bundled sample has an index and a finished example run (what `make run` opens)."""
     from eval.config import DEFAULT_SWEEP, parse_sweep
@@ -380,6 +445,44 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--format", choices=["html", "md"], default="html")
     report.add_argument("--out", required=True, type=Path)
     report.set_defaults(handler=cmd_report)
+
+    rescore_parser = commands.add_parser("rescore", help="a run's metrics under another label source")
+    rescore_parser.add_argument("run_id")
+    rescore_parser.add_argument("--labels", required=True, type=Path,
+                                help="a label file, or the question set (file or folder) whose labels to use")
+    rescore_parser.add_argument("--source", default="gold", help="gold, generated, llm:MODEL@VERSION, human:NAME")
+    rescore_parser.add_argument("--metric", action="append", help="a relevance metric, optionally @k (repeatable)")
+    rescore_parser.set_defaults(handler=cmd_rescore)
+
+    questions = commands.add_parser("questions", help="generate a question set from an index's chunks")
+    questions_commands = questions.add_subparsers(dest="questions_command", required=True)
+    generate_parser = questions_commands.add_parser("generate", help="ask an LLM for questions the chunks answer")
+    generate_parser.add_argument("--index", required=True)
+    generate_parser.add_argument("--n", type=int, default=200, help="questions to keep")
+    generate_parser.add_argument("--llm", default="bundled:smollm2", help="as for `run --llm`")
+    generate_parser.add_argument("--language", choices=["zh", "en"], help="default: each chunk's own language")
+    generate_parser.add_argument("--seed", type=int, default=0)
+    generate_parser.add_argument("--out", required=True, type=Path, help="a new folder (or one to resume)")
+    generate_parser.add_argument("--trust-remote-code", action="store_true")
+    generate_parser.set_defaults(handler=cmd_questions_generate)
+
+    judge_parser = commands.add_parser("judge", help="LLM relevance judgements of a run's pooled chunks")
+    judge_parser.add_argument("run_id")
+    judge_parser.add_argument("--llm", default="bundled:smollm2", help="as for `run --llm`")
+    judge_parser.add_argument("--depth", type=int, default=10, help="pool each config's top DEPTH chunks")
+    judge_parser.add_argument("--concurrency", type=int, default=1, help="parallel requests to an endpoint")
+    judge_parser.add_argument("--labels", type=Path, help="label file (default: beside the run's question set)")
+    judge_parser.add_argument("--trust-remote-code", action="store_true")
+    judge_parser.set_defaults(handler=cmd_judge)
+
+    agree = commands.add_parser("agreement", help="kappa and disagreements of two label sources on a run's pool")
+    agree.add_argument("run_id")
+    agree.add_argument("--labels", required=True, type=Path, help="label file or question set")
+    agree.add_argument("--a", required=True, help="first source, e.g. gold")
+    agree.add_argument("--b", required=True, help="second source, e.g. llm:MODEL@judge-v1")
+    agree.add_argument("--depth", type=int, default=10)
+    agree.add_argument("--show", type=int, default=20, help="disagreements to list")
+    agree.set_defaults(handler=cmd_agreement)
     return parser
 
 

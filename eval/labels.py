@@ -118,8 +118,18 @@ def labels_from_questions(questions: Iterable[Question], corpus: Iterable[Docume
 def load_labels(path: str | Path) -> Labels:
     """Every label of a question set: `gold` from the question set itself, the other sources from its label
     file (when there is one). `path` is the label file, a question file (JSONL, CSV or SQuAD-style JSON) or a
-    native dataset folder; the corpus is the one beside the question set (`corpus.jsonl`, or `corpus_zh.jsonl`
-    for `questions_zh.jsonl`; a SQuAD-style file holds its own)."""
+    native dataset folder (see `open_question_set`)."""
+    questions_file, questions, corpus = open_question_set(path)
+    gold = labels_from_questions(questions, corpus)
+    labels_file = label_path(questions_file)
+    others = read_labels(labels_file, questions, corpus) if labels_file.is_file() else Labels()
+    return Labels(gold.judgements + others.judgements)
+
+
+def open_question_set(path: str | Path) -> tuple[Path, list[Question], list[Document]]:
+    """The question file, questions and corpus that a label file, question file or dataset folder names: the
+    corpus is the one beside the question set (`corpus.jsonl`, or `corpus_zh.jsonl` for `questions_zh.jsonl`;
+    a SQuAD-style file holds its own)."""
     path = Path(path)
     if path.name.endswith(LABEL_SUFFIX):
         stem = path.name[:-len(LABEL_SUFFIX)]
@@ -134,15 +144,10 @@ def load_labels(path: str | Path) -> Labels:
         questions_file = path
     if questions_file.suffix.lower() == ".json":
         dataset = load_squad(questions_file)
-        questions, corpus = dataset.questions, dataset.corpus
-    else:
-        language = questions_file.stem.removeprefix("questions").removeprefix("_") or None
-        corpus = load_corpus(find_file(questions_file.parent, "corpus", language))
-        questions = load_questions(questions_file, corpus)
-    gold = labels_from_questions(questions, corpus)
-    labels_file = label_path(questions_file)
-    others = read_labels(labels_file, questions, corpus) if labels_file.is_file() else Labels()
-    return Labels(gold.judgements + others.judgements)
+        return questions_file, dataset.questions, dataset.corpus
+    language = questions_file.stem.removeprefix("questions").removeprefix("_") or None
+    corpus = load_corpus(find_file(questions_file.parent, "corpus", language))
+    return questions_file, load_questions(questions_file, corpus), corpus
 
 
 def read_labels(path: str | Path, questions: Iterable[Question], corpus: Iterable[Document]) -> Labels:

@@ -187,7 +187,9 @@ class RunStore:
                                        "schema_version": RUN_SCHEMA_VERSION})
         (self.root / run_id / "parts").mkdir(parents=True)
         lines = (json.dumps({"id": q.id, "question": q.question, "answers": list(q.answers),
-                             "relevant_ids": list(q.relevant_ids)}, ensure_ascii=False) + "\n" for q in questions)
+                             "relevant_ids": list(q.relevant_ids),
+                             "spans": [{"doc_id": s.doc_id, "start": s.start, "end": s.end} for s in q.spans]},
+                            ensure_ascii=False) + "\n" for q in questions)
         atomic_write_bytes(self.root / run_id / "questions.jsonl", "".join(lines).encode())
         self.write_manifest(run_id, typed.to_dict())
         return run_id

@@ -1,6 +1,6 @@
 """A tiny OpenAI-compatible server for tests: streams `/v1/chat/completions` as server-sent events.
 
-The answer is "Answer: " + the last user message, sent a few characters per chunk, then a usage chunk
+The answer is `responder(last user message)` ("Answer: " + the message by default), sent a few characters per chunk, then a usage chunk
 (one "token" per whitespace-separated word) and `[DONE]`. Model "missing" gets a 404. Every request's JSON
 body and Authorization header are kept in `requests`.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import Any, Callable
 
 from loopback_server import JSONHandler, LoopbackServer
 
@@ -16,9 +16,10 @@ CHUNK_CHARS = 4
 
 
 class OpenAIStubServer(LoopbackServer):
-    def __init__(self, delay_s: float = 0.0) -> None:
+    def __init__(self, delay_s: float = 0.0, responder: Callable[[str], str] | None = None) -> None:
         super().__init__(_Handler)
         self.delay_s = delay_s
+        self.responder = responder or (lambda prompt: f"Answer: {prompt}")
 
 
 class _Handler(JSONHandler):
@@ -31,7 +32,7 @@ class _Handler(JSONHandler):
             return
         time.sleep(self.server.delay_s)
         prompt = body["messages"][-1]["content"]
-        answer = f"Answer: {prompt}"
+        answer = self.server.responder(prompt)
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()

@@ -1,0 +1,212 @@
+"""Pooled LLM relevance judgements of a run's retrieved chunks (TREC pooling).
+
+The pool of a question is the union of every config's top-`depth` chunks for it, so a (question, chunk) pair
+is judged once however many configs retrieved it. The model grades each pair with a short prompt (Chinese or
+English, by the question's language): 0 irrelevant, 1 partly relevant, 2 answers the question. The reply's
+grade is its first character among 0, 1, 2 once the reply is stripped; any other reply is a recorded failure
+("the reply is not a grade"), as is a failed call, and never stops the judging.
+
+Judgements are cached in `<home>/cache/judgements.jsonl` by (model, prompt version, question text, chunk text
+hash): a rerun, another run over the same chunks, or a deeper pool judges nothing twice. They are saved to the
+label file of the run's question set as `llm:<model>@<prompt version>` judgements on the chunk's span, minus
+the characters it shares with the other judged chunks of its document (the overlap of neighbouring chunks):
+judged spans of one source then never overlap, so two neighbours graded differently are not a conflict, and
+every chunk of this index still takes exactly its own grade under the overlap rule.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from eval.errors import LabError
+from eval.generation import GenerationSettings, Generator
+from eval.labels import Judgement, Labels, label_path, open_question_set, read_labels, save_labels
+from eval.prompts import detect_language
+from eval.runs import Run
+
+PROMPT_VERSION = "judge-v1"
+TEMPLATES = {
+    "zh": ("判断下面的段落与问题的相关程度，只输出一个数字：\n0 = 不相关；1 = 部分相关，但不能回答问题；"
+           "2 = 能够回答问题。\n\n问题：{question}\n\n段落：{chunk}\n\n数字："),
+    "en": ("How relevant is the passage to the question? Reply with one digit only:\n0 = not relevant; "
+           "1 = partly relevant, but does not answer it; 2 = answers the question.\n\n"
+           "Question: {question}\n\nPassage: {chunk}\n\nDigit:"),
+}
+_GRADE = re.compile(r"^\W*([012])(?!\d)")
+ProgressCallback = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class PoolItem:
+    question_id: str
+    chunk_id: str
+    doc_id: str
+    start: int
+    end: int
+    text: str
+
+
+@dataclass
+class JudgeReport:
+    pool: int = 0
+    judged: int = 0  # new judgements made now
+    cached: int = 0
+    failures: list[dict[str, str]] = field(default_factory=list)
+    source: str = ""
+    label_file: Path | None = None
+
+    def summary(self) -> str:
+        return (f"pool of {self.pool} (question, chunk) pairs: {self.judged} judged now, {self.cached} from the "
+                f"cache, {len(self.failures)} failed; saved as {self.source} to {self.label_file}")
+
+
+def judge_source(generator: Generator) -> str:
+    """The label source of a judge model: `llm:<model>@<prompt version>` (an endpoint's URL left out)."""
+    name = generator.name.removeprefix("openai:").rsplit("@http", 1)[0]
+    label = re.sub(r"[@\s]+", "-", name)
+    return f"llm:{label}@{PROMPT_VERSION}"
+
+
+def pool(run: Run, depth: int = 10) -> list[PoolItem]:
+    """Every config's top-`depth` chunks per question, each (question, chunk) pair once, in question order."""
+    if depth < 1:
+        raise LabError(f"--depth must be at least 1, got {depth}")
+    chunks_file = run.folder / "chunks.parquet"
+    if not chunks_file.is_file():
+        raise LabError(f"run {run.run_id} has no chunks.parquet (it did not finish): finish it first (--resume)")
+    chunks = pd.read_parquet(chunks_file).set_index("chunk_id")
+    seen: dict[tuple[str, str], PoolItem] = {}
+    for question_id, chunk_ids in zip(run.rows["question_id"], run.rows["chunk_ids"]):
+        for chunk_id in list(chunk_ids)[:depth]:
+            if (question_id, chunk_id) not in seen:
+                chunk = chunks.loc[chunk_id]
+                start = int(chunk["start"])
+                seen[question_id, chunk_id] = PoolItem(question_id, chunk_id, chunk["doc_id"], start,
+                                                       start + len(chunk["text"]), chunk["text"])
+    order = {q.id: n for n, q in enumerate(run.questions)}
+    return sorted(seen.values(), key=lambda item: order.get(item.question_id, len(order)))
+
+
+def parse_grade(reply: str) -> int | None:
+    match = _GRADE.match(reply.strip())
+    return int(match[1]) if match else None
+
+
+class JudgementCache:
+    """Grades by (model, prompt version, question text, chunk text hash), in an append-only JSONL file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.lock = path, threading.Lock()
+        self.grades: dict[str, int] = {}
+        if path.is_file():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    record = json.loads(line)
+                    self.grades[record["key"]] = int(record["grade"])
+                except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                    continue  # a line cut by a crash: that pair is judged again
+
+    @staticmethod
+    def key(source: str, question: str, chunk_text: str) -> str:
+        chunk_hash = hashlib.sha256(chunk_text.encode()).hexdigest()
+        return hashlib.sha256(json.dumps([source, question, chunk_hash]).encode()).hexdigest()
+
+    def add(self, key: str, grade: int) -> None:
+        with self.lock:
+            self.grades[key] = grade
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as file:
+                file.write(json.dumps({"key": key, "grade": grade}) + "\n")
+
+
+def judge_run(run: Run, generator: Generator, home: Path, *, depth: int = 10, concurrency: int = 1,
+              labels_file: Path | None = None, progress: ProgressCallback | None = None) -> JudgeReport:
+    """Judge the run's pool with `generator` and save the judgements (see the module docstring).
+
+    The label file is the one beside the run's question set unless `labels_file` is given."""
+    questions = run.questions_by_id
+    items = pool(run, depth)
+    source = judge_source(generator)
+    cache = JudgementCache(home / "cache" / "judgements.jsonl")
+    report = JudgeReport(pool=len(items), source=source)
+    settings = GenerationSettings(max_new_tokens=4)
+    todo = [item for item in items if cache.key(source, questions[item.question_id].question, item.text)
+            not in cache.grades]
+    report.cached = len(items) - len(todo)
+    done = [report.cached]
+
+    def judge_one(item: PoolItem) -> None:
+        question = questions[item.question_id].question
+        template = TEMPLATES[detect_language(question)]
+        try:
+            reply, _ = generator.complete(template.format(question=question, chunk=item.text), settings)
+        except Exception as error:  # recorded, never a crashed judging
+            reply, failure = None, f"{type(error).__name__}: {error}"[:200]
+        grade = None if reply is None else parse_grade(reply)
+        if grade is None:
+            failure = failure if reply is None else f"the reply is not a grade: {' '.join(reply.split())[:80]!r}"
+            report.failures.append({"question_id": item.question_id, "chunk_id": item.chunk_id, "reason": failure})
+        else:
+            cache.add(cache.key(source, question, item.text), grade)
+            report.judged += 1
+        with cache.lock:
+            done[0] += 1
+            if progress:
+                progress("judge", done[0], len(items))
+
+    if progress:
+        progress("judge", done[0], len(items))
+    with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="judge") as workers:
+        list(workers.map(judge_one, todo))
+    graded = [(item, cache.grades[cache.key(source, questions[item.question_id].question, item.text)])
+              for item in items if cache.key(source, questions[item.question_id].question, item.text) in cache.grades]
+    report.label_file = labels_file or run_label_file(run)
+    save_judgements(report.label_file, graded, source)
+    return report
+
+
+def run_label_file(run: Run) -> Path:
+    """The label file beside the question set the run was made from."""
+    source = Path(run.info.questions.source)
+    if not source.exists():
+        raise LabError(f"the question set of run {run.run_id} ({source}) is gone: pass --labels FILE")
+    if source.is_dir():
+        from eval.datasets import find_file
+
+        source = find_file(source, "questions")
+    return label_path(source)
+
+
+def save_judgements(path: Path, graded: Sequence[tuple[PoolItem, int]], source: str) -> Labels:
+    """Save chunk judgements to label file `path` as spans trimmed of the characters shared with other judged
+    chunks of the same question and document, and of this source's earlier spans with another grade (see the
+    module docstring)."""
+    _, questions, corpus = open_question_set(path)
+    existing = read_labels(path, questions, corpus) if path.is_file() else Labels()
+    earlier = [j for j in existing.judgements if j.source == source]
+    new = []
+    for item, grade in graded:
+        others = [(other.start, other.end) for other, _ in graded
+                  if other is not item and other.question_id == item.question_id and other.doc_id == item.doc_id]
+        others += [(j.start, j.end) for j in earlier if j.question_id == item.question_id
+                   and j.doc_id == item.doc_id and j.grade != grade and (j.start, j.end) != (item.start, item.end)]
+        new += [Judgement(item.question_id, item.doc_id, start, end, grade, source)
+                for start, end in _subtract((item.start, item.end), others)]
+    return save_labels(path, new, questions, corpus)
+
+
+def _subtract(span: tuple[int, int], others: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """`span` minus every range of `others`: the pieces left, in order."""
+    pieces = [span]
+    for o_start, o_end in others:
+        pieces = [piece for start, end in pieces
+                  for piece in ((start, min(end, o_start)), (max(start, o_end), end)) if piece[0] < piece[1]]
+    return pieces
