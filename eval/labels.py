@@ -167,16 +167,19 @@ def _read(path: Path, questions: Iterable[Question],
 
 
 def save_labels(path: str | Path, new: Iterable[Judgement], questions: Iterable[Question],
-                corpus: Iterable[Document], *, replace: bool = False) -> Labels:
+                corpus: Iterable[Document], *, replace: bool = False,
+                remove: Iterable[tuple[str, str, int, int, str]] = ()) -> Labels:
     """Merge `new` judgements into the label file at `path` (created if absent) and write it atomically.
 
     Judgements of other sources are kept as they are; an identical judgement is kept with its first time;
     the same (question, document, span, source) with another grade raises `LabError` unless `replace`.
-    Nothing is written when anything is wrong. Returns the labels as saved."""
+    `remove` lists keys (`Judgement.key`) to delete first. Nothing is written when anything is wrong. Returns
+    the labels as saved."""
     path = Path(path)
     questions, corpus = list(questions), list(corpus)
     lines, existing = _read(path, questions, corpus) if path.is_file() else ([], [])
-    merged = {j.key: j for j in existing}
+    removed = set(remove)
+    merged = {j.key: j for j in existing if j.key not in removed}
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     for number, judgement in enumerate(new, start=1):
         judgement = _judgement(asdict(with_fields(judgement, time=judgement.time or now)), path, None,

@@ -7,11 +7,15 @@ grade is its first character among 0, 1, 2 once the reply is stripped; any other
 ("the reply is not a grade"), as is a failed call, and never stops the judging.
 
 Judgements are cached in `<home>/cache/judgements.jsonl` by (model, prompt version, question text, chunk text
-hash): a rerun, another run over the same chunks, or a deeper pool judges nothing twice. They are saved to the
-label file of the run's question set as `llm:<model>@<prompt version>` judgements on the chunk's span, minus
-the characters it shares with the other judged chunks of its document (the overlap of neighbouring chunks):
-judged spans of one source then never overlap, so two neighbours graded differently are not a conflict, and
-every chunk of this index still takes exactly its own grade under the overlap rule.
+hash): a rerun, another run over the same chunks, or a deeper pool judges nothing twice.
+
+Saving (`save_judgements`, also used by the labelling page for `human:<name>`): a judgement is of a whole
+chunk, kept in `<stem>.chunk-labels.jsonl` beside the label file; the label file gets the source's spans
+derived from them: each judged chunk's range minus the ranges of the source's chunks of a lower grade in the
+same document (neighbouring chunks share their overlap). So one source's spans never overlap with different
+grades, and every judged chunk of the index still takes exactly its own grade under the overlap rule (its
+shared characters carry the lower of the two grades, and a chunk takes the best grade it overlaps). The
+source is `llm:<model>@<prompt version>`.
 """
 from __future__ import annotations
 
@@ -26,13 +30,16 @@ from pathlib import Path
 
 import pandas as pd
 
+from eval.datasets import iter_jsonl
 from eval.errors import LabError
 from eval.generation import GenerationSettings, Generator
-from eval.labels import Judgement, Labels, label_path, open_question_set, read_labels, save_labels
+from eval.labels import LABEL_SUFFIX, Judgement, Labels, label_path, open_question_set, read_labels, save_labels
 from eval.prompts import detect_language
-from eval.runs import Run
+from eval.runs import Run, atomic_write_bytes
 
 PROMPT_VERSION = "judge-v1"
+CHUNK_LABEL_SUFFIX = ".chunk-labels.jsonl"
+_CHUNK_FIELDS = ("question_id", "doc_id", "start", "end", "grade", "source")
 TEMPLATES = {
     "zh": ("判断下面的段落与问题的相关程度，只输出一个数字：\n0 = 不相关；1 = 部分相关，但不能回答问题；"
            "2 = 能够回答问题。\n\n问题：{question}\n\n段落：{chunk}\n\n数字："),
@@ -169,7 +176,7 @@ def judge_run(run: Run, generator: Generator, home: Path, *, depth: int = 10, co
     graded = [(item, cache.grades[cache.key(source, questions[item.question_id].question, item.text)])
               for item in items if cache.key(source, questions[item.question_id].question, item.text) in cache.grades]
     report.label_file = labels_file or run_label_file(run)
-    save_judgements(report.label_file, graded, source)
+    save_judgements(report.label_file, graded, source, replace=True)  # the model's latest word
     return report
 
 
@@ -185,22 +192,51 @@ def run_label_file(run: Run) -> Path:
     return label_path(source)
 
 
-def save_judgements(path: Path, graded: Sequence[tuple[PoolItem, int]], source: str) -> Labels:
-    """Save chunk judgements to label file `path` as spans trimmed of the characters shared with other judged
-    chunks of the same question and document, and of this source's earlier spans with another grade (see the
-    module docstring)."""
-    _, questions, corpus = open_question_set(path)
-    existing = read_labels(path, questions, corpus) if path.is_file() else Labels()
-    earlier = [j for j in existing.judgements if j.source == source]
-    new = []
+def chunk_label_path(label_file: Path) -> Path:
+    """The chunk judgements a label file's pooled spans are derived from: `questions.chunk-labels.jsonl`."""
+    return label_file.with_name(label_file.name.removesuffix(LABEL_SUFFIX) + CHUNK_LABEL_SUFFIX)
+
+
+def save_judgements(label_file: Path, graded: Sequence[tuple[PoolItem, int | None]], source: str,
+                    replace: bool = False) -> Labels:
+    """Save judgements of whole chunks (grade None deletes a chunk's judgement: undo) and rewrite the spans
+    of `source` for the questions and documents they touch (see the module docstring).
+
+    A chunk already judged by `source` with another grade raises `LabError` unless `replace` (a correction)."""
+    _, questions, corpus = open_question_set(label_file)
+    sidecar = chunk_label_path(label_file)
+    records = {(r["question_id"], r["doc_id"], r["start"], r["end"], r["source"]): r["grade"]
+               for _, r in iter_jsonl(sidecar)} if sidecar.is_file() else {}
     for item, grade in graded:
-        others = [(other.start, other.end) for other, _ in graded
-                  if other is not item and other.question_id == item.question_id and other.doc_id == item.doc_id]
-        others += [(j.start, j.end) for j in earlier if j.question_id == item.question_id
-                   and j.doc_id == item.doc_id and j.grade != grade and (j.start, j.end) != (item.start, item.end)]
-        new += [Judgement(item.question_id, item.doc_id, start, end, grade, source)
-                for start, end in _subtract((item.start, item.end), others)]
-    return save_labels(path, new, questions, corpus)
+        key = (item.question_id, item.doc_id, item.start, item.end, source)
+        if grade is None:
+            records.pop(key, None)
+        elif records.get(key, grade) != grade and not replace:
+            raise LabError(f"{source} already graded chunk {item.chunk_id} of question '{item.question_id}' "
+                           f"{records[key]}, not {grade}: correct it explicitly (replace)")
+        else:
+            records[key] = grade
+    touched = {(item.question_id, item.doc_id) for item, _ in graded}
+    existing = read_labels(label_file, questions, corpus) if label_file.is_file() else Labels()
+    stale = [j.key for j in existing.judgements if j.source == source and (j.question_id, j.doc_id) in touched]
+    spans = [Judgement(q, d, start, end, grade, source)
+             for (q, d) in touched
+             for start, end, grade in resolve_overlaps([(k[2], k[3], g) for k, g in records.items()
+                                                        if k[0] == q and k[1] == d and k[4] == source])]
+    labels = save_labels(label_file, spans, questions, corpus, replace=True, remove=stale)
+    atomic_write_bytes(sidecar, "".join(json.dumps(dict(zip(_CHUNK_FIELDS, (*key[:4], grade, key[4]))),
+                                                   ensure_ascii=False) + "\n"
+                                        for key, grade in records.items()).encode())
+    return labels
+
+
+def resolve_overlaps(chunks: Sequence[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    """Chunk ranges with grades -> non-overlapping spans: each range minus every range of a lower grade."""
+    resolved = []
+    for start, end, grade in sorted(chunks):
+        lower = [(s, e) for s, e, g in chunks if g < grade]
+        resolved += [(s, e, grade) for s, e in _subtract((start, end), lower)]
+    return resolved
 
 
 def _subtract(span: tuple[int, int], others: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:

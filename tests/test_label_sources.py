@@ -256,3 +256,32 @@ def test_cli_rescore_judge_and_agreement(judged, question_copy, lab_llm, tmp_pat
     assert f"gold vs {report.source}" in capsys.readouterr().out
     assert main(["--home", str(home), "rescore", run.run_id, "--labels", labels, "--source", "human:nobody"]) == 2
     assert "no judgements from source 'human:nobody'" in capsys.readouterr().err
+
+
+def test_incremental_human_labels_of_overlapping_neighbours_keep_each_chunks_grade(sample_index, question_copy):
+    from eval.pooled_judge import PoolItem, chunk_label_path, save_judgements
+
+    chunks = sorted(sample_index.chunks(), key=lambda c: (c.doc_id, c.start))
+    first, second = next((a, b) for a, b in zip(chunks, chunks[1:])
+                         if a.doc_id == b.doc_id and b.start < a.start + len(a.text))  # they share characters
+    _, questions, _ = open_question_set(question_copy)
+    items = [PoolItem(questions[1].id, c.chunk_id, c.doc_id, c.start, c.start + len(c.text), c.text)
+             for c in (first, second)]
+    labels_file = label_path(question_copy / "questions.jsonl")
+
+    def grades(source="human:bo"):
+        spans = load_labels(labels_file).spans(source)[questions[1].id]
+        return [chunk_grades([Span(i.doc_id, i.start, i.end)], spans)[0] for i in items]
+
+    save_judgements(labels_file, [(items[0], 2)], "human:bo")
+    save_judgements(labels_file, [(items[1], 0)], "human:bo")  # one at a time, as on the labelling page
+    assert grades() == [2, 0]
+    with pytest.raises(LabError, match="already graded"):
+        save_judgements(labels_file, [(items[0], 1)], "human:bo")
+    save_judgements(labels_file, [(items[0], 0)], "human:bo", replace=True)
+    save_judgements(labels_file, [(items[1], 2)], "human:bo", replace=True)
+    assert grades() == [0, 2]
+    save_judgements(labels_file, [(items[1], None)], "human:bo")  # undo
+    spans = load_labels(labels_file).spans("human:bo")[questions[1].id]
+    assert [(s.start, s.end, s.grade) for s in spans] == [(items[0].start, items[0].end, 0)]
+    assert items[1].chunk_id.split("#")[0] in chunk_label_path(labels_file).read_text()
