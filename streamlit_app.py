@@ -7,6 +7,7 @@ st.set_page_config(page_title="Retriever Lab", layout="wide")
 PAGES = [
     st.Page("dashboard/indexes.py", title="Indexes", icon=":material/database:"),
     st.Page("dashboard/questions.py", title="Question sets", icon=":material/quiz:"),
+    st.Page("dashboard/labels.py", title="Labels", icon=":material/label:"),
     st.Page("dashboard/sweep.py", title="Run a sweep", icon=":material/play_arrow:"),
     # the first screen: `make run` prepares the sample's index and an example run, so it shows a comparison
     st.Page("dashboard/compare.py", title="Compare", icon=":material/leaderboard:", default=True),

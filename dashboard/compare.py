@@ -3,6 +3,7 @@ import streamlit as st
 
 from dashboard import state
 from eval import charts
+from eval.labels import LABEL_METRICS
 from eval.leaderboard import quality_metrics
 from eval.metrics import METRICS
 from eval.report import leaderboard_frame
@@ -13,15 +14,26 @@ if run_id:
     with state.lab_errors("pick another run, or delete this one on the Reports page"):
         run = state.load_scores(run_id)
         available = quality_metrics(run.rows)
+        label_file, sources = state.label_sources(run_id)
+        source = "gold"
+        if sources and sources != ["gold"]:
+            source = st.selectbox("Labels", sources, key="compare-labels",
+                                  help="recompute the relevance metrics under another label source (no retrieval "
+                                       "again); judged = share of the retrieved chunks that source judged")
+            if source != "gold":
+                available = list(dict.fromkeys(LABEL_METRICS + tuple(available)))
         default = [m for m in ("hit_rate", "recall", "mrr", "ndcg", "ild", "n_retrieved") if m in available]
+        default += ["passage_ndcg", "judged"] if source != "gold" else []
         metrics = st.multiselect("Metrics", available, default=default or available[:4],
-                                 format_func=lambda m: METRICS[m].label, key="compare-metrics")
+                                 format_func=lambda m: METRICS[m].label,
+                                 key="compare-metrics" if source == "gold" else f"compare-metrics-{source}")
         config_ids = [c["config_id"] for c in run.configs]
         baseline = st.selectbox("Baseline (paired significance test)", ["(none)"] + config_ids,
                                 key="compare-baseline")
         baseline = None if baseline == "(none)" else baseline
         # one summary of every metric serves the leaderboard and the charts (computed once per baseline)
-        summary = state.summary(run_id, baseline, tuple(available))
+        summary = (state.summary(run_id, baseline, tuple(available)) if source == "gold"
+                   else state.rescored_summary(run_id, label_file, source, baseline))
         types = st.multiselect("Search types", sorted(summary["search_type"].unique()),
                                default=sorted(summary["search_type"].unique()), key="compare-types")
         shown = summary[summary["search_type"].isin(types)]

@@ -106,6 +106,52 @@ def _generator(spec: str, home_dir: str):
     return load_generator(spec, home=Path(home_dir))
 
 
+def generator(spec: str):
+    """A loaded LLM (once per process and spec), shared by every page."""
+    return _generator(spec.strip(), str(home()))
+
+
+def label_sources(run_id: str) -> tuple[Path | None, list[str]]:
+    """The label file beside the run's question set (None if it cannot be found) and its label sources."""
+    from eval.pooled_judge import run_label_file
+
+    try:
+        path = run_label_file(run_store().load(run_id, scores_only=True))
+    except LabError:
+        return None, []
+    with lab_errors("fix the label file (see the message) or delete it"):
+        return path, _label_sources(str(path), path.stat().st_mtime if path.is_file() else 0.0)
+    return None, []
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _label_sources(path: str, mtime: float) -> list[str]:
+    from eval.labels import load_labels
+
+    return load_labels(path).sources
+
+
+@st.cache_data(show_spinner="Rescoring under the chosen labels…", max_entries=16)
+def _rescored_summary(root: str, run_id: str, finished_at: str, label_file: str, label_mtime: float, source: str,
+                      baseline: str | None) -> pd.DataFrame:
+    from dataclasses import replace
+
+    from eval.labels import LABEL_METRICS, load_labels, rescore
+    from eval.leaderboard import quality_metrics, summarize
+    from eval.runs import RunStore
+
+    run = RunStore(root).load(run_id)
+    rows = rescore(run, load_labels(label_file), source, list(LABEL_METRICS))
+    return summarize(replace(run, rows=rows), baseline, quality_metrics(rows))
+
+
+def rescored_summary(run_id: str, label_file: Path, source: str, baseline: str | None) -> pd.DataFrame:
+    """The leaderboard of a run with its relevance metrics under another label source (`eval.labels.rescore`)."""
+    manifest = run_store().manifest(run_id)
+    return _rescored_summary(str(run_store().root), run_id, str(manifest.get("finished_at")), str(label_file),
+                             label_file.stat().st_mtime, source, baseline)
+
+
 def answerer(spec: str, max_new_tokens: int, max_length: int, top_p: float, temperature: float):
     """A sweep answerer; the model is loaded once per process and shared (it holds no session state)."""
     from eval.generation import GenerationSettings

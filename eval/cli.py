@@ -235,14 +235,11 @@ def cmd_report(args: argparse.Namespace) -> None:
     print(path)
 
 
-LABEL_METRICS = ("hit_rate", "recall", "mrr", "ndcg", "passage_precision", "passage_recall", "passage_ndcg", "judged")
-
-
 def cmd_rescore(args: argparse.Namespace) -> None:
     """A run's leaderboard under another label source, without retrieving again."""
     from dataclasses import replace
 
-    from eval.labels import load_labels, rescore
+    from eval.labels import LABEL_METRICS, load_labels, rescore
     from eval.leaderboard import leaderboard_text, summarize
 
     run = run_store_from(args).load(args.run_id)

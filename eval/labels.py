@@ -47,6 +47,8 @@ GRADES = (0, 1, 2)
 SOURCE_PATTERN = re.compile(r"^(gold|generated|llm:[^@\s]+@[^@\s]+|human:\S.*)$")
 LABEL_SUFFIX = ".labels.jsonl"
 FIELDS = ("question_id", "doc_id", "start", "end", "grade", "source", "time")
+# What a leaderboard under a label source shows: document and passage relevance, and how much of it is judged.
+LABEL_METRICS = ("hit_rate", "recall", "mrr", "ndcg", "passage_precision", "passage_recall", "passage_ndcg", "judged")
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,7 +149,6 @@ def judge_run(run: Run, generator: Generator, home: Path, *, depth: int = 10, co
     todo = [item for item in items if cache.key(source, questions[item.question_id].question, item.text)
             not in cache.grades]
     report.cached = len(items) - len(todo)
-    done = [report.cached]
 
     def judge_one(item: PoolItem) -> None:
         question = questions[item.question_id].question
@@ -164,15 +164,13 @@ def judge_run(run: Run, generator: Generator, home: Path, *, depth: int = 10, co
         else:
             cache.add(cache.key(source, question, item.text), grade)
             report.judged += 1
-        with cache.lock:
-            done[0] += 1
-            if progress:
-                progress("judge", done[0], len(items))
 
     if progress:
-        progress("judge", done[0], len(items))
+        progress("judge", report.cached, len(items))
     with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="judge") as workers:
-        list(workers.map(judge_one, todo))
+        for done, _ in enumerate(workers.map(judge_one, todo), start=report.cached + 1):
+            if progress:  # called from this thread only: a Streamlit progress bar belongs to the page's thread
+                progress("judge", done, len(items))
     graded = [(item, cache.grades[cache.key(source, questions[item.question_id].question, item.text)])
               for item in items if cache.key(source, questions[item.question_id].question, item.text) in cache.grades]
     report.label_file = labels_file or run_label_file(run)
@@ -197,6 +195,15 @@ def chunk_label_path(label_file: Path) -> Path:
     return label_file.with_name(label_file.name.removesuffix(LABEL_SUFFIX) + CHUNK_LABEL_SUFFIX)
 
 
+def chunk_judgements(label_file: Path, source: str | None = None) -> dict[tuple[str, str, int, int, str], int]:
+    """The saved chunk judgements: {(question_id, doc_id, start, end, source): grade}, of one source or all."""
+    sidecar = chunk_label_path(label_file)
+    if not sidecar.is_file():
+        return {}
+    return {(r["question_id"], r["doc_id"], r["start"], r["end"], r["source"]): r["grade"]
+            for _, r in iter_jsonl(sidecar) if source is None or r["source"] == source}
+
+
 def save_judgements(label_file: Path, graded: Sequence[tuple[PoolItem, int | None]], source: str,
                     replace: bool = False) -> Labels:
     """Save judgements of whole chunks (grade None deletes a chunk's judgement: undo) and rewrite the spans
@@ -204,9 +211,7 @@ def save_judgements(label_file: Path, graded: Sequence[tuple[PoolItem, int | Non
 
     A chunk already judged by `source` with another grade raises `LabError` unless `replace` (a correction)."""
     _, questions, corpus = open_question_set(label_file)
-    sidecar = chunk_label_path(label_file)
-    records = {(r["question_id"], r["doc_id"], r["start"], r["end"], r["source"]): r["grade"]
-               for _, r in iter_jsonl(sidecar)} if sidecar.is_file() else {}
+    records = chunk_judgements(label_file)
     for item, grade in graded:
         key = (item.question_id, item.doc_id, item.start, item.end, source)
         if grade is None:
@@ -224,7 +229,7 @@ def save_judgements(label_file: Path, graded: Sequence[tuple[PoolItem, int | Non
              for start, end, grade in resolve_overlaps([(k[2], k[3], g) for k, g in records.items()
                                                         if k[0] == q and k[1] == d and k[4] == source])]
     labels = save_labels(label_file, spans, questions, corpus, replace=True, remove=stale)
-    atomic_write_bytes(sidecar, "".join(json.dumps(dict(zip(_CHUNK_FIELDS, (*key[:4], grade, key[4]))),
+    atomic_write_bytes(chunk_label_path(label_file), "".join(json.dumps(dict(zip(_CHUNK_FIELDS, (*key[:4], grade, key[4]))),
                                                    ensure_ascii=False) + "\n"
                                         for key, grade in records.items()).encode())
     return labels
@@ -246,3 +251,28 @@ def _subtract(span: tuple[int, int], others: Sequence[tuple[int, int]]) -> list[
         pieces = [piece for start, end in pieces
                   for piece in ((start, min(end, o_start)), (max(start, o_end), end)) if piece[0] < piece[1]]
     return pieces
+
+
+def blind_order(items: Sequence[PoolItem], seed: int = 0) -> list[PoolItem]:
+    """Pooled chunks for a human: by question (in pool order), each question's chunks in a seeded shuffle,
+    so their order says nothing about which config ranked them where."""
+    by_question: dict[str, list[PoolItem]] = {}
+    for item in items:
+        by_question.setdefault(item.question_id, []).append(item)
+    ordered = []
+    for question_id, group in by_question.items():
+        rng = random.Random(f"{seed}:{question_id}")
+        ordered += rng.sample(group, len(group))
+    return ordered
+
+
+def labelling_progress(items: Sequence[PoolItem], judged: Mapping[tuple, int],
+                       source: str) -> tuple[int, int, int]:
+    """(questions whose pooled chunks `source` has all judged, questions, chunks judged) over `items`."""
+    done: dict[str, bool] = {}
+    chunks = 0
+    for item in items:
+        hit = (item.question_id, item.doc_id, item.start, item.end, source) in judged
+        chunks += hit
+        done[item.question_id] = done.get(item.question_id, True) and hit
+    return sum(done.values()), len(done), chunks

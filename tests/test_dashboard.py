@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "streamlit_app.py")
 PAGES = {"dashboard/indexes.py": "Indexes", "dashboard/questions.py": "Question sets",
          "dashboard/sweep.py": "Run a sweep", "dashboard/compare.py": "Compare configurations",
-         "dashboard/inspect_question.py": "Inspect a question", "dashboard/reports.py": "Reports and exports"}
+         "dashboard/inspect_question.py": "Inspect a question", "dashboard/reports.py": "Reports and exports",
+         "dashboard/labels.py": "Labels"}
 SWEEP = {"configs": [{"search_type": "similarity", "k": [2, 3]},
                      {"search_type": "mmr", "k": [2], "fetch_k": [4, 6], "lambda_mult": [0.5]}]}
 

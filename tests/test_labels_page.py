@@ -1,0 +1,143 @@
+"""The Labels page and the label-source choice on Compare, driven with AppTest against a real tiny index and run,
+with the rule-following stub LLM behind an OpenAI-compatible endpoint."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from eval.agreement import agreement
+from eval.config import parse_sweep
+from eval.datasets import load_question_set
+from eval.index import ChunkingParams, IndexStore
+from eval.labels import LABEL_METRICS, label_path, load_labels, rescore
+from eval.leaderboard import quality_metrics, summarize
+from eval.pooled_judge import blind_order, chunk_judgements, pool
+from eval.runs import RunStore
+from eval.sweep import SweepOptions, run_sweep
+from lab_llm_responder import respond
+from openai_stub_server import OpenAIStubServer
+
+APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
+SWEEP = {"configs": [{"search_type": "similarity", "k": [3]},
+                     {"search_type": "mmr", "k": [3], "fetch_k": [6], "lambda_mult": [0.5]}]}
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory, tiny_dataset):
+    home = tmp_path_factory.mktemp("home")
+    data = tmp_path_factory.mktemp("data")
+    (data / "corpus.jsonl").write_text("".join(json.dumps({"id": d.id, "text": d.text, "title": d.title},
+                                                          ensure_ascii=False) + "\n" for d in tiny_dataset.corpus))
+    (data / "questions.jsonl").write_text("".join(json.dumps(
+        {"id": q.id, "question": q.question, "answers": list(q.answers), "relevant_ids": list(q.relevant_ids)},
+        ensure_ascii=False) + "\n" for q in tiny_dataset.questions))
+    store = IndexStore(home / "indexes")
+    store.build(tiny_dataset, "tiny", "minilm", ChunkingParams(120, 20))
+    runs = RunStore(home / "runs")
+    run_id = run_sweep(runs, store.open("tiny"), parse_sweep(SWEEP), tiny_dataset.questions,
+                       str(data / "questions.jsonl"), SweepOptions(latency_sample=0))
+    with OpenAIStubServer(responder=respond) as server:
+        yield {"home": home, "data": data, "run": runs.load(run_id), "llm": f"openai:lab@{server.base_url}"}
+
+
+@pytest.fixture
+def page(lab, monkeypatch):
+    monkeypatch.setenv("RETRIEVER_LAB_HOME", str(lab["home"]))
+
+    def open_page(path: str) -> AppTest:
+        at = AppTest.from_file(APP, default_timeout=120)
+        at.run()
+        if path != "dashboard/compare.py":
+            at.switch_page(path).run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+    return open_page
+
+
+def button(at: AppTest, label: str):
+    return next(b for b in at.button if b.label == label)
+
+
+def test_judging_from_the_page_saves_the_pool_as_llm_labels(page, lab):
+    at = page("dashboard/labels.py")
+    at.text_input(key="judge-llm").input(lab["llm"])
+    at.number_input(key="judge-depth").set_value(3)
+    button(at, "Judge the pool").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    labels_file = label_path(lab["data"] / "questions.jsonl")
+    size = len(pool(lab["run"], 3))
+    assert any(f"pool of {size} (question, chunk) pairs" in s.value for s in at.success)
+    assert "llm:lab@judge-v1" in load_labels(labels_file).sources
+    assert len(chunk_judgements(labels_file, "llm:lab@judge-v1")) == size
+
+
+def test_labelling_by_hand_saves_undoes_and_skips(page, lab):
+    at = page("dashboard/labels.py")
+    at.text_input(key="label-name").input("ann").run()
+    at.number_input(key="label-depth").set_value(2).run()
+    labels_file = label_path(lab["data"] / "questions.jsonl")
+    items = blind_order(pool(lab["run"], 2))
+    question = lab["run"].questions_by_id[items[0].question_id].question
+    assert question in [h.value for h in at.subheader]
+    assert items[0].text in [t.value for t in at.text]
+    assert any(f"0 of {len(items)} chunks" in p.proto.text for p in at.get("progress"))  # nothing judged yet
+
+    at.button(key="grade-2").click().run()
+    judged = chunk_judgements(labels_file, "human:ann")
+    assert judged == {(items[0].question_id, items[0].doc_id, items[0].start, items[0].end, "human:ann"): 2}
+    assert items[1].text in [t.value for t in at.text]  # the next pooled chunk
+    assert any(f"1 of {len(items)} chunks" in p.proto.text for p in at.get("progress"))
+
+    at.button(key="label-undo-button").click().run()
+    assert chunk_judgements(labels_file, "human:ann") == {}
+    assert items[0].text in [t.value for t in at.text]
+
+    at.button(key="label-skip").click().run()
+    assert items[1].text in [t.value for t in at.text] and items[0].text not in [t.value for t in at.text]
+    at.button(key="grade-0").click().run()
+    assert chunk_judgements(labels_file, "human:ann") == {
+        (items[1].question_id, items[1].doc_id, items[1].start, items[1].end, "human:ann"): 0}
+
+
+def test_agreement_tab_shows_the_engines_kappa(page, lab):
+    test_judging_from_the_page_saves_the_pool_as_llm_labels(page, lab)  # idempotent: the cache answers
+    at = page("dashboard/labels.py")
+    at.selectbox(key="agree-a").set_value("gold").run()
+    at.selectbox(key="agree-b").set_value("llm:lab@judge-v1").run()
+    labels = load_labels(label_path(lab["data"] / "questions.jsonl"))
+    expected = agreement(labels, "gold", "llm:lab@judge-v1", pool(lab["run"], 10))
+    assert at.metric[0].value == f"{expected.kappa:.3f}"
+    assert len(at.dataframe[-1].value) == len(expected.disagreements)
+
+
+def test_compare_shows_the_leaderboard_under_the_chosen_label_source(page, lab):
+    test_judging_from_the_page_saves_the_pool_as_llm_labels(page, lab)
+    at = page("dashboard/compare.py")
+    at.selectbox(key="compare-labels").set_value("llm:lab@judge-v1").run()
+    assert not at.exception, [e.value for e in at.exception]
+    shown = at.dataframe[0].value
+    assert "Judged" in " ".join(map(str, shown.columns))
+    run = lab["run"]
+    rows = rescore(run, load_labels(label_path(lab["data"] / "questions.jsonl")), "llm:lab@judge-v1",
+                   list(LABEL_METRICS))
+    expected = summarize(replace(run, rows=rows), None, quality_metrics(rows)).set_index("config_id")
+    judged_column = next(c for c in shown.columns if str(c).startswith("Judged"))
+    for config_id, cell in zip(shown["config_id"], shown[judged_column]):
+        assert str(cell).startswith(f"{expected.loc[config_id, 'judged_mean']:.3f}")
+
+
+def test_generating_questions_from_the_page(page, lab, tmp_path):
+    at = page("dashboard/labels.py")
+    at.text_input(key="gen-llm").input(lab["llm"])
+    at.number_input(key="gen-n").set_value(3)
+    at.text_input(key="gen-out").input(str(tmp_path / "generated"))
+    button(at, "Generate").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    kept = len(load_question_set(tmp_path / "generated"))
+    assert kept > 0
+    assert any(s.value.startswith(f"{kept} questions kept") for s in at.success)
+    assert load_labels(tmp_path / "generated").sources == ["generated"]
