@@ -106,6 +106,10 @@ def page_shows_the_lab(at: AppTest, page: str, lab: dict) -> None:
     elif page == "dashboard/inspect_question.py":
         run = runs.load(at.selectbox(key="inspect-run").value)
         assert [s.value for s in at.subheader] == [c["config_id"] for c in run.configs[:2]]
+    elif page == "dashboard/labels.py":  # each tab on the newest run, whose question set has no label file yet
+        expected = f"Labels file: `{lab['data'] / 'questions.labels.jsonl'}`"
+        assert [c.value for c in at.caption].count(expected) == 2  # the judge and agreement tabs
+        assert any("Only gold labels so far" in i.value for i in at.info)
     else:
         assert sorted(at.dataframe[-1].value["run_id"]) == sorted(m["run_id"] for m in runs.list())
 
