@@ -166,4 +166,8 @@ def streamlit_server(home, *flags: str):
         yield url, port
     finally:
         server.terminate()
-        server.wait(timeout=10)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # a loaded machine: do not leave it running
+            server.kill()
+            server.wait()
