@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from importlib.metadata import version
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
@@ -54,6 +54,10 @@ class BatchedEmbeddings(Embeddings):
     def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
         raise NotImplementedError
 
+    def _encode_batches(self, batches: list[list[str]], is_query: bool) -> Iterator[np.ndarray]:
+        """The batches' vectors in order (one at a time here; an endpoint sends several at once)."""
+        return (self._encode(batch, is_query) for batch in batches)
+
     @property
     def identity(self) -> str:
         """What the vectors depend on (model, its revision, library versions, precision): the embedding
@@ -63,10 +67,11 @@ class BatchedEmbeddings(Embeddings):
     def embed_array(self, texts: list[str], is_query: bool = False) -> np.ndarray:
         """Encode in batches; rows are L2-normalized float32; reports (done, total) after each batch."""
         parts = []
-        for start in range(0, len(texts), self.batch_size):
-            parts.append(np.asarray(self._encode(texts[start:start + self.batch_size], is_query), np.float32))
+        batches = [texts[start:start + self.batch_size] for start in range(0, len(texts), self.batch_size)]
+        for vectors in self._encode_batches(batches, is_query):
+            parts.append(np.asarray(vectors, np.float32))
             if self.progress:
-                self.progress(min(start + self.batch_size, len(texts)), len(texts))
+                self.progress(sum(len(part) for part in parts), len(texts))
         if not parts:
             return np.zeros((0, self.dimension), np.float32)
         vectors = np.concatenate(parts)
@@ -168,9 +173,14 @@ _LOADED: dict[str, BatchedEmbeddings] = {}
 
 
 def get_embeddings(name: str) -> BatchedEmbeddings:
-    """Load (once per process) the embedding model by registry name, local path or hub id."""
+    """Load (once per process) the embedding model by registry name, `openai:MODEL@URL` (an OpenAI-compatible
+    embeddings endpoint), local path or hub id."""
     if name not in _LOADED:
-        if name == "minilm":
+        if name.startswith("openai:"):
+            from eval.encoders import OpenAIEmbeddings
+
+            _LOADED[name] = OpenAIEmbeddings.from_spec(name)
+        elif name == "minilm":
             _LOADED[name] = SentenceTransformerEmbeddings(minilm_path(), name="minilm")
         elif name == "e5-small":
             _LOADED[name] = E5Embeddings()
