@@ -1,3 +1,5 @@
+import dataclasses
+import json
 import re
 
 import pytest
@@ -127,3 +129,28 @@ def test_indexes_of_different_corpora_cannot_be_swept_together(family, tiny_inde
         run_family_sweep(RunStore(tmp_path), [store.open(manifests[0].name), store.open("changed")], CONFIGS,
                          [Question("q", "what?")])
     assert not (tmp_path / "runs").exists() and not list(tmp_path.iterdir())
+
+
+def test_the_cli_builds_a_family_and_names_the_best_pair(tmp_path, spanned_dataset, capsys):
+    from eval.cli import main
+
+    (tmp_path / "corpus.jsonl").write_text("\n".join(json.dumps({"id": d.id, "text": d.text}, ensure_ascii=False)
+                                                     for d in spanned_dataset.corpus), encoding="utf-8")
+    (tmp_path / "questions.jsonl").write_text("\n".join(json.dumps(
+        {"id": q.id, "question": q.question, "answers": list(q.answers), "relevant_ids": list(q.relevant_ids),
+         "spans": [dataclasses.asdict(s) for s in q.spans]}, ensure_ascii=False) for q in spanned_dataset.questions),
+        encoding="utf-8")
+    home = ["--home", str(tmp_path / "home")]
+    assert main([*home, "index", "family", "--corpus", str(tmp_path), "--name", "fam", "--chunk-size", "60", "100",
+                 "--chunk-overlap", "100", "--embedding", "minilm"]) == 2
+    assert "variant grid: chunk_size 60 x chunk_overlap 100" in capsys.readouterr().err
+    assert main([*home, "index", "family", "--corpus", str(tmp_path), "--name", "fam", "--chunk-size", "60", "100",
+                 "--chunk-overlap", "0", "--embedding", "minilm"]) == 0
+    built = capsys.readouterr().out.splitlines()
+    assert len(built) == 2 and all("embedding cache" in line for line in built)
+    names = [line.split("'")[1] for line in built]
+    assert main([*home, "run-family", "--index", *names, "--questions", str(tmp_path / "questions.jsonl"),
+                 "--top", "3"]) == 0
+    out = capsys.readouterr().out
+    best = out.strip().splitlines()[-1]
+    assert best.startswith("best: fam--minilm-recursive-") and "passage_ndcg" in best and "characters retrieved" in best
