@@ -141,8 +141,8 @@ def _shifted(progress: Progress | None, number: int, count: int, questions: int)
 
 
 def family_rows(runs: list[Run], labels: Labels | None = None, source: str = "gold") -> pd.DataFrame:
-    """Every run's rows with its index variant (INDEX_COLUMNS), `context_chars`, and, with labels, the
-    relevance metrics recomputed under `source` (the same span judgements for every chunking)."""
+    """Every run's rows with its index variant (INDEX_COLUMNS), `search_type`, `k`, `context_chars`, and,
+    with labels, the relevance metrics recomputed under `source` (the same span judgements for every chunking)."""
     frames = []
     for run in runs:
         rows = rescore(run, labels, source) if labels is not None else run.rows.copy()
@@ -151,18 +151,32 @@ def family_rows(runs: list[Run], labels: Labels | None = None, source: str = "go
         rows["context_chars"] = [sum(len(texts[c]) for c in chunk_ids) for chunk_ids in rows["chunk_ids"]]
         for column in INDEX_COLUMNS:
             rows[column] = manifest.get("name" if column == "index" else column, "recursive")
+        configs = {config["config_id"]: config for config in run.configs}
+        rows["search_type"] = rows["config_id"].map(lambda c: configs[c]["search_type"])
+        rows["k"] = rows["config_id"].map(lambda c: configs[c]["k"])
         frames.append(rows)
     return pd.concat(frames, ignore_index=True)
 
 
 def family_leaderboard(rows: pd.DataFrame, metric: str = "ndcg") -> pd.DataFrame:
-    """One row per (index, config), best `metric` first, with its bootstrap CI and the mean context length."""
+    """One row per (index, config) `pair`, best `metric` first, with its bootstrap CI, the mean context
+    length, the index parameters and the config's `search_type` and `k` (the Compare charts' dimensions)."""
     pairs = rows.assign(pair=rows["index"] + " | " + rows["config_id"])
     table = aggregate(pairs, [metric, "context_chars"], by="pair")
     first = pairs.drop_duplicates("pair").set_index("pair")
-    for column in (*INDEX_COLUMNS, "config_id"):
+    for column in (*INDEX_COLUMNS, "config_id", "search_type", "k"):
         table[column] = table["pair"].map(first[column])
     return table.sort_values(f"{metric}_mean", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def family_runs(store: RunStore) -> dict[str, list[str]]:
+    """Complete family sweeps in `store`: family id -> run ids in index order (newest family first)."""
+    families: dict[str, list[tuple[int, str]]] = {}
+    for manifest in store.list():
+        family = manifest.get("family")
+        if family and manifest.get("status") == "complete":
+            families.setdefault(family["id"], []).append((family["position"], manifest["run_id"]))
+    return {family: [run_id for _, run_id in sorted(members)] for family, members in families.items()}
 
 
 def describe_best(table: pd.DataFrame, metric: str = "ndcg") -> dict[str, Any]:

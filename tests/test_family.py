@@ -154,3 +154,43 @@ def test_the_cli_builds_a_family_and_names_the_best_pair(tmp_path, spanned_datas
     out = capsys.readouterr().out
     best = out.strip().splitlines()[-1]
     assert best.startswith("best: fam--minilm-recursive-") and "passage_ndcg" in best and "characters retrieved" in best
+
+
+def test_the_index_variants_page_names_the_best_pair_and_draws_the_dimensions(family, spanned_dataset, tmp_path,
+                                                                              monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from conftest import ROOT
+
+    store, _, manifests, _ = family
+    monkeypatch.setenv("RETRIEVER_LAB_HOME", str(tmp_path))
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120)
+    at.run()
+    at.switch_page("dashboard/families.py").run()
+    assert "No family sweeps yet" in at.info[0].value
+
+    questions = tmp_path / "data" / "questions.jsonl"
+    questions.parent.mkdir()
+    (questions.parent / "corpus.jsonl").write_text("\n".join(json.dumps({"id": d.id, "text": d.text}) for d in
+                                                             spanned_dataset.corpus), encoding="utf-8")
+    questions.write_text("\n".join(json.dumps({"id": q.id, "question": q.question, "relevant_ids": list(q.relevant_ids),
+                                               "spans": [dataclasses.asdict(s) for s in q.spans]})
+                                   for q in spanned_dataset.questions), encoding="utf-8")
+    runs = RunStore(tmp_path / "runs")
+    run_ids = run_family_sweep(runs, [store.open(m.name) for m in manifests], CONFIGS, spanned_dataset.questions,
+                               str(questions), SweepOptions(latency_sample=0))
+    expected = describe_best(family_leaderboard(family_rows(
+        [runs.load(r) for r in run_ids], labels_from_questions(spanned_dataset.questions, spanned_dataset.corpus)),
+        "passage_ndcg"), "passage_ndcg")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.title[0].value == "Compare index variants"
+    assert f"**{expected['index']}** with **{expected['config_id']}**" in at.success[0].value
+    assert f"{expected['passage_ndcg']:.3f}" in at.success[0].value
+    assert len(at.dataframe[0].value) == len(manifests) * len(CONFIGS)
+    at.selectbox(key="family-metric").set_value("hit_rate").run()
+    assert not at.exception and set(at.dataframe[0].value.columns) >= {"hit_rate_mean", "context_chars_mean"}
+    charts = at.get("plotly_chart")
+    assert len(charts) == 3
+    heatmap = json.loads(charts[0].proto.spec)["data"][0]
+    assert heatmap["type"] == "heatmap" and sorted(heatmap["y"]) == sorted({f"{m.chunk_size:g}" for m in manifests})
