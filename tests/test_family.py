@@ -131,6 +131,7 @@ def test_indexes_of_different_corpora_cannot_be_swept_together(family, tiny_inde
     assert not (tmp_path / "runs").exists() and not list(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_the_cli_builds_a_family_and_names_the_best_pair(tmp_path, spanned_dataset, capsys):
     from eval.cli import main
 
@@ -156,6 +157,7 @@ def test_the_cli_builds_a_family_and_names_the_best_pair(tmp_path, spanned_datas
     assert best.startswith("best: fam--minilm-recursive-") and "passage_ndcg" in best and "characters retrieved" in best
 
 
+@pytest.mark.slow
 def test_the_index_variants_page_names_the_best_pair_and_draws_the_dimensions(family, spanned_dataset, tmp_path,
                                                                               monkeypatch):
     from streamlit.testing.v1 import AppTest
