@@ -11,6 +11,7 @@ PAGES = [
     st.Page("dashboard/sweep.py", title="Run a sweep", icon=":material/play_arrow:"),
     # the first screen: `make run` prepares the sample's index and an example run, so it shows a comparison
     st.Page("dashboard/compare.py", title="Compare", icon=":material/leaderboard:", default=True),
+    st.Page("dashboard/families.py", title="Index variants", icon=":material/grid_view:"),
     st.Page("dashboard/inspect_question.py", title="Inspect", icon=":material/search:"),
     st.Page("dashboard/reports.py", title="Reports", icon=":material/description:"),
 ]

@@ -84,8 +84,10 @@ def pareto_front(summary: pd.DataFrame, quality: str = "ndcg_mean", latency: str
     return [frame["config_id"].iloc[i] for i in front]
 
 
-def pareto_chart(summary: pd.DataFrame, quality: str = "ndcg", latency: str = "retrieval_ms_p50") -> go.Figure:
-    """Quality against latency for every config; the non-dominated configs are joined by a line."""
+def pareto_chart(summary: pd.DataFrame, quality: str = "ndcg", latency: str = "retrieval_ms_p50",
+                 unit: str = "ms") -> go.Figure:
+    """Quality against latency (or another cost in `unit`, e.g. retrieved characters) for every config; the
+    non-dominated configs are joined by a line."""
     q_col = _column(quality)
     base = quality[:-5] if quality.endswith("_mean") else quality
     higher = METRICS[base].higher_is_better if base in METRICS else True
@@ -99,7 +101,7 @@ def pareto_chart(summary: pd.DataFrame, quality: str = "ndcg", latency: str = "r
             marker={"size": [16 if f else 9 for f in on_front[group.index]],
                     "color": SEARCH_TYPE_COLORS.get(search_type),
                     "line": {"width": [2 if f else 0 for f in on_front[group.index]], "color": "black"}},
-            hovertemplate="%{text}<br>" + label(latency) + " %{x:.2f} ms<br>" + label(q_col)
+            hovertemplate="%{text}<br>" + label(latency) + f" %{{x:.2f}} {unit}<br>" + label(q_col)
                           + " %{y:.3f}<extra></extra>"))
     ordered = summary.set_index("config_id").loc[front]
     fig.add_trace(go.Scatter(x=ordered[latency].tolist(), y=ordered[q_col].tolist(), mode="lines+markers",
@@ -107,7 +109,7 @@ def pareto_chart(summary: pd.DataFrame, quality: str = "ndcg", latency: str = "r
                              marker={"symbol": "star", "size": 10, "color": "black"},
                              hovertemplate="%{text} (Pareto)<extra></extra>"))
     return _layout(fig, f"{label(q_col)} vs {label(latency)}: Pareto front",
-                   xaxis_title=label(latency) + " (ms)", yaxis_title=label(q_col))
+                   xaxis_title=label(latency) + f" ({unit})", yaxis_title=label(q_col))
 
 
 def latency_samples(latency: pd.DataFrame, rows: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -176,6 +178,21 @@ def metric_vs_k(summary: pd.DataFrame, metric: str = "ndcg") -> go.Figure:
         fig.add_trace(go.Scatter(x=means.index.tolist(), y=means.tolist(), mode="lines+markers", name=search_type,
                                  error_y=error, line={"color": SEARCH_TYPE_COLORS.get(search_type)}))
     return _layout(fig, f"{label(column)} vs k", xaxis_title="k", yaxis_title=label(column))
+
+
+def metric_vs_chunk_size(table: pd.DataFrame, metric: str = "ndcg") -> go.Figure:
+    """An index family's best config at each chunk size, one line per embedding model and splitter (the
+    `eval.family.family_leaderboard` table: one row per (index, config) pair)."""
+    column = _column(metric)
+    fig = go.Figure()
+    for (model, splitter), group in table.groupby(["embedding_model", "splitter"], sort=True):
+        best = group.sort_values(column, ascending=False).groupby("chunk_size", sort=True).head(1)
+        best = best.sort_values("chunk_size")
+        fig.add_trace(go.Scatter(x=best["chunk_size"].tolist(), y=best[column].tolist(), mode="lines+markers",
+                                 name=f"{model} · {splitter}", text=best["pair"].tolist(),
+                                 hovertemplate="%{text}<br>chunk_size %{x}<br>%{y:.3f}<extra></extra>"))
+    return _layout(fig, f"Best {label(column)} vs chunk size", xaxis_title="chunk_size", yaxis_title=label(column),
+                   legend_title="embedding model · splitter")
 
 
 def calibration_histogram(scores: pd.DataFrame, threshold: dict | None = None, bins: int = 40) -> go.Figure:

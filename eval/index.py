@@ -24,6 +24,7 @@ from typing import Any, Callable
 import numpy as np
 
 from eval.datasets import Dataset, Document
+from eval.embedding_cache import CacheStats, EmbeddingCache, cached_embed, default_cache
 from eval.embeddings import BatchedEmbeddings, get_embeddings
 from eval.errors import LabError
 
@@ -38,6 +39,10 @@ WRITE_BATCH = 256
 # log and are inserted again at every load, in parallel and in hash order: each process then searches a
 # slightly different graph and two identical runs retrieve different chunks.
 HNSW_CONFIGURATION = {"space": "cosine", "sync_threshold": 1}
+SPLITTERS = ("recursive", "sentence")
+# A sentence ends after Chinese end punctuation, after Latin end punctuation followed by white space, or at a
+# line break (the white space after it belongs to the next sentence).
+SENTENCE_END = re.compile(r"[。！？；]+[”」』）)]*|[.!?;]+[\"')\]]*(?=\s)|\n+")
 
 
 @dataclass(frozen=True)
@@ -54,8 +59,11 @@ class ChunkingParams:
     chunk_size: int = 500
     chunk_overlap: int = 50
     separators: tuple[str, ...] = DEFAULT_SEPARATORS
+    splitter: str = "recursive"  # or "sentence": whole sentences packed up to chunk_size (see `sentence_pieces`)
 
     def __post_init__(self) -> None:
+        if self.splitter not in SPLITTERS:
+            raise LabError(f"unknown splitter '{self.splitter}' (use one of: {', '.join(SPLITTERS)})")
         if self.chunk_size < 20:
             raise LabError(f"chunk size must be at least 20 characters, got {self.chunk_size}")
         if not 0 <= self.chunk_overlap < self.chunk_size:
@@ -82,6 +90,9 @@ class IndexManifest:
     created_at: str
     versions: dict[str, str] = field(default_factory=dict)
     hnsw: dict[str, Any] = field(default_factory=dict)  # the collection's HNSW configuration (ef_search, ...)
+    splitter: str = "recursive"
+    encoder: str = ""  # the embedding model's identity (model revision, versions, precision)
+    embedding_cache: dict[str, Any] = field(default_factory=dict)  # hits, misses, hit_rate of the build
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, indent=2)
@@ -118,21 +129,61 @@ def slugify(name: str) -> str:
 # ---------------------------------------------------------------- chunking
 
 def chunk_corpus(corpus: list[Document], params: ChunkingParams) -> list[Chunk]:
-    """Split documents with `RecursiveCharacterTextSplitter`; every chunk knows its doc and offset."""
-    from langchain_text_splitters import RecursiveCharacterTextSplitter
-
-    splitter = RecursiveCharacterTextSplitter(
-        chunk_size=params.chunk_size, chunk_overlap=params.chunk_overlap,
-        separators=list(params.separators), keep_separator="end", add_start_index=True)
+    """Split documents with `RecursiveCharacterTextSplitter` (or the sentence splitter); every chunk knows its
+    doc and offset."""
+    splitter = _recursive_splitter(params)
     chunks = []
     for document in corpus:
         base = _base_metadata(document)
-        for number, piece in enumerate(splitter.create_documents([document.text])):
+        pieces = sentence_pieces(document.text, params) if params.splitter == "sentence" else \
+            [(int(p.metadata["start_index"]), p.page_content) for p in splitter.create_documents([document.text])]
+        for number, (start, text) in enumerate(pieces):
             chunk_id = f"{document.id}#{number}"
-            start = int(piece.metadata["start_index"])
-            chunks.append(Chunk(chunk_id, document.id, start, piece.page_content,
+            chunks.append(Chunk(chunk_id, document.id, start, text,
                                 {**base, "doc_id": document.id, "chunk_id": chunk_id, "start": start}))
     return chunks
+
+
+def _recursive_splitter(params: ChunkingParams) -> Any:
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    return RecursiveCharacterTextSplitter(
+        chunk_size=params.chunk_size, chunk_overlap=params.chunk_overlap,
+        separators=list(params.separators), keep_separator="end", add_start_index=True)
+
+
+def sentence_pieces(text: str, params: ChunkingParams) -> list[tuple[int, str]]:
+    """(start, text) chunks of whole sentences: as many as fit in `chunk_size`, the next chunk starting with
+    the last sentences of the previous one that fit in `chunk_overlap` (fewer, where the next chunk would
+    otherwise hold no new sentence). A sentence longer than `chunk_size`
+    is cut by the recursive splitter. Chunks are stripped of surrounding white space."""
+    ends = [m.end() for m in SENTENCE_END.finditer(text)]
+    bounds = sorted({0, *ends, len(text)})
+    sentences = list(zip(bounds, bounds[1:]))
+    pieces, first = [], 0
+    while first < len(sentences):
+        last = first
+        while last + 1 < len(sentences) and sentences[last + 1][1] - sentences[first][0] <= params.chunk_size:
+            last += 1
+        start, end = sentences[first][0], sentences[last][1]
+        if end - start > params.chunk_size:  # one sentence too long for a chunk
+            pieces += [(start + offset, piece) for offset, piece in _long_sentence(text[start:end], params)]
+        elif text[start:end].strip():
+            stripped = text[start:end].lstrip()
+            pieces.append((end - len(stripped), stripped.rstrip()))
+        following = last + 1
+        while following - 1 > first and end - sentences[following - 1][0] <= params.chunk_overlap:
+            following -= 1
+        while following <= last < len(sentences) - 1 and \
+                sentences[last + 1][1] - sentences[following][0] > params.chunk_size:
+            following += 1  # less overlap, so that the next chunk has a new sentence
+        first = following
+    return pieces
+
+
+def _long_sentence(sentence: str, params: ChunkingParams) -> list[tuple[int, str]]:
+    return [(int(p.metadata["start_index"]), p.page_content)
+            for p in _recursive_splitter(params).create_documents([sentence])]
 
 
 def _base_metadata(document: Document) -> dict[str, Any]:
@@ -187,9 +238,12 @@ class Index:
 class IndexStore:
     """Indexes in a local folder (PersistentClient per index) or on a Chroma server (HttpClient)."""
 
-    def __init__(self, root: str | Path, host: str | None = None, port: int | None = None) -> None:
+    def __init__(self, root: str | Path, host: str | None = None, port: int | None = None,
+                 embedding_cache: EmbeddingCache | None = None) -> None:
+        """`embedding_cache` None: the default one (see `eval.embedding_cache.default_cache`)."""
         self.root = Path(root).absolute()
         self.host, self.port = host, port
+        self.embedding_cache = embedding_cache or default_cache(self.root)
         self._server = None
 
     # --- backend-specific primitives
@@ -280,7 +334,8 @@ class IndexStore:
             chunk_size=chunking.chunk_size, chunk_overlap=chunking.chunk_overlap,
             separators=list(chunking.separators), embedding_model=embedding_model,
             dimension=embeddings.dimension, space="cosine", build_seconds=0.0,
-            created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), versions=versions())
+            created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), versions=versions(),
+            splitter=chunking.splitter, encoder=embeddings.identity)
         if self.remote:
             return self._build_remote(manifest, chunks, embeddings, started, progress)
         return self._build_local(manifest, chunks, embeddings, started, progress)
@@ -295,7 +350,7 @@ class IndexStore:
             collection = client.create_collection(COLLECTION, configuration={"hnsw": HNSW_CONFIGURATION},
                                                   embedding_function=None)
             manifest.hnsw = dict(collection.configuration["hnsw"])
-            _write_chunks(collection, chunks, embeddings, progress)
+            manifest.embedding_cache = self._write_chunks(collection, chunks, embeddings, progress)
             manifest.build_seconds = round(time.perf_counter() - started, 3)
             (building / "manifest.json").write_text(manifest.to_json(), encoding="utf-8")
             del collection, client
@@ -316,7 +371,7 @@ class IndexStore:
                                               embedding_function=None)
         manifest.hnsw = dict(collection.configuration["hnsw"])
         try:
-            _write_chunks(collection, chunks, embeddings, progress)
+            manifest.embedding_cache = self._write_chunks(collection, chunks, embeddings, progress)
             manifest.build_seconds = round(time.perf_counter() - started, 3)
             if manifest.slug in {c.name for c in client.list_collections()}:
                 client.delete_collection(manifest.slug)
@@ -327,22 +382,28 @@ class IndexStore:
         return manifest
 
 
+    def _write_chunks(self, collection: Any, chunks: list[Chunk], embeddings: BatchedEmbeddings,
+                      progress: BuildProgress | None) -> dict[str, float]:
+        """Embed (through the embedding cache) and write in batches, reporting ('embedding', done, total)
+        as it goes; returns the cache's hits and misses."""
+        stats = CacheStats()
+        for start in range(0, len(chunks), WRITE_BATCH):
+            batch = chunks[start:start + WRITE_BATCH]
+            vectors = cached_embed(embeddings.embed_array, embeddings.identity, embeddings.dimension,
+                                   [c.text for c in batch], self.embedding_cache, stats)
+            collection.add(ids=[c.chunk_id for c in batch], embeddings=vectors,
+                           documents=[c.text for c in batch], metadatas=[c.metadata for c in batch])
+            if progress:
+                progress("embedding", start + len(batch), len(chunks))
+        return stats.as_dict()
+
+
 def _input_key(dataset: Dataset, chunking: ChunkingParams, embedding_model: str) -> str:
     key = [dataset.corpus_fingerprint(), chunking.chunk_size, chunking.chunk_overlap,
            list(chunking.separators), embedding_model]
+    if chunking.splitter != "recursive":  # keeps the keys of indexes built before splitters existed
+        key.append(chunking.splitter)
     return sha256(json.dumps(key, ensure_ascii=False).encode()).hexdigest()[:16]
-
-
-def _write_chunks(collection: Any, chunks: list[Chunk], embeddings: BatchedEmbeddings,
-                  progress: BuildProgress | None) -> None:
-    """Embed and write in batches, reporting ('embedding', done, total) as it goes."""
-    for start in range(0, len(chunks), WRITE_BATCH):
-        batch = chunks[start:start + WRITE_BATCH]
-        vectors = embeddings.embed_array([c.text for c in batch])
-        collection.add(ids=[c.chunk_id for c in batch], embeddings=vectors,
-                       documents=[c.text for c in batch], metadatas=[c.metadata for c in batch])
-        if progress:
-            progress("embedding", start + len(batch), len(chunks))
 
 
 def _swap_into_place(built: Path, target: Path) -> None:

@@ -51,6 +51,12 @@ def pytest_terminal_summary(terminalreporter) -> None:
         terminalreporter.write_line(f"skipped: {test}")
 
 
+# The session's shared indexes take their chunk vectors from an embedding cache that outlives the session
+# (keyed by the encoder's identity, see eval/embedding_cache.py): every build is still a real Chroma build,
+# but the sample's e5-small vectors are encoded once per checkout, not once per session.
+SESSION_EMBEDDING_CACHE = ROOT / ".retriever_lab" / "test-embedding-cache"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -91,9 +97,10 @@ def tiny_dataset() -> Dataset:
 @pytest.fixture(scope="session")
 def tiny_index_store(tmp_path_factory, tiny_dataset):
     """A real Chroma index of the tiny corpus, built once per session with MiniLM."""
+    from eval.embedding_cache import EmbeddingCache
     from eval.index import ChunkingParams, IndexStore
 
-    store = IndexStore(tmp_path_factory.mktemp("indexes"))
+    store = IndexStore(tmp_path_factory.mktemp("indexes"), embedding_cache=EmbeddingCache(SESSION_EMBEDDING_CACHE))
     store.build(tiny_dataset, "tiny", embedding_model="minilm", chunking=ChunkingParams(120, 20))
     return store
 
@@ -108,9 +115,10 @@ def sample_dataset():
 @pytest.fixture(scope="session")
 def sample_index(tmp_path_factory, sample_dataset):
     """The bundled sample in a real Chroma index with e5-small (bit-identical batched and single queries)."""
+    from eval.embedding_cache import EmbeddingCache
     from eval.index import ChunkingParams, IndexStore
 
-    store = IndexStore(tmp_path_factory.mktemp("sample-indexes"))
+    store = IndexStore(tmp_path_factory.mktemp("sample-indexes"), embedding_cache=EmbeddingCache(SESSION_EMBEDDING_CACHE))
     store.build(sample_dataset, "sample", embedding_model="e5-small", chunking=ChunkingParams(400, 40))
     return store.open("sample")
 

@@ -1,0 +1,187 @@
+"""Index families: one corpus under a grid of chunking x embedding model, swept together.
+
+A family is a set of normal indexes (each with its manifest) of one corpus, named `<family>--<variant>`,
+built as one job with one progress count (chunks embedded over all variants; the embedding cache makes
+variants that share chunk texts cheap). A family sweep runs one retriever grid over several indexes of the
+same corpus (the corpus fingerprints must match): one normal run per index, tied together by a `family`
+entry in each run's manifest. `family_rows` joins their rows, each carrying its index variant, rescored
+under one label source: labels are document spans, so every chunking is judged by the same judgements.
+Each row also carries `context_chars`, the characters retrieved (what the prompt pays for), so that bigger
+chunks do not win just by carrying more text.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import re
+import uuid
+from dataclasses import dataclass, replace
+from typing import Any, Callable
+
+import pandas as pd
+
+from eval.config import RetrieverConfig
+from eval.datasets import Dataset, Question
+from eval.errors import LabError
+from eval.index import SPLITTERS, ChunkingParams, Index, IndexManifest, IndexStore, chunk_corpus
+from eval.labels import Labels, rescore
+from eval.metrics.statistics import aggregate
+from eval.runs import Run, RunStore
+from eval.sweep import SweepOptions, run_sweep
+
+INDEX_COLUMNS = ("index", "chunk_size", "chunk_overlap", "splitter", "embedding_model")
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One point of a family's grid."""
+
+    chunk_size: int
+    chunk_overlap: int
+    splitter: str
+    embedding_model: str
+
+    @property
+    def chunking(self) -> ChunkingParams:
+        return ChunkingParams(self.chunk_size, self.chunk_overlap, splitter=self.splitter)
+
+    def index_name(self, family: str) -> str:
+        return f"{family}--{_safe(self.embedding_model)}-{self.splitter}-{self.chunk_size}-{self.chunk_overlap}"
+
+
+def _safe(model: str) -> str:
+    """A model name usable in an index name (`openai:m@http://host/v1` has '/' and ':')."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", model).strip("_.")
+    return cleaned if cleaned == model else f"{cleaned[:40]}-{hashlib.sha256(model.encode()).hexdigest()[:6]}"
+
+
+def family_grid(chunk_sizes: list[int], chunk_overlaps: list[int], splitters: list[str],
+                embedding_models: list[str]) -> list[Variant]:
+    """Every combination, checked before anything is built: each overlap must be below each chunk size."""
+    for name, values in (("chunk_size", chunk_sizes), ("chunk_overlap", chunk_overlaps),
+                         ("splitter", splitters), ("embedding", embedding_models)):
+        if not values:
+            raise LabError(f"variant grid: '{name}' has no values")
+    for splitter in splitters:
+        if splitter not in SPLITTERS:
+            raise LabError(f"variant grid: unknown splitter '{splitter}' (use one of: {', '.join(SPLITTERS)})")
+    for size, overlap in itertools.product(chunk_sizes, chunk_overlaps):
+        try:
+            ChunkingParams(size, overlap)
+        except LabError as error:
+            raise LabError(f"variant grid: chunk_size {size} x chunk_overlap {overlap}: {error}") from None
+    grid = itertools.product(embedding_models, splitters, chunk_sizes, chunk_overlaps)
+    return list(dict.fromkeys(Variant(size, overlap, splitter, model) for model, splitter, size, overlap in grid))
+
+
+def build_family(store: IndexStore, dataset: Dataset, family: str, variants: list[Variant],
+                 replace_existing: bool = False, progress: Progress | None = None) -> list[IndexManifest]:
+    """Build every variant (an existing identical one is reused) with one progress count: ('embedding',
+    chunks done over all variants, chunks of all variants). A failed variant leaves nothing of itself; the
+    variants built before it stay (each is a complete index) and are reused when the job is run again."""
+    counts = {v: len(chunk_corpus(dataset.corpus, v.chunking)) for v in variants}
+    total, done = sum(counts.values()), 0
+    manifests = []
+    for variant in variants:
+        def step(stage: str, count: int, _: int, before: int = done) -> None:
+            if progress:
+                progress(stage, before + count, total)
+
+        manifests.append(store.build(dataset, variant.index_name(family), variant.embedding_model,
+                                     variant.chunking, replace_existing, step))
+        done += counts[variant]
+        if progress:
+            progress("embedding", done, total)
+    return manifests
+
+
+def check_same_corpus(indexes: list[Index]) -> None:
+    """A family sweep compares chunkings of one corpus: every index must have the same corpus fingerprint."""
+    if not indexes:
+        raise LabError("a family sweep needs at least one index")
+    first = indexes[0].manifest
+    for index in indexes[1:]:
+        if index.manifest.corpus_fingerprint != first.corpus_fingerprint:
+            raise LabError(f"index '{index.manifest.name}' (dataset {index.manifest.dataset}) was built from "
+                           f"another corpus than '{first.name}' (dataset {first.dataset}): a family sweep "
+                           "compares indexes of one corpus")
+
+
+def run_family_sweep(store: RunStore, indexes: list[Index], configs: list[RetrieverConfig],
+                     questions: list[Question], questions_source: str = "",
+                     options: SweepOptions | None = None) -> list[str]:
+    """One run per index (same configs, same questions), all tagged with one family id; returns the run ids.
+
+    Progress: one ('questions', done, total) count over all indexes; the other stages pass through."""
+    check_same_corpus(indexes)
+    options = options or SweepOptions()
+    family_id = uuid.uuid4().hex[:12]
+    run_ids = []
+    for number, index in enumerate(indexes):
+        tag = {"family": {"id": family_id, "variant": index.manifest.name, "position": number,
+                          "size": len(indexes)}}
+        run_ids.append(run_sweep(store, index, configs, questions, questions_source, replace(
+            options, extra_manifest={**options.extra_manifest, **tag},
+            progress=_shifted(options.progress, number, len(indexes), len(questions)))))
+    return run_ids
+
+
+def _shifted(progress: Progress | None, number: int, count: int, questions: int) -> Progress | None:
+    if progress is None:
+        return None
+
+    def report(stage: str, done: int, total: int) -> None:
+        if stage == "questions":
+            progress(stage, number * questions + done, count * questions)
+        else:
+            progress(stage, done, total)
+
+    return report
+
+
+def family_rows(runs: list[Run], labels: Labels | None = None, source: str = "gold") -> pd.DataFrame:
+    """Every run's rows with its index variant (INDEX_COLUMNS), `search_type`, `k`, `context_chars`, and,
+    with labels, the relevance metrics recomputed under `source` (the same span judgements for every chunking)."""
+    frames = []
+    for run in runs:
+        rows = rescore(run, labels, source) if labels is not None else run.rows.copy()
+        manifest = run.manifest["index"]
+        texts = run.chunk_texts
+        rows["context_chars"] = [sum(len(texts[c]) for c in chunk_ids) for chunk_ids in rows["chunk_ids"]]
+        for column in INDEX_COLUMNS:
+            rows[column] = manifest.get("name" if column == "index" else column, "recursive")
+        configs = {config["config_id"]: config for config in run.configs}
+        rows["search_type"] = rows["config_id"].map(lambda c: configs[c]["search_type"])
+        rows["k"] = rows["config_id"].map(lambda c: configs[c]["k"])
+        frames.append(rows)
+    return pd.concat(frames, ignore_index=True)
+
+
+def family_leaderboard(rows: pd.DataFrame, metric: str = "ndcg") -> pd.DataFrame:
+    """One row per (index, config) `pair`, best `metric` first, with its bootstrap CI, the mean context
+    length, the index parameters and the config's `search_type` and `k` (the Compare charts' dimensions)."""
+    pairs = rows.assign(pair=rows["index"] + " | " + rows["config_id"])
+    table = aggregate(pairs, [metric, "context_chars"], by="pair")
+    first = pairs.drop_duplicates("pair").set_index("pair")
+    for column in (*INDEX_COLUMNS, "config_id", "search_type", "k"):
+        table[column] = table["pair"].map(first[column])
+    return table.sort_values(f"{metric}_mean", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def family_runs(store: RunStore) -> dict[str, list[str]]:
+    """Complete family sweeps in `store`: family id -> run ids in index order (newest family first)."""
+    families: dict[str, list[tuple[int, str]]] = {}
+    for manifest in store.list():
+        family = manifest.get("family")
+        if family and manifest.get("status") == "complete":
+            families.setdefault(family["id"], []).append((family["position"], manifest["run_id"]))
+    return {family: [run_id for _, run_id in sorted(members)] for family, members in families.items()}
+
+
+def describe_best(table: pd.DataFrame, metric: str = "ndcg") -> dict[str, Any]:
+    """The best (index, retriever) pair of a `family_leaderboard` table, with its CI."""
+    best = table.iloc[0]
+    return {"index": best["index"], "config_id": best["config_id"], metric: float(best[f"{metric}_mean"]),
+            "low": float(best[f"{metric}_low"]), "high": float(best[f"{metric}_high"]),
+            "context_chars": float(best["context_chars_mean"])}

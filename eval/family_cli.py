@@ -1,0 +1,92 @@
+"""The CLI of index families: `python -m eval index family ...` and `python -m eval run-family ...`."""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+
+def cmd_index_family(args: argparse.Namespace) -> None:
+    from eval.cli import ProgressBar, store_from
+    from eval.datasets import load_dataset
+    from eval.family import build_family, family_grid
+
+    variants = family_grid(args.chunk_size, args.chunk_overlap, args.splitter, args.embedding)
+    dataset = load_dataset(args.corpus, args.format, args.language)
+    bar = ProgressBar(f"building {len(variants)} variants of {args.name}")
+    try:
+        manifests = build_family(store_from(args), dataset, args.name, variants, args.replace, bar)
+    finally:
+        bar.close()
+    for m in manifests:
+        cache = m.embedding_cache or {}
+        print(f"index '{m.name}': {m.chunks} chunks, built in {m.build_seconds:.1f} s, embedding cache "
+              f"{cache.get('hits', 0)} hits / {cache.get('misses', 0)} encoded ({cache.get('hit_rate', 0):.0%})")
+
+
+def cmd_run_family(args: argparse.Namespace) -> None:
+    from eval.cli import ProgressBar, run_store_from, store_from
+    from eval.config import DEFAULT_SWEEP, load_sweep, parse_sweep
+    from eval.datasets import load_question_set
+    from eval.family import describe_best, family_leaderboard, family_rows, run_family_sweep
+    from eval.labels import load_labels
+    from eval.sweep import SweepOptions
+
+    configs = load_sweep(args.sweep) if args.sweep else parse_sweep(DEFAULT_SWEEP, "default sweep")
+    store = store_from(args)
+    indexes = [store.open(name) for name in args.index]
+    questions = load_question_set(args.questions)[:args.limit or None]
+    labels = load_labels(args.questions)
+    bar = ProgressBar("family sweep")
+    options = SweepOptions(latency_sample=args.latency_sample, progress=bar,
+                           block_size=int(os.environ.get("RETRIEVER_LAB_BLOCK_SIZE", 50)))
+    try:
+        run_ids = run_family_sweep(run_store_from(args), indexes, configs, questions, str(args.questions), options)
+    finally:
+        bar.close()
+    runs = [run_store_from(args).load(run_id) for run_id in run_ids]
+    table = family_leaderboard(family_rows(runs, labels, args.labels_source), args.metric)
+    print(f"runs {', '.join(run_ids)}  ({len(indexes)} indexes x {len(configs)} configs x {len(questions)} questions)")
+    print(_table_text(table, args.metric, args.top))
+    best = describe_best(table, args.metric)
+    print(f"best: {best['index']} with {best['config_id']}: {args.metric} {best[args.metric]:.3f} "
+          f"[{best['low']:.3f}, {best['high']:.3f}], {best['context_chars']:.0f} characters retrieved")
+
+
+def _table_text(table: Any, metric: str, top: int) -> str:
+    lines = [f"{'index':<48} {'config':<24} {metric:>8} {'95% CI':>17} {'chars':>7}"]
+    for row in table.head(top).itertuples(index=False):
+        row = row._asdict()
+        lines.append(f"{row['index'][:48]:<48} {row['config_id'][:24]:<24} {row[f'{metric}_mean']:>8.3f} "
+                     f"[{row[f'{metric}_low']:.3f}, {row[f'{metric}_high']:.3f}] {row['context_chars_mean']:>7.0f}")
+    return "\n".join(lines)
+
+
+def add_family_commands(commands: Any, index_commands: Any) -> None:
+    """Add `index family` and `run-family` to the CLI's parsers."""
+    family = index_commands.add_parser("family", help="build one corpus under a grid of chunkings x embedding "
+                                       "models (one index per variant, named NAME--VARIANT)")
+    family.add_argument("--corpus", required=True, type=Path)
+    family.add_argument("--name", required=True, help="the family name (the prefix of its index names)")
+    family.add_argument("--format", default="auto", choices=["auto", "native", "squad", "beir", "docs"])
+    family.add_argument("--language", help="pick corpus_LANG.jsonl in a folder with several")
+    family.add_argument("--chunk-size", type=int, nargs="+", default=[500])
+    family.add_argument("--chunk-overlap", type=int, nargs="+", default=[50])
+    family.add_argument("--splitter", nargs="+", default=["recursive"], help="recursive and/or sentence")
+    family.add_argument("--embedding", nargs="+", default=["e5-small"],
+                        help="minilm, e5-small, openai:MODEL@URL or a sentence-transformers path")
+    family.add_argument("--replace", action="store_true")
+    family.set_defaults(handler=cmd_index_family)
+
+    run = commands.add_parser("run-family", help="sweep several indexes of one corpus with one retriever grid, "
+                              "scored against the same (span) labels")
+    run.add_argument("--index", required=True, nargs="+", help="index names (same corpus)")
+    run.add_argument("--questions", required=True, type=Path, help="questions file or dataset folder")
+    run.add_argument("--sweep", type=Path, help="sweep spec YAML (default: an 11-config grid)")
+    run.add_argument("--limit", type=int, help="only the first N questions")
+    run.add_argument("--latency-sample", type=int, default=0, help="questions timed per config and index")
+    run.add_argument("--labels-source", default="gold", help="gold, generated, llm:..., human:...")
+    run.add_argument("--metric", default="passage_ndcg", help="the metric that ranks (index, config) pairs")
+    run.add_argument("--top", type=int, default=10, help="rows of the leaderboard printed")
+    run.set_defaults(handler=cmd_run_family)
