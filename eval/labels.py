@@ -27,9 +27,11 @@ best grade that source gave any span of it.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace as with_fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -168,15 +170,38 @@ def _read(path: Path, questions: Iterable[Question],
     return lines, judgements
 
 
+@contextmanager
+def label_lock(path: str | Path) -> Iterator[None]:
+    """Hold the label file's lock (`<file>.lock`, an advisory `flock`): writers in other processes and
+    threads (two browser tabs, the CLI) wait, so none of them saves over another's judgements."""
+    lock_file = Path(path).with_name(Path(path).name + ".lock")
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with lock_file.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def save_labels(path: str | Path, new: Iterable[Judgement], questions: Iterable[Question],
                 corpus: Iterable[Document], *, replace: bool = False,
                 remove: Iterable[tuple[str, str, int, int, str]] = ()) -> Labels:
-    """Merge `new` judgements into the label file at `path` (created if absent) and write it atomically.
+    """Merge `new` judgements into the label file at `path` (created if absent) and write it atomically,
+    under its lock.
 
     Judgements of other sources are kept as they are; an identical judgement is kept with its first time;
     the same (question, document, span, source) with another grade raises `LabError` unless `replace`.
     `remove` lists keys (`Judgement.key`) to delete first. Nothing is written when anything is wrong. Returns
     the labels as saved."""
+    with label_lock(path):
+        return save_labels_locked(path, new, questions, corpus, replace=replace, remove=remove)
+
+
+def save_labels_locked(path: str | Path, new: Iterable[Judgement], questions: Iterable[Question],
+                       corpus: Iterable[Document], *, replace: bool = False,
+                       remove: Iterable[tuple[str, str, int, int, str]] = ()) -> Labels:
+    """`save_labels` for a caller that holds `label_lock(path)`."""
     path = Path(path)
     questions, corpus = list(questions), list(corpus)
     lines, existing = _read(path, questions, corpus) if path.is_file() else ([], [])

@@ -34,7 +34,8 @@ import pandas as pd
 from eval.datasets import iter_jsonl
 from eval.errors import LabError
 from eval.generation import GenerationSettings, Generator
-from eval.labels import LABEL_SUFFIX, Judgement, Labels, label_path, open_question_set, read_labels, save_labels
+from eval.labels import (LABEL_SUFFIX, Judgement, Labels, label_lock, label_path, open_question_set, read_labels,
+                         save_labels_locked)
 from eval.prompts import detect_language
 from eval.runs import Run, atomic_write_bytes
 
@@ -209,7 +210,14 @@ def save_judgements(label_file: Path, graded: Sequence[tuple[PoolItem, int | Non
     """Save judgements of whole chunks (grade None deletes a chunk's judgement: undo) and rewrite the spans
     of `source` for the questions and documents they touch (see the module docstring).
 
-    A chunk already judged by `source` with another grade raises `LabError` unless `replace` (a correction)."""
+    A chunk already judged by `source` with another grade raises `LabError` unless `replace` (a correction).
+    The whole read-change-write holds the label file's lock."""
+    with label_lock(label_file):
+        return _save_judgements(label_file, graded, source, replace)
+
+
+def _save_judgements(label_file: Path, graded: Sequence[tuple[PoolItem, int | None]], source: str,
+                     replace: bool) -> Labels:
     _, questions, corpus = open_question_set(label_file)
     records = chunk_judgements(label_file)
     for item, grade in graded:
@@ -228,7 +236,7 @@ def save_judgements(label_file: Path, graded: Sequence[tuple[PoolItem, int | Non
              for (q, d) in touched
              for start, end, grade in resolve_overlaps([(k[2], k[3], g) for k, g in records.items()
                                                         if k[0] == q and k[1] == d and k[4] == source])]
-    labels = save_labels(label_file, spans, questions, corpus, replace=True, remove=stale)
+    labels = save_labels_locked(label_file, spans, questions, corpus, replace=True, remove=stale)
     atomic_write_bytes(chunk_label_path(label_file), "".join(json.dumps(dict(zip(_CHUNK_FIELDS, (*key[:4], grade, key[4]))),
                                                    ensure_ascii=False) + "\n"
                                         for key, grade in records.items()).encode())

@@ -322,3 +322,26 @@ def test_bundled_model_generates_questions_and_judges_a_pool(tiny_index_store, t
     assert judged.pool == judged.judged + len(judged.failures) == len(pool(run, 2))
     saved = chunk_judgements(label_path(folder / "questions.jsonl"), judged.source)
     assert len(saved) == judged.judged and set(saved.values()) <= {0, 1, 2}
+
+
+def test_concurrent_labellers_lose_no_judgement(tmp_path):
+    """Eight writers at once (threads; another process waits on the same lock): every judgement is kept."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from eval.pooled_judge import PoolItem, chunk_judgements, save_judgements
+
+    for name in ("corpus.jsonl", "questions.jsonl"):
+        shutil.copy(SAMPLE_DIR / name, tmp_path / name)
+    _, questions, corpus = open_question_set(tmp_path)
+    labels_file = label_path(tmp_path / "questions.jsonl")
+    items = [PoolItem(questions[n % 5].id, f"{d.id}#0", d.id, 0, 30, d.text[:30]) for n, d in enumerate(corpus[:24])]
+
+    def label(n: int) -> None:
+        for item in items[n::8]:
+            save_judgements(labels_file, [(item, n % 3)], f"human:writer{n}")
+
+    with ThreadPoolExecutor(8) as pool_:
+        list(pool_.map(label, range(8)))
+    assert len(chunk_judgements(labels_file)) == len(items)
+    saved = [j for j in load_labels(labels_file).judgements if j.source.startswith("human:")]
+    assert len(saved) == len(items)
