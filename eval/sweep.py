@@ -24,6 +24,7 @@ from langchain_chroma.vectorstores import maximal_marginal_relevance
 
 from eval.config import RetrieverConfig
 from eval.datasets import Question, fingerprint
+from eval.diagnostics import identical_configs
 from eval.errors import LabError
 from eval.index import Index
 from eval.leaderboard import stored_summary
@@ -355,7 +356,8 @@ def _execute(store: RunStore, run_id: str, index: Index, configs: list[Retriever
     for scorer in options.scorers:
         rows = pd.concat([rows, _scored(scorer, rows, context)], axis=1)
     latency = store.latency_parts(run_id)
-    store.finish(run_id, rows, latency, chunks, retrieval_seconds=round(retrieval_seconds, 3),
+    store.finish(run_id, rows, latency, chunks, identical_configs=identical_configs(rows),
+                 retrieval_seconds=round(retrieval_seconds, 3),
                  wall_seconds=round(time.perf_counter() - started, 3))
 
 
