@@ -3,6 +3,7 @@ import streamlit as st
 
 from dashboard import state
 from eval import charts
+from eval.diagnostics import run_warnings
 from eval.leaderboard import quality_metrics
 from eval.metrics import METRICS
 from eval.report import leaderboard_frame
@@ -33,6 +34,8 @@ if run_id:
                    (f"; * = significantly different from {baseline} (paired randomization test, p < 0.05)"
                     if baseline else "; pick a baseline to test differences"))
         st.dataframe(table, hide_index=True, key="leaderboard")
+        for warning in run_warnings(run):
+            st.warning(warning)
 
         if not shown.empty:
             st.subheader("Charts")

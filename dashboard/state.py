@@ -99,6 +99,28 @@ def summary(run_id: str, baseline: str | None, metrics: tuple[str, ...]) -> pd.D
                     baseline, tuple(metrics))
 
 
+@st.cache_data(show_spinner="Reading the index's relevance scores…", max_entries=16)
+def _threshold_grid(root: str, name: str, created_at: str, questions_path: str,
+                    modified: float) -> tuple[list[float], str]:
+    from eval.calibration import threshold_grid
+    from eval.datasets import load_question_set
+
+    return threshold_grid(_open_index(root, name, created_at), load_question_set(Path(questions_path)))
+
+
+def threshold_grid(index_name: str | None, questions_path: Path | None) -> tuple[list[float], str] | None:
+    """`score_threshold` values for a sweep of this question set on this index (`eval.calibration.threshold_grid`),
+    or None when either is missing or unreadable (the page reports that where it loads them)."""
+    if not index_name or questions_path is None or not questions_path.exists():
+        return None
+    store = index_store()
+    try:
+        return _threshold_grid(str(store.root), index_name, store.manifest(index_name).created_at,
+                               str(questions_path), questions_path.stat().st_mtime)
+    except LabError:
+        return None
+
+
 @st.cache_resource(show_spinner="Loading the model…")
 def _generator(spec: str, home_dir: str):
     from eval.generation import load_generator

@@ -9,6 +9,8 @@ from eval.calibration import score_calibration, threshold_grid
 from eval.datasets import Question
 from eval.diagnostics import identical_configs, inert_thresholds, run_warnings
 from eval.errors import LabError
+from eval.index import IndexStore
+from test_dashboard import app, lab  # noqa: F401 (the dashboard's fixtures)
 
 
 def test_identical_configs_need_the_same_chunks_in_the_same_order_on_every_question():
@@ -55,3 +57,34 @@ def test_threshold_values_come_from_the_index_and_fixed_defaults_are_flagged(sam
     assert run_warnings(seeded) == []
     n = seeded.rows.groupby("config_id").n_retrieved.mean()
     assert all(n[f"threshold-k4-t{v:g}"] < n["similarity-k4"] for v in values)
+
+
+def test_dashboard_seeds_thresholds_refuses_foreign_labels_and_warns(app, lab, tiny_index_store, tiny_dataset):
+    from eval.config import parse_sweep
+    from eval.datasets import load_question_set
+    from eval.runs import RunStore
+    from eval.sweep import SweepOptions, run_sweep
+
+    at = app("dashboard/sweep.py")
+    at.selectbox(key="sweep-index").set_value("tiny")
+    at.radio(key="sweep-questions-source").set_value("Folder or file path").run()
+    at.text_input(key="sweep-questions-path").set_value(str(lab["data"])).run()
+    index = IndexStore(lab["home"] / "indexes").open("tiny")
+    values, why = threshold_grid(index, load_question_set(lab["data"]))
+    assert at.text_input(key="grid-threshold").value == ", ".join(f"{v:g}" for v in values)
+    assert any(why in c.value for c in at.caption)
+
+    at = app("dashboard/indexes.py")  # the bundled sample's labels name documents the tiny index lacks
+    at.selectbox(key="cal-index").set_value("tiny")
+    at.button(key="calibrate").click().run()
+    assert not at.exception and not at.get("plotly_chart")
+    assert "names documents that are not in index 'tiny'" in at.error[0].value
+
+    runs = RunStore(lab["home"] / "runs")
+    run_id = run_sweep(runs, index, parse_sweep({"configs": [
+        {"search_type": "similarity", "k": 2},
+        {"search_type": "similarity_score_threshold", "k": 2, "score_threshold": 0.0}]}),
+        tiny_dataset.questions, str(lab["data"]), SweepOptions(latency_sample=0))
+    at = app("dashboard/compare.py")
+    at.selectbox(key="compare-run").set_value(run_id).run()
+    assert any("threshold-k2-t0 returned exactly what similarity-k2 returned" in w.value for w in at.warning)
