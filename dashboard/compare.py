@@ -6,9 +6,26 @@ from eval import charts
 from eval.diagnostics import run_warnings
 from eval.leaderboard import quality_metrics
 from eval.metrics import METRICS
+from eval.recommend import ranking_metric, ranking_rule, recommend
 from eval.report import leaderboard_frame
 
 st.title("Compare configurations")
+
+
+def recommendation_section(run, shown, metric: str, available: list[str]) -> None:
+    """The recommended config under the user's constraints, with the configs tied with it, in words."""
+    st.subheader("Recommendation")
+    c1, c2 = st.columns(2)
+    budget = c1.number_input("Latency budget: retrieval p50 (ms, 0 = none)", min_value=0.0, value=0.0, step=5.0,
+                             key="rec-budget")
+    min_judged = None
+    if "judged" in available:
+        min_judged = c2.slider("Minimum judged share", 0.0, 1.0, 0.0, 0.05, key="rec-judged",
+                               help=METRICS["judged"].description)
+    rec = recommend(run, shown, metric, budget or None, min_judged or None)
+    (st.success if rec.config_id else st.warning)(rec.text)
+
+
 run_id = state.pick_run("compare-run")
 if run_id:
     with state.lab_errors("pick another run, or delete this one on the Reports page"):
@@ -26,12 +43,14 @@ if run_id:
         types = st.multiselect("Search types", sorted(summary["search_type"].unique()),
                                default=sorted(summary["search_type"].unique()), key="compare-types")
         shown = summary[summary["search_type"].isin(types)]
-        sort_metric = (metrics or default or available)[0]
+        sort_metric = ranking_metric(available)  # the rule the reports use too
 
+        recommendation_section(run, shown, sort_metric, available)
         table = leaderboard_frame(shown, metrics, sort_by=sort_metric)
         st.subheader("Leaderboard")
-        st.caption("Means with 95% bootstrap confidence intervals" +
-                   (f"; * = significantly different from {baseline} (paired randomization test, p < 0.05)"
+        st.caption(f"{ranking_rule(sort_metric)} Means with 95% bootstrap confidence intervals" +
+                   (f"; * = significantly different from {baseline} (paired randomization test, p < 0.05; "
+                    "none on a value that is the same for every question)"
                     if baseline else "; pick a baseline to test differences"))
         st.dataframe(table, hide_index=True, key="leaderboard")
         for warning in run_warnings(run):

@@ -9,6 +9,7 @@ import pandas as pd
 
 from eval.errors import LabError
 from eval.metrics import METRICS, aggregate
+from eval.recommend import rank_order
 from eval.runs import Run, atomic_write_parquet
 from eval.timing import percentile_intervals
 
@@ -88,7 +89,7 @@ def leaderboard_text(summary: pd.DataFrame, metrics: list[str], sort_by: str = "
         if column in summary:
             table[column.replace("_p50", " p50")] = summary[column].map(lambda v: "-" if pd.isna(v) else f"{v:.1f}")
     if f"{sort_by}_mean" in summary:
-        table = table.iloc[np.argsort(-summary[f"{sort_by}_mean"].fillna(-1).to_numpy(), kind="stable")]
+        table = table.loc[rank_order(summary, sort_by)]
     return table.rename(columns=columns).to_string(index=False)
 
 
