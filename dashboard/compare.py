@@ -4,6 +4,7 @@ import streamlit as st
 from dashboard import state
 from eval import charts
 from eval.diagnostics import run_warnings
+from eval.drilldown import FILTERS, question_table
 from eval.leaderboard import quality_metrics
 from eval.metrics import METRICS
 from eval.recommend import ranking_metric, ranking_rule, recommend
@@ -24,6 +25,32 @@ def recommendation_section(run, shown, metric: str, available: list[str]) -> Non
                                help=METRICS["judged"].description)
     rec = recommend(run, shown, metric, budget or None, min_judged or None)
     (st.success if rec.config_id else st.warning)(rec.text)
+    return rec.config_id
+
+
+def questions_section(run_id: str, run, config_ids: list[str], default: str | None, available: list[str]) -> None:
+    """Per-question drill-down: the chosen config's worst questions first, where configs disagree; a picked
+    question opens on the Inspect page."""
+    st.subheader("Questions")
+    c1, c2, c3 = st.columns([2, 1, 2])
+    if st.session_state.get("drill-config") not in config_ids:  # first visit, or another run
+        st.session_state["drill-config"] = default if default in config_ids else config_ids[0]
+    chosen = c1.selectbox("Configuration", config_ids, key="drill-config")
+    metric = c2.selectbox("Metric", [m for m in available if METRICS[m].group in ("relevance", "answer")],
+                          format_func=lambda m: METRICS[m].label, key="drill-metric")
+    show = c3.radio("Show", FILTERS, horizontal=True, key="drill-show")
+    table = question_table(run.rows, run.questions_by_id, chosen, metric, config_ids, show)
+    st.caption(f"{len(table)} questions; {METRICS[metric].label} per configuration, {chosen} first and its worst "
+               "questions first. Select a row (or pick it below) to open it on Inspect.")
+    picked = st.dataframe(table, hide_index=True, key="drill-table", on_select="rerun", selection_mode="single-row")
+    d1, d2 = st.columns([4, 1])
+    question_id = d1.selectbox("Question", table["question_id"], key="drill-question", label_visibility="collapsed")
+    selected = list(picked.selection.rows) if picked else []
+    if selected or d2.button("Open in Inspect", key="drill-open", disabled=question_id is None):
+        question_id = table["question_id"].iloc[selected[0]] if selected else question_id
+        others = [c for c in config_ids if c != chosen][:1]
+        st.session_state["inspect-target"] = (run_id, question_id, [chosen, *others])
+        st.switch_page("dashboard/inspect_question.py")
 
 
 run_id = state.pick_run("compare-run")
@@ -45,16 +72,22 @@ if run_id:
         shown = summary[summary["search_type"].isin(types)]
         sort_metric = ranking_metric(available)  # the rule the reports use too
 
-        recommendation_section(run, shown, sort_metric, available)
+        recommended = recommendation_section(run, shown, sort_metric, available)
         table = leaderboard_frame(shown, metrics, sort_by=sort_metric)
         st.subheader("Leaderboard")
         st.caption(f"{ranking_rule(sort_metric)} Means with 95% bootstrap confidence intervals" +
                    (f"; * = significantly different from {baseline} (paired randomization test, p < 0.05; "
                     "none on a value that is the same for every question)"
                     if baseline else "; pick a baseline to test differences"))
-        st.dataframe(table, hide_index=True, key="leaderboard")
+        board = st.dataframe(table, hide_index=True, key="leaderboard", on_select="rerun",
+                             selection_mode="single-row")
+        clicked = table["config_id"].iloc[board.selection.rows[0]] if board and board.selection.rows else None
+        if clicked is not None and st.session_state.get("leaderboard-clicked") != clicked:  # a new click
+            st.session_state["leaderboard-clicked"] = st.session_state["drill-config"] = clicked
         for warning in run_warnings(run):
             st.warning(warning)
+
+        questions_section(run_id, run, config_ids, recommended, available)
 
         if not shown.empty:
             st.subheader("Charts")
