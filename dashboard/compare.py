@@ -23,9 +23,17 @@ def recommendation_section(run, shown, metric: str, available: list[str]) -> Non
     if "judged" in available:
         min_judged = c2.slider("Minimum judged share", 0.0, 1.0, 0.0, 0.05, key="rec-judged",
                                help=METRICS["judged"].description)
-    rec = recommend(run, shown, metric, budget or None, min_judged or None)
+    rec = _recommend(run.run_id, str(run.manifest.get("finished_at")), tuple(shown["config_id"]), metric,
+                     budget or None, min_judged or None, run, shown)
     (st.success if rec.config_id else st.warning)(rec.text)
     return rec.config_id
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _recommend(run_id: str, finished_at: str, config_ids: tuple[str, ...], metric: str, budget: float | None,
+               min_judged: float | None, _run, _shown):
+    """`recommend`, once per run, shown configs and constraints (its paired test reads every row)."""
+    return recommend(_run, _shown, metric, budget, min_judged)
 
 
 def questions_section(run_id: str, run, config_ids: list[str], default: str | None, available: list[str]) -> None:
@@ -79,8 +87,9 @@ if run_id:
                    (f"; * = significantly different from {baseline} (paired randomization test, p < 0.05; "
                     "none on a value that is the same for every question)"
                     if baseline else "; pick a baseline to test differences"))
+        explained = {METRICS[m].label: st.column_config.TextColumn(help=METRICS[m].description) for m in metrics}
         board = st.dataframe(table, hide_index=True, key="leaderboard", on_select="rerun",
-                             selection_mode="single-row")
+                             selection_mode="single-row", column_config=explained)
         clicked = table["config_id"].iloc[board.selection.rows[0]] if board and board.selection.rows else None
         if clicked is not None and st.session_state.get("leaderboard-clicked") != clicked:  # a new click
             st.session_state["leaderboard-clicked"] = st.session_state["drill-config"] = clicked

@@ -56,8 +56,8 @@ def execute(index_name, configs, questions, source, latency_sample, resume=None,
         raise
     bar.progress(1.0, text="done")
     st.session_state["last-run"] = run_id
-    st.success(f"Run {run_id} complete: {len(configs)} configs × {len(questions)} questions. "
-               "Open **Compare** to see the leaderboard.")
+    st.success(f"Run {run_id} complete: {len(configs)} configs × {len(questions)} questions.")
+    st.page_link("dashboard/compare.py", label="Open Compare to see the leaderboard", icon=":material/leaderboard:")
     for warning in run_warnings(store.load(run_id, scores_only=True)):
         st.warning(warning)
 

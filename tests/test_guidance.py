@@ -51,3 +51,12 @@ def test_compare_recommends_and_drills_down_to_inspect(app, lab):
     marker = at.selectbox(key="inspect-question").format_func(question)
     hits = int((run.rows[run.rows.question_id == question].hit_rate > 0).sum())
     assert marker.startswith(f"{'●' if hits else '○'} {hits}/{len(config_ids)} hit")
+
+
+def test_a_missing_path_error_shows_the_whole_path(app, tmp_path):
+    at = app("dashboard/indexes.py")
+    at.radio(key="index-source").set_value("Folder or file path").run()
+    missing = tmp_path / "nested folder" / "missing"
+    at.text_input(key="index-path").set_value(str(missing)).run()
+    at.button(key="build").click().run()
+    assert f"no such file or folder: {missing}" in at.error[0].value
