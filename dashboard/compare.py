@@ -13,8 +13,9 @@ from eval.report import leaderboard_frame
 st.title("Compare configurations")
 
 
-def recommendation_section(run, shown, metric: str, available: list[str]) -> None:
-    """The recommended config under the user's constraints, with the configs tied with it, in words."""
+def recommendation_section(run, summary, metric: str, available: list[str]) -> str | None:
+    """The recommended config (of all the run's configs) under the user's constraints, with the configs tied
+    with it, in words. Returns its id."""
     st.subheader("Recommendation")
     c1, c2 = st.columns(2)
     budget = c1.number_input("Latency budget: retrieval p50 (ms, 0 = none)", min_value=0.0, value=0.0, step=5.0,
@@ -23,17 +24,27 @@ def recommendation_section(run, shown, metric: str, available: list[str]) -> Non
     if "judged" in available:
         min_judged = c2.slider("Minimum judged share", 0.0, 1.0, 0.0, 0.05, key="rec-judged",
                                help=METRICS["judged"].description)
-    rec = _recommend(run.run_id, str(run.manifest.get("finished_at")), tuple(shown["config_id"]), metric,
-                     budget or None, min_judged or None, run, shown)
+    rec = _recommend(run.run_id, str(run.manifest.get("finished_at")), metric, budget or None, min_judged or None,
+                     run, summary)
     (st.success if rec.config_id else st.warning)(rec.text)
     return rec.config_id
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _recommend(run_id: str, finished_at: str, config_ids: tuple[str, ...], metric: str, budget: float | None,
-               min_judged: float | None, _run, _shown):
-    """`recommend`, once per run, shown configs and constraints (its paired test reads every row)."""
-    return recommend(_run, _shown, metric, budget, min_judged)
+def _recommend(run_id: str, finished_at: str, metric: str, budget: float | None, min_judged: float | None,
+               _run, _summary):
+    """`recommend`, once per run and constraints (its paired test reads every row)."""
+    return recommend(_run, _summary, metric, budget, min_judged)
+
+
+DRILL_ROWS = 500  # questions shown in the drill-down table (worst first)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _question_table(run_id: str, finished_at: str, chosen: str, metric: str, show: str, _run):
+    """`question_table` of a run, once per choice (a pivot of every row)."""
+    return question_table(_run.rows, _run.questions_by_id, chosen, metric, [c["config_id"] for c in _run.configs],
+                          show)
 
 
 def questions_section(run_id: str, run, config_ids: list[str], default: str | None, available: list[str]) -> None:
@@ -47,9 +58,11 @@ def questions_section(run_id: str, run, config_ids: list[str], default: str | No
     metric = c2.selectbox("Metric", [m for m in available if METRICS[m].group in ("relevance", "answer")],
                           format_func=lambda m: METRICS[m].label, key="drill-metric")
     show = c3.radio("Show", FILTERS, horizontal=True, key="drill-show")
-    table = question_table(run.rows, run.questions_by_id, chosen, metric, config_ids, show)
-    st.caption(f"{len(table)} questions; {METRICS[metric].label} per configuration, {chosen} first and its worst "
-               "questions first. Select a row (or pick it below) to open it on Inspect.")
+    table = _question_table(run.run_id, str(run.manifest.get("finished_at")), chosen, metric, show, run)
+    shown = f"the first {DRILL_ROWS} of " if len(table) > DRILL_ROWS else ""
+    st.caption(f"{shown}{len(table)} questions; {METRICS[metric].label} per configuration, {chosen} first and its "
+               "worst questions first. Select a row (or pick it below) to open it on Inspect.")
+    table = table.head(DRILL_ROWS)
     picked = st.dataframe(table, hide_index=True, key="drill-table", on_select="rerun", selection_mode="single-row")
     d1, d2 = st.columns([4, 1])
     question_id = d1.selectbox("Question", table["question_id"], key="drill-question", label_visibility="collapsed")
@@ -80,7 +93,7 @@ if run_id:
         shown = summary[summary["search_type"].isin(types)]
         sort_metric = ranking_metric(available)  # the rule the reports use too
 
-        recommended = recommendation_section(run, shown, sort_metric, available)
+        recommended = recommendation_section(run, summary, sort_metric, available)  # over every config
         table = leaderboard_frame(shown, metrics, sort_by=sort_metric)
         st.subheader("Leaderboard")
         st.caption(f"{ranking_rule(sort_metric)} Means with 95% bootstrap confidence intervals" +

@@ -13,24 +13,22 @@ from eval.runs import Run
 def identical_configs(rows: pd.DataFrame) -> list[list[str]]:
     """Groups (two or more, in order of appearance) of configs whose retrieved chunk lists are the same, in
     the same order, for every question. `rows` needs question_id, config_id and chunk_ids."""
+    lists = rows["chunk_ids"].map(lambda ids: "\x1f".join(ids))  # one string per list: fast to compare
+    ordered = rows[["question_id", "config_id"]].assign(_list=lists).sort_values("question_id", kind="stable")
     signatures: dict[tuple, list[str]] = {}
-    ordered = rows.sort_values("question_id", kind="stable")
     for config_id, group in ordered.groupby("config_id", sort=False):
-        signature = tuple((q, tuple(c)) for q, c in zip(group["question_id"], group["chunk_ids"]))
+        signature = tuple(zip(group["question_id"], group["_list"]))
         signatures.setdefault(signature, []).append(str(config_id))
     return [group for group in signatures.values() if len(group) > 1]
 
 
 def run_identical_configs(run: Run) -> list[list[str]]:
-    """`identical_configs` of a run: stored in its manifest by the sweep, or computed for older runs."""
+    """`identical_configs` of a run: stored in its manifest by the sweep; for runs made before that, computed
+    when the run was loaded with its retrieved lists, else unknown (empty: reading a million lists to find
+    out takes half a minute, too long for a page)."""
     if "identical_configs" in run.manifest:
         return run.manifest["identical_configs"]
-    if "chunk_ids" in run.rows:
-        return identical_configs(run.rows)
-    path = run.folder / "rows.parquet"
-    if not path.is_file():
-        return []
-    return identical_configs(pd.read_parquet(path, columns=["question_id", "config_id", "chunk_ids"]))
+    return identical_configs(run.rows) if "chunk_ids" in run.rows else []
 
 
 def inert_thresholds(configs: list[dict[str, Any]], groups: list[list[str]]) -> list[tuple[str, str]]:

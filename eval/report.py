@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from eval import charts as chart_builders
+from eval.diagnostics import run_warnings
 from eval.errors import LabError
 from eval.leaderboard import PARAMETER_COLUMNS, quality_metrics, summarize
 from eval.metrics import METRICS
@@ -101,7 +102,7 @@ CSS = """
 body{font-family:"Noto Sans CJK SC","Microsoft YaHei","PingFang SC",sans-serif;margin:2em;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:13px}th,td{border:1px solid #ccc;padding:4px 8px;
 text-align:left;vertical-align:top}th{background:#f3f3f3}.relevant{background:#e8f6e8}
-.chunk{white-space:pre-wrap;max-width:60em}.wide{overflow-x:auto;max-width:100%}pre{background:#f7f7f7;padding:1em;overflow:auto}
+.chunk{white-space:pre-wrap;max-width:60em}.wide{overflow-x:auto;max-width:100%}.warning{background:#fff4e0;padding:.5em}pre{background:#f7f7f7;padding:1em;overflow:auto}
 """
 
 
@@ -131,7 +132,8 @@ def report_html(run: Run, worst: int = WORST) -> str:
         *[(f"version: {k}", v) for k, v in {**index.versions, **manifest.versions}.items()],
     ], columns=["setting", "value"])
     parts += ["<h2>Settings and versions</h2>", _html_table(settings)]
-    parts += ["<h2>Recommendation</h2>", f"<p>{esc(_plain(recommendation.text))}</p>"]
+    parts += ["<h2>Recommendation</h2>", f"<p>{esc(_plain(recommendation.text))}</p>",
+              *[f'<p class="warning">{esc(warning)}</p>' for warning in run_warnings(run)]]
     parts += ["<h2>Leaderboard</h2>",
               f"<p>Means with 95% bootstrap confidence intervals. {esc(ranking_rule(rank_by))}</p>",
               f'<div class="wide">{_html_table(leaderboard_frame(summary, metrics, sort_by=rank_by))}</div>']
@@ -214,6 +216,7 @@ def report_markdown(run: Run, worst: int = WORST) -> str:
            f"- questions: {_md(manifest.questions.count)} from {_md(manifest.questions.source)}",
            f"- versions: {_md(json.dumps(manifest.versions, ensure_ascii=False))}", "",
            "## Recommendation", "", _md(recommendation.text), "",
+           *[line for warning in run_warnings(run) for line in (f"**Warning:** {_md(warning)}", "")],
            "## Leaderboard", "", _md_table(leaderboard_frame(summary, metrics, sort_by=rank_by)), "",
            _md(ranking_rule(rank_by)) + " Means with 95% bootstrap confidence intervals.", "",
            f"## Worst questions on the best configuration ({_md(best)}, by {_md(METRICS[rank_by].label)})", ""]

@@ -88,3 +88,14 @@ def test_dashboard_seeds_thresholds_refuses_foreign_labels_and_warns(app, lab, t
     at = app("dashboard/compare.py")
     at.selectbox(key="compare-run").set_value(run_id).run()
     assert any("threshold-k2-t0 returned exactly what similarity-k2 returned" in w.value for w in at.warning)
+
+
+def test_reports_carry_the_threshold_warning(sample_run):
+    from eval.report import esc, report_html, report_markdown
+
+    fixed = sample_run({"configs": [{"search_type": "similarity", "k": 4},
+                                    {"search_type": "similarity_score_threshold", "k": 4,
+                                     "score_threshold": [0.3, 0.5]}]}, latency_sample=0)
+    warning = run_warnings(fixed)[0]
+    assert f"**Warning:** {esc(warning)}" in report_markdown(fixed)
+    assert f'<p class="warning">{esc(warning)}</p>' in report_html(fixed)
