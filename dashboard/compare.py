@@ -3,12 +3,78 @@ import streamlit as st
 
 from dashboard import state
 from eval import charts
-from eval.labels import LABEL_METRICS
+from eval.diagnostics import run_warnings
+from eval.drilldown import FILTERS, question_table
 from eval.leaderboard import quality_metrics
 from eval.metrics import METRICS
+from eval.recommend import ranking_metric, ranking_rule, recommend
 from eval.report import leaderboard_frame
 
 st.title("Compare configurations")
+
+
+def recommendation_section(run, summary, metric: str, available: list[str], source: str) -> str | None:
+    """The recommended config (of all the run's configs) under the user's constraints, with the configs tied
+    with it, in words. Returns its id."""
+    st.subheader("Recommendation")
+    c1, c2 = st.columns(2)
+    budget = c1.number_input("Latency budget: retrieval p50 (ms, 0 = none)", min_value=0.0, value=0.0, step=5.0,
+                             key="rec-budget")
+    min_judged = None
+    if "judged" in available:
+        min_judged = c2.slider("Minimum judged share", 0.0, 1.0, 0.0, 0.05, key="rec-judged",
+                               help=METRICS["judged"].description)
+    rec = _recommend(run.run_id, str(run.manifest.get("finished_at")), source, metric, budget or None,
+                     min_judged or None, run, summary)
+    (st.success if rec.config_id else st.warning)(rec.text)
+    return rec.config_id
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _recommend(run_id: str, finished_at: str, source: str, metric: str, budget: float | None,
+               min_judged: float | None, _run, _summary):
+    """`recommend`, once per run, label source and constraints (its paired test reads every row)."""
+    return recommend(_run, _summary, metric, budget, min_judged)
+
+
+DRILL_ROWS = 500  # questions shown in the drill-down table (worst first)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _question_table(run_id: str, finished_at: str, source: str, chosen: str, metric: str, show: str, _run):
+    """`question_table` of a run, once per choice (a pivot of every row)."""
+    return question_table(_run.rows, _run.questions_by_id, chosen, metric, [c["config_id"] for c in _run.configs],
+                          show)
+
+
+def questions_section(run_id: str, run, config_ids: list[str], default: str | None, available: list[str],
+                      source: str) -> None:
+    """Per-question drill-down: the chosen config's worst questions first, where configs disagree; a picked
+    question opens on the Inspect page."""
+    st.subheader("Questions")
+    c1, c2, c3 = st.columns([2, 1, 2])
+    if st.session_state.get("drill-config") not in config_ids:  # first visit, or another run
+        st.session_state["drill-config"] = default if default in config_ids else config_ids[0]
+    chosen = c1.selectbox("Configuration", config_ids, key="drill-config")
+    metric = c2.selectbox("Metric", [m for m in available if METRICS[m].group in ("relevance", "answer")],
+                          format_func=lambda m: METRICS[m].label, key="drill-metric")
+    show = c3.radio("Show", FILTERS, horizontal=True, key="drill-show")
+    table = _question_table(run.run_id, str(run.manifest.get("finished_at")), source, chosen, metric, show, run)
+    shown = f"the first {DRILL_ROWS} of " if len(table) > DRILL_ROWS else ""
+    st.caption(f"{shown}{len(table)} questions; {METRICS[metric].label} per configuration, {chosen} first and its "
+               "worst questions first. Select a row (or pick it below) to open it on Inspect.")
+    table = table.head(DRILL_ROWS)
+    picked = st.dataframe(table, hide_index=True, key="drill-table", on_select="rerun", selection_mode="single-row")
+    d1, d2 = st.columns([4, 1])
+    question_id = d1.selectbox("Question", table["question_id"], key="drill-question", label_visibility="collapsed")
+    selected = list(picked.selection.rows) if picked else []
+    if selected or d2.button("Open in Inspect", key="drill-open", disabled=question_id is None):
+        question_id = table["question_id"].iloc[selected[0]] if selected else question_id
+        others = [c for c in config_ids if c != chosen][:1]
+        st.session_state["inspect-target"] = (run_id, question_id, [chosen, *others])
+        st.switch_page("dashboard/inspect_question.py")
+
+
 run_id = state.pick_run("compare-run")
 if run_id:
     with state.lab_errors("pick another run, or delete this one on the Reports page"):
@@ -21,7 +87,8 @@ if run_id:
                                   help="recompute the relevance metrics under another label source (no retrieval "
                                        "again); judged = share of the retrieved chunks that source judged")
             if source != "gold":
-                available = list(dict.fromkeys(LABEL_METRICS + tuple(available)))
+                run = state.rescored_run(run_id, label_file, source)
+                available = quality_metrics(run.rows)
         default = [m for m in ("hit_rate", "recall", "mrr", "ndcg", "ild", "n_retrieved") if m in available]
         default += ["passage_ndcg", "judged"] if source != "gold" else []
         metrics = st.multiselect("Metrics", available, default=default or available[:4],
@@ -37,14 +104,25 @@ if run_id:
         types = st.multiselect("Search types", sorted(summary["search_type"].unique()),
                                default=sorted(summary["search_type"].unique()), key="compare-types")
         shown = summary[summary["search_type"].isin(types)]
-        sort_metric = (metrics or default or available)[0]
+        sort_metric = ranking_metric(available)  # the rule the reports use too
 
+        recommended = recommendation_section(run, summary, sort_metric, available, source)  # every config
         table = leaderboard_frame(shown, metrics, sort_by=sort_metric)
         st.subheader("Leaderboard")
-        st.caption("Means with 95% bootstrap confidence intervals" +
-                   (f"; * = significantly different from {baseline} (paired randomization test, p < 0.05)"
+        st.caption(f"{ranking_rule(sort_metric)} Means with 95% bootstrap confidence intervals" +
+                   (f"; * = significantly different from {baseline} (paired randomization test, p < 0.05; "
+                    "none on a value that is the same for every question)"
                     if baseline else "; pick a baseline to test differences"))
-        st.dataframe(table, hide_index=True, key="leaderboard")
+        explained = {METRICS[m].label: st.column_config.TextColumn(help=METRICS[m].description) for m in metrics}
+        board = st.dataframe(table, hide_index=True, key="leaderboard", on_select="rerun",
+                             selection_mode="single-row", column_config=explained)
+        clicked = table["config_id"].iloc[board.selection.rows[0]] if board and board.selection.rows else None
+        if clicked is not None and st.session_state.get("leaderboard-clicked") != clicked:  # a new click
+            st.session_state["leaderboard-clicked"] = st.session_state["drill-config"] = clicked
+        for warning in run_warnings(run):
+            st.warning(warning)
+
+        questions_section(run_id, run, config_ids, recommended, available, source)
 
         if not shown.empty:
             st.subheader("Charts")

@@ -7,13 +7,20 @@ from eval.leaderboard import quality_metrics
 from eval.metrics import METRICS
 
 st.title("Inspect a question")
+target = st.session_state.pop("inspect-target", None)  # (run, question, configs) opened from Compare
+if target is not None:
+    st.session_state["inspect-run"], st.session_state["inspect-question"], st.session_state["inspect-configs"] = target
 run_id = state.pick_run("inspect-run")
 if run_id:
     with state.lab_errors("pick another run"):
         run = state.load_run(run_id)
         questions = run.questions_by_id
         question_ids = list(pd.unique(run.rows["question_id"]))
-        label = {qid: f"{qid}: {questions[qid].question}" if qid in questions else qid for qid in question_ids}
+        hits = run.rows.assign(hit=run.rows["hit_rate"] > 0).groupby("question_id")["hit"].agg(["sum", "size"]) \
+            if "hit_rate" in run.rows else None
+        label = {qid: (f"{'●' if hits.loc[qid, 'sum'] else '○'} {hits.loc[qid, 'sum']}/{hits.loc[qid, 'size']} hit · "
+                       if hits is not None else "") + (f"{qid}: {questions[qid].question}" if qid in questions else qid)
+                 for qid in question_ids}
         qid = st.selectbox("Question", question_ids, format_func=label.get, key="inspect-question")
         config_ids = [c["config_id"] for c in run.configs]
         chosen = st.multiselect("Configurations (2-4)", config_ids, default=config_ids[:2], max_selections=4,
@@ -48,7 +55,7 @@ if run_id:
                     st.info("No chunks retrieved.")
                 for rank, (chunk_id, doc_id, score) in enumerate(zip(row["chunk_ids"], row["doc_ids"],
                                                                       row["scores"]), start=1):
-                    mark = " · ✅ relevant" if doc_id in relevant else ""
+                    mark = " · ● relevant" if doc_id in relevant else ""  # a glyph CJK fonts have (no emoji)
                     only = " · **only here**" if len(chosen) > 1 and chunk_id not in others else ""
                     with st.container(border=True):
                         st.markdown(f"**{rank}.** score {float(score):.4f}{mark}{only}")

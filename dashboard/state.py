@@ -99,6 +99,28 @@ def summary(run_id: str, baseline: str | None, metrics: tuple[str, ...]) -> pd.D
                     baseline, tuple(metrics))
 
 
+@st.cache_data(show_spinner="Reading the index's relevance scores…", max_entries=16)
+def _threshold_grid(root: str, name: str, created_at: str, questions_path: str,
+                    modified: float) -> tuple[list[float], str]:
+    from eval.calibration import threshold_grid
+    from eval.datasets import load_question_set
+
+    return threshold_grid(_open_index(root, name, created_at), load_question_set(Path(questions_path)))
+
+
+def threshold_grid(index_name: str | None, questions_path: Path | None) -> tuple[list[float], str] | None:
+    """`score_threshold` values for a sweep of this question set on this index (`eval.calibration.threshold_grid`),
+    or None when either is missing or unreadable (the page reports that where it loads them)."""
+    if not index_name or questions_path is None or not questions_path.exists():
+        return None
+    store = index_store()
+    try:
+        return _threshold_grid(str(store.root), index_name, store.manifest(index_name).created_at,
+                               str(questions_path), questions_path.stat().st_mtime)
+    except LabError:
+        return None
+
+
 @st.cache_resource(show_spinner="Loading the model…")
 def _generator(spec: str, home_dir: str):
     from eval.generation import load_generator
@@ -131,25 +153,38 @@ def _label_sources(path: str, mtime: float) -> list[str]:
     return load_labels(path).sources
 
 
-@st.cache_data(show_spinner="Rescoring under the chosen labels…", max_entries=16)
-def _rescored_summary(root: str, run_id: str, finished_at: str, label_file: str, label_mtime: float, source: str,
-                      baseline: str | None) -> pd.DataFrame:
+@st.cache_resource(show_spinner="Rescoring under the chosen labels…", max_entries=8)
+def _rescored_run(root: str, run_id: str, finished_at: str, label_file: str, label_mtime: float, source: str):
     from dataclasses import replace
 
     from eval.labels import LABEL_METRICS, load_labels, rescore
-    from eval.leaderboard import quality_metrics, summarize
     from eval.runs import RunStore
 
     run = RunStore(root).load(run_id)
-    rows = rescore(run, load_labels(label_file), source, list(LABEL_METRICS))
-    return summarize(replace(run, rows=rows), baseline, quality_metrics(rows))
+    return replace(run, rows=rescore(run, load_labels(label_file), source, list(LABEL_METRICS)))
+
+
+def rescored_run(run_id: str, label_file: Path, source: str):
+    """The run with its relevance metrics recomputed under another label source (`eval.labels.rescore`),
+    cached per label-file version. Treat it as read-only."""
+    manifest = run_store().manifest(run_id)
+    return _rescored_run(str(run_store().root), run_id, str(manifest.get("finished_at")), str(label_file),
+                         label_file.stat().st_mtime, source)
+
+
+@st.cache_data(show_spinner="Summarizing…", max_entries=16)
+def _rescored_summary(run_id: str, finished_at: str, label_file: str, label_mtime: float, source: str,
+                      baseline: str | None, _run) -> pd.DataFrame:
+    from eval.leaderboard import quality_metrics, summarize
+
+    return summarize(_run, baseline, quality_metrics(_run.rows))
 
 
 def rescored_summary(run_id: str, label_file: Path, source: str, baseline: str | None) -> pd.DataFrame:
-    """The leaderboard of a run with its relevance metrics under another label source (`eval.labels.rescore`)."""
+    """The leaderboard of `rescored_run`."""
     manifest = run_store().manifest(run_id)
-    return _rescored_summary(str(run_store().root), run_id, str(manifest.get("finished_at")), str(label_file),
-                             label_file.stat().st_mtime, source, baseline)
+    return _rescored_summary(run_id, str(manifest.get("finished_at")), str(label_file), label_file.stat().st_mtime,
+                             source, baseline, rescored_run(run_id, label_file, source))
 
 
 def answerer(spec: str, max_new_tokens: int, max_length: int, top_p: float, temperature: float):

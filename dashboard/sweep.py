@@ -29,6 +29,7 @@ def answer_streamer():
 
 
 def execute(index_name, configs, questions, source, latency_sample, resume=None, generation=None):
+    from eval.diagnostics import run_warnings
     from eval.sweep import SweepCancelled, SweepOptions, run_sweep
 
     store = state.run_store()
@@ -55,8 +56,10 @@ def execute(index_name, configs, questions, source, latency_sample, resume=None,
         raise
     bar.progress(1.0, text="done")
     st.session_state["last-run"] = run_id
-    st.success(f"Run {run_id} complete: {len(configs)} configs × {len(questions)} questions. "
-               "Open **Compare** to see the leaderboard.")
+    st.success(f"Run {run_id} complete: {len(configs)} configs × {len(questions)} questions.")
+    st.page_link("dashboard/compare.py", label="Open Compare to see the leaderboard", icon=":material/leaderboard:")
+    for warning in run_warnings(store.load(run_id, scores_only=True)):
+        st.warning(warning)
 
 
 index_name = state.pick_index("sweep-index")
@@ -69,7 +72,15 @@ c1, c2, c3, c4 = st.columns(4)
 ks_text = c1.text_input("k values", "3, 5, 10", key="grid-k")
 fetch_text = c2.text_input("fetch_k values (mmr)", "20, 50", key="grid-fetch")
 lambda_text = c3.text_input("lambda_mult values (mmr)", "0.25, 0.5, 0.75", key="grid-lambda")
-threshold_text = c4.text_input("score_threshold values", "0.3, 0.5", key="grid-threshold")
+threshold_seed = state.threshold_grid(index_name, question_path)
+if threshold_seed and st.session_state.get("grid-threshold-seed") != threshold_seed:  # a new index or question set
+    st.session_state["grid-threshold-seed"] = threshold_seed
+    st.session_state["grid-threshold"] = ", ".join(f"{v:g}" for v in threshold_seed[0])
+st.session_state.setdefault("grid-threshold", "0.5, 0.7")
+threshold_text = c4.text_input("score_threshold values", key="grid-threshold",
+                               help=f"Seeded {threshold_seed[1]}" if threshold_seed else None)
+if threshold_seed:
+    c4.caption(f"Seeded {threshold_seed[1]}.")
 filter_text = st.text_area("Metadata filter (JSON, optional)", "", key="grid-filter",
                            placeholder='{"lang": "zh"}')
 c5, c6 = st.columns(2)

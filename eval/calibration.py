@@ -26,9 +26,17 @@ def score_calibration(index: Any, questions: Sequence[Question], sample: int = 1
     labelled = [q for q in questions if q.relevant_ids]
     if not labelled:
         raise LabError("score calibration needs questions with relevant_ids (none of these questions has any)")
+    from eval.sweep import check_relevant_ids
+
+    check_relevant_ids(index, labelled)  # labels naming no document of the index would draw an all-red histogram
+    return _top_candidates(index, labelled, sample, top_n, seed)
+
+
+def _top_candidates(index: Any, questions: Sequence[Question], sample: int, top_n: int, seed: int) -> pd.DataFrame:
+    """`score_calibration`'s rows for a seeded sample of the questions (relevant: False without labels)."""
     if top_n < 1:
         raise LabError(f"top_n must be at least 1, got {top_n}")
-    chosen = labelled if len(labelled) <= sample else random.Random(seed).sample(labelled, sample)
+    chosen = list(questions) if len(questions) <= sample else random.Random(seed).sample(list(questions), sample)
     vectors = index.embeddings.embed_queries([q.question for q in chosen])  # the vectors the retriever uses
     relevance = index.vectorstore._select_relevance_score_fn()
     n_results = min(top_n, index.collection.count())
@@ -42,6 +50,34 @@ def score_calibration(index: Any, questions: Sequence[Question], sample: int = 1
             records.append((question.id, chunk_id, metadata["doc_id"], rank, float(relevance(distance)),
                             metadata["doc_id"] in relevant))
     return pd.DataFrame.from_records(records, columns=COLUMNS)
+
+
+def threshold_grid(index: Any, questions: Sequence[Question], top_n: int = 10, sample: int = 100,
+                   seed: int = 0) -> tuple[list[float], str]:
+    """`score_threshold` values worth sweeping on this index, and where they come from.
+
+    With questions whose labels name documents of the index: the calibration's suggested range and best-F1
+    threshold (`suggest_threshold`). Otherwise the 25th, 50th and 75th percentiles of the top-`top_n`
+    candidates' scores, so each threshold cuts some lists short. Fixed defaults would not do: e5-small's
+    relevance scores sit between about 0.78 and 0.92, where 0.3 and 0.5 keep everything."""
+    known = index.doc_ids()
+    labelled = [q for q in questions if q.relevant_ids and all(d in known for d in q.relevant_ids)]
+    if labelled:
+        suggestion = suggest_threshold(_top_candidates(index, labelled, sample, top_n, seed))
+        values = [suggestion[key] for key in ("low", "best", "high") if suggestion[key] is not None]
+        if values:
+            return _rounded(values), (f"from the calibration of {len(labelled)} labelled questions: suggested "
+                                      f"range and best-F1 threshold among the top {top_n} candidates")
+    if not questions:
+        raise LabError("threshold values need at least one question to score")
+    scores = _top_candidates(index, questions, sample, top_n, seed)["score"]
+    return _rounded(scores.quantile([0.25, 0.5, 0.75]).tolist()), (
+        f"from the score distribution (no labels for this index): 25th, 50th and 75th percentiles of the "
+        f"top-{top_n} candidates' scores")
+
+
+def _rounded(values: list[float]) -> list[float]:
+    return sorted({round(float(v), 3) for v in values})
 
 
 def suggest_threshold(df: pd.DataFrame, irrelevant_percentile: float = 95.0,

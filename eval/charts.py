@@ -7,6 +7,7 @@ font family list with CJK fonts first.
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Iterable
 
 import numpy as np
@@ -24,8 +25,17 @@ def label(metric: str) -> str:
     """A readable label for a metric name or a `<metric>_mean`/`_p50` column."""
     for suffix, extra in (("_mean", ""), ("_p50", " p50"), ("_p95", " p95")):
         if metric.endswith(suffix) and metric[:-len(suffix)] in METRICS:
-            return METRICS[metric[:-len(suffix)]].label + extra
+            name, unit = _split_unit(METRICS[metric[:-len(suffix)]].label)
+            return name + extra + unit
     return METRICS[metric].label if metric in METRICS else metric
+
+
+def _split_unit(text: str) -> tuple[str, str]:
+    """("Retrieval", " (ms)") from "Retrieval (ms)", so a percentile goes before the unit."""
+    if text.endswith(")") and " (" in text:
+        cut = text.rindex(" (")
+        return text[:cut], text[cut:]
+    return text, ""
 
 
 def _layout(fig: go.Figure, title: str, **kwargs) -> go.Figure:
@@ -47,21 +57,52 @@ def _sizes(values: pd.Series, smallest: float = 10, largest: float = 40) -> list
     return scaled.fillna(smallest).tolist()
 
 
+def merge_identical(summary: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
+    """One row per distinct (x, y): configs with identical results would hide each other on a chart, so they
+    become one point (drawn in the first one's search type) whose `config_id` lists them all and whose
+    `n_configs` says how many."""
+    frame = summary.assign(_key=list(zip(summary[x].round(9), summary[y].round(9))))
+    names = frame.groupby("_key", sort=False, dropna=False)["config_id"].agg(" = ".join)
+    counts = frame.groupby("_key", sort=False, dropna=False).size()
+    merged = frame.drop_duplicates("_key").copy()
+    merged["config_id"] = merged["_key"].map(names)
+    merged["n_configs"] = merged["_key"].map(counts)
+    return merged.drop(columns="_key")
+
+
+def _size_legend(fig: go.Figure, latency: pd.Series, size: str) -> None:
+    """Legend entries for the smallest and largest bubble, so bubble size can be read."""
+    finite = pd.to_numeric(latency, errors="coerce").dropna()
+    if finite.empty or finite.max() == finite.min():
+        return
+    for value, marker_size in ((finite.min(), 10), (finite.max(), 40)):
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=f"{label(size)} {value:.1f}",
+                                 legendgroup="size", legendgrouptitle_text="bubble size",
+                                 marker={"size": marker_size, "color": "rgba(0,0,0,0)",
+                                         "line": {"width": 1, "color": "#555"}}))
+
+
 def relevance_diversity(summary: pd.DataFrame, relevance: str = "ndcg", diversity: str = "ild",
                         size: str = "retrieval_ms_p50") -> go.Figure:
-    """x = diversity mean, y = relevance mean, bubble size = latency p50, colour = search type."""
+    """x = diversity mean, y = relevance mean, bubble size = latency p50, colour = search type; configs at
+    the same point are one bubble listing them all."""
     fig = go.Figure()
     x_col, y_col = _column(diversity), _column(relevance)
-    for search_type, group in summary.groupby("search_type", sort=False):
-        latency = group[size] if size in group else pd.Series([np.nan] * len(group), index=group.index)
+    points = merge_identical(summary, x_col, y_col)
+    if size not in points:
+        points[size] = np.nan
+    sizes = pd.Series(_sizes(points[size]), index=points.index) if size in summary else pd.Series(16, points.index)
+    for search_type, group in points.groupby("search_type", sort=False):
         fig.add_trace(go.Scatter(
             x=group[x_col].tolist(), y=group[y_col].tolist(), mode="markers", name=search_type,
-            marker={"size": _sizes(latency.reindex(group.index)) if size in summary else 16,
-                    "color": SEARCH_TYPE_COLORS.get(search_type), "opacity": 0.75, "line": {"width": 1}},
-            customdata=np.column_stack([group["config_id"], latency.round(2)]).tolist(),
+            marker={"size": sizes[group.index].tolist(), "color": SEARCH_TYPE_COLORS.get(search_type),
+                    "opacity": 0.75, "line": {"width": 1}},
+            customdata=np.column_stack([group["config_id"], group[size].round(2)]).tolist(),
             text=group["config_id"].tolist(),
             hovertemplate=("%{customdata[0]}<br>" + label(x_col) + " %{x:.3f}<br>" + label(y_col)
-                           + " %{y:.3f}<br>" + label(size) + " %{customdata[1]} ms<extra></extra>")))
+                           + " %{y:.3f}<br>" + label(size) + " %{customdata[1]}<extra></extra>")))
+    if size in summary:
+        _size_legend(fig, summary[size], size)
     return _layout(fig, f"{label(y_col)} vs {label(x_col)} (bubble: {label(size)})",
                    xaxis_title=label(x_col), yaxis_title=label(y_col))
 
@@ -85,23 +126,31 @@ def pareto_front(summary: pd.DataFrame, quality: str = "ndcg_mean", latency: str
 
 
 def pareto_chart(summary: pd.DataFrame, quality: str = "ndcg", latency: str = "retrieval_ms_p50",
-                 unit: str = "ms") -> go.Figure:
-    """Quality against latency (or another cost in `unit`, e.g. retrieved characters) for every config; the
-    non-dominated configs are joined by a line."""
+                 unit: str | None = None) -> go.Figure:
+    """Quality against latency (or another cost, e.g. retrieved characters, in `unit` when its label has none)
+    for every config; the non-dominated configs are joined by a line. The cost has its bootstrap interval as a
+    horizontal bar when the summary has one: configs whose bars overlap cannot be told apart on it. Configs at
+    the same point are one marker listing them all."""
     q_col = _column(quality)
     base = quality[:-5] if quality.endswith("_mean") else quality
     higher = METRICS[base].higher_is_better if base in METRICS else True
     front = pareto_front(summary, q_col, latency, higher)
+    cost_label = label(latency) + (f" ({unit})" if unit else "")
     fig = go.Figure()
-    on_front = summary["config_id"].isin(front)
-    for search_type, group in summary.groupby("search_type", sort=False):
+    points = merge_identical(summary, latency, q_col)
+    points["on_front"] = [any(c in front for c in ids.split(" = ")) for ids in points["config_id"]]
+    for search_type, group in points.groupby("search_type", sort=False):
+        error = None
+        if f"{latency}_low" in group and group[f"{latency}_low"].notna().any():
+            error = {"type": "data", "array": (group[f"{latency}_high"] - group[latency]).tolist(),
+                     "arrayminus": (group[latency] - group[f"{latency}_low"]).tolist(), "thickness": 1}
         fig.add_trace(go.Scatter(
             x=group[latency].tolist(), y=group[q_col].tolist(), mode="markers", name=search_type,
-            text=group["config_id"].tolist(),
-            marker={"size": [16 if f else 9 for f in on_front[group.index]],
+            text=group["config_id"].tolist(), error_x=error,
+            marker={"size": [16 if f else 9 for f in group["on_front"]],
                     "color": SEARCH_TYPE_COLORS.get(search_type),
-                    "line": {"width": [2 if f else 0 for f in on_front[group.index]], "color": "black"}},
-            hovertemplate="%{text}<br>" + label(latency) + f" %{{x:.2f}} {unit}<br>" + label(q_col)
+                    "line": {"width": [2 if f else 0 for f in group["on_front"]], "color": "black"}},
+            hovertemplate="%{text}<br>" + cost_label + " %{x:.2f}<br>" + label(q_col)
                           + " %{y:.3f}<extra></extra>"))
     ordered = summary.set_index("config_id").loc[front]
     fig.add_trace(go.Scatter(x=ordered[latency].tolist(), y=ordered[q_col].tolist(), mode="lines+markers",
@@ -109,7 +158,7 @@ def pareto_chart(summary: pd.DataFrame, quality: str = "ndcg", latency: str = "r
                              marker={"symbol": "star", "size": 10, "color": "black"},
                              hovertemplate="%{text} (Pareto)<extra></extra>"))
     return _layout(fig, f"{label(q_col)} vs {label(latency)}: Pareto front",
-                   xaxis_title=label(latency) + f" ({unit})", yaxis_title=label(q_col))
+                   xaxis_title=cost_label, yaxis_title=label(q_col))
 
 
 def latency_samples(latency: pd.DataFrame, rows: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -146,37 +195,63 @@ def latency_distribution(latency: pd.DataFrame, rows: pd.DataFrame | None = None
 
 def parameter_heatmap(summary: pd.DataFrame, metric: str = "ndcg", x: str = "fetch_k", y: str = "lambda_mult",
                       search_type: str | None = "mmr") -> go.Figure:
-    """The metric mean over two parameters (mean over configs sharing a cell, e.g. different k)."""
+    """The metric mean over two parameters. A cell shared by several configs (e.g. different k) shows their
+    mean, and the title says so; a cell of one config shows its confidence interval. The colour scale spans
+    the intervals, not just the means, so differences smaller than the uncertainty do not look large."""
     column = _column(metric)
+    base = column[:-5]
     frame = summary if search_type is None else summary[summary["search_type"] == search_type]
     frame = frame.dropna(subset=[x, y])
-    table = frame.pivot_table(index=y, columns=x, values=column, aggfunc="mean").sort_index().sort_index(axis=1)
+    pivot = partial(frame.pivot_table, index=y, columns=x, aggfunc="mean")
+    table = pivot(values=column).sort_index().sort_index(axis=1)
+    shared = int(frame.groupby([y, x]).size().max()) if len(frame) else 0
+    has_ci = f"{base}_low" in frame and shared == 1
     z = table.to_numpy(float)
+    text = [[("" if math.isnan(v) else f"{v:.3f}") for v in row] for row in z]
+    zrange = {}
+    if has_ci:
+        low = pivot(values=f"{base}_low").reindex_like(table).to_numpy(float)
+        high = pivot(values=f"{base}_high").reindex_like(table).to_numpy(float)
+        text = [[cell and f"{cell}<br>[{lo:.3f}, {hi:.3f}]" for cell, lo, hi in zip(*row)]
+                for row in zip(text, low, high)]
+        zrange = {"zmin": float(np.nanmin(low)), "zmax": float(np.nanmax(high))}
     fig = go.Figure(go.Heatmap(
         z=[[None if math.isnan(v) else v for v in row] for row in z],
         x=[f"{v:g}" for v in table.columns], y=[f"{v:g}" for v in table.index], colorscale="Viridis",
-        text=[[("" if math.isnan(v) else f"{v:.3f}") for v in row] for row in z], texttemplate="%{text}",
-        colorbar={"title": label(column)},
-        hovertemplate=f"{x} %{{x}}<br>{y} %{{y}}<br>{label(column)} %{{z:.3f}}<extra></extra>"))
-    return _layout(fig, f"{label(column)} over {x} × {y}" + (f" ({search_type})" if search_type else ""),
+        text=text, texttemplate="%{text}", colorbar={"title": label(column)}, **zrange,
+        hovertemplate=f"{x} %{{x}}<br>{y} %{{y}}<br>{label(column)} %{{text}}<extra></extra>"))
+    note = f"; each cell the mean of up to {shared} configs ({_spread(frame, x, y)})" if shared > 1 else ""
+    return _layout(fig, f"{label(column)} over {x} × {y}" + (f" ({search_type})" if search_type else "") + note,
                    xaxis_title=x, yaxis_title=y, xaxis_type="category", yaxis_type="category")
 
 
+def _spread(frame: pd.DataFrame, x: str, y: str) -> str:
+    """The parameters that vary inside a heatmap cell, e.g. "k 3, 5"."""
+    varying = [c for c in ("k", "fetch_k", "lambda_mult", "score_threshold")
+               if c not in (x, y) and c in frame and frame[c].nunique() > 1]
+    return "; ".join(f"{c} " + ", ".join(f"{v:g}" for v in sorted(frame[c].dropna().unique())) for c in varying)
+
+
 def metric_vs_k(summary: pd.DataFrame, metric: str = "ndcg") -> go.Figure:
-    """Metric mean against k, one line per search type (mean over configs with the same k) with CI band
-    ends as error bars when the summary has them and one config per point."""
+    """Metric mean against k, one line per search type, with CI ends as error bars when each point is one
+    config. A point that averages several configs (e.g. mmr over fetch_k and lambda_mult) says so in its
+    trace name and hover, and has no error bar."""
     column = _column(metric)
     base = column[:-5]
     fig = go.Figure()
     for search_type, group in summary.groupby("search_type", sort=False):
         by_k = group.groupby("k", sort=True)
-        means = by_k[column].mean()
+        means, counts = by_k[column].mean(), by_k.size()
         error = None
-        if f"{base}_low" in group and (by_k.size() == 1).all():
+        if f"{base}_low" in group and (counts == 1).all():
             low, high = by_k[f"{base}_low"].mean(), by_k[f"{base}_high"].mean()
             error = {"type": "data", "array": (high - means).tolist(), "arrayminus": (means - low).tolist()}
-        fig.add_trace(go.Scatter(x=means.index.tolist(), y=means.tolist(), mode="lines+markers", name=search_type,
-                                 error_y=error, line={"color": SEARCH_TYPE_COLORS.get(search_type)}))
+        name = search_type if (counts == 1).all() else f"{search_type} (mean of {counts.max()} configs per k)"
+        fig.add_trace(go.Scatter(x=means.index.tolist(), y=means.tolist(), mode="lines+markers", name=name,
+                                 error_y=error, line={"color": SEARCH_TYPE_COLORS.get(search_type)},
+                                 customdata=counts.tolist(),
+                                 hovertemplate="k %{x}<br>" + label(column) + " %{y:.3f}<br>"
+                                               "mean of %{customdata} config(s)<extra>" + search_type + "</extra>"))
     return _layout(fig, f"{label(column)} vs k", xaxis_title="k", yaxis_title=label(column))
 
 

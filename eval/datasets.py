@@ -466,7 +466,7 @@ def load_dataset(path: str | Path, fmt: str = "auto", language: str | None = Non
     """Load a dataset in any supported format; `fmt` is auto, native, squad, beir or docs."""
     path = Path(path)
     if not path.exists():
-        raise DatasetError("no such file or folder", path)
+        raise DatasetError(f"no such file or folder: {path.absolute()}", path)
     fmt = detect_format(path) if fmt == "auto" else fmt
     if fmt == "squad":
         return load_squad(path)
@@ -490,7 +490,7 @@ def load_question_set(path: str | Path) -> list[Question]:
     """Questions from a questions file (JSONL/CSV), a SQuAD file, or any dataset folder."""
     path = Path(path)
     if not path.exists():
-        raise DatasetError("no such file or folder", path)
+        raise DatasetError(f"no such file or folder: {path.absolute()}", path)
     if path.is_dir() and detect_format(path) == "native":
         questions = load_questions(find_file(path, "questions"))
     elif path.is_dir() or path.suffix.lower() == ".json":

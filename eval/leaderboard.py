@@ -9,11 +9,13 @@ import pandas as pd
 
 from eval.errors import LabError
 from eval.metrics import METRICS, aggregate
+from eval.recommend import rank_order
 from eval.runs import Run, atomic_write_parquet
+from eval.timing import percentile_intervals
 
 LATENCY_COLUMNS = ("retrieval_ms", "ttft_ms", "total_ms", "tokens_per_s")
 PARAMETER_COLUMNS = ("search_type", "k", "fetch_k", "lambda_mult", "score_threshold", "filter")
-SUMMARY_VERSION = 1  # raise it when `summarize` changes what it computes: stored summaries are then recomputed
+SUMMARY_VERSION = 2  # raise it when `summarize` changes what it computes: stored summaries are then recomputed
 
 
 def quality_metrics(rows: pd.DataFrame) -> list[str]:
@@ -33,17 +35,15 @@ def config_table(run: Run) -> pd.DataFrame:
 
 
 def latency_table(run: Run) -> pd.DataFrame:
-    """p50/p95 per config for retriever latency (from the samples) and the answer latencies (from rows)."""
-    frames = [run.latency[["config_id", "retrieval_ms"]]] if len(run.latency) else []
-    answer_columns = [c for c in LATENCY_COLUMNS[1:] if c in run.rows and run.rows[c].notna().any()]
-    if answer_columns:
-        frames.append(run.rows[["config_id", *answer_columns]])
+    """p50/p95 per config for retriever latency (from the samples, each with its bootstrap interval,
+    `retrieval_ms_p50_low` ...) and the answer latencies (from rows)."""
     out = pd.DataFrame({"config_id": [c["config_id"] for c in run.configs]})
-    for frame in frames:
-        for column in frame.columns.drop("config_id"):
-            grouped = frame.groupby("config_id")[column]
-            stats = pd.DataFrame({f"{column}_p50": grouped.median(), f"{column}_p95": grouped.quantile(0.95)})
-            out = out.merge(stats, left_on="config_id", right_index=True, how="left")
+    if len(run.latency):
+        out = out.merge(percentile_intervals(run.latency), on="config_id", how="left")
+    for column in [c for c in LATENCY_COLUMNS[1:] if c in run.rows and run.rows[c].notna().any()]:
+        grouped = run.rows.groupby("config_id")[column]
+        stats = pd.DataFrame({f"{column}_p50": grouped.median(), f"{column}_p95": grouped.quantile(0.95)})
+        out = out.merge(stats, left_on="config_id", right_index=True, how="left")
     for column in ("retrieval_ms_p50", "retrieval_ms_p95"):  # a run without latency samples still has them
         if column not in out:
             out[column] = np.nan
@@ -89,7 +89,7 @@ def leaderboard_text(summary: pd.DataFrame, metrics: list[str], sort_by: str = "
         if column in summary:
             table[column.replace("_p50", " p50")] = summary[column].map(lambda v: "-" if pd.isna(v) else f"{v:.1f}")
     if f"{sort_by}_mean" in summary:
-        table = table.iloc[np.argsort(-summary[f"{sort_by}_mean"].fillna(-1).to_numpy(), kind="stable")]
+        table = table.loc[rank_order(summary, sort_by)]
     return table.rename(columns=columns).to_string(index=False)
 
 

@@ -15,15 +15,17 @@ from typing import Any, Sequence
 import pandas as pd
 
 from eval import charts as chart_builders
+from eval.diagnostics import run_warnings
 from eval.errors import LabError
 from eval.leaderboard import PARAMETER_COLUMNS, quality_metrics, summarize
 from eval.metrics import METRICS
+from eval.recommend import rank_order, ranking_metric, ranking_rule, recommend
 from eval.runs import Run, atomic_write_bytes
 
 MAIN_METRICS = ("hit_rate", "recall", "mrr", "ndcg", "precision", "answer_hit_rate", "ild", "distinct_doc_ratio",
                 "n_retrieved")
 WORST = 5
-COUNTS = ("k", "fetch_k")  # parameters that are whole numbers
+COUNTS = ("k", "fetch_k", "n_retrieved")  # parameters and per-question values that are whole numbers
 
 
 def esc(value: Any) -> str:
@@ -47,7 +49,7 @@ def report_metrics(run: Run) -> list[str]:
 def leaderboard_frame(summary: pd.DataFrame, metrics: Sequence[str], sort_by: str | None = None) -> pd.DataFrame:
     """The leaderboard of a `summarize` table as display strings: parameters, `mean [low, high]` per metric
     (" *" when significantly different from the baseline), latency p50/p95 in ms. `sort_by` orders the rows
-    best first by that metric's mean (configs without a mean last)."""
+    best first by `eval.recommend.ranking_rule` on that metric (configs without a mean last)."""
     table = summary[["config_id", *[c for c in PARAMETER_COLUMNS if c in summary]]].copy()
     for column in PARAMETER_COLUMNS:
         if column in table:  # fetch_k is a float column (similarity rows have none): show it whole
@@ -56,24 +58,18 @@ def leaderboard_frame(summary: pd.DataFrame, metrics: Sequence[str], sort_by: st
     for metric in metrics:
         if f"{metric}_mean" in summary:
             sig = summary[f"{metric}_sig"] if f"{metric}_sig" in summary else pd.Series(False, summary.index)
+            # a value that is the same on every question (low == high) is fixed by the config, not estimated:
+            # a test against the baseline says nothing about it, so it gets no star
             table[METRICS[metric].label] = [
-                f"{format_cell(m)} [{format_cell(lo)}, {format_cell(hi)}]" + (" *" if bool(s) else "")
+                f"{format_cell(m)} [{format_cell(lo)}, {format_cell(hi)}]" + (" *" if bool(s) and lo != hi else "")
                 for m, lo, hi, s in zip(summary[f"{metric}_mean"], summary[f"{metric}_low"],
                                         summary[f"{metric}_high"], sig)]
     for column in ("retrieval_ms_p50", "retrieval_ms_p95", "ttft_ms_p50", "total_ms_p50"):
         if column in summary and summary[column].notna().any():
             table[column] = summary[column].map(lambda v: format_cell(v, 2))
     if sort_by is not None and f"{sort_by}_mean" in summary:
-        order = summary[f"{sort_by}_mean"].sort_values(ascending=not METRICS[sort_by].higher_is_better,
-                                                       kind="stable", na_position="last").index
-        table = table.loc[order]
+        table = table.loc[rank_order(summary, sort_by)]
     return table
-
-
-def best_config(summary: pd.DataFrame, metric: str = "ndcg") -> str:
-    column = f"{metric}_mean" if f"{metric}_mean" in summary else next(
-        c for c in summary.columns if c.endswith("_mean"))
-    return str(summary.loc[summary[column].fillna(-1).idxmax(), "config_id"])
 
 
 def worst_questions(run: Run, config_id: str, n: int = WORST, metric: str = "ndcg") -> pd.DataFrame:
@@ -83,13 +79,21 @@ def worst_questions(run: Run, config_id: str, n: int = WORST, metric: str = "ndc
 
 
 def _context(run: Run, n: int):
+    """What both reports show: the metrics, the summary, the best config by the ranking rule the dashboard
+    uses too, its worst questions, the recommendation, and the run's questions and chunk texts."""
     metrics = report_metrics(run)
     summary = summarize(run, metrics=metrics)
-    best = best_config(summary)
-    worst = worst_questions(run, best, n)
+    rank_by = ranking_metric(metrics)
+    best = str(summary.loc[rank_order(summary, rank_by)[0], "config_id"])
+    worst = worst_questions(run, best, n, rank_by)
     by_id = run.questions_by_id  # the run keeps its question set and the texts of the chunks it retrieved
     texts = run.chunk_texts
-    return metrics, summary, best, worst, by_id, texts
+    return metrics, summary, best, worst, by_id, texts, rank_by, recommend(run, summary, rank_by)
+
+
+def _plain(text: str) -> str:
+    """A recommendation's text without its Markdown emphasis."""
+    return text.replace("**", "")
 
 
 # ---------------------------------------------------------------- HTML
@@ -98,7 +102,7 @@ CSS = """
 body{font-family:"Noto Sans CJK SC","Microsoft YaHei","PingFang SC",sans-serif;margin:2em;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:13px}th,td{border:1px solid #ccc;padding:4px 8px;
 text-align:left;vertical-align:top}th{background:#f3f3f3}.relevant{background:#e8f6e8}
-.chunk{white-space:pre-wrap;max-width:60em}pre{background:#f7f7f7;padding:1em;overflow:auto}
+.chunk{white-space:pre-wrap;max-width:60em}.wide{overflow-x:auto;max-width:100%}.warning{background:#fff4e0;padding:.5em}pre{background:#f7f7f7;padding:1em;overflow:auto}
 """
 
 
@@ -111,7 +115,7 @@ def _html_table(frame: pd.DataFrame) -> str:
 
 def report_html(run: Run, worst: int = WORST) -> str:
     """The report as one HTML document (plotly.js inlined once)."""
-    metrics, summary, best, worst_rows, by_id, texts = _context(run, worst)
+    metrics, summary, best, worst_rows, by_id, texts, rank_by, recommendation = _context(run, worst)
     manifest, index = run.info, run.info.index
     parts = ["<!DOCTYPE html>", "<html><head><meta charset=\"utf-8\">",
              f"<title>Retriever Lab report {esc(run.run_id)}</title><style>{CSS}</style></head><body>",
@@ -124,13 +128,15 @@ def report_html(run: Run, worst: int = WORST) -> str:
         ("questions", f"{manifest.questions.count} from {manifest.questions.source}"),
         ("configurations", len(run.configs)), ("retrieval path", manifest.path),
         ("latency sample", manifest.latency_sample),
-        ("generation", json.dumps(manifest.generation, ensure_ascii=False)),
+        ("generation", json.dumps(manifest.generation, ensure_ascii=False) if manifest.generation else "none"),
         *[(f"version: {k}", v) for k, v in {**index.versions, **manifest.versions}.items()],
     ], columns=["setting", "value"])
     parts += ["<h2>Settings and versions</h2>", _html_table(settings)]
+    parts += ["<h2>Recommendation</h2>", f"<p>{esc(_plain(recommendation.text))}</p>",
+              *[f'<p class="warning">{esc(warning)}</p>' for warning in run_warnings(run)]]
     parts += ["<h2>Leaderboard</h2>",
-              "<p>Means with 95% bootstrap confidence intervals.</p>",
-              _html_table(leaderboard_frame(summary, metrics))]
+              f"<p>Means with 95% bootstrap confidence intervals. {esc(ranking_rule(rank_by))}</p>",
+              f'<div class="wide">{_html_table(leaderboard_frame(summary, metrics, sort_by=rank_by))}</div>']
     figures = chart_builders.run_charts(summary, run)
     if figures:
         parts.append("<h2>Charts</h2>")
@@ -139,14 +145,15 @@ def report_html(run: Run, worst: int = WORST) -> str:
             parts.append(f"<h3>{esc(title)}</h3>")
             parts.append(figure.to_html(full_html=False, include_plotlyjs=first))
             first = False
-    parts.append(f"<h2>Worst questions on the best configuration ({esc(best)}, by nDCG)</h2>")
+    parts.append(f"<h2>Worst questions on the best configuration ({esc(best)}, by {esc(METRICS[rank_by].label)})"
+                 "</h2>")
     for row in worst_rows.to_dict("records"):
         question = by_id.get(row["question_id"])
         relevant = set(question.relevant_ids) if question else set()
         parts.append(f"<h3>{esc(row['question_id'])}: {esc(question.question if question else '')}</h3>")
         if question and question.answers:
             parts.append(f"<p>Gold answer: {esc(' | '.join(question.answers))}</p>")
-        scores = ", ".join(f"{m} {format_cell(row.get(m))}" for m in metrics if m in row)
+        scores = ", ".join(f"{m} {format_cell(row.get(m), 0 if m in COUNTS else 3)}" for m in metrics if m in row)
         parts.append(f"<p>{esc(scores)}</p>")
         if row.get("answer") is not None:
             parts.append(f"<p>Generated answer: {esc(row['answer'])}</p>")
@@ -200,7 +207,7 @@ def _md_table(frame: pd.DataFrame) -> str:
 
 
 def report_markdown(run: Run, worst: int = WORST) -> str:
-    metrics, summary, best, worst_rows, by_id, texts = _context(run, worst)
+    metrics, summary, best, worst_rows, by_id, texts, rank_by, recommendation = _context(run, worst)
     manifest, index = run.info, run.info.index
     out = [f"# Retriever Lab report: run {_md(run.run_id)}", "",
            f"- status: {_md(manifest.status)}, created {_md(manifest.created_at)}",
@@ -208,8 +215,11 @@ def report_markdown(run: Run, worst: int = WORST) -> str:
            f"{_md(index.chunk_size)} / overlap {_md(index.chunk_overlap)}, {_md(index.chunks)} chunks)",
            f"- questions: {_md(manifest.questions.count)} from {_md(manifest.questions.source)}",
            f"- versions: {_md(json.dumps(manifest.versions, ensure_ascii=False))}", "",
-           "## Leaderboard", "", _md_table(leaderboard_frame(summary, metrics)), "",
-           f"## Worst questions on the best configuration ({_md(best)}, by nDCG)", ""]
+           "## Recommendation", "", _md(recommendation.text), "",
+           *[line for warning in run_warnings(run) for line in (f"**Warning:** {_md(warning)}", "")],
+           "## Leaderboard", "", _md_table(leaderboard_frame(summary, metrics, sort_by=rank_by)), "",
+           _md(ranking_rule(rank_by)) + " Means with 95% bootstrap confidence intervals.", "",
+           f"## Worst questions on the best configuration ({_md(best)}, by {_md(METRICS[rank_by].label)})", ""]
     for row in worst_rows.to_dict("records"):
         question = by_id.get(row["question_id"])
         relevant = set(question.relevant_ids) if question else set()

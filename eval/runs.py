@@ -2,7 +2,8 @@
 
 Layout of `<runs dir>/<run_id>/`: `manifest.json`; `parts/part-NNNNN.parquet` (one per finished block of
 questions, written while the sweep runs, so an interrupted run resumes where it stopped); when complete,
-`rows.parquet` (all rows) and `latency.parquet` (measured retriever latency per config and question).
+`rows.parquet` (all rows) and `latency.parquet` (measured retriever latency per config and question; while
+the run is unfinished, per block in `parts/latency-NNNNN.parquet`).
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import pandas as pd
 from eval.datasets import Question, iter_jsonl, make_question
 from eval.errors import LabError
 from eval.index import IndexManifest
+from eval.timing import empty_samples
 
 RUN_ID_PATTERN = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{6}$")
 # Version 1 is the manifest written before it had a `schema_version` key; it loads unchanged.
@@ -214,6 +216,16 @@ class RunStore:
         folder = self.folder(run_id) / "parts"
         return [pd.read_parquet(p) for p in sorted(folder.glob("part-*.parquet"))] if folder.is_dir() else []
 
+    def write_latency_part(self, run_id: str, number: int, samples: pd.DataFrame) -> None:
+        """A block's latency samples (`eval.timing.SAMPLE_COLUMNS`), kept like its rows until the run ends."""
+        atomic_write_parquet(self.folder(run_id) / "parts" / f"latency-{number:05d}.parquet", samples)
+
+    def latency_parts(self, run_id: str) -> pd.DataFrame:
+        """The latency samples of the finished blocks, in block order."""
+        folder = self.folder(run_id) / "parts"
+        frames = [pd.read_parquet(p) for p in sorted(folder.glob("latency-*.parquet"))] if folder.is_dir() else []
+        return pd.concat(frames, ignore_index=True) if frames else empty_samples()
+
     def finish(self, run_id: str, rows: pd.DataFrame, latency: pd.DataFrame, chunks: pd.DataFrame,
                **changes: Any) -> None:
         """Write the final tables, then mark the run complete, then drop the parts (in that order)."""
@@ -261,7 +273,7 @@ class RunStore:
             rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
             if scores_only:
                 rows = rows.drop(columns=[c for c in RETRIEVED_COLUMNS if c in rows])
-            latency = pd.DataFrame(columns=["config_id", "question_id", "retrieval_ms"])
+            latency = self.latency_parts(run_id)
         return Run(run_id, folder, manifest, rows, latency)
 
     def delete(self, run_id: str) -> None:

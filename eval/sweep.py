@@ -24,6 +24,7 @@ from langchain_chroma.vectorstores import maximal_marginal_relevance
 
 from eval.config import RetrieverConfig
 from eval.datasets import Question, fingerprint
+from eval.diagnostics import identical_configs
 from eval.errors import LabError
 from eval.index import Index
 from eval.leaderboard import stored_summary
@@ -31,6 +32,7 @@ from eval.metrics import answer_metrics, diversity_metrics, doc_metrics
 from eval.retrieval import langchain_retrieve
 from eval.runs import RunStore
 from eval.scorers import RunScorer, ScoringContext
+from eval.timing import time_interleaved
 
 SweepProgress = Callable[[str, int, int], None]
 DEFAULT_BLOCK = 50
@@ -217,21 +219,23 @@ def _ordered_map(function: Callable, items: list, workers: int) -> Iterator:
 # ---------------------------------------------------------------- latency
 
 def measure_latency(index: Index, configs: list[RetrieverConfig], questions: list[Question],
-                    options: SweepOptions) -> pd.DataFrame:
-    """Time the real `as_retriever(...).invoke(question)` per config on the first N questions."""
-    sample = questions[:options.latency_sample]
-    records, total = [], len(sample) * len(configs)
-    for c_index, config in enumerate(configs):
-        retriever = index.vectorstore.as_retriever(search_type=config.search_type,
-                                                   search_kwargs=config.search_kwargs())
-        for question in sample:
-            _check_cancel(options)
-            started = time.perf_counter()
-            retriever.invoke(question.question)
-            records.append((config.config_id, question.id, (time.perf_counter() - started) * 1000))
+                    options: SweepOptions, seed: int = 0, timed_before: int = 0,
+                    sample_size: int | None = None) -> pd.DataFrame:
+    """Time the real `as_retriever(...).invoke(question)` of every config on these questions, interleaved
+    (`eval.timing.time_interleaved`: per question all configs in a shuffled order, after a warm-up call).
+    Progress counts from `timed_before` questions already timed, out of `sample_size` (these questions)."""
+    retrievers = {c.config_id: index.vectorstore.as_retriever(search_type=c.search_type,
+                                                               search_kwargs=c.search_kwargs()) for c in configs}
+    calls = {config_id: (lambda question, r=retriever: r.invoke(question.question))
+             for config_id, retriever in retrievers.items()}
+    total = (len(questions) if sample_size is None else sample_size) * len(configs)
+
+    def progress(timed: int) -> None:
         if options.progress:
-            options.progress("latency", (c_index + 1) * len(sample), total)
-    return pd.DataFrame(records, columns=["config_id", "question_id", "retrieval_ms"])
+            options.progress("latency", (timed_before + timed) * len(configs), total)
+
+    return time_interleaved(calls, questions, seed=seed, before_each=partial(_check_cancel, options),
+                            after_question=progress)
 
 
 def _check_cancel(options: SweepOptions) -> None:
@@ -330,6 +334,7 @@ def _execute(store: RunStore, run_id: str, index: Index, configs: list[Retriever
     blocks = [questions[i:i + options.block_size] for i in range(0, len(questions), options.block_size)]
     by_id = {q.id: q for q in questions}
     retrieval_seconds = store.manifest(run_id).get("retrieval_seconds", 0.0)
+    timed = {q.id for q in questions[:options.latency_sample]}
     todo = [(number, block) for number, block in enumerate(blocks) if not all(q.id in done for q in block)]
     for (number, block), vectors in zip(todo, _prefetched_query_vectors(index, [b for _, b in todo], options)):
         _check_cancel(options)
@@ -339,6 +344,8 @@ def _execute(store: RunStore, run_id: str, index: Index, configs: list[Retriever
         if options.answerer is not None:
             _answer_rows(rows, by_id, texts, options, sum(len(b) for b in blocks[:number]) * len(configs),
                          len(questions) * len(configs))
+        _time_block(store, run_id, number, index, configs, [q for q in block if q.id in timed], options,
+                    sum(q.id in timed for b in blocks[:number] for q in b), len(timed))
         store.write_part(run_id, number, pd.DataFrame(rows))
         store.update(run_id, retrieval_seconds=retrieval_seconds)
         if options.progress and options.answerer is None:
@@ -348,10 +355,20 @@ def _execute(store: RunStore, run_id: str, index: Index, configs: list[Retriever
     context = ScoringContext(by_id, dict(zip(chunks["chunk_id"], chunks["text"])), index, options.progress)
     for scorer in options.scorers:
         rows = pd.concat([rows, _scored(scorer, rows, context)], axis=1)
-    latency = measure_latency(index, configs, questions, options) if options.latency_sample > 0 else \
-        pd.DataFrame(columns=["config_id", "question_id", "retrieval_ms"])
-    store.finish(run_id, rows, latency, chunks, retrieval_seconds=round(retrieval_seconds, 3),
+    latency = store.latency_parts(run_id)
+    store.finish(run_id, rows, latency, chunks, identical_configs=identical_configs(rows),
+                 retrieval_seconds=round(retrieval_seconds, 3),
                  wall_seconds=round(time.perf_counter() - started, 3))
+
+
+def _time_block(store: RunStore, run_id: str, number: int, index: Index, configs: list[RetrieverConfig],
+                sampled: list[Question], options: SweepOptions, timed_before: int, sample_size: int) -> None:
+    """Time the block's questions of the latency sample and store the samples beside the block's rows
+    (before them: a block whose rows are on disk has its samples too, so a resumed run never re-times it)."""
+    if sampled:
+        store.write_latency_part(run_id, number, measure_latency(index, configs, sampled, options, seed=number,
+                                                                 timed_before=timed_before,
+                                                                 sample_size=sample_size))
 
 
 def _scored(scorer: RunScorer, rows: pd.DataFrame, context: ScoringContext) -> pd.DataFrame:

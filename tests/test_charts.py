@@ -38,9 +38,12 @@ def close(a, b):
 def test_relevance_diversity_matches_summary(summary):
     fig = charts.relevance_diversity(summary, "ndcg", "ild")
     assert isinstance(fig, go.Figure)
-    assert {t.name for t in fig.data} == set(summary["search_type"])
-    for trace in fig.data:
-        group = summary[summary["search_type"] == trace.name]
+    points = [t for t in fig.data if t.legendgroup != "size"]
+    merged = charts.merge_identical(summary, "ild_mean", "ndcg_mean")  # identical configs are one point
+    assert {t.name for t in points} == set(merged["search_type"])
+    assert sorted(" = ".join(n for t in points for n in t.text).split(" = ")) == sorted(summary["config_id"])
+    for trace in points:
+        group = merged[merged["search_type"] == trace.name]
         assert list(trace.text) == group["config_id"].tolist()
         assert close(trace.x, group["ild_mean"].tolist())
         assert close(trace.y, group["ndcg_mean"].tolist())

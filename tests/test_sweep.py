@@ -132,7 +132,7 @@ def test_run_store_manifest_latency_and_listing(tmp_path, sample_index, sample_d
     assert run.manifest["index"]["name"] == "sample" and run.manifest["path"] == "fast"
     assert [c["config_id"] for c in run.configs] == [c.config_id for c in GRID[:3]]
     assert len(run.latency) == 3 * 4 and (run.latency.retrieval_ms > 0).all()
-    assert ("questions", 10, 10) in stages and ("latency", 12, 12) in stages
+    assert ("questions", 10, 10) in stages and ("latency", 3, 12) in stages and ("latency", 12, 12) in stages
     assert stages[-1] == ("summary", 1, 1)  # the stored summary comes last
     assert not (run.folder / "parts").exists()
     assert [m["run_id"] for m in store.list()] == [run_id]

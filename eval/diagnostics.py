@@ -1,0 +1,58 @@
+"""What a run's results say about its grid: configs that retrieved exactly the same chunks, and threshold
+configs that did nothing (a `score_threshold` below every score returns what plain similarity returns)."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+
+from eval.runs import Run
+
+
+def identical_configs(rows: pd.DataFrame) -> list[list[str]]:
+    """Groups (two or more, in order of appearance) of configs whose retrieved chunk lists are the same, in
+    the same order, for every question. `rows` needs question_id, config_id and chunk_ids."""
+    lists = rows["chunk_ids"].map(lambda ids: "\x1f".join(ids))  # one string per list: fast to compare
+    ordered = rows[["question_id", "config_id"]].assign(_list=lists).sort_values("question_id", kind="stable")
+    signatures: dict[tuple, list[str]] = {}
+    for config_id, group in ordered.groupby("config_id", sort=False):
+        signature = tuple(zip(group["question_id"], group["_list"]))
+        signatures.setdefault(signature, []).append(str(config_id))
+    return [group for group in signatures.values() if len(group) > 1]
+
+
+def run_identical_configs(run: Run) -> list[list[str]]:
+    """`identical_configs` of a run: stored in its manifest by the sweep; for runs made before that, computed
+    when the run was loaded with its retrieved lists, else unknown (empty: reading a million lists to find
+    out takes half a minute, too long for a page)."""
+    if "identical_configs" in run.manifest:
+        return run.manifest["identical_configs"]
+    return identical_configs(run.rows) if "chunk_ids" in run.rows else []
+
+
+def inert_thresholds(configs: list[dict[str, Any]], groups: list[list[str]]) -> list[tuple[str, str]]:
+    """(threshold config, similarity config) pairs of the same k and filter that retrieved the same chunks
+    for every question: the threshold never removed a chunk."""
+    group_of = {config_id: number for number, group in enumerate(groups) for config_id in group}
+    similar = {(c["k"], json.dumps(c.get("filter"), sort_keys=True)): c["config_id"] for c in configs
+               if c["search_type"] == "similarity"}
+    pairs = []
+    for config in configs:
+        if config["search_type"] != "similarity_score_threshold":
+            continue
+        twin = similar.get((config["k"], json.dumps(config.get("filter"), sort_keys=True)))
+        if twin is not None and config["config_id"] in group_of and group_of[config["config_id"]] == group_of.get(twin):
+            pairs.append((config["config_id"], twin))
+    return pairs
+
+
+def run_warnings(run: Run) -> list[str]:
+    """Plain-language warnings about a run's grid, for the Compare page, the sweep page and the reports."""
+    by_id = {c["config_id"]: c for c in run.configs}
+    warnings = [f"{threshold} returned exactly what {twin} returned for every question: its score_threshold "
+                f"{by_id[threshold]['score_threshold']:g} is below every relevance score it met, so it filters "
+                f"nothing. Sweep thresholds inside the index's score range (the sweep page suggests values "
+                f"from the index's calibration)."
+                for threshold, twin in inert_thresholds(run.configs, run_identical_configs(run))]
+    return warnings

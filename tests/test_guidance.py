@@ -1,0 +1,62 @@
+"""The Compare page guides the choice: a recommendation under constraints, and a per-question drill-down that
+opens a question on Inspect."""
+from eval.drilldown import FILTERS, question_table
+from eval.leaderboard import summarize
+from eval.recommend import recommend
+from eval.runs import RunStore
+from test_dashboard import app, lab  # noqa: F401 (the dashboard's fixtures)
+
+
+def test_question_table_orders_worst_first_and_filters():
+    import pandas as pd
+    from eval.datasets import Question
+
+    rows = pd.DataFrame({"question_id": ["q1", "q2", "q3"] * 2, "config_id": ["a"] * 3 + ["b"] * 3,
+                         "hit_rate": [1.0, 0.0, 0.0, 1.0, 1.0, 0.0]})
+    questions = {"q1": Question("q1", "one"), "q2": Question("q2", "two")}
+    table = question_table(rows, questions, "a", "hit_rate")
+    assert table.question_id.tolist() == ["q2", "q3", "q1"]  # misses first; q2 (b hits it) before q3
+    assert table.columns.tolist() == ["question_id", "question", "a", "b", "configs_hit", "disagree"]
+    assert table.question.tolist() == ["two", "", "one"] and table.disagree.tolist() == [True, False, False]
+    assert question_table(rows, questions, "a", "hit_rate", show=FILTERS[1]).question_id.tolist() == ["q2"]
+    assert question_table(rows, questions, "b", "hit_rate", show=FILTERS[2]).question_id.tolist() == ["q3"]
+
+
+def test_compare_recommends_and_drills_down_to_inspect(app, lab):
+    run = RunStore(lab["home"] / "runs").load(lab["run_id"])
+    at = app("dashboard/compare.py")
+    at.selectbox(key="compare-run").set_value(lab["run_id"]).run()
+    expected = recommend(run, summarize(run))
+    assert at.success[0].value == expected.text
+    assert at.selectbox(key="drill-config").value == expected.config_id  # the drill-down opens on the pick
+
+    at.number_input(key="rec-budget").set_value(0.000001).run()
+    assert "No configuration meets the constraints" in at.warning[0].value
+
+    at.selectbox(key="drill-config").set_value("mmr-k2-f4-l0.5")
+    at.radio(key="drill-show").set_value(FILTERS[2]).run()
+    shown = at.dataframe(key="drill-table").value
+    config_ids = [c["config_id"] for c in run.configs]
+    wanted = question_table(run.rows, run.questions_by_id, "mmr-k2-f4-l0.5", "hit_rate", config_ids, FILTERS[2])
+    assert shown.reset_index(drop=True).equals(wanted) and len(wanted) > 0
+
+    question = wanted.question_id.iloc[0]
+    at.selectbox(key="drill-question").set_value(question)
+    at.button(key="drill-open").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.title[0].value == "Inspect a question"
+    assert at.selectbox(key="inspect-question").value == question
+    assert at.multiselect(key="inspect-configs").value[0] == "mmr-k2-f4-l0.5"
+    assert [s.value for s in at.subheader][0] == "mmr-k2-f4-l0.5"
+    marker = at.selectbox(key="inspect-question").format_func(question)
+    hits = int((run.rows[run.rows.question_id == question].hit_rate > 0).sum())
+    assert marker.startswith(f"{'●' if hits else '○'} {hits}/{len(config_ids)} hit")
+
+
+def test_a_missing_path_error_shows_the_whole_path(app, tmp_path):
+    at = app("dashboard/indexes.py")
+    at.radio(key="index-source").set_value("Folder or file path").run()
+    missing = tmp_path / "nested folder" / "missing"
+    at.text_input(key="index-path").set_value(str(missing)).run()
+    at.button(key="build").click().run()
+    assert f"no such file or folder: {missing}" in at.error[0].value
