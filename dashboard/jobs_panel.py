@@ -6,9 +6,12 @@ around them never reruns for it.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import streamlit as st
 
 from dashboard import state
+from eval.errors import LabError
 from eval.jobs import ACTIVE, RESUMABLE, Job, JobStore, progress_text
 
 SIDEBAR_REFRESH = 2.0  # seconds
@@ -31,12 +34,23 @@ def jobs_sidebar() -> None:
     store = job_store()
     jobs = store.list()
     shown = [j for j in jobs if j.status in ACTIVE] + [j for j in jobs if j.status not in ACTIVE][:RECENT]
-    st.subheader("Jobs")
+    st.markdown("##### Jobs")  # not a subheader: pages own those
+    if "job-refused" in st.session_state:
+        st.warning(st.session_state.pop("job-refused"))
     if not shown:
         st.caption("None yet: index builds and sweeps run here, in the background.")
     for job in shown:
         with st.container(border=True, key=f"job-{job.job_id}"):
             job_card(store, job, "side")
+
+
+def _act(action: Callable[[str], Job], job_id: str) -> None:
+    """A button's action on a job (before the rerun that shows its effect); a refusal (the job ended
+    meanwhile) is shown on that rerun."""
+    try:
+        action(job_id)
+    except LabError as error:
+        st.session_state["job-refused"] = str(error)
 
 
 def job_card(store: JobStore, job: Job, place: str) -> None:
@@ -50,18 +64,15 @@ def job_card(store: JobStore, job: Job, place: str) -> None:
         st.progress(min(fraction, 1.0), text=progress_text(progress))
         if store.cancel_requested(job.job_id):
             st.caption("Cancelling: it stops after its current step.")
-    if job.status == "failed":
+    if job.status == "failed" and place == "watch":
         st.error(job.error)
     elif job.error and job.status != "running":
-        st.caption(job.error)
-    with state.lab_errors("reload the page to see the job's current state"):
-        if job.status in ACTIVE and st.button("Cancel", key=f"job-cancel-{place}-{job.job_id}"):
-            store.cancel(job.job_id)
-            st.rerun(scope="fragment")
-        if job.status in RESUMABLE and st.button("Resume", key=f"job-resume-{place}-{job.job_id}",
-                                                 help="continue from the finished blocks"):
-            store.resume(job.job_id)
-            st.rerun(scope="fragment")
+        st.caption(f":red[{job.error}]" if job.status == "failed" else job.error)
+    if job.status in ACTIVE:
+        st.button("Cancel", key=f"job-cancel-{place}-{job.job_id}", on_click=_act, args=(store.cancel, job.job_id))
+    if job.status in RESUMABLE:
+        st.button("Resume", key=f"job-resume-{place}-{job.job_id}", help="continue from the finished blocks",
+                  on_click=_act, args=(store.resume, job.job_id))
     if job.status == "done" and job.run_id and st.button("Open in Compare", key=f"job-open-{place}-{job.job_id}"):
         st.session_state["compare-run"] = job.run_id
         st.switch_page("dashboard/compare.py")
