@@ -228,7 +228,9 @@ class JobStore:
         created = now_text()
         job_id = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         job = Job(job_id, kind, title, list(argv), "queued", created, created, index=index)
+        resumed = argv[argv.index("--resume") + 1] if "--resume" in argv[:-1] else None
         with self._locked():
+            self._refuse_a_busy_run(resumed)
             self._write(job)
             self._schedule()
         return self.get(job_id)
@@ -263,11 +265,19 @@ class JobStore:
             job = self.get(job_id)
             if job.status not in RESUMABLE:
                 raise LabError(f"job {job_id} is {job.status}: only failed, cancelled or interrupted jobs resume")
+            self._refuse_a_busy_run(job.run_id)
             (self.root / job_id / "cancel").unlink(missing_ok=True)
             job.status, job.queued_at, job.error, job.finished_at = "queued", now_text(), None, None
             self._write(job)
             self._schedule()
         return self.get(job_id)
+
+    def _refuse_a_busy_run(self, run_id: str | None) -> None:
+        """Two processes must never write one run: refuse a second active job on it (under the lock)."""
+        busy = next((j for j in self._read_all() if j.status in ACTIVE and run_id is not None
+                     and run_id in (j.run_id, *j.command()[-1:])), None)
+        if busy is not None:
+            raise LabError(f"run {run_id} is already being resumed by job {busy.job_id} ({busy.status})")
 
     def wait(self, job_id: str, timeout: float | None = None, poll: float = 0.2) -> Job:
         """Block until the job is neither queued nor running (or `timeout` seconds passed); the job then."""
@@ -421,6 +431,8 @@ def run_job(home: str, job_id: str) -> int:
     except Exception as failure:  # an unexpected error: the traceback goes to the log
         traceback.print_exc()
         status, error = "failed", f"{type(failure).__name__}: {failure}"
+    except SystemExit:  # argparse refused the command (checked at submit, so only a hand-edited job.json)
+        status, error = "failed", "the job's command is not a valid CLI command (see its log)"
     except BaseException:  # SIGINT/SIGTERM turned into an exception: resumable, like a killed job
         status, error = "interrupted", "the job's process was stopped"
     finally:

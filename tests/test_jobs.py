@@ -131,7 +131,7 @@ def test_the_queue_runs_one_job_at_a_time_and_cancels(lab, tmp_path):
     assert store.get(second.job_id).attempts == 0  # never started
 
 
-def test_a_lost_process_makes_a_running_job_interrupted(lab, tmp_path):
+def test_a_lost_process_makes_a_running_job_interrupted(tmp_path):
     """A job recorded as running whose process is gone, or whose pid now belongs to another process."""
     store = JobStore(tmp_path)
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -194,6 +194,12 @@ def test_status_rules_and_bad_commands(tmp_path):
         store.resume(done.job_id)
     with pytest.raises(Exception, match="is not a job id"):
         store.get("../x")
+    busy = Job("20261127-000001-bbbbbb", "sweep", "t", ["run"], "queued", now_text(), now_text(),
+               run_id="20261127-000000-cccccc")
+    store._write(busy)
+    with pytest.raises(Exception, match="already being resumed by job 20261127-000001-bbbbbb"):
+        store.submit(["run", "--index", "a", "--questions", "q", "--resume", "20261127-000000-cccccc"])
+    assert len(store._read_all()) == 2  # nothing was queued
 
 
 @pytest.mark.slow
