@@ -1,6 +1,7 @@
 """The overhead of running as a background job (each ratio measured in one run).
 
-    .venv/bin/python benchmarks/bench_jobs.py [--home DIR] [--repeats 2] [--limit 0] [--generate]
+    .venv/bin/python benchmarks/bench_jobs.py [--home DIR] [--repeats 2] [--limit 0] [--latency-sample 20]
+        [--generate]
 
 1. A sweep started as a job (`JobStore.submit`, until the job is done) vs the same command through the CLI
    (`python -m eval run ...`, until the process exits), on the bundled sample; both pay one process start.
@@ -28,10 +29,10 @@ from eval.index import ChunkingParams, IndexStore  # noqa: E402
 from eval.jobs import Job, JobStore, now_text  # noqa: E402
 
 
-def sweep_overhead(home: Path, repeats: int, limit: int, generate: bool) -> None:
+def sweep_overhead(home: Path, repeats: int, limit: int, latency_sample: int, generate: bool) -> None:
     if not (home / "indexes").is_dir():
         IndexStore(home / "indexes").build(load_dataset(SAMPLE_DIR), "sample", "e5-small", ChunkingParams(400, 40))
-    command = ["run", "--index", "sample", "--questions", str(SAMPLE_DIR), "--latency-sample", "20"]
+    command = ["run", "--index", "sample", "--questions", str(SAMPLE_DIR), "--latency-sample", str(latency_sample)]
     command += ["--limit", str(limit)] if limit else []
     command += ["--generate", "--max-new-tokens", "32"] if generate else []
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -47,7 +48,8 @@ def sweep_overhead(home: Path, repeats: int, limit: int, generate: bool) -> None
         job_seconds.append(time.perf_counter() - started)
         assert job.status == "done", job.error
     cli, job = statistics.median(cli_seconds), statistics.median(job_seconds)
-    print(f"sweep of the sample ({'with' if generate else 'without'} generation, {limit or 'all'} questions), "
+    print(f"sweep of the sample ({'with' if generate else 'without'} generation, {limit or 'all'} questions, "
+          f"latency sample {latency_sample}), "
           f"median of {repeats}: CLI {cli:.2f} s {[round(s, 2) for s in cli_seconds]}, job {job:.2f} s "
           f"{[round(s, 2) for s in job_seconds]}; job / CLI = {job / cli:.3f}x (target <= 1.1x)")
 
@@ -98,11 +100,12 @@ def main() -> None:
     parser.add_argument("--home", type=Path, help="data folder (default: a temporary one)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--limit", type=int, default=0, help="only the first N sample questions")
+    parser.add_argument("--latency-sample", type=int, default=20, help="questions timed per config")
     parser.add_argument("--generate", action="store_true", help="with answers from the bundled model")
     args = parser.parse_args()
     home = args.home or Path(tempfile.mkdtemp(prefix="bench-jobs-"))
     sidebar_tick(home)
-    sweep_overhead(home, args.repeats, args.limit, args.generate)
+    sweep_overhead(home, args.repeats, args.limit, args.latency_sample, args.generate)
 
 
 if __name__ == "__main__":

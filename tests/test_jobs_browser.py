@@ -56,7 +56,7 @@ def test_a_sweep_job_survives_navigation_reload_a_second_tab_and_a_server_restar
     with OpenAIStubServer(delay_s=0.5) as llm:
         with streamlit_server(home, *SERVER_FLAGS) as (url, _):
             browser.get(f"{url}/sweep")
-            wait_text(browser, "Start sweep")
+            wait_text(browser, "Start sweep", timeout=300)
             fill(browser, "Index", "tiny")
             click_label(browser, "Folder or file path")
             fill(browser, "Path (folder", str(data))
@@ -82,13 +82,14 @@ def test_a_sweep_job_survives_navigation_reload_a_second_tab_and_a_server_restar
             assert store.get(job.job_id).status == "running", store.get(job.job_id).error
         # the server is gone; the job is not
         assert store.get(job.job_id).status == "running" and process_start(job.pid)
-        before_restart = store.progress(job.job_id)["done"]
+        before_restart = store.progress(job.job_id)
+        assert before_restart["stage"] == "answers" and before_restart["done"] < before_restart["total"]
         with streamlit_server(home, *SERVER_FLAGS) as (url, _):
             browser.get(f"{url}/reports")
             WebDriverWait(browser, 300).until(lambda d: "Open in Compare" in d.find_element(
                 By.CSS_SELECTOR, "[data-testid='stSidebar']").text)
             finished = store.get(job.job_id)
-            assert finished.status == "done" and store.progress(job.job_id)["done"] > before_restart
+            assert finished.status == "done" and store.progress(job.job_id)["stage"] == "summary"
             click_button(browser, "Open in Compare")
             wait_text(browser, "Compare configurations")
             wait_text(browser, finished.run_id)
