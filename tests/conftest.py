@@ -166,4 +166,8 @@ def streamlit_server(home, *flags: str):
         yield url, port
     finally:
         server.terminate()
-        server.wait(timeout=10)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # a machine under heavy load: stop it the hard way
+            server.kill()
+            server.wait()
