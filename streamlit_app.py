@@ -2,6 +2,8 @@
 import eval  # noqa: F401  (first: it sets the offline environment before any model library loads)
 import streamlit as st
 
+from dashboard.jobs_panel import jobs_sidebar
+
 st.set_page_config(page_title="Retriever Lab", layout="wide")
 
 PAGES = [
@@ -15,4 +17,7 @@ PAGES = [
     st.Page("dashboard/inspect_question.py", title="Inspect", icon=":material/search:"),
     st.Page("dashboard/reports.py", title="Reports", icon=":material/description:"),
 ]
-st.navigation(PAGES).run()
+page = st.navigation(PAGES)
+with st.sidebar:  # every page shows the background jobs (eval.jobs), refreshed on their own
+    jobs_sidebar()
+page.run()

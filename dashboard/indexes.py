@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import state
+from dashboard.jobs_panel import start_job
 from eval.datasets import load_question_set
 from eval.errors import LabError
 
@@ -28,19 +29,16 @@ if st.button("Build index", type="primary", key="build"):
         if path is None:
             raise LabError("choose a dataset first (the sample, a path, or uploaded files)")
         from eval.datasets import load_dataset
-        from eval.index import ChunkingParams
+        from eval.index import ChunkingParams, slugify
 
-        chunking = ChunkingParams(int(chunk_size), int(overlap))
-        dataset = load_dataset(path)
-        bar = st.progress(0.0, text="Embedding chunks…")
-
-        def progress(stage: str, done: int, total: int) -> None:
-            bar.progress(min(done / max(total, 1), 1.0), text=f"{stage}: {done}/{total}")
-
-        manifest = state.index_store().build(dataset, name, model, chunking, replace, progress)
-        bar.progress(1.0, text="done")
-        st.success(f"Index '{manifest.name}' ready: {manifest.chunks} chunks from {manifest.documents} documents "
-                   f"in {manifest.build_seconds:.1f} s")
+        slugify(name)  # a bad name or dataset is reported here, at once; the build itself runs as a job
+        ChunkingParams(int(chunk_size), int(overlap))
+        load_dataset(path)
+        job = start_job(["index", "build", "--corpus", str(path), "--name", name, "--embedding", model,
+                         "--chunk-size", str(int(chunk_size)), "--chunk-overlap", str(int(overlap))]
+                        + (["--replace"] if replace else []))
+        st.success(f"Building index '{name}' in the background (job {job.job_id}, {job.status}): follow it in "
+                   "the sidebar; it appears below when done.")
 
 # ---------------------------------------------------------------- list
 st.header("Existing indexes")

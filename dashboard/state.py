@@ -187,16 +187,6 @@ def rescored_summary(run_id: str, label_file: Path, source: str, baseline: str |
                              source, baseline, rescored_run(run_id, label_file, source))
 
 
-def answerer(spec: str, max_new_tokens: int, max_length: int, top_p: float, temperature: float):
-    """A sweep answerer; the model is loaded once per process and shared (it holds no session state)."""
-    from eval.generation import GenerationSettings
-    from eval.pipeline import GeneratingAnswerer
-
-    settings = GenerationSettings(max_new_tokens=max_new_tokens, max_length=max_length, top_p=top_p,
-                                  temperature=temperature)
-    return GeneratingAnswerer(_generator(spec.strip(), str(home())), settings)
-
-
 @contextmanager
 def lab_errors(next_step: str = "") -> Iterator[None]:
     """Show a `LabError` as st.error with what to do next, never a traceback."""

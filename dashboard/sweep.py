@@ -4,6 +4,7 @@ import json
 import streamlit as st
 
 from dashboard import state
+from dashboard.jobs_panel import ACTIVE, job_store, start_job, watch_sweep_job
 from eval.datasets import load_question_set
 from eval.config import RetrieverConfig, SEARCH_TYPES
 from eval.errors import LabError
@@ -12,54 +13,26 @@ from eval.grid import grid_configs
 st.title("Run a sweep")
 
 
-def progress_callback(bar):
-    def progress(stage: str, done: int, total: int) -> None:
-        bar.progress(min(done / max(total, 1), 1.0), text=f"{stage}: {done}/{total}")
-    return progress
-
-
-def answer_streamer():
-    """Show the answer being generated, token by token, under its question and configuration."""
-    heading, answer = st.empty(), st.empty()
-
-    def on_answer(question_id: str, config_id: str, text: str) -> None:
-        heading.caption(f"Generating · question {question_id} · {config_id}")
-        answer.text(text)
-    return on_answer
-
-
-def execute(index_name, configs, questions, source, latency_sample, resume=None, generation=None):
-    from eval.diagnostics import run_warnings
-    from eval.sweep import SweepCancelled, SweepOptions, run_sweep
-
-    store = state.run_store()
-    started: list[str] = []  # this session's run, once run_sweep has created (or resumed) it
-    bar = st.progress(0.0, text="starting…")
-    st.button("Cancel", key="cancel-sweep", help="stops after the current step; resume it below")
-    options = SweepOptions(progress=progress_callback(bar), latency_sample=int(latency_sample),
-                           on_start=started.append)
+def sweep_command(index_name: str, configs, question_source: str, latency_sample: int, limit: int = 0,
+                  generation: dict | None = None, resume: str | None = None) -> list[str]:
+    """The CLI command (`python -m eval run ...`) that runs this sweep as a background job."""
+    spec = json.dumps({"configs": [c.params() for c in configs]}, ensure_ascii=False).encode()  # JSON is YAML
+    command = ["run", "--index", index_name, "--questions", question_source, "--sweep",
+               str(job_store().save_input("sweep.yaml", spec)), "--latency-sample", str(int(latency_sample))]
+    command += ["--limit", str(int(limit))] if limit else []
     if generation is not None:
-        options.answerer = state.answerer(**generation)
-        options.on_answer = answer_streamer()
-    try:
-        index = state.open_index(index_name)
-        run_id = run_sweep(store, index, configs, questions, source, options, resume=resume)
-    except SweepCancelled as error:
-        st.warning(str(error))
-        return
-    except LabError:
-        raise
-    except BaseException:
-        # a click elsewhere (e.g. Cancel) stops the script: the finished blocks stay; show this run as cancelled
-        for run_id in started:
-            store.update(run_id, status="cancelled")
-        raise
-    bar.progress(1.0, text="done")
-    st.session_state["last-run"] = run_id
-    st.success(f"Run {run_id} complete: {len(configs)} configs × {len(questions)} questions.")
-    st.page_link("dashboard/compare.py", label="Open Compare to see the leaderboard", icon=":material/leaderboard:")
-    for warning in run_warnings(store.load(run_id, scores_only=True)):
-        st.warning(warning)
+        command += ["--generate", "--llm", generation["spec"].strip(), "--max-new-tokens",
+                    str(generation["max_new_tokens"]), "--max-length", str(generation["max_length"]),
+                    "--top-p", str(generation["top_p"]), "--temperature", str(generation["temperature"])]
+    return command + (["--resume", resume] if resume else [])
+
+
+def execute(command: list[str]) -> None:
+    """Start the sweep as a job: it runs in its own process, so leaving or reloading the page does not stop it."""
+    job = start_job(command)
+    st.session_state["sweep-job"] = job.job_id
+    st.success(f"Sweep job {job.job_id} {job.status}: it runs in the background; follow it here or in the "
+               "sidebar, on any page.")
 
 
 index_name = state.pick_index("sweep-index")
@@ -133,11 +106,14 @@ if configs is not None:
 
 if st.button("Start sweep", type="primary", disabled=not (configs and questions and index_name), key="start"):
     with state.lab_errors("fix the problem above and start again"):
-        execute(index_name, configs, questions, str(question_path), latency_sample, generation=generation)
+        execute(sweep_command(index_name, configs, str(question_path), latency_sample, limit, generation))
+watch_sweep_job()
 
 # ---------------------------------------------------------------- resume
 st.header("Unfinished runs")
-unfinished = [m for m in state.run_store().manifests() if m.status in ("cancelled", "interrupted", "running")]
+running_jobs = {j.run_id for j in job_store().list() if j.status in ACTIVE}  # their jobs resume them
+unfinished = [m for m in state.run_store().manifests()
+              if m.status in ("cancelled", "interrupted", "running") and m.run_id not in running_jobs]
 if not unfinished:
     st.caption("None: cancelled or interrupted runs appear here and can be resumed.")
 for manifest in unfinished:
@@ -146,8 +122,10 @@ for manifest in unfinished:
     c1.write(state.run_label(manifest))
     if c2.button("Resume", key=f"resume-{run_id}"):
         with state.lab_errors("the question source or index is gone: start a new run instead"):
-            wanted = state.run_store().load(run_id).questions
             run_configs = [RetrieverConfig.from_params({k: v for k, v in c.items() if k != "config_id"})
                            for c in manifest.configs]
-            execute(manifest.index.name, run_configs, wanted, manifest.questions.source, manifest.latency_sample,
-                    resume=run_id)
+            settings = (manifest.generation or {}).get("settings")
+            run_generation = {"spec": manifest.generation["llm"], **{k: settings[k] for k in (
+                "max_new_tokens", "max_length", "top_p", "temperature")}} if settings else None
+            execute(sweep_command(manifest.index.name, run_configs, manifest.questions.source,
+                                  manifest.latency_sample, manifest.questions.count, run_generation, resume=run_id))

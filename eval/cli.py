@@ -14,7 +14,13 @@ from eval.settings import lab_home
 
 
 class ProgressBar:
-    """A tqdm bar on stderr driven by (stage, done, total) callbacks; a new stage starts a new bar."""
+    """A tqdm bar on stderr driven by (stage, done, total) callbacks; a new stage starts a new bar.
+
+    A command run as a background job gets `eval.jobs.JobProgress` instead (`args.progress_bar`), which also
+    brings the job's cancel event and records the run id (`on_start`)."""
+
+    cancel = None  # a threading.Event that stops a sweep at its next safe point
+    on_start = None  # told the run id once the run exists
 
     def __init__(self, description: str) -> None:
         self.description, self.bar, self.stage = description, None, None
@@ -56,7 +62,7 @@ def cmd_index_build(args: argparse.Namespace) -> None:
     slugify(args.name)
     chunking = ChunkingParams(args.chunk_size, args.chunk_overlap)
     dataset = load_dataset(args.corpus, args.format, args.language)
-    bar = ProgressBar(f"building {args.name}")
+    bar = args.progress_bar(f"building {args.name}")
     try:
         manifest = store_from(args).build(dataset, args.name, args.embedding, chunking, args.replace, bar)
     finally:
@@ -117,8 +123,9 @@ def cmd_run(args: argparse.Namespace) -> None:
     index = store.open(args.index)
     questions = load_question_set(args.questions)
     questions = questions[:args.limit] if args.limit else questions
-    bar = ProgressBar("sweep")
+    bar = args.progress_bar("sweep")
     options = SweepOptions(reference=args.reference, latency_sample=args.latency_sample, progress=bar,
+                           cancel=bar.cancel, on_start=bar.on_start,
                            block_size=int(os.environ.get("RETRIEVER_LAB_BLOCK_SIZE", 50)))
     if args.ragas:
         from eval.metrics.ragas import RagasContextScorer
@@ -324,6 +331,59 @@ def cmd_sample(args: argparse.Namespace) -> None:
     print(f"sample index and example run {run_id} are ready in {args.home}")
 
 
+def job_store_from(args: argparse.Namespace):
+    from eval.jobs import JobStore
+
+    return JobStore(args.home)
+
+
+def cmd_jobs_start(args: argparse.Namespace) -> None:
+    command = args.job_command[1:] if args.job_command[:1] == ["--"] else args.job_command
+    job = job_store_from(args).submit(command)
+    print(f"{job.job_id}\t{job.status}\t{job.title}")
+
+
+def cmd_jobs_list(args: argparse.Namespace) -> None:
+    from eval.jobs import progress_text
+
+    store = job_store_from(args)
+    jobs = store.list()
+    if not jobs:
+        print("no jobs yet: the dashboard starts them, or `python -m eval jobs start run --index NAME ...`")
+    for job in jobs:
+        shown = progress_text(store.progress(job.job_id)) if job.status == "running" else (job.error or "")
+        print(f"{job.job_id}\t{job.status}\t{job.title}\trun {job.run_id or '-'}\t{shown}")
+
+
+def cmd_jobs_show(args: argparse.Namespace) -> None:
+    from dataclasses import asdict
+
+    store = job_store_from(args)
+    store.list()  # notices a lost process first
+    job = store.get(args.job_id)
+    print(json.dumps({**asdict(job), "cancel_requested": store.cancel_requested(job.job_id),
+                      "progress": store.progress(job.job_id), "answer": store.answer(job.job_id),
+                      "log_tail": store.log_tail(job.job_id)}, ensure_ascii=False, indent=2))
+
+
+def cmd_jobs_cancel(args: argparse.Namespace) -> None:
+    job = job_store_from(args).cancel(args.job_id)
+    print(f"job {job.job_id} cancelled" if job.status == "cancelled" else
+          f"job {job.job_id}: cancel requested; it stops after its current step")
+
+
+def cmd_jobs_resume(args: argparse.Namespace) -> None:
+    job = job_store_from(args).resume(args.job_id)
+    print(f"job {job.job_id} {job.status}")
+
+
+def cmd_jobs_wait(args: argparse.Namespace) -> int:
+    """Block until the job is no longer queued or running; exit 0 when it is done, else 1."""
+    job = job_store_from(args).wait(args.job_id)
+    print(f"job {job.job_id} {job.status}" + (f": {job.error}" if job.error else ""))
+    return 0 if job.status == "done" else 1
+
+
 def _json_arg(value: str | None, option: str) -> Any:
     if value is None:
         return None
@@ -342,6 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--indexes", type=Path, help="indexes folder (default HOME/indexes)")
     parser.add_argument("--chroma-host", help="use a Chroma server instead of local folders")
     parser.add_argument("--chroma-port", type=int)
+    parser.set_defaults(progress_bar=ProgressBar)  # a job runner (eval.jobs) sets its own
     commands = parser.add_subparsers(dest="command", required=True)
 
     index = commands.add_parser("index", help="build, list, show or delete indexes")
@@ -487,6 +548,18 @@ def build_parser() -> argparse.ArgumentParser:
     agree.add_argument("--depth", type=int, default=10)
     agree.add_argument("--show", type=int, default=20, help="disagreements to list")
     agree.set_defaults(handler=cmd_agreement)
+
+    jobs = commands.add_parser("jobs", help="background jobs (index builds and sweeps the dashboard started)")
+    jobs_commands = jobs.add_subparsers(dest="jobs_command", required=True)
+    jobs_commands.add_parser("list").set_defaults(handler=cmd_jobs_list)
+    for name, handler in (("show", cmd_jobs_show), ("cancel", cmd_jobs_cancel), ("resume", cmd_jobs_resume),
+                          ("wait", cmd_jobs_wait)):
+        sub = jobs_commands.add_parser(name)
+        sub.add_argument("job_id")
+        sub.set_defaults(handler=handler)
+    start = jobs_commands.add_parser("start", help="run `index build ...` or `run ...` as a background job")
+    start.add_argument("job_command", nargs=argparse.REMAINDER, help="the command, e.g. run --index NAME ...")
+    start.set_defaults(handler=cmd_jobs_start)
     return parser
 
 

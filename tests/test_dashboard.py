@@ -1,6 +1,7 @@
 """The dashboard driven offline with streamlit.testing.v1.AppTest, against a temporary data folder."""
 import io
 import json
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from eval.config import SEARCH_TYPES, parse_sweep
 from eval.datasets import load_question_set
 from eval.grid import grid_configs
 from eval.index import ChunkingParams, IndexStore
+from eval.jobs import JobStore
 from eval.leaderboard import quality_metrics, summarize
 from eval.prompts import cjk_share
 from eval.recommend import ranking_metric
@@ -68,6 +70,13 @@ def app(lab, monkeypatch):
         assert not at.exception, [e.value for e in at.exception]
         return at
     return open_page
+
+
+def finish_job(at: AppTest, home: Path) -> None:
+    """Wait for the job the page just started (the newest), then rerun the page."""
+    newest = JobStore(home).list()[0]
+    assert JobStore(home).wait(newest.job_id, timeout=300).status in ("done", "failed")
+    at.run()
 
 
 def problems(at: AppTest) -> list:
@@ -133,7 +142,8 @@ def test_indexes_build_browse_calibrate_delete(app, lab):
     at.number_input(key="chunk-overlap").set_value(10)
     at.button(key="build").click().run()
     assert not problems(at) and not at.error, [e.value for e in at.error]
-    assert "Index 'built' ready" in at.success[0].value
+    assert "Building index 'built' in the background" in at.success[0].value
+    finish_job(at, lab["home"])
     assert "built" in at.dataframe[0].value["name"].tolist()
     at.selectbox(key="browse-index").set_value("built").run()
     chunks = at.dataframe[1].value
@@ -211,7 +221,8 @@ def test_sweep_page_runs_a_grid(app, lab, tiny_dataset):
     before = {m["run_id"] for m in RunStore(lab["home"] / "runs").list()}
     at.button(key="start").click().run()
     assert not problems(at) and not at.error, [e.value for e in at.error]
-    assert "complete" in at.success[0].value
+    assert "it runs in the background" in at.success[0].value
+    finish_job(at, lab["home"])
     new = [m for m in RunStore(lab["home"] / "runs").list() if m["run_id"] not in before]
     assert len(new) == 1 and new[0]["status"] == "complete" and len(new[0]["sweep"]["configs"]) == 4
     # the filter reached every configuration and every retrieved chunk
@@ -296,10 +307,12 @@ def test_sweep_page_resumes_a_cancelled_run(app, lab, tiny_dataset):
     at = app("dashboard/sweep.py")
     at.button(key=f"resume-{cancelled}").click().run()
     assert not problems(at) and not at.error, [e.value for e in at.error]
+    finish_job(at, lab["home"])
     assert runs.manifest(cancelled)["status"] == "complete"
     assert len(runs.load(cancelled).rows) == 2 * len(tiny_dataset.questions)
 
 
+@pytest.mark.slow  # two sweep jobs, each a process of its own
 def test_sweep_page_streams_answers(app, lab):
     from openai_stub_server import OpenAIStubServer
 
@@ -315,7 +328,8 @@ def test_sweep_page_streams_answers(app, lab):
         at.text_input(key="gen-llm").set_value(f"openai:stub@{server.base_url}")
         before = {m["run_id"] for m in RunStore(lab["home"] / "runs").list()}
         at.button(key="start").click().run()
-    assert not problems(at) and not at.error, [e.value for e in at.error]
+        assert not problems(at) and not at.error, [e.value for e in at.error]
+        finish_job(at, lab["home"])
     (new,) = [m for m in RunStore(lab["home"] / "runs").list() if m["run_id"] not in before]
     run = RunStore(lab["home"] / "runs").load(new["run_id"])
     rows = run.rows
@@ -328,6 +342,7 @@ def test_sweep_page_streams_answers(app, lab):
     assert any(t.value.startswith("Answer: ") for t in at.text)  # the last answer, streamed into the page
     at.text_input(key="gen-llm").set_value("openai:stub@not-a-url")
     at.button(key="start").click().run()
+    finish_job(at, lab["home"])  # the job fails, and the page says why
     assert "bad model spec" in at.error[0].value
 
 
@@ -342,3 +357,51 @@ def test_compare_page_handles_a_run_without_latency(app, lab, tiny_index_store, 
     assert board == expected_leaderboard(at, store.load(run_id))
     assert not any(column.startswith("retrieval_ms") for column in board[0])
     assert "This run has no latency samples (latency sample 0)." in [i.value for i in at.info]
+
+
+def test_sidebar_shows_jobs_with_progress_cancel_resume_and_a_link_to_compare(app, lab, tmp_path):
+    """The sidebar of every page lists the jobs from the store: a running one with its progress and ETA and a
+    working Cancel, an interrupted one with a working Resume, a finished sweep with a link to its run."""
+    import subprocess
+    import sys
+
+    from eval.jobs import Job, now_text, process_start
+
+    store = JobStore(lab["home"])
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        running = Job("20261127-100000-aaaaaa", "sweep", "sweep on 'tiny'", ["run"], "running", now_text(),
+                      now_text(), pid=sleeper.pid, pid_started=process_start(sleeper.pid))
+        lost = Job("20261127-100001-bbbbbb", "sweep", "sweep on 'gone'", ["run", "--index", "gone", "--questions",
+                   str(lab["data"])], "interrupted", now_text(), now_text(), attempts=1)
+        done = Job("20261127-100002-cccccc", "sweep", "sweep on 'tiny'", ["run"], "done", now_text(), now_text(),
+                   run_id=lab["run_id"])
+        for job in (running, lost, done):
+            store._write(job)
+        store._write_json(store.root / running.job_id / "progress.json",
+                          {"stage": "answers", "done": 30, "total": 120, "rate": 1.5, "eta_seconds": 60.0})
+        for page in ("dashboard/inspect_question.py", "dashboard/indexes.py"):  # any page
+            at = app(page)
+            bars = [p for p in at.sidebar.get("progress") if "answers 30/120" in p.proto.text]
+            assert len(bars) == 1 and bars[0].proto.text == "answers 30/120 · 1.5/s · ETA 1 min 0 s"
+            assert bars[0].proto.value == 25
+        at.sidebar.button(key=f"job-cancel-side-{running.job_id}").click().run()
+        assert store.cancel_requested(running.job_id)
+        assert any("Cancelling" in c.value for c in at.sidebar.caption)
+
+        at.sidebar.button(key=f"job-resume-side-{lost.job_id}").click().run()
+        assert store.get(lost.job_id).status == "queued"  # the running job holds the only slot
+        sleeper.kill()  # the running job's process dies: it is interrupted, and the queued one starts
+        sleeper.wait()
+        resumed = store.wait(lost.job_id, timeout=300)
+        assert resumed.attempts == 2 and resumed.error.startswith("no index named 'gone'")
+        assert store.get(running.job_id).status == "interrupted"
+
+        at.sidebar.button(key=f"job-open-side-{done.job_id}").click().run()
+        assert at.title[0].value == "Compare configurations"
+        assert at.selectbox(key="compare-run").value == lab["run_id"]
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        for job in (running, lost, done):
+            shutil.rmtree(store.root / job.job_id, ignore_errors=True)

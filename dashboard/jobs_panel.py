@@ -1,0 +1,96 @@
+"""Background jobs in the dashboard: the sidebar every page shows, and the live view of a sweep job.
+
+Index builds and sweeps run as jobs, in processes of their own (`eval.jobs`): a page starts one and returns
+at once. These widgets only read the job store; they refresh with `st.fragment(run_every=...)`, so the page
+around them never reruns for it.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import streamlit as st
+
+from dashboard import state
+from eval.errors import LabError
+from eval.jobs import ACTIVE, RESUMABLE, Job, JobStore, progress_text
+
+SIDEBAR_REFRESH = 2.0  # seconds
+WATCH_REFRESH = 1.0  # seconds: the sweep page's progress and streamed answer
+RECENT = 5  # finished jobs listed under the active ones
+
+
+def job_store() -> JobStore:
+    return JobStore(state.home())
+
+
+def start_job(argv: list[str]) -> Job:
+    """Queue a CLI command as a background job; the page then returns at once."""
+    return job_store().submit(argv)
+
+
+@st.fragment(run_every=SIDEBAR_REFRESH)
+def jobs_sidebar() -> None:
+    """The active jobs and the last few finished ones, each with its progress and buttons."""
+    store = job_store()
+    jobs = store.list()
+    shown = [j for j in jobs if j.status in ACTIVE] + [j for j in jobs if j.status not in ACTIVE][:RECENT]
+    st.markdown("##### Jobs")  # not a subheader: pages own those
+    if "job-refused" in st.session_state:
+        st.warning(st.session_state.pop("job-refused"))
+    if not shown:
+        st.caption("None yet: index builds and sweeps run here, in the background.")
+    for job in shown:
+        with st.container(border=True, key=f"job-{job.job_id}"):
+            job_card(store, job, "side")
+
+
+def _act(action: Callable[[str], Job], job_id: str) -> None:
+    """A button's action on a job (before the rerun that shows its effect); a refusal (the job ended
+    meanwhile) is shown on that rerun."""
+    try:
+        action(job_id)
+    except LabError as error:
+        st.session_state["job-refused"] = str(error)
+
+
+def job_card(store: JobStore, job: Job, place: str) -> None:
+    """A job's title, status, progress (stage, done/total, rate, ETA) and buttons; `place` keeps the
+    buttons' keys apart where one job shows twice (the sidebar and the sweep page)."""
+    st.text(job.title)
+    st.caption(f"{job.job_id} · {job.status}" + (f" · run {job.run_id}" if job.run_id else ""))
+    if job.status == "running":
+        progress = store.progress(job.job_id)
+        fraction = progress["done"] / max(progress["total"], 1) if progress else 0.0
+        st.progress(min(fraction, 1.0), text=progress_text(progress))
+        if store.cancel_requested(job.job_id):
+            st.caption("Cancelling: it stops after its current step.")
+    if job.status == "failed" and place == "watch":
+        st.error(job.error)
+    elif job.error and job.status != "running":
+        st.caption(f":red[{job.error}]" if job.status == "failed" else job.error)
+    if job.status in ACTIVE:
+        st.button("Cancel", key=f"job-cancel-{place}-{job.job_id}", on_click=_act, args=(store.cancel, job.job_id))
+    if job.status in RESUMABLE:
+        st.button("Resume", key=f"job-resume-{place}-{job.job_id}", help="continue from the finished blocks",
+                  on_click=_act, args=(store.resume, job.job_id))
+    if job.status == "done" and job.run_id and st.button("Open in Compare", key=f"job-open-{place}-{job.job_id}"):
+        st.session_state["compare-run"] = job.run_id
+        st.switch_page("dashboard/compare.py")
+
+
+@st.fragment(run_every=WATCH_REFRESH)
+def watch_sweep_job() -> None:
+    """The progress and the streamed answer of this session's last sweep job (or of any running one)."""
+    store = job_store()
+    jobs = [j for j in store.list() if j.kind == "sweep"]
+    mine = st.session_state.get("sweep-job")
+    job = next((j for j in jobs if j.job_id == mine), None) or next((j for j in jobs if j.status in ACTIVE), None)
+    if job is None:
+        return
+    st.subheader("Sweep job")
+    job_card(store, job, "watch")
+    answer = store.answer(job.job_id)
+    if answer:
+        st.caption(f"{'Generating' if job.status == 'running' else 'Last answer'} · question "
+                   f"{answer['question_id']} · {answer['config_id']}")
+        st.text(answer["text"])
