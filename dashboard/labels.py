@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import state
+from dashboard.jobs_panel import start_job
 from eval.errors import LabError
 
 GRADE_BUTTONS = ((0, "0 · not relevant"), (1, "1 · partly relevant"), (2, "2 · answers it"))
@@ -14,12 +15,6 @@ st.title("Labels")
 st.caption("Relevance metrics need labels. Generate questions from your documents, let an LLM judge the chunks "
            "a run retrieved (each question's pool: every config's top chunks, judged once), add your own "
            "judgements, and check how far the sources agree before trusting a leaderboard.")
-
-
-def progress_callback(bar):
-    def progress(stage: str, done: int, total: int) -> None:
-        bar.progress(min(done / max(total, 1), 1.0), text=f"{stage}: {done}/{total}")
-    return progress
 
 
 def label_file_for(run, key: str) -> Path | None:
@@ -51,16 +46,11 @@ def generate_tab() -> None:
                             key="gen-out", help="a new folder, or the folder of an interrupted generation to resume")
         submitted = st.form_submit_button("Generate", type="primary")
     if submitted:
-        from eval.question_gen import generate_questions
-
-        with state.lab_errors("fix the settings above and generate again (an interrupted one resumes)"):
-            bar, reply = st.progress(0.0, text="starting…"), st.empty()
-            report = generate_questions(state.open_index(index_name), state.generator(llm), int(n),
-                                        Path(out).expanduser(), seed=int(seed),
-                                        language=None if language.startswith("each") else language,
-                                        progress=progress_callback(bar), on_text=reply.text)
-            st.success(f"{report.summary()}. The question set is in `{out}`: pick it on **Run a sweep** "
-                       "(its labels have the source `generated`).")
+        command = ["questions", "generate", "--index", index_name, "--n", str(int(n)), "--llm", llm.strip(),
+                   "--seed", str(int(seed)), "--out", str(Path(out).expanduser())]
+        command += [] if language.startswith("each") else ["--language", language]
+        started(start_job(command), "The question set will be in `" + out + "`: pick it on **Run a sweep** (its "
+                "labels have the source `generated`). Run it again with the same folder to resume it.")
 
 
 def judge_tab() -> None:
@@ -76,17 +66,14 @@ def judge_tab() -> None:
         concurrency = st.number_input("Parallel requests (endpoints)", 1, 64, 1, key="judge-concurrency")
         submitted = st.form_submit_button("Judge the pool", type="primary")
     if submitted and labels_file:
-        from eval.pooled_judge import judge_run
+        started(start_job(["judge", run_id, "--llm", llm.strip(), "--depth", str(int(depth)), "--concurrency",
+                           str(int(concurrency)), "--labels", str(labels_file)]),
+                "Failed pairs are listed in the job's log; judge again to retry them (the cache keeps the rest).")
 
-        with state.lab_errors("check the LLM spec and the label file"):
-            bar = st.progress(0.0, text="starting…")
-            report = judge_run(run, state.generator(llm), state.home(), depth=int(depth),
-                               concurrency=int(concurrency), labels_file=labels_file,
-                               progress=progress_callback(bar))
-            st.success(report.summary())
-            if report.failures:
-                st.warning(f"{len(report.failures)} pairs failed (judge again to retry them):")
-                st.dataframe(pd.DataFrame(report.failures), hide_index=True, key="judge-failures")
+
+def started(job, then: str) -> None:
+    st.success(f"Job {job.job_id} {job.status}: {job.title} runs in the background (see the sidebar, on any "
+               f"page). {then}")
 
 
 def labelling_tab() -> None:

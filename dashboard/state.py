@@ -121,18 +121,6 @@ def threshold_grid(index_name: str | None, questions_path: Path | None) -> tuple
         return None
 
 
-@st.cache_resource(show_spinner="Loading the model…")
-def _generator(spec: str, home_dir: str):
-    from eval.generation import load_generator
-
-    return load_generator(spec, home=Path(home_dir))
-
-
-def generator(spec: str):
-    """A loaded LLM (once per process and spec), shared by every page."""
-    return _generator(spec.strip(), str(home()))
-
-
 def label_sources(run_id: str) -> tuple[Path | None, list[str]]:
     """The label file beside the run's question set (None if it cannot be found) and its label sources."""
     from eval.pooled_judge import run_label_file

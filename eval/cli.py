@@ -265,10 +265,10 @@ def cmd_questions_generate(args: argparse.Namespace) -> None:
 
     index = store_from(args).open(args.index)
     generator = load_generator(args.llm, trust_remote_code=args.trust_remote_code, home=args.home)
-    bar = ProgressBar("questions")
+    bar = args.progress_bar("questions")
     try:
         report = generate_questions(index, generator, args.n, args.out, language=args.language, seed=args.seed,
-                                    progress=bar, on_text=lambda text: bar.show_answer("", "", text))
+                                    progress=bar, on_text=lambda text: bar.show_answer("", "generate", text))
     finally:
         bar.close()
     print(report.summary())
@@ -281,7 +281,7 @@ def cmd_judge(args: argparse.Namespace) -> None:
 
     run = run_store_from(args).load(args.run_id)
     generator = load_generator(args.llm, trust_remote_code=args.trust_remote_code, home=args.home)
-    bar = ProgressBar("judging")
+    bar = args.progress_bar("judging")
     try:
         report = judge_run(run, generator, args.home, depth=args.depth, concurrency=args.concurrency,
                            labels_file=args.labels, progress=bar)

@@ -67,7 +67,7 @@ class Job:
     """One job as stored in its `job.json`."""
 
     job_id: str
-    kind: str  # "index" (index build) or "sweep" (run)
+    kind: str  # "index" (index build), "sweep" (run), "questions" (questions generate) or "judge"
     title: str
     argv: list[str]  # the CLI command, without the global options
     status: str
@@ -111,7 +111,11 @@ def describe_command(argv: list[str], home: Path) -> tuple[str, str, str]:
         return "index", f"index build '{args.name}'", args.name
     if args.command == "run":
         return "sweep", f"sweep on '{args.index}'", args.index
-    raise LabError("only `index build ...` and `run ...` run as jobs")
+    if args.command == "questions" and args.questions_command == "generate":
+        return "questions", f"questions from '{args.index}'", args.index
+    if args.command == "judge":
+        return "judge", f"judge run {args.run_id}", ""
+    raise LabError("only `index build ...`, `run ...`, `questions generate ...` and `judge ...` run as jobs")
 
 
 def process_start(pid: int) -> str | None:

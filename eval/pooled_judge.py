@@ -168,10 +168,13 @@ def judge_run(run: Run, generator: Generator, home: Path, *, depth: int = 10, co
 
     if progress:
         progress("judge", report.cached, len(items))
-    with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="judge") as workers:
+    workers = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="judge")
+    try:
         for done, _ in enumerate(workers.map(judge_one, todo), start=report.cached + 1):
-            if progress:  # called from this thread only: a Streamlit progress bar belongs to the page's thread
-                progress("judge", done, len(items))
+            if progress:  # called from this thread only (a page's progress bar belongs to its thread); it may
+                progress("judge", done, len(items))  # raise to cancel: the judged pairs stay in the cache
+    finally:
+        workers.shutdown(cancel_futures=True)
     graded = [(item, cache.grades[cache.key(source, questions[item.question_id].question, item.text)])
               for item in items if cache.key(source, questions[item.question_id].question, item.text) in cache.grades]
     report.label_file = labels_file or run_label_file(run)

@@ -10,6 +10,7 @@ from conftest import streamlit_server
 from test_e2e import ARTIFACTS, browser, click_button, wait_text  # noqa: F401  (browser is a fixture)
 
 from eval.cli import main
+from eval.jobs import JobStore
 from eval.labels import label_path, load_labels
 from eval.pooled_judge import chunk_judgements, pool
 from eval.runs import RunStore
@@ -78,8 +79,12 @@ def test_documents_to_labels_and_a_judged_leaderboard(browser, documents_lab):  
         fill(browser, "Judge LLM", documents_lab["llm"])
         fill(browser, "Pool depth (top chunks of every config)", "3")
         click_button(browser, "Judge the pool")
-        size = len(pool(run, 3))
-        wait_text(browser, f"pool of {size} (question, chunk) pairs")
+        wait_text(browser, "runs in the background")
+        store = JobStore(home)
+        job = store.wait(store.list()[0].job_id, timeout=600)  # the page started a background job
+        assert job.status == "done" and job.kind == "judge", store.log_tail(job.job_id)
+        assert len(chunk_judgements(labels_file, "llm:lab@judge-v1")) == len(pool(run, 3))
+        browser.refresh()
         browser.save_screenshot(str(ARTIFACTS / "labels-01-judged.png"))
 
         open_tab(browser, "Label by hand")

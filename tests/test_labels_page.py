@@ -15,7 +15,8 @@ from eval.datasets import load_question_set
 from eval.index import ChunkingParams, IndexStore
 from eval.labels import LABEL_METRICS, label_path, load_labels, rescore
 from eval.leaderboard import quality_metrics, summarize
-from eval.pooled_judge import blind_order, chunk_judgements, pool
+from eval.jobs import JobStore
+from eval.pooled_judge import blind_order, chunk_judgements, judge_run, pool
 from eval.runs import RunStore
 from eval.sweep import SweepOptions, run_sweep
 from lab_llm_responder import respond
@@ -62,17 +63,36 @@ def button(at: AppTest, label: str):
     return next(b for b in at.button if b.label == label)
 
 
-def test_judging_from_the_page_saves_the_pool_as_llm_labels(page, lab):
+def finished_job(lab):
+    """The newest job of the lab, once it has ended."""
+    store = JobStore(lab["home"])
+    return store.wait(store.list()[0].job_id, timeout=600), store
+
+
+@pytest.fixture(scope="module")
+def llm_labels(lab):
+    """The run's pool (depth 3) judged by the stub, through the engine."""
+    from eval.generation import load_generator
+
+    report = judge_run(lab["run"], load_generator(lab["llm"]), lab["home"], depth=3,
+                       labels_file=label_path(lab["data"] / "questions.jsonl"))
+    return report.source
+
+
+def test_judging_from_the_page_runs_a_job_that_saves_the_pool_as_llm_labels(page, lab):
     at = page("dashboard/labels.py")
     at.text_input(key="judge-llm").input(lab["llm"])
-    at.number_input(key="judge-depth").set_value(3)
+    at.number_input(key="judge-depth").set_value(2)
     button(at, "Judge the pool").click().run()
     assert not at.exception, [e.value for e in at.exception]
+    assert any("runs in the background" in s.value for s in at.success)
+    job, store = finished_job(lab)
+    assert job.status == "done" and job.kind == "judge", store.log_tail(job.job_id)
+    size = len(pool(lab["run"], 2))
+    assert any(f"pool of {size} (question, chunk) pairs" in line for line in store.log_tail(job.job_id))
     labels_file = label_path(lab["data"] / "questions.jsonl")
-    size = len(pool(lab["run"], 3))
-    assert any(f"pool of {size} (question, chunk) pairs" in s.value for s in at.success)
     assert "llm:lab@judge-v1" in load_labels(labels_file).sources
-    assert len(chunk_judgements(labels_file, "llm:lab@judge-v1")) == size
+    assert len(chunk_judgements(labels_file, "llm:lab@judge-v1")) >= size
 
 
 def test_labelling_by_hand_saves_undoes_and_skips(page, lab):
@@ -103,8 +123,7 @@ def test_labelling_by_hand_saves_undoes_and_skips(page, lab):
         (items[1].question_id, items[1].doc_id, items[1].start, items[1].end, "human:ann"): 0}
 
 
-def test_agreement_tab_shows_the_engines_kappa(page, lab):
-    test_judging_from_the_page_saves_the_pool_as_llm_labels(page, lab)  # idempotent: the cache answers
+def test_agreement_tab_shows_the_engines_kappa(page, lab, llm_labels):
     at = page("dashboard/labels.py")
     at.selectbox(key="agree-a").set_value("gold").run()
     at.selectbox(key="agree-b").set_value("llm:lab@judge-v1").run()
@@ -114,8 +133,7 @@ def test_agreement_tab_shows_the_engines_kappa(page, lab):
     assert len(at.dataframe[-1].value) == len(expected.disagreements)
 
 
-def test_compare_shows_the_leaderboard_under_the_chosen_label_source(page, lab):
-    test_judging_from_the_page_saves_the_pool_as_llm_labels(page, lab)
+def test_compare_shows_the_leaderboard_under_the_chosen_label_source(page, lab, llm_labels):
     at = page("dashboard/compare.py")
     at.selectbox(key="compare-labels").set_value("llm:lab@judge-v1").run()
     assert not at.exception, [e.value for e in at.exception]
@@ -137,7 +155,8 @@ def test_generating_questions_from_the_page(page, lab, tmp_path):
     at.text_input(key="gen-out").input(str(tmp_path / "generated"))
     button(at, "Generate").click().run()
     assert not at.exception, [e.value for e in at.exception]
+    job, store = finished_job(lab)
+    assert job.status == "done" and job.kind == "questions", store.log_tail(job.job_id)
     kept = len(load_question_set(tmp_path / "generated"))
-    assert kept > 0
-    assert any(s.value.startswith(f"{kept} questions kept") for s in at.success)
+    assert any(line.startswith(f"{kept} questions kept") for line in store.log_tail(job.job_id)) and kept > 0
     assert load_labels(tmp_path / "generated").sources == ["generated"]
