@@ -3,6 +3,7 @@ import streamlit as st
 
 from dashboard import state
 from eval import charts
+from eval.external import failures
 from eval.leaderboard import quality_metrics
 from eval.metrics import METRICS
 from eval.report import leaderboard_frame
@@ -12,6 +13,8 @@ run_id = state.pick_run("compare-run")
 if run_id:
     with state.lab_errors("pick another run, or delete this one on the Reports page"):
         run = state.load_scores(run_id)
+        for config_id, (count, first) in failures(run.rows).items():  # external retrievers' failed calls
+            st.warning(f"{config_id}: {count} calls failed and are not scored, e.g. {first}")
         available = quality_metrics(run.rows)
         default = [m for m in ("hit_rate", "recall", "mrr", "ndcg", "ild", "n_retrieved") if m in available]
         metrics = st.multiselect("Metrics", available, default=default or available[:4],

@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import ROOT
 from retriever_stub_server import RetrieverStubServer
 
 from eval.config import parse_sweep
@@ -302,3 +303,83 @@ def test_two_services_of_one_kind_need_names_and_keys_must_be_set(monkeypatch):
     with pytest.raises(ConfigError, match="needs its key in the environment variable RAGFLOW_API_KEY"):
         check_ready(configs)
     assert math.isclose(configs[0].params()["k"], 30)  # RAGFlow's default page_size
+
+
+# ---------------------------------------------------------------- the CLI
+
+def test_cli_run_mixes_local_and_external_configs_and_never_prints_a_key(tiny_index_store, tiny_dataset, tmp_path,
+                                                                          capsys, monkeypatch):
+    from eval.cli import main
+
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text("".join(json.dumps({"id": q.id, "question": q.question, "answers": list(q.answers),
+                                             "relevant_ids": list(q.relevant_ids)}, ensure_ascii=False) + "\n"
+                                 for q in tiny_dataset.questions), encoding="utf-8")
+    with RetrieverStubServer(tiny_index_store.open("tiny"), key=KEY) as server:
+        spec = tmp_path / "sweep.yaml"
+        spec.write_text(f"""configs:
+  - {{search_type: similarity, k: 2}}
+  - {{search_type: chatchat, url: "{server.url}", knowledge_base_name: samples, top_k: [2]}}
+  - {{search_type: ragflow, url: "{server.url}", dataset_ids: [d], page_size: 2, similarity_threshold: 0.0,
+      vector_similarity_weight: 1.0}}
+  - {{search_type: ragflow, name: locked, url: "{server.url}", dataset_ids: [d], api_key_env: OTHER_KEY}}
+""", encoding="utf-8")
+        monkeypatch.setenv("RAGFLOW_API_KEY", KEY)
+        monkeypatch.setenv("OTHER_KEY", KEY[::-1])
+        code = main(["--home", str(tmp_path / "home"), "--indexes", str(tiny_index_store.root), "run", "--index",
+                     "tiny", "--questions", str(questions), "--sweep", str(spec), "--concurrency", "2",
+                     "--latency-sample", "1"])
+        assert server.most_in_flight <= 2
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    board = {line.split()[0]: line.split()[1:] for line in out.splitlines()[2:]}
+    assert board["chatchat-k2"][:6] == board["similarity-k2"][:6]  # same chunks: same metrics (latency aside)
+    assert board["ragflow-k2-t0-w1"][:6] == board["similarity-k2"][:6]
+    assert "warning: locked-k30: 5 of 5 calls failed (not scored), e.g. RAGFlow error 109" in err
+    written = [p.read_bytes() for p in (tmp_path / "home").rglob("*") if p.is_file()]
+    for secret in (KEY, KEY[::-1]):
+        assert secret not in out + err and not any(secret.encode() in data for data in written)
+
+
+# ---------------------------------------------------------------- the dashboard
+
+def test_compare_shows_external_and_local_configs_side_by_side(stub, sample_index, sample_dataset, tmp_path,
+                                                               monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from eval.leaderboard import summarize
+
+    monkeypatch.setenv("RAGFLOW_API_KEY", KEY)
+    monkeypatch.setenv("RETRIEVER_LAB_HOME", str(tmp_path))
+    sweep = {"configs": [
+        {"search_type": "similarity", "k": 5},
+        {"search_type": "mmr", "k": 5, "fetch_k": 20, "lambda_mult": 0.5},
+        {"search_type": "chatchat", "url": stub.url, "knowledge_base_name": "samples", "top_k": 5},
+        {"search_type": "ragflow", "url": stub.url, "dataset_ids": ["d"], "page_size": 5,
+         "vector_similarity_weight": [1.0, 0.3], "similarity_threshold": 0.0},
+        {"search_type": "chatchat", "name": "gone", "url": "http://127.0.0.1:9", "knowledge_base_name": "samples",
+         "top_k": 5, "retries": 0},
+    ]}
+    store = RunStore(tmp_path / "runs")
+    run_id = run_sweep(store, sample_index, parse_sweep(sweep), sample_dataset.questions[:8], "sample",
+                       SweepOptions(latency_sample=1))
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120)
+    at.run()
+    at.selectbox(key="compare-run").set_value(run_id).run()
+    assert not at.exception, [e.value for e in at.exception]
+    board = at.dataframe[0].value.set_index("config_id")
+    summary = summarize(store.load(run_id)).set_index("config_id")
+    assert sorted(board.index) == sorted(summary.index) == sorted(
+        ["similarity-k5", "mmr-k5-f20-l0.5", "chatchat-k5", "ragflow-k5-t0-w1", "ragflow-k5-t0-w0.3", "gone-k5"])
+    for config_id in board.index:
+        if config_id != "gone-k5":
+            assert board.loc[config_id, "nDCG"].startswith(f"{summary.loc[config_id, 'ndcg_mean']:.3f}")
+    assert board.loc["chatchat-k5", "nDCG"] == board.loc["similarity-k5", "nDCG"]  # the same chunks
+    assert set(board["search_type"]) == {"similarity", "mmr", "chatchat", "ragflow"}
+    assert set(at.multiselect(key="compare-types").options) == {"similarity", "mmr", "chatchat", "ragflow"}
+    recorded = rows_of(store.load(run_id), "gone-k5")["call_error"].iloc[0]
+    assert "cannot reach http://127.0.0.1:9" in recorded
+    assert [w.value for w in at.warning] == [f"gone-k5: 8 calls failed and are not scored, e.g. {recorded}"]
+    assert len(at.get("plotly_chart")) >= 4  # the charts draw external configs beside local ones
+    at.multiselect(key="compare-types").set_value(["ragflow", "similarity"]).run()
+    assert set(at.dataframe[0].value["config_id"]) == {"similarity-k5", "ragflow-k5-t0-w1", "ragflow-k5-t0-w0.3"}
