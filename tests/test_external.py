@@ -383,3 +383,15 @@ def test_compare_shows_external_and_local_configs_side_by_side(stub, sample_inde
     assert len(at.get("plotly_chart")) >= 4  # the charts draw external configs beside local ones
     at.multiselect(key="compare-types").set_value(["ragflow", "similarity"]).run()
     assert set(at.dataframe[0].value["config_id"]) == {"similarity-k5", "ragflow-k5-t0-w1", "ragflow-k5-t0-w0.3"}
+    inspect = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120)
+    inspect.run()
+    inspect.switch_page("dashboard/inspect_question.py").run()
+    inspect.selectbox(key="inspect-run").set_value(run_id).run()
+    inspect.multiselect(key="inspect-configs").set_value(["chatchat-k5", "gone-k5"]).run()
+    assert not inspect.exception, [e.value for e in inspect.exception]
+    first = rows_of(store.load(run_id), "chatchat-k5").loc[inspect.selectbox(key="inspect-question").value]
+    assert any(first["chunk_ids"][0] in c.value for c in inspect.code)  # the service's chunk, with its text
+    text = pd.read_parquet(store.folder(run_id) / "chunks.parquet").set_index("chunk_id").loc[first["chunk_ids"][0],
+                                                                                              "text"]
+    assert any(text.split()[0] in h.proto.body for h in inspect.get("html"))
+    assert [w.value for w in inspect.warning] == [f"The call failed (not scored): {recorded}"]
