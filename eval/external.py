@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from eval.chunk_mapping import MAP_BY, CorpusMapper, Mapped
+from eval.datasets import iter_jsonl, read_text
 from eval.errors import ConfigError, DatasetError
 from eval.index import Index
 from eval.runs import atomic_write_parquet
@@ -84,7 +85,7 @@ def is_external(config: Any) -> bool:
 
 
 def is_external_entry(entry: Any) -> bool:
-    return isinstance(entry, dict) and entry.get("search_type") in KINDS
+    return isinstance(entry, dict) and isinstance(entry.get("search_type"), str) and entry["search_type"] in KINDS
 
 
 @dataclass(frozen=True)
@@ -181,10 +182,9 @@ def create(kind_name: str, settings: dict[str, Any]) -> ExternalConfig:
     kind = KINDS[kind_name]
     settings = {key: value for key, value in settings.items() if key != "search_type"}
     _check_common(settings, kind)
-    for key in ("url",):
-        if key in kind.required and not (isinstance(settings[key], str) and
-                                         re.match(r"^https?://[^\s/]+", settings[key])):
-            raise ConfigError(f"url must be an http:// or https:// address, got {settings[key]!r}")
+    if "url" in kind.required and not (isinstance(settings["url"], str) and
+                                       re.match(r"^https?://[^\s/]+", settings["url"])):
+        raise ConfigError(f"url must be an http:// or https:// address, got {settings['url']!r}")
     _CHECKS[kind_name](settings)
     return ExternalConfig(kind_name, json.dumps(settings, ensure_ascii=False, sort_keys=True))
 
@@ -205,9 +205,10 @@ def _check_common(settings: dict[str, Any], kind: Kind) -> None:
         if "map_field" not in settings and kind is not KINDS["imported"]:
             raise ConfigError(f"map_by {settings['map_by']} needs map_field: where in each result the "
                               f"{'document id' if settings['map_by'] == 'doc_id' else 'file name'} sits")
-    for key, low in (("timeout", 0.0), ("backoff", 0.0)):
-        if key in settings:
-            _number(settings[key], key, low, None)
+    if "timeout" in settings and _number(settings["timeout"], "timeout", 0.0, None) == 0:
+        raise ConfigError("timeout must be more than 0 seconds")
+    if "backoff" in settings:
+        _number(settings["backoff"], "backoff", 0.0, None)
     if "retries" in settings:
         _whole(settings["retries"], "retries", 0)
 
@@ -217,7 +218,7 @@ def _number(value: Any, name: str, low: float, high: float | None) -> float:
         raise ConfigError(f"{name} must be a number, got {value!r}")
     if value < low or (high is not None and value > high):
         raise ConfigError(f"{name} must be in [{low:g}, {high:g}], got {value}" if high is not None else
-                          f"{name} must be more than {low:g}, got {value}")
+                          f"{name} must be at least {low:g}, got {value}")
     return float(value)
 
 
@@ -333,13 +334,9 @@ def check_ready(configs: list[Any]) -> None:
 def read_imported(path: Path, fmt: str) -> dict[str, list[dict[str, Any]]]:
     """question id -> ranked results `{"doc_id", "score"?, "chunk_id"?, "text"?}` from a TREC run or JSONL."""
     results: dict[str, list[dict[str, Any]]] = {}
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except UnicodeDecodeError:
-        raise DatasetError("not UTF-8 text", path) from None
     if fmt == "trec":
         ranked: dict[str, list[tuple[float, int, str]]] = {}
-        for number, line in enumerate(lines, start=1):
+        for number, line in enumerate(read_text(path).splitlines(), start=1):
             if not line.strip():
                 continue
             fields = line.split()
@@ -355,14 +352,8 @@ def read_imported(path: Path, fmt: str) -> dict[str, list[dict[str, Any]]]:
         for question_id, entries in ranked.items():
             results[question_id] = [{"doc_id": doc, "score": -neg} for neg, _, doc in sorted(entries)]
         return results
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise DatasetError(f"invalid JSON ({error.msg} at column {error.colno})", path, number) from None
-        if not isinstance(record, dict) or not isinstance(record.get("question_id"), str):
+    for number, record in iter_jsonl(path):
+        if not isinstance(record.get("question_id"), str):
             raise DatasetError("each line needs a string question_id", path, number, "question_id")
         results[record["question_id"]] = _imported_entries(record, path, number)
     return results
