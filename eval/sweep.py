@@ -344,7 +344,8 @@ def _execute(store: RunStore, run_id: str, index: Index, configs: list[Retriever
         rows, texts = _retrieve_block(index, configs, block, options, vectors, services, store.folder(run_id), number)
         retrieval_seconds += time.perf_counter() - block_started
         if options.answerer is not None:
-            _answer_rows(rows, by_id, texts, options, sum(len(b) for b in blocks[:number]) * len(configs),
+            answered = [row for row in rows if not row.get("call_error")]  # a failed call gets no answer
+            _answer_rows(answered, by_id, texts, options, sum(len(b) for b in blocks[:number]) * len(configs),
                          len(questions) * len(configs))
         store.write_part(run_id, number, pd.DataFrame(rows))
         store.update(run_id, retrieval_seconds=retrieval_seconds)

@@ -395,3 +395,30 @@ def test_compare_shows_external_and_local_configs_side_by_side(stub, sample_inde
                                                                                               "text"]
     assert any(text.split()[0] in h.proto.body for h in inspect.get("html"))
     assert [w.value for w in inspect.warning] == [f"The call failed (not scored): {recorded}"]
+
+
+def test_a_failed_call_gets_no_generated_answer(sample_index, sample_dataset, tmp_path):
+    class Recorder:
+        deterministic = False
+
+        def __init__(self):
+            self.contexts = []
+
+        def answer(self, question, chunk_texts, on_text):
+            self.contexts.append(list(chunk_texts))
+            return {"answer": f"from {len(chunk_texts)} chunks", "f1": 0.5}
+
+        def describe(self):
+            return {"model": "recorder"}
+
+    answerer = Recorder()
+    sweep = {"configs": [{"search_type": "similarity", "k": 2},
+                         {"search_type": "chatchat", "url": "http://127.0.0.1:9", "knowledge_base_name": "kb",
+                          "top_k": 2, "retries": 0}]}
+    store = RunStore(tmp_path)
+    run = store.load(run_sweep(store, sample_index, parse_sweep(sweep), sample_dataset.questions[:3], "sample",
+                               SweepOptions(latency_sample=0, answerer=answerer)))
+    assert len(answerer.contexts) == 3 and all(len(c) == 2 for c in answerer.contexts)
+    failed = rows_of(run, "chatchat-k2")
+    assert failed["call_error"].notna().all() and failed["answer"].isna().all() and failed["f1"].isna().all()
+    assert rows_of(run, "similarity-k2")["answer"].eq("from 2 chunks").all()
