@@ -42,7 +42,7 @@ from eval.errors import ConfigError, DatasetError
 from eval.index import Index
 from eval.runs import atomic_write_parquet
 
-DEFAULT_CONCURRENCY = 4  # requests at once to a service: polite to a shared server, still 4x a serial loop
+DEFAULT_CONCURRENCY = 4  # calls at once to a service: overlaps network waits, stays polite to a shared server
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_RETRIES = 3
 DEFAULT_BACKOFF_S = 0.5

@@ -343,26 +343,26 @@ def test_cli_run_mixes_local_and_external_configs_and_never_prints_a_key(tiny_in
 
 # ---------------------------------------------------------------- the dashboard
 
-def test_compare_shows_external_and_local_configs_side_by_side(stub, sample_index, sample_dataset, tmp_path,
-                                                               monkeypatch):
+def test_compare_shows_external_and_local_configs_side_by_side(sample_index, sample_dataset, tmp_path, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
     from eval.leaderboard import summarize
 
     monkeypatch.setenv("RAGFLOW_API_KEY", KEY)
     monkeypatch.setenv("RETRIEVER_LAB_HOME", str(tmp_path))
-    sweep = {"configs": [
-        {"search_type": "similarity", "k": 5},
-        {"search_type": "mmr", "k": 5, "fetch_k": 20, "lambda_mult": 0.5},
-        {"search_type": "chatchat", "url": stub.url, "knowledge_base_name": "samples", "top_k": 5},
-        {"search_type": "ragflow", "url": stub.url, "dataset_ids": ["d"], "page_size": 5,
-         "vector_similarity_weight": [1.0, 0.3], "similarity_threshold": 0.0},
-        {"search_type": "chatchat", "name": "gone", "url": "http://127.0.0.1:9", "knowledge_base_name": "samples",
-         "top_k": 5, "retries": 0},
-    ]}
     store = RunStore(tmp_path / "runs")
-    run_id = run_sweep(store, sample_index, parse_sweep(sweep), sample_dataset.questions[:8], "sample",
-                       SweepOptions(latency_sample=1))
+    with RetrieverStubServer(sample_index, key=KEY) as stub:
+        sweep = {"configs": [
+            {"search_type": "similarity", "k": 5},
+            {"search_type": "mmr", "k": 5, "fetch_k": 20, "lambda_mult": 0.5},
+            {"search_type": "chatchat", "url": stub.url, "knowledge_base_name": "samples", "top_k": 5},
+            {"search_type": "ragflow", "url": stub.url, "dataset_ids": ["d"], "page_size": 5,
+             "vector_similarity_weight": [1.0, 0.3], "similarity_threshold": 0.0},
+            {"search_type": "chatchat", "name": "gone", "url": "http://127.0.0.1:9", "knowledge_base_name": "samples",
+             "top_k": 5, "retries": 0},
+        ]}
+        run_id = run_sweep(store, sample_index, parse_sweep(sweep), sample_dataset.questions[:8], "sample",
+                           SweepOptions(latency_sample=1))
     at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120)
     at.run()
     at.selectbox(key="compare-run").set_value(run_id).run()
