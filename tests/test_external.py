@@ -13,6 +13,7 @@ from eval.config import parse_sweep
 from eval.errors import ConfigError, LabError
 from eval.export import export_run
 from eval.external import check_ready, failures
+from eval.report import write_report
 from eval.runs import RunStore
 from eval.sweep import SweepOptions, run_sweep
 
@@ -210,6 +211,9 @@ def test_the_key_is_sent_but_never_written_and_scrubbed_from_errors(failing_run,
     assert down.str.contains("***", regex=False).all()  # the stub echoed the Authorization header back
     for fmt in ("csv", "jsonl", "parquet", "trec"):
         export_run(run, fmt, tmp_path / f"export.{fmt}")
+    for fmt in ("html", "md"):
+        write_report(run, tmp_path / f"report.{fmt}", fmt)
+    assert "rf-wrongkey-k30" in (tmp_path / "report.md").read_text()  # external configs are in the report
     written = [p for folder in (run.folder, tmp_path) for p in folder.rglob("*") if p.is_file()]
     assert len(written) > 8
     for path in written:
