@@ -13,8 +13,6 @@ run_id = state.pick_run("compare-run")
 if run_id:
     with state.lab_errors("pick another run, or delete this one on the Reports page"):
         run = state.load_scores(run_id)
-        for config_id, (count, first) in failures(run.rows).items():  # external retrievers' failed calls
-            st.warning(f"{config_id}: {count} calls failed and are not scored, e.g. {first}")
         available = quality_metrics(run.rows)
         default = [m for m in ("hit_rate", "recall", "mrr", "ndcg", "ild", "n_retrieved") if m in available]
         metrics = st.multiselect("Metrics", available, default=default or available[:4],
@@ -29,6 +27,8 @@ if run_id:
                                default=sorted(summary["search_type"].unique()), key="compare-types")
         shown = summary[summary["search_type"].isin(types)]
         sort_metric = (metrics or default or available)[0]
+        for config_id, (count, first) in failures(run.rows).items():  # external retrievers' failed calls
+            st.warning(f"{config_id}: {count} calls failed and are not scored, e.g. {first}")
 
         table = leaderboard_frame(shown, metrics, sort_by=sort_metric)
         st.subheader("Leaderboard")
