@@ -3,10 +3,10 @@ import streamlit as st
 
 from dashboard import state
 from eval import charts
-from eval.external import failures
 from eval.leaderboard import quality_metrics
 from eval.metrics import METRICS
 from eval.report import leaderboard_frame
+from eval.external import failures
 
 st.title("Compare configurations")
 run_id = state.pick_run("compare-run")
