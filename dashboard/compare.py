@@ -9,6 +9,7 @@ from eval.leaderboard import quality_metrics
 from eval.metrics import METRICS
 from eval.recommend import ranking_metric, ranking_rule, recommend
 from eval.report import leaderboard_frame
+from eval.external import failures
 
 st.title("Compare configurations")
 
@@ -105,6 +106,8 @@ if run_id:
                                default=sorted(summary["search_type"].unique()), key="compare-types")
         shown = summary[summary["search_type"].isin(types)]
         sort_metric = ranking_metric(available)  # the rule the reports use too
+        for config_id, (count, first) in failures(run.rows).items():  # external retrievers' failed calls
+            st.warning(f"{config_id}: {count} calls failed and are not scored, e.g. {first}")
 
         recommended = recommendation_section(run, summary, sort_metric, available, source)  # every config
         table = leaderboard_frame(shown, metrics, sort_by=sort_metric)

@@ -51,7 +51,9 @@ if run_id:
                              key=f"metrics-{config_id}")
                 if "answer" in row and isinstance(row["answer"], str):
                     st.html(f"<p><b>Answer:</b> {state.highlight(row['answer'], answers)}</p>")
-                if len(row["chunk_ids"]) == 0:
+                if isinstance(row.get("call_error"), str):  # an external retriever's failed call
+                    st.warning(f"The call failed (not scored): {row['call_error']}")
+                elif len(row["chunk_ids"]) == 0:
                     st.info("No chunks retrieved.")
                 for rank, (chunk_id, doc_id, score) in enumerate(zip(row["chunk_ids"], row["doc_ids"],
                                                                       row["scores"]), start=1):

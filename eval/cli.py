@@ -127,6 +127,10 @@ def cmd_run(args: argparse.Namespace) -> None:
     options = SweepOptions(reference=args.reference, latency_sample=args.latency_sample, progress=bar,
                            cancel=bar.cancel, on_start=bar.on_start,
                            block_size=int(os.environ.get("RETRIEVER_LAB_BLOCK_SIZE", 50)))
+    if args.concurrency is not None:
+        if args.concurrency < 1:
+            raise LabError(f"--concurrency must be at least 1, got {args.concurrency}")
+        options.external_concurrency = args.concurrency
     if args.ragas:
         from eval.metrics.ragas import RagasContextScorer
 
@@ -134,7 +138,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     if args.generate:
         options.answerer = answerer_from(args)
         options.on_answer = bar.show_answer
-        options.generation_concurrency = args.concurrency
+        options.generation_concurrency = args.concurrency or 1
         if args.judge:
             from eval.judge import JudgeScorer
 
@@ -152,6 +156,11 @@ def cmd_run(args: argparse.Namespace) -> None:
     print(f"run {run_id}  ({len(configs)} configs x {len(questions)} questions, "
           f"{run.info.wall_seconds:.1f} s)")
     print(leaderboard_text(summarize(run, metrics=metrics), metrics))
+    from eval.external import failures
+
+    for config_id, (count, first) in failures(run.rows).items():
+        print(f"warning: {config_id}: {count} of {len(questions)} calls failed (not scored), e.g. {first}",
+              file=sys.stderr)
 
 
 def answerer_from(args: argparse.Namespace):
@@ -461,8 +470,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--prompt-template", type=Path, help="a text file with {context} and {question}")
     run.add_argument("--language", choices=["zh", "en"], help="prompt language (default: per question)")
-    run.add_argument("--concurrency", type=int, default=1,
-                     help="parallel requests to an openai: endpoint (answers are then not streamed)")
+    run.add_argument("--concurrency", type=int,
+                     help="parallel requests to external retrievers (default 4) and to an openai: endpoint "
+                          "(default 1; answers are then not streamed)")
     run.add_argument("--judge", metavar="openai:MODEL@URL",
                      help="ragas LLM-judged metrics (faithfulness, context precision, answer relevancy)")
     run.add_argument("--trust-remote-code", action="store_true",

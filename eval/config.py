@@ -180,11 +180,24 @@ def parse_sweep(spec: Any, source: str = "sweep spec") -> list[RetrieverConfig]:
     entries = spec["configs"]
     if not isinstance(entries, list) or not entries:
         raise ConfigError(f"{source}: 'configs' must be a non-empty list")
+    from eval import external
+
     configs: dict[RetrieverConfig, None] = {}
     for number, entry in enumerate(entries, start=1):
-        for config in expand_grid(entry, f"{source}, configs entry {number}"):
+        expand = external.expand_entry if external.is_external_entry(entry) else expand_grid
+        for config in expand(entry, f"{source}, configs entry {number}"):
             configs[config] = None
+    _check_distinct_ids(list(configs), source)
     return list(configs)
+
+
+def _check_distinct_ids(configs: list, source: str) -> None:
+    """Two different configs must not share a config id (e.g. two services of one kind without a `name`)."""
+    seen: dict[str, object] = {}
+    for config in configs:
+        if seen.setdefault(config.config_id, config) is not config:
+            raise ConfigError(f"{source}: two configs have the id '{config.config_id}': give each service "
+                              "entry its own name (name: ...)")
 
 
 def load_sweep(path: str | Path) -> list[RetrieverConfig]:

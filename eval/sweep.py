@@ -26,6 +26,8 @@ from eval.config import RetrieverConfig
 from eval.datasets import Question, fingerprint
 from eval.diagnostics import identical_configs
 from eval.errors import LabError
+from eval.external import (DEFAULT_CONCURRENCY, ExternalRetriever, annotate_rows, check_ready, is_external,
+                           latency_frame, read_block_chunks, write_block_chunks)
 from eval.index import Index
 from eval.leaderboard import stored_summary
 from eval.metrics import answer_metrics, diversity_metrics, doc_metrics
@@ -73,6 +75,7 @@ class SweepOptions:
     answerer: Answerer | None = None
     on_answer: Callable[[str, str, str], None] | None = None  # (question_id, config_id, answer so far)
     generation_concurrency: int = 1  # parallel requests (for OpenAI-compatible endpoints)
+    external_concurrency: int = DEFAULT_CONCURRENCY  # calls at once to external retrievers (`eval.external`)
     scorers: list[RunScorer] = field(default_factory=list)  # run over the finished rows, in order
     on_start: Callable[[str], None] | None = None  # told the run id once the run exists (new or resumed)
     extra_manifest: dict[str, Any] = field(default_factory=dict)
@@ -272,6 +275,7 @@ def run_sweep(store: RunStore, index: Index, configs: list[RetrieverConfig], que
     if not configs or not questions:
         raise LabError("a sweep needs at least one retriever config and one question")
     check_relevant_ids(index, questions)
+    check_ready(configs)
     for scorer in options.scorers:
         if "answers" in scorer.needs and options.answerer is None:
             raise LabError(f"the {scorer.describe()['name']} scorer scores generated answers: add an answerer")
@@ -336,26 +340,36 @@ def _execute(store: RunStore, run_id: str, index: Index, configs: list[Retriever
     retrieval_seconds = store.manifest(run_id).get("retrieval_seconds", 0.0)
     timed = {q.id for q in questions[:options.latency_sample]}
     todo = [(number, block) for number, block in enumerate(blocks) if not all(q.id in done for q in block)]
+    local = [c for c in configs if not is_external(c)]
+    services = ExternalRetriever(index, [c for c in configs if is_external(c)], options.external_concurrency) \
+        if len(local) < len(configs) else None
     for (number, block), vectors in zip(todo, _prefetched_query_vectors(index, [b for _, b in todo], options)):
         _check_cancel(options)
         block_started = time.perf_counter()
-        rows, texts = _retrieve_block(index, configs, block, options, vectors)
+        rows, texts = _retrieve_block(index, configs, block, options, vectors, services, store.folder(run_id), number)
         retrieval_seconds += time.perf_counter() - block_started
         if options.answerer is not None:
-            _answer_rows(rows, by_id, texts, options, sum(len(b) for b in blocks[:number]) * len(configs),
+            answered = [row for row in rows if not row.get("call_error")]  # a failed call gets no answer
+            _answer_rows(answered, by_id, texts, options, sum(len(b) for b in blocks[:number]) * len(configs),
                          len(questions) * len(configs))
-        _time_block(store, run_id, number, index, configs, [q for q in block if q.id in timed], options,
+        _time_block(store, run_id, number, index, local, [q for q in block if q.id in timed], options,
                     sum(q.id in timed for b in blocks[:number] for q in b), len(timed))
         store.write_part(run_id, number, pd.DataFrame(rows))
         store.update(run_id, retrieval_seconds=retrieval_seconds)
         if options.progress and options.answerer is None:
             options.progress("questions", min((number + 1) * options.block_size, len(questions)), len(questions))
+    if services is not None:
+        services.close()
     rows = pd.concat(store.parts(run_id), ignore_index=True)
-    chunks = retrieved_chunks(index, rows)
+    external_rows = rows["config_id"].isin([c.config_id for c in configs if is_external(c)])
+    chunks = pd.concat([retrieved_chunks(index, rows[~external_rows]), read_block_chunks(store.folder(run_id))],
+                       ignore_index=True).drop_duplicates("chunk_id")
     context = ScoringContext(by_id, dict(zip(chunks["chunk_id"], chunks["text"])), index, options.progress)
     for scorer in options.scorers:
         rows = pd.concat([rows, _scored(scorer, rows, context)], axis=1)
     latency = store.latency_parts(run_id)
+    if services is not None:  # every external call was timed as it ran
+        latency = pd.concat([latency, latency_frame(rows)], ignore_index=True) if len(latency) else latency_frame(rows)
     store.finish(run_id, rows, latency, chunks, identical_configs=identical_configs(rows),
                  retrieval_seconds=round(retrieval_seconds, 3),
                  wall_seconds=round(time.perf_counter() - started, 3))
@@ -413,10 +427,17 @@ def _prefetched_query_vectors(index: Index, blocks: list[list[Question]],
 
 
 def _retrieve_block(index: Index, configs: list[RetrieverConfig], block: list[Question], options: SweepOptions,
-                    vectors: np.ndarray | None) -> tuple[list[dict[str, Any]], dict[tuple[str, str], list[str]]]:
+                    vectors: np.ndarray | None, services: ExternalRetriever | None = None, folder=None,
+                    number: int = 0) -> tuple[list[dict[str, Any]], dict[tuple[str, str], list[str]]]:
+    local = [c for c in configs if not is_external(c)]
     if options.reference:
-        retrieved = reference_retrieve(index, configs, block)
+        retrieved = reference_retrieve(index, local, block)
     else:
-        retrieved = fast_retrieve(index, configs, block, vectors)
+        retrieved = fast_retrieve(index, local, block, vectors)
+    called = services.retrieve(block) if services is not None else {}
+    retrieved.update(called)
     rows = [score_row(q, c, retrieved[q.id, c.config_id]) for q in block for c in configs]
+    if called:
+        annotate_rows(rows, called)
+        write_block_chunks(folder, number, called)
     return rows, {key: value.texts for key, value in retrieved.items()}
