@@ -25,6 +25,7 @@ from langchain_chroma.vectorstores import maximal_marginal_relevance
 from eval.config import RetrieverConfig
 from eval.datasets import Question, fingerprint
 from eval.errors import LabError
+from eval.hybrid import fast_retrieve_mixed, langchain_retriever
 from eval.index import Index
 from eval.leaderboard import stored_summary
 from eval.metrics import answer_metrics, diversity_metrics, doc_metrics
@@ -222,8 +223,7 @@ def measure_latency(index: Index, configs: list[RetrieverConfig], questions: lis
     sample = questions[:options.latency_sample]
     records, total = [], len(sample) * len(configs)
     for c_index, config in enumerate(configs):
-        retriever = index.vectorstore.as_retriever(search_type=config.search_type,
-                                                   search_kwargs=config.search_kwargs())
+        retriever = langchain_retriever(index, config)
         for question in sample:
             _check_cancel(options)
             started = time.perf_counter()
@@ -400,6 +400,6 @@ def _retrieve_block(index: Index, configs: list[RetrieverConfig], block: list[Qu
     if options.reference:
         retrieved = reference_retrieve(index, configs, block)
     else:
-        retrieved = fast_retrieve(index, configs, block, vectors)
+        retrieved = fast_retrieve_mixed(index, configs, block, vectors)
     rows = [score_row(q, c, retrieved[q.id, c.config_id]) for q in block for c in configs]
     return rows, {key: value.texts for key, value in retrieved.items()}
