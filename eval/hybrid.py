@@ -77,10 +77,6 @@ class BM25Config:
     filter_json: None = field(default=None, init=False)
 
     @property
-    def candidates(self) -> int:
-        return self.k
-
-    @property
     def config_id(self) -> str:
         """e.g. `bm25-k10-jieba`, with `-k1_1.2` / `-b0.5` when they differ from rank_bm25's defaults."""
         parts = ["bm25", f"k{self.k}", self.tokenizer]
@@ -105,11 +101,6 @@ class EnsembleConfig:
     filter_json: None = field(default=None, init=False)
 
     @property
-    def candidates(self) -> int:
-        """The most chunks it can return: every retriever's chunks, before de-duplication."""
-        return sum(r.candidates for r in self.retrievers)
-
-    @property
     def config_id(self) -> str:
         """e.g. `hybrid-w0.3-0.7-c60-bm25-k10-words+similarity-k10`."""
         weights = "-".join(f"{w:g}" for w in self.weights)
@@ -131,10 +122,6 @@ class RerankConfig:
     filter_json: None = field(default=None, init=False)
 
     @property
-    def candidates(self) -> int:
-        return self.top_n
-
-    @property
     def config_id(self) -> str:
         """e.g. `rerank-n5-ms-marco-MiniLM-similarity-k50` (top_n, model folder name, base config)."""
         return f"rerank-n{self.top_n}-{Path(self.model).name}-{self.base.config_id}"
@@ -144,6 +131,16 @@ class RerankConfig:
 
 
 AnyConfig = Union[RetrieverConfig, BM25Config, EnsembleConfig, RerankConfig]
+
+
+def most_returned(config: AnyConfig) -> int:
+    """The most chunks a config's retriever returns (an ensemble: all its retrievers' chunks, before
+    de-duplication)."""
+    if isinstance(config, EnsembleConfig):
+        return sum(most_returned(r) for r in config.retrievers)
+    if isinstance(config, RerankConfig):
+        return config.top_n
+    return config.k
 
 
 def dependencies(config: AnyConfig) -> tuple[AnyConfig, ...]:
@@ -247,8 +244,8 @@ def _expand_rerank(entry: dict[str, Any], where: str) -> list[AnyConfig]:
         for top_n in _alternatives(entry.get("top_n", 3)):  # CrossEncoderReranker's default top_n
             top_n = _whole(top_n, "top_n", where)
             for base in bases:
-                if top_n > base.candidates:
-                    raise ConfigError(f"{where}: top_n {top_n} is more than the {base.candidates} candidates of "
+                if top_n > most_returned(base):
+                    raise ConfigError(f"{where}: top_n {top_n} is more than the {most_returned(base)} candidates of "
                                       f"base {base.config_id} (raise the base's k or lower top_n)")
                 configs.append(RerankConfig(base, top_n, folder))
     return configs

@@ -148,7 +148,7 @@ def test_reranker_scores_each_distinct_pair_once(sample_index, bilingual_questio
     vectors = sample_index.embeddings.embed_queries([q.question for q in questions])
     fast = fast_retrieve_mixed(sample_index, configs, questions, vectors)
     distinct = {(q.question, text) for q in questions for c in configs for text in fast[q.id, c.base.config_id].texts}
-    assert model.pairs_scored - before == len(distinct) < sum(c.base.candidates for c in configs) * len(questions)
+    assert model.pairs_scored - before == len(distinct) < sum(c.base.k for c in configs) * len(questions)
     fast_retrieve_mixed(sample_index, configs, questions, vectors)
     assert model.pairs_scored - before == len(distinct)  # a second sweep of the same pairs scores nothing
 
@@ -196,6 +196,8 @@ def test_config_ids_are_readable():
      "retriever 1: k must be a whole number of at least 1"),
     ({"search_type": "rerank", "model": "CROSS", "top_n": 8, "base": {"search_type": "similarity", "k": [10, 5]}},
      "top_n 8 is more than the 5 candidates of base similarity-k5"),
+    ({"search_type": "rerank", "model": "CROSS", "top_n": 8, "base": {"search_type": "mmr", "k": 5, "fetch_k": 50}},
+     "top_n 8 is more than the 5 candidates of base mmr-k5-f50-l0.5"),
     ({"search_type": "rerank", "model": "/nowhere/ms-marco", "base": {"search_type": "similarity"}},
      "cross-encoder folder '/nowhere/ms-marco' not found"),
     ({"search_type": "bm25", "tokenizer": "spacy"}, "unknown tokenizer 'spacy' (use one of: whitespace, words, jieba)"),
