@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from eval.config import parse_sweep  # noqa: E402
-from eval.datasets import load_dataset  # noqa: E402
+from eval.datasets import Dataset, load_dataset  # noqa: E402
 from eval.hybrid import BM25Config, Reranker, bm25_side, reranker, with_dependencies  # noqa: E402
 from eval.index import ChunkingParams, IndexStore  # noqa: E402
 from eval.runs import RunStore  # noqa: E402
@@ -101,6 +101,7 @@ def rerank_benchmark(index, store, questions, folder: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--questions", type=int, default=1000)
+    parser.add_argument("--docs", type=int, help="only the first N documents (and the questions about them)")
     parser.add_argument("--embedding", default="e5-small")
     parser.add_argument("--dataset", default=str(ROOT.parent / "shared" / "datasets" / "squad11_dev_en"))
     parser.add_argument("--skip-reference", action="store_true")
@@ -109,6 +110,10 @@ def main() -> None:
     parser.add_argument("--reuse-index", action="store_true", help="use HOME's index 'bench-hybrid'")
     args = parser.parse_args()
     dataset = load_dataset(args.dataset)
+    if args.docs:
+        kept = {d.id for d in dataset.corpus[:args.docs]}
+        dataset = Dataset(dataset.name, dataset.corpus[:args.docs],
+                          [q for q in dataset.questions if set(q.relevant_ids) <= kept])
     configs = parse_sweep(GRID_30)
     assert len(configs) == 30, len(configs)
     questions = dataset.questions[:args.questions]
