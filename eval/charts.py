@@ -17,7 +17,8 @@ import plotly.graph_objects as go
 from eval.metrics import METRICS
 
 FONT_FAMILY = '"Noto Sans CJK SC", "Microsoft YaHei", "PingFang SC", sans-serif'
-SEARCH_TYPE_COLORS = {"similarity": "#1f77b4", "mmr": "#ff7f0e", "similarity_score_threshold": "#2ca02c"}
+SEARCH_TYPE_COLORS = {"similarity": "#1f77b4", "mmr": "#ff7f0e", "similarity_score_threshold": "#2ca02c",
+                      "bm25": "#8c564b", "ensemble": "#9467bd", "rerank": "#d62728"}
 LATENCY_SOURCES = ("retrieval_ms", "ttft_ms", "total_ms")
 
 

@@ -150,6 +150,10 @@ def expand_grid(entry: dict[str, Any], where: str) -> list[RetrieverConfig]:
     """One spec entry: list values are alternatives; the grid is their cartesian product."""
     if not isinstance(entry, dict):
         raise ConfigError(f"{where}: expected a mapping like {{search_type: mmr, k: [5]}}, got {entry!r}")
+    from eval import hybrid
+
+    if isinstance(entry.get("search_type"), str) and entry["search_type"] in hybrid.KINDS:
+        return hybrid.expand_entry(entry, where)  # bm25, ensemble and rerank configs
     unknown = sorted(set(entry) - {"search_type", *PARAMETERS})
     if unknown:
         raise ConfigError(f"{where}: unknown key '{unknown[0]}' (allowed: search_type, {', '.join(PARAMETERS)})")

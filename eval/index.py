@@ -27,6 +27,7 @@ from eval.datasets import Dataset, Document
 from eval.embedding_cache import CacheStats, EmbeddingCache, cached_embed, default_cache
 from eval.embeddings import BatchedEmbeddings, get_embeddings
 from eval.errors import LabError
+from eval.hybrid import write_bm25_side
 
 BuildProgress = Callable[[str, int, int], None]
 COLLECTION = "chunks"
@@ -93,6 +94,7 @@ class IndexManifest:
     splitter: str = "recursive"
     encoder: str = ""  # the embedding model's identity (model revision, versions, precision)
     embedding_cache: dict[str, Any] = field(default_factory=dict)  # hits, misses, hit_rate of the build
+    bm25: dict[str, Any] = field(default_factory=dict)  # the BM25 side beside the collection (eval.hybrid)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, indent=2)
@@ -202,10 +204,11 @@ class Index:
     """An opened index: its manifest, the raw Chroma collection and LangChain's `Chroma` over it."""
 
     def __init__(self, manifest: IndexManifest, client: Any, collection_name: str,
-                 embeddings: BatchedEmbeddings) -> None:
+                 embeddings: BatchedEmbeddings, folder: Path | None = None) -> None:
         from langchain_chroma import Chroma
 
         self.manifest = manifest
+        self.folder = folder  # a local index's folder (manifest, chroma/, the BM25 side); None on a server
         self.client = client
         self.embeddings = embeddings
         self.collection = client.get_collection(collection_name)
@@ -301,7 +304,8 @@ class IndexStore:
         embeddings = get_embeddings(manifest.embedding_model)
         if self.remote:
             return Index(manifest, self._server_client(), manifest.slug, embeddings)
-        return Index(manifest, self._client_for(self.root / manifest.slug), COLLECTION, embeddings)
+        return Index(manifest, self._client_for(self.root / manifest.slug), COLLECTION, embeddings,
+                     self.root / manifest.slug)
 
     def delete(self, name: str) -> None:
         manifest = self.manifest(name)
@@ -351,6 +355,7 @@ class IndexStore:
                                                   embedding_function=None)
             manifest.hnsw = dict(collection.configuration["hnsw"])
             manifest.embedding_cache = self._write_chunks(collection, chunks, embeddings, progress)
+            manifest.bm25 = write_bm25_side(building, [c.chunk_id for c in chunks], [c.text for c in chunks])
             manifest.build_seconds = round(time.perf_counter() - started, 3)
             (building / "manifest.json").write_text(manifest.to_json(), encoding="utf-8")
             del collection, client

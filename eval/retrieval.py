@@ -31,7 +31,12 @@ def langchain_retrieve(index: Index, config: RetrieverConfig, question: str,
     The retriever returns documents without scores (MMR has none at all), so the score is computed as
     LangChain's cosine relevance function would: 1 - cosine distance between query and chunk vectors.
     Pass the question's `query_vector` when it is already known, to avoid embedding it again.
+    BM25, ensemble and rerank configs go to their own LangChain retrievers (`eval.hybrid`).
     """
+    if not isinstance(config, RetrieverConfig):
+        from eval.hybrid import reference_retrieve_one
+
+        return reference_retrieve_one(index, config, question)
     retriever = index.vectorstore.as_retriever(search_type=config.search_type,
                                                search_kwargs=config.search_kwargs())
     documents = retriever.invoke(question)

@@ -28,6 +28,7 @@ from eval.diagnostics import identical_configs
 from eval.errors import LabError
 from eval.external import (DEFAULT_CONCURRENCY, ExternalRetriever, annotate_rows, check_ready, is_external,
                            latency_frame, read_block_chunks, write_block_chunks)
+from eval.hybrid import fast_retrieve_mixed, langchain_retriever
 from eval.index import Index
 from eval.leaderboard import stored_summary
 from eval.metrics import answer_metrics, diversity_metrics, doc_metrics
@@ -227,8 +228,7 @@ def measure_latency(index: Index, configs: list[RetrieverConfig], questions: lis
     """Time the real `as_retriever(...).invoke(question)` of every config on these questions, interleaved
     (`eval.timing.time_interleaved`: per question all configs in a shuffled order, after a warm-up call).
     Progress counts from `timed_before` questions already timed, out of `sample_size` (these questions)."""
-    retrievers = {c.config_id: index.vectorstore.as_retriever(search_type=c.search_type,
-                                                               search_kwargs=c.search_kwargs()) for c in configs}
+    retrievers = {c.config_id: langchain_retriever(index, c) for c in configs}
     calls = {config_id: (lambda question, r=retriever: r.invoke(question.question))
              for config_id, retriever in retrievers.items()}
     total = (len(questions) if sample_size is None else sample_size) * len(configs)
@@ -433,7 +433,7 @@ def _retrieve_block(index: Index, configs: list[RetrieverConfig], block: list[Qu
     if options.reference:
         retrieved = reference_retrieve(index, local, block)
     else:
-        retrieved = fast_retrieve(index, local, block, vectors)
+        retrieved = fast_retrieve_mixed(index, local, block, vectors)
     called = services.retrieve(block) if services is not None else {}
     retrieved.update(called)
     rows = [score_row(q, c, retrieved[q.id, c.config_id]) for q in block for c in configs]
