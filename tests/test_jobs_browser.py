@@ -1,25 +1,40 @@
-"""A sweep job driven from a real headless Chromium: it keeps running while the user leaves the page, reloads,
-opens a second tab and restarts the Streamlit server, and ends in the rows of an uninterrupted run.
+"""Sweep jobs driven from a real headless Chromium: a job keeps running while the user leaves the page, reloads,
+opens a second tab and restarts the Streamlit server; it is cancelled from another page's sidebar, or killed with
+SIGKILL, and resumed from the sidebar; each time it ends in the rows of an uninterrupted run.
 Screenshots go to test-artifacts/e2e/."""
+import os
+import re
+import signal
+
 import pandas as pd
 import pytest
 from conftest import streamlit_server
 from openai_stub_server import OpenAIStubServer
-from test_dashboard import write_dataset
 from test_e2e import ARTIFACTS, browser, click_button, wait_text  # noqa: F401  (browser is a fixture)
-from test_jobs import comparable, uninterrupted_rows
+from test_jobs import comparable, lab, parts_of, uninterrupted_rows, wait_for  # noqa: F401  (lab is a fixture)
 
-from eval.index import ChunkingParams, IndexStore
-from eval.jobs import JobStore, process_start
+from eval.jobs import Job, JobStore, process_start
 from eval.runs import RunStore
 
 pytestmark = [pytest.mark.browser, pytest.mark.server, pytest.mark.slow]
 SERVER_FLAGS = ("--server.headless", "true", "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false")
+ANSWER_DELAY_S = 1.5  # the slow stub's delay per answer: a job (5 questions x 2 configs) outlasts the clicks
 
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def lab_app(lab):
+    """One Streamlit server on the lab's home, for the tests that need no restart, with sweep blocks of one
+    question (its jobs inherit the setting), and the slow LLM stub: yields (url, llm)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RETRIEVER_LAB_BLOCK_SIZE", "1")
+        with OpenAIStubServer(delay_s=ANSWER_DELAY_S) as llm, \
+                streamlit_server(lab["home"], *SERVER_FLAGS) as (url, _):
+            yield url, llm
 
 
 def fill(driver, label_start: str, text: str) -> None:
@@ -46,27 +61,57 @@ def done_count(progress: str) -> int:
     return int(progress.split()[1].split("/")[0])
 
 
+def wait_sidebar(driver, text: str, timeout: float = 120) -> None:
+    WebDriverWait(driver, timeout).until(lambda d: text in d.find_element(
+        By.CSS_SELECTOR, "[data-testid='stSidebar']").text)
+
+
+def click_sidebar_button(driver, action: str, job_id: str) -> None:
+    """Click the sidebar's `action` button (cancel, resume) of one job, found by its widget key. The click is
+    dispatched to the button itself: Chromium's pointer click was taken by another element while the
+    sidebar's fragment re-rendered every 2 s."""
+    key = re.sub(r"[^a-zA-Z0-9_-]", "-", f"job-{action}-side-{job_id}")  # Streamlit's st-key-* class
+    button = WebDriverWait(driver, 120).until(ec.element_to_be_clickable(
+        (By.CSS_SELECTOR, f"[data-testid='stSidebar'] .st-key-{key} button")))
+    driver.execute_script("arguments[0].click();", button)
+
+
+def start_sweep_job(driver, url: str, store: JobStore, data, llm_url: str) -> Job:
+    """On the sweep page: the tiny index, the data folder's questions, k 2 and 3, an answer per row; the job
+    the Start sweep button queued."""
+    before = {job.job_id for job in store.list()}
+    driver.get(f"{url}/sweep")
+    wait_text(driver, "Start sweep", timeout=300)
+    fill(driver, "Index", "tiny")
+    click_label(driver, "Folder or file path")
+    fill(driver, "Path (folder", str(data))
+    fill(driver, "k values", "2, 3")
+    click_label(driver, "Stream an answer for every row")
+    fill(driver, "Model", f"openai:stub@{llm_url}")
+    wait_text(driver, "× 5 questions")
+    click_button(driver, "Start sweep")
+    wait_text(driver, "it runs in the background")
+    (job,) = [job for job in store.list() if job.job_id not in before]
+    return job
+
+
+def straight_rows(lab, job: Job) -> pd.DataFrame:
+    """The rows of the job's sweep run straight through, with a stub without delay (its answer does not
+    depend on the delay)."""
+    with OpenAIStubServer() as fast_llm:
+        same_answers_sooner = [f"openai:stub@{fast_llm.base_url}" if a.startswith("openai:") else a
+                               for a in job.argv]
+        return uninterrupted_rows(lab, same_answers_sooner)
+
+
 def test_a_sweep_job_survives_navigation_reload_a_second_tab_and_a_server_restart(
-        browser, tmp_path, tiny_dataset, monkeypatch):  # noqa: F811
-    home = tmp_path / "home"
-    data = write_dataset(tmp_path / "tiny", tiny_dataset)
-    IndexStore(home / "indexes").build(tiny_dataset, "tiny", "e5-small", ChunkingParams(120, 20))
+        browser, lab, monkeypatch):  # noqa: F811
+    home = lab["home"]
     monkeypatch.setenv("RETRIEVER_LAB_BLOCK_SIZE", "1")  # the server passes it to its jobs
     store = JobStore(home)
-    with OpenAIStubServer(delay_s=1.5) as llm, OpenAIStubServer() as fast_llm:  # slow: the job outlasts the clicks
+    with OpenAIStubServer(delay_s=ANSWER_DELAY_S) as llm:
         with streamlit_server(home, *SERVER_FLAGS) as (url, _):
-            browser.get(f"{url}/sweep")
-            wait_text(browser, "Start sweep", timeout=300)
-            fill(browser, "Index", "tiny")
-            click_label(browser, "Folder or file path")
-            fill(browser, "Path (folder", str(data))
-            fill(browser, "k values", "2, 3")
-            click_label(browser, "Stream an answer for every row")
-            fill(browser, "Model", f"openai:stub@{llm.base_url}")
-            wait_text(browser, "× 5 questions")
-            click_button(browser, "Start sweep")
-            wait_text(browser, "it runs in the background")
-            (job,) = store.list()
+            job = start_sweep_job(browser, url, store, lab["data"], llm.base_url)
             first = sidebar_progress(browser)
             browser.save_screenshot(str(ARTIFACTS / "09-job-started.png"))
 
@@ -96,7 +141,57 @@ def test_a_sweep_job_survives_navigation_reload_a_second_tab_and_a_server_restar
             wait_text(browser, finished.run_id)
             browser.save_screenshot(str(ARTIFACTS / "11-job-done-compare.png"))
         assert done_count(first) <= done_count(second)
-        same_answers_sooner = [f"openai:stub@{fast_llm.base_url}" if a.startswith("openai:") else a
-                               for a in finished.argv]  # the stub's answer does not depend on its delay
-        straight = uninterrupted_rows({"home": home}, same_answers_sooner)
+    straight = straight_rows(lab, finished)
     pd.testing.assert_frame_equal(comparable(RunStore(home / "runs").load(finished.run_id).rows), comparable(straight))
+
+
+def test_a_sweep_job_cancelled_from_another_page_resumes_from_the_sidebar_to_the_uninterrupted_rows(
+        browser, lab, lab_app):  # noqa: F811
+    """Start a sweep on the sweep page, go to Compare and cancel it from the sidebar there: the job and its run
+    end cancelled part-way; the sidebar's Resume finishes the run into the rows of an uninterrupted run."""
+    url, llm = lab_app
+    store, runs = JobStore(lab["home"]), RunStore(lab["home"] / "runs")
+    job = start_sweep_job(browser, url, store, lab["data"], llm.base_url)
+    browser.get(f"{url}/compare")
+    wait_text(browser, "Compare configurations")
+    at_cancel = sidebar_progress(browser)  # generating
+    click_sidebar_button(browser, "cancel", job.job_id)
+    wait_sidebar(browser, f"{job.job_id} · cancelled")
+    browser.save_screenshot(str(ARTIFACTS / "12-job-cancelled-on-compare.png"))
+    cancelled = store.get(job.job_id)
+    assert cancelled.status == "cancelled", cancelled.error
+    assert runs.manifest(cancelled.run_id)["status"] == "cancelled"
+    assert parts_of(lab, cancelled.run_id) < 5, at_cancel  # stopped part-way: 5 one-question blocks
+
+    click_sidebar_button(browser, "resume", job.job_id)
+    wait_sidebar(browser, f"{job.job_id} · done", timeout=300)
+    finished = store.get(job.job_id)
+    assert finished.status == "done" and finished.attempts == 2 and finished.run_id == cancelled.run_id
+    assert runs.manifest(finished.run_id)["status"] == "complete"
+    pd.testing.assert_frame_equal(comparable(runs.load(finished.run_id).rows), comparable(straight_rows(lab, job)))
+
+
+def test_a_sweep_job_killed_mid_sweep_shows_interrupted_and_resumes_from_the_browser_to_the_uninterrupted_rows(
+        browser, lab, lab_app):  # noqa: F811
+    """SIGKILL a sweep job's process (its pid from the job store) after its first block: the sidebar shows it
+    interrupted; its Resume continues from the finished blocks to the rows of an uninterrupted run."""
+    url, llm = lab_app
+    store, runs = JobStore(lab["home"]), RunStore(lab["home"] / "runs")
+    job = start_sweep_job(browser, url, store, lab["data"], llm.base_url)
+    wait_for(lambda: store.get(job.job_id).run_id and parts_of(lab, store.get(job.job_id).run_id) >= 1,
+             timeout=300, what="the first finished block")
+    running = store.get(job.job_id)
+    assert running.status == "running" and process_start(running.pid)
+    os.kill(running.pid, signal.SIGKILL)
+    wait_sidebar(browser, f"{job.job_id} · interrupted")  # the sidebar's next look at the store finds it gone
+    browser.save_screenshot(str(ARTIFACTS / "13-job-killed-interrupted.png"))
+    assert store.get(job.job_id).status == "interrupted"
+    assert runs.manifest(running.run_id)["status"] == "interrupted"
+    assert 1 <= parts_of(lab, running.run_id) < 5
+
+    click_sidebar_button(browser, "resume", job.job_id)
+    wait_sidebar(browser, f"{job.job_id} · done", timeout=300)
+    finished = store.get(job.job_id)
+    assert finished.status == "done" and finished.attempts == 2 and finished.run_id == running.run_id
+    assert finished.command()[-2:] == ["--resume", running.run_id]
+    pd.testing.assert_frame_equal(comparable(runs.load(finished.run_id).rows), comparable(straight_rows(lab, job)))
