@@ -109,8 +109,13 @@ def main() -> None:
         started = time.perf_counter()
         judged = judge_run(run, generator, work, depth=5)
         seconds = time.perf_counter() - started
-        result = agreement(load_labels(work / "data"), "gold", judged.source, pool(run, 5))
         print(f"(b) judging: {judged.summary()} in {seconds:.0f} s")
+        for failure in judged.failures[:3]:
+            print(f"    failed: {failure['reason']}")
+        if judged.judged + judged.cached == 0:
+            print("    judge vs gold: no judgement to compare (every reply failed)")
+            return
+        result = agreement(load_labels(work / "data"), "gold", judged.source, pool(run, 5))
         print(f"    judge vs gold: {result.summary()}")
         print(result.confusion.to_string())
 
