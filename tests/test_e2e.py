@@ -12,6 +12,7 @@ from conftest import ROOT, streamlit_server
 
 from eval.datasets import Document, Question
 from eval.index import ChunkingParams, IndexStore
+from eval.jobs import JobStore
 from eval.report import write_report
 from eval.runs import RunStore
 from eval.sweep import SweepOptions, run_sweep
@@ -123,7 +124,10 @@ def test_sweep_compare_inspect_and_report(browser, app_url, home):
     wait_text(browser, "× 6 questions")
     browser.save_screenshot(str(ARTIFACTS / "02-sweep-grid.png"))
     click_button(browser, "Start sweep")
-    wait_text(browser, "complete:", timeout=300)
+    wait_text(browser, "it runs in the background")  # the sweep is a background job (eval.jobs)
+    jobs = JobStore(home)
+    finished = jobs.wait(jobs.list()[0].job_id, timeout=300)
+    assert finished.status == "done", jobs.log_tail(finished.job_id)
     browser.save_screenshot(str(ARTIFACTS / "03-sweep-done.png"))
     runs = RunStore(home / "runs").list()
     assert runs[0]["status"] == "complete" and runs[0]["questions"]["count"] == 6
