@@ -68,6 +68,12 @@ def fill(driver, label: str, text: str) -> None:
     box.send_keys(text, Keys.ENTER)
 
 
+def press(driver, label: str) -> None:
+    """Click a button whose label starts with `label` (a button with a shortcut also shows its key)."""
+    WebDriverWait(driver, 60).until(ec.element_to_be_clickable(
+        (By.XPATH, f"//button[starts-with(normalize-space(.), {label!r})]"))).click()
+
+
 def test_documents_to_labels_and_a_judged_leaderboard(browser, documents_lab):  # noqa: F811
     home, labels_file = documents_lab["home"], label_path(documents_lab["questions"] / "questions.jsonl")
     run = RunStore(home / "runs").load(documents_lab["run_id"])
@@ -91,7 +97,7 @@ def test_documents_to_labels_and_a_judged_leaderboard(browser, documents_lab):  
         fill(browser, "Your name (labels are saved as human:NAME)", "ann")
         fill(browser, "Pool depth", "2")
         wait_text(browser, "0 of ")
-        click_button(browser, "2 · answers it")
+        press(browser, "2 · answers it")
         wait_text(browser, "1 of ")
         browser.execute_script("document.activeElement.blur()")  # leave the text box: the key goes to the page
         ActionChains(browser).send_keys("0").perform()  # the shortcut of "0 · not relevant"
@@ -105,11 +111,14 @@ def test_documents_to_labels_and_a_judged_leaderboard(browser, documents_lab):  
 
         browser.get(f"{url}/compare")
         wait_text(browser, "Leaderboard")
+        browser.save_screenshot(str(ARTIFACTS / "labels-04-compare.png"))
+        ActionChains(browser).send_keys(Keys.ESCAPE).perform()  # close a dialog Streamlit may have opened
+        WebDriverWait(browser, 30).until(lambda d: not d.find_elements(By.CSS_SELECTOR, "[data-testid='stDialog']"))
         labels_box = WebDriverWait(browser, 60).until(ec.element_to_be_clickable(
             (By.XPATH, "//input[@aria-label='Labels']")))
         labels_box.click()
         labels_box.send_keys("llm:lab", Keys.ENTER)
         WebDriverWait(browser, 120).until(lambda d: "Judged" in d.page_source)
         time.sleep(1)
-        browser.save_screenshot(str(ARTIFACTS / "labels-04-compare-judged.png"))
+        browser.save_screenshot(str(ARTIFACTS / "labels-05-compare-judged.png"))
     assert {"generated", "llm:lab@judge-v1", "human:ann"} <= set(load_labels(labels_file).sources)

@@ -181,7 +181,7 @@ def test_progress_has_rate_and_eta(tmp_path, monkeypatch):
 
 def test_status_rules_and_bad_commands(tmp_path):
     store = JobStore(tmp_path)
-    for argv, message in ((["runs", "list"], "only `index build ...` and `run ...`"),
+    for argv, message in ((["runs", "list"], "`questions generate ...` and `judge ...` run as jobs"),
                           (["run", "--index"], "not a valid command for a job"),
                           (["--home", "/elsewhere", "run", "--index", "a", "--questions", "q"], "leave --home out")):
         with pytest.raises(Exception, match=message.replace("(", r"\(")):
@@ -226,4 +226,4 @@ def test_jobs_cli(lab, tmp_path):
     assert refused.returncode == 2 and refused.stderr.strip() == (
         f"error: job {job_id} is failed: only queued or running jobs can be cancelled")
     bad = cli("start", "runs", "list")
-    assert bad.returncode == 2 and "only `index build ...` and `run ...` run as jobs" in bad.stderr
+    assert bad.returncode == 2 and "`run ...`, `questions generate ...` and `judge ...` run as jobs" in bad.stderr
