@@ -1,6 +1,7 @@
 import math
 
 import pandas as pd
+import plotly.io
 import plotly.graph_objects as go
 import pytest
 
@@ -116,6 +117,8 @@ def test_calibration_histogram_and_run_charts(summary, run):
     figures = charts.run_charts(summary, run)
     assert {"Relevance vs diversity", "Quality-latency Pareto front", "Metric vs k", "MMR heatmap",
             "Latency"} <= set(figures)
+    white = plotly.io.templates["plotly_white"].layout.plot_bgcolor  # the report's charts are on white
+    assert {figure.layout.template.layout.plot_bgcolor for figure in figures.values()} == {white}
 
 
 def test_chinese_labels_serialise(summary):

@@ -1,0 +1,96 @@
+"""Every dashboard page in a real headless Chromium at 1366x768 and 1920x1080: a screenshot of each goes to
+test-artifacts/screens/<page>-<width>.png, and no page may be wider than the window, show a table whose right
+edge is off screen, or show a Streamlit exception. One server, one browser; the window is resized between sizes."""
+import time
+
+import pytest
+from conftest import ROOT, streamlit_server
+from test_e2e import browser, wait_text  # noqa: F401  (`browser` is a fixture: reused, not copied)
+
+from eval.config import parse_sweep
+from eval.index import ChunkingParams, IndexStore
+from eval.runs import RunStore
+from eval.sweep import SweepOptions, run_sweep
+
+pytestmark = [pytest.mark.browser, pytest.mark.server, pytest.mark.slow]
+SCREENS = ROOT / "test-artifacts" / "screens"
+SIZES = [(1366, 768), (1920, 1080)]
+# (url path, the page's st.title): the order of streamlit_app.PAGES; Compare is the default page, at "/"
+PAGES = [("indexes", "Indexes"), ("questions", "Question sets"), ("labels", "Labels"), ("sweep", "Run a sweep"),
+         ("", "Compare configurations"), ("families", "Compare index variants"),
+         ("inspect_question", "Inspect a question"), ("reports", "Reports and exports")]
+# What overflows: the document, Streamlit's scrolling main area, and any visible table or dataframe that
+# reaches past the window's right edge. Returns a list of descriptions (empty when the page fits).
+OVERFLOW_JS = """
+const width = window.innerWidth, found = [];
+const doc = document.documentElement;
+if (doc.scrollWidth > width) found.push(`document ${doc.scrollWidth}px wide`);
+const main = document.querySelector('[data-testid="stMain"]');
+if (main && main.scrollWidth > main.clientWidth + 1) found.push(`main area ${main.scrollWidth}px > ${main.clientWidth}px`);
+for (const el of document.querySelectorAll('[data-testid="stDataFrame"], [data-testid="stTable"], table')) {
+  const box = el.getBoundingClientRect();
+  if (box.width > 0 && box.right > width + 1) found.push(`${el.dataset.testid || el.tagName} right edge ${box.right}px`);
+}
+return found;
+"""
+# None while the script runs (or a spinner or skeleton shows), else the length of the main area's text
+SETTLED_JS = """
+if (document.querySelector('[data-testid="stStatusWidgetRunningIcon"], [data-testid="stSpinner"], [data-testid="stSkeleton"]'))
+  return null;
+return document.querySelector('[data-testid="stMain"]').innerText.length;
+"""
+FULL_HEIGHT_JS = """return document.querySelector('[data-testid="stMain"]').scrollHeight;"""
+
+
+@pytest.fixture(scope="module")
+def screens_url(tmp_path_factory, sample_dataset):
+    """`streamlit run` on a lab home with the sample index (MiniLM: cheap) and a finished run over it."""
+    home = tmp_path_factory.mktemp("screens-home")
+    store = IndexStore(home / "indexes")
+    store.build(sample_dataset, "sample", embedding_model="minilm", chunking=ChunkingParams(400, 40))
+    run_sweep(RunStore(home / "runs"), store.open("sample"),
+              parse_sweep({"configs": [{"search_type": "similarity", "k": [2, 4]},
+                                       {"search_type": "mmr", "k": 4, "fetch_k": 10, "lambda_mult": 0.5}]}),
+              sample_dataset.questions[:8], "sample", SweepOptions(latency_sample=2))
+    with streamlit_server(home, "--server.headless", "true", "--server.address", "127.0.0.1",
+                          "--browser.gatherUsageStats", "false") as (url, _):
+        yield url
+
+
+def wait_settled(driver, timeout: float = 60) -> None:
+    """Until the script is not running, no spinner or skeleton is left and the page's text has stayed the same
+    for three polls (the running indicator may show only a moment after the title)."""
+    deadline, last, calm = time.time() + timeout, None, 0
+    while calm < 3:
+        assert time.time() < deadline, "the page kept running"
+        now = driver.execute_script(SETTLED_JS)
+        calm = calm + 1 if now is not None and now == last else 0
+        last = now
+        time.sleep(0.3)
+
+
+def save_full_page(driver, path, width: int, height: int) -> None:
+    """A screenshot of the whole page: the window is made as tall as the main area for it, then restored."""
+    driver.set_window_size(width, min(driver.execute_script(FULL_HEIGHT_JS) + 200, 8000))
+    time.sleep(0.5)
+    driver.save_screenshot(str(path))
+    driver.set_window_size(width, height)
+
+
+def test_every_page_fits_both_window_sizes(browser, screens_url):  # noqa: F811
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    problems = []
+    for width, height in SIZES:
+        browser.set_window_size(width, height)
+        for path, title in PAGES:
+            browser.get(f"{screens_url}/{path}")
+            wait_text(browser, title, timeout=60)
+            wait_settled(browser)
+            assert browser.execute_script("return window.innerWidth") == width  # headless: no side chrome
+            assert title in [h1.text for h1 in browser.find_elements("tag name", "h1")], f"{name}: no title"
+            name = path or "compare"
+            if browser.find_elements("css selector", '[data-testid="stException"]'):
+                problems.append(f"{name} at {width}px: a Streamlit exception is shown")
+            problems += [f"{name} at {width}px: {found}" for found in browser.execute_script(OVERFLOW_JS)]
+            save_full_page(browser, SCREENS / f"{name}-{width}.png", width, height)
+    assert not problems, "\n".join(problems)
