@@ -48,6 +48,25 @@ def _question_table(run_id: str, finished_at: str, source: str, chosen: str, met
                           show)
 
 
+LATENCY_LABELS = {"retrieval_ms_p50": ("p50 (ms)", "retrieval latency, median over the timed questions"),
+                  "retrieval_ms_p95": ("p95 (ms)", "retrieval latency, 95th percentile over the timed questions"),
+                  "ttft_ms_p50": ("TTFT p50 (ms)", "time to the first streamed token, median"),
+                  "total_ms_p50": ("total p50 (ms)", "retrieval plus generation, median")}
+
+
+def leaderboard_layout(table, metrics: list[str]) -> dict:
+    """Column order and headers that keep the leaderboard inside the window at 1,366 px: the config id (which
+    spells out its parameters), the metrics, then latency; the parameter columns only on request."""
+    with_parameters = st.toggle("Parameter columns", key="leaderboard-parameters",
+                                help="search_type, k, fetch_k, … as columns (the config id names them too)")
+    shown = ["config_id", *[METRICS[m].label for m in metrics], *[c for c in LATENCY_LABELS if c in table]]
+    if with_parameters:
+        shown += [c for c in table.columns if c not in shown]
+    config = {METRICS[m].label: st.column_config.TextColumn(help=METRICS[m].description) for m in metrics}
+    config |= {column: st.column_config.TextColumn(name, help=why) for column, (name, why) in LATENCY_LABELS.items()}
+    return {"column_order": [c for c in shown if c in table], "column_config": config}
+
+
 def questions_section(run_id: str, run, config_ids: list[str], default: str | None, available: list[str],
                       source: str) -> None:
     """Per-question drill-down: the chosen config's worst questions first, where configs disagree; a picked
@@ -65,7 +84,12 @@ def questions_section(run_id: str, run, config_ids: list[str], default: str | No
     st.caption(f"{shown}{len(table)} questions; {METRICS[metric].label} per configuration, {chosen} first and its "
                "worst questions first. Select a row (or pick it below) to open it on Inspect.")
     table = table.head(DRILL_ROWS)
-    picked = st.dataframe(table, hide_index=True, key="drill-table", on_select="rerun", selection_mode="single-row")
+    picked = st.dataframe(table, hide_index=True, key="drill-table", on_select="rerun", selection_mode="single-row",
+                          # a column per config, the chosen one first; many scroll under the pinned question
+                          # (whether configs disagree is the Show filter, not a column)
+                          column_order=[c for c in table.columns if c not in ("configs_hit", "disagree")],
+                          column_config={"question_id": st.column_config.TextColumn(pinned=True),
+                                         "question": st.column_config.TextColumn(width=300, pinned=True)})
     d1, d2 = st.columns([4, 1])
     question_id = d1.selectbox("Question", table["question_id"], key="drill-question", label_visibility="collapsed")
     selected = list(picked.selection.rows) if picked else []
@@ -90,7 +114,7 @@ if run_id:
             if source != "gold":
                 run = state.rescored_run(run_id, label_file, source)
                 available = quality_metrics(run.rows)
-        default = [m for m in ("hit_rate", "recall", "mrr", "ndcg", "ild", "n_retrieved") if m in available]
+        default = [m for m in ("ndcg", "hit_rate", "recall", "ild") if m in available]
         default += ["passage_ndcg", "judged"] if source != "gold" else []
         metrics = st.multiselect("Metrics", available, default=default or available[:4],
                                  format_func=lambda m: METRICS[m].label,
@@ -116,9 +140,8 @@ if run_id:
                    (f"; * = significantly different from {baseline} (paired randomization test, p < 0.05; "
                     "none on a value that is the same for every question)"
                     if baseline else "; pick a baseline to test differences"))
-        explained = {METRICS[m].label: st.column_config.TextColumn(help=METRICS[m].description) for m in metrics}
         board = st.dataframe(table, hide_index=True, key="leaderboard", on_select="rerun",
-                             selection_mode="single-row", column_config=explained)
+                             selection_mode="single-row", **leaderboard_layout(table, metrics))
         clicked = table["config_id"].iloc[board.selection.rows[0]] if board and board.selection.rows else None
         if clicked is not None and st.session_state.get("leaderboard-clicked") != clicked:  # a new click
             st.session_state["leaderboard-clicked"] = st.session_state["drill-config"] = clicked

@@ -41,14 +41,17 @@ if st.button("Build index", type="primary", key="build"):
                    "the sidebar; it appears below when done.")
 
 # ---------------------------------------------------------------- list
+# the columns that fit a 1,366 px window; the rest of a manifest is under Details
+LISTED = ["name", "documents", "chunks", "embedding_model", "chunk_size", "chunk_overlap", "splitter", "created_at"]
 st.header("Existing indexes")
 with state.lab_errors("check the data folder"):
     manifests = state.index_store().list()
     if manifests:
-        table = pd.DataFrame([{k: v for k, v in dataclasses.asdict(m).items() if k not in ("separators", "versions",
-                                                                                            "input_key")}
-                              for m in manifests])
+        table = pd.DataFrame([{column: getattr(m, column) for column in LISTED} for m in manifests])
+        table["created_at"] = table["created_at"].str.slice(0, 16).str.replace("T", " ")
         st.dataframe(table, hide_index=True, key="index-table")
+        st.caption("Every field of an index (corpus, fingerprint, HNSW settings, encoder, versions) is under "
+                   "Details in the chunk browser below.")
     else:
         st.info("No indexes yet: build one above (the bundled sample takes a few seconds).")
 
@@ -57,6 +60,8 @@ if manifests:
     st.header("Chunk browser")
     chosen = st.selectbox("Index", names, key="browse-index")
     manifest = next(m for m in manifests if m.name == chosen)
+    with st.expander("Details"):
+        st.json(dataclasses.asdict(manifest), expanded=1)
     per_page = 20
     pages = max(1, -(-manifest.chunks // per_page))
     page = st.number_input(f"Page (of {pages})", min_value=1, max_value=pages, value=1, key="browse-page")

@@ -22,7 +22,11 @@ if path is not None:
         c4.metric("With answers", sum(bool(q.answers) for q in questions))
         st.dataframe(pd.DataFrame([{"id": q.id, "question": q.question, "answers": " | ".join(q.answers),
                                     "relevant_ids": ", ".join(q.relevant_ids)} for q in questions]),
-                     hide_index=True, key="question-preview")
+                     hide_index=True, key="question-preview",
+                     column_config={"id": st.column_config.TextColumn(width="small"),  # fits 1,366 px
+                                    "question": st.column_config.TextColumn(width="large"),
+                                    "answers": st.column_config.TextColumn(width="medium"),
+                                    "relevant_ids": st.column_config.TextColumn(width="medium")})
         if not any(q.relevant_ids for q in questions):
             st.warning("No question has relevant_ids: rank metrics (nDCG, recall…) need them; answer metrics "
                        "still work with answers.")

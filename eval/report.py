@@ -32,10 +32,10 @@ def esc(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
-def format_cell(value: Any, digits: int = 3) -> str:
-    """A table cell: floats rounded, missing values (None, NaN) as "-"."""
+def format_cell(value: Any, digits: int = 3, missing: str = "-") -> str:
+    """A table cell: floats rounded, missing values (None, NaN) as `missing`."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
+        return missing
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     return str(value)
@@ -47,14 +47,15 @@ def report_metrics(run: Run) -> list[str]:
 
 
 def leaderboard_frame(summary: pd.DataFrame, metrics: Sequence[str], sort_by: str | None = None) -> pd.DataFrame:
-    """The leaderboard of a `summarize` table as display strings: parameters, `mean [low, high]` per metric
-    (" *" when significantly different from the baseline), latency p50/p95 in ms. `sort_by` orders the rows
+    """The leaderboard of a `summarize` table as display strings: parameters (empty where one does not apply to
+    the search type), `mean [low, high]` per metric (" *" when significantly different from the baseline),
+    latency p50/p95 in ms ("-" when not measured). `sort_by` orders the rows
     best first by `eval.recommend.ranking_rule` on that metric (configs without a mean last)."""
     table = summary[["config_id", *[c for c in PARAMETER_COLUMNS if c in summary]]].copy()
     for column in PARAMETER_COLUMNS:
         if column in table:  # fetch_k is a float column (similarity rows have none): show it whole
             digits = 0 if column in COUNTS else 3
-            table[column] = table[column].map(lambda v: format_cell(v, digits))
+            table[column] = table[column].map(lambda v: format_cell(v, digits, missing=""))
     for metric in metrics:
         if f"{metric}_mean" in summary:
             sig = summary[f"{metric}_sig"] if f"{metric}_sig" in summary else pd.Series(False, summary.index)

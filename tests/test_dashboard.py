@@ -15,6 +15,7 @@ from eval.grid import grid_configs
 from eval.index import ChunkingParams, IndexStore
 from eval.jobs import JobStore
 from eval.leaderboard import quality_metrics, summarize
+from eval.metrics import METRICS
 from eval.prompts import cjk_share
 from eval.recommend import ranking_metric
 from eval.report import leaderboard_frame
@@ -243,7 +244,13 @@ def test_compare_shows_leaderboard_and_filters(app, lab):
         expected = summary.set_index("config_id").loc[row.config_id, "ndcg_mean"]
         assert getattr(row, "nDCG").startswith(f"{expected:.3f}")
     assert shown_leaderboard(at) == expected_leaderboard(at, run)
-    assert set(board.loc[board.search_type == "similarity", "fetch_k"]) == {"-"}  # not "nan"
+    assert set(board.loc[board.search_type == "similarity", "fetch_k"]) == {""}  # not "nan", "None" or "-"
+    # on screen: the config id, the chosen metrics, latency; the parameter columns only on request
+    labels = [METRICS[m].label for m in at.multiselect(key="compare-metrics").value]
+    assert list(at.dataframe[0].proto.column_order) == ["config_id", *labels, "retrieval_ms_p50", "retrieval_ms_p95"]
+    at.toggle(key="leaderboard-parameters").set_value(True).run()
+    assert {"search_type", "k", "fetch_k", "lambda_mult"} <= set(at.dataframe[0].proto.column_order)
+    at.toggle(key="leaderboard-parameters").set_value(False).run()
     assert len(at.get("plotly_chart")) >= 4
     at.selectbox(key="compare-baseline").set_value("similarity-k2").run()
     assert not problems(at)

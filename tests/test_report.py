@@ -136,7 +136,7 @@ def test_leaderboard_cells_show_missing_values_as_a_dash_and_sort_best_first():
     assert rows.loc["mmr-k2-f4-l0.5", "nDCG"] == "0.750 [0.500, 1.000] *"
     assert rows.loc["similarity-k2", "nDCG"] == "0.500 [0.250, 0.625]"
     assert rows.loc["threshold-k3-t0.9", "nDCG"] == "- [-, -]"
-    assert rows.loc["similarity-k2", ["fetch_k", "lambda_mult", "retrieval_ms_p50"]].tolist() == ["-", "-", "1.50"]
+    assert rows.loc["similarity-k2", ["fetch_k", "lambda_mult", "retrieval_ms_p50"]].tolist() == ["", "", "1.50"]
     assert rows.loc["mmr-k2-f4-l0.5", ["fetch_k", "lambda_mult", "retrieval_ms_p50"]].tolist() == ["4", "0.500", "-"]
     assert not table.map(lambda cell: "nan" in cell.lower()).any().any()
     assert [format_cell(v) for v in (None, nan, 0.12345, 3, "mmr")] == ["-", "-", "0.123", "3", "mmr"]

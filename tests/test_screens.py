@@ -1,6 +1,6 @@
 """Every dashboard page in a real headless Chromium at 1366x768 and 1920x1080: a screenshot of each goes to
 test-artifacts/screens/<page>-<width>.png, and no page may be wider than the window, show a table whose right
-edge is off screen, or show a Streamlit exception. One server, one browser; the window is resized between sizes."""
+edge is off screen or whose columns scroll sideways, or show a Streamlit exception. One server, one browser; the window is resized between sizes."""
 import time
 
 import pytest
@@ -30,6 +30,12 @@ if (main && main.scrollWidth > main.clientWidth + 1) found.push(`main area ${mai
 for (const el of document.querySelectorAll('[data-testid="stDataFrame"], [data-testid="stTable"], table')) {
   const box = el.getBoundingClientRect();
   if (box.width > 0 && box.right > width + 1) found.push(`${el.dataset.testid || el.tagName} right edge ${box.right}px`);
+}
+// a dataframe that fits the window may still hide columns behind its own horizontal scroll bar
+for (const grid of document.querySelectorAll('[data-testid="stDataFrame"]')) {
+  const scroller = grid.querySelector('.dvn-scroller');
+  if (scroller && scroller.clientWidth > 0 && scroller.scrollWidth > scroller.clientWidth + 1)
+    found.push(`a dataframe scrolls sideways: ${scroller.scrollWidth}px of columns in ${scroller.clientWidth}px`);
 }
 return found;
 """
@@ -86,9 +92,9 @@ def test_every_page_fits_both_window_sizes(browser, screens_url):  # noqa: F811
             browser.get(f"{screens_url}/{path}")
             wait_text(browser, title, timeout=60)
             wait_settled(browser)
+            name = path or "compare"
             assert browser.execute_script("return window.innerWidth") == width  # headless: no side chrome
             assert title in [h1.text for h1 in browser.find_elements("tag name", "h1")], f"{name}: no title"
-            name = path or "compare"
             if browser.find_elements("css selector", '[data-testid="stException"]'):
                 problems.append(f"{name} at {width}px: a Streamlit exception is shown")
             problems += [f"{name} at {width}px: {found}" for found in browser.execute_script(OVERFLOW_JS)]
