@@ -8,7 +8,7 @@ from eval.drilldown import FILTERS, question_table
 from eval.leaderboard import quality_metrics
 from eval.metrics import METRICS
 from eval.recommend import ranking_metric, ranking_rule, recommend
-from eval.report import leaderboard_frame
+from eval.report import COMPARISON_NOTE, comparison_frame, leaderboard_frame
 from eval.external import failures
 
 st.title("Compare configurations")
@@ -65,6 +65,42 @@ def leaderboard_layout(table, metrics: list[str]) -> dict:
     config = {METRICS[m].label: st.column_config.TextColumn(help=METRICS[m].description) for m in metrics}
     config |= {column: st.column_config.TextColumn(name, help=why) for column, (name, why) in LATENCY_LABELS.items()}
     return {"column_order": [c for c in shown if c in table], "column_config": config}
+
+
+def clickable_chart(figure, key: str) -> None:
+    """A chart whose points are configs (their ids in each trace's `text`): clicking one opens its questions in
+    the drill-down above (the first config of a point that stands for several identical ones)."""
+    names = [list(trace.text or []) for trace in figure.data]
+
+    def open_questions() -> None:  # a callback: it runs before the drill-down's widgets are made again
+        points = st.session_state[key].selection.points
+        trace = names[points[0]["curve_number"]] if points else []
+        if points and points[0]["point_index"] < len(trace):
+            st.session_state["drill-config"] = trace[points[0]["point_index"]].split(" = ")[0]
+
+    st.plotly_chart(figure, key=key, on_select=open_questions, selection_mode="points")
+    st.caption("Click a configuration's point to see its questions above.")
+
+
+def other_run_section(run_id: str, available: list[str], sort_metric: str) -> None:
+    """This run (a) against another complete run (b): per config, a metric's means and the paired change."""
+    others = [m.run_id for m in state.run_store().manifests() if m.status == "complete" and m.run_id != run_id]
+    if not others:
+        return
+    st.subheader("Against another run")
+    c1, c2 = st.columns([3, 1])
+    other = c1.selectbox("Run b (this run is a)", ["(none)", *others], key="compare-other-run",
+                         help="the same configs on another index, chunking or question set: what changed?")
+    shared = [m for m in available if m in quality_metrics(state.load_scores(other).rows)] if other != "(none)" else []
+    if not shared:
+        if other != "(none)":
+            st.warning(f"Run {other} has none of this run's metrics to compare.")
+        return
+    metric = c2.selectbox("Metric", shared, index=shared.index(sort_metric) if sort_metric in shared else 0,
+                          format_func=lambda m: METRICS[m].label, key="compare-other-metric")
+    table = state.run_comparison(run_id, other, (metric,))
+    st.caption(COMPARISON_NOTE)
+    st.dataframe(comparison_frame(table, [metric]), hide_index=True, key="compare-other-table")
 
 
 def questions_section(run_id: str, run, config_ids: list[str], default: str | None, available: list[str],
@@ -148,6 +184,7 @@ if run_id:
         for warning in run_warnings(run):
             st.warning(warning)
 
+        other_run_section(run_id, available, sort_metric)
         questions_section(run_id, run, config_ids, recommended, available, source)
 
         if not shown.empty:
@@ -161,10 +198,10 @@ if run_id:
             tab1, tab2, tab3, tab4, tab5 = st.tabs(["Relevance vs diversity", "Pareto", "Latency", "vs k",
                                                     "MMR heatmap"])
             with tab1:
-                st.plotly_chart(charts.relevance_diversity(shown, relevance, diversity), key="chart-scatter")
+                clickable_chart(charts.relevance_diversity(shown, relevance, diversity), "chart-scatter")
             with tab2:
                 if shown["retrieval_ms_p50"].notna().any():
-                    st.plotly_chart(charts.pareto_chart(shown, relevance), key="chart-pareto")
+                    clickable_chart(charts.pareto_chart(shown, relevance), "chart-pareto")
                     st.write("Pareto front:", ", ".join(charts.pareto_front(
                         shown, f"{relevance}_mean", "retrieval_ms_p50", METRICS[relevance].higher_is_better)))
                 else:

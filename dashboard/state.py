@@ -85,6 +85,19 @@ def load_scores(run_id: str):
     return _load_scores(str(run_store().root), run_id, manifest["status"], str(manifest.get("finished_at")))
 
 
+@st.cache_data(show_spinner="Comparing the runs…", max_entries=16)
+def _run_comparison(first: str, second: str, metrics: tuple[str, ...], versions: tuple[str, ...]) -> pd.DataFrame:
+    from eval.leaderboard import compare_runs
+
+    return compare_runs(load_scores(first), load_scores(second), list(metrics))
+
+
+def run_comparison(first: str, second: str, metrics: tuple[str, ...]) -> pd.DataFrame:
+    """`compare_runs` of two runs (a = first), cached until either run changes."""
+    versions = tuple(str(run_store().manifest(r).get("finished_at")) for r in (first, second))
+    return _run_comparison(first, second, metrics, versions)
+
+
 @st.cache_data(show_spinner="Summarizing…", max_entries=64)
 def _summary(root: str, run_id: str, status: str, finished_at: str, baseline: str | None,
              metrics: tuple[str, ...]) -> pd.DataFrame:

@@ -94,17 +94,27 @@ def leaderboard_text(summary: pd.DataFrame, metrics: list[str], sort_by: str = "
 
 
 def compare_runs(first: Run, second: Run, metrics: list[str] | None = None) -> pd.DataFrame:
-    """Configs of two runs side by side (matched by config id): each metric's mean in both and the change.
+    """Configs of two runs side by side (matched by config id): each metric's mean in both (`_a`, `_b`) and the
+    change b - a, paired by question (`_delta`, with a bootstrap interval `_delta_low`/`_delta_high`, the
+    randomization test's `_delta_p` and `_delta_sig` at p < 0.05).
 
-    Questions are matched too: only questions present in both runs count, so the means are comparable."""
+    Questions are matched too: only questions present in both runs count, so the means are comparable; a config
+    in one run only has its mean and no change."""
+    from eval.metrics import paired_differences
+
     shared = set(first.rows["question_id"]) & set(second.rows["question_id"])
     if not shared:
         raise LabError(f"runs {first.run_id} and {second.run_id} have no question in common")
     metrics = metrics or [m for m in quality_metrics(first.rows) if m in quality_metrics(second.rows)]
-    means = [run.rows[run.rows["question_id"].isin(shared)].groupby("config_id", sort=False)[metrics].mean()
-             for run in (first, second)]
+    rows = [run.rows.loc[run.rows["question_id"].isin(shared), ["config_id", "question_id", *metrics]]
+            for run in (first, second)]
+    means = [part.groupby("config_id", sort=False)[metrics].mean() for part in rows]
     table = means[0].add_suffix("_a").join(means[1].add_suffix("_b"), how="outer")
-    for metric in metrics:
-        table[f"{metric}_delta"] = table[f"{metric}_b"] - table[f"{metric}_a"]
-    columns = [f"{m}_{part}" for m in metrics for part in ("a", "b", "delta")]
-    return table[columns].reset_index()
+    pairs = rows[0].merge(rows[1], on=["config_id", "question_id"], suffixes=("_a", "_b"))
+    diffs = pd.DataFrame({"config_id": pairs["config_id"], "question_id": pairs["question_id"],
+                          **{m: pairs[f"{m}_b"] - pairs[f"{m}_a"] for m in metrics}})
+    if len(diffs):
+        table = table.join(paired_differences(diffs, metrics).set_index("config_id"))
+    parts = ("a", "b", "delta", "delta_low", "delta_high", "delta_p", "delta_sig")
+    columns = [f"{m}_{part}" for m in metrics for part in parts]
+    return table.reindex(columns=columns).reset_index()

@@ -73,6 +73,26 @@ def leaderboard_frame(summary: pd.DataFrame, metrics: Sequence[str], sort_by: st
     return table
 
 
+COMPARISON_NOTE = ("Means over the questions both runs answered; change = b - a, paired by question, with a 95% "
+                   "bootstrap interval; * = the paired randomization test finds it significant (p < 0.05).")
+
+
+def comparison_frame(table: pd.DataFrame, metrics: Sequence[str] | None = None) -> pd.DataFrame:
+    """A `compare_runs` table as display strings: per metric the mean in run a and in run b, and the paired change
+    `+d [low, high]` (" *" when the randomization test finds it significant; empty for a config in one run)."""
+    metrics = list(metrics) if metrics else [c[:-len("_a")] for c in table.columns if c.endswith("_a")]
+    shown = table[["config_id"]].copy()
+    for metric in metrics:
+        name = METRICS[metric].label if metric in METRICS else metric
+        shown[f"{name} a"] = table[f"{metric}_a"].map(format_cell)
+        shown[f"{name} b"] = table[f"{metric}_b"].map(format_cell)
+        shown[f"{name} change"] = [
+            "" if pd.isna(d) else f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]" + (" *" if bool(sig) else "")
+            for d, lo, hi, sig in zip(table[f"{metric}_delta"], table[f"{metric}_delta_low"],
+                                      table[f"{metric}_delta_high"], table[f"{metric}_delta_sig"])]
+    return shown
+
+
 def worst_questions(run: Run, config_id: str, n: int = WORST, metric: str = "ndcg") -> pd.DataFrame:
     rows = run.rows[run.rows["config_id"] == config_id]
     metric = metric if metric in rows else "hit_rate"
@@ -190,7 +210,9 @@ def comparison_html(first: Run, second: Run, metrics: Sequence[str] | None = Non
         f"<h1>Run {esc(first.run_id)} (a) vs run {esc(second.run_id)} (b)</h1>",
         "<h2>Settings</h2>", _html_table(settings),
         "<h2>Per configuration (questions in both runs only)</h2>",
-        _html_table(table.round(4)), figure.to_html(full_html=False, include_plotlyjs=True),
+        f"<p>{esc(COMPARISON_NOTE)}</p>",
+        f'<div class="wide">{_html_table(comparison_frame(table))}</div>',
+        figure.to_html(full_html=False, include_plotlyjs=True),
         "</body></html>"])
 
 

@@ -158,10 +158,12 @@ def test_compare_two_runs(tmp_path, sample_index, sample_dataset, run):
     other = store.load(run_sweep(store, sample_index, GRID[:2], sample_dataset.questions[:10], "sample",
                                  SweepOptions(latency_sample=0)))
     table = compare_runs(run, other, ["ndcg", "recall"]).set_index("config_id")
-    assert list(table.columns) == ["ndcg_a", "ndcg_b", "ndcg_delta", "recall_a", "recall_b", "recall_delta"]
+    parts = ["a", "b", "delta", "delta_low", "delta_high", "delta_p", "delta_sig"]
+    assert list(table.columns) == [f"{m}_{part}" for m in ("ndcg", "recall") for part in parts]
     first_ten = run.rows[run.rows.question_id.isin(other.rows.question_id)]
     for config_id, expected in first_ten.groupby("config_id").ndcg.mean().items():
         assert table.loc[config_id, "ndcg_a"] == pytest.approx(expected)
     shared = table.dropna()
     assert (shared.ndcg_delta.abs() < 1e-9).all()  # same index, same questions: same results
+    assert (shared.ndcg_delta_p == 1).all() and not shared.ndcg_delta_sig.any()  # no change is no evidence
     assert table.loc[GRID[2].config_id, ["ndcg_b"]].isna().all()  # only in the first run

@@ -1,5 +1,7 @@
 """The Compare page guides the choice: a recommendation under constraints, and a per-question drill-down that
 opens a question on Inspect."""
+import pytest
+
 from eval.drilldown import FILTERS, question_table
 from eval.leaderboard import summarize
 from eval.recommend import recommend
@@ -60,3 +62,49 @@ def test_a_missing_path_error_shows_the_whole_path(app, tmp_path):
     at.text_input(key="index-path").set_value(str(missing)).run()
     at.button(key="build").click().run()
     assert f"no such file or folder: {missing}" in at.error[0].value
+
+
+def test_compare_shows_the_paired_change_against_another_run(lab, tiny_dataset, tmp_path, monkeypatch):
+    """Run b: the same sweep on the same questions over an index chunked twice as coarsely, in a copy of the lab.
+    Compare shows, per config, both means and the paired change that `compare_runs` computes."""
+    import shutil
+
+    from streamlit.testing.v1 import AppTest
+    from eval.config import parse_sweep
+    from eval.index import ChunkingParams, IndexStore
+    from eval.leaderboard import compare_runs
+    from eval.report import comparison_frame
+    from eval.sweep import SweepOptions, run_sweep
+    from test_dashboard import APP, SWEEP
+
+    home = tmp_path / "home"
+    shutil.copytree(lab["home"], home)
+    store = IndexStore(home / "indexes")
+    store.build(tiny_dataset, "coarse", "minilm", ChunkingParams(240, 0))
+    runs = RunStore(home / "runs")
+    other = run_sweep(runs, store.open("coarse"), parse_sweep(SWEEP), tiny_dataset.questions, str(lab["data"]),
+                      SweepOptions(latency_sample=0))
+    monkeypatch.setenv("RETRIEVER_LAB_HOME", str(home))
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.selectbox(key="compare-run").set_value(lab["run_id"]).run()
+    assert at.selectbox(key="compare-other-run").value == "(none)"
+    at.selectbox(key="compare-other-run").set_value(other).run()
+    metric = at.selectbox(key="compare-other-metric").value
+    assert metric == "ndcg"  # the ranking metric first
+    expected = compare_runs(runs.load(lab["run_id"]), runs.load(other), [metric])
+    shown = comparison_table(at)
+    assert shown.to_dict("records") == comparison_frame(expected, [metric]).to_dict("records")
+    a, b = (runs.load(r).rows.set_index(["config_id", "question_id"])[metric] for r in (lab["run_id"], other))
+    changes = (b - a).groupby("config_id").mean()
+    assert changes.abs().max() > 0  # the coarser index changes something, so the test shows a real change
+    for _, row in shown.iterrows():  # "+0.123 [low, high]": the mean of the per-question differences
+        assert float(row["nDCG change"].split(" ")[0]) == pytest.approx(changes[row.config_id], abs=5e-4)
+    at.selectbox(key="compare-other-metric").set_value("recall").run()
+    assert "Recall a" in comparison_table(at).columns
+    assert not at.exception
+
+
+def comparison_table(at):
+    """The table of the paired changes (a display-only dataframe: AppTest finds it by its columns)."""
+    (table,) = [d.value for d in at.dataframe if any(c.endswith(" change") for c in d.value.columns)]
+    return table

@@ -10,7 +10,8 @@ import pytest
 
 from eval.metrics import (ANSWER_METRIC_KEYS, DIVERSITY_METRIC_KEYS, DOC_METRIC_KEYS, METRICS, RAGAS_METRIC_KEYS,
                           RANKING, Catalogue, aggregate, answer_metrics, bootstrap_ci, doc_metrics,
-                          diversity_metrics, normalize_text, paired_test, parse_metric, ragas_context_metrics)
+                          diversity_metrics, normalize_text, paired_differences, paired_test, parse_metric,
+                          ragas_context_metrics)
 
 INV_LOG2_3 = 1 / math.log2(3)
 
@@ -324,6 +325,23 @@ def test_aggregate_pairs_by_question_id():
     expected = paired_test(shifted, base.reindex(shifted.index), method="t-test")
     assert out.loc["better", "recall_p"] == pytest.approx(expected)
     assert "recall_p" not in aggregate(df, ["recall"]).columns
+
+
+def test_paired_differences_match_the_single_config_tools():
+    df = _results(120, seed=3)
+    base = df[df.config_id == "base"].set_index("question_id")["recall"]
+    diffs = df.assign(recall=df["recall"] - df["question_id"].map(base))  # each config minus base, per question
+    diffs.loc[diffs.question_id == "q5", "recall"] = np.nan  # an unscored question is left out, not a 0
+    out = paired_differences(diffs, ["recall"], n_randomization=5000).set_index("config_id")
+    for config in ("better", "same"):
+        values = diffs[diffs.config_id == config].sort_values("question_id")["recall"].to_numpy()  # as pivoted
+        mean, low, high = bootstrap_ci(values)
+        assert out.loc[config, ["recall_delta", "recall_delta_low", "recall_delta_high"]].tolist() == pytest.approx(
+            [mean, low, high])
+        assert out.loc[config, "recall_delta_p"] == pytest.approx(
+            paired_test(values, np.zeros_like(values), n_resamples=5000), abs=0.02)
+    assert out.loc["better", "recall_delta_sig"] and out.loc["better", "recall_delta_low"] > 0
+    assert out.loc["same", "recall_delta_p"] == 1.0 and not out.loc["same", "recall_delta_sig"]
 
 
 def test_aggregate_rejects_bad_input():

@@ -107,9 +107,15 @@ def test_comparison_report_of_two_runs(tmp_path, sample_index, sample_dataset):
     expected = compare_runs(*runs).set_index("config_id")
     shown = html_rows(html[html.index("<h2>Per configuration"):])
     assert sorted(shown) == sorted(expected.index)
+    metrics = [c[:-len("_a")] for c in expected.columns if c.endswith("_a")]
     for config_id, cells in shown.items():
-        for column, value in expected.loc[config_id].items():
-            assert float(cells[column]) == pytest.approx(value, abs=5e-5), (config_id, column)
+        for metric in metrics:
+            name = METRICS[metric].label
+            a, b = expected.loc[config_id, [f"{metric}_a", f"{metric}_b"]]
+            assert [float(cells[f"{name} a"]), float(cells[f"{name} b"])] == pytest.approx([a, b], abs=5e-4)
+            change, low, high = [float(v) for v in re.findall(r"[-+]\d+\.\d+", cells[f"{name} change"])]
+            assert [change, low, high] == pytest.approx(expected.loc[config_id, [
+                f"{metric}_delta", f"{metric}_delta_low", f"{metric}_delta_high"]].tolist(), abs=5e-4)
 
 
 def html_rows(text: str) -> dict[str, dict[str, str]]:

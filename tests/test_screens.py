@@ -100,3 +100,27 @@ def test_every_page_fits_both_window_sizes(browser, screens_url):  # noqa: F811
             problems += [f"{name} at {width}px: {found}" for found in browser.execute_script(OVERFLOW_JS)]
             save_full_page(browser, SCREENS / f"{name}-{width}.png", width, height)
     assert not problems, "\n".join(problems)
+
+
+def test_clicking_a_chart_point_opens_that_configs_questions(browser, screens_url):  # noqa: F811
+    """On Compare, a click on the mmr config's bubble (the only mmr config of the run) makes it the drill-down's
+    configuration, which starts as the recommended similarity config."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    browser.set_window_size(*SIZES[0])
+    browser.get(screens_url)
+    wait_text(browser, "Compare configurations", timeout=60)
+    wait_settled(browser)
+    drill = '[class*="st-key-drill-config"] input'
+    chosen = lambda: browser.find_element("css selector", drill).get_attribute("value")  # noqa: E731
+    assert chosen().startswith("similarity")
+    point = browser.execute_script("""
+      const plot = document.querySelector('[class*="st-key-chart-scatter"] .js-plotly-plot');
+      const curve = plot.data.findIndex(trace => trace.name === 'mmr');
+      return plot.querySelectorAll('.scatterlayer .trace')[curve].querySelector('path.point');""")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", point)
+    ActionChains(browser).move_to_element(point).click().perform()
+    deadline = time.time() + 30
+    while chosen() != "mmr-k4-f10-l0.5":
+        assert time.time() < deadline, f"the drill-down still shows {chosen()}"
+        time.sleep(0.3)

@@ -15,7 +15,7 @@ from eval.metrics.latency import GENERATION_LATENCY, RETRIEVAL_LATENCY
 from eval.metrics.passage import PASSAGE
 from eval.metrics.ragas import RAGAS, RAGAS_METRIC_KEYS, ragas_context_metrics
 from eval.metrics.ranking import DOC_METRIC_KEYS, RANKING, doc_metrics
-from eval.metrics.statistics import aggregate, bootstrap_ci, paired_test
+from eval.metrics.statistics import aggregate, bootstrap_ci, paired_differences, paired_test
 
 # The order is the order of tables, exports and menus.
 METRICS = Catalogue(RANKING, PASSAGE, RAGAS, ANSWER, GENERATED_ANSWER, JUDGE, DIVERSITY, RETRIEVAL_LATENCY,
@@ -26,5 +26,5 @@ __all__ = [
     "GENERATED_ANSWER", "GENERATION_LATENCY", "JUDGE", "JUDGE_COLUMNS", "METRICS", "Metric", "RAGAS",
     "RAGAS_METRIC_KEYS", "RANKING", "RETRIEVAL_LATENCY", "aggregate", "answer_metrics", "answer_tokens",
     "bootstrap_ci", "columns", "contains_answer", "diversity_metrics", "doc_metrics", "exact_match", "names",
-    "normalize_text", "paired_test", "parse_metric", "ragas_context_metrics", "token_f1",
+    "normalize_text", "paired_differences", "paired_test", "parse_metric", "ragas_context_metrics", "token_f1",
 ]

@@ -138,6 +138,25 @@ def aggregate(df: pd.DataFrame, metrics: Sequence[str], by: str = "config_id",
     return out
 
 
+def paired_differences(diffs: pd.DataFrame, metrics: Sequence[str], by: str = "config_id", alpha: float = 0.05,
+                       *, confidence: float = 0.95, n_bootstrap: int = 1000, n_randomization: int = 2000,
+                       seed: int = 0) -> pd.DataFrame:
+    """Paired differences (one row per question and config: a metric's value in one run minus the other's)
+    summarised per config: <m>_delta (mean), <m>_delta_low/_high (bootstrap CI), <m>_delta_p (randomization test
+    that the mean difference is 0) and <m>_delta_sig (p < alpha). One matrix product for every config x metric,
+    as in `aggregate`."""
+    metrics = list(metrics)
+    configs = list(pd.unique(diffs[by]))
+    wide = _wide(diffs, metrics, by, configs)
+    stats = _bootstrap_matrix(wide, confidence, n_bootstrap, seed).reshape(3, len(metrics), len(configs))
+    p = _paired_pvalues(wide, "randomization", n_randomization, seed).reshape(len(metrics), len(configs))
+    out = pd.DataFrame({by: configs})
+    for j, m in enumerate(metrics):
+        out[f"{m}_delta"], out[f"{m}_delta_low"], out[f"{m}_delta_high"] = stats[:, j]
+        out[f"{m}_delta_p"], out[f"{m}_delta_sig"] = p[j], p[j] < alpha
+    return out
+
+
 def _wide(df: pd.DataFrame, metrics: list[str], by: str, configs: list) -> np.ndarray:
     """questions x (metrics x configs), NaN for a missing (question, config) pair.
 
