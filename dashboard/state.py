@@ -139,7 +139,7 @@ def label_sources(run_id: str) -> tuple[Path | None, list[str]]:
     from eval.pooled_judge import run_label_file
 
     try:
-        path = run_label_file(run_store().load(run_id, scores_only=True))
+        path = run_label_file(load_scores(run_id))  # cached: Compare has loaded it already
     except LabError:
         return None, []
     with lab_errors("fix the label file (see the message) or delete it"):

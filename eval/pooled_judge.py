@@ -147,8 +147,8 @@ def judge_run(run: Run, generator: Generator, home: Path, *, depth: int = 10, co
     cache = JudgementCache(home / "cache" / "judgements.jsonl")
     report = JudgeReport(pool=len(items), source=source)
     settings = GenerationSettings(max_new_tokens=4)
-    todo = [item for item in items if cache.key(source, questions[item.question_id].question, item.text)
-            not in cache.grades]
+    keys = [cache.key(source, questions[item.question_id].question, item.text) for item in items]
+    todo = [item for item, key in zip(items, keys) if key not in cache.grades]
     report.cached = len(items) - len(todo)
 
     def judge_one(item: PoolItem) -> None:
@@ -175,8 +175,7 @@ def judge_run(run: Run, generator: Generator, home: Path, *, depth: int = 10, co
                 progress("judge", done, len(items))  # raise to cancel: the judged pairs stay in the cache
     finally:
         workers.shutdown(cancel_futures=True)
-    graded = [(item, cache.grades[cache.key(source, questions[item.question_id].question, item.text)])
-              for item in items if cache.key(source, questions[item.question_id].question, item.text) in cache.grades]
+    graded = [(item, cache.grades[key]) for item, key in zip(items, keys) if key in cache.grades]
     report.label_file = labels_file or run_label_file(run)
     save_judgements(report.label_file, graded, source, replace=True)  # the model's latest word
     return report

@@ -154,6 +154,17 @@ def sample_run(tmp_path_factory, sample_index, sample_dataset):
     return make
 
 
+@pytest.fixture(scope="session")
+def lab_llm():
+    """An OpenAI-compatible endpoint whose replies follow tests/lab_llm_responder.py's rules: question writing
+    and judging that a test can predict."""
+    from lab_llm_responder import respond
+    from openai_stub_server import OpenAIStubServer
+
+    with OpenAIStubServer(responder=respond) as server:
+        yield server
+
+
 @contextlib.contextmanager
 def streamlit_server(home, *flags: str):
     """`streamlit run streamlit_app.py` on a free port (plus `flags`); yields (url, port) once healthy."""

@@ -87,6 +87,14 @@ def wait_text(driver, text: str, timeout: float = 120) -> None:
         (By.XPATH, f"//*[contains(normalize-space(.), {text!r}) and not(self::script)]")))
 
 
+def fill(driver, label: str, text: str) -> None:
+    """Type into the visible input whose label is `label` (Ctrl+A first, Enter after)."""
+    box = WebDriverWait(driver, 60).until(ec.element_to_be_clickable(
+        (By.XPATH, f"//input[@aria-label={label!r}]")))
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys(text, Keys.ENTER)
+
+
 def click_button(driver, label: str, timeout: float = 60) -> None:
     WebDriverWait(driver, timeout).until(ec.element_to_be_clickable(
         (By.XPATH, f"//button[normalize-space(.)={label!r}]"))).click()

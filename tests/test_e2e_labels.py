@@ -7,15 +7,13 @@ import time
 
 import pytest
 from conftest import streamlit_server
-from test_e2e import ARTIFACTS, browser, click_button, wait_text  # noqa: F401  (browser is a fixture)
+from test_e2e import ARTIFACTS, browser, click_button, fill, wait_text  # noqa: F401  (browser is a fixture)
 
 from eval.cli import main
 from eval.jobs import JobStore
 from eval.labels import label_path, load_labels
 from eval.pooled_judge import chunk_judgements, pool
 from eval.runs import RunStore
-from lab_llm_responder import respond
-from openai_stub_server import OpenAIStubServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
@@ -28,12 +26,6 @@ SWEEP = """configs:
   - {search_type: similarity, k: [3]}
   - {search_type: mmr, k: [3], fetch_k: [8], lambda_mult: [0.5]}
 """
-
-
-@pytest.fixture(scope="module")
-def lab_llm():
-    with OpenAIStubServer(responder=respond) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
@@ -59,13 +51,6 @@ def documents_lab(tmp_path_factory, sample_dataset, lab_llm):
 def open_tab(driver, name: str) -> None:
     WebDriverWait(driver, 60).until(ec.element_to_be_clickable(
         (By.XPATH, f"//*[@role='tab' and contains(normalize-space(.), {name!r})]"))).click()
-
-
-def fill(driver, label: str, text: str) -> None:
-    box = WebDriverWait(driver, 60).until(ec.element_to_be_clickable(
-        (By.XPATH, f"//input[@aria-label={label!r}]")))
-    box.send_keys(Keys.CONTROL, "a")
-    box.send_keys(text, Keys.ENTER)
 
 
 def press(driver, label: str) -> None:

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from conftest import streamlit_server
 from openai_stub_server import OpenAIStubServer
-from test_e2e import ARTIFACTS, browser, click_button, wait_text  # noqa: F401  (browser is a fixture)
+from test_e2e import ARTIFACTS, browser, click_button, fill, wait_text  # noqa: F401  (browser is a fixture)
 from test_jobs import comparable, lab, parts_of, uninterrupted_rows, wait_for  # noqa: F401  (lab is a fixture)
 
 from eval.jobs import Job, JobStore, process_start
@@ -21,7 +21,6 @@ SERVER_FLAGS = ("--server.headless", "true", "--server.address", "127.0.0.1", "-
 ANSWER_DELAY_S = 1.5  # the slow stub's delay per answer: a job (5 questions x 2 configs) outlasts the clicks
 
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
@@ -35,13 +34,6 @@ def lab_app(lab):
         with OpenAIStubServer(delay_s=ANSWER_DELAY_S) as llm, \
                 streamlit_server(lab["home"], *SERVER_FLAGS) as (url, _):
             yield url, llm
-
-
-def fill(driver, label_start: str, text: str) -> None:
-    box = WebDriverWait(driver, 60).until(ec.element_to_be_clickable(
-        (By.XPATH, f"//input[starts-with(@aria-label, {label_start!r})]")))
-    box.send_keys(Keys.CONTROL, "a")
-    box.send_keys(text, Keys.ENTER)
 
 
 def click_label(driver, text: str) -> None:
@@ -84,7 +76,8 @@ def start_sweep_job(driver, url: str, store: JobStore, data, llm_url: str) -> Jo
     wait_text(driver, "Start sweep", timeout=300)
     fill(driver, "Index", "tiny")
     click_label(driver, "Folder or file path")
-    fill(driver, "Path (folder", str(data))
+    fill(driver, "Path (folder with corpus.jsonl/questions.jsonl, SQuAD .json, BEIR folder, documents folder, or "
+                 "a questions .jsonl/.csv)", str(data))
     fill(driver, "k values", "2, 3")
     click_label(driver, "Stream an answer for every row")
     fill(driver, "Model", f"openai:stub@{llm_url}")

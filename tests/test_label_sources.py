@@ -30,12 +30,6 @@ SWEEP = {"configs": [{"search_type": "similarity", "k": [4]}, {"search_type": "m
 
 
 @pytest.fixture(scope="module")
-def lab_llm():
-    with OpenAIStubServer(responder=respond) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def generated(lab_llm, sample_index, tmp_path_factory):
     """Ten questions generated from the sample index through the stub endpoint."""
     out = tmp_path_factory.mktemp("generated") / "set"
