@@ -155,6 +155,13 @@ def sample_run(tmp_path_factory, sample_index, sample_dataset):
 
 
 @pytest.fixture(scope="session")
+def smollm2_home(tmp_path_factory) -> Path:
+    """A lab home for the bundled SmolLM2: its first load converts the GGUF (slow) into `models/smollm2` here, and
+    every later test that loads it from this home reads that copy."""
+    return tmp_path_factory.mktemp("smollm2-home")
+
+
+@pytest.fixture(scope="session")
 def lab_llm():
     """An OpenAI-compatible endpoint whose replies follow tests/lab_llm_responder.py's rules: question writing
     and judging that a test can predict."""

