@@ -174,12 +174,17 @@ _LOADED: dict[str, BatchedEmbeddings] = {}
 
 def get_embeddings(name: str) -> BatchedEmbeddings:
     """Load (once per process) the embedding model by registry name, `openai:MODEL@URL` (an OpenAI-compatible
-    embeddings endpoint), local path or hub id."""
+    embeddings endpoint), `onnx:minilm` / `onnx-int8:minilm` (ONNX Runtime, see eval.onnx_encoders), local
+    path or hub id."""
     if name not in _LOADED:
         if name.startswith("openai:"):
             from eval.encoders import OpenAIEmbeddings
 
             _LOADED[name] = OpenAIEmbeddings.from_spec(name)
+        elif name.startswith(("onnx:", "onnx-int8:")):
+            from eval.onnx_encoders import OnnxEmbeddings
+
+            _LOADED[name] = OnnxEmbeddings(name)
         elif name == "minilm":
             _LOADED[name] = SentenceTransformerEmbeddings(minilm_path(), name="minilm")
         elif name == "e5-small":

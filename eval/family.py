@@ -25,6 +25,7 @@ from eval.datasets import Dataset, Question
 from eval.errors import LabError
 from eval.index import SPLITTERS, ChunkingParams, Index, IndexManifest, IndexStore, chunk_corpus
 from eval.labels import Labels, rescore
+from eval.metrics import context_chars
 from eval.metrics.statistics import aggregate
 from eval.runs import Run, RunStore
 from eval.sweep import SweepOptions, run_sweep
@@ -147,8 +148,9 @@ def family_rows(runs: list[Run], labels: Labels | None = None, source: str = "go
     for run in runs:
         rows = rescore(run, labels, source) if labels is not None else run.rows.copy()
         manifest = run.manifest["index"]
-        texts = run.chunk_texts
-        rows["context_chars"] = [sum(len(texts[c]) for c in chunk_ids) for chunk_ids in rows["chunk_ids"]]
+        if "context_chars" not in rows:  # a run from before the sweep wrote it
+            texts = run.chunk_texts
+            rows["context_chars"] = [context_chars([texts[c] for c in ids]) for ids in rows["chunk_ids"]]
         for column in INDEX_COLUMNS:
             rows[column] = manifest.get("name" if column == "index" else column, "recursive")
         configs = {config["config_id"]: config for config in run.configs}

@@ -31,7 +31,7 @@ from eval.external import (DEFAULT_CONCURRENCY, ExternalRetriever, annotate_rows
 from eval.hybrid import fast_retrieve_mixed, langchain_retriever
 from eval.index import Index
 from eval.leaderboard import stored_summary
-from eval.metrics import answer_metrics, diversity_metrics, doc_metrics
+from eval.metrics import answer_metrics, context_chars, diversity_metrics, doc_metrics
 from eval.retrieval import langchain_retrieve
 from eval.runs import RunStore
 from eval.scorers import RunScorer, ScoringContext
@@ -176,6 +176,7 @@ def score_row(question: Question, config: RetrieverConfig, retrieved: Retrieved)
         **doc_metrics(retrieved.doc_ids, set(question.relevant_ids)),
         **answer_metrics(retrieved.texts, list(question.answers)),
         **diversity_metrics(retrieved.embeddings, retrieved.doc_ids),
+        "context_chars": context_chars(retrieved.texts),
     }
 
 

@@ -196,3 +196,17 @@ def test_the_index_variants_page_names_the_best_pair_and_draws_the_dimensions(fa
     assert len(charts) == 3
     heatmap = json.loads(charts[0].proto.spec)["data"][0]
     assert heatmap["type"] == "heatmap" and sorted(heatmap["y"]) == sorted({f"{m.chunk_size:g}" for m in manifests})
+
+
+def test_every_sweep_row_carries_its_context_length(sample_run):
+    from eval.leaderboard import quality_metrics
+    from eval.metrics import METRICS
+
+    run = sample_run({"configs": [{"search_type": "similarity", "k": [2, 4]}]}, questions=5)
+    texts = run.chunk_texts
+    expected = [sum(len(texts[c]) for c in ids) for ids in run.rows["chunk_ids"]]
+    assert list(run.rows["context_chars"]) == expected and min(expected) > 0
+    assert "context_chars" in quality_metrics(run.rows) and not METRICS["context_chars"].higher_is_better
+    # a run written before the sweep kept it gets the same numbers from family_rows
+    older = dataclasses.replace(run, rows=run.rows.drop(columns="context_chars"))
+    assert list(family_rows([older])["context_chars"]) == expected

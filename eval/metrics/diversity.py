@@ -16,6 +16,15 @@ DIVERSITY = (
     Metric("n_retrieved", "Chunks retrieved", "diversity", True, "number of chunks returned"),
 )
 DIVERSITY_METRIC_KEYS = names(DIVERSITY)
+CONTEXT = (
+    Metric("context_chars", "Characters retrieved", "diversity", False,
+           "characters of the retrieved chunks (the context the prompt pays for): bigger chunks retrieve more"),
+)
+
+
+def context_chars(texts: Sequence[str]) -> float:
+    """The characters of one retrieved list."""
+    return float(sum(len(text) for text in texts))
 
 
 def diversity_metrics(embeddings: np.ndarray, doc_ids: Sequence[str],
