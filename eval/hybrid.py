@@ -179,6 +179,9 @@ def expand_entry(entry: dict[str, Any], where: str) -> list[AnyConfig]:
     if unknown:
         raise ConfigError(f"{where}: unknown key '{unknown[0]}' for search_type {kind} "
                           f"(allowed: {', '.join(sorted(ENTRY_KEYS[kind]))})")
+    empty = [name for name, value in entry.items() if value == []]
+    if empty:
+        raise ConfigError(f"{where}: '{empty[0]}' has an empty list")
     return {"bm25": _expand_bm25, "ensemble": _expand_ensemble, "rerank": _expand_rerank}[kind](entry, where)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from eval.config import RetrieverConfig, expand_grid
+from eval.config import RetrieverConfig, parse_sweep
 from eval.datasets import Question
 from eval.errors import ConfigError, LabError
 from eval.hybrid import AnyConfig, BM25Config, RerankConfig, dependencies, fast_retrieve_mixed, with_dependencies
@@ -41,7 +41,7 @@ def has_stages(params: dict[str, Any]) -> bool:
 def config_from_params(params: dict[str, Any], where: str) -> AnyConfig:
     """A run's stored config (`{"config_id", **params}`) as a config, validated as a sweep spec entry is."""
     entry = {name: value for name, value in params.items() if name != "config_id"}
-    configs = expand_grid(entry, where)
+    configs = parse_sweep({"configs": [entry]}, where)
     if len(configs) != 1 or configs[0].config_id != params.get("config_id", configs[0].config_id):
         raise ConfigError(f"{where}: the stored parameters do not give back config {params.get('config_id')!r}")
     return configs[0]
