@@ -10,7 +10,7 @@ import pytest
 
 from eval.config import parse_sweep
 from eval.errors import ConfigError
-from eval.hybrid import fast_retrieve_mixed
+from eval.hybrid import fast_retrieve_mixed, reranker
 from eval.llm_rerank import PROMPT, LLMYesScorer
 
 MODEL = "llm:bundled:smollm2"
@@ -43,10 +43,11 @@ def test_llm_reranker_is_p_yes_and_the_fast_path_equals_langchain(tiny_index_sto
     (config,) = parse_sweep({"configs": [{"search_type": "rerank", "model": MODEL, "top_n": 2,
                                           "base": {"search_type": "similarity", "k": 4}}]})
     assert config.config_id == "rerank-n2-llm-bundled-smollm2-similarity-k4"
+    assert isinstance(reranker(config.model).model, LLMYesScorer)
     index = tiny_index_store.open("tiny")
-    questions = [q for q in tiny_dataset.questions if q.id in ("q1", "q4")]
+    questions = [q for q in tiny_dataset.questions if q.id == "q4"]
     fast = fast_retrieve_mixed(index, [config], questions, index.embeddings.embed_queries([q.question for q in questions]))
-    langchain_scorer = LLMYesScorer(MODEL)
+    langchain_scorer = reranker(MODEL).model  # the loaded LLMYesScorer; LangChain calls its score() directly
     for question in questions:
         base = index.vectorstore.as_retriever(search_kwargs={"k": 4})
         candidates = base.invoke(question.question)
