@@ -3,10 +3,36 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import state
+from eval.errors import LabError
 from eval.leaderboard import quality_metrics
 from eval.metrics import METRICS
+from eval.stages import has_stages, stages_for_row
 
 st.title("Inspect a question")
+
+
+def chunk_stages(run, params: dict, question, chunk_ids) -> dict:
+    """chunk id -> its stages (BM25 / vector, rank before and after reranking) for hybrid and rerank configs,
+    recomputed for this one question from the run's index; a caption says why when they cannot be."""
+    if question is None or not has_stages(params):
+        return {}
+    try:
+        stages = stages_for_row(state.open_index(run.info.index.name), run.info.index.created_at, params, question,
+                                list(chunk_ids))
+    except LabError as error:
+        st.caption(f"Stages not shown: {error}")
+        return {}
+    return {s.chunk_id: s for s in stages}
+
+
+def stage_text(stages) -> str:
+    if stages is None:
+        return ""
+    text = f" · found by **{stages.found_by}** ({', '.join(f'{kind} #{rank}' for kind, rank in stages.found_in)})"
+    if stages.rank_before is not None:
+        text += f" · reranked #{stages.rank_before} → #{stages.rank_after}"
+    return text
+
 target = st.session_state.pop("inspect-target", None)  # (run, question, configs) opened from Compare
 if target is not None:
     st.session_state["inspect-run"], st.session_state["inspect-question"], st.session_state["inspect-configs"] = target
@@ -22,7 +48,8 @@ if run_id:
                        if hits is not None else "") + (f"{qid}: {questions[qid].question}" if qid in questions else qid)
                  for qid in question_ids}
         qid = st.selectbox("Question", question_ids, format_func=label.get, key="inspect-question")
-        config_ids = [c["config_id"] for c in run.configs]
+        config_params = {c["config_id"]: c for c in run.configs}
+        config_ids = list(config_params)
         chosen = st.multiselect("Configurations (2-4)", config_ids, default=config_ids[:2], max_selections=4,
                                 key="inspect-configs")
         question = questions.get(qid)
@@ -55,12 +82,14 @@ if run_id:
                     st.warning(f"The call failed (not scored): {row['call_error']}")
                 elif len(row["chunk_ids"]) == 0:
                     st.info("No chunks retrieved.")
+                stages = chunk_stages(run, config_params[config_id], question, row["chunk_ids"])
                 for rank, (chunk_id, doc_id, score) in enumerate(zip(row["chunk_ids"], row["doc_ids"],
                                                                       row["scores"]), start=1):
                     mark = " · ● relevant" if doc_id in relevant else ""  # a glyph CJK fonts have (no emoji)
                     only = " · **only here**" if len(chosen) > 1 and chunk_id not in others else ""
                     with st.container(border=True):
-                        st.markdown(f"**{rank}.** score {float(score):.4f}{mark}{only}")
+                        stage = stage_text(stages.get(chunk_id))
+                        st.markdown(f"**{rank}.** score {float(score):.4f}{mark}{only}{stage}")
                         st.code(f"{chunk_id}  ({doc_id})", language=None)
                         if chunk_id in texts:
                             st.html(f"<div>{state.highlight(texts[chunk_id], answers)}</div>")

@@ -6,9 +6,10 @@ import streamlit as st
 from dashboard import state
 from dashboard.jobs_panel import ACTIVE, job_store, start_job, watch_sweep_job
 from eval.datasets import load_question_set
-from eval.config import RetrieverConfig, SEARCH_TYPES
+from eval.config import SEARCH_TYPES, parse_sweep
 from eval.errors import LabError
-from eval.grid import grid_configs
+from eval.grid import RERANK_BASES, bm25_entry, grid_configs, hybrid_entry, rerank_base, rerank_entry
+from eval.hybrid import TOKENIZERS
 
 st.title("Run a sweep")
 
@@ -56,6 +57,29 @@ if threshold_seed:
     c4.caption(f"Seeded {threshold_seed[1]}.")
 filter_text = st.text_area("Metadata filter (JSON, optional)", "", key="grid-filter",
                            placeholder='{"lang": "zh"}')
+with st.expander("BM25, hybrid and rerank configs"):
+    h1, h2, h3 = st.columns(3)
+    use_bm25 = h1.toggle("BM25", key="grid-bm25")
+    use_hybrid = h2.toggle("Hybrid (BM25 + similarity)", key="grid-hybrid")
+    use_rerank = h3.toggle("Rerank (cross-encoder)", key="grid-rerank")
+    b1, b2 = st.columns(2)
+    bm25_k_text = b1.text_input("BM25 k values", "5, 10", key="grid-bm25-k")
+    tokenizers = b2.multiselect("BM25 tokenizers", list(TOKENIZERS), default=["words"], key="grid-bm25-tok",
+                                help="words: lower-cased words (English); jieba: Chinese words; whitespace: "
+                                     "LangChain's default text.split()")
+    if use_hybrid or use_rerank:
+        e1, e2, e3 = st.columns(3)
+        weights_text = e1.text_area("Weights (BM25, similarity), one pair per line", "0.3, 0.7\n0.5, 0.5",
+                                    key="grid-weights")
+        vector_k_text = e2.text_input("Hybrid similarity k values", "10", key="grid-hybrid-k")
+        c_text = e3.text_input("RRF constant c values", "60", key="grid-c")
+    if use_rerank:
+        r1, r2, r3, r4 = st.columns([3, 1, 1, 1])
+        model_text = r1.text_input("Cross-encoder folder", "", key="grid-rerank-model",
+                                   placeholder="/path/to/a/sentence-transformers/CrossEncoder")
+        base_kind = r2.selectbox("Rerank base", RERANK_BASES, key="grid-rerank-base")
+        candidates_text = r3.text_input("Candidates (base k)", "20", key="grid-rerank-k")
+        top_n_text = r4.text_input("top_n values", "3, 5", key="grid-rerank-n")
 c5, c6 = st.columns(2)
 limit = c5.number_input("Questions to use (0 = all)", min_value=0, value=0, key="grid-limit")
 latency_sample = c6.number_input("Latency sample (questions timed through LangChain per config)",
@@ -85,11 +109,23 @@ with state.lab_errors("fix the grid values above"):
         except json.JSONDecodeError as error:
             raise LabError(f"the metadata filter is not valid JSON ({error.msg} at line {error.lineno}, "
                            f"column {error.colno})") from None
+    extra = []  # BM25, hybrid and rerank entries, validated with the vector ones by parse_sweep
+    if use_bm25 or use_hybrid:
+        bm25 = bm25_entry(state.parse_list(bm25_k_text, int, "BM25 k"), tokenizers)
+        extra += [bm25] if use_bm25 else []
+    if use_hybrid or use_rerank:
+        weights = [state.parse_list(line, float, "weights") for line in weights_text.splitlines() if line.strip()]
+        cs = state.parse_list(c_text, int, "c")
+        extra += [hybrid_entry(bm25, state.parse_list(vector_k_text, int, "hybrid similarity k"), weights, cs)] \
+            if use_hybrid else []
+    if use_rerank:
+        base = rerank_base(base_kind, state.parse_list(candidates_text, int, "candidates"), tokenizers, weights, cs)
+        extra.append(rerank_entry(model_text.strip(), base, state.parse_list(top_n_text, int, "top_n")))
     configs = grid_configs(search_types, state.parse_list(ks_text, int, "k"),
                            state.parse_list(fetch_text, int, "fetch_k") if "mmr" in search_types else [],
                            state.parse_list(lambda_text, float, "lambda_mult") if "mmr" in search_types else [],
                            state.parse_list(threshold_text, float, "score_threshold")
-                           if "similarity_score_threshold" in search_types else [], filter_obj)
+                           if "similarity_score_threshold" in search_types else [], filter_obj, extra)
 with state.lab_errors("fix the question set (see the Question sets page)"):
     if question_path is not None:
         questions = load_question_set(question_path)
@@ -122,8 +158,8 @@ for manifest in unfinished:
     c1.write(state.run_label(manifest))
     if c2.button("Resume", key=f"resume-{run_id}"):
         with state.lab_errors("the question source or index is gone: start a new run instead"):
-            run_configs = [RetrieverConfig.from_params({k: v for k, v in c.items() if k != "config_id"})
-                           for c in manifest.configs]
+            run_configs = parse_sweep({"configs": [{k: v for k, v in c.items() if k != "config_id"}
+                                                   for c in manifest.configs]}, f"run {run_id}")
             settings = (manifest.generation or {}).get("settings")
             run_generation = {"spec": manifest.generation["llm"], **{k: settings[k] for k in (
                 "max_new_tokens", "max_length", "top_p", "temperature")}} if settings else None

@@ -117,14 +117,18 @@ class RerankConfig:
 
     base: AnyConfig
     top_n: int
-    model: str  # a sentence-transformers CrossEncoder folder
+    model: str  # a sentence-transformers CrossEncoder folder, or "llm:<generation spec>" (eval.llm_rerank)
     search_type: str = field(default="rerank", init=False)
     filter_json: None = field(default=None, init=False)
 
     @property
     def config_id(self) -> str:
         """e.g. `rerank-n5-ms-marco-MiniLM-similarity-k50` (top_n, model folder name, base config)."""
-        return f"rerank-n{self.top_n}-{Path(self.model).name}-{self.base.config_id}"
+        from eval.llm_rerank import PREFIX, is_llm
+
+        name = "llm-" + Path(self.model.removeprefix(PREFIX)).name.replace(":", "-") if is_llm(self.model) \
+            else Path(self.model).name
+        return f"rerank-n{self.top_n}-{name}-{self.base.config_id}"
 
     def params(self) -> dict[str, Any]:
         return {"search_type": "rerank", "top_n": self.top_n, "model": self.model, "base": self.base.params()}
@@ -179,6 +183,9 @@ def expand_entry(entry: dict[str, Any], where: str) -> list[AnyConfig]:
     if unknown:
         raise ConfigError(f"{where}: unknown key '{unknown[0]}' for search_type {kind} "
                           f"(allowed: {', '.join(sorted(ENTRY_KEYS[kind]))})")
+    empty = [name for name, value in entry.items() if value == []]
+    if empty:
+        raise ConfigError(f"{where}: '{empty[0]}' has an empty list")
     return {"bm25": _expand_bm25, "ensemble": _expand_ensemble, "rerank": _expand_rerank}[kind](entry, where)
 
 
@@ -233,6 +240,8 @@ def _weights(weights: Any, retrievers: int, where: str) -> tuple[float, ...]:
 
 
 def _expand_rerank(entry: dict[str, Any], where: str) -> list[AnyConfig]:
+    from eval import llm_rerank
+
     if not isinstance(entry.get("base"), dict):
         raise ConfigError(f"{where}: rerank needs 'base', the config entry whose chunks it reranks")
     if "model" not in entry:
@@ -240,7 +249,7 @@ def _expand_rerank(entry: dict[str, Any], where: str) -> list[AnyConfig]:
     bases = expand_grid(entry["base"], f"{where}, base")
     configs = []
     for model in _alternatives(entry["model"]):
-        folder = cross_encoder_folder(model, where)
+        folder = llm_rerank.check_spec(model, where) if llm_rerank.is_llm(model) else cross_encoder_folder(model, where)
         for top_n in _alternatives(entry.get("top_n", 3)):  # CrossEncoderReranker's default top_n
             top_n = _whole(top_n, "top_n", where)
             for base in bases:
@@ -375,7 +384,8 @@ def bm25_side(index: Any) -> BM25Side:
 # ---------------------------------------------------------------- cross-encoders
 
 class Reranker:
-    """LangChain's `HuggingFaceCrossEncoder` with a cache of scores keyed by (question, chunk text)."""
+    """LangChain's `HuggingFaceCrossEncoder` (or the LLM reranker, `eval.llm_rerank`) with a cache of scores
+    keyed by (question, chunk text)."""
 
     def __init__(self, folder: str) -> None:
         import torch
@@ -385,7 +395,10 @@ class Reranker:
 
         torch.set_num_threads(default_torch_threads())
         self.folder = folder
-        self.model = HuggingFaceCrossEncoder(model_name=folder, model_kwargs={"device": "cpu"})
+        from eval.llm_rerank import LLMYesScorer, is_llm
+
+        self.model = LLMYesScorer(folder) if is_llm(folder) else \
+            HuggingFaceCrossEncoder(model_name=folder, model_kwargs={"device": "cpu"})
         self.cache: dict[tuple[str, str], float] = {}
         self.pairs_scored = 0  # every pair the model has scored through `scores`
 
