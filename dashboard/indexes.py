@@ -76,6 +76,9 @@ if manifests:
     st.caption("How LangChain's relevance scores (1 - cosine distance) of relevant and irrelevant chunks are "
                "distributed among the top candidates: the evidence for choosing `score_threshold`.")
     cal_index = st.selectbox("Index", names, key="cal-index")
+    if st.session_state.get("cal-defaults-for") != cal_index:  # another index: its own questions by default
+        st.session_state["cal-defaults-for"] = cal_index
+        state.default_dataset("cal", next(m for m in manifests if m.name == cal_index).source)
     with state.lab_errors("pick a question set with relevant_ids"):
         cal_path = state.dataset_source("cal", allow_upload=False)
     c1, c2, c3 = st.columns(3)

@@ -253,6 +253,14 @@ def dataset_source(key: str, allow_upload: bool = True) -> Path | None:
         else folder / Path(files[0].name).name
 
 
+def default_dataset(key: str, source: str) -> None:
+    """Preset `dataset_source(key)` to the dataset at `source` (an index's `source`), when that still exists."""
+    if source and Path(source).exists():
+        bundled = Path(source).resolve() == SAMPLE_DIR.resolve()
+        st.session_state[f"{key}-source"] = "Bundled sample" if bundled else "Folder or file path"
+        st.session_state[f"{key}-path"] = "" if bundled else source
+
+
 def language_of(share: float) -> str:
     """A label for a question set's share of CJK letters (`eval.prompts.cjk_share`)."""
     return "Chinese" if share >= ZH_MIN_CJK_SHARE else "mixed" if share >= 0.05 else "English"

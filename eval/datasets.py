@@ -14,7 +14,7 @@ import hashlib
 import io
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -59,6 +59,7 @@ class Dataset:
     name: str
     corpus: list[Document]
     questions: list[Question] = field(default_factory=list)
+    source: str = ""  # the path it was loaded from (absolute), "" when built in memory
 
     def corpus_fingerprint(self) -> str:
         return fingerprint(asdict(d) for d in self.corpus)
@@ -467,7 +468,11 @@ def load_dataset(path: str | Path, fmt: str = "auto", language: str | None = Non
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"no such file or folder: {path.absolute()}", path)
-    fmt = detect_format(path) if fmt == "auto" else fmt
+    return replace(_read_dataset(path, detect_format(path) if fmt == "auto" else fmt, language),
+                   source=str(path.absolute()))
+
+
+def _read_dataset(path: Path, fmt: str, language: str | None) -> Dataset:
     if fmt == "squad":
         return load_squad(path)
     if fmt == "beir":

@@ -95,6 +95,7 @@ class IndexManifest:
     encoder: str = ""  # the embedding model's identity (model revision, versions, precision)
     embedding_cache: dict[str, Any] = field(default_factory=dict)  # hits, misses, hit_rate of the build
     bm25: dict[str, Any] = field(default_factory=dict)  # the BM25 side beside the collection (eval.hybrid)
+    source: str = ""  # the dataset's path when it was built from one (the calibration's default question set)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, indent=2)
@@ -339,7 +340,7 @@ class IndexStore:
             separators=list(chunking.separators), embedding_model=embedding_model,
             dimension=embeddings.dimension, space="cosine", build_seconds=0.0,
             created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), versions=versions(),
-            splitter=chunking.splitter, encoder=embeddings.identity)
+            splitter=chunking.splitter, encoder=embeddings.identity, source=dataset.source)
         if self.remote:
             return self._build_remote(manifest, chunks, embeddings, started, progress)
         return self._build_local(manifest, chunks, embeddings, started, progress)

@@ -150,9 +150,10 @@ def test_indexes_build_browse_calibrate_delete(app, lab):
     chunks = at.dataframe[1].value
     assert len(chunks) > 0 and set(chunks["doc_id"]) <= {d for d in json_ids(lab["data"])}
 
-    at.selectbox(key="cal-index").set_value("built")
-    at.radio(key="cal-source").set_value("Folder or file path").run()
-    at.text_input(key="cal-path").set_value(str(lab["data"]))
+    assert IndexStore(lab["home"] / "indexes").manifest("built").source == str(lab["data"].absolute())
+    at.selectbox(key="cal-index").set_value("built").run()  # its own question set is the default
+    assert at.radio(key="cal-source").value == "Folder or file path"
+    assert at.text_input(key="cal-path").value == str(lab["data"].absolute())
     at.number_input(key="cal-top").set_value(5)
     at.button(key="calibrate").click().run()
     assert not problems(at) and not at.error, [e.value for e in at.error]
