@@ -211,12 +211,27 @@ def pick_run(key: str, complete_only: bool = True) -> str | None:
     return st.selectbox("Run", list(labels), format_func=labels.get, key=key)
 
 
+def remembered(key: str, options: list | None = None) -> str:
+    """Make the widget with this key keep its value across pages (call it just before making the widget, which
+    gets the returned key); `options`: a choice widget's options, so a value no longer offered is dropped.
+
+    Streamlit forgets a widget's value once a page without the widget has run; a copy under another key is not
+    a widget's, so it survives and is put back. The copy is taken at the start of every run, when the widget's
+    state already holds the user's latest change."""
+    copy = f"remembered:{key}"
+    if key in st.session_state:
+        st.session_state[copy] = st.session_state[key]
+    elif copy in st.session_state and (options is None or st.session_state[copy] in options):
+        st.session_state[key] = st.session_state[copy]
+    return key
+
+
 def pick_index(key: str, label: str = "Index") -> str | None:
     names = [m.name for m in index_store().list()]
     if not names:
         st.info("No indexes yet: build one on the **Indexes** page.")
         return None
-    return st.selectbox(label, names, key=key)
+    return st.selectbox(label, names, key=remembered(key, names))
 
 
 def save_uploads(files, prefix: str) -> Path:
@@ -236,13 +251,13 @@ def save_uploads(files, prefix: str) -> Path:
 def dataset_source(key: str, allow_upload: bool = True) -> Path | None:
     """Pick a dataset: the bundled sample, a folder/file path, or uploaded files. Returns a path."""
     options = ["Bundled sample", "Folder or file path"] + (["Upload files"] if allow_upload else [])
-    choice = st.radio("Dataset", options, key=f"{key}-source", horizontal=True)
+    choice = st.radio("Dataset", options, key=remembered(f"{key}-source", options), horizontal=True)
     if choice == "Bundled sample":
         st.caption(f"`{SAMPLE_DIR}`")
         return SAMPLE_DIR
     if choice == "Folder or file path":
         text = st.text_input("Path (folder with corpus.jsonl/questions.jsonl, SQuAD .json, BEIR folder, "
-                             "documents folder, or a questions .jsonl/.csv)", key=f"{key}-path")
+                             "documents folder, or a questions .jsonl/.csv)", key=remembered(f"{key}-path"))
         return Path(text.strip()).expanduser() if text.strip() else None
     files = st.file_uploader("Files (.jsonl, .json, .csv, .txt, .md, .pdf)", type=UPLOAD_TYPES,
                              accept_multiple_files=True, key=f"{key}-upload")

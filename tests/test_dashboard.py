@@ -413,3 +413,15 @@ def test_sidebar_shows_jobs_with_progress_cancel_resume_and_a_link_to_compare(ap
         sleeper.wait()
         for job in (running, lost, done):
             shutil.rmtree(store.root / job.job_id, ignore_errors=True)
+
+
+def test_the_sweep_page_keeps_the_picked_question_set_across_pages(app, lab):
+    at = app("dashboard/sweep.py")
+    at.radio(key="sweep-questions-source").set_value("Folder or file path").run()
+    at.text_input(key="sweep-questions-path").set_value(str(lab["data"])).run()
+    at.switch_page("dashboard/compare.py").run()
+    at.switch_page("dashboard/reports.py").run()
+    at.switch_page("dashboard/sweep.py").run()
+    assert not problems(at)
+    assert at.radio(key="sweep-questions-source").value == "Folder or file path"
+    assert at.text_input(key="sweep-questions-path").value == str(lab["data"])
