@@ -36,7 +36,9 @@ def yes_ids(tokenizer) -> list[int]:
 
 
 @pytest.mark.slow
-def test_llm_reranker_is_p_yes_and_the_fast_path_equals_langchain(tiny_index_store, tiny_dataset):
+def test_llm_reranker_is_p_yes_and_the_fast_path_equals_langchain(tiny_index_store, tiny_dataset, smollm2_home,
+                                                                  monkeypatch):
+    monkeypatch.setenv("RETRIEVER_LAB_HOME", str(smollm2_home))  # the session's converted SmolLM2
     from langchain_classic.retrievers import ContextualCompressionRetriever
     from langchain_classic.retrievers.document_compressors import CrossEncoderReranker
 
