@@ -6,7 +6,7 @@ import streamlit as st
 from dashboard import state
 from dashboard.jobs_panel import ACTIVE, job_store, start_job, watch_sweep_job
 from eval.datasets import load_question_set
-from eval.config import SEARCH_TYPES, parse_sweep
+from eval.config import SEARCH_TYPES, config_from_params
 from eval.errors import LabError
 from eval.grid import RERANK_BASES, bm25_entry, grid_configs, hybrid_entry, rerank_base, rerank_entry
 from eval.hybrid import TOKENIZERS
@@ -158,8 +158,7 @@ for manifest in unfinished:
     c1.write(state.run_label(manifest))
     if c2.button("Resume", key=f"resume-{run_id}"):
         with state.lab_errors("the question source or index is gone: start a new run instead"):
-            run_configs = parse_sweep({"configs": [{k: v for k, v in c.items() if k != "config_id"}
-                                                   for c in manifest.configs]}, f"run {run_id}")
+            run_configs = [config_from_params(c, f"run {run_id}") for c in manifest.configs]
             settings = (manifest.generation or {}).get("settings")
             run_generation = {"spec": manifest.generation["llm"], **{k: settings[k] for k in (
                 "max_new_tokens", "max_length", "top_p", "temperature")}} if settings else None

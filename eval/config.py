@@ -195,6 +195,16 @@ def parse_sweep(spec: Any, source: str = "sweep spec") -> list[RetrieverConfig]:
     return list(configs)
 
 
+def config_from_params(params: dict[str, Any], where: str) -> RetrieverConfig:
+    """A run's stored config (`{"config_id", **params}`, any kind) as a config again, validated as a sweep spec
+    entry is, and refused when it does not give back the stored config id."""
+    entry = {name: value for name, value in params.items() if name != "config_id"}
+    configs = parse_sweep({"configs": [entry]}, where)
+    if len(configs) != 1 or configs[0].config_id != params.get("config_id", configs[0].config_id):
+        raise ConfigError(f"{where}: the stored parameters do not give back config {params.get('config_id')!r}")
+    return configs[0]
+
+
 def _check_distinct_ids(configs: list, source: str) -> None:
     """Two different configs must not share a config id (e.g. two services of one kind without a `name`)."""
     seen: dict[str, object] = {}

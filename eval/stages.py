@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from eval.config import RetrieverConfig, parse_sweep
+from eval.config import RetrieverConfig, config_from_params
 from eval.datasets import Question
-from eval.errors import ConfigError, LabError
+from eval.errors import LabError
 from eval.hybrid import AnyConfig, BM25Config, RerankConfig, dependencies, fast_retrieve_mixed, with_dependencies
 
 
@@ -36,15 +36,6 @@ class ChunkStages:
 def has_stages(params: dict[str, Any]) -> bool:
     """Whether a stored config (`{"config_id", **params}`) has stages to show (ensemble or rerank)."""
     return params.get("search_type") in ("ensemble", "rerank")
-
-
-def config_from_params(params: dict[str, Any], where: str) -> AnyConfig:
-    """A run's stored config (`{"config_id", **params}`) as a config, validated as a sweep spec entry is."""
-    entry = {name: value for name, value in params.items() if name != "config_id"}
-    configs = parse_sweep({"configs": [entry]}, where)
-    if len(configs) != 1 or configs[0].config_id != params.get("config_id", configs[0].config_id):
-        raise ConfigError(f"{where}: the stored parameters do not give back config {params.get('config_id')!r}")
-    return configs[0]
 
 
 def kind_of(config: AnyConfig) -> str:
@@ -81,4 +72,3 @@ def stages_for_row(index: Any, run_index_created_at: str, params: dict[str, Any]
         raise LabError(f"recomputing {params.get('config_id')} for question {question.id} gave other chunks than "
                        "the run stored, so the stages are not shown")
     return stages
-
