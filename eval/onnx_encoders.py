@@ -38,10 +38,6 @@ MODEL_FILE = "model.onnx"
 SPEC_EXAMPLE = "onnx:minilm or onnx-int8:minilm (or onnx:PATH, PATH a local sentence-transformers folder)"
 
 
-def is_onnx_spec(name: str) -> bool:
-    return name.partition(":")[0] in PRECISIONS and ":" in name
-
-
 def default_onnx_threads() -> int:
     """Every core this process may use (the index build owns the CPU while it runs); $RETRIEVER_LAB_ONNX_THREADS
     overrides it."""
