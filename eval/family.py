@@ -111,21 +111,44 @@ def check_same_corpus(indexes: list[Index]) -> None:
 
 def run_family_sweep(store: RunStore, indexes: list[Index], configs: list[RetrieverConfig],
                      questions: list[Question], questions_source: str = "",
-                     options: SweepOptions | None = None) -> list[str]:
+                     options: SweepOptions | None = None, resume: str | None = None) -> list[str]:
     """One run per index (same configs, same questions), all tagged with one family id; returns the run ids.
 
-    Progress: one ('questions', done, total) count over all indexes; the other stages pass through."""
+    `resume` is a family id: its complete runs are kept, its unfinished one resumes where it stopped and the
+    indexes it had not reached yet are swept (the same indexes, in the same order, must be given).
+    `options.on_start` is told each run's id as it starts. Progress: one ('questions', done, total) count
+    over all indexes; the other stages pass through."""
     check_same_corpus(indexes)
     options = options or SweepOptions()
-    family_id = uuid.uuid4().hex[:12]
+    family_id = resume or uuid.uuid4().hex[:12]
+    earlier = _family_members(store, resume, indexes) if resume else {}
     run_ids = []
     for number, index in enumerate(indexes):
+        previous = earlier.get(number)
+        if previous and previous["status"] == "complete":
+            run_ids.append(previous["run_id"])
+            continue
         tag = {"family": {"id": family_id, "variant": index.manifest.name, "position": number,
                           "size": len(indexes)}}
         run_ids.append(run_sweep(store, index, configs, questions, questions_source, replace(
             options, extra_manifest={**options.extra_manifest, **tag},
-            progress=_shifted(options.progress, number, len(indexes), len(questions)))))
+            progress=_shifted(options.progress, number, len(indexes), len(questions))),
+            resume=previous["run_id"] if previous else None))
     return run_ids
+
+
+def _family_members(store: RunStore, family_id: str, indexes: list[Index]) -> dict[int, dict[str, Any]]:
+    """The stored runs of family `family_id` by position, checked against the indexes given to resume it."""
+    members = {m["family"]["position"]: m for m in store.list() if (m.get("family") or {}).get("id") == family_id}
+    if not members:
+        raise LabError(f"no family sweep '{family_id}' in {store.root}: nothing to resume")
+    for number, member in sorted(members.items()):
+        expected, size = member["family"]["variant"], member["family"]["size"]
+        given = indexes[number].manifest.name if number < len(indexes) else None
+        if size != len(indexes) or given != expected:
+            raise LabError(f"family sweep '{family_id}' was started on {size} indexes, index {number + 1} being "
+                           f"'{expected}': resume it with the same --index list in the same order")
+    return members
 
 
 def _shifted(progress: Progress | None, number: int, count: int, questions: int) -> Progress | None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +40,17 @@ def cmd_run_family(args: argparse.Namespace) -> None:
     questions = load_question_set(args.questions)[:args.limit or None]
     labels = load_labels(args.questions)
     bar = ProgressBar("family sweep")
-    options = SweepOptions(latency_sample=args.latency_sample, progress=bar,
+
+    def announce(run_id: str) -> None:
+        manifest = run_store_from(args).manifest(run_id)
+        print(f"family sweep {manifest['family']['id']}: run {run_id} on index '{manifest['family']['variant']}' "
+              f"(if it stops, add --resume {manifest['family']['id']} to the same command)", file=sys.stderr)
+
+    options = SweepOptions(latency_sample=args.latency_sample, progress=bar, on_start=announce,
                            block_size=int(os.environ.get("RETRIEVER_LAB_BLOCK_SIZE", 50)))
     try:
-        run_ids = run_family_sweep(run_store_from(args), indexes, configs, questions, str(args.questions), options)
+        run_ids = run_family_sweep(run_store_from(args), indexes, configs, questions, str(args.questions), options,
+                                   resume=args.resume)
     finally:
         bar.close()
     runs = [run_store_from(args).load(run_id) for run_id in run_ids]
@@ -89,4 +97,5 @@ def add_family_commands(commands: Any, index_commands: Any) -> None:
     run.add_argument("--labels-source", default="gold", help="gold, generated, llm:..., human:...")
     run.add_argument("--metric", default="passage_ndcg", help="the metric that ranks (index, config) pairs")
     run.add_argument("--top", type=int, default=10, help="rows of the leaderboard printed")
+    run.add_argument("--resume", metavar="FAMILY_ID", help="continue an interrupted family sweep (same arguments)")
     run.set_defaults(handler=cmd_run_family)

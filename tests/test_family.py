@@ -1,6 +1,7 @@
 import dataclasses
 import json
 import re
+import threading
 
 import pytest
 
@@ -13,8 +14,9 @@ from eval.family import (INDEX_COLUMNS, build_family, describe_best, family_grid
 from eval.index import ChunkingParams, IndexStore, chunk_corpus, sentence_pieces
 from eval.labels import labels_from_questions, rescore
 from eval.runs import RunStore
-from eval.sweep import SweepOptions
+from eval.sweep import SweepCancelled, SweepOptions
 
+TIMING = ["ttft_ms", "total_ms", "tokens_per_s"]  # measured per run; every other column must match
 CONFIGS = [RetrieverConfig.create("similarity", k=1), RetrieverConfig.create("similarity", k=3),
            RetrieverConfig.create("mmr", k=2, fetch_k=6, lambda_mult=0.5)]
 
@@ -119,6 +121,43 @@ def test_a_family_sweep_scores_every_variant_against_the_same_span_labels(family
     assert best["low"] <= best["passage_ndcg"] <= best["high"]
 
 
+def test_a_cancelled_family_sweep_resumes_to_the_uninterrupted_rows(family, spanned_dataset, tmp_path):
+    store, _, manifests, _ = family
+    indexes = [store.open(m.name) for m in manifests]
+    questions = spanned_dataset.questions
+    runs_store = RunStore(tmp_path / "runs")
+    cancel, started = threading.Event(), []
+
+    def progress(stage, done, total):
+        if stage == "questions" and done >= len(questions) + 2:  # one block into the second index
+            cancel.set()
+
+    options = SweepOptions(latency_sample=0, block_size=2, progress=progress, cancel=cancel, on_start=started.append)
+    with pytest.raises(SweepCancelled):
+        run_family_sweep(runs_store, indexes, CONFIGS, questions, "tiny", options)
+    assert [runs_store.manifest(r)["status"] for r in started] == ["complete", "cancelled"]
+    family_id = runs_store.manifest(started[0])["family"]["id"]
+
+    with pytest.raises(LabError, match="resume it with the same --index list in the same order"):
+        run_family_sweep(runs_store, indexes[::-1], CONFIGS, questions, "tiny", SweepOptions(block_size=2),
+                         resume=family_id)
+    with pytest.raises(LabError, match="no family sweep 'nope'"):
+        run_family_sweep(runs_store, indexes, CONFIGS, questions, "tiny", resume="nope")
+    resumed_starts = []
+    resumed = run_family_sweep(runs_store, indexes, CONFIGS, questions, "tiny",
+                               SweepOptions(latency_sample=0, block_size=2, on_start=resumed_starts.append),
+                               resume=family_id)
+    assert resumed[:2] == started and resumed_starts == resumed[1:]  # the complete run is kept as it is
+    straight = run_family_sweep(runs_store, indexes, CONFIGS, questions, "tiny",
+                                SweepOptions(latency_sample=0, block_size=2))
+    for mine, theirs in zip(resumed, straight):
+        a, b = (runs_store.load(r) for r in (mine, theirs))
+        assert a.manifest["family"]["id"] == family_id and a.manifest["status"] == "complete"
+        assert a.manifest["family"]["variant"] == b.manifest["family"]["variant"]
+        assert (a.rows.drop(columns=TIMING, errors="ignore").astype(str).values.tolist()
+                == b.rows.drop(columns=TIMING, errors="ignore").astype(str).values.tolist())
+
+
 def test_indexes_of_different_corpora_cannot_be_swept_together(family, tiny_index_store, tmp_path):
     store, _, manifests, _ = family
     other = tiny_index_store.open("tiny")  # the tiny corpus, but its own questions: fingerprints match
@@ -152,9 +191,15 @@ def test_the_cli_builds_a_family_and_names_the_best_pair(tmp_path, spanned_datas
     names = [line.split("'")[1] for line in built]
     assert main([*home, "run-family", "--index", *names, "--questions", str(tmp_path / "questions.jsonl"),
                  "--top", "3"]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     best = out.strip().splitlines()[-1]
     assert best.startswith("best: fam--minilm-recursive-") and "passage_ndcg" in best and "characters retrieved" in best
+    family_id = re.search(r"add --resume (\w+) to the same command", err).group(1)
+    runs = sorted((tmp_path / "home" / "runs").iterdir())
+    assert main([*home, "run-family", "--index", *names, "--questions", str(tmp_path / "questions.jsonl"),
+                 "--top", "3", "--resume", family_id]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == best  # nothing left to run: the same runs
+    assert sorted((tmp_path / "home" / "runs").iterdir()) == runs
 
 
 @pytest.mark.slow
