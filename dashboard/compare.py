@@ -82,8 +82,9 @@ def clickable_chart(figure, key: str) -> None:
     st.caption("Click a configuration's point to see its questions above.")
 
 
-def other_run_section(run_id: str, available: list[str], sort_metric: str) -> None:
-    """This run (a) against another complete run (b): per config, a metric's means and the paired change."""
+def other_run_section(run_id: str, available: list[str], sort_metric: str, source: str) -> None:
+    """This run (a) against another complete run (b): per config, a metric's means and the paired change, both
+    runs scored under the label source picked above."""
     others = [m.run_id for m in state.run_store().manifests() if m.status == "complete" and m.run_id != run_id]
     if not others:
         return
@@ -91,14 +92,23 @@ def other_run_section(run_id: str, available: list[str], sort_metric: str) -> No
     c1, c2 = st.columns([3, 1])
     other = c1.selectbox("Run b (this run is a)", ["(none)", *others], key="compare-other-run",
                          help="the same configs on another index, chunking or question set: what changed?")
-    shared = [m for m in available if m in quality_metrics(state.load_scores(other).rows)] if other != "(none)" else []
+    if other == "(none)":
+        return
+    if source == "gold":
+        scored = state.load_scores(other)
+    else:
+        label_file, sources = state.label_sources(other)
+        if source not in sources:
+            st.warning(f"Run {other}'s questions have no '{source}' labels: pick labels both runs have above.")
+            return
+        scored = state.rescored_run(other, label_file, source)
+    shared = [m for m in available if m in quality_metrics(scored.rows)]
     if not shared:
-        if other != "(none)":
-            st.warning(f"Run {other} has none of this run's metrics to compare.")
+        st.warning(f"Run {other} has none of this run's metrics to compare.")
         return
     metric = c2.selectbox("Metric", shared, index=shared.index(sort_metric) if sort_metric in shared else 0,
                           format_func=lambda m: METRICS[m].label, key="compare-other-metric")
-    table = state.run_comparison(run_id, other, (metric,))
+    table = state.run_comparison(run_id, other, (metric,), source)
     st.caption(COMPARISON_NOTE)
     st.dataframe(comparison_frame(table, [metric]), hide_index=True, key="compare-other-table")
 
@@ -184,7 +194,7 @@ if run_id:
         for warning in run_warnings(run):
             st.warning(warning)
 
-        other_run_section(run_id, available, sort_metric)
+        other_run_section(run_id, available, sort_metric, source)
         questions_section(run_id, run, config_ids, recommended, available, source)
 
         if not shown.empty:

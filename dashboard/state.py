@@ -92,10 +92,23 @@ def _run_comparison(first: str, second: str, metrics: tuple[str, ...], versions:
     return compare_runs(load_scores(first), load_scores(second), list(metrics))
 
 
-def run_comparison(first: str, second: str, metrics: tuple[str, ...]) -> pd.DataFrame:
-    """`compare_runs` of two runs (a = first), cached until either run changes."""
+@st.cache_data(show_spinner="Comparing the runs…", max_entries=16)
+def _rescored_comparison(first: str, second: str, metrics: tuple[str, ...], source: str,
+                         versions: tuple[str, ...]) -> pd.DataFrame:
+    from eval.leaderboard import compare_runs
+
+    return compare_runs(*(rescored_run(r, label_sources(r)[0], source) for r in (first, second)), list(metrics))
+
+
+def run_comparison(first: str, second: str, metrics: tuple[str, ...], source: str = "gold") -> pd.DataFrame:
+    """`compare_runs` of two runs (a = first), both scored under label source `source` (each with the label
+    file beside its own questions), cached until either run or label file changes."""
     versions = tuple(str(run_store().manifest(r).get("finished_at")) for r in (first, second))
-    return _run_comparison(first, second, metrics, versions)
+    if source == "gold":
+        return _run_comparison(first, second, metrics, versions)
+    files = [label_sources(r)[0] for r in (first, second)]
+    return _rescored_comparison(first, second, metrics, source,
+                                versions + tuple(f"{f}@{f.stat().st_mtime}" for f in files))
 
 
 @st.cache_data(show_spinner="Summarizing…", max_entries=64)

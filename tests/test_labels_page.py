@@ -148,6 +148,40 @@ def test_compare_shows_the_leaderboard_under_the_chosen_label_source(page, lab, 
         assert str(cell).startswith(f"{expected.loc[config_id, 'judged_mean']:.3f}")
 
 
+def test_compare_against_another_run_scores_both_under_the_chosen_label_source(page, lab, llm_labels, tiny_dataset):
+    """Run b: the same sweep over a coarser index of the same corpus and questions. Under the LLM's labels the
+    paired change is that of both runs rescored with those labels, not their gold scores."""
+    from eval.leaderboard import compare_runs
+    from eval.report import comparison_frame
+    from test_guidance import comparison_table
+
+    indexes, runs = IndexStore(lab["home"] / "indexes"), RunStore(lab["home"] / "runs")
+    indexes.build(tiny_dataset, "coarse", "minilm", ChunkingParams(240, 0))
+    other = run_sweep(runs, indexes.open("coarse"), parse_sweep(SWEEP), tiny_dataset.questions,
+                      str(lab["data"] / "questions.jsonl"), SweepOptions(latency_sample=0))
+    try:
+        at = page("dashboard/compare.py")
+        at.selectbox(key="compare-run").set_value(lab["run"].run_id).run()
+        at.selectbox(key="compare-labels").set_value(llm_labels).run()
+        at.selectbox(key="compare-other-run").set_value(other).run()
+        assert not at.exception, [e.value for e in at.exception]
+        labels = load_labels(label_path(lab["data"] / "questions.jsonl"))
+        rescored = [replace(run, rows=rescore(run, labels, llm_labels, list(LABEL_METRICS)))
+                    for run in (lab["run"], runs.load(other))]
+        at.selectbox(key="compare-other-metric").set_value("judged").run()  # only the LLM's labels have it
+        expected = compare_runs(*rescored, ["judged"])
+        assert comparison_table(at).to_dict("records") == comparison_frame(expected, ["judged"]).to_dict("records")
+        metric = "ndcg"
+        at.selectbox(key="compare-other-metric").set_value(metric).run()
+        expected = compare_runs(*rescored, [metric])
+        gold = compare_runs(lab["run"], runs.load(other), [metric])
+        assert not expected[f"{metric}_delta"].equals(gold[f"{metric}_delta"])  # the labels change the answer
+        assert comparison_table(at).to_dict("records") == comparison_frame(expected, [metric]).to_dict("records")
+    finally:
+        runs.delete(other)
+        indexes.delete("coarse")
+
+
 def test_generating_questions_from_the_page(page, lab, tmp_path):
     at = page("dashboard/labels.py")
     at.text_input(key="gen-llm").input(lab["llm"])
