@@ -1,6 +1,6 @@
 """Hybrid sweep benchmark on SQuAD dev from ../shared/datasets (each ratio measured in one run).
 
-    .venv/bin/python benchmarks/bench_hybrid.py [--questions 1000] [--embedding e5-small] [--home DIR --reuse-index]
+    .venv/bin/python benchmarks/bench_hybrid.py [--questions 1000] [--embedding e5-small] [--home DIR [--index NAME] --reuse-index]
         [--reference-questions N]
 
 1. A 30-config grid mixing BM25, ensemble (hybrid) and vector configs, no reranker: the fast path vs the
@@ -125,7 +125,8 @@ def main() -> None:
     parser.add_argument("--reference-questions", type=int, metavar="N",
                         help="time the LangChain loop on the first N questions only and extrapolate per question")
     parser.add_argument("--home", type=Path, help="keep the index and runs here (default: a temporary folder)")
-    parser.add_argument("--reuse-index", action="store_true", help="use HOME's index 'bench-hybrid'")
+    parser.add_argument("--reuse-index", action="store_true", help="use HOME's index (--index) as it is")
+    parser.add_argument("--index", default="bench-hybrid", help="the index's name in HOME (default: bench-hybrid)")
     args = parser.parse_args()
     dataset = load_dataset(args.dataset)
     if args.docs:
@@ -140,14 +141,14 @@ def main() -> None:
         indexes = IndexStore(work / "indexes")
         if not args.reuse_index:
             started = time.perf_counter()
-            indexes.build(dataset, "bench-hybrid", args.embedding, ChunkingParams(), replace=True)
+            indexes.build(dataset, args.index, args.embedding, ChunkingParams(), replace=True)
             print(f"index build (with the BM25 side): {time.perf_counter() - started:.1f} s")
-        index = indexes.open("bench-hybrid")
+        index = indexes.open(args.index)
         store = RunStore(work / "runs")
         floor = floor_seconds(index, configs, questions)
         fast = store.manifest(run_sweep(store, index, configs, questions, options=SweepOptions(latency_sample=0)))
         print(f"sweep: {len(configs)} configs (BM25, hybrid, vector) x {len(questions)} questions, "
-              f"{index.manifest.chunks} chunks, {args.embedding}")
+              f"{index.manifest.chunks} chunks, {index.manifest.embedding_model}")
         print(f"floor: {floor:.1f} s; fast path: {fast['wall_seconds']:.1f} s; "
               f"fast / floor = {fast['wall_seconds'] / floor:.2f}x")
         if not args.skip_reference:
