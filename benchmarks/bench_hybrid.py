@@ -1,6 +1,7 @@
 """Hybrid sweep benchmark on SQuAD dev from ../shared/datasets (each ratio measured in one run).
 
-    .venv/bin/python benchmarks/bench_hybrid.py [--questions 1000] [--embedding e5-small] [--home DIR [--index NAME] --reuse-index]
+    .venv/bin/python benchmarks/bench_hybrid.py [--questions 1000] [--embedding e5-small]
+        [--home DIR [--index NAME] --reuse-index]
         [--reference-questions N]
 
 1. A 30-config grid mixing BM25, ensemble (hybrid) and vector configs, no reranker: the fast path vs the

@@ -199,12 +199,24 @@ def cmd_runs_show(args: argparse.Namespace) -> None:
 
 
 def cmd_runs_compare(args: argparse.Namespace) -> None:
-    from eval.leaderboard import compare_runs
+    """Per config: a metric's mean in each run and the change paired by question, as Compare shows them."""
+    from eval.leaderboard import compare_runs, quality_metrics
+    from eval.recommend import ranking_metric
+    from eval.report import COMPARISON_NOTE, comparison_frame
 
     store = run_store_from(args)
-    table = compare_runs(store.load(args.first), store.load(args.second), args.metric or None)
+    first, second = store.load(args.first), store.load(args.second)
+    shared = [m for m in quality_metrics(first.rows) if m in quality_metrics(second.rows)]
+    if not shared:
+        raise LabError(f"runs {args.first} and {args.second} have no metric in common")
+    metrics = args.metric or [ranking_metric(shared)]
+    for metric in metrics:
+        if metric not in shared:
+            raise LabError(f"--metric {metric}: not a metric of both runs (they share: {', '.join(shared)})")
+    table = comparison_frame(compare_runs(first, second, metrics), metrics)
     print(f"a = {args.first}, b = {args.second}")
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(table.to_string(index=False))
+    print(COMPARISON_NOTE)
 
 
 def cmd_runs_delete(args: argparse.Namespace) -> None:
@@ -498,7 +510,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare = runs_commands.add_parser("compare", help="two runs side by side, config by config")
     compare.add_argument("first")
     compare.add_argument("second")
-    compare.add_argument("--metric", action="append", help="a metric to show (repeatable; default: all)")
+    compare.add_argument("--metric", action="append",
+                         help="a metric to show (repeatable; default: the ranking metric, e.g. ndcg)")
     compare.set_defaults(handler=cmd_runs_compare)
 
     gate = commands.add_parser("gate", help="fail (exit 1) when a candidate run is significantly worse than a "

@@ -89,3 +89,39 @@ def test_a_manifest_missing_its_index_is_skipped_by_the_typed_listing(legacy):
     (legacy.root / broken["run_id"]).mkdir()
     (legacy.root / broken["run_id"] / "manifest.json").write_text(json.dumps(broken), encoding="utf-8")
     assert len(legacy.list()) == 2 and [m.run_id for m in legacy.manifests()] == [LEGACY_ID]
+
+
+def test_runs_compare_prints_each_configs_paired_change(tiny_dataset, tmp_path, capsys):
+    """Two runs of one grid over a fine and a coarse index of one corpus, compared by the CLI as a user would."""
+    import re
+
+    from eval.cli import main
+    from eval.config import parse_sweep
+    from eval.index import ChunkingParams, IndexStore
+    from eval.sweep import SweepOptions, run_sweep
+
+    home = tmp_path / "home"
+    indexes, runs = IndexStore(home / "indexes"), RunStore(home / "runs")
+    configs = parse_sweep({"configs": [{"search_type": "similarity", "k": [1, 2]},
+                                       {"search_type": "mmr", "k": [2], "fetch_k": [4, 6], "lambda_mult": [0.5]}]})
+    a, b = (run_sweep(runs, indexes.build(tiny_dataset, name, "minilm", chunking) and indexes.open(name), configs,
+                      tiny_dataset.questions, options=SweepOptions(latency_sample=0))
+            for name, chunking in (("fine", ChunkingParams(120, 20)), ("coarse", ChunkingParams(240, 0))))
+    assert main(["--home", str(home), "runs", "compare", a, b]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"a = {a}, b = {b}" and lines[1].split() == ["config_id", "nDCG", "a", "nDCG", "b", "nDCG",
+                                                                     "change"]
+    rows = [runs.load(r).rows.set_index(["config_id", "question_id"])["ndcg"] for r in (a, b)]
+    changes = (rows[1] - rows[0]).groupby("config_id").mean()
+    assert changes.abs().max() > 0  # the coarser index changes something
+    shown = {m.group(1): float(m.group(2)) for m in (re.match(r"(\S+)\s+\S+\s+\S+\s+([+-]\d\.\d{3}) \[", line.strip())
+                                                      for line in lines[2:]) if m}
+    assert shown.keys() == set(changes.index)
+    for config_id, change in shown.items():
+        assert change == pytest.approx(changes[config_id], abs=5e-4)
+    assert "paired by question" in lines[-1]
+
+    assert main(["--home", str(home), "runs", "compare", a, b, "--metric", "recall", "--metric", "mrr"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].split().count("change") == 2
+    assert main(["--home", str(home), "runs", "compare", a, b, "--metric", "bogus"]) == 2
+    assert "--metric bogus: not a metric of both runs (they share: " in capsys.readouterr().err
