@@ -6,7 +6,7 @@ from dashboard import state
 from eval.errors import LabError
 from eval.leaderboard import quality_metrics
 from eval.metrics import METRICS
-from eval.stages import has_stages, stages_for_row
+from eval.stages import has_stages
 
 st.title("Inspect a question")
 
@@ -17,8 +17,7 @@ def chunk_stages(run, params: dict, question, chunk_ids) -> dict:
     if question is None or not has_stages(params):
         return {}
     try:
-        stages = stages_for_row(state.open_index(run.info.index.name), run.info.index.created_at, params, question,
-                                list(chunk_ids))
+        stages = state.question_stages(run, params, question, list(chunk_ids))
     except LabError as error:
         st.caption(f"Stages not shown: {error}")
         return {}

@@ -6,6 +6,7 @@ runs are cached with `st.cache_resource` / `st.cache_data`, keyed by the data fo
 from __future__ import annotations
 
 import html
+import json
 import re
 import tempfile
 from contextlib import contextmanager
@@ -83,6 +84,21 @@ def load_scores(run_id: str):
     copy on every rerun. Treat it as read-only."""
     manifest = run_store().manifest(run_id)
     return _load_scores(str(run_store().root), run_id, manifest["status"], str(manifest.get("finished_at")))
+
+
+def question_stages(run, params: dict, question, chunk_ids: list[str]) -> list:
+    """`eval.stages.stages_for_row` for one row of `run`, cached per (index build, config, question): the
+    recomputation may run a cross-encoder, and Inspect reruns on every click. A refusal is not cached."""
+    return _question_stages(run.info.index.name, run.info.index.created_at, json.dumps(params, sort_keys=True),
+                            question.id, question.question, tuple(chunk_ids), question)
+
+
+@st.cache_data(show_spinner="Recomputing the stages…", max_entries=256)
+def _question_stages(index_name: str, created_at: str, params: str, question_id: str, question_text: str,
+                     chunk_ids: tuple[str, ...], _question) -> list:
+    from eval.stages import stages_for_row
+
+    return stages_for_row(open_index(index_name), created_at, json.loads(params), _question, list(chunk_ids))
 
 
 @st.cache_data(show_spinner="Comparing the runs…", max_entries=16)

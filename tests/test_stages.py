@@ -106,6 +106,17 @@ def test_inspect_shows_each_chunks_stage_and_rank_before_and_after_reranking(sta
         assert any(before != after for _, _, _, before, after in reranked)  # the reranker did reorder
     assert labels_seen == {"BM25", "vector", "both"}  # every label was checked at least once
 
+    # Stages are cached per (index build, config, question): going back to a question recomputes nothing
+    import eval.stages
+
+    recomputed = []
+    original = eval.stages.fast_retrieve_mixed
+    monkeypatch.setattr(eval.stages, "fast_retrieve_mixed", lambda *a, **k: recomputed.append(a) or original(*a, **k))
+    shown = shown_stages(at)
+    at.selectbox(key="inspect-question").set_value(QUESTIONS[0]).run()
+    at.selectbox(key="inspect-question").set_value(QUESTIONS[-1]).run()
+    assert shown_stages(at) == shown and recomputed == []
+
 
 def test_stages_are_refused_for_another_build_of_the_index(stage_lab, tiny_index_store, tiny_dataset):
     run = stage_lab["run"]
