@@ -25,7 +25,8 @@ st.title("Compare index variants")
 families = family_runs(state.run_store())
 if not families:
     st.info("No family sweeps yet: build index variants with `python -m eval index family ...`, then sweep them "
-            "with `python -m eval run-family --index ...`.")
+            "with `python -m eval run-family --index ...` (prefix either with `jobs start` to run it in the "
+            "background, shown in the sidebar).")
 else:
     family = st.selectbox("Family sweep", list(families), key="family-id",
                           format_func=lambda f: f"{f} · {len(families[f])} indexes")

@@ -73,7 +73,11 @@ def job_card(store: JobStore, job: Job, place: str) -> None:
     if job.status in RESUMABLE:
         st.button("Resume", key=f"job-resume-{place}-{job.job_id}", help="continue from the finished blocks",
                   on_click=_act, args=(store.resume, job.job_id))
-    if job.status == "done" and job.run_id and st.button("Open in Compare", key=f"job-open-{place}-{job.job_id}"):
+    if job.status == "done" and job.run_id and job.kind == "family":
+        if st.button("Open in Index variants", key=f"job-open-{place}-{job.job_id}"):
+            st.session_state["family-id"] = state.run_store().manifest(job.run_id)["family"]["id"]
+            st.switch_page("dashboard/families.py")
+    elif job.status == "done" and job.run_id and st.button("Open in Compare", key=f"job-open-{place}-{job.job_id}"):
         st.session_state["compare-run"] = job.run_id
         st.switch_page("dashboard/compare.py")
 

@@ -581,7 +581,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub = jobs_commands.add_parser(name)
         sub.add_argument("job_id")
         sub.set_defaults(handler=handler)
-    start = jobs_commands.add_parser("start", help="run `index build ...` or `run ...` as a background job")
+    start = jobs_commands.add_parser("start", help="run `index build|family ...`, `run ...`, `run-family ...`, "
+                                     "`questions generate ...` or `judge ...` as a background job")
     start.add_argument("job_command", nargs=argparse.REMAINDER, help="the command, e.g. run --index NAME ...")
     start.set_defaults(handler=cmd_jobs_start)
     return parser

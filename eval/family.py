@@ -114,14 +114,14 @@ def run_family_sweep(store: RunStore, indexes: list[Index], configs: list[Retrie
                      options: SweepOptions | None = None, resume: str | None = None) -> list[str]:
     """One run per index (same configs, same questions), all tagged with one family id; returns the run ids.
 
-    `resume` is a family id: its complete runs are kept, its unfinished one resumes where it stopped and the
+    `resume` is a family id (or the id of one of its runs): its complete runs are kept, its unfinished one resumes where it stopped and the
     indexes it had not reached yet are swept (the same indexes, in the same order, must be given).
     `options.on_start` is told each run's id as it starts. Progress: one ('questions', done, total) count
     over all indexes; the other stages pass through."""
     check_same_corpus(indexes)
     options = options or SweepOptions()
-    family_id = resume or uuid.uuid4().hex[:12]
     earlier = _family_members(store, resume, indexes) if resume else {}
+    family_id = next(iter(earlier.values()))["family"]["id"] if earlier else uuid.uuid4().hex[:12]
     run_ids = []
     for number, index in enumerate(indexes):
         previous = earlier.get(number)
@@ -137,11 +137,14 @@ def run_family_sweep(store: RunStore, indexes: list[Index], configs: list[Retrie
     return run_ids
 
 
-def _family_members(store: RunStore, family_id: str, indexes: list[Index]) -> dict[int, dict[str, Any]]:
-    """The stored runs of family `family_id` by position, checked against the indexes given to resume it."""
-    members = {m["family"]["position"]: m for m in store.list() if (m.get("family") or {}).get("id") == family_id}
+def _family_members(store: RunStore, resume: str, indexes: list[Index]) -> dict[int, dict[str, Any]]:
+    """The stored runs of the family `resume` names (its id or one of its runs') by position, checked against
+    the indexes given to resume it."""
+    manifests = store.list()
+    family_id = next((m["family"]["id"] for m in manifests if m.get("family") and m["run_id"] == resume), resume)
+    members = {m["family"]["position"]: m for m in manifests if (m.get("family") or {}).get("id") == family_id}
     if not members:
-        raise LabError(f"no family sweep '{family_id}' in {store.root}: nothing to resume")
+        raise LabError(f"no family sweep '{resume}' in {store.root}: nothing to resume")
     for number, member in sorted(members.items()):
         expected, size = member["family"]["variant"], member["family"]["size"]
         given = indexes[number].manifest.name if number < len(indexes) else None

@@ -9,13 +9,13 @@ from typing import Any
 
 
 def cmd_index_family(args: argparse.Namespace) -> None:
-    from eval.cli import ProgressBar, store_from
+    from eval.cli import store_from
     from eval.datasets import load_dataset
     from eval.family import build_family, family_grid
 
     variants = family_grid(args.chunk_size, args.chunk_overlap, args.splitter, args.embedding)
     dataset = load_dataset(args.corpus, args.format, args.language)
-    bar = ProgressBar(f"building {len(variants)} variants of {args.name}")
+    bar = args.progress_bar(f"building {len(variants)} variants of {args.name}")
     try:
         manifests = build_family(store_from(args), dataset, args.name, variants, args.replace, bar)
     finally:
@@ -27,7 +27,7 @@ def cmd_index_family(args: argparse.Namespace) -> None:
 
 
 def cmd_run_family(args: argparse.Namespace) -> None:
-    from eval.cli import ProgressBar, run_store_from, store_from
+    from eval.cli import run_store_from, store_from
     from eval.config import DEFAULT_SWEEP, load_sweep, parse_sweep
     from eval.datasets import load_question_set
     from eval.family import describe_best, family_leaderboard, family_rows, run_family_sweep
@@ -39,14 +39,16 @@ def cmd_run_family(args: argparse.Namespace) -> None:
     indexes = [store.open(name) for name in args.index]
     questions = load_question_set(args.questions)[:args.limit or None]
     labels = load_labels(args.questions)
-    bar = ProgressBar("family sweep")
+    bar = args.progress_bar("family sweep")
 
     def announce(run_id: str) -> None:
         manifest = run_store_from(args).manifest(run_id)
         print(f"family sweep {manifest['family']['id']}: run {run_id} on index '{manifest['family']['variant']}' "
               f"(if it stops, add --resume {manifest['family']['id']} to the same command)", file=sys.stderr)
+        if bar.on_start is not None:  # a job records the run it reached
+            bar.on_start(run_id)
 
-    options = SweepOptions(latency_sample=args.latency_sample, progress=bar, on_start=announce,
+    options = SweepOptions(latency_sample=args.latency_sample, progress=bar, on_start=announce, cancel=bar.cancel,
                            block_size=int(os.environ.get("RETRIEVER_LAB_BLOCK_SIZE", 50)))
     try:
         run_ids = run_family_sweep(run_store_from(args), indexes, configs, questions, str(args.questions), options,
@@ -97,5 +99,6 @@ def add_family_commands(commands: Any, index_commands: Any) -> None:
     run.add_argument("--labels-source", default="gold", help="gold, generated, llm:..., human:...")
     run.add_argument("--metric", default="passage_ndcg", help="the metric that ranks (index, config) pairs")
     run.add_argument("--top", type=int, default=10, help="rows of the leaderboard printed")
-    run.add_argument("--resume", metavar="FAMILY_ID", help="continue an interrupted family sweep (same arguments)")
+    run.add_argument("--resume", metavar="ID", help="continue an interrupted family sweep (same arguments): its "
+                     "family id, or the id of one of its runs")
     run.set_defaults(handler=cmd_run_family)

@@ -44,6 +44,7 @@ from eval.errors import LabError
 JOB_ID_PATTERN = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{6}$")
 ACTIVE = ("queued", "running")
 RESUMABLE = ("failed", "cancelled", "interrupted")
+RESUMING_KINDS = ("sweep", "family")  # jobs that write runs: they stop at safe points and resume their run
 MAX_JOBS_ENV = "RETRIEVER_LAB_MAX_JOBS"
 WRITE_EVERY = 0.5  # seconds between progress writes of a job
 ANSWER_EVERY = 0.25  # seconds between writes of the streamed answer
@@ -67,7 +68,7 @@ class Job:
     """One job as stored in its `job.json`."""
 
     job_id: str
-    kind: str  # "index" (index build), "sweep" (run), "questions" (questions generate) or "judge"
+    kind: str  # "index" (index build or family), "sweep" (run), "family" (run-family), "questions" or "judge"
     title: str
     argv: list[str]  # the CLI command, without the global options
     status: str
@@ -79,7 +80,7 @@ class Job:
     pid_started: str | None = None  # the process's start time, so a reused pid is not taken for the job
     attempts: int = 0
     error: str | None = None
-    run_id: str | None = None  # the run a sweep job writes (known once the run exists)
+    run_id: str | None = None  # the run a sweep job writes (known once the run exists; a family's latest)
     index: str | None = None  # the index an index job builds, or a sweep job searches
 
     @classmethod
@@ -88,8 +89,9 @@ class Job:
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def command(self) -> list[str]:
-        """The CLI command of the next attempt: a sweep whose run exists resumes it."""
-        if self.kind == "sweep" and self.run_id and "--resume" not in self.argv:
+        """The CLI command of the next attempt: a sweep whose run exists resumes it (a family sweep resumes its
+        family from the run it had reached)."""
+        if self.kind in RESUMING_KINDS and self.run_id and "--resume" not in self.argv:
             return [*self.argv, "--resume", self.run_id]
         return list(self.argv)
 
@@ -109,13 +111,18 @@ def describe_command(argv: list[str], home: Path) -> tuple[str, str, str]:
         raise LabError("a job runs in its job store's data folder: leave --home out of its command")
     if args.command == "index" and args.index_command == "build":
         return "index", f"index build '{args.name}'", args.name
+    if args.command == "index" and args.index_command == "family":
+        return "index", f"index family '{args.name}'", args.name
     if args.command == "run":
         return "sweep", f"sweep on '{args.index}'", args.index
+    if args.command == "run-family":
+        return "family", f"family sweep on {len(args.index)} indexes", args.index[0]
     if args.command == "questions" and args.questions_command == "generate":
         return "questions", f"questions from '{args.index}'", args.index
     if args.command == "judge":
         return "judge", f"judge run {args.run_id}", ""
-    raise LabError("only `index build ...`, `run ...`, `questions generate ...` and `judge ...` run as jobs")
+    raise LabError("only `index build ...`, `index family ...`, `run ...`, `run-family ...`, `questions generate ...` "
+                   "and `judge ...` run as jobs")
 
 
 def process_start(pid: int) -> str | None:
@@ -363,7 +370,7 @@ class JobProgress:
 
     def __init__(self, store: JobStore, job: Job, cancel: threading.Event, description: str) -> None:
         self.store, self.folder, self.cancel, self.description = store, store.root / job.job_id, cancel, description
-        self.raise_on_cancel = job.kind != "sweep"  # a sweep stops at its own safe points (SweepOptions.cancel)
+        self.raise_on_cancel = job.kind not in RESUMING_KINDS  # a sweep stops at its own safe points
         self.on_start = partial(store._record_run, job.job_id)
         self.stage: str | None = None
         self.stage_started = self.last_write = self.last_answer = 0.0

@@ -146,7 +146,7 @@ def test_a_cancelled_family_sweep_resumes_to_the_uninterrupted_rows(family, span
     resumed_starts = []
     resumed = run_family_sweep(runs_store, indexes, CONFIGS, questions, "tiny",
                                SweepOptions(latency_sample=0, block_size=2, on_start=resumed_starts.append),
-                               resume=family_id)
+                               resume=started[1])  # a job resumes by the run it reached: that finds the family
     assert resumed[:2] == started and resumed_starts == resumed[1:]  # the complete run is kept as it is
     straight = run_family_sweep(runs_store, indexes, CONFIGS, questions, "tiny",
                                 SweepOptions(latency_sample=0, block_size=2))

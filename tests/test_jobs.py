@@ -131,6 +131,34 @@ def test_the_queue_runs_one_job_at_a_time_and_cancels(lab, tmp_path):
     assert store.get(second.job_id).attempts == 0  # never started
 
 
+@pytest.mark.slow
+def test_an_index_family_and_its_sweep_run_as_jobs(lab, tmp_path):
+    """`index family` and `run-family` as background jobs, as the CLI's `jobs start` queues them: one after the
+    other, the sweep job records its runs, and a stopped one resumes its family from the run it reached."""
+    store = JobStore(tmp_path, max_running=1)
+    build = store.submit(["index", "family", "--corpus", str(lab["data"]), "--name", "fam", "--chunk-size", "80",
+                          "160", "--chunk-overlap", "0", "--embedding", "minilm"])
+    names = [f"fam--minilm-recursive-{size}-0" for size in (80, 160)]
+    sweep = store.submit(["run-family", "--index", *names, "--questions", str(lab["data"]), "--sweep",
+                          str(lab["sweep"])])
+    assert (build.kind, build.title, sweep.kind, sweep.title) == (
+        "index", "index family 'fam'", "family", "family sweep on 2 indexes")
+    assert store.get(sweep.job_id).status == "queued"  # one slot: it waits for the build
+    assert store.wait(build.job_id, timeout=300).status == "done", store.log_tail(build.job_id)
+    assert [m.name for m in IndexStore(tmp_path / "indexes").list()] == sorted(names)
+    done = store.wait(sweep.job_id, timeout=300)
+    assert done.status == "done", store.log_tail(sweep.job_id)
+    runs = RunStore(tmp_path / "runs")
+    last = runs.manifest(done.run_id)
+    assert last["status"] == "complete" and last["family"]["variant"] == names[-1]  # the run it reached
+    progress = store.progress(sweep.job_id)
+    assert progress["stage"] == "summary" or progress["done"] == progress["total"]
+    # a stopped family job resumes its family: the command names the run it reached, which finds the family
+    stopped = Job("20261127-000002-dddddd", "family", "t", sweep.argv, "interrupted", now_text(), now_text(),
+                  run_id=done.run_id)
+    assert stopped.command()[-2:] == ["--resume", done.run_id]
+
+
 def test_a_lost_process_makes_a_running_job_interrupted(tmp_path):
     """A job recorded as running whose process is gone, or whose pid now belongs to another process."""
     store = JobStore(tmp_path)
@@ -226,4 +254,4 @@ def test_jobs_cli(lab, tmp_path):
     assert refused.returncode == 2 and refused.stderr.strip() == (
         f"error: job {job_id} is failed: only queued or running jobs can be cancelled")
     bad = cli("start", "runs", "list")
-    assert bad.returncode == 2 and "`run ...`, `questions generate ...` and `judge ...` run as jobs" in bad.stderr
+    assert bad.returncode == 2 and "`run-family ...`, `questions generate ...` and `judge ...` run as jobs" in bad.stderr
