@@ -114,8 +114,9 @@ def run_family_sweep(store: RunStore, indexes: list[Index], configs: list[Retrie
                      options: SweepOptions | None = None, resume: str | None = None) -> list[str]:
     """One run per index (same configs, same questions), all tagged with one family id; returns the run ids.
 
-    `resume` is a family id (or the id of one of its runs): its complete runs are kept, its unfinished one resumes where it stopped and the
-    indexes it had not reached yet are swept (the same indexes, in the same order, must be given).
+    `resume` is a family id (or the id of one of its runs): its complete runs are kept, its unfinished one
+    resumes where it stopped and the indexes it had not reached yet are swept (the same indexes, in the same
+    order, must be given).
     `options.on_start` is told each run's id as it starts. Progress: one ('questions', done, total) count
     over all indexes; the other stages pass through."""
     check_same_corpus(indexes)

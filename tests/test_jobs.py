@@ -254,4 +254,5 @@ def test_jobs_cli(lab, tmp_path):
     assert refused.returncode == 2 and refused.stderr.strip() == (
         f"error: job {job_id} is failed: only queued or running jobs can be cancelled")
     bad = cli("start", "runs", "list")
-    assert bad.returncode == 2 and "`run-family ...`, `questions generate ...` and `judge ...` run as jobs" in bad.stderr
+    assert bad.returncode == 2
+    assert "`run-family ...`, `questions generate ...` and `judge ...` run as jobs" in bad.stderr
