@@ -93,7 +93,8 @@ def test_endpoint_reranker_gives_the_local_scores_and_the_fast_path_equals_langc
         assert isinstance(endpoint.model, EndpointYesScorer)
         fast = fast_retrieve_mixed(index, [config], [question],
                                    index.embeddings.embed_queries([question.question]))[question.id, config.config_id]
-        assert len(server.requests) == 4 + 1 and server.most_at_once == 4  # one request per pair, all at once
+        # One request per pair, sent at once (the three that did not get the 503 overlap at least), one retry.
+        assert len(server.requests) == 4 + 1 and server.most_at_once >= 3
         bodies = [r["body"] for r in server.requests]
         assert {(b["max_tokens"], b["temperature"], b["logprobs"], b["top_logprobs"]) for b in bodies} == {(1, 0.0, True, 20)}
         assert {m["role"] + ": " + m["content"] for b in bodies for m in b["messages"]} == {
