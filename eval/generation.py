@@ -10,11 +10,13 @@ prompt from `eval.prompts`); the backend applies the model's chat template.
   web_demo.py calls it.
 - `OpenAIGenerator`: an OpenAI-compatible streaming endpoint (ChatGLM's openai_api.py, vLLM, Xinference).
 
-`load_generator(spec)` builds one from a spec string; `complete_many` runs many prompts in parallel.
+`load_generator(spec)` builds one from a spec string; `complete_many` runs many prompts in parallel
+(`in_parallel`, which the LLM reranker's endpoint client shares).
 """
 from __future__ import annotations
 
 import collections.abc
+import contextlib
 import importlib.util
 import inspect
 import math
@@ -25,7 +27,7 @@ from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 import openai
 import torch
@@ -127,9 +129,18 @@ def complete_many(generator: Generator, prompts: Iterable[str], settings: Genera
 
     Results come in the order of `prompts`, each as soon as it and those before it are done.
     """
-    workers = max_concurrency or generator.max_concurrency
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="generation") as pool:
-        yield from pool.map(lambda prompt: generator.complete(prompt, settings), prompts)
+    yield from in_parallel(lambda prompt: generator.complete(prompt, settings), prompts,
+                           max_concurrency or generator.max_concurrency)
+
+
+_Item, _Result = TypeVar("_Item"), TypeVar("_Result")
+
+
+def in_parallel(function: Callable[[_Item], _Result], items: Iterable[_Item], workers: int,
+                name: str = "generation") -> Iterator[_Result]:
+    """`map(function, items)` with up to `workers` calls at once (threads named `name`), results in order."""
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name) as pool:
+        yield from pool.map(function, items)
 
 
 class TransformersGenerator(Generator):
@@ -264,44 +275,80 @@ def _stream_chat_kwargs(settings: GenerationSettings) -> dict[str, Any]:
 
 
 class OpenAIGenerator(Generator):
-    """An OpenAI-compatible chat completions endpoint, streamed. The API key comes from the environment
-    (`OPENAI_API_KEY`, else `RETRIEVER_LAB_API_KEY`) and stays inside the client."""
+    """An OpenAI-compatible chat completions endpoint, streamed (and asked for next-token logprobs by the LLM
+    reranker). The API key comes from the environment (`OPENAI_API_KEY`, else `RETRIEVER_LAB_API_KEY`) and
+    stays inside the client."""
 
     def __init__(self, model: str, base_url: str, max_concurrency: int = 4, timeout_s: float = 60.0) -> None:
         self.model, self.base_url, self.max_concurrency = model, base_url, max_concurrency
         self.name = f"openai:{model}@{base_url}"
-        # Connecting must fail fast; reading waits for the server to think. No retries: errors reach the user.
+        # Connecting must fail fast; reading waits for the server to think. Answers are not retried (errors
+        # reach the user, timings stay the user's); `next_token_logprobs` retries per request.
         self._client = openai.OpenAI(base_url=base_url, api_key=api_key(), max_retries=0,
                                      timeout=openai.Timeout(timeout_s, connect=3.0))
 
     def _stream(self, prompt: str, settings: GenerationSettings) -> AnswerStream:
         start, first = time.perf_counter(), None
         answer, chunks, usage = "", 0, None
+        with self._endpoint_errors(), self._client.chat.completions.create(
+                model=self.model, messages=[{"role": "user", "content": prompt}], stream=True,
+                stream_options={"include_usage": True}, max_tokens=settings.max_new_tokens,
+                temperature=settings.temperature, top_p=settings.top_p, seed=settings.seed) as response:
+            for chunk in response:
+                usage = chunk.usage or usage
+                delta = chunk.choices[0].delta.content if chunk.choices else None
+                if delta:
+                    first = first or time.perf_counter()
+                    answer, chunks = answer + delta, chunks + 1
+                    yield answer
+        # Servers that ignore include_usage send no counts: then one chunk is taken for one token.
+        prompt_tokens = usage.prompt_tokens if usage else 0
+        return _stats(prompt_tokens, usage.completion_tokens if usage else chunks, start, first)
+
+    def next_token_logprobs(self, prompt: str, top_logprobs: int, retries: int = 3) -> list[tuple[str, float]]:
+        """The `top_logprobs` most likely first tokens of the answer to `prompt` (one user turn, so the server
+        applies the model's own chat template), as (token text, log-probability), most likely first.
+
+        One chat completion of one token at temperature 0 with `logprobs: true, top_logprobs: K`: the OpenAI
+        API, vLLM (its default `logprobs_mode` is the raw distribution) and llama.cpp's llama-server (its
+        default `post_sampling_probs: false` is too) answer it with log-probabilities over the whole
+        vocabulary. A connection error, 408, 409, 429 or 5xx is retried `retries` times with backoff (the
+        openai client's own); an endpoint that returns no top logprobs is a LabError saying so.
+        """
+        with self._endpoint_errors(refusing_logprobs=True):
+            response = self._client.with_options(max_retries=retries).chat.completions.create(
+                model=self.model, messages=[{"role": "user", "content": prompt}], max_tokens=1, temperature=0.0,
+                logprobs=True, top_logprobs=top_logprobs)
+        choice = response.choices[0] if response.choices else None
+        content = choice.logprobs.content if choice is not None and choice.logprobs is not None else None
+        if not content or not content[0].top_logprobs:
+            raise LabError(self._no_logprobs("its answer has no top_logprobs"))
+        return [(entry.token, entry.logprob) for entry in content[0].top_logprobs]
+
+    def _no_logprobs(self, detail: str) -> str:
+        return (f"the endpoint {self.base_url} (model {self.model!r}) does not return logprobs ({detail}), which "
+                "the LLM reranker needs: serve the model with vLLM or llama.cpp's llama-server, or rerank with a "
+                "local model (llm:bundled:smollm2, llm:<model folder or .gguf>)")
+
+    @contextlib.contextmanager
+    def _endpoint_errors(self, refusing_logprobs: bool = False) -> Iterator[None]:
+        """The openai client's errors as one-line LabErrors (with `refusing_logprobs`, a 400 or 422 that
+        names logprobs says the endpoint does not return them)."""
         try:
-            with self._client.chat.completions.create(
-                    model=self.model, messages=[{"role": "user", "content": prompt}], stream=True,
-                    stream_options={"include_usage": True}, max_tokens=settings.max_new_tokens,
-                    temperature=settings.temperature, top_p=settings.top_p, seed=settings.seed) as response:
-                for chunk in response:
-                    usage = chunk.usage or usage
-                    delta = chunk.choices[0].delta.content if chunk.choices else None
-                    if delta:
-                        first = first or time.perf_counter()
-                        answer, chunks = answer + delta, chunks + 1
-                        yield answer
+            yield
         except openai.APIConnectionError as error:  # includes timeouts
             raise LabError(f"cannot reach the OpenAI-compatible endpoint {self.base_url} ({error}): "
                            "start the server or fix the URL in the model spec") from error
         except openai.APIStatusError as error:
+            said = error.body.get("message", error.message) if isinstance(error.body, dict) else error.message
+            if refusing_logprobs and error.status_code in (400, 422) and "logprob" in str(said).lower():
+                raise LabError(self._no_logprobs(f"HTTP {error.status_code}: {said}")) from error
             raise LabError(f"endpoint {self.base_url} answered HTTP {error.status_code} for model {self.model!r} "
                            f"({error.message}): check the model name and the API key variables "
                            f"{' / '.join(API_KEY_ENVS)}") from error
         except openai.APIError as error:  # an error event inside the stream
             raise LabError(f"endpoint {self.base_url} failed while answering ({error}): "
                            "check the server's log") from error
-        # Servers that ignore include_usage send no counts: then one chunk is taken for one token.
-        prompt_tokens = usage.prompt_tokens if usage else 0
-        return _stats(prompt_tokens, usage.completion_tokens if usage else chunks, start, first)
 
     def close(self) -> None:
         self._client.close()

@@ -124,10 +124,9 @@ class RerankConfig:
     @property
     def config_id(self) -> str:
         """e.g. `rerank-n5-ms-marco-MiniLM-similarity-k50` (top_n, model folder name, base config)."""
-        from eval.llm_rerank import PREFIX, is_llm
+        from eval.llm_rerank import is_llm, label
 
-        name = "llm-" + Path(self.model.removeprefix(PREFIX)).name.replace(":", "-") if is_llm(self.model) \
-            else Path(self.model).name
+        name = label(self.model) if is_llm(self.model) else Path(self.model).name
         return f"rerank-n{self.top_n}-{name}-{self.base.config_id}"
 
     def params(self) -> dict[str, Any]:
@@ -395,9 +394,9 @@ class Reranker:
 
         torch.set_num_threads(default_torch_threads())
         self.folder = folder
-        from eval.llm_rerank import LLMYesScorer, is_llm
+        from eval.llm_rerank import is_llm, load_scorer
 
-        self.model = LLMYesScorer(folder) if is_llm(folder) else \
+        self.model = load_scorer(folder) if is_llm(folder) else \
             HuggingFaceCrossEncoder(model_name=folder, model_kwargs={"device": "cpu"})
         self.cache: dict[tuple[str, str], float] = {}
         self.pairs_scored = 0  # every pair the model has scored through `scores`
