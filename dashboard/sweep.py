@@ -75,8 +75,11 @@ with st.expander("BM25, hybrid and rerank configs"):
         c_text = e3.text_input("RRF constant c values", "60", key="grid-c")
     if use_rerank:
         r1, r2, r3, r4 = st.columns([3, 1, 1, 1])
-        model_text = r1.text_input("Cross-encoder folder", "", key="grid-rerank-model",
-                                   placeholder="/path/to/a/sentence-transformers/CrossEncoder")
+        model_text = r1.text_input("Reranker", "", key="grid-rerank-model",
+                                   placeholder="/path/to/a/sentence-transformers/CrossEncoder",
+                                   help="a sentence-transformers CrossEncoder folder, or an LLM scoring P(yes): "
+                                        "llm:bundled:smollm2, llm:<model folder or .gguf>, llm:openai:MODEL@URL "
+                                        "(an endpoint that returns logprobs)")
         base_kind = r2.selectbox("Rerank base", RERANK_BASES, key="grid-rerank-base")
         candidates_text = r3.text_input("Candidates (base k)", "20", key="grid-rerank-k")
         top_n_text = r4.text_input("top_n values", "3, 5", key="grid-rerank-n")
