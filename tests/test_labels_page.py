@@ -148,6 +148,7 @@ def test_compare_shows_the_leaderboard_under_the_chosen_label_source(page, lab, 
         assert str(cell).startswith(f"{expected.loc[config_id, 'judged_mean']:.3f}")
 
 
+@pytest.mark.slow
 def test_compare_against_another_run_scores_both_under_the_chosen_label_source(page, lab, llm_labels, tiny_dataset):
     """Run b: the same sweep over a coarser index of the same corpus and questions. Under the LLM's labels the
     paired change is that of both runs rescored with those labels, not their gold scores."""

@@ -91,6 +91,7 @@ def test_a_manifest_missing_its_index_is_skipped_by_the_typed_listing(legacy):
     assert len(legacy.list()) == 2 and [m.run_id for m in legacy.manifests()] == [LEGACY_ID]
 
 
+@pytest.mark.slow
 def test_runs_compare_prints_each_configs_paired_change(tiny_dataset, tmp_path, capsys):
     """Two runs of one grid over a fine and a coarse index of one corpus, compared by the CLI as a user would."""
     import re
