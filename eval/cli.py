@@ -52,7 +52,7 @@ def store_from(args: argparse.Namespace):
 
     if (args.chroma_host is None) != (args.chroma_port is None):
         raise LabError("give both --chroma-host and --chroma-port to use a Chroma server")
-    return IndexStore(args.indexes or args.home / "indexes", args.chroma_host, args.chroma_port)
+    return IndexStore(args.indexes or args.home / "indexes", args.chroma_host, args.chroma_port, home=args.home)
 
 
 def cmd_index_build(args: argparse.Namespace) -> None:
