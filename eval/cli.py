@@ -423,7 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--format", default="auto", choices=["auto", "native", "squad", "beir", "docs"])
     build.add_argument("--language", help="pick corpus_LANG.jsonl in a folder with several")
     build.add_argument("--embedding", default="e5-small",
-                       help="minilm, e5-small, onnx:minilm, onnx-int8:minilm, openai:MODEL@URL, "
+                       help="minilm, e5-small, onnx:minilm, onnx-int8:minilm, onnx:e5-small, onnx-int8:e5-small, "
+                       "openai:MODEL@URL, "
                        "or a sentence-transformers path")
     build.add_argument("--chunk-size", type=int, default=500)
     build.add_argument("--chunk-overlap", type=int, default=50)
