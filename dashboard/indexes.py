@@ -21,9 +21,10 @@ name = col1.text_input("Index name", value="sample", key="index-name")
 chunk_size = col2.number_input("Chunk size (characters)", min_value=20, max_value=10000, value=400, step=50,
                                key="chunk-size")
 overlap = col3.number_input("Chunk overlap", min_value=0, max_value=5000, value=40, step=10, key="chunk-overlap")
-model = col4.selectbox("Embedding model", ["minilm", "e5-small", "onnx:minilm", "onnx-int8:minilm"],
+model = col4.selectbox("Embedding model", ["minilm", "e5-small", "onnx:minilm", "onnx-int8:minilm", "onnx:e5-small",
+                                          "onnx-int8:e5-small"],
                        key="embedding-model", help="minilm: English; e5-small: Chinese, English, mixed; onnx: "
-                       "MiniLM through ONNX Runtime on every core (int8: faster, cosine to fp32 about 0.99)")
+                       "the model through ONNX Runtime on every core (int8: faster, cosine to fp32 about 0.99)")
 replace = st.checkbox("Replace an existing index with the same name", key="index-replace")
 if st.button("Build index", type="primary", key="build"):
     with state.lab_errors("fix the input above (dataset path, name, chunking) and build again"):

@@ -52,7 +52,7 @@ def store_from(args: argparse.Namespace):
 
     if (args.chroma_host is None) != (args.chroma_port is None):
         raise LabError("give both --chroma-host and --chroma-port to use a Chroma server")
-    return IndexStore(args.indexes or args.home / "indexes", args.chroma_host, args.chroma_port)
+    return IndexStore(args.indexes or args.home / "indexes", args.chroma_host, args.chroma_port, home=args.home)
 
 
 def cmd_index_build(args: argparse.Namespace) -> None:
@@ -435,7 +435,8 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--format", default="auto", choices=["auto", "native", "squad", "beir", "docs"])
     build.add_argument("--language", help="pick corpus_LANG.jsonl in a folder with several")
     build.add_argument("--embedding", default="e5-small",
-                       help="minilm, e5-small, onnx:minilm, onnx-int8:minilm, openai:MODEL@URL, "
+                       help="minilm, e5-small, onnx:minilm, onnx-int8:minilm, onnx:e5-small, onnx-int8:e5-small, "
+                       "openai:MODEL@URL, "
                        "or a sentence-transformers path")
     build.add_argument("--chunk-size", type=int, default=500)
     build.add_argument("--chunk-overlap", type=int, default=50)

@@ -172,10 +172,11 @@ def minilm_path() -> str:
 _LOADED: dict[str, BatchedEmbeddings] = {}
 
 
-def get_embeddings(name: str) -> BatchedEmbeddings:
+def get_embeddings(name: str, home: Path | None = None) -> BatchedEmbeddings:
     """Load (once per process) the embedding model by registry name, `openai:MODEL@URL` (an OpenAI-compatible
     embeddings endpoint), `onnx:minilm` / `onnx-int8:minilm` (ONNX Runtime, see eval.onnx_encoders), local
-    path or hub id."""
+    path or hub id. `home` is the lab's data folder (default `eval.settings.lab_home()`): ONNX exports are
+    cached in its `onnx-models`."""
     if name not in _LOADED:
         if name.startswith("openai:"):
             from eval.encoders import OpenAIEmbeddings
@@ -183,8 +184,9 @@ def get_embeddings(name: str) -> BatchedEmbeddings:
             _LOADED[name] = OpenAIEmbeddings.from_spec(name)
         elif name.startswith(("onnx:", "onnx-int8:")):
             from eval.onnx_encoders import OnnxEmbeddings
+            from eval.settings import lab_home
 
-            _LOADED[name] = OnnxEmbeddings(name)
+            _LOADED[name] = OnnxEmbeddings(name, root=lab_home(home) / "onnx-models")
         elif name == "minilm":
             _LOADED[name] = SentenceTransformerEmbeddings(minilm_path(), name="minilm")
         elif name == "e5-small":

@@ -243,9 +243,11 @@ class IndexStore:
     """Indexes in a local folder (PersistentClient per index) or on a Chroma server (HttpClient)."""
 
     def __init__(self, root: str | Path, host: str | None = None, port: int | None = None,
-                 embedding_cache: EmbeddingCache | None = None) -> None:
-        """`embedding_cache` None: the default one (see `eval.embedding_cache.default_cache`)."""
+                 embedding_cache: EmbeddingCache | None = None, home: str | Path | None = None) -> None:
+        """`embedding_cache` None: the default one (see `eval.embedding_cache.default_cache`); `home` the lab's
+        data folder, where encoders cache their exports (default: the folder holding `root`)."""
         self.root = Path(root).absolute()
+        self.home = Path(home).absolute() if home else self.root.parent
         self.host, self.port = host, port
         self.embedding_cache = embedding_cache or default_cache(self.root)
         self._server = None
@@ -302,7 +304,7 @@ class IndexStore:
 
     def open(self, name: str) -> Index:
         manifest = self.manifest(name)
-        embeddings = get_embeddings(manifest.embedding_model)
+        embeddings = get_embeddings(manifest.embedding_model, self.home)
         if self.remote:
             return Index(manifest, self._server_client(), manifest.slug, embeddings)
         return Index(manifest, self._client_for(self.root / manifest.slug), COLLECTION, embeddings,
@@ -332,7 +334,7 @@ class IndexStore:
                                "model): choose another name, or replace it (--replace)")
         started = time.perf_counter()
         chunks = chunk_corpus(dataset.corpus, chunking)
-        embeddings = get_embeddings(embedding_model)
+        embeddings = get_embeddings(embedding_model, self.home)
         manifest = IndexManifest(
             name=name.strip(), slug=slug, dataset=dataset.name, corpus_fingerprint=dataset.corpus_fingerprint(),
             input_key=input_key, documents=len(dataset.corpus), chunks=len(chunks),
