@@ -180,6 +180,24 @@ def score_row(question: Question, config: RetrieverConfig, retrieved: Retrieved)
     }
 
 
+def score_rows(questions: list[Question], configs: list[RetrieverConfig],
+               retrieved: dict[tuple[str, str], Retrieved]) -> list[dict[str, Any]]:
+    """`score_row` for every (question, config). Configs that retrieved the same chunks (ids and texts) for a
+    question share one scoring: every metric depends only on the question and those chunks, and about a
+    third of a typical grid's rows repeat another config's list. Only the config id and the retriever's
+    scores are the row's own."""
+    scored: dict[tuple, dict[str, Any]] = {}
+    rows = []
+    for question in questions:
+        for config in configs:
+            result = retrieved[question.id, config.config_id]
+            key = (question.id, tuple(result.chunk_ids), tuple(result.texts))
+            if key not in scored:
+                scored[key] = score_row(question, config, result)
+            rows.append({**scored[key], "config_id": config.config_id, "scores": [float(s) for s in result.scores]})
+    return rows
+
+
 def _answer_rows(rows: list[dict[str, Any]], questions: dict[str, Question], texts: dict[tuple[str, str], list[str]],
                  options: SweepOptions, rows_before: int, rows_total: int) -> None:
     """Add generated answers; identical prompts (same chunks, same order) are generated once when
@@ -437,7 +455,7 @@ def _retrieve_block(index: Index, configs: list[RetrieverConfig], block: list[Qu
         retrieved = fast_retrieve_mixed(index, local, block, vectors)
     called = services.retrieve(block) if services is not None else {}
     retrieved.update(called)
-    rows = [score_row(q, c, retrieved[q.id, c.config_id]) for q in block for c in configs]
+    rows = score_rows(block, configs, retrieved)
     if called:
         annotate_rows(rows, called)
         write_block_chunks(folder, number, called)

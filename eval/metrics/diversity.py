@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 
@@ -27,6 +28,12 @@ def context_chars(texts: Sequence[str]) -> float:
     return float(sum(len(text) for text in texts))
 
 
+@lru_cache(maxsize=128)
+def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The indexes of the upper triangle of an n x n matrix (every pair once), made once per n."""
+    return np.triu_indices(n, 1)
+
+
 def diversity_metrics(embeddings: np.ndarray, doc_ids: Sequence[str],
                       near_duplicate_threshold: float = 0.95) -> dict[str, float]:
     """Diversity of one retrieved list of n chunks (embeddings n x d, L2-normalized).
@@ -42,7 +49,7 @@ def diversity_metrics(embeddings: np.ndarray, doc_ids: Sequence[str],
         vectors = np.asarray(embeddings, dtype=float)
         if vectors.shape[0] != n:
             raise ValueError(f"{vectors.shape[0]} embeddings for {n} doc ids")
-        cos = np.clip(vectors @ vectors.T, -1.0, 1.0)[np.triu_indices(n, 1)]
+        cos = np.clip((vectors @ vectors.T)[_pairs(n)], -1.0, 1.0)
         out["ild"] = float(np.mean(1.0 - cos))
         out["near_duplicate_rate"] = float(np.mean(cos >= near_duplicate_threshold))
     return out

@@ -61,7 +61,15 @@ def _recall(rel: np.ndarray, gains: np.ndarray, ideal: np.ndarray, k: int | None
 
 
 def _dcg(gains: np.ndarray) -> float:
-    return np.sum(gains / np.log2(np.arange(2, gains.size + 2)))
+    return np.sum(gains / _log2_ranks(gains.size))
+
+
+@lru_cache(maxsize=256)
+def _log2_ranks(n: int) -> np.ndarray:
+    """log2(rank + 1) for ranks 1..n, the DCG discounts, made once per n (read-only: it is shared)."""
+    ranks = np.log2(np.arange(2, n + 2))
+    ranks.setflags(write=False)
+    return ranks
 
 
 def _ndcg(rel: np.ndarray, gains: np.ndarray, ideal: np.ndarray, k: int | None) -> float:
