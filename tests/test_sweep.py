@@ -71,12 +71,13 @@ def big_grid(score_threshold: float) -> list[RetrieverConfig]:
 
 
 def real_index(tmp_path_factory, folder: str, passages: int, embedding: str, chunk_size: int, questions: int):
-    """An index of the first passages of a real dataset, and questions about them."""
+    """An index of the first passages of a real dataset, and questions about them (a real Chroma build; its chunk
+    vectors come from the session's embedding cache)."""
     dataset = load_dataset(shared_dataset(folder))
     corpus = dataset.corpus[:passages]
     ids = {d.id for d in corpus}
     asked = [q for q in dataset.questions if q.relevant_ids and set(q.relevant_ids) <= ids][:questions]
-    store = IndexStore(tmp_path_factory.mktemp(folder))
+    store = IndexStore(tmp_path_factory.mktemp(folder), embedding_cache=EmbeddingCache(SESSION_EMBEDDING_CACHE))
     store.build(Dataset(folder, corpus, asked), folder, embedding_model=embedding,
                 chunking=ChunkingParams(chunk_size, 0))
     return store.open(folder), asked
