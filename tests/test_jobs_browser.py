@@ -18,7 +18,10 @@ from eval.runs import RunStore
 
 pytestmark = [pytest.mark.browser, pytest.mark.server, pytest.mark.slow]
 SERVER_FLAGS = ("--server.headless", "true", "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false")
-ANSWER_DELAY_S = 1.5  # the slow stub's delay per answer: a job (5 questions x 2 configs) outlasts the clicks
+# The slow stub's delay per answer: a job (5 questions x 2 configs) outlasts the clicks, on a busy machine too.
+# A test sets the delay to 0 once the job has been interrupted (cancelled, killed, its server restarted): what is
+# left of the job has nothing to outlast.
+ANSWER_DELAY_S = 3.0
 
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
@@ -124,6 +127,7 @@ def test_a_sweep_job_survives_navigation_reload_a_second_tab_and_a_server_restar
         before_restart = store.progress(job.job_id)
         assert before_restart["stage"] == "answers" and before_restart["done"] < before_restart["total"]
         with streamlit_server(home, *SERVER_FLAGS) as (url, _):
+            llm.delay_s = 0  # the job has outlasted the restart: the rest of it need not be slow
             browser.get(f"{url}/reports")
             WebDriverWait(browser, 300).until(lambda d: "Open in Compare" in d.find_element(
                 By.CSS_SELECTOR, "[data-testid='stSidebar']").text)
@@ -143,6 +147,7 @@ def test_a_sweep_job_cancelled_from_another_page_resumes_from_the_sidebar_to_the
     """Start a sweep on the sweep page, go to Compare and cancel it from the sidebar there: the job and its run
     end cancelled part-way; the sidebar's Resume finishes the run into the rows of an uninterrupted run."""
     url, llm = lab_app
+    llm.delay_s = ANSWER_DELAY_S
     store, runs = JobStore(lab["home"]), RunStore(lab["home"] / "runs")
     job = start_sweep_job(browser, url, store, lab["data"], llm.base_url)
     browser.get(f"{url}/compare")
@@ -156,6 +161,7 @@ def test_a_sweep_job_cancelled_from_another_page_resumes_from_the_sidebar_to_the
     assert runs.manifest(cancelled.run_id)["status"] == "cancelled"
     assert parts_of(lab, cancelled.run_id) < 5, at_cancel  # stopped part-way: 5 one-question blocks
 
+    llm.delay_s = 0  # the resumed job need not outlast any click
     click_sidebar_button(browser, "resume", job.job_id)
     wait_sidebar(browser, f"{job.job_id} · done", timeout=300)
     finished = store.get(job.job_id)
@@ -169,6 +175,7 @@ def test_a_sweep_job_killed_mid_sweep_shows_interrupted_and_resumes_from_the_bro
     """SIGKILL a sweep job's process (its pid from the job store) after its first block: the sidebar shows it
     interrupted; its Resume continues from the finished blocks to the rows of an uninterrupted run."""
     url, llm = lab_app
+    llm.delay_s = ANSWER_DELAY_S
     store, runs = JobStore(lab["home"]), RunStore(lab["home"] / "runs")
     job = start_sweep_job(browser, url, store, lab["data"], llm.base_url)
     wait_for(lambda: store.get(job.job_id).run_id and parts_of(lab, store.get(job.job_id).run_id) >= 1,
@@ -182,6 +189,7 @@ def test_a_sweep_job_killed_mid_sweep_shows_interrupted_and_resumes_from_the_bro
     assert runs.manifest(running.run_id)["status"] == "interrupted"
     assert 1 <= parts_of(lab, running.run_id) < 5
 
+    llm.delay_s = 0  # the resumed job need not outlast any click
     click_sidebar_button(browser, "resume", job.job_id)
     wait_sidebar(browser, f"{job.job_id} · done", timeout=300)
     finished = store.get(job.job_id)

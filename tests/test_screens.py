@@ -4,10 +4,11 @@ edge is off screen or whose columns scroll sideways, or show a Streamlit excepti
 import time
 
 import pytest
-from conftest import ROOT, streamlit_server
+from conftest import ROOT, SESSION_EMBEDDING_CACHE, streamlit_server
 from test_e2e import browser, wait_text  # noqa: F401  (`browser` is a fixture: reused, not copied)
 
 from eval.config import parse_sweep
+from eval.embedding_cache import EmbeddingCache
 from eval.index import ChunkingParams, IndexStore
 from eval.runs import RunStore
 from eval.sweep import SweepOptions, run_sweep
@@ -50,10 +51,11 @@ FULL_HEIGHT_JS = """return document.querySelector('[data-testid="stMain"]').scro
 
 @pytest.fixture(scope="module")
 def screens_url(tmp_path_factory, sample_dataset):
-    """`streamlit run` on a lab home with the sample index (MiniLM: cheap) and a finished run over it."""
+    """`streamlit run` on a lab home with the sample index (e5-small, vectors from the session's cache: no torch
+    in the server) and a finished run over it."""
     home = tmp_path_factory.mktemp("screens-home")
-    store = IndexStore(home / "indexes")
-    store.build(sample_dataset, "sample", embedding_model="minilm", chunking=ChunkingParams(400, 40))
+    store = IndexStore(home / "indexes", embedding_cache=EmbeddingCache(SESSION_EMBEDDING_CACHE))
+    store.build(sample_dataset, "sample", embedding_model="e5-small", chunking=ChunkingParams(400, 40))
     run_sweep(RunStore(home / "runs"), store.open("sample"),
               parse_sweep({"configs": [{"search_type": "similarity", "k": [2, 4]},
                                        {"search_type": "mmr", "k": 4, "fetch_k": 10, "lambda_mult": 0.5}]}),
