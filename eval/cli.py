@@ -121,6 +121,8 @@ def cmd_run(args: argparse.Namespace) -> None:
 
     store = store_from(args)
     index = store.open(args.index)
+    if index.encoder_change():
+        print(f"warning: {index.encoder_change()}", file=sys.stderr)
     questions = load_question_set(args.questions)
     questions = questions[:args.limit] if args.limit else questions
     bar = args.progress_bar("sweep")

@@ -55,4 +55,9 @@ def run_warnings(run: Run) -> list[str]:
                 f"nothing. Sweep thresholds inside the index's score range (the sweep page suggests values "
                 f"from the index's calibration)."
                 for threshold, twin in inert_thresholds(run.configs, run_identical_configs(run))]
+    built, used = run.manifest.get("index", {}).get("encoder"), run.manifest.get("query_encoder")
+    if built and used and built != used:
+        warnings.append(f"The questions were encoded by {used}, but index '{run.manifest['index']['name']}' was "
+                        f"built by {built} (an older library or export of the model): rebuild the index and run "
+                        "again for chunks and questions from one encoder.")
     return warnings

@@ -220,6 +220,16 @@ class Index:
         return [Chunk(m["chunk_id"], m["doc_id"], int(m["start"]), text, m)
                 for text, m in zip(got["documents"], got["metadatas"])]
 
+    def encoder_change(self) -> str | None:
+        """What to do when the questions would not be encoded by the encoder that built the chunks (the same
+        model under a newer library or export), or None. A manifest written before encoders were recorded
+        says nothing."""
+        built, now = self.manifest.encoder, self.embeddings.identity
+        if not built or built == now:
+            return None
+        return (f"index '{self.manifest.name}' was built by encoder {built}, and questions are now encoded by "
+                f"{now}: rebuild it (index build ... --replace) so that chunks and questions share one encoder")
+
     @property
     def ef_search(self) -> int:
         """The HNSW search width: a query searches max(ef_search, n_results) candidates."""

@@ -271,6 +271,7 @@ def run_manifest(index: Index, configs: list[RetrieverConfig], questions: list[Q
                  questions_source: str, options: SweepOptions) -> dict[str, Any]:
     return {
         "index": asdict(index.manifest),
+        "query_encoder": index.embeddings.identity,  # the index's `encoder` unless the library changed since
         "questions": {"source": questions_source, "count": len(questions),
                       "fingerprint": fingerprint([q.id, q.question, q.answers, q.relevant_ids] for q in questions)},
         "sweep": {"configs": [{"config_id": c.config_id, **c.params()} for c in configs]},

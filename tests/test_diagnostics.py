@@ -99,3 +99,39 @@ def test_reports_carry_the_threshold_warning(sample_run):
     warning = run_warnings(fixed)[0]
     assert f"**Warning:** {esc(warning)}" in report_markdown(fixed)
     assert f'<p class="warning">{esc(warning)}</p>' in report_html(fixed)
+
+
+@pytest.mark.slow
+def test_an_index_built_by_another_encoder_is_flagged_by_the_cli_and_the_run(tiny_dataset, tmp_path, capsys):
+    """An index whose manifest names another build of its encoder (an older library or export): `run` warns
+    before it starts, and the run's warnings (Compare, reports) say to rebuild."""
+    import json
+
+    from eval.cli import main
+    from eval.index import ChunkingParams
+    from eval.runs import RunStore
+    from test_dashboard import write_dataset
+
+    home = tmp_path / "home"
+    store = IndexStore(home / "indexes")
+    store.build(tiny_dataset, "tiny", "minilm", ChunkingParams(120, 20))
+    data = write_dataset(tmp_path / "data", tiny_dataset)
+    command = ["--home", str(home), "run", "--index", "tiny", "--questions", str(data), "--limit", "2"]
+    assert main(command) == 0
+    assert "warning" not in capsys.readouterr().err
+    (first,) = [m["run_id"] for m in RunStore(home / "runs").list()]
+    assert run_warnings(RunStore(home / "runs").load(first)) == []
+
+    manifest_file = home / "indexes" / store.manifest("tiny").slug / "manifest.json"
+    manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+    current = manifest["encoder"]
+    manifest["encoder"] = current.replace("sentence-transformers=", "sentence-transformers=0.")
+    manifest_file.write_text(json.dumps(manifest), encoding="utf-8")
+    assert main(command) == 0
+    err = capsys.readouterr().err
+    assert f"warning: index 'tiny' was built by encoder {manifest['encoder']}, and questions are now encoded by " \
+           f"{current}: rebuild it" in err
+    (second,) = [m["run_id"] for m in RunStore(home / "runs").list() if m["run_id"] != first]
+    (warning,) = run_warnings(RunStore(home / "runs").load(second))
+    assert warning.startswith(f"The questions were encoded by {current}, but index 'tiny' was built by "
+                              f"{manifest['encoder']}")
