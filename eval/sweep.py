@@ -168,11 +168,9 @@ def reference_retrieve(index: Index, configs: list[RetrieverConfig],
 
 # ---------------------------------------------------------------- rows
 
-def score_row(question: Question, config: RetrieverConfig, retrieved: Retrieved) -> dict[str, Any]:
+def _chunk_metrics(question: Question, retrieved: Retrieved) -> dict[str, Any]:
+    """Every metric of a row: they depend only on the question and the retrieved chunks."""
     return {
-        "question_id": question.id, "config_id": config.config_id,
-        "chunk_ids": retrieved.chunk_ids, "doc_ids": retrieved.doc_ids,
-        "scores": [float(s) for s in retrieved.scores],
         **doc_metrics(retrieved.doc_ids, set(question.relevant_ids)),
         **answer_metrics(retrieved.texts, list(question.answers)),
         **diversity_metrics(retrieved.embeddings, retrieved.doc_ids),
@@ -182,9 +180,9 @@ def score_row(question: Question, config: RetrieverConfig, retrieved: Retrieved)
 
 def score_rows(questions: list[Question], configs: list[RetrieverConfig],
                retrieved: dict[tuple[str, str], Retrieved]) -> list[dict[str, Any]]:
-    """`score_row` for every (question, config). Configs that retrieved the same chunks (ids and texts) for a
-    question share one scoring: every metric depends only on the question and those chunks, and about a
-    third of a typical grid's rows repeat another config's list. Only the config id and the retriever's
+    """A scored row for every (question, config). Configs that retrieved the same chunks (ids and texts) for a
+    question share one scoring: every metric depends only on the question and those chunks, and a quarter
+    to a third of a typical grid's rows repeat another config's list. Only the config id and the retriever's
     scores are the row's own."""
     scored: dict[tuple, dict[str, Any]] = {}
     rows = []
@@ -193,8 +191,9 @@ def score_rows(questions: list[Question], configs: list[RetrieverConfig],
             result = retrieved[question.id, config.config_id]
             key = (question.id, tuple(result.chunk_ids), tuple(result.texts))
             if key not in scored:
-                scored[key] = score_row(question, config, result)
-            rows.append({**scored[key], "config_id": config.config_id, "scores": [float(s) for s in result.scores]})
+                scored[key] = _chunk_metrics(question, result)
+            rows.append({"question_id": question.id, "config_id": config.config_id, "chunk_ids": result.chunk_ids,
+                         "doc_ids": result.doc_ids, "scores": [float(s) for s in result.scores], **scored[key]})
     return rows
 
 
