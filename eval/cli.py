@@ -121,8 +121,9 @@ def cmd_run(args: argparse.Namespace) -> None:
 
     store = store_from(args)
     index = store.open(args.index)
-    if index.encoder_change():
-        print(f"warning: {index.encoder_change()}", file=sys.stderr)
+    encoder_change = index.encoder_change()
+    if encoder_change:
+        print(f"warning: {encoder_change}", file=sys.stderr)
     questions = load_question_set(args.questions)
     questions = questions[:args.limit] if args.limit else questions
     bar = args.progress_bar("sweep")
