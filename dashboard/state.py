@@ -110,10 +110,10 @@ def _run_comparison(first: str, second: str, metrics: tuple[str, ...], versions:
 
 @st.cache_data(show_spinner="Comparing the runs…", max_entries=16)
 def _rescored_comparison(first: str, second: str, metrics: tuple[str, ...], source: str,
-                         versions: tuple[str, ...]) -> pd.DataFrame:
+                         versions: tuple[str, ...], _label_files: tuple[Path, Path]) -> pd.DataFrame:
     from eval.leaderboard import compare_runs
 
-    return compare_runs(*(rescored_run(r, label_sources(r)[0], source) for r in (first, second)), list(metrics))
+    return compare_runs(*(rescored_run(r, f, source) for r, f in zip((first, second), _label_files)), list(metrics))
 
 
 def run_comparison(first: str, second: str, metrics: tuple[str, ...], source: str = "gold") -> pd.DataFrame:
@@ -122,9 +122,9 @@ def run_comparison(first: str, second: str, metrics: tuple[str, ...], source: st
     versions = tuple(str(run_store().manifest(r).get("finished_at")) for r in (first, second))
     if source == "gold":
         return _run_comparison(first, second, metrics, versions)
-    files = [label_sources(r)[0] for r in (first, second)]
+    files = tuple(label_sources(r)[0] for r in (first, second))
     return _rescored_comparison(first, second, metrics, source,
-                                versions + tuple(f"{f}@{f.stat().st_mtime}" for f in files))
+                                versions + tuple(f"{f}@{f.stat().st_mtime}" for f in files), files)
 
 
 @st.cache_data(show_spinner="Summarizing…", max_entries=64)
