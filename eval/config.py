@@ -11,6 +11,7 @@ import itertools
 import json
 import math
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +94,7 @@ class RetrieverConfig:
         """The config by LangChain's names, as stored in runs and exports."""
         return {"search_type": self.search_type, **self.search_kwargs()}
 
-    @property
+    @cached_property  # read once per row: made once per config
     def config_id(self) -> str:
         """A short, stable, readable id, e.g. `mmr-k5-f20-l0.5` or `similarity-k3-flt3fa2b1`."""
         parts = [{"similarity": "similarity", "mmr": "mmr", "similarity_score_threshold": "threshold"}

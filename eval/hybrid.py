@@ -23,7 +23,7 @@ import re
 import weakref
 from collections import defaultdict
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Callable, Iterable, Union
@@ -76,7 +76,7 @@ class BM25Config:
     search_type: str = field(default="bm25", init=False)
     filter_json: None = field(default=None, init=False)
 
-    @property
+    @cached_property  # read once per row: made once per config
     def config_id(self) -> str:
         """e.g. `bm25-k10-jieba`, with `-k1_1.2` / `-b0.5` when they differ from rank_bm25's defaults."""
         parts = ["bm25", f"k{self.k}", self.tokenizer]
@@ -100,7 +100,7 @@ class EnsembleConfig:
     search_type: str = field(default="ensemble", init=False)
     filter_json: None = field(default=None, init=False)
 
-    @property
+    @cached_property  # read once per row: made once per config
     def config_id(self) -> str:
         """e.g. `hybrid-w0.3-0.7-c60-bm25-k10-words+similarity-k10`."""
         weights = "-".join(f"{w:g}" for w in self.weights)
@@ -121,7 +121,7 @@ class RerankConfig:
     search_type: str = field(default="rerank", init=False)
     filter_json: None = field(default=None, init=False)
 
-    @property
+    @cached_property  # read once per row: made once per config
     def config_id(self) -> str:
         """e.g. `rerank-n5-ms-marco-MiniLM-similarity-k50` (top_n, model folder name, base config)."""
         from eval.llm_rerank import is_llm, label
@@ -477,9 +477,11 @@ def fuse(lists: list[Any], weights: tuple[float, ...], c: int) -> Any:
             firsts.setdefault(text, (number, position))
     order = sorted(firsts.items(), key=lambda item: rrf[item[0]], reverse=True)
     picks = [lists[n] for _, (n, _) in order], [p for _, (_, p) in order]
+    offsets = np.cumsum([0] + [len(r.texts) for r in lists])
+    rows = np.array([offsets[n] + p for _, (n, p) in order], dtype=int)
     return Retrieved([r.chunk_ids[p] for r, p in zip(*picks)], [r.doc_ids[p] for r, p in zip(*picks)],
                      [rrf[text] for text, _ in order], [text for text, _ in order],
-                     _stack([r.embeddings[p] for r, p in zip(*picks)], lists))
+                     np.concatenate([r.embeddings for r in lists])[rows])
 
 
 def rerank(base: Any, scores: list[Any], top_n: int) -> Any:
@@ -491,12 +493,6 @@ def rerank(base: Any, scores: list[Any], top_n: int) -> Any:
     return Retrieved([base.chunk_ids[p] for p in picks], [base.doc_ids[p] for p in picks],
                      [float(score) for _, score in order], [base.texts[p] for p in picks],
                      base.embeddings[picks] if picks else base.embeddings[:0])
-
-
-def _stack(vectors: list[np.ndarray], lists: list[Any]) -> np.ndarray:
-    if vectors:
-        return np.stack(vectors)
-    return np.zeros((0, lists[0].embeddings.shape[1]), np.float32)
 
 
 # ---------------------------------------------------------------- the reference path: LangChain's retrievers

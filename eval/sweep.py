@@ -9,6 +9,7 @@ Retriever latency is measured separately, as users see it: the real `as_retrieve
 """
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 from functools import partial
@@ -31,7 +32,7 @@ from eval.external import (DEFAULT_CONCURRENCY, ExternalRetriever, annotate_rows
 from eval.hybrid import fast_retrieve_mixed, langchain_retriever
 from eval.index import Index
 from eval.leaderboard import stored_summary
-from eval.metrics import answer_metrics, context_chars, diversity_metrics, doc_metrics
+from eval.metrics import answer_metric_columns, context_chars, diversity_metric_columns, doc_metric_columns
 from eval.retrieval import langchain_retrieve
 from eval.runs import RunStore
 from eval.scorers import RunScorer, ScoringContext
@@ -168,14 +169,16 @@ def reference_retrieve(index: Index, configs: list[RetrieverConfig],
 
 # ---------------------------------------------------------------- rows
 
-def _chunk_metrics(question: Question, retrieved: Retrieved) -> dict[str, Any]:
-    """Every metric of a row: they depend only on the question and the retrieved chunks."""
-    return {
-        **doc_metrics(retrieved.doc_ids, set(question.relevant_ids)),
-        **answer_metrics(retrieved.texts, list(question.answers)),
-        **diversity_metrics(retrieved.embeddings, retrieved.doc_ids),
-        "context_chars": context_chars(retrieved.texts),
+def _chunk_metrics(pairs: list[tuple[Question, Retrieved]]) -> list[dict[str, Any]]:
+    """Every metric of each (question, retrieved chunks): they depend only on those two. Scored as columns,
+    all lists at once."""
+    columns = {
+        **doc_metric_columns([r.doc_ids for _, r in pairs], [set(q.relevant_ids) for q, _ in pairs]),
+        **answer_metric_columns([r.texts for _, r in pairs], [list(q.answers) for q, _ in pairs]),
+        **diversity_metric_columns([r.embeddings for _, r in pairs], [r.doc_ids for _, r in pairs]),
+        "context_chars": [context_chars(r.texts) for _, r in pairs],
     }
+    return [dict(zip(columns, values)) for values in zip(*columns.values())]
 
 
 def score_rows(questions: list[Question], configs: list[RetrieverConfig],
@@ -184,16 +187,19 @@ def score_rows(questions: list[Question], configs: list[RetrieverConfig],
     question share one scoring: every metric depends only on the question and those chunks, and a quarter
     to a third of a typical grid's rows repeat another config's list. Only the config id and the retriever's
     scores are the row's own."""
-    scored: dict[tuple, dict[str, Any]] = {}
-    rows = []
+    distinct: dict[tuple, tuple[Question, Retrieved]] = {}
+    keys = []
     for question in questions:
         for config in configs:
             result = retrieved[question.id, config.config_id]
-            key = (question.id, tuple(result.chunk_ids), tuple(result.texts))
-            if key not in scored:
-                scored[key] = _chunk_metrics(question, result)
-            rows.append({"question_id": question.id, "config_id": config.config_id, "chunk_ids": result.chunk_ids,
-                         "doc_ids": result.doc_ids, "scores": [float(s) for s in result.scores], **scored[key]})
+            keys.append((question.id, tuple(result.chunk_ids), tuple(result.texts)))
+            distinct.setdefault(keys[-1], (question, result))
+    scored = dict(zip(distinct, _chunk_metrics(list(distinct.values())))) if distinct else {}
+    rows = []
+    for key, (question, config) in zip(keys, itertools.product(questions, configs)):
+        result = retrieved[question.id, config.config_id]
+        rows.append({"question_id": question.id, "config_id": config.config_id, "chunk_ids": result.chunk_ids,
+                     "doc_ids": result.doc_ids, "scores": [float(s) for s in result.scores], **scored[key]})
     return rows
 
 

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from eval.metrics import (ANSWER_METRIC_KEYS, DIVERSITY_METRIC_KEYS, DOC_METRIC_KEYS, METRICS, RAGAS_METRIC_KEYS,
-                          RANKING, Catalogue, aggregate, answer_metrics, bootstrap_ci, doc_metrics,
-                          diversity_metrics, normalize_text, paired_differences, paired_test, parse_metric,
-                          ragas_context_metrics)
+                          RANKING, Catalogue, aggregate, answer_metric_columns, answer_metrics, bootstrap_ci,
+                          diversity_metric_columns, diversity_metrics, doc_metric_columns, doc_metrics,
+                          normalize_text, paired_differences, paired_test, parse_metric, ragas_context_metrics)
 
 INV_LOG2_3 = 1 / math.log2(3)
 
@@ -111,10 +111,15 @@ def test_doc_metrics_agree_with_ranx(graded):
                       make_comparable=True)
     # ranx returns per-query scores in sorted query-id order, not in the order of the dicts
     order = sorted(range(len(queries)), key=lambda i: queries[i][0])
-    ours = [doc_metrics(chunks, qrels if graded else set(qrels), metrics) for _, chunks, qrels in queries]
+    judgements = [qrels if graded else set(qrels) for _, _, qrels in queries]
+    ours = [doc_metrics(chunks, relevant, metrics) for (_, chunks, _), relevant in zip(queries, judgements)]
+    # A sweep scores all its lists at once (padded to the longest): the same values, list by list.
+    columns = doc_metric_columns([chunks for _, chunks, _ in queries], judgements, metrics)
     for metric in metrics:
         per_query = np.array([ours[i][metric] for i in order])
         np.testing.assert_allclose(per_query, theirs[metric], rtol=0, atol=1e-9, err_msg=metric)
+        np.testing.assert_allclose(np.array(columns[metric])[order], theirs[metric], rtol=0, atol=1e-9,
+                                   err_msg=f"{metric}, all lists at once")
     assert 0 < np.mean(theirs["ndcg@5"]) < np.mean(theirs["recall"]) < 1
 
 
@@ -136,6 +141,16 @@ def test_answer_metrics_chinese_and_english():
     en = answer_metrics(["Nothing here.", "The DENVER Broncos, who won"], ["Denver Broncos", "x y"])
     assert en == {"answer_hit_rate": 1.0, "answer_precision": 0.5, "answer_mrr": 0.5}
     assert answer_metrics(["no match"], ["Denver"]) == dict.fromkeys(ANSWER_METRIC_KEYS, 0.0)
+
+
+def test_answer_metric_columns_score_each_list_against_its_own_answers():
+    lists = [["no", "Denver here", "denver"], [], ["光荣和Ω－Force"], ["x"] * 7 + ["the answer"], ["any"]]
+    answers = [["Denver"], ["Denver"], ["光荣和ω-force"], ["answer"], [""]]
+    columns = answer_metric_columns(lists, answers)
+    assert columns["answer_hit_rate"][:4] == [1.0, 0.0, 1.0, 1.0]
+    assert columns["answer_precision"][:4] == [2 / 3, 0.0, 1.0, 1 / 8]
+    assert columns["answer_mrr"][:4] == [0.5, 0.0, 1.0, 1 / 8]
+    assert all(math.isnan(values[4]) for values in columns.values())  # no non-empty gold answer
 
 
 def test_answer_metrics_empty_inputs():
@@ -178,6 +193,28 @@ def test_diversity_threshold_and_small_lists():
     assert math.isnan(none["distinct_doc_ratio"]) and none["n_retrieved"] == 0
     with pytest.raises(ValueError):
         diversity_metrics(np.eye(3), ["a", "b"])
+
+
+def test_diversity_metric_columns_equal_the_pairwise_definition_for_lists_of_mixed_sizes():
+    rng = np.random.default_rng(3)
+    sizes = [5, 0, 2, 5, 1, 12, 2, 3]
+    embeddings = []
+    for n in sizes:
+        vectors = rng.normal(size=(n, 8))
+        if n >= 2:
+            vectors[1] = vectors[0] + 0.01 * rng.normal(size=8)  # a near-duplicate pair in each list
+        embeddings.append(vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
+    doc_ids = [[f"d{i % 3}" for i in range(n)] for n in sizes]
+    columns = diversity_metric_columns(embeddings, doc_ids)
+    for i, (vectors, n) in enumerate(zip(embeddings, sizes)):
+        cosines = [float(vectors[a] @ vectors[b]) for a, b in itertools.combinations(range(n), 2)]
+        if cosines:
+            assert columns["ild"][i] == pytest.approx(np.mean([1 - c for c in cosines]), abs=1e-12)
+            assert columns["near_duplicate_rate"][i] == np.mean([c >= 0.95 for c in cosines]) > 0
+        else:
+            assert math.isnan(columns["ild"][i]) and math.isnan(columns["near_duplicate_rate"][i])
+        assert columns["n_retrieved"][i] == n
+    assert columns["distinct_doc_ratio"][5] == 3 / 12
 
 
 # --- registry ---

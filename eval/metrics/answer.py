@@ -25,7 +25,7 @@ from functools import lru_cache
 import numpy as np
 
 from eval.metrics.catalogue import Metric, names
-from eval.metrics.ranking import hit_rate, precision, reciprocal_rank
+from eval.metrics.ranking import RankedLists, hit_rates, precisions, reciprocal_ranks
 from eval.prompts import CJK_CHAR, CJK_RANGES
 
 ANSWER = (
@@ -67,13 +67,25 @@ def answer_metrics(chunk_texts: Sequence[str], answers: Iterable[str]) -> dict[s
     """answer_hit_rate (any chunk relevant), answer_precision (relevant chunks / chunks),
     answer_mrr (1 / rank of the first relevant chunk). Empty list: 0; no (non-empty) answers: NaN.
     """
-    gold = {a for a in map(normalize_text, answers) if a}
-    if not gold:
-        return dict.fromkeys(ANSWER_METRIC_KEYS, np.nan)
-    texts = map(normalize_text, chunk_texts)
-    rel = np.array([any(g in text for g in gold) for text in texts], dtype=float)
-    return {"answer_hit_rate": hit_rate(rel), "answer_precision": precision(rel),
-            "answer_mrr": reciprocal_rank(rel)}
+    return {name: values[0] for name, values in answer_metric_columns([chunk_texts], [answers]).items()}
+
+
+def answer_metric_columns(chunk_texts: Sequence[Sequence[str]],
+                          answers: Sequence[Iterable[str]]) -> dict[str, list[float]]:
+    """`answer_metrics` of many lists at once (list i against answers[i]): one column of values per metric."""
+    rel, unanswerable = [], []
+    for texts, golds in zip(chunk_texts, answers, strict=True):
+        gold = {a for a in map(normalize_text, golds) if a}
+        unanswerable.append(not gold)
+        rel.append([float(any(g in text for g in gold)) for text in map(normalize_text, texts)])
+    lists = RankedLists.of(rel)
+    columns = {}
+    for name, compute in (("answer_hit_rate", hit_rates), ("answer_precision", precisions),
+                          ("answer_mrr", reciprocal_ranks)):
+        values = compute(lists, None)
+        values[unanswerable] = np.nan
+        columns[name] = values.tolist()
+    return columns
 
 
 # --- generated answers ---

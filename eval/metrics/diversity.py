@@ -42,14 +42,28 @@ def diversity_metrics(embeddings: np.ndarray, doc_ids: Sequence[str],
     cos >= threshold (both NaN when n < 2), distinct_doc_ratio = distinct doc ids / n
     (NaN when n = 0), n_retrieved = n.
     """
-    n = len(doc_ids)
-    out = {"ild": np.nan, "near_duplicate_rate": np.nan,
-           "distinct_doc_ratio": len(set(doc_ids)) / n if n else np.nan, "n_retrieved": float(n)}
-    if n >= 2:
-        vectors = np.asarray(embeddings, dtype=float)
-        if vectors.shape[0] != n:
-            raise ValueError(f"{vectors.shape[0]} embeddings for {n} doc ids")
-        cos = np.clip((vectors @ vectors.T)[_pairs(n)], -1.0, 1.0)
-        out["ild"] = float(np.mean(1.0 - cos))
-        out["near_duplicate_rate"] = float(np.mean(cos >= near_duplicate_threshold))
-    return out
+    columns = diversity_metric_columns([embeddings], [doc_ids], near_duplicate_threshold)
+    return {name: values[0] for name, values in columns.items()}
+
+
+def diversity_metric_columns(embeddings: Sequence[np.ndarray], doc_ids: Sequence[Sequence[str]],
+                             near_duplicate_threshold: float = 0.95) -> dict[str, list[float]]:
+    """`diversity_metrics` of many lists at once: the lists of each length n share one stacked product of
+    their n x n cosine matrices. One column of values per metric."""
+    sizes = [len(ids) for ids in doc_ids]
+    ild, near = [np.nan] * len(sizes), [np.nan] * len(sizes)
+    by_size: dict[int, list[int]] = {}
+    for i, (n, vectors) in enumerate(zip(sizes, embeddings, strict=True)):
+        if len(vectors) != n:
+            raise ValueError(f"{len(vectors)} embeddings for {n} doc ids")
+        if n >= 2:
+            by_size.setdefault(n, []).append(i)
+    for n, rows in by_size.items():
+        vectors = np.stack([np.asarray(embeddings[i], dtype=float) for i in rows])
+        cos = np.clip((vectors @ vectors.transpose(0, 2, 1))[(slice(None), *_pairs(n))], -1.0, 1.0)
+        for i, row_ild, row_near in zip(rows, np.mean(1.0 - cos, axis=1).tolist(),
+                                        np.mean(cos >= near_duplicate_threshold, axis=1).tolist()):
+            ild[i], near[i] = row_ild, row_near
+    return {"ild": ild, "near_duplicate_rate": near,
+            "distinct_doc_ratio": [len(set(ids)) / n if n else np.nan for ids, n in zip(doc_ids, sizes)],
+            "n_retrieved": [float(n) for n in sizes]}
