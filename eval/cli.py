@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any, Callable
 
 from eval import SAMPLE_DIR
 from eval.errors import LabError
-from eval.settings import lab_home
+from eval.settings import DEFAULT_EMBEDDING, EMBEDDING_HELP, lab_home
 
 
 class ProgressBar:
@@ -437,10 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--name", required=True)
     build.add_argument("--format", default="auto", choices=["auto", "native", "squad", "beir", "docs"])
     build.add_argument("--language", help="pick corpus_LANG.jsonl in a folder with several")
-    build.add_argument("--embedding", default="e5-small",
-                       help="minilm, e5-small, onnx:minilm, onnx-int8:minilm, onnx:e5-small, onnx-int8:e5-small, "
-                       "openai:MODEL@URL, "
-                       "or a sentence-transformers path")
+    build.add_argument("--embedding", default=DEFAULT_EMBEDDING, help=EMBEDDING_HELP)
     build.add_argument("--chunk-size", type=int, default=500)
     build.add_argument("--chunk-overlap", type=int, default=50)
     build.add_argument("--replace", action="store_true", help="replace an index of that name built from other inputs")
@@ -592,8 +590,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _EngineNotes(logging.Handler):
+    """The engine's INFO messages (e.g. a one-time ONNX export), printed to the current stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(record.getMessage(), file=sys.stderr)
+
+
+def _print_engine_notes() -> None:
+    logger = logging.getLogger("eval")
+    if not any(isinstance(handler, _EngineNotes) for handler in logger.handlers):
+        logger.addHandler(_EngineNotes())
+        logger.setLevel(logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _print_engine_notes()
     handler: Callable[[argparse.Namespace], int | None] = args.handler  # an int is the exit code (gate)
     try:
         code = handler(args)

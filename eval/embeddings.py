@@ -176,7 +176,7 @@ def get_embeddings(name: str, home: Path | None = None) -> BatchedEmbeddings:
     """Load (once per process) the embedding model by registry name, `openai:MODEL@URL` (an OpenAI-compatible
     embeddings endpoint), `onnx:minilm` / `onnx-int8:minilm` (ONNX Runtime, see eval.onnx_encoders), local
     path or hub id. `home` is the lab's data folder (default `eval.settings.lab_home()`): ONNX exports are
-    cached in its `onnx-models`."""
+    cached in its `onnx-models` (or $RETRIEVER_LAB_ONNX_MODELS)."""
     if name not in _LOADED:
         if name.startswith("openai:"):
             from eval.encoders import OpenAIEmbeddings
@@ -184,9 +184,9 @@ def get_embeddings(name: str, home: Path | None = None) -> BatchedEmbeddings:
             _LOADED[name] = OpenAIEmbeddings.from_spec(name)
         elif name.startswith(("onnx:", "onnx-int8:")):
             from eval.onnx_encoders import OnnxEmbeddings
-            from eval.settings import lab_home
+            from eval.settings import onnx_models_folder
 
-            _LOADED[name] = OnnxEmbeddings(name, root=lab_home(home) / "onnx-models")
+            _LOADED[name] = OnnxEmbeddings(name, root=onnx_models_folder(home))
         elif name == "minilm":
             _LOADED[name] = SentenceTransformerEmbeddings(minilm_path(), name="minilm")
         elif name == "e5-small":

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from eval.settings import DEFAULT_EMBEDDING, EMBEDDING_HELP
+
 
 def cmd_index_family(args: argparse.Namespace) -> None:
     from eval.cli import store_from
@@ -84,8 +86,7 @@ def add_family_commands(commands: Any, index_commands: Any) -> None:
     family.add_argument("--chunk-size", type=int, nargs="+", default=[500])
     family.add_argument("--chunk-overlap", type=int, nargs="+", default=[50])
     family.add_argument("--splitter", nargs="+", default=["recursive"], help="recursive and/or sentence")
-    family.add_argument("--embedding", nargs="+", default=["e5-small"],
-                        help="minilm, e5-small, openai:MODEL@URL or a sentence-transformers path")
+    family.add_argument("--embedding", nargs="+", default=[DEFAULT_EMBEDDING], help=EMBEDDING_HELP)
     family.add_argument("--replace", action="store_true")
     family.set_defaults(handler=cmd_index_family)
 

@@ -28,6 +28,7 @@ from eval.embedding_cache import CacheStats, EmbeddingCache, cached_embed, defau
 from eval.embeddings import BatchedEmbeddings, get_embeddings
 from eval.errors import LabError
 from eval.hybrid import write_bm25_side
+from eval.settings import DEFAULT_EMBEDDING
 
 BuildProgress = Callable[[str, int, int], None]
 COLLECTION = "chunks"
@@ -328,7 +329,7 @@ class IndexStore:
         _release(self.root / manifest.slug)
         shutil.rmtree(self.root / manifest.slug)
 
-    def build(self, dataset: Dataset, name: str, embedding_model: str = "e5-small",
+    def build(self, dataset: Dataset, name: str, embedding_model: str = DEFAULT_EMBEDDING,
               chunking: ChunkingParams | None = None, replace: bool = False,
               progress: BuildProgress | None = None) -> IndexManifest:
         """Build (or reuse) an index; identical inputs are a no-op, different inputs need `replace`."""

