@@ -1,13 +1,18 @@
-"""What a run's results say about its grid: configs that retrieved exactly the same chunks, and threshold
-configs that did nothing (a `score_threshold` below every score returns what plain similarity returns)."""
+"""What a run's results say about its grid: configs that retrieved exactly the same chunks, threshold configs
+that did nothing (a `score_threshold` below every score returns what plain similarity returns), and BM25
+configs whose tokenizer cannot split the questions' language."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pandas as pd
 
+from eval.prompts import CJK_CHAR
 from eval.runs import Run
+
+WHOLE_RUN_TOKENIZERS = {"words", "whitespace"}  # they keep a run of Chinese characters as one token
 
 
 def identical_configs(rows: pd.DataFrame) -> list[list[str]]:
@@ -60,4 +65,33 @@ def run_warnings(run: Run) -> list[str]:
         warnings.append(f"The questions were encoded by {used}, but index '{run.manifest['index']['name']}' was "
                         f"built by {built} (an older library or export of the model): rebuild the index and run "
                         "again for chunks and questions from one encoder.")
+    chinese_bm25 = chinese_questions_on_word_bm25(run)
+    if chinese_bm25:
+        warnings.append(chinese_bm25)
     return warnings
+
+
+def chinese_questions_on_word_bm25(run: Run) -> str | None:
+    """A warning when most questions are Chinese but BM25 configs (alone, in an ensemble or under a reranker)
+    tokenize with `words` or `whitespace`: BM25 then matches only whole runs of Chinese text."""
+    questions = run.questions
+    chinese = sum(bool(CJK_CHAR.search(q.question)) for q in questions)
+    if not questions or chinese * 2 < len(questions):
+        return None
+    configs = [c["config_id"] for c in run.configs if WHOLE_RUN_TOKENIZERS & set(bm25_tokenizers(c))]
+    if not configs:
+        return None
+    named = ", ".join(configs[:3]) + (f" and {len(configs) - 3} more" if len(configs) > 3 else "")
+    return (f"{chinese} of the {len(questions)} questions are Chinese, but {named} run BM25 with a tokenizer "
+            "('words' or 'whitespace') that keeps a run of Chinese characters as one token, so BM25 barely "
+            "matches them: sweep BM25 with tokenizer: jieba.")
+
+
+def bm25_tokenizers(params: dict[str, Any]) -> Iterator[str]:
+    """The tokenizers of a config's BM25 retrievers, inside ensembles and under rerankers too."""
+    if params.get("search_type") == "bm25":
+        yield params.get("tokenizer", "words")
+    for retriever in params.get("retrievers", []):
+        yield from bm25_tokenizers(retriever)
+    if "base" in params:
+        yield from bm25_tokenizers(params["base"])

@@ -101,6 +101,18 @@ def test_reports_carry_the_threshold_warning(sample_run):
     assert f'<p class="warning">{esc(warning)}</p>' in report_html(fixed)
 
 
+def test_chinese_questions_on_bm25_that_cannot_split_chinese_are_flagged(sample_run):
+    spec = {"configs": [
+        {"search_type": "bm25", "k": 3, "tokenizer": ["words", "jieba"]},
+        {"search_type": "ensemble", "weights": [0.5, 0.5], "retrievers": [
+            {"search_type": "bm25", "k": 3, "tokenizer": "whitespace"}, {"search_type": "similarity", "k": 3}]},
+        {"search_type": "similarity", "k": 3}]}
+    chinese = run_warnings(sample_run(spec, questions=slice(0, 8), latency_sample=0))
+    assert len(chinese) == 1 and chinese[0].startswith("8 of the 8 questions are Chinese, but bm25-k3-words, hybrid-")
+    assert "jieba" not in chinese[0].split(" run BM25")[0]  # the jieba config is fine
+    assert run_warnings(sample_run(spec, questions=slice(32, 40), latency_sample=0)) == []  # English questions
+
+
 @pytest.mark.slow
 def test_an_index_built_by_another_encoder_is_flagged_by_the_cli_and_the_run(tiny_dataset, tmp_path, capsys):
     """An index whose manifest names another build of its encoder (an older library or export): `run` warns
