@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pandas as pd
 from bench_hybrid import GRID_30
+from bench_sweep import first_documents
 
 from eval.config import parse_sweep
-from eval.datasets import Dataset, load_dataset
+from eval.datasets import load_dataset
 from eval.index import ChunkingParams, IndexStore
 from eval.runs import RunStore
 from eval.sweep import SweepOptions, run_sweep
@@ -37,11 +38,7 @@ def main() -> None:
     parser.add_argument("--home", type=Path, help="keep the indexes and runs here (default: a temporary folder)")
     args = parser.parse_args()
     reference, encoders = args.model, [args.model, f"onnx:{args.model}", f"onnx-int8:{args.model}"]
-    dataset = load_dataset(DATASETS / DATA[args.model])
-    if args.docs:
-        kept = {d.id for d in dataset.corpus[:args.docs]}
-        dataset = Dataset(dataset.name, dataset.corpus[:args.docs],
-                          [q for q in dataset.questions if set(q.relevant_ids) <= kept])
+    dataset = first_documents(load_dataset(DATASETS / DATA[args.model]), args.docs)
     questions = dataset.questions[:args.questions]
     configs = parse_sweep(GRID_30)
     with tempfile.TemporaryDirectory() as scratch:

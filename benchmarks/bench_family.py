@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_sweep import GRID_30
+from bench_sweep import GRID_30, first_documents
 from eval.config import parse_sweep
 from eval.datasets import Dataset, load_dataset
 from eval.family import build_family, family_grid, run_family_sweep
@@ -30,12 +30,7 @@ FAMILY = "bench-family"
 
 
 def load(args: argparse.Namespace) -> Dataset:
-    dataset = load_dataset(args.dataset)
-    if args.docs:
-        kept = {d.id for d in dataset.corpus[:args.docs]}
-        dataset = Dataset(dataset.name, dataset.corpus[:args.docs],
-                          [q for q in dataset.questions if set(q.relevant_ids) <= kept])
-    return dataset
+    return first_documents(load_dataset(args.dataset), args.docs)
 
 
 def timed(action) -> float:

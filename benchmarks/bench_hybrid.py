@@ -24,8 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench_sweep import first_documents  # noqa: E402
 from eval.config import parse_sweep  # noqa: E402
-from eval.datasets import Dataset, load_dataset  # noqa: E402
+from eval.datasets import load_dataset  # noqa: E402
 from eval.hybrid import BM25Config, Reranker, bm25_side, reranker, with_dependencies  # noqa: E402
 from eval.index import ChunkingParams, IndexStore  # noqa: E402
 from eval.runs import RunStore  # noqa: E402
@@ -151,11 +152,7 @@ def main() -> None:
     parser.add_argument("--reuse-index", action="store_true", help="use HOME's index (--index) as it is")
     parser.add_argument("--index", default="bench-hybrid", help="the index's name in HOME (default: bench-hybrid)")
     args = parser.parse_args()
-    dataset = load_dataset(args.dataset)
-    if args.docs:
-        kept = {d.id for d in dataset.corpus[:args.docs]}
-        dataset = Dataset(dataset.name, dataset.corpus[:args.docs],
-                          [q for q in dataset.questions if set(q.relevant_ids) <= kept])
+    dataset = first_documents(load_dataset(args.dataset), args.docs)
     configs = parse_sweep(GRID_30)
     assert len(configs) == 30, len(configs)
     questions = dataset.questions[:args.questions]

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from eval.config import parse_sweep
-from eval.datasets import load_dataset
+from eval.datasets import Dataset, load_dataset
 from eval.embeddings import get_embeddings
 from eval.index import ChunkingParams, IndexStore, chunk_corpus
 from eval.runs import RunStore
@@ -29,6 +29,14 @@ GRID_30 = {"configs": [
     {"search_type": "mmr", "k": [3, 5, 10], "fetch_k": [20, 50], "lambda_mult": [0.25, 0.5, 0.75]},
     {"search_type": "similarity_score_threshold", "k": [5, 10], "score_threshold": [0.3, 0.5, 0.7]},
 ]}
+
+
+def first_documents(dataset: Dataset, count: int | None) -> Dataset:
+    """The first `count` documents and the questions about them only (all of them when `count` is None)."""
+    if not count:
+        return dataset
+    kept = {d.id for d in dataset.corpus[:count]}
+    return Dataset(dataset.name, dataset.corpus[:count], [q for q in dataset.questions if set(q.relevant_ids) <= kept])
 
 
 def build_vs_embedding(dataset, embedding: str, work: Path) -> None:
