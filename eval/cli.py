@@ -112,6 +112,13 @@ def run_store_from(args: argparse.Namespace):
     return RunStore(args.home / "runs")
 
 
+def warn_of_encoder_change(index: Any) -> None:
+    """Before a sweep: say so when the index was built by another build of its encoder."""
+    change = index.encoder_change()
+    if change:
+        print(f"warning: {change}", file=sys.stderr)
+
+
 def cmd_run(args: argparse.Namespace) -> None:
     from eval.config import DEFAULT_SWEEP, load_sweep, parse_sweep
     from eval.leaderboard import leaderboard_text, quality_metrics, summarize
@@ -122,9 +129,7 @@ def cmd_run(args: argparse.Namespace) -> None:
 
     store = store_from(args)
     index = store.open(args.index)
-    encoder_change = index.encoder_change()
-    if encoder_change:
-        print(f"warning: {encoder_change}", file=sys.stderr)
+    warn_of_encoder_change(index)
     questions = load_question_set(args.questions)
     questions = questions[:args.limit] if args.limit else questions
     bar = args.progress_bar("sweep")

@@ -29,7 +29,7 @@ def cmd_index_family(args: argparse.Namespace) -> None:
 
 
 def cmd_run_family(args: argparse.Namespace) -> None:
-    from eval.cli import run_store_from, store_from
+    from eval.cli import run_store_from, store_from, warn_of_encoder_change
     from eval.config import DEFAULT_SWEEP, load_sweep, parse_sweep
     from eval.datasets import load_question_set
     from eval.family import describe_best, family_leaderboard, family_rows, run_family_sweep
@@ -39,6 +39,8 @@ def cmd_run_family(args: argparse.Namespace) -> None:
     configs = load_sweep(args.sweep) if args.sweep else parse_sweep(DEFAULT_SWEEP, "default sweep")
     store = store_from(args)
     indexes = [store.open(name) for name in args.index]
+    for index in indexes:
+        warn_of_encoder_change(index)
     questions = load_question_set(args.questions)[:args.limit or None]
     labels = load_labels(args.questions)
     bar = args.progress_bar("family sweep")

@@ -115,8 +115,8 @@ def test_chinese_questions_on_bm25_that_cannot_split_chinese_are_flagged(sample_
 
 @pytest.mark.slow
 def test_an_index_built_by_another_encoder_is_flagged_by_the_cli_and_the_run(tiny_dataset, tmp_path, capsys):
-    """An index whose manifest names another build of its encoder (an older library or export): `run` warns
-    before it starts, and the run's warnings (Compare, reports) say to rebuild."""
+    """An index whose manifest names another build of its encoder (an older library or export): `run` and
+    `run-family` warn before they start, and the run's warnings (Compare, reports) say to rebuild."""
     import json
 
     from eval.cli import main
@@ -147,3 +147,6 @@ def test_an_index_built_by_another_encoder_is_flagged_by_the_cli_and_the_run(tin
     (warning,) = run_warnings(RunStore(home / "runs").load(second))
     assert warning.startswith(f"The questions were encoded by {current}, but index 'tiny' was built by "
                               f"{manifest['encoder']}")
+    # a family sweep says it before it starts too
+    assert main(["--home", str(home), "run-family", "--index", "tiny", "--questions", str(data), "--limit", "2"]) == 0
+    assert f"warning: index 'tiny' was built by encoder {manifest['encoder']}" in capsys.readouterr().err
