@@ -9,7 +9,6 @@ Retriever latency is measured separately, as users see it: the real `as_retrieve
 """
 from __future__ import annotations
 
-import itertools
 import json
 import threading
 from functools import partial
@@ -188,19 +187,17 @@ def score_rows(questions: list[Question], configs: list[RetrieverConfig],
     to a third of a typical grid's rows repeat another config's list. Only the config id and the retriever's
     scores are the row's own."""
     distinct: dict[tuple, tuple[Question, Retrieved]] = {}
-    keys = []
+    listed = []  # (question id, config id, result, its scoring's key) in row order
     for question in questions:
         for config in configs:
             result = retrieved[question.id, config.config_id]
-            keys.append((question.id, tuple(result.chunk_ids), tuple(result.texts)))
-            distinct.setdefault(keys[-1], (question, result))
-    scored = dict(zip(distinct, _chunk_metrics(list(distinct.values())))) if distinct else {}
-    rows = []
-    for key, (question, config) in zip(keys, itertools.product(questions, configs)):
-        result = retrieved[question.id, config.config_id]
-        rows.append({"question_id": question.id, "config_id": config.config_id, "chunk_ids": result.chunk_ids,
-                     "doc_ids": result.doc_ids, "scores": [float(s) for s in result.scores], **scored[key]})
-    return rows
+            key = (question.id, tuple(result.chunk_ids), tuple(result.texts))
+            distinct.setdefault(key, (question, result))
+            listed.append((question.id, config.config_id, result, key))
+    scored = dict(zip(distinct, _chunk_metrics(list(distinct.values()))))
+    return [{"question_id": question_id, "config_id": config_id, "chunk_ids": result.chunk_ids,
+             "doc_ids": result.doc_ids, "scores": [float(s) for s in result.scores], **scored[key]}
+            for question_id, config_id, result, key in listed]
 
 
 def _answer_rows(rows: list[dict[str, Any]], questions: dict[str, Question], texts: dict[tuple[str, str], list[str]],

@@ -72,8 +72,8 @@ def hit_rates(lists: RankedLists, k: int | None) -> np.ndarray:
 
 
 def precisions(lists: RankedLists, k: int | None) -> np.ndarray:
-    """Each list's precision. At a cutoff the denominator is k even for a shorter list (ranx, trec_eval); without one it is the
-    list's length. An empty list scores 0."""
+    """Each list's precision. At a cutoff the denominator is k even for a shorter list (ranx, trec_eval);
+    without one it is the list's length. An empty list scores 0."""
     if k is not None:
         return lists.rel[:, :k].sum(axis=1) / k
     found = lists.rel.sum(axis=1)
