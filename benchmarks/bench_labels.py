@@ -30,7 +30,7 @@ SHARED = ROOT.parent / "shared" / "datasets"
 
 def write_subset(dataset_dir: Path, docs: int, questions: int, out: Path):
     """The first `docs` documents and up to `questions` of their gold questions, as a native question set."""
-    from eval.datasets import load_dataset
+    from eval.data.datasets import load_dataset
 
     dataset = load_dataset(dataset_dir)
     corpus = dataset.corpus[:docs]
@@ -58,17 +58,18 @@ def main() -> None:
     if not source.is_dir():
         sys.exit(f"skipped: {source} is absent")
 
-    from eval.agreement import agreement
-    from eval.config import RetrieverConfig, parse_sweep
-    from eval.generation import load_generator
-    from eval.index import ChunkingParams, IndexStore
-    from eval.labels import load_labels
-    from eval.prompts import detect_language
-    from eval.question_gen import generate_questions
-    from eval.pooled_judge import judge_run, pool
-    from eval.retrieval import langchain_retrieve
-    from eval.runs import RunStore
-    from eval.sweep import SweepOptions, run_sweep
+    from eval.data.labels import load_labels
+    from eval.generation.generators import load_generator
+    from eval.index.chunking import ChunkingParams
+    from eval.index.store import IndexStore
+    from eval.labels.agreement import agreement
+    from eval.labels.pooled_judging import judge_run, pool
+    from eval.labels.question_generation import generate_questions
+    from eval.retrievers.registry import langchain_retrieve, parse_sweep
+    from eval.retrievers.vector import RetrieverConfig
+    from eval.runs.store import RunStore
+    from eval.sweep.engine import SweepOptions, run_sweep
+    from eval.text import detect_language
 
     with ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-labels-")))

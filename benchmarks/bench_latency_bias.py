@@ -50,9 +50,10 @@ def sequential(calls: dict, questions: list) -> dict[str, float]:
 
 def main() -> None:
     from eval import SAMPLE_DIR
-    from eval.datasets import load_dataset
-    from eval.index import ChunkingParams, IndexStore
-    from eval.timing import time_interleaved
+    from eval.data.datasets import load_dataset
+    from eval.index.chunking import ChunkingParams
+    from eval.index.store import IndexStore
+    from eval.sweep.timing import time_interleaved
 
     dataset = load_dataset(SAMPLE_DIR)
     with tempfile.TemporaryDirectory() as home:

@@ -15,12 +15,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from eval.config import parse_sweep
-from eval.datasets import Dataset, load_dataset
-from eval.embeddings import get_embeddings
-from eval.index import ChunkingParams, IndexStore, chunk_corpus
-from eval.runs import RunStore
-from eval.sweep import SweepOptions, run_sweep
+from eval.data.datasets import Dataset, load_dataset
+from eval.index.chunking import ChunkingParams, chunk_corpus
+from eval.index.encoders import get_embeddings
+from eval.index.store import IndexStore
+from eval.retrievers.registry import parse_sweep
+from eval.runs.store import RunStore
+from eval.sweep.engine import SweepOptions, run_sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 

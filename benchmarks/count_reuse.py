@@ -9,8 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-
-from eval.runs import RunStore
+from eval.runs.store import RunStore
 
 
 def main() -> None:

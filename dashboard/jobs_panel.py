@@ -6,13 +6,14 @@ around them never reruns for it.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import streamlit as st
 
-from dashboard import state
+from dashboard import engine
+from eval.cli.jobs import submit_job
 from eval.errors import LabError
-from eval.jobs import ACTIVE, RESUMABLE, Job, JobStore, progress_text
+from eval.jobs.store import ACTIVE, RESUMABLE, Job, JobStore, progress_text
 
 SIDEBAR_REFRESH = 2.0  # seconds
 WATCH_REFRESH = 1.0  # seconds: the sweep page's progress and streamed answer
@@ -20,12 +21,12 @@ RECENT = 5  # finished jobs listed under the active ones
 
 
 def job_store() -> JobStore:
-    return JobStore(state.home())
+    return JobStore(engine.home())
 
 
 def start_job(argv: list[str]) -> Job:
     """Queue a CLI command as a background job; the page then returns at once."""
-    return job_store().submit(argv)
+    return submit_job(job_store(), argv)
 
 
 @st.fragment(run_every=SIDEBAR_REFRESH)
@@ -75,11 +76,11 @@ def job_card(store: JobStore, job: Job, place: str) -> None:
                   on_click=_act, args=(store.resume, job.job_id))
     if job.status == "done" and job.run_id and job.kind == "family":
         if st.button("Open in Index variants", key=f"job-open-{place}-{job.job_id}"):
-            st.session_state["family-id"] = state.run_store().manifest(job.run_id)["family"]["id"]
-            st.switch_page("dashboard/families.py")
+            st.session_state["family-id"] = engine.run_store().manifest(job.run_id)["family"]["id"]
+            st.switch_page("dashboard/pages/families.py")
     elif job.status == "done" and job.run_id and st.button("Open in Compare", key=f"job-open-{place}-{job.job_id}"):
         st.session_state["compare-run"] = job.run_id
-        st.switch_page("dashboard/compare.py")
+        st.switch_page("dashboard/pages/compare.py")
 
 
 @st.fragment(run_every=WATCH_REFRESH)

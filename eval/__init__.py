@@ -19,13 +19,14 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "datasets" / "sample"
 
 _PUBLIC = {
-    "load_dataset": "eval.datasets", "load_question_set": "eval.datasets",
-    "ChunkingParams": "eval.index", "IndexStore": "eval.index",
-    "RetrieverConfig": "eval.config", "parse_sweep": "eval.config", "load_sweep": "eval.config",
-    "SweepOptions": "eval.sweep", "run_sweep": "eval.sweep",
-    "Run": "eval.runs", "RunManifest": "eval.runs", "RunStore": "eval.runs",
-    "summarize": "eval.leaderboard", "compare_runs": "eval.leaderboard",
-    "export_run": "eval.export", "write_report": "eval.report",
+    "load_dataset": "eval.data.datasets", "load_question_set": "eval.data.datasets",
+    "ChunkingParams": "eval.index.chunking", "IndexStore": "eval.index.store",
+    "RetrieverConfig": "eval.retrievers.vector", "parse_sweep": "eval.retrievers.registry",
+    "load_sweep": "eval.retrievers.registry",
+    "SweepOptions": "eval.sweep.engine", "run_sweep": "eval.sweep.engine",
+    "Run": "eval.runs.store", "RunManifest": "eval.runs.store", "RunStore": "eval.runs.store",
+    "summarize": "eval.runs.summary", "compare_runs": "eval.analysis.leaderboard",
+    "export_run": "eval.runs.export", "write_report": "eval.report.render",
 }
 __all__ = ["SAMPLE_DIR", *_PUBLIC]
 

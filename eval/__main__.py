@@ -1,5 +1,5 @@
 import sys
 
-from eval.cli import main
+from eval.cli.main import main
 
 sys.exit(main())

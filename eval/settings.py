@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from eval.errors import LabError
+
 HOME_ENV = "RETRIEVER_LAB_HOME"
 ONNX_MODELS_ENV = "RETRIEVER_LAB_ONNX_MODELS"
 API_KEY_ENVS = ("OPENAI_API_KEY", "RETRIEVER_LAB_API_KEY")
@@ -33,3 +35,11 @@ def onnx_models_folder(home: Path | None = None) -> Path:
 def api_key() -> str:
     """The key for OpenAI-compatible endpoints; "EMPTY" (what local servers accept) when none is set."""
     return next((os.environ[env] for env in API_KEY_ENVS if os.environ.get(env)), "EMPTY")
+
+
+def parse_openai_spec(spec: str, example: str) -> tuple[str, str]:
+    """`openai:MODEL@URL` -> (MODEL, URL); anything else is a clear error showing `example`."""
+    model, _, base_url = spec.strip().removeprefix("openai:").partition("@")
+    if not spec.strip().startswith("openai:") or not model or not base_url.startswith(("http://", "https://")):
+        raise LabError(f"bad model spec {spec!r}: write openai:MODEL@URL, e.g. {example}")
+    return model, base_url

@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
 
 from eval import SAMPLE_DIR  # noqa: E402
-from eval.datasets import Dataset, Document, Question  # noqa: E402
-
+from eval.data.datasets import Dataset  # noqa: E402
+from eval.schema import Document, Question
 
 SHARED_DATA_TESTS: dict[str, str] = {}  # test id -> outcome, for the summary at the end of the session
 
@@ -112,8 +112,9 @@ def tiny_dataset() -> Dataset:
 @pytest.fixture(scope="session")
 def tiny_index_store(tmp_path_factory, tiny_dataset):
     """A real Chroma index of the tiny corpus, built once per session with MiniLM."""
-    from eval.embedding_cache import EmbeddingCache
-    from eval.index import ChunkingParams, IndexStore
+    from eval.index.chunking import ChunkingParams
+    from eval.index.embedding_cache import EmbeddingCache
+    from eval.index.store import IndexStore
 
     store = IndexStore(tmp_path_factory.mktemp("indexes"), embedding_cache=EmbeddingCache(SESSION_EMBEDDING_CACHE))
     store.build(tiny_dataset, "tiny", embedding_model="minilm", chunking=ChunkingParams(120, 20))
@@ -122,7 +123,7 @@ def tiny_index_store(tmp_path_factory, tiny_dataset):
 
 @pytest.fixture(scope="session")
 def sample_dataset():
-    from eval.datasets import load_dataset
+    from eval.data.datasets import load_dataset
 
     return load_dataset(SAMPLE_DIR)
 
@@ -130,8 +131,9 @@ def sample_dataset():
 @pytest.fixture(scope="session")
 def sample_index(tmp_path_factory, sample_dataset):
     """The bundled sample in a real Chroma index with e5-small (bit-identical batched and single queries)."""
-    from eval.embedding_cache import EmbeddingCache
-    from eval.index import ChunkingParams, IndexStore
+    from eval.index.chunking import ChunkingParams
+    from eval.index.embedding_cache import EmbeddingCache
+    from eval.index.store import IndexStore
 
     store = IndexStore(tmp_path_factory.mktemp("sample-indexes"), embedding_cache=EmbeddingCache(SESSION_EMBEDDING_CACHE))
     store.build(sample_dataset, "sample", embedding_model="e5-small", chunking=ChunkingParams(400, 40))
@@ -147,9 +149,9 @@ def sample_run(tmp_path_factory, sample_index, sample_dataset):
     share one run per session: treat it as read-only. Options holding objects (an answerer, callbacks) make a
     fresh run on every call. Each run has a RunStore folder of its own (`run.folder.parent`).
     """
-    from eval.config import parse_sweep
-    from eval.runs import RunStore
-    from eval.sweep import SweepOptions, run_sweep
+    from eval.retrievers.registry import parse_sweep
+    from eval.runs.store import RunStore
+    from eval.sweep.engine import SweepOptions, run_sweep
 
     made = {}
 

@@ -11,7 +11,7 @@ import time
 
 from loopback_server import JSONHandler, LoopbackServer
 
-from eval.embeddings import get_embeddings
+from eval.index.encoders import get_embeddings
 
 
 class EmbeddingsStubServer(LoopbackServer):

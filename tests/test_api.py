@@ -8,11 +8,15 @@ import pytest
 from conftest import ROOT
 
 import eval
-from eval import config, export, index, leaderboard, runs, sweep
+from eval.index import store as index
+from eval.retrievers import registry, vector
+from eval.runs import export, summary
+from eval.runs import store as runs
+from eval.sweep import engine as sweep
 
 # What the README promises a notebook user, and where each name is defined.
-PROMISED = {"IndexStore": index, "RetrieverConfig": config, "parse_sweep": config, "run_sweep": sweep,
-            "RunStore": runs, "summarize": leaderboard, "export_run": export}
+PROMISED = {"IndexStore": index, "RetrieverConfig": vector, "parse_sweep": registry, "run_sweep": sweep,
+            "RunStore": runs, "summarize": summary, "export_run": export}
 
 
 def python(code: str, cwd) -> subprocess.CompletedProcess:

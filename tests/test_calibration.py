@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from eval.calibration import score_calibration, suggest_threshold
+from eval.analysis.calibration import score_calibration, suggest_threshold
 from eval.errors import LabError
 
 
@@ -48,7 +48,7 @@ def test_suggest_threshold_rule():
 
 
 def test_calibration_needs_labels(sample_index):
-    from eval.datasets import Question
+    from eval.schema import Question
 
     with pytest.raises(LabError):
         score_calibration(sample_index, [Question("x", "no labels")])

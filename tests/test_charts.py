@@ -1,15 +1,15 @@
 import math
 
 import pandas as pd
-import plotly.io
 import plotly.graph_objects as go
+import plotly.io
 import pytest
 
-from eval import charts
-from eval.config import parse_sweep
-from eval.leaderboard import summarize
-from eval.runs import RunStore
-from eval.sweep import SweepOptions, run_sweep
+from eval.report import charts
+from eval.retrievers.registry import parse_sweep
+from eval.runs.store import RunStore
+from eval.runs.summary import summarize
+from eval.sweep.engine import SweepOptions, run_sweep
 
 SWEEP = {"configs": [
     {"search_type": "similarity", "k": [2, 4]},

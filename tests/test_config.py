@@ -1,7 +1,8 @@
 import pytest
 
-from eval.config import DEFAULT_SWEEP, RetrieverConfig, load_sweep, parse_sweep
 from eval.errors import ConfigError
+from eval.retrievers.registry import DEFAULT_SWEEP, config_from_params, load_sweep, parse_sweep
+from eval.retrievers.vector import RetrieverConfig
 
 
 @pytest.mark.parametrize("params, message", [
@@ -42,7 +43,7 @@ def test_filter_is_kept_and_gives_a_distinct_id():
     filtered = RetrieverConfig.create("similarity", k=3, filter={"lang": "zh"})
     assert filtered.search_kwargs() == {"k": 3, "filter": {"lang": "zh"}}
     assert filtered.config_id.startswith("similarity-k3-flt") and filtered.config_id != plain.config_id
-    assert RetrieverConfig.from_params(filtered.params()) == filtered
+    assert config_from_params(filtered.params(), "test") == filtered
 
 
 def test_grid_expands_list_values_in_order():

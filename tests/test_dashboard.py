@@ -9,25 +9,27 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from eval import SAMPLE_DIR
-from eval.config import SEARCH_TYPES, parse_sweep
-from eval.datasets import load_question_set
-from eval.grid import grid_configs
-from eval.index import ChunkingParams, IndexStore
-from eval.jobs import JobStore
-from eval.leaderboard import quality_metrics, summarize
+from eval.analysis.recommend import ranking_metric
+from eval.data.datasets import load_question_set
+from eval.index.chunking import ChunkingParams
+from eval.index.store import IndexStore
+from eval.jobs.store import JobStore
 from eval.metrics import METRICS
-from eval.prompts import cjk_share
-from eval.recommend import ranking_metric
-from eval.report import leaderboard_frame
-from eval.runs import RunStore
-from eval.sweep import SweepOptions, run_sweep
+from eval.report.render import leaderboard_frame
+from eval.retrievers.grid import grid_configs
+from eval.retrievers.registry import parse_sweep
+from eval.retrievers.vector import SEARCH_TYPES
+from eval.runs.store import RunStore
+from eval.runs.summary import quality_metrics, summarize
+from eval.sweep.engine import SweepOptions, run_sweep
+from eval.text import cjk_share
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "streamlit_app.py")
-PAGES = {"dashboard/indexes.py": "Indexes", "dashboard/questions.py": "Question sets",
-         "dashboard/sweep.py": "Run a sweep", "dashboard/compare.py": "Compare configurations",
-         "dashboard/inspect_question.py": "Inspect a question", "dashboard/reports.py": "Reports and exports",
-         "dashboard/labels.py": "Labels"}
+PAGES = {"dashboard/pages/indexes.py": "Indexes", "dashboard/pages/questions.py": "Question sets",
+         "dashboard/pages/sweep.py": "Run a sweep", "dashboard/pages/compare.py": "Compare configurations",
+         "dashboard/pages/inspect_question.py": "Inspect a question", "dashboard/pages/reports.py": "Reports and exports",
+         "dashboard/pages/labels.py": "Labels"}
 SWEEP = {"configs": [{"search_type": "similarity", "k": [2, 3]},
                      {"search_type": "mmr", "k": [2], "fetch_k": [4, 6], "lambda_mult": [0.5]}]}
 
@@ -66,7 +68,7 @@ def app(lab, monkeypatch):
     def open_page(page: str) -> AppTest:
         at = AppTest.from_file(APP, default_timeout=120)
         at.run()
-        if page != "dashboard/compare.py":  # the default page
+        if page != "dashboard/pages/compare.py":  # the default page
             at.switch_page(page).run()
         assert not at.exception, [e.value for e in at.exception]
         return at
@@ -98,26 +100,26 @@ def expected_leaderboard(at: AppTest, run, baseline: str | None = None) -> list[
 def page_shows_the_lab(at: AppTest, page: str, lab: dict) -> None:
     """What each page shows first, against the lab's data folder."""
     runs = RunStore(lab["home"] / "runs")
-    if page == "dashboard/indexes.py":
+    if page == "dashboard/pages/indexes.py":
         (index,) = IndexStore(lab["home"] / "indexes").list()
         table = at.dataframe[0].value
         assert table[["name", "chunks"]].values.tolist() == [[index.name, index.chunks]]
-    elif page == "dashboard/questions.py":  # the bundled sample is the default choice
+    elif page == "dashboard/pages/questions.py":  # the bundled sample is the default choice
         assert at.metric[0].value == str(len(load_question_set(SAMPLE_DIR)))
-    elif page == "dashboard/sweep.py":  # the default grid on the bundled sample
+    elif page == "dashboard/pages/sweep.py":  # the default grid on the bundled sample
         values = {key: [float(v) for v in at.text_input(key=key).value.split(",")]
                   for key in ("grid-k", "grid-fetch", "grid-lambda", "grid-threshold")}
         configs = grid_configs(SEARCH_TYPES, [int(k) for k in values["grid-k"]],
                                [int(f) for f in values["grid-fetch"]], values["grid-lambda"], values["grid-threshold"])
         count = len(load_question_set(SAMPLE_DIR))
         assert f"**{len(configs)} configurations** × **{count} questions**" in at.info[0].value
-    elif page == "dashboard/compare.py":
+    elif page == "dashboard/pages/compare.py":
         run = runs.load(at.selectbox(key="compare-run").value)
         assert shown_leaderboard(at) == expected_leaderboard(at, run)
-    elif page == "dashboard/inspect_question.py":
+    elif page == "dashboard/pages/inspect_question.py":
         run = runs.load(at.selectbox(key="inspect-run").value)
         assert [s.value for s in at.subheader] == [c["config_id"] for c in run.configs[:2]]
-    elif page == "dashboard/labels.py":  # each tab on the newest run, whose question set has no label file yet
+    elif page == "dashboard/pages/labels.py":  # each tab on the newest run, whose question set has no label file yet
         expected = f"Labels file: `{lab['data'] / 'questions.labels.jsonl'}`"
         assert [c.value for c in at.caption].count(expected) == 2  # the judge and agreement tabs
         assert any("Only gold labels so far" in i.value for i in at.info)
@@ -134,7 +136,7 @@ def test_every_page_loads(app, lab, page):
 
 
 def test_indexes_build_browse_calibrate_delete(app, lab):
-    at = app("dashboard/indexes.py")
+    at = app("dashboard/pages/indexes.py")
     at.radio(key="index-source").set_value("Folder or file path").run()
     at.text_input(key="index-path").set_value(str(lab["data"]))
     at.text_input(key="index-name").set_value("built")
@@ -174,7 +176,7 @@ def json_ids(folder: Path) -> list[str]:
 
 
 def test_indexes_bad_inputs_show_errors(app, lab, tmp_path):
-    at = app("dashboard/indexes.py")
+    at = app("dashboard/pages/indexes.py")
     at.radio(key="index-source").set_value("Folder or file path").run()
     at.text_input(key="index-path").set_value(str(tmp_path / "missing")).run()
     at.button(key="build").click().run()
@@ -190,7 +192,7 @@ def test_indexes_bad_inputs_show_errors(app, lab, tmp_path):
 
 
 def test_questions_page_preview_and_errors(app, lab, tmp_path):
-    at = app("dashboard/questions.py")
+    at = app("dashboard/pages/questions.py")
     at.radio(key="questions-source").set_value("Folder or file path").run()
     at.text_input(key="questions-path").set_value(str(lab["data"] / "questions.jsonl")).run()
     assert not at.error and not problems(at)
@@ -207,7 +209,7 @@ def test_questions_page_preview_and_errors(app, lab, tmp_path):
 
 
 def test_sweep_page_runs_a_grid(app, lab, tiny_dataset):
-    at = app("dashboard/sweep.py")
+    at = app("dashboard/pages/sweep.py")
     at.selectbox(key="sweep-index").set_value("tiny")
     at.radio(key="sweep-questions-source").set_value("Folder or file path").run()
     at.text_input(key="sweep-questions-path").set_value(str(lab["data"]))
@@ -236,7 +238,7 @@ def test_sweep_page_runs_a_grid(app, lab, tiny_dataset):
 
 
 def test_compare_shows_leaderboard_and_filters(app, lab):
-    at = app("dashboard/compare.py")
+    at = app("dashboard/pages/compare.py")
     at.selectbox(key="compare-run").set_value(lab["run_id"]).run()
     run = RunStore(lab["home"] / "runs").load(lab["run_id"])
     board = at.dataframe[0].value
@@ -244,7 +246,7 @@ def test_compare_shows_leaderboard_and_filters(app, lab):
     assert sorted(board["config_id"]) == sorted(summary["config_id"])
     for row in board.itertuples():
         expected = summary.set_index("config_id").loc[row.config_id, "ndcg_mean"]
-        assert getattr(row, "nDCG").startswith(f"{expected:.3f}")
+        assert row.nDCG.startswith(f"{expected:.3f}")
     assert shown_leaderboard(at) == expected_leaderboard(at, run)
     assert set(board.loc[board.search_type == "similarity", "fetch_k"]) == {""}  # not "nan", "None" or "-"
     # on screen: the config id, the chosen metrics, latency; the parameter columns only on request
@@ -263,7 +265,7 @@ def test_compare_shows_leaderboard_and_filters(app, lab):
 
 
 def test_inspect_shows_chunks_side_by_side(app, lab):
-    at = app("dashboard/inspect_question.py")
+    at = app("dashboard/pages/inspect_question.py")
     at.selectbox(key="inspect-run").set_value(lab["run_id"]).run()
     at.selectbox(key="inspect-question").set_value("q3").run()
     at.multiselect(key="inspect-configs").set_value(["similarity-k2", "mmr-k2-f6-l0.5"]).run()
@@ -276,7 +278,7 @@ def test_inspect_shows_chunks_side_by_side(app, lab):
 
 
 def test_reports_download_and_history(app, lab, tiny_dataset):
-    at = app("dashboard/reports.py")
+    at = app("dashboard/pages/reports.py")
     at.selectbox(key="report-run").set_value(lab["run_id"]).run()
     at.button(key="build-html").click().run()
     assert not problems(at)
@@ -304,7 +306,7 @@ def test_reports_download_and_history(app, lab, tiny_dataset):
 def test_sweep_page_resumes_a_cancelled_run(app, lab, tiny_dataset):
     import threading
 
-    from eval.sweep import SweepCancelled
+    from eval.sweep.engine import SweepCancelled
 
     runs = RunStore(lab["home"] / "runs")
     cancel = threading.Event()
@@ -313,7 +315,7 @@ def test_sweep_page_resumes_a_cancelled_run(app, lab, tiny_dataset):
         run_sweep(runs, IndexStore(lab["home"] / "indexes").open("tiny"), parse_sweep(SWEEP)[:2],
                   tiny_dataset.questions, str(lab["data"]), SweepOptions(latency_sample=1, cancel=cancel))
     cancelled = next(m["run_id"] for m in runs.list() if m["status"] == "cancelled")
-    at = app("dashboard/sweep.py")
+    at = app("dashboard/pages/sweep.py")
     at.button(key=f"resume-{cancelled}").click().run()
     assert not problems(at) and not at.error, [e.value for e in at.error]
     finish_job(at, lab["home"])
@@ -325,7 +327,7 @@ def test_sweep_page_resumes_a_cancelled_run(app, lab, tiny_dataset):
 def test_sweep_page_streams_answers(app, lab):
     from openai_stub_server import OpenAIStubServer
 
-    at = app("dashboard/sweep.py")
+    at = app("dashboard/pages/sweep.py")
     at.selectbox(key="sweep-index").set_value("tiny")
     at.radio(key="sweep-questions-source").set_value("Folder or file path").run()
     at.text_input(key="sweep-questions-path").set_value(str(lab["data"]))
@@ -359,7 +361,7 @@ def test_compare_page_handles_a_run_without_latency(app, lab, tiny_index_store, 
     store = RunStore(lab["home"] / "runs")
     run_id = run_sweep(store, IndexStore(lab["home"] / "indexes").open("tiny"), parse_sweep(SWEEP),
                        tiny_dataset.questions, "tiny", SweepOptions(latency_sample=0))
-    at = app("dashboard/compare.py")
+    at = app("dashboard/pages/compare.py")
     at.selectbox(key="compare-run").set_value(run_id).run()
     assert not problems(at)
     board = shown_leaderboard(at)
@@ -374,7 +376,7 @@ def test_sidebar_shows_jobs_with_progress_cancel_resume_and_a_link_to_compare(ap
     import subprocess
     import sys
 
-    from eval.jobs import Job, now_text, process_start
+    from eval.jobs.store import Job, now_text, process_start
 
     store = JobStore(lab["home"])
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
@@ -389,7 +391,7 @@ def test_sidebar_shows_jobs_with_progress_cancel_resume_and_a_link_to_compare(ap
             store._write(job)
         store._write_json(store.root / running.job_id / "progress.json",
                           {"stage": "answers", "done": 30, "total": 120, "rate": 1.5, "eta_seconds": 60.0})
-        for page in ("dashboard/inspect_question.py", "dashboard/indexes.py"):  # any page
+        for page in ("dashboard/pages/inspect_question.py", "dashboard/pages/indexes.py"):  # any page
             at = app(page)
             bars = [p for p in at.sidebar.get("progress") if "answers 30/120" in p.proto.text]
             assert len(bars) == 1 and bars[0].proto.text == "answers 30/120 · 1.5/s · ETA 1 min 0 s"
@@ -417,12 +419,12 @@ def test_sidebar_shows_jobs_with_progress_cancel_resume_and_a_link_to_compare(ap
 
 
 def test_the_sweep_page_keeps_the_picked_question_set_across_pages(app, lab):
-    at = app("dashboard/sweep.py")
+    at = app("dashboard/pages/sweep.py")
     at.radio(key="sweep-questions-source").set_value("Folder or file path").run()
     at.text_input(key="sweep-questions-path").set_value(str(lab["data"])).run()
-    at.switch_page("dashboard/compare.py").run()
-    at.switch_page("dashboard/reports.py").run()
-    at.switch_page("dashboard/sweep.py").run()
+    at.switch_page("dashboard/pages/compare.py").run()
+    at.switch_page("dashboard/pages/reports.py").run()
+    at.switch_page("dashboard/pages/sweep.py").run()
     assert not problems(at)
     assert at.radio(key="sweep-questions-source").value == "Folder or file path"
     assert at.text_input(key="sweep-questions-path").value == str(lab["data"])

@@ -3,9 +3,10 @@ import json
 import pytest
 from conftest import shared_dataset
 
-from eval.datasets import (AnswerSpan, decode_bytes, load_beir, load_corpus, load_dataset, load_documents,
-                           load_questions, load_squad)
+from eval.data.datasets import load_beir, load_corpus, load_dataset, load_documents, load_questions, load_squad
 from eval.errors import DatasetError
+from eval.io import decode_bytes
+from eval.schema import AnswerSpan
 
 
 def write_jsonl(path, records):

@@ -4,13 +4,14 @@ import dataclasses
 
 import pandas as pd
 import pytest
-
-from eval.calibration import score_calibration, threshold_grid
-from eval.datasets import Question
-from eval.diagnostics import identical_configs, inert_thresholds, run_warnings
-from eval.errors import LabError
-from eval.index import IndexStore
 from test_dashboard import app, lab  # noqa: F401 (the dashboard's fixtures)
+
+from eval.analysis.calibration import score_calibration, threshold_grid
+from eval.analysis.diagnostics import inert_thresholds, run_warnings
+from eval.errors import LabError
+from eval.index.store import IndexStore
+from eval.schema import Question
+from eval.sweep.engine import identical_configs
 
 
 def test_identical_configs_need_the_same_chunks_in_the_same_order_on_every_question():
@@ -60,12 +61,12 @@ def test_threshold_values_come_from_the_index_and_fixed_defaults_are_flagged(sam
 
 
 def test_dashboard_seeds_thresholds_refuses_foreign_labels_and_warns(app, lab, tiny_index_store, tiny_dataset):
-    from eval.config import parse_sweep
-    from eval.datasets import load_question_set
-    from eval.runs import RunStore
-    from eval.sweep import SweepOptions, run_sweep
+    from eval.data.datasets import load_question_set
+    from eval.retrievers.registry import parse_sweep
+    from eval.runs.store import RunStore
+    from eval.sweep.engine import SweepOptions, run_sweep
 
-    at = app("dashboard/sweep.py")
+    at = app("dashboard/pages/sweep.py")
     at.selectbox(key="sweep-index").set_value("tiny")
     at.radio(key="sweep-questions-source").set_value("Folder or file path").run()
     at.text_input(key="sweep-questions-path").set_value(str(lab["data"])).run()
@@ -74,7 +75,7 @@ def test_dashboard_seeds_thresholds_refuses_foreign_labels_and_warns(app, lab, t
     assert at.text_input(key="grid-threshold").value == ", ".join(f"{v:g}" for v in values)
     assert any(why in c.value for c in at.caption)
 
-    at = app("dashboard/indexes.py")  # the bundled sample's labels name documents the tiny index lacks
+    at = app("dashboard/pages/indexes.py")  # the bundled sample's labels name documents the tiny index lacks
     at.selectbox(key="cal-index").set_value("tiny")
     at.button(key="calibrate").click().run()
     assert not at.exception and not at.get("plotly_chart")
@@ -85,13 +86,13 @@ def test_dashboard_seeds_thresholds_refuses_foreign_labels_and_warns(app, lab, t
         {"search_type": "similarity", "k": 2},
         {"search_type": "similarity_score_threshold", "k": 2, "score_threshold": 0.0}]}),
         tiny_dataset.questions, str(lab["data"]), SweepOptions(latency_sample=0))
-    at = app("dashboard/compare.py")
+    at = app("dashboard/pages/compare.py")
     at.selectbox(key="compare-run").set_value(run_id).run()
     assert any("threshold-k2-t0 returned exactly what similarity-k2 returned" in w.value for w in at.warning)
 
 
 def test_reports_carry_the_threshold_warning(sample_run):
-    from eval.report import esc, report_html, report_markdown
+    from eval.report.render import esc, report_html, report_markdown
 
     fixed = sample_run({"configs": [{"search_type": "similarity", "k": 4},
                                     {"search_type": "similarity_score_threshold", "k": 4,
@@ -119,10 +120,11 @@ def test_an_index_built_by_another_encoder_is_flagged_by_the_cli_and_the_run(tin
     `run-family` warn before they start, and the run's warnings (Compare, reports) say to rebuild."""
     import json
 
-    from eval.cli import main
-    from eval.index import ChunkingParams
-    from eval.runs import RunStore
     from test_dashboard import write_dataset
+
+    from eval.cli.main import main
+    from eval.index.chunking import ChunkingParams
+    from eval.runs.store import RunStore
 
     home = tmp_path / "home"
     store = IndexStore(home / "indexes")

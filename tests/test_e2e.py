@@ -10,14 +10,15 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, SESSION_EMBEDDING_CACHE, streamlit_server
 
-from eval.datasets import Document, Question
-from eval.embedding_cache import EmbeddingCache
-from eval.index import ChunkingParams, IndexStore
-from eval.jobs import JobStore
-from eval.report import write_report
-from eval.runs import RunStore
-from eval.sweep import SweepOptions, run_sweep
-from eval.config import parse_sweep
+from eval.index.chunking import ChunkingParams
+from eval.index.embedding_cache import EmbeddingCache
+from eval.index.store import IndexStore
+from eval.jobs.store import JobStore
+from eval.report.render import write_report
+from eval.retrievers.registry import parse_sweep
+from eval.runs.store import RunStore
+from eval.schema import Document, Question
+from eval.sweep.engine import SweepOptions, run_sweep
 
 os.environ["SE_AVOID_STATS"] = "true"  # selenium must not phone home
 ARTIFACTS = ROOT / "test-artifacts" / "e2e"

@@ -9,11 +9,11 @@ import pytest
 from conftest import streamlit_server
 from test_e2e import ARTIFACTS, browser, click_button, fill, wait_text  # noqa: F401  (browser is a fixture)
 
-from eval.cli import main
-from eval.jobs import JobStore
-from eval.labels import label_path, load_labels
-from eval.pooled_judge import chunk_judgements, pool
-from eval.runs import RunStore
+from eval.cli.main import main
+from eval.data.labels import label_path, load_labels
+from eval.jobs.store import JobStore
+from eval.labels.pooled_judging import chunk_judgements, pool
+from eval.runs.store import RunStore
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402

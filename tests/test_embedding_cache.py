@@ -1,10 +1,11 @@
 import numpy as np
 import pytest
 
-from eval.embedding_cache import CacheStats, EmbeddingCache, cached_embed, text_key
-from eval.embeddings import get_embeddings
 from eval.errors import LabError
-from eval.index import ChunkingParams, IndexStore, chunk_corpus
+from eval.index.chunking import ChunkingParams, chunk_corpus
+from eval.index.embedding_cache import CacheStats, EmbeddingCache, cached_embed, text_key
+from eval.index.encoders import get_embeddings
+from eval.index.store import IndexStore
 
 
 class CountingEncoder:

@@ -1,7 +1,7 @@
 """Query vectors of the fast path are the ones LangChain's retriever searches with (`embed_query`), bit for bit."""
 import numpy as np
 
-from eval.embeddings import get_embeddings
+from eval.index.encoders import get_embeddings
 
 
 def test_e5_query_batches_are_embed_query_bit_for_bit(sample_dataset):

@@ -2,12 +2,13 @@ import numpy as np
 import pytest
 from embeddings_stub_server import EmbeddingsStubServer
 
-from eval import embeddings
-from eval.embedding_cache import EmbeddingCache
-from eval.embeddings import get_embeddings
-from eval.encoders import OpenAIEmbeddings
 from eval.errors import LabError
-from eval.index import ChunkingParams, IndexStore, chunk_corpus
+from eval.index import encoders
+from eval.index.chunking import ChunkingParams, chunk_corpus
+from eval.index.embedding_cache import EmbeddingCache
+from eval.index.encoders import get_embeddings
+from eval.index.encoders.openai import OpenAIEmbeddings
+from eval.index.store import IndexStore
 
 TEXTS = [f"Sentence number {i} about retrievers, chunks and {'vectors ' * (i % 7)}." for i in range(40)]
 
@@ -57,7 +58,7 @@ def test_an_index_built_through_the_endpoint_answers_queries_through_it(tmp_path
 def test_an_endpoint_failing_mid_build_leaves_no_index(tmp_path, tiny_dataset, monkeypatch, failure, message):
     with EmbeddingsStubServer(**failure) as server:
         spec = f"openai:minilm@{server.base_url}"
-        monkeypatch.setitem(embeddings._LOADED, spec, endpoint(server, batch_size=4, concurrency=1))
+        monkeypatch.setitem(encoders._LOADED, spec, endpoint(server, batch_size=4, concurrency=1))
         store = IndexStore(tmp_path / "indexes", embedding_cache=EmbeddingCache(tmp_path / "cache"))
         assert len(chunk_corpus(tiny_dataset.corpus, ChunkingParams(60, 0))) > 3 * 4  # more batches than succeed
         with pytest.raises(LabError, match=message):

@@ -6,16 +6,17 @@ import pandas as pd
 import pytest
 from openai_stub_server import OpenAIStubServer
 
-from eval.cli import main as cli
-from eval.config import parse_sweep
+from eval.analysis.leaderboard import leaderboard_text
+from eval.cli.main import main as cli
 from eval.errors import LabError
-from eval.export import export_bytes, export_run, jsonl_records, trec_files
-from eval.generation import GenerationSettings, load_generator
-from eval.leaderboard import leaderboard_text, summarize
+from eval.generation.generators import GenerationSettings, load_generator
+from eval.generation.pipeline import GeneratingAnswerer
 from eval.metrics.ragas import RagasContextScorer
-from eval.pipeline import GeneratingAnswerer
-from eval.runs import RunStore
-from eval.sweep import SweepOptions, run_sweep
+from eval.retrievers.registry import parse_sweep
+from eval.runs.export import export_bytes, export_run, jsonl_records, trec_files
+from eval.runs.store import RunStore
+from eval.runs.summary import summarize
+from eval.sweep.engine import SweepOptions, run_sweep
 
 GRID = parse_sweep({"configs": [{"search_type": "similarity", "k": [2, 6]},
                                 {"search_type": "mmr", "k": 4, "fetch_k": 12, "lambda_mult": 0.3},
@@ -152,7 +153,7 @@ def test_ragas_context_metrics_in_a_run_agree_with_ours(tmp_path, sample_index, 
 
 
 def test_compare_two_runs(tmp_path, sample_index, sample_dataset, run):
-    from eval.leaderboard import compare_runs
+    from eval.analysis.leaderboard import compare_runs
 
     store = RunStore(tmp_path)
     other = store.load(run_sweep(store, sample_index, GRID[:2], sample_dataset.questions[:10], "sample",

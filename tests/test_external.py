@@ -9,13 +9,14 @@ import pytest
 from conftest import ROOT
 from retriever_stub_server import RetrieverStubServer
 
-from eval.config import parse_sweep
 from eval.errors import ConfigError, LabError
-from eval.export import export_run
-from eval.external import check_ready, failures
-from eval.report import write_report
-from eval.runs import RunStore
-from eval.sweep import SweepOptions, run_sweep
+from eval.report.render import write_report
+from eval.retrievers.external.client import failures
+from eval.retrievers.external.config import check_ready
+from eval.retrievers.registry import parse_sweep
+from eval.runs.export import export_run
+from eval.runs.store import RunStore
+from eval.sweep.engine import SweepOptions, run_sweep
 
 KEY = "sk-test-7f3c2a9e1b5d"  # a recognisable secret: it must never appear in anything written
 DOC_METRICS = ["hit_rate", "precision", "recall", "mrr", "ndcg", "map", "answer_hit_rate", "answer_mrr"]
@@ -122,7 +123,7 @@ def test_external_latency_is_every_call_and_sits_beside_local_configs(service_ru
         np.testing.assert_allclose(calls.set_index("question_id").sort_index()["retrieval_ms"],
                                    rows_of(service_run, config_id)["call_ms"])
     assert len(latency[latency["config_id"] == "similarity-k5"]) == 1  # the local latency sample
-    from eval.leaderboard import summarize
+    from eval.runs.summary import summarize
 
     summary = summarize(service_run).set_index("config_id")
     assert summary["retrieval_ms_p50"].notna().all()
@@ -313,7 +314,7 @@ def test_two_services_of_one_kind_need_names_and_keys_must_be_set(monkeypatch):
 
 def test_cli_run_mixes_local_and_external_configs_and_never_prints_a_key(tiny_index_store, tiny_dataset, tmp_path,
                                                                           capsys, monkeypatch):
-    from eval.cli import main
+    from eval.cli.main import main
 
     questions = tmp_path / "questions.jsonl"
     questions.write_text("".join(json.dumps({"id": q.id, "question": q.question, "answers": list(q.answers),
@@ -350,7 +351,7 @@ def test_cli_run_mixes_local_and_external_configs_and_never_prints_a_key(tiny_in
 def test_compare_shows_external_and_local_configs_side_by_side(sample_index, sample_dataset, tmp_path, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
-    from eval.leaderboard import summarize
+    from eval.runs.summary import summarize
 
     monkeypatch.setenv("RAGFLOW_API_KEY", KEY)
     monkeypatch.setenv("RETRIEVER_LAB_HOME", str(tmp_path))
@@ -390,7 +391,7 @@ def test_compare_shows_external_and_local_configs_side_by_side(sample_index, sam
     assert set(at.dataframe[0].value["config_id"]) == {"similarity-k5", "ragflow-k5-t0-w1", "ragflow-k5-t0-w0.3"}
     inspect = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120)
     inspect.run()
-    inspect.switch_page("dashboard/inspect_question.py").run()
+    inspect.switch_page("dashboard/pages/inspect_question.py").run()
     inspect.selectbox(key="inspect-run").set_value(run_id).run()
     inspect.multiselect(key="inspect-configs").set_value(["chatchat-k5", "gone-k5"]).run()
     assert not inspect.exception, [e.value for e in inspect.exception]

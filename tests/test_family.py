@@ -5,16 +5,19 @@ import threading
 
 import pytest
 
-from eval.config import RetrieverConfig
-from eval.datasets import AnswerSpan, Dataset, Document, Question
-from eval.embedding_cache import EmbeddingCache
+from eval.analysis.family import INDEX_COLUMNS, describe_best, family_leaderboard, family_rows
+from eval.data.datasets import Dataset
+from eval.data.labels import labels_from_questions
 from eval.errors import LabError
-from eval.family import (INDEX_COLUMNS, build_family, describe_best, family_grid, family_leaderboard, family_rows,
-                         run_family_sweep)
-from eval.index import ChunkingParams, IndexStore, chunk_corpus, sentence_pieces
-from eval.labels import labels_from_questions, rescore
-from eval.runs import RunStore
-from eval.sweep import SweepCancelled, SweepOptions
+from eval.index.chunking import ChunkingParams, chunk_corpus, sentence_pieces
+from eval.index.embedding_cache import EmbeddingCache
+from eval.index.store import IndexStore
+from eval.labels.rescore import rescore
+from eval.retrievers.vector import RetrieverConfig
+from eval.runs.store import RunStore
+from eval.schema import AnswerSpan, Document, Question
+from eval.sweep.engine import SweepCancelled, SweepOptions
+from eval.sweep.family import build_family, family_grid, run_family_sweep
 
 TIMING = ["ttft_ms", "total_ms", "tokens_per_s"]  # measured per run; every other column must match
 CONFIGS = [RetrieverConfig.create("similarity", k=1), RetrieverConfig.create("similarity", k=3),
@@ -172,7 +175,7 @@ def test_indexes_of_different_corpora_cannot_be_swept_together(family, tiny_inde
 
 @pytest.mark.slow
 def test_the_cli_builds_a_family_and_names_the_best_pair(tmp_path, spanned_dataset, capsys):
-    from eval.cli import main
+    from eval.cli.main import main
 
     (tmp_path / "corpus.jsonl").write_text("\n".join(json.dumps({"id": d.id, "text": d.text}, ensure_ascii=False)
                                                      for d in spanned_dataset.corpus), encoding="utf-8")
@@ -205,15 +208,14 @@ def test_the_cli_builds_a_family_and_names_the_best_pair(tmp_path, spanned_datas
 @pytest.mark.slow
 def test_the_index_variants_page_names_the_best_pair_and_draws_the_dimensions(family, spanned_dataset, tmp_path,
                                                                               monkeypatch):
-    from streamlit.testing.v1 import AppTest
-
     from conftest import ROOT
+    from streamlit.testing.v1 import AppTest
 
     store, _, manifests, _ = family
     monkeypatch.setenv("RETRIEVER_LAB_HOME", str(tmp_path))
     at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120)
     at.run()
-    at.switch_page("dashboard/families.py").run()
+    at.switch_page("dashboard/pages/families.py").run()
     assert "No family sweeps yet" in at.info[0].value
 
     questions = tmp_path / "data" / "questions.jsonl"
@@ -244,8 +246,8 @@ def test_the_index_variants_page_names_the_best_pair_and_draws_the_dimensions(fa
 
 
 def test_every_sweep_row_carries_its_context_length(sample_run):
-    from eval.leaderboard import quality_metrics
     from eval.metrics import METRICS
+    from eval.runs.summary import quality_metrics
 
     run = sample_run({"configs": [{"search_type": "similarity", "k": [2, 4]}]}, questions=5)
     texts = run.chunk_texts

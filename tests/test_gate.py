@@ -7,9 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from eval.cli import main
-from eval.datasets import Question, fingerprint
-from eval.runs import RunStore
+from eval.cli.main import main
+from eval.io import fingerprint
+from eval.runs.store import RunStore
+from eval.schema import Question
 
 SWEEP = {"configs": [{"search_type": "similarity", "k": [3, 5]}]}
 QUESTIONS = 12
@@ -216,7 +217,7 @@ PLOTLY_DIV_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-
 
 def test_report_cli_writes_the_pages_reports(tmp_path, real_run, sample_run, capsys):
     """The files equal what `eval.report` returns for the same runs (plotly's random div ids aside)."""
-    from eval.report import comparison_html, report_html, report_markdown
+    from eval.report.render import comparison_html, report_html, report_markdown
 
     other = sample_run(SWEEP, QUESTIONS + 4, latency_sample=0)
     for run in (real_run, other):

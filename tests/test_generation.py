@@ -9,14 +9,20 @@ from pathlib import Path
 
 import pytest
 import torch
+from openai_stub_server import OpenAIStubServer
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GlmConfig, GlmForCausalLM, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from eval import generation
 from eval.errors import LabError
-from eval.generation import (ChatGLMStreamGenerator, GenerationSettings, OpenAIGenerator, TransformersGenerator,
-                             complete_many, load_generator)
-from openai_stub_server import OpenAIStubServer
+from eval.generation import generators as generation
+from eval.generation.generators import (
+    ChatGLMStreamGenerator,
+    GenerationSettings,
+    OpenAIGenerator,
+    TransformersGenerator,
+    complete_many,
+    load_generator,
+)
 
 CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m.role }}|>{{ m.content }}{% endfor %}"
                  "{% if add_generation_prompt %}<|assistant|>{% endif %}")

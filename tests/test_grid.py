@@ -1,9 +1,9 @@
 """The grid builder behind the sweep page: value lists per parameter -> validated retriever configs."""
 import pytest
 
-from eval.config import RetrieverConfig
 from eval.errors import LabError
-from eval.grid import grid_configs, grid_spec
+from eval.retrievers.grid import grid_configs, grid_spec
+from eval.retrievers.vector import RetrieverConfig
 
 
 def test_each_search_type_takes_only_its_parameters():

@@ -1,17 +1,18 @@
 """The Compare page guides the choice: a recommendation under constraints, and a per-question drill-down that
 opens a question on Inspect."""
 import pytest
-
-from eval.drilldown import FILTERS, question_table
-from eval.leaderboard import summarize
-from eval.recommend import recommend
-from eval.runs import RunStore
 from test_dashboard import app, lab  # noqa: F401 (the dashboard's fixtures)
+
+from eval.analysis.drilldown import FILTERS, question_table
+from eval.analysis.recommend import recommend
+from eval.runs.store import RunStore
+from eval.runs.summary import summarize
 
 
 def test_question_table_orders_worst_first_and_filters():
     import pandas as pd
-    from eval.datasets import Question
+
+    from eval.schema import Question
 
     rows = pd.DataFrame({"question_id": ["q1", "q2", "q3"] * 2, "config_id": ["a"] * 3 + ["b"] * 3,
                          "hit_rate": [1.0, 0.0, 0.0, 1.0, 1.0, 0.0]})
@@ -26,7 +27,7 @@ def test_question_table_orders_worst_first_and_filters():
 
 def test_compare_recommends_and_drills_down_to_inspect(app, lab):
     run = RunStore(lab["home"] / "runs").load(lab["run_id"])
-    at = app("dashboard/compare.py")
+    at = app("dashboard/pages/compare.py")
     at.selectbox(key="compare-run").set_value(lab["run_id"]).run()
     expected = recommend(run, summarize(run))
     assert at.success[0].value == expected.text
@@ -56,7 +57,7 @@ def test_compare_recommends_and_drills_down_to_inspect(app, lab):
 
 
 def test_a_missing_path_error_shows_the_whole_path(app, tmp_path):
-    at = app("dashboard/indexes.py")
+    at = app("dashboard/pages/indexes.py")
     at.radio(key="index-source").set_value("Folder or file path").run()
     missing = tmp_path / "nested folder" / "missing"
     at.text_input(key="index-path").set_value(str(missing)).run()
@@ -70,12 +71,14 @@ def test_compare_shows_the_paired_change_against_another_run(lab, tiny_dataset, 
     import shutil
 
     from streamlit.testing.v1 import AppTest
-    from eval.config import parse_sweep
-    from eval.index import ChunkingParams, IndexStore
-    from eval.leaderboard import compare_runs
-    from eval.report import comparison_frame
-    from eval.sweep import SweepOptions, run_sweep
     from test_dashboard import APP, SWEEP
+
+    from eval.analysis.leaderboard import compare_runs
+    from eval.index.chunking import ChunkingParams
+    from eval.index.store import IndexStore
+    from eval.report.render import comparison_frame
+    from eval.retrievers.registry import parse_sweep
+    from eval.sweep.engine import SweepOptions, run_sweep
 
     home = tmp_path / "home"
     shutil.copytree(lab["home"], home)

@@ -7,15 +7,16 @@ import sys
 import time
 
 import pytest
+from conftest import ROOT, SESSION_EMBEDDING_CACHE, TINY_TEXTS
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT, SESSION_EMBEDDING_CACHE, TINY_TEXTS
-
-from eval.config import parse_sweep
-from eval.datasets import Document, Question, decode_bytes, load_corpus, load_questions, load_squad
+from eval.data.datasets import load_corpus, load_questions, load_squad
 from eval.errors import LabError
-from eval.index import IndexStore
+from eval.index.store import IndexStore
+from eval.io import decode_bytes
+from eval.retrievers.registry import parse_sweep
+from eval.schema import Document, Question
 
 json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
                            lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6),
@@ -181,7 +182,7 @@ def test_a_100_mb_corpus_and_a_10_mb_line_load(tmp_path):
                     encoding="utf-8")
     assert huge.stat().st_size > 10 * 1024 * 1024
     (document,) = load_corpus(huge)
-    from eval.index import ChunkingParams, chunk_corpus
+    from eval.index.chunking import ChunkingParams, chunk_corpus
 
     chunks = chunk_corpus([document], ChunkingParams(500, 0))
     assert "".join(c.text for c in chunks) == document.text

@@ -4,8 +4,8 @@ import math
 
 import pandas as pd
 
-from eval import charts
-from eval.report import leaderboard_frame
+from eval.report import charts
+from eval.report.render import leaderboard_frame
 
 NAN = math.nan
 

@@ -13,12 +13,14 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from eval.config import parse_sweep
 from eval.errors import ConfigError, LabError
-from eval.hybrid import (TOKENIZERS, BM25Config, EnsembleConfig, RerankConfig, bm25_side, fast_retrieve_mixed,
-                         reranker)
-from eval.runs import RunStore
-from eval.sweep import SweepOptions, run_sweep
+from eval.index.bm25 import TOKENIZERS, bm25_side
+from eval.retrievers.bm25 import BM25Config
+from eval.retrievers.ensemble import EnsembleConfig
+from eval.retrievers.registry import fast_retrieve_mixed, parse_sweep
+from eval.retrievers.rerank import RerankConfig, reranker
+from eval.runs.store import RunStore
+from eval.sweep.engine import SweepOptions, run_sweep
 from tests.tiny_cross_encoder import build_cross_encoder
 
 
@@ -96,7 +98,7 @@ def test_bm25_scores_are_bm25okapis_bit_for_bit_in_chinese_and_english(sample_in
             config = BM25Config(k=5, k1=k1, b=b, tokenizer=tokenizer)
             for question in bilingual_questions:
                 expected = okapi.get_scores(TOKENIZERS[tokenizer](question.question))
-                assert np.array_equal(side.scores(config, question.question), expected), (tokenizer, question.id)
+                assert np.array_equal(side.scores(config.tokenizer, config.k1, config.b, question.question), expected), (tokenizer, question.id)
 
 
 @pytest.mark.slow
@@ -177,7 +179,7 @@ def test_sweep_paths_agree_and_record_hybrid_configs(tmp_path, sample_index, bil
 
 def test_config_ids_are_readable():
     bm25 = BM25Config(k=10, tokenizer="jieba")
-    from eval.config import RetrieverConfig
+    from eval.retrievers.vector import RetrieverConfig
 
     vector = RetrieverConfig.create("similarity", k=10)
     assert bm25.config_id == "bm25-k10-jieba"

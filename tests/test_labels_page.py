@@ -7,20 +7,22 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
-
-from eval.agreement import agreement
-from eval.config import parse_sweep
-from eval.datasets import load_question_set
-from eval.index import ChunkingParams, IndexStore
-from eval.labels import LABEL_METRICS, label_path, load_labels, rescore
-from eval.leaderboard import quality_metrics, summarize
-from eval.jobs import JobStore
-from eval.pooled_judge import blind_order, chunk_judgements, judge_run, pool
-from eval.runs import RunStore
-from eval.sweep import SweepOptions, run_sweep
 from lab_llm_responder import respond
 from openai_stub_server import OpenAIStubServer
+from streamlit.testing.v1 import AppTest
+
+from eval.data.datasets import load_question_set
+from eval.data.labels import label_path, load_labels
+from eval.index.chunking import ChunkingParams
+from eval.index.store import IndexStore
+from eval.jobs.store import JobStore
+from eval.labels.agreement import agreement
+from eval.labels.pooled_judging import blind_order, chunk_judgements, judge_run, pool
+from eval.labels.rescore import LABEL_METRICS, rescore
+from eval.retrievers.registry import parse_sweep
+from eval.runs.store import RunStore
+from eval.runs.summary import quality_metrics, summarize
+from eval.sweep.engine import SweepOptions, run_sweep
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 SWEEP = {"configs": [{"search_type": "similarity", "k": [3]},
@@ -52,7 +54,7 @@ def page(lab, monkeypatch):
     def open_page(path: str) -> AppTest:
         at = AppTest.from_file(APP, default_timeout=120)
         at.run()
-        if path != "dashboard/compare.py":
+        if path != "dashboard/pages/compare.py":
             at.switch_page(path).run()
         assert not at.exception, [e.value for e in at.exception]
         return at
@@ -72,7 +74,7 @@ def finished_job(lab):
 @pytest.fixture(scope="module")
 def llm_labels(lab):
     """The run's pool (depth 3) judged by the stub, through the engine."""
-    from eval.generation import load_generator
+    from eval.generation.generators import load_generator
 
     report = judge_run(lab["run"], load_generator(lab["llm"]), lab["home"], depth=3,
                        labels_file=label_path(lab["data"] / "questions.jsonl"))
@@ -80,7 +82,7 @@ def llm_labels(lab):
 
 
 def test_judging_from_the_page_runs_a_job_that_saves_the_pool_as_llm_labels(page, lab):
-    at = page("dashboard/labels.py")
+    at = page("dashboard/pages/labels.py")
     at.text_input(key="judge-llm").input(lab["llm"])
     at.number_input(key="judge-depth").set_value(2)
     button(at, "Judge the pool").click().run()
@@ -96,7 +98,7 @@ def test_judging_from_the_page_runs_a_job_that_saves_the_pool_as_llm_labels(page
 
 
 def test_labelling_by_hand_saves_undoes_and_skips(page, lab):
-    at = page("dashboard/labels.py")
+    at = page("dashboard/pages/labels.py")
     at.text_input(key="label-name").input("ann").run()
     at.number_input(key="label-depth").set_value(2).run()
     labels_file = label_path(lab["data"] / "questions.jsonl")
@@ -124,7 +126,7 @@ def test_labelling_by_hand_saves_undoes_and_skips(page, lab):
 
 
 def test_agreement_tab_shows_the_engines_kappa(page, lab, llm_labels):
-    at = page("dashboard/labels.py")
+    at = page("dashboard/pages/labels.py")
     at.selectbox(key="agree-a").set_value("gold").run()
     at.selectbox(key="agree-b").set_value("llm:lab@judge-v1").run()
     labels = load_labels(label_path(lab["data"] / "questions.jsonl"))
@@ -134,7 +136,7 @@ def test_agreement_tab_shows_the_engines_kappa(page, lab, llm_labels):
 
 
 def test_compare_shows_the_leaderboard_under_the_chosen_label_source(page, lab, llm_labels):
-    at = page("dashboard/compare.py")
+    at = page("dashboard/pages/compare.py")
     at.selectbox(key="compare-labels").set_value("llm:lab@judge-v1").run()
     assert not at.exception, [e.value for e in at.exception]
     shown = at.dataframe[0].value
@@ -152,16 +154,17 @@ def test_compare_shows_the_leaderboard_under_the_chosen_label_source(page, lab, 
 def test_compare_against_another_run_scores_both_under_the_chosen_label_source(page, lab, llm_labels, tiny_dataset):
     """Run b: the same sweep over a coarser index of the same corpus and questions. Under the LLM's labels the
     paired change is that of both runs rescored with those labels, not their gold scores."""
-    from eval.leaderboard import compare_runs
-    from eval.report import comparison_frame
     from test_guidance import comparison_table
+
+    from eval.analysis.leaderboard import compare_runs
+    from eval.report.render import comparison_frame
 
     indexes, runs = IndexStore(lab["home"] / "indexes"), RunStore(lab["home"] / "runs")
     indexes.build(tiny_dataset, "coarse", "minilm", ChunkingParams(240, 0))
     other = run_sweep(runs, indexes.open("coarse"), parse_sweep(SWEEP), tiny_dataset.questions,
                       str(lab["data"] / "questions.jsonl"), SweepOptions(latency_sample=0))
     try:
-        at = page("dashboard/compare.py")
+        at = page("dashboard/pages/compare.py")
         at.selectbox(key="compare-run").set_value(lab["run"].run_id).run()
         at.selectbox(key="compare-labels").set_value(llm_labels).run()
         at.selectbox(key="compare-other-run").set_value(other).run()
@@ -184,7 +187,7 @@ def test_compare_against_another_run_scores_both_under_the_chosen_label_source(p
 
 
 def test_generating_questions_from_the_page(page, lab, tmp_path):
-    at = page("dashboard/labels.py")
+    at = page("dashboard/pages/labels.py")
     at.text_input(key="gen-llm").input(lab["llm"])
     at.number_input(key="gen-n").set_value(3)
     at.text_input(key="gen-out").input(str(tmp_path / "generated"))

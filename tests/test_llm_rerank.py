@@ -11,10 +11,10 @@ import pytest
 from conftest import free_port
 from llm_logprobs_server import LogprobsServer
 
-from eval.config import parse_sweep
 from eval.errors import ConfigError, LabError
-from eval.hybrid import fast_retrieve_mixed, rerank, reranker
-from eval.llm_rerank import PROMPT, TOP_LOGPROBS, EndpointYesScorer, LLMYesScorer
+from eval.retrievers.llm_rerank import PROMPT, TOP_LOGPROBS, EndpointYesScorer, LLMYesScorer
+from eval.retrievers.registry import fast_retrieve_mixed, parse_sweep
+from eval.retrievers.rerank import rerank, reranker
 
 MODEL = "llm:bundled:smollm2"
 

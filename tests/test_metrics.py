@@ -8,10 +8,28 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from eval.metrics import (ANSWER_METRIC_KEYS, DIVERSITY_METRIC_KEYS, DOC_METRIC_KEYS, METRICS, RAGAS_METRIC_KEYS,
-                          RANKING, Catalogue, aggregate, answer_metric_columns, answer_metrics, bootstrap_ci,
-                          diversity_metric_columns, diversity_metrics, doc_metric_columns, doc_metrics,
-                          normalize_text, paired_differences, paired_test, parse_metric, ragas_context_metrics)
+from eval.metrics import (
+    ANSWER_METRIC_KEYS,
+    DIVERSITY_METRIC_KEYS,
+    DOC_METRIC_KEYS,
+    METRICS,
+    RAGAS_METRIC_KEYS,
+    RANKING,
+    Catalogue,
+    aggregate,
+    answer_metric_columns,
+    answer_metrics,
+    bootstrap_ci,
+    diversity_metric_columns,
+    diversity_metrics,
+    doc_metric_columns,
+    doc_metrics,
+    normalize_text,
+    paired_differences,
+    paired_test,
+    parse_metric,
+    ragas_context_metrics,
+)
 
 INV_LOG2_3 = 1 / math.log2(3)
 
@@ -221,7 +239,7 @@ def test_diversity_metric_columns_equal_the_pairwise_definition_for_lists_of_mix
 
 def test_registry_covers_every_metric_key():
     computed = [*DOC_METRIC_KEYS, *ANSWER_METRIC_KEYS, *DIVERSITY_METRIC_KEYS, *RAGAS_METRIC_KEYS]
-    from eval.judge import JUDGE_COLUMNS
+    from eval.metrics.judge import JUDGE_COLUMNS
 
     others = ["retrieval_ms", "ttft_ms", "total_ms", "tokens_per_s",
               "exact_match", "f1", "contains_answer"]
@@ -248,8 +266,8 @@ def test_catalogue_cutoffs_and_derived_lists():
     with pytest.raises(KeyError):
         METRICS["f1@5"]
     # the lists the engine uses are the catalogue's, in its order
-    from eval.judge import JUDGE_COLUMNS
-    from eval.pipeline import ANSWER_COLUMNS
+    from eval.generation.pipeline import ANSWER_COLUMNS
+    from eval.metrics.judge import JUDGE_COLUMNS
 
     assert JUDGE_COLUMNS == (*(m for m in METRICS if m.startswith("judge_")), "judge_error")
     assert set(ANSWER_COLUMNS) == {"answer", "prompt_tokens", "completion_tokens", "ttft_ms", "total_ms",

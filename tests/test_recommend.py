@@ -1,10 +1,10 @@
 """One ranking rule for dashboard and reports, and a recommendation with the configs tied with it."""
 import pytest
 
-from eval.leaderboard import summarize
+from eval.analysis.recommend import rank_order, ranking_metric, ranking_rule, recommend
 from eval.metrics.statistics import paired_test
-from eval.recommend import rank_order, ranking_metric, ranking_rule, recommend
-from eval.report import leaderboard_frame, report_html, report_markdown
+from eval.report.render import leaderboard_frame, report_html, report_markdown
+from eval.runs.summary import summarize
 
 SWEEP = {"configs": [{"search_type": "similarity", "k": [1, 2, 4, 8]},
                      {"search_type": "mmr", "k": [4], "fetch_k": [20], "lambda_mult": [0.25, 0.75]},

@@ -7,7 +7,7 @@ import sys
 import pytest
 from conftest import ROOT, SESSION_EMBEDDING_CACHE, shared_dataset
 
-from eval.datasets import load_dataset
+from eval.data.datasets import load_dataset
 
 
 def run_cli(home, *args):

@@ -6,14 +6,24 @@ import pandas as pd
 import pytest
 from plotly.offline import get_plotlyjs
 
-from eval.config import parse_sweep
-from eval.datasets import Dataset, Document, Question
-from eval.index import ChunkingParams, IndexStore
-from eval.leaderboard import compare_runs, summarize
+from eval.analysis.leaderboard import compare_runs
+from eval.data.datasets import Dataset
+from eval.index.chunking import ChunkingParams
+from eval.index.store import IndexStore
 from eval.metrics import METRICS
-from eval.report import format_cell, leaderboard_frame, report_html, report_markdown, report_metrics, write_report
-from eval.runs import RunStore
-from eval.sweep import SweepOptions, run_sweep
+from eval.report.render import (
+    format_cell,
+    leaderboard_frame,
+    report_html,
+    report_markdown,
+    report_metrics,
+    write_report,
+)
+from eval.retrievers.registry import parse_sweep
+from eval.runs.store import RunStore
+from eval.runs.summary import summarize
+from eval.schema import Document, Question
+from eval.sweep.engine import SweepOptions, run_sweep
 
 PAYLOAD = "<script>alert(1)</script>"
 SWEEP = {"configs": [{"search_type": "similarity", "k": [2, 3]},
@@ -91,10 +101,10 @@ def test_write_report_rejects_unknown_format(hostile, tmp_path):
 
 
 def test_comparison_report_of_two_runs(tmp_path, sample_index, sample_dataset):
-    from eval.config import parse_sweep
-    from eval.report import comparison_html
-    from eval.runs import RunStore
-    from eval.sweep import SweepOptions, run_sweep
+    from eval.report.render import comparison_html
+    from eval.retrievers.registry import parse_sweep
+    from eval.runs.store import RunStore
+    from eval.sweep.engine import SweepOptions, run_sweep
 
     store = RunStore(tmp_path)
     grid = parse_sweep({"configs": [{"search_type": "similarity", "k": [2, 4]}]})

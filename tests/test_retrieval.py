@@ -1,5 +1,5 @@
-from eval.config import RetrieverConfig
-from eval.retrieval import langchain_retrieve
+from eval.retrievers.registry import langchain_retrieve
+from eval.retrievers.vector import RetrieverConfig
 
 
 def test_similarity_returns_k_chunks_in_score_order(tiny_index_store):

@@ -4,10 +4,10 @@ import shutil
 
 import pytest
 
-from eval.export import jsonl_records
-from eval.leaderboard import summarize
-from eval.report import report_markdown
-from eval.runs import RUN_SCHEMA_VERSION, RunManifest, RunStore
+from eval.report.render import report_markdown
+from eval.runs.export import jsonl_records
+from eval.runs.store import RUN_SCHEMA_VERSION, RunManifest, RunStore
+from eval.runs.summary import summarize
 
 LEGACY_ID = "20261120-101500-abc123"
 SWEEP = {"configs": [{"search_type": "similarity", "k": [2, 4]}]}
@@ -96,10 +96,11 @@ def test_runs_compare_prints_each_configs_paired_change(tiny_dataset, tmp_path, 
     """Two runs of one grid over a fine and a coarse index of one corpus, compared by the CLI as a user would."""
     import re
 
-    from eval.cli import main
-    from eval.config import parse_sweep
-    from eval.index import ChunkingParams, IndexStore
-    from eval.sweep import SweepOptions, run_sweep
+    from eval.cli.main import main
+    from eval.index.chunking import ChunkingParams
+    from eval.index.store import IndexStore
+    from eval.retrievers.registry import parse_sweep
+    from eval.sweep.engine import SweepOptions, run_sweep
 
     home = tmp_path / "home"
     indexes, runs = IndexStore(home / "indexes"), RunStore(home / "runs")

@@ -7,11 +7,12 @@ import pytest
 from conftest import ROOT, SESSION_EMBEDDING_CACHE, streamlit_server
 from test_e2e import browser, wait_text  # noqa: F401  (`browser` is a fixture: reused, not copied)
 
-from eval.config import parse_sweep
-from eval.embedding_cache import EmbeddingCache
-from eval.index import ChunkingParams, IndexStore
-from eval.runs import RunStore
-from eval.sweep import SweepOptions, run_sweep
+from eval.index.chunking import ChunkingParams
+from eval.index.embedding_cache import EmbeddingCache
+from eval.index.store import IndexStore
+from eval.retrievers.registry import parse_sweep
+from eval.runs.store import RunStore
+from eval.sweep.engine import SweepOptions, run_sweep
 
 pytestmark = [pytest.mark.browser, pytest.mark.server, pytest.mark.slow]
 SCREENS = ROOT / "test-artifacts" / "screens"

@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from eval.config import parse_sweep
 from eval.errors import LabError
-from eval.runs import RunStore
-from eval.stages import stages_for_row
-from eval.sweep import SweepOptions, run_sweep
+from eval.retrievers import stages
+from eval.retrievers.registry import parse_sweep
+from eval.retrievers.stages import stages_for_row
+from eval.runs.store import RunStore
+from eval.sweep.engine import SweepOptions, run_sweep
 from tests.test_hybrid import cross_encoder, langchain_retriever  # noqa: F401 (a fixture)
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
@@ -92,7 +93,7 @@ def test_inspect_shows_each_chunks_stage_and_rank_before_and_after_reranking(sta
     config_ids = [c.config_id for c in stage_lab["configs"]]
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
-    at.switch_page("dashboard/inspect_question.py").run()
+    at.switch_page("dashboard/pages/inspect_question.py").run()
     at.selectbox(key="inspect-run").set_value(stage_lab["run"].run_id).run()
     labels_seen = set()
     for question_id in QUESTIONS:
@@ -107,11 +108,9 @@ def test_inspect_shows_each_chunks_stage_and_rank_before_and_after_reranking(sta
     assert labels_seen == {"BM25", "vector", "both"}  # every label was checked at least once
 
     # Stages are cached per (index build, config, question): going back to a question recomputes nothing
-    import eval.stages
-
     recomputed = []
-    original = eval.stages.fast_retrieve_mixed
-    monkeypatch.setattr(eval.stages, "fast_retrieve_mixed", lambda *a, **k: recomputed.append(a) or original(*a, **k))
+    original = stages.fast_retrieve_mixed
+    monkeypatch.setattr(stages, "fast_retrieve_mixed", lambda *a, **k: recomputed.append(a) or original(*a, **k))
     shown = shown_stages(at)
     at.selectbox(key="inspect-question").set_value(QUESTIONS[0]).run()
     at.selectbox(key="inspect-question").set_value(QUESTIONS[-1]).run()

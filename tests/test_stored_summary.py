@@ -2,8 +2,8 @@
 import pandas as pd
 import pytest
 
-from eval.leaderboard import quality_metrics, stored_summary, summarize
-from eval.runs import RETRIEVED_COLUMNS, RunStore
+from eval.runs.store import RETRIEVED_COLUMNS, RunStore
+from eval.runs.summary import quality_metrics, stored_summary, summarize
 
 GRID = {"configs": [{"search_type": "similarity", "k": [2, 4]},
                     {"search_type": "mmr", "k": [3], "fetch_k": [10], "lambda_mult": [0.5]}]}

@@ -11,13 +11,15 @@ import pandas as pd
 import pytest
 from conftest import ROOT, SESSION_EMBEDDING_CACHE, shared_dataset
 
-from eval.config import RetrieverConfig, load_sweep, parse_sweep
-from eval.datasets import Dataset, load_dataset, load_question_set
-from eval.embedding_cache import EmbeddingCache
+from eval.data.datasets import Dataset, load_dataset, load_question_set
 from eval.errors import LabError
-from eval.index import ChunkingParams, IndexStore
-from eval.runs import RunStore
-from eval.sweep import DEFAULT_BLOCK, SweepCancelled, SweepOptions, run_sweep
+from eval.index.chunking import ChunkingParams
+from eval.index.embedding_cache import EmbeddingCache
+from eval.index.store import IndexStore
+from eval.retrievers.registry import load_sweep, parse_sweep
+from eval.retrievers.vector import RetrieverConfig
+from eval.runs.store import RunStore
+from eval.sweep.engine import DEFAULT_BLOCK, SweepCancelled, SweepOptions, run_sweep
 
 GRID = parse_sweep({"configs": [
     {"search_type": "similarity", "k": [1, 4, 8]},
@@ -231,7 +233,7 @@ def test_empty_sweep_is_rejected(tmp_path, sample_index):
 
 
 def test_questions_must_name_documents_of_the_index(tmp_path, sample_index):
-    from eval.datasets import Question
+    from eval.schema import Question
 
     stray = [Question("q", "What is k?", ("4",), ("not-in-this-index",))]
     with pytest.raises(LabError, match="question 'q' names documents that are not in index 'sample': "

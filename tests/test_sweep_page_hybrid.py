@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from eval.config import load_sweep
 from eval.errors import ConfigError
+from eval.retrievers.registry import load_sweep
 from tests.test_hybrid import cross_encoder  # noqa: F401 (a fixture)
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
@@ -20,7 +20,7 @@ def sweep_page(tmp_path, monkeypatch, cross_encoder):  # noqa: F811
     monkeypatch.setenv("RETRIEVER_LAB_HOME", str(tmp_path / "home"))
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
-    at.switch_page("dashboard/sweep.py").run()
+    at.switch_page("dashboard/pages/sweep.py").run()
     at.multiselect(key="grid-types").set_value(["similarity"])
     at.text_input(key="grid-k").set_value("3")
     for key in ("grid-bm25", "grid-hybrid", "grid-rerank"):

@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from eval.runs import RunStore
-from eval.sweep import SweepCancelled, SweepOptions, run_sweep
-from eval.timing import indistinguishable, percentile_intervals, time_interleaved
+from eval.metrics.latency import indistinguishable, percentile_intervals
+from eval.runs.store import RunStore
+from eval.sweep.engine import SweepCancelled, SweepOptions, run_sweep
+from eval.sweep.timing import time_interleaved
 
 QUESTIONS = [SimpleNamespace(id=f"q{i:02d}") for i in range(40)]
 CONFIGS = ["a", "b", "c", "d"]
@@ -96,7 +97,7 @@ def test_percentile_intervals_and_when_two_configs_cannot_be_told_apart():
 
 
 def grid():
-    from eval.config import parse_sweep
+    from eval.retrievers.registry import parse_sweep
 
     return parse_sweep({"configs": [{"search_type": "similarity", "k": [2, 4]},
                                     {"search_type": "mmr", "k": 3, "fetch_k": 10}]})

@@ -6,12 +6,27 @@ Families: `ranking` (document-level relevance, ranx-compatible, `name@k` cutoffs
 (bootstrap CIs, paired tests). Per-question functions return plain dicts of floats; a question that cannot be
 scored gets NaN, never 0. Adding a metric is declaring it in its family's module and listing the family below.
 """
-from eval.metrics.answer import (ANSWER, ANSWER_METRIC_KEYS, GENERATED_ANSWER, answer_metric_columns,
-                                 answer_metrics, answer_tokens, contains_answer, exact_match, normalize_text,
-                                 token_f1)
+from eval.metrics.answer import (
+                                 ANSWER,
+                                 ANSWER_METRIC_KEYS,
+                                 GENERATED_ANSWER,
+                                 answer_metric_columns,
+                                 answer_metrics,
+                                 answer_tokens,
+                                 contains_answer,
+                                 exact_match,
+                                 normalize_text,
+                                 token_f1,
+)
 from eval.metrics.catalogue import Catalogue, Metric, columns, names, parse_metric
-from eval.metrics.diversity import (CONTEXT, DIVERSITY, DIVERSITY_METRIC_KEYS, context_chars,
-                                    diversity_metric_columns, diversity_metrics)
+from eval.metrics.diversity import (
+                                 CONTEXT,
+                                 DIVERSITY,
+                                 DIVERSITY_METRIC_KEYS,
+                                 context_chars,
+                                 diversity_metric_columns,
+                                 diversity_metrics,
+)
 from eval.metrics.judge import JUDGE, JUDGE_COLUMNS
 from eval.metrics.latency import GENERATION_LATENCY, RETRIEVAL_LATENCY
 from eval.metrics.passage import PASSAGE

@@ -26,7 +26,7 @@ import numpy as np
 
 from eval.metrics.catalogue import Metric, names
 from eval.metrics.ranking import RankedLists, hit_rates, precisions, reciprocal_ranks
-from eval.prompts import CJK_CHAR, CJK_RANGES
+from eval.text import CJK_CHAR, CJK_RANGES
 
 ANSWER = (
     Metric("answer_hit_rate", "Answer hit rate", "answer", True,

@@ -20,12 +20,12 @@ precision and judged by k, as ranx and ir_measures do. A question without a rele
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
 
 import numpy as np
 
 from eval.metrics.catalogue import Metric, names, parse_metric
 from eval.metrics.ranking import doc_metrics, precision
+from eval.schema import Span
 
 PASSAGE = (
     Metric("passage_precision", "Passage precision", "relevance", True,
@@ -43,15 +43,6 @@ PASSAGE = (
            at_cutoff="share of the first {k} retrieved chunks that overlap a judged span"),
 )
 PASSAGE_METRIC_KEYS = names(PASSAGE)
-
-
-class Span(NamedTuple):
-    """Characters [start, end) of document `doc_id`, with a grade when judged."""
-
-    doc_id: str
-    start: int
-    end: int
-    grade: int = 0
 
 
 def overlaps(a: Span, b: Span) -> bool:

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 import pandas as pd
 
 from eval.metrics.catalogue import Metric, names
-from eval.scorers import Need, ScoringContext
+from eval.metrics.scorer import Need, ScoringContext
 
 RAGAS = (
     Metric("ragas_id_context_precision", "ragas ID context precision", "relevance", True,

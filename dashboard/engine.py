@@ -1,0 +1,195 @@
+"""The dashboard's one door to the engine: stores, opened indexes, loaded runs and what is computed from them,
+cached with `st.cache_resource` / `st.cache_data`, keyed by the data folder, ids and versions (a run's status
+and finish time, a label file's mtime), so a page never recomputes what has not changed. No module-level
+mutable state, and no widgets here.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from eval.analysis import calibration
+from eval.analysis.leaderboard import compare_runs
+from eval.data.datasets import load_question_set
+from eval.data.labels import load_labels
+from eval.errors import LabError
+from eval.index.store import IndexStore
+from eval.labels.pooled_judging import run_label_file
+from eval.labels.rescore import LABEL_METRICS, rescore
+from eval.retrievers.stages import stages_for_row
+from eval.runs.store import RunStore
+from eval.runs.summary import quality_metrics, stored_summary, summarize
+from eval.settings import lab_home
+
+
+def home() -> Path:
+    return lab_home().absolute()
+
+
+@st.cache_resource(show_spinner=False)
+def _index_store(root: str):
+    return IndexStore(root)
+
+
+def index_store():
+    return _index_store(str(home() / "indexes"))
+
+
+def run_store():
+    return RunStore(home() / "runs")
+
+
+@st.cache_resource(show_spinner="Opening the index…")
+def _open_index(root: str, name: str, created_at: str):
+    return _index_store(root).open(name)
+
+
+def open_index(name: str):
+    store = index_store()
+    return _open_index(str(store.root), name, store.manifest(name).created_at)
+
+
+@st.cache_data(show_spinner="Loading the run…", max_entries=32)
+def _load_run(root: str, run_id: str, status: str, finished_at: str):
+    return RunStore(root).load(run_id)
+
+
+def load_run(run_id: str):
+    """A run, cached by run id (and its status, so a resumed run is re-read)."""
+    manifest = run_store().manifest(run_id)
+    return _load_run(str(run_store().root), run_id, manifest["status"], str(manifest.get("finished_at")))
+
+
+@st.cache_resource(show_spinner="Loading the run…", max_entries=8)
+def _load_scores(root: str, run_id: str, status: str, finished_at: str):
+    return RunStore(root).load(run_id, scores_only=True)
+
+
+def load_scores(run_id: str):
+    """A run's scalar rows (metrics, latencies; no retrieved lists), as summaries and charts need them.
+
+    Shared, not copied, between sessions (`cache_resource`): a million rows would take seconds to
+    copy on every rerun. Treat it as read-only."""
+    manifest = run_store().manifest(run_id)
+    return _load_scores(str(run_store().root), run_id, manifest["status"], str(manifest.get("finished_at")))
+
+
+def question_stages(run, params: dict, question, chunk_ids: list[str]) -> list:
+    """`eval.stages.stages_for_row` for one row of `run`, cached per (index build, config, question): the
+    recomputation may run a cross-encoder, and Inspect reruns on every click. A refusal is not cached."""
+    return _question_stages(run.info.index.name, run.info.index.created_at, json.dumps(params, sort_keys=True),
+                            question.id, question.question, tuple(chunk_ids), question)
+
+
+@st.cache_data(show_spinner="Recomputing the stages…", max_entries=256)
+def _question_stages(index_name: str, created_at: str, params: str, question_id: str, question_text: str,
+                     chunk_ids: tuple[str, ...], _question) -> list:
+
+    return stages_for_row(open_index(index_name), created_at, json.loads(params), _question, list(chunk_ids))
+
+
+@st.cache_data(show_spinner="Comparing the runs…", max_entries=16)
+def _run_comparison(first: str, second: str, metrics: tuple[str, ...], versions: tuple[str, ...]) -> pd.DataFrame:
+    return compare_runs(load_scores(first), load_scores(second), list(metrics))
+
+
+@st.cache_data(show_spinner="Comparing the runs…", max_entries=16)
+def _rescored_comparison(first: str, second: str, metrics: tuple[str, ...], source: str,
+                         versions: tuple[str, ...], _label_files: tuple[Path, Path]) -> pd.DataFrame:
+
+    return compare_runs(*(rescored_run(r, f, source) for r, f in zip((first, second), _label_files)), list(metrics))
+
+
+def run_comparison(first: str, second: str, metrics: tuple[str, ...], source: str = "gold") -> pd.DataFrame:
+    """`compare_runs` of two runs (a = first), both scored under label source `source` (each with the label
+    file beside its own questions), cached until either run or label file changes."""
+    versions = tuple(str(run_store().manifest(r).get("finished_at")) for r in (first, second))
+    if source == "gold":
+        return _run_comparison(first, second, metrics, versions)
+    files = tuple(label_sources(r)[0] for r in (first, second))
+    return _rescored_comparison(first, second, metrics, source,
+                                versions + tuple(f"{f}@{f.stat().st_mtime}" for f in files), files)
+
+
+@st.cache_data(show_spinner="Summarizing…", max_entries=64)
+def _summary(root: str, run_id: str, status: str, finished_at: str, baseline: str | None,
+             metrics: tuple[str, ...]) -> pd.DataFrame:
+
+    return stored_summary(_load_scores(root, run_id, status, finished_at), baseline, list(metrics) or None)
+
+
+def summary(run_id: str, baseline: str | None, metrics: tuple[str, ...]) -> pd.DataFrame:
+    manifest = run_store().manifest(run_id)
+    return _summary(str(run_store().root), run_id, manifest["status"], str(manifest.get("finished_at")),
+                    baseline, tuple(metrics))
+
+
+@st.cache_data(show_spinner="Reading the index's relevance scores…", max_entries=16)
+def _threshold_grid(root: str, name: str, created_at: str, questions_path: str,
+                    modified: float) -> tuple[list[float], str]:
+
+    return calibration.threshold_grid(_open_index(root, name, created_at), load_question_set(Path(questions_path)))
+
+
+def threshold_grid(index_name: str | None, questions_path: Path | None) -> tuple[list[float], str] | None:
+    """`score_threshold` values for a sweep of this question set on this index (`eval.calibration.threshold_grid`),
+    or None when either is missing or unreadable (the page reports that where it loads them)."""
+    if not index_name or questions_path is None or not questions_path.exists():
+        return None
+    store = index_store()
+    try:
+        return _threshold_grid(str(store.root), index_name, store.manifest(index_name).created_at,
+                               str(questions_path), questions_path.stat().st_mtime)
+    except LabError:
+        return None
+
+
+def label_sources(run_id: str) -> tuple[Path | None, list[str]]:
+    """The label file beside the run's question set (None if it cannot be found) and its label sources; a
+    LabError when the label file cannot be read."""
+    try:
+        path = run_label_file(load_scores(run_id))  # cached: Compare has loaded it already
+    except LabError:
+        return None, []
+    return path, _label_sources(str(path), path.stat().st_mtime if path.is_file() else 0.0)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _label_sources(path: str, mtime: float) -> list[str]:
+    return load_labels(path).sources
+
+
+@st.cache_resource(show_spinner="Rescoring under the chosen labels…", max_entries=8)
+def _rescored_run(root: str, run_id: str, finished_at: str, label_file: str, label_mtime: float, source: str):
+    from dataclasses import replace
+
+
+    run = RunStore(root).load(run_id)
+    return replace(run, rows=rescore(run, load_labels(label_file), source, list(LABEL_METRICS)))
+
+
+def rescored_run(run_id: str, label_file: Path, source: str):
+    """The run with its relevance metrics recomputed under another label source (`eval.labels.rescore`),
+    cached per label-file version. Treat it as read-only."""
+    manifest = run_store().manifest(run_id)
+    return _rescored_run(str(run_store().root), run_id, str(manifest.get("finished_at")), str(label_file),
+                         label_file.stat().st_mtime, source)
+
+
+@st.cache_data(show_spinner="Summarizing…", max_entries=16)
+def _rescored_summary(run_id: str, finished_at: str, label_file: str, label_mtime: float, source: str,
+                      baseline: str | None, _run) -> pd.DataFrame:
+
+    return summarize(_run, baseline, quality_metrics(_run.rows))
+
+
+def rescored_summary(run_id: str, label_file: Path, source: str, baseline: str | None) -> pd.DataFrame:
+    """The leaderboard of `rescored_run`."""
+    manifest = run_store().manifest(run_id)
+    return _rescored_summary(run_id, str(manifest.get("finished_at")), str(label_file), label_file.stat().st_mtime,
+                             source, baseline, rescored_run(run_id, label_file, source))
+
+

@@ -1,0 +1,1 @@
+"""What a run's rows say: leaderboards, the recommendation, the regression gate, diagnostics, calibration."""

@@ -1,0 +1,1 @@
+"""The headless CLI, `python -m eval ...`: one module per command group."""

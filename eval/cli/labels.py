@@ -1,0 +1,64 @@
+"""The headless CLI: `python -m eval ...`. Bad input exits with code 2 and a one-line message."""
+from __future__ import annotations
+
+import argparse
+
+from eval.analysis.leaderboard import leaderboard_text
+from eval.cli.common import run_store_from, store_from
+from eval.data.labels import load_labels
+from eval.generation.generators import load_generator
+from eval.labels.agreement import agreement
+from eval.labels.pooled_judging import judge_run, pool
+from eval.labels.question_generation import generate_questions
+from eval.labels.rescore import LABEL_METRICS, rescore
+from eval.runs.summary import summarize
+
+
+def cmd_rescore(args: argparse.Namespace) -> None:
+    """A run's leaderboard under another label source, without retrieving again."""
+    from dataclasses import replace
+
+
+    run = run_store_from(args).load(args.run_id)
+    metrics = args.metric or list(LABEL_METRICS)
+    rows = rescore(run, load_labels(args.labels), args.source, metrics)
+    print(f"run {run.run_id} under label source '{args.source}' ({args.labels})")
+    print(leaderboard_text(summarize(replace(run, rows=rows), metrics=metrics), metrics, sort_by=metrics[0]))
+
+
+def cmd_questions_generate(args: argparse.Namespace) -> None:
+    index = store_from(args).open(args.index)
+    generator = load_generator(args.llm, trust_remote_code=args.trust_remote_code, home=args.home)
+    bar = args.progress_bar("questions")
+    try:
+        report = generate_questions(index, generator, args.n, args.out, language=args.language, seed=args.seed,
+                                    progress=bar, on_text=lambda text: bar.show_answer("", "generate", text))
+    finally:
+        bar.close()
+    print(report.summary())
+    print(f"question set written to {args.out} (labels: source 'generated')")
+
+
+def cmd_judge(args: argparse.Namespace) -> None:
+    run = run_store_from(args).load(args.run_id)
+    generator = load_generator(args.llm, trust_remote_code=args.trust_remote_code, home=args.home)
+    bar = args.progress_bar("judging")
+    try:
+        report = judge_run(run, generator, args.home, depth=args.depth, concurrency=args.concurrency,
+                           labels_file=args.labels, progress=bar)
+    finally:
+        bar.close()
+    print(report.summary())
+    for failure in report.failures[:10]:
+        print(f"failed: question {failure['question_id']}, chunk {failure['chunk_id']}: {failure['reason']}")
+    if len(report.failures) > 10:
+        print(f"... and {len(report.failures) - 10} more failures (rerun to retry them)")
+
+
+def cmd_agreement(args: argparse.Namespace) -> None:
+    run = run_store_from(args).load(args.run_id)
+    result = agreement(load_labels(args.labels), args.a, args.b, pool(run, args.depth))
+    print(result.summary())
+    print(result.confusion.to_string())
+    for row in result.disagreements.head(args.show).itertuples():
+        print(f"{row.question_id}\t{row.chunk_id}\t{row.grade_a} vs {row.grade_b}\t{' '.join(row.text.split())[:100]}")

@@ -1,0 +1,74 @@
+"""The headless CLI: `python -m eval ...`. Bad input exits with code 2 and a one-line message."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from eval.analysis.leaderboard import leaderboard_text
+from eval.cli.common import run_store_from, store_from, warn_of_encoder_change
+from eval.data.datasets import load_question_set
+from eval.errors import LabError
+from eval.generation.generators import GenerationSettings, load_generator
+from eval.generation.pipeline import GeneratingAnswerer
+from eval.metrics.llm_answer import JudgeScorer
+from eval.metrics.ragas import RagasContextScorer
+from eval.retrievers.external.client import failures
+from eval.retrievers.registry import DEFAULT_SWEEP, load_sweep, parse_sweep
+from eval.runs.summary import quality_metrics, summarize
+from eval.sweep.engine import SweepOptions, run_sweep
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    configs = load_sweep(args.sweep) if args.sweep else parse_sweep(DEFAULT_SWEEP, "default sweep")
+
+    store = store_from(args)
+    index = store.open(args.index)
+    warn_of_encoder_change(index)
+    questions = load_question_set(args.questions)
+    questions = questions[:args.limit] if args.limit else questions
+    bar = args.progress_bar("sweep")
+    options = SweepOptions(reference=args.reference, latency_sample=args.latency_sample, progress=bar,
+                           cancel=bar.cancel, on_start=bar.on_start,
+                           block_size=int(os.environ.get("RETRIEVER_LAB_BLOCK_SIZE", 50)))
+    if args.concurrency is not None:
+        if args.concurrency < 1:
+            raise LabError(f"--concurrency must be at least 1, got {args.concurrency}")
+        options.external_concurrency = args.concurrency
+    if args.ragas:
+        options.scorers.append(RagasContextScorer())
+    if args.generate:
+        options.answerer = answerer_from(args)
+        options.on_answer = bar.show_answer
+        options.generation_concurrency = args.concurrency or 1
+        if args.judge:
+            options.scorers.append(JudgeScorer(args.judge, index.embeddings))
+    elif args.judge:
+        raise LabError("--judge scores generated answers: add --generate")
+    try:
+        run_id = run_sweep(run_store_from(args), index, configs, questions, str(args.questions), options,
+                           resume=args.resume)
+    finally:
+        bar.close()
+    run = run_store_from(args).load(run_id)
+    metrics = [m for m in ("hit_rate", "recall", "mrr", "ndcg", "ild", "n_retrieved", "f1", "contains_answer")
+               if m in quality_metrics(run.rows)]
+    print(f"run {run_id}  ({len(configs)} configs x {len(questions)} questions, "
+          f"{run.info.wall_seconds:.1f} s)")
+    print(leaderboard_text(summarize(run, metrics=metrics), metrics))
+
+    for config_id, (count, first) in failures(run.rows).items():
+        print(f"warning: {config_id}: {count} of {len(questions)} calls failed (not scored), e.g. {first}",
+              file=sys.stderr)
+
+
+def answerer_from(args: argparse.Namespace):
+    settings = GenerationSettings(max_new_tokens=args.max_new_tokens, max_length=args.max_length,
+                                  top_p=args.top_p, temperature=args.temperature, seed=args.seed)
+    template = None
+    if args.prompt_template:
+        if not args.prompt_template.is_file():
+            raise LabError(f"{args.prompt_template}: prompt template file not found")
+        template = args.prompt_template.read_text(encoding="utf-8")
+    generator = load_generator(args.llm, trust_remote_code=args.trust_remote_code, home=args.home)
+    return GeneratingAnswerer(generator, settings, template, args.language)

@@ -1,0 +1,2 @@
+"""Answer generation: streaming LLM backends (transformers, ChatGLM's `stream_chat`, OpenAI-compatible
+endpoints), prompts, and the answer step of a run row."""

@@ -1,0 +1,109 @@
+"""Reading and writing files safely: atomic writes (a reader never sees a torn file), text in UTF-8, UTF-16
+or GB18030 (anything else is refused, never garbled), JSON Lines with line numbers in errors, fingerprints.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from eval.errors import DatasetError
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside `path`, fsync, then rename over it: readers never see a torn file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_parquet(path: Path, frame: pd.DataFrame) -> None:
+    import io
+
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def fingerprint(records: Any) -> str:
+    """A stable sha256 over JSON-serialised records (order matters)."""
+    digest = hashlib.sha256()
+    for record in records:
+        digest.update(json.dumps(record, ensure_ascii=False, sort_keys=True).encode())
+        digest.update(b"\n")
+    return digest.hexdigest()[:16]
+
+
+def decode_bytes(data: bytes, file: str | Path) -> str:
+    """UTF-8 (with or without BOM), UTF-16 with BOM, or GB18030; anything else is rejected, never garbled."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    elif data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return _strict(data, "utf-16", file)
+    if b"\x00" in data[:65536]:
+        raise DatasetError("looks like a binary file (it contains NUL bytes), not text", file)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as utf8_error:
+        try:
+            text = data.decode("gb18030")
+        except UnicodeDecodeError:
+            line = data[: utf8_error.start].count(b"\n") + 1
+            raise DatasetError(
+                f"not valid UTF-8 (byte {utf8_error.start}) nor GBK/GB18030; save the file as UTF-8",
+                file, line) from None
+        if not _mostly_cjk_or_ascii(text):
+            raise DatasetError("not valid UTF-8 and not recognisable GBK text; save the file as UTF-8", file) from None
+        return text
+
+
+def _strict(data: bytes, encoding: str, file: str | Path) -> str:
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as error:
+        raise DatasetError(f"invalid {encoding} at byte {error.start}", file) from None
+
+
+def _mostly_cjk_or_ascii(text: str) -> bool:
+    """GB18030 decodes almost any byte soup: accept it only when the result reads as Chinese text."""
+    non_ascii = [c for c in text if ord(c) > 127]
+    if not non_ascii:
+        return True
+    cjk = sum(1 for c in non_ascii if "\u4e00" <= c <= "\u9fff" or "\u3000" <= c <= "\u303f"
+              or "\uff00" <= c <= "\uffef")
+    return cjk / len(non_ascii) > 0.9
+
+
+def read_text(path: str | Path) -> str:
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError("file not found", path)
+    return decode_bytes(path.read_bytes(), path)
+
+
+def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (line number, object) for each non-blank line; bad JSON names its line."""
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DatasetError(f"invalid JSON ({error.msg} at column {error.colno})", path, number) from None
+        if not isinstance(record, dict):
+            raise DatasetError("expected a JSON object", path, number)
+        yield number, record

@@ -1,0 +1,1 @@
+"""Relevance labels: questions generated from chunks, pooled judging, agreement between sources, rescoring."""

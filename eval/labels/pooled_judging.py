@@ -1,0 +1,295 @@
+"""Pooled LLM relevance judgements of a run's retrieved chunks (TREC pooling).
+
+The pool of a question is the union of every config's top-`depth` chunks for it, so a (question, chunk) pair
+is judged once however many configs retrieved it. The model grades each pair with a short prompt (Chinese or
+English, by the question's language): 0 irrelevant, 1 partly relevant, 2 answers the question. The reply's
+grade is its first character among 0, 1, 2 once the reply is stripped; any other reply is a recorded failure
+("the reply is not a grade"), as is a failed call, and never stops the judging.
+
+Judgements are cached in `<home>/cache/judgements.jsonl` by (model, prompt version, question text, chunk text
+hash): a rerun, another run over the same chunks, or a deeper pool judges nothing twice.
+
+Saving (`save_judgements`, also used by the labelling page for `human:<name>`): a judgement is of a whole
+chunk, kept in `<stem>.chunk-labels.jsonl` beside the label file; the label file gets the source's spans
+derived from them: each judged chunk's range minus the ranges of the source's chunks of a lower grade in the
+same document (neighbouring chunks share their overlap). So one source's spans never overlap with different
+grades, and every judged chunk of the index still takes exactly its own grade under the overlap rule (its
+shared characters carry the lower of the two grades, and a chunk takes the best grade it overlaps). The
+source is `llm:<model>@<prompt version>`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from eval.data.datasets import find_file
+from eval.data.labels import (
+    LABEL_SUFFIX,
+    Judgement,
+    Labels,
+    label_lock,
+    label_path,
+    open_question_set,
+    read_labels,
+    save_labels_locked,
+)
+from eval.errors import LabError
+from eval.generation.generators import GenerationSettings, Generator
+from eval.io import atomic_write_bytes, iter_jsonl
+from eval.runs.store import Run
+from eval.text import detect_language
+
+PROMPT_VERSION = "judge-v1"
+CHUNK_LABEL_SUFFIX = ".chunk-labels.jsonl"
+_CHUNK_FIELDS = ("question_id", "doc_id", "start", "end", "grade", "source")
+TEMPLATES = {
+    "zh": ("判断下面的段落与问题的相关程度，只输出一个数字：\n0 = 不相关；1 = 部分相关，但不能回答问题；"
+           "2 = 能够回答问题。\n\n问题：{question}\n\n段落：{chunk}\n\n数字："),
+    "en": ("How relevant is the passage to the question? Reply with one digit only:\n0 = not relevant; "
+           "1 = partly relevant, but does not answer it; 2 = answers the question.\n\n"
+           "Question: {question}\n\nPassage: {chunk}\n\nDigit:"),
+}
+_GRADE = re.compile(r"^\W*([012])(?!\d)")
+ProgressCallback = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class PoolItem:
+    question_id: str
+    chunk_id: str
+    doc_id: str
+    start: int
+    end: int
+    text: str
+
+
+@dataclass
+class JudgeReport:
+    pool: int = 0
+    judged: int = 0  # new judgements made now
+    cached: int = 0
+    failures: list[dict[str, str]] = field(default_factory=list)
+    source: str = ""
+    label_file: Path | None = None
+
+    def summary(self) -> str:
+        return (f"pool of {self.pool} (question, chunk) pairs: {self.judged} judged now, {self.cached} from the "
+                f"cache, {len(self.failures)} failed; saved as {self.source} to {self.label_file}")
+
+
+def judge_source(generator: Generator) -> str:
+    """The label source of a judge model: `llm:<model>@<prompt version>` (an endpoint's URL left out)."""
+    name = generator.name.removeprefix("openai:").rsplit("@http", 1)[0]
+    label = re.sub(r"[@\s]+", "-", name)
+    return f"llm:{label}@{PROMPT_VERSION}"
+
+
+def pool(run: Run, depth: int = 10) -> list[PoolItem]:
+    """Every config's top-`depth` chunks per question, each (question, chunk) pair once, in question order."""
+    if depth < 1:
+        raise LabError(f"--depth must be at least 1, got {depth}")
+    chunks_file = run.folder / "chunks.parquet"
+    if not chunks_file.is_file():
+        raise LabError(f"run {run.run_id} has no chunks.parquet (it did not finish): finish it first (--resume)")
+    chunks = pd.read_parquet(chunks_file).set_index("chunk_id")
+    seen: dict[tuple[str, str], PoolItem] = {}
+    for question_id, chunk_ids in zip(run.rows["question_id"], run.rows["chunk_ids"]):
+        for chunk_id in list(chunk_ids)[:depth]:
+            if (question_id, chunk_id) not in seen:
+                chunk = chunks.loc[chunk_id]
+                start = int(chunk["start"])
+                seen[question_id, chunk_id] = PoolItem(question_id, chunk_id, chunk["doc_id"], start,
+                                                       start + len(chunk["text"]), chunk["text"])
+    order = {q.id: n for n, q in enumerate(run.questions)}
+    return sorted(seen.values(), key=lambda item: order.get(item.question_id, len(order)))
+
+
+def parse_grade(reply: str) -> int | None:
+    match = _GRADE.match(reply.strip())
+    return int(match[1]) if match else None
+
+
+class JudgementCache:
+    """Grades by (model, prompt version, question text, chunk text hash), in an append-only JSONL file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.lock = path, threading.Lock()
+        self.grades: dict[str, int] = {}
+        if path.is_file():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    record = json.loads(line)
+                    self.grades[record["key"]] = int(record["grade"])
+                except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                    continue  # a line cut by a crash: that pair is judged again
+
+    @staticmethod
+    def key(source: str, question: str, chunk_text: str) -> str:
+        chunk_hash = hashlib.sha256(chunk_text.encode()).hexdigest()
+        return hashlib.sha256(json.dumps([source, question, chunk_hash]).encode()).hexdigest()
+
+    def add(self, key: str, grade: int) -> None:
+        with self.lock:
+            self.grades[key] = grade
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as file:
+                file.write(json.dumps({"key": key, "grade": grade}) + "\n")
+
+
+def judge_run(run: Run, generator: Generator, home: Path, *, depth: int = 10, concurrency: int = 1,
+              labels_file: Path | None = None, progress: ProgressCallback | None = None) -> JudgeReport:
+    """Judge the run's pool with `generator` and save the judgements (see the module docstring).
+
+    The label file is the one beside the run's question set unless `labels_file` is given."""
+    questions = run.questions_by_id
+    items = pool(run, depth)
+    source = judge_source(generator)
+    cache = JudgementCache(home / "cache" / "judgements.jsonl")
+    report = JudgeReport(pool=len(items), source=source)
+    settings = GenerationSettings(max_new_tokens=4)
+    keys = [cache.key(source, questions[item.question_id].question, item.text) for item in items]
+    todo = [item for item, key in zip(items, keys) if key not in cache.grades]
+    report.cached = len(items) - len(todo)
+
+    def judge_one(item: PoolItem) -> None:
+        question = questions[item.question_id].question
+        template = TEMPLATES[detect_language(question)]
+        try:
+            reply, _ = generator.complete(template.format(question=question, chunk=item.text), settings)
+        except Exception as error:  # recorded, never a crashed judging
+            reply, failure = None, f"{type(error).__name__}: {error}"[:200]
+        grade = None if reply is None else parse_grade(reply)
+        if grade is None:
+            failure = failure if reply is None else f"the reply is not a grade: {' '.join(reply.split())[:80]!r}"
+            report.failures.append({"question_id": item.question_id, "chunk_id": item.chunk_id, "reason": failure})
+        else:
+            cache.add(cache.key(source, question, item.text), grade)
+            report.judged += 1
+
+    if progress:
+        progress("judge", report.cached, len(items))
+    workers = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="judge")
+    try:
+        for done, _ in enumerate(workers.map(judge_one, todo), start=report.cached + 1):
+            if progress:  # called from this thread only (a page's progress bar belongs to its thread); it may
+                progress("judge", done, len(items))  # raise to cancel: the judged pairs stay in the cache
+    finally:
+        workers.shutdown(cancel_futures=True)
+    graded = [(item, cache.grades[key]) for item, key in zip(items, keys) if key in cache.grades]
+    report.label_file = labels_file or run_label_file(run)
+    save_judgements(report.label_file, graded, source, replace=True)  # the model's latest word
+    return report
+
+
+def run_label_file(run: Run) -> Path:
+    """The label file beside the question set the run was made from."""
+    source = Path(run.info.questions.source)
+    if not source.exists():
+        raise LabError(f"the question set of run {run.run_id} ({source}) is gone: pass --labels FILE")
+    if source.is_dir():
+        source = find_file(source, "questions")
+    return label_path(source)
+
+
+def chunk_label_path(label_file: Path) -> Path:
+    """The chunk judgements a label file's pooled spans are derived from: `questions.chunk-labels.jsonl`."""
+    return label_file.with_name(label_file.name.removesuffix(LABEL_SUFFIX) + CHUNK_LABEL_SUFFIX)
+
+
+def chunk_judgements(label_file: Path, source: str | None = None) -> dict[tuple[str, str, int, int, str], int]:
+    """The saved chunk judgements: {(question_id, doc_id, start, end, source): grade}, of one source or all."""
+    sidecar = chunk_label_path(label_file)
+    if not sidecar.is_file():
+        return {}
+    return {(r["question_id"], r["doc_id"], r["start"], r["end"], r["source"]): r["grade"]
+            for _, r in iter_jsonl(sidecar) if source is None or r["source"] == source}
+
+
+def save_judgements(label_file: Path, graded: Sequence[tuple[PoolItem, int | None]], source: str,
+                    replace: bool = False) -> Labels:
+    """Save judgements of whole chunks (grade None deletes a chunk's judgement: undo) and rewrite the spans
+    of `source` for the questions and documents they touch (see the module docstring).
+
+    A chunk already judged by `source` with another grade raises `LabError` unless `replace` (a correction).
+    The whole read-change-write holds the label file's lock."""
+    with label_lock(label_file):
+        return _save_judgements(label_file, graded, source, replace)
+
+
+def _save_judgements(label_file: Path, graded: Sequence[tuple[PoolItem, int | None]], source: str,
+                     replace: bool) -> Labels:
+    _, questions, corpus = open_question_set(label_file)
+    records = chunk_judgements(label_file)
+    for item, grade in graded:
+        key = (item.question_id, item.doc_id, item.start, item.end, source)
+        if grade is None:
+            records.pop(key, None)
+        elif records.get(key, grade) != grade and not replace:
+            raise LabError(f"{source} already graded chunk {item.chunk_id} of question '{item.question_id}' "
+                           f"{records[key]}, not {grade}: correct it explicitly (replace)")
+        else:
+            records[key] = grade
+    touched = {(item.question_id, item.doc_id) for item, _ in graded}
+    existing = read_labels(label_file, questions, corpus) if label_file.is_file() else Labels()
+    stale = [j.key for j in existing.judgements if j.source == source and (j.question_id, j.doc_id) in touched]
+    spans = [Judgement(q, d, start, end, grade, source)
+             for (q, d) in touched
+             for start, end, grade in resolve_overlaps([(k[2], k[3], g) for k, g in records.items()
+                                                        if k[0] == q and k[1] == d and k[4] == source])]
+    labels = save_labels_locked(label_file, spans, questions, corpus, replace=True, remove=stale)
+    atomic_write_bytes(chunk_label_path(label_file), "".join(json.dumps(dict(zip(_CHUNK_FIELDS, (*key[:4], grade, key[4]))),
+                                                   ensure_ascii=False) + "\n"
+                                        for key, grade in records.items()).encode())
+    return labels
+
+
+def resolve_overlaps(chunks: Sequence[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    """Chunk ranges with grades -> non-overlapping spans: each range minus every range of a lower grade."""
+    resolved = []
+    for start, end, grade in sorted(chunks):
+        lower = [(s, e) for s, e, g in chunks if g < grade]
+        resolved += [(s, e, grade) for s, e in _subtract((start, end), lower)]
+    return resolved
+
+
+def _subtract(span: tuple[int, int], others: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """`span` minus every range of `others`: the pieces left, in order."""
+    pieces = [span]
+    for o_start, o_end in others:
+        pieces = [piece for start, end in pieces
+                  for piece in ((start, min(end, o_start)), (max(start, o_end), end)) if piece[0] < piece[1]]
+    return pieces
+
+
+def blind_order(items: Sequence[PoolItem], seed: int = 0) -> list[PoolItem]:
+    """Pooled chunks for a human: by question (in pool order), each question's chunks in a seeded shuffle,
+    so their order says nothing about which config ranked them where."""
+    by_question: dict[str, list[PoolItem]] = {}
+    for item in items:
+        by_question.setdefault(item.question_id, []).append(item)
+    ordered = []
+    for question_id, group in by_question.items():
+        rng = random.Random(f"{seed}:{question_id}")
+        ordered += rng.sample(group, len(group))
+    return ordered
+
+
+def labelling_progress(items: Sequence[PoolItem], judged: Mapping[tuple, int],
+                       source: str) -> tuple[int, int, int]:
+    """(questions whose pooled chunks `source` has all judged, questions, chunks judged) over `items`."""
+    done: dict[str, bool] = {}
+    chunks = 0
+    for item in items:
+        hit = (item.question_id, item.doc_id, item.start, item.end, source) in judged
+        chunks += hit
+        done[item.question_id] = done.get(item.question_id, True) and hit
+    return sum(done.values()), len(done), chunks

@@ -1,0 +1,1 @@
+"""Reports: plotly figures shared with the dashboard, and self-contained HTML and Markdown reports."""

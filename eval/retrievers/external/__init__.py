@@ -1,0 +1,2 @@
+"""Retrievers outside this process: RAG platforms over HTTP and imported result files.
+"""

@@ -1,0 +1,1 @@
+"""Runs on disk: the run store, exports and stored per-config summaries."""

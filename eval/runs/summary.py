@@ -1,0 +1,83 @@
+"""Per-configuration summaries of a run: metric means with 95% CIs (and p-values against a baseline),
+parameters and latency, kept in the run folder once computed for a complete run.
+"""
+from __future__ import annotations
+
+import json
+from hashlib import sha256
+
+import numpy as np
+import pandas as pd
+
+from eval.io import atomic_write_parquet
+from eval.metrics import METRICS, aggregate
+from eval.metrics.latency import percentile_intervals
+from eval.runs.store import Run
+
+LATENCY_COLUMNS = ("retrieval_ms", "ttft_ms", "total_ms", "tokens_per_s")
+
+
+PARAMETER_COLUMNS = ("search_type", "k", "fetch_k", "lambda_mult", "score_threshold", "filter")
+
+
+SUMMARY_VERSION = 2  # raise it when `summarize` changes what it computes: stored summaries are then recomputed
+
+
+def quality_metrics(rows: pd.DataFrame) -> list[str]:
+    """Metrics of the registry present in the rows with at least one value (latency excluded)."""
+    return [name for name, info in METRICS.items()
+            if info.group != "latency" and name in rows and rows[name].notna().any()]
+
+
+def config_table(run: Run) -> pd.DataFrame:
+    """One row per config with its LangChain parameters as columns (filter as JSON text)."""
+    records = []
+    for config in run.configs:
+        record = {"config_id": config["config_id"], **{c: config.get(c) for c in PARAMETER_COLUMNS}}
+        record["filter"] = json.dumps(record["filter"], ensure_ascii=False) if record["filter"] else ""
+        records.append(record)
+    return pd.DataFrame(records)
+
+
+def latency_table(run: Run) -> pd.DataFrame:
+    """p50/p95 per config for retriever latency (from the samples, each with its bootstrap interval,
+    `retrieval_ms_p50_low` ...) and the answer latencies (from rows)."""
+    out = pd.DataFrame({"config_id": [c["config_id"] for c in run.configs]})
+    if len(run.latency):
+        out = out.merge(percentile_intervals(run.latency), on="config_id", how="left")
+    for column in [c for c in LATENCY_COLUMNS[1:] if c in run.rows and run.rows[c].notna().any()]:
+        grouped = run.rows.groupby("config_id")[column]
+        stats = pd.DataFrame({f"{column}_p50": grouped.median(), f"{column}_p95": grouped.quantile(0.95)})
+        out = out.merge(stats, left_on="config_id", right_index=True, how="left")
+    for column in ("retrieval_ms_p50", "retrieval_ms_p95"):  # a run without latency samples still has them
+        if column not in out:
+            out[column] = np.nan
+    return out
+
+
+def summarize(run: Run, baseline: str | None = None, metrics: list[str] | None = None) -> pd.DataFrame:
+    """The leaderboard: parameters, metric means and CIs (+ p-values against `baseline`), latency."""
+    metrics = metrics or quality_metrics(run.rows)
+    stats = aggregate(run.rows, metrics, baseline=baseline)
+    return config_table(run).merge(stats, on="config_id").merge(latency_table(run), on="config_id")
+
+
+def stored_summary(run: Run, baseline: str | None = None, metrics: list[str] | None = None) -> pd.DataFrame:
+    """`summarize`, kept in the run folder (`summaries/`) once computed for a complete run.
+
+    A summary of a million rows takes seconds (bootstrap CIs of every config and metric); a sweep
+    stores its default summary when it finishes, so the Compare page opens a big run at once. The key
+    holds everything the summary depends on; a run that is not complete is never cached."""
+    metrics = metrics or quality_metrics(run.rows)
+    if run.status != "complete":
+        return summarize(run, baseline, metrics)
+    key = json.dumps([run.manifest.get("finished_at"), baseline, metrics, SUMMARY_VERSION])
+    path = run.folder / "summaries" / f"{sha256(key.encode()).hexdigest()[:16]}.parquet"
+    if path.is_file():
+        return pd.read_parquet(path)
+    summary = summarize(run, baseline, metrics)
+    try:
+        atomic_write_parquet(path, summary)
+    except OSError:  # a read-only run folder still gets its summary, just not kept
+        pass
+    return summary
