@@ -12,7 +12,7 @@ export ANONYMIZED_TELEMETRY := False
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BROWSER_PACKAGES := chromium chromium-driver fonts-noto-cjk
 
-.PHONY: install browser run test test-fast sample clean
+.PHONY: install browser run lint test test-fast sample clean
 
 install: $(STAMP)
 
@@ -37,7 +37,13 @@ browser:
 	@dpkg -s $(BROWSER_PACKAGES) >/dev/null 2>&1 || { $(SUDO) apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $(BROWSER_PACKAGES); }
 
-test: install browser
+# ruff (lint and format check) on everything, and the import contracts of pyproject.toml (layers, no circles).
+lint: install
+	$(VENV)/bin/ruff check eval dashboard tests benchmarks streamlit_app.py
+	$(VENV)/bin/ruff format --check eval dashboard tests benchmarks streamlit_app.py
+	$(VENV)/bin/lint-imports
+
+test: lint browser
 	$(PY) -m pytest -q tests
 
 # The quick loop while coding: no browser, no server process, nothing slow (see the markers in pytest.ini).

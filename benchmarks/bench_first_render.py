@@ -1,13 +1,15 @@
-"""First render of every dashboard page in a real headless Chromium (target: under 2 s each on the example run,
-on an idle machine).
+"""First render of every dashboard page in a real headless Chromium (target: under 2 s each on the example run, on
+an idle machine).
 
     PYTHONPATH=. .venv/bin/python benchmarks/bench_first_render.py
 
 Prepares what `make run` opens (`python -m eval sample`) in a temporary home, starts `streamlit run` on it and,
 per page, times from navigation to the page's title being on screen with the script no longer running (no
-running indicator, spinner or skeleton, for 0.5 s in a row: the time counted ends where that stretch begins). Each page is loaded once to warm up, then timed 3 times; prints the
-median per page and the maximum, with the load average (numbers taken on a busy machine are not the target's).
+running indicator, spinner or skeleton, for 0.5 s in a row: the time counted ends where that stretch begins).
+Each page is loaded once to warm up, then timed 3 times; prints the median per page and the maximum, with the
+load average (numbers taken on a busy machine are not the target's).
 """
+
 from __future__ import annotations
 
 import os
@@ -37,9 +39,16 @@ def chromium():
 
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium")
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--no-first-run",
-                 "--window-size=1366,768"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--window-size=1366,768",
+    ):
         options.add_argument(flag)
     return webdriver.Chrome(options=options, service=webdriver.ChromeService(shutil.which("chromedriver")))
 
@@ -70,21 +79,32 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "eval", "--home", home, "sample"], cwd=ROOT, check=True)
         driver = chromium()
         try:
-            with streamlit_server(home, "--server.headless", "true", "--server.address", "127.0.0.1",
-                                  "--browser.gatherUsageStats", "false") as (url, _):
+            with streamlit_server(
+                home,
+                "--server.headless",
+                "true",
+                "--server.address",
+                "127.0.0.1",
+                "--browser.gatherUsageStats",
+                "false",
+            ) as (url, _):
                 print(f"load average before: {os.getloadavg()[0]:.2f}")
                 medians = {}
                 for path, title in PAGES:
                     time_page(driver, f"{url}/{path}", title)  # warm-up: caches, imports, models
                     medians[path or "compare"] = statistics.median(
-                        time_page(driver, f"{url}/{path}", title) for _ in range(3))
+                        time_page(driver, f"{url}/{path}", title) for _ in range(3)
+                    )
                 load = os.getloadavg()
         finally:
             driver.quit()
     print(f"\n{'page':<18} {'median first render (s)':>24}")
     for page, seconds in medians.items():
         print(f"{page:<18} {seconds:>24.2f}")
-    print(f"max: {max(medians.values()):.2f} s (target 2 s); load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print(
+        f"max: {max(medians.values()):.2f} s (target 2 s); "
+        f"load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ and both ignore stop tokens so that every run decodes exactly --max-new-tokens t
 are often ~20 tokens, too few for a steady rate). Rounds alternate between the two; medians are printed.
 Run: `.venv/bin/python benchmarks/bench_generation.py [--threads 1]`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,8 +46,9 @@ def rag_prompt(generator: TransformersGenerator) -> str:
         texts = [passages[question["relevant_ids"][0]], *passages.values()]
         question_text = question["question"]
     else:
-        texts = [f"Passage {n}: the lab measures retrievers on many questions and configurations." * 4
-                 for n in range(40)]
+        texts = [
+            f"Passage {n}: the lab measures retrievers on many questions and configurations." * 4 for n in range(40)
+        ]
         question_text = "What does the lab measure?"
     chunks: list[str] = []
     while generator.encode(build_prompt(question_text, chunks)).shape[1] < TARGET_PROMPT_TOKENS:
@@ -54,8 +56,7 @@ def rag_prompt(generator: TransformersGenerator) -> str:
     return build_prompt(question_text, chunks)
 
 
-def time_ours(generator: TransformersGenerator, prompt: str,
-              settings: GenerationSettings) -> tuple[float, float, int]:
+def time_ours(generator: TransformersGenerator, prompt: str, settings: GenerationSettings) -> tuple[float, float, int]:
     """TTFT (ms), decode tokens/s and token count of one `stream`, consumed as fast as it comes."""
     for _ in generator.stream(prompt, settings):
         pass
@@ -63,15 +64,21 @@ def time_ours(generator: TransformersGenerator, prompt: str,
     return stats.ttft_ms, stats.tokens_per_s, stats.completion_tokens
 
 
-def time_generate(generator: TransformersGenerator, prompt: str,
-                  settings: GenerationSettings) -> tuple[float, float, int]:
+def time_generate(
+    generator: TransformersGenerator, prompt: str, settings: GenerationSettings
+) -> tuple[float, float, int]:
     """The same numbers for `model.generate`, with the chat template applied the same way."""
     clock = TokenClock()
     start = time.perf_counter()
     input_ids = generator.encode(prompt)
-    generator.model.generate(input_ids, attention_mask=torch.ones_like(input_ids), do_sample=False,
-                             max_new_tokens=settings.max_new_tokens, eos_token_id=sorted(generator.stop_ids),
-                             streamer=clock)
+    generator.model.generate(
+        input_ids,
+        attention_mask=torch.ones_like(input_ids),
+        do_sample=False,
+        max_new_tokens=settings.max_new_tokens,
+        eos_token_id=sorted(generator.stop_ids),
+        streamer=clock,
+    )
     first, *_, last = clock.stamps[1:]
     tokens = len(clock.stamps) - 1
     return 1000 * (first - start), (tokens - 1) / (last - first), tokens
@@ -87,8 +94,10 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     start = time.perf_counter()
     generator = load_generator("bundled:smollm2")
-    print(f"model: {generator.name}, loaded in {time.perf_counter() - start:.1f} s, "
-          f"dtype {generator.model.dtype}, torch threads {torch.get_num_threads()}")
+    print(
+        f"model: {generator.name}, loaded in {time.perf_counter() - start:.1f} s, "
+        f"dtype {generator.model.dtype}, torch threads {torch.get_num_threads()}"
+    )
     generator.stop_ids = frozenset()  # decode a fixed number of tokens on both sides
     prompt = rag_prompt(generator)
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens)
@@ -98,8 +107,10 @@ def main() -> None:
         pair = (time_ours, ours), (time_generate, theirs)
         for timer, runs in pair if round_number % 2 == 0 else reversed(pair):
             runs.append(timer(generator, prompt, settings))
-    print(f"prompt: {generator.encode(prompt).shape[1]} tokens; decoded: {ours[0][2]} tokens "
-          f"(generate: {theirs[0][2]}); {args.rounds} alternating rounds, medians:")
+    print(
+        f"prompt: {generator.encode(prompt).shape[1]} tokens; decoded: {ours[0][2]} tokens "
+        f"(generate: {theirs[0][2]}); {args.rounds} alternating rounds, medians:"
+    )
     for label, runs in (("stream (KV-cache loop)", ours), ("model.generate", theirs)):
         ttft = statistics.median(run[0] for run in runs)
         rate = statistics.median(run[1] for run in runs)

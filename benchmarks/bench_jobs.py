@@ -9,6 +9,7 @@
 2. The sidebar's refresh tick: the `jobs_sidebar` fragment rendered by AppTest with 1 running and 19 finished
    jobs in the store, minus the same AppTest run of an empty script. Target: under 50 ms.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,12 +24,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from eval import SAMPLE_DIR  # noqa: E402
+from eval import SAMPLE_DIR
 from eval.cli.jobs import submit_job
-from eval.data.datasets import load_dataset  # noqa: E402
-from eval.index.chunking import ChunkingParams  # noqa: E402
+from eval.data.datasets import load_dataset
+from eval.index.chunking import ChunkingParams
 from eval.index.store import IndexStore
-from eval.jobs.store import Job, JobStore, now_text  # noqa: E402
+from eval.jobs.store import Job, JobStore, now_text
 
 
 def sweep_overhead(home: Path, repeats: int, limit: int, latency_sample: int, generate: bool) -> None:
@@ -42,18 +43,21 @@ def sweep_overhead(home: Path, repeats: int, limit: int, latency_sample: int, ge
     cli_seconds, job_seconds = [], []
     for _ in range(repeats):
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "eval", "--home", str(home), *command], env=env, check=True,
-                       capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "eval", "--home", str(home), *command], env=env, check=True, capture_output=True
+        )
         cli_seconds.append(time.perf_counter() - started)
         started = time.perf_counter()
         job = store.wait(submit_job(store, command).job_id, poll=0.02)
         job_seconds.append(time.perf_counter() - started)
         assert job.status == "done", job.error
     cli, job = statistics.median(cli_seconds), statistics.median(job_seconds)
-    print(f"sweep of the sample ({'with' if generate else 'without'} generation, {limit or 'all'} questions, "
-          f"latency sample {latency_sample}), "
-          f"median of {repeats}: CLI {cli:.2f} s {[round(s, 2) for s in cli_seconds]}, job {job:.2f} s "
-          f"{[round(s, 2) for s in job_seconds]}; job / CLI = {job / cli:.3f}x (target <= 1.1x)")
+    print(
+        f"sweep of the sample ({'with' if generate else 'without'} generation, {limit or 'all'} questions, "
+        f"latency sample {latency_sample}), "
+        f"median of {repeats}: CLI {cli:.2f} s {[round(s, 2) for s in cli_seconds]}, job {job:.2f} s "
+        f"{[round(s, 2) for s in job_seconds]}; job / CLI = {job / cli:.3f}x (target <= 1.1x)"
+    )
 
 
 def sidebar_tick(home: Path, ticks: int = 30) -> None:
@@ -61,12 +65,22 @@ def sidebar_tick(home: Path, ticks: int = 30) -> None:
 
     store = JobStore(home / "sidebar")
     for number in range(20):
-        job = Job(f"20261127-0000{number:02d}-aaaaaa", "sweep", "sweep on 'sample'", ["run"],
-                  "running" if number == 19 else "done", now_text(), now_text(), pid=os.getpid(),
-                  run_id="20261127-000000-bbbbbb")
+        job = Job(
+            f"20261127-0000{number:02d}-aaaaaa",
+            "sweep",
+            "sweep on 'sample'",
+            ["run"],
+            "running" if number == 19 else "done",
+            now_text(),
+            now_text(),
+            pid=os.getpid(),
+            run_id="20261127-000000-bbbbbb",
+        )
         store._write(job)
-    store._write_json(store.root / job.job_id / "progress.json",
-                      {"stage": "answers", "done": 30, "total": 120, "rate": 1.5, "eta_seconds": 60.0})
+    store._write_json(
+        store.root / job.job_id / "progress.json",
+        {"stage": "answers", "done": 30, "total": 120, "rate": 1.5, "eta_seconds": 60.0},
+    )
     os.environ["RETRIEVER_LAB_HOME"] = str(home / "sidebar")
 
     def with_sidebar():
@@ -92,9 +106,11 @@ def sidebar_tick(home: Path, ticks: int = 30) -> None:
         assert not app.exception, app.exception
         timings[name] = statistics.median(runs)
     cost = (timings["sidebar"] - timings["empty"]) * 1000
-    print(f"sidebar tick with 20 jobs (1 running), median of {ticks}: {cost:.1f} ms "
-          f"(AppTest run {timings['sidebar'] * 1000:.1f} ms minus an empty script's {timings['empty'] * 1000:.1f} ms; "
-          f"target < 50 ms)")
+    print(
+        f"sidebar tick with 20 jobs (1 running), median of {ticks}: {cost:.1f} ms "
+        f"(AppTest run {timings['sidebar'] * 1000:.1f} ms minus an empty script's {timings['empty'] * 1000:.1f} ms; "
+        f"target < 50 ms)"
+    )
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ On the first `--docs` documents of the set and their gold questions (the first `
 (b) judging: a two-config sweep (similarity k=5, mmr k=5) over the gold questions, its pool (depth 5) judged
     by the LLM; prints the linearly weighted kappa of the judge against gold and the confusion matrix.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,11 +38,19 @@ def write_subset(dataset_dir: Path, docs: int, questions: int, out: Path):
     ids = {d.id for d in corpus}
     chosen = [q for q in dataset.questions if set(q.relevant_ids) <= ids][:questions]
     out.mkdir(parents=True)
-    (out / "corpus.jsonl").write_text("".join(json.dumps({"id": d.id, "text": d.text, "title": d.title},
-                                                         ensure_ascii=False) + "\n" for d in corpus))
-    (out / "questions.jsonl").write_text("".join(json.dumps(
-        {"id": q.id, "question": q.question, "answers": list(q.answers), "relevant_ids": list(q.relevant_ids)},
-        ensure_ascii=False) + "\n" for q in chosen))
+    (out / "corpus.jsonl").write_text(
+        "".join(json.dumps({"id": d.id, "text": d.text, "title": d.title}, ensure_ascii=False) + "\n" for d in corpus)
+    )
+    (out / "questions.jsonl").write_text(
+        "".join(
+            json.dumps(
+                {"id": q.id, "question": q.question, "answers": list(q.answers), "relevant_ids": list(q.relevant_ids)},
+                ensure_ascii=False,
+            )
+            + "\n"
+            for q in chosen
+        )
+    )
     return load_dataset(out)
 
 
@@ -89,24 +98,45 @@ def main() -> None:
         store.build(dataset, "bench", embedding, ChunkingParams(400, 40))
         index = store.open("bench")
         generator = load_generator(spec, home=ROOT / ".retriever_lab")
-        print(f"{args.dataset}: {len(dataset.corpus)} documents, {len(dataset.questions)} gold questions, "
-              f"{index.manifest.chunks} chunks ({embedding}); LLM {args.llm}")
+        print(
+            f"{args.dataset}: {len(dataset.corpus)} documents, {len(dataset.questions)} gold questions, "
+            f"{index.manifest.chunks} chunks ({embedding}); LLM {args.llm}"
+        )
 
         started = time.perf_counter()
         report = generate_questions(index, generator, args.generate, work / "generated", seed=0)
         seconds = time.perf_counter() - started
         records = [json.loads(line) for line in (work / "generated" / "questions.jsonl").read_text().splitlines()]
-        first = [langchain_retrieve(index, RetrieverConfig.create("similarity", k=1), r["question"])[0].doc_id
-                 == r["source_chunk"].split("#")[0] for r in records]
-        print(f"(a) generation: {report.summary()} in {seconds:.0f} s; pass rate "
-              f"{report.kept / max(report.attempts, 1):.1%}; source document ranked first for "
-              f"{sum(first)}/{len(first)} ({sum(first) / max(len(first), 1):.1%}) of the kept questions")
+        first = [
+            langchain_retrieve(index, RetrieverConfig.create("similarity", k=1), r["question"])[0].doc_id
+            == r["source_chunk"].split("#")[0]
+            for r in records
+        ]
+        print(
+            f"(a) generation: {report.summary()} in {seconds:.0f} s; pass rate "
+            f"{report.kept / max(report.attempts, 1):.1%}; source document ranked first for "
+            f"{sum(first)}/{len(first)} ({sum(first) / max(len(first), 1):.1%}) of the kept questions"
+        )
 
         runs = RunStore(work / "runs")
-        sweep = parse_sweep({"configs": [{"search_type": "similarity", "k": [5]},
-                                         {"search_type": "mmr", "k": [5], "fetch_k": [20], "lambda_mult": [0.5]}]})
-        run = runs.load(run_sweep(runs, index, sweep, dataset.questions, str(work / "data" / "questions.jsonl"),
-                                  SweepOptions(latency_sample=0)))
+        sweep = parse_sweep(
+            {
+                "configs": [
+                    {"search_type": "similarity", "k": [5]},
+                    {"search_type": "mmr", "k": [5], "fetch_k": [20], "lambda_mult": [0.5]},
+                ]
+            }
+        )
+        run = runs.load(
+            run_sweep(
+                runs,
+                index,
+                sweep,
+                dataset.questions,
+                str(work / "data" / "questions.jsonl"),
+                SweepOptions(latency_sample=0),
+            )
+        )
         started = time.perf_counter()
         judged = judge_run(run, generator, work, depth=5)
         seconds = time.perf_counter() - started

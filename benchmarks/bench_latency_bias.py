@@ -9,6 +9,7 @@ timed before) and interleaved (`eval.timing.time_interleaved`, what the sweep do
 a 2-thread torch matmul starts with the timing and lasts 2 seconds. Prints each way's per-config medians and
 the ratio of the largest median to the smallest.
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -29,6 +30,7 @@ def burst(stop_after: float) -> threading.Thread:
         ends = time.perf_counter() + stop_after
         while time.perf_counter() < ends:
             a @ a
+
     thread = threading.Thread(target=work, daemon=True)
     thread.start()
     return thread
@@ -60,8 +62,9 @@ def main() -> None:
         store = IndexStore(Path(home))
         store.build(dataset, "sample", "e5-small", ChunkingParams(400, 40))
         index = store.open("sample")
-        retrievers = {f"similarity-k5 #{n}": index.vectorstore.as_retriever(search_kwargs={"k": 5})
-                      for n in range(1, 5)}
+        retrievers = {
+            f"similarity-k5 #{n}": index.vectorstore.as_retriever(search_kwargs={"k": 5}) for n in range(1, 5)
+        }
         calls = {name: (lambda q, r=r: r.invoke(q.question)) for name, r in retrievers.items()}
         questions = dataset.questions[:40]
         for call in calls.values():  # warm every retriever up for the sequential run too
@@ -73,8 +76,11 @@ def main() -> None:
         after = time_interleaved(calls, questions).groupby("config_id", sort=False).retrieval_ms.median()
     for title, medians in (("config after config", before), ("interleaved", dict(after))):
         values = list(medians.values())
-        print(f"{title}: medians " + ", ".join(f"{v:.2f}" for v in values)
-              + f" ms; largest / smallest {max(values) / min(values):.2f}x")
+        print(
+            f"{title}: medians "
+            + ", ".join(f"{v:.2f}" for v in values)
+            + f" ms; largest / smallest {max(values) / min(values):.2f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ path vs the floor: embedding the questions once plus one Chroma query each, with
 retriever uses (`embed_query`, one question at a time; the floor every exact path pays), and, for
 comparison, with one batched encoding (cheaper, but MiniLM's batched vectors are not LangChain's).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,11 +26,13 @@ from eval.sweep.engine import SweepOptions, run_sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 
-GRID_30 = {"configs": [
-    {"search_type": "similarity", "k": [1, 3, 5, 8, 10, 20]},
-    {"search_type": "mmr", "k": [3, 5, 10], "fetch_k": [20, 50], "lambda_mult": [0.25, 0.5, 0.75]},
-    {"search_type": "similarity_score_threshold", "k": [5, 10], "score_threshold": [0.3, 0.5, 0.7]},
-]}
+GRID_30 = {
+    "configs": [
+        {"search_type": "similarity", "k": [1, 3, 5, 8, 10, 20]},
+        {"search_type": "mmr", "k": [3, 5, 10], "fetch_k": [20, 50], "lambda_mult": [0.25, 0.5, 0.75]},
+        {"search_type": "similarity_score_threshold", "k": [5, 10], "score_threshold": [0.3, 0.5, 0.7]},
+    ]
+}
 
 
 def first_documents(dataset: Dataset, count: int | None) -> Dataset:
@@ -51,9 +54,11 @@ def build_vs_embedding(dataset, embedding: str, work: Path) -> None:
     started = time.perf_counter()
     IndexStore(work / "indexes").build(dataset, "bench", embedding, chunking)
     build_seconds = time.perf_counter() - started
-    print(f"[{dataset.name}] {len(chunks)} chunks, {embedding}: embedding alone {embed_seconds:.1f} s "
-          f"({len(chunks) / embed_seconds:.0f} chunks/s); index build {build_seconds:.1f} s "
-          f"({len(chunks) / build_seconds:.0f} chunks/s); build / embedding = {build_seconds / embed_seconds:.2f}x")
+    print(
+        f"[{dataset.name}] {len(chunks)} chunks, {embedding}: embedding alone {embed_seconds:.1f} s "
+        f"({len(chunks) / embed_seconds:.0f} chunks/s); index build {build_seconds:.1f} s "
+        f"({len(chunks) / build_seconds:.0f} chunks/s); build / embedding = {build_seconds / embed_seconds:.2f}x"
+    )
 
 
 def floor_seconds(index, questions, n_results: int, batched: bool) -> float:
@@ -61,8 +66,11 @@ def floor_seconds(index, questions, n_results: int, batched: bool) -> float:
     texts = [q.question for q in questions]
     vectors = index.embeddings.embed_array(texts, is_query=True) if batched else index.embeddings.embed_queries(texts)
     for vector in vectors:
-        index.collection.query(query_embeddings=[vector], n_results=n_results,
-                               include=["embeddings", "distances", "documents", "metadatas"])
+        index.collection.query(
+            query_embeddings=[vector],
+            n_results=n_results,
+            include=["embeddings", "distances", "documents", "metadatas"],
+        )
     return time.perf_counter() - started
 
 
@@ -77,7 +85,7 @@ def main() -> None:
     args = parser.parse_args()
     dataset = load_dataset(args.dataset)
     configs = parse_sweep(GRID_30)
-    questions = dataset.questions[:args.questions]
+    questions = dataset.questions[: args.questions]
     with tempfile.TemporaryDirectory() as folder:
         work = args.home or Path(folder)
         if not args.reuse_index:
@@ -91,13 +99,18 @@ def main() -> None:
         print(f"sweep: {len(configs)} configs x {len(questions)} questions")
         print(f"floor (embed each question as embed_query does + one query each): {floor:.1f} s")
         print(f"batched floor (one batched encoding + one query each): {batched_floor:.1f} s")
-        print(f"fast path: {fast['wall_seconds']:.1f} s; fast / floor = {fast['wall_seconds'] / floor:.2f}x; "
-              f"fast / batched floor = {fast['wall_seconds'] / batched_floor:.2f}x")
+        print(
+            f"fast path: {fast['wall_seconds']:.1f} s; fast / floor = {fast['wall_seconds'] / floor:.2f}x; "
+            f"fast / batched floor = {fast['wall_seconds'] / batched_floor:.2f}x"
+        )
         if not args.skip_reference:
-            ref = store.manifest(run_sweep(store, index, configs, questions,
-                                           options=SweepOptions(reference=True, latency_sample=0)))
-            print(f"reference path (LangChain retriever per config and question): {ref['wall_seconds']:.1f} s; "
-                  f"reference / fast = {ref['wall_seconds'] / fast['wall_seconds']:.1f}x")
+            ref = store.manifest(
+                run_sweep(store, index, configs, questions, options=SweepOptions(reference=True, latency_sample=0))
+            )
+            print(
+                f"reference path (LangChain retriever per config and question): {ref['wall_seconds']:.1f} s; "
+                f"reference / fast = {ref['wall_seconds'] / fast['wall_seconds']:.1f}x"
+            )
 
 
 if __name__ == "__main__":

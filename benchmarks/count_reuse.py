@@ -4,6 +4,7 @@
 
 With deterministic decoding the sweep generates once per distinct pair (same chunks, same order).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,12 +19,19 @@ def main() -> None:
     parser.add_argument("--run")
     args = parser.parse_args()
     store = RunStore(args.home / "runs")
-    run_id = args.run or max((m for m in store.list() if m["status"] == "complete"),
-                             key=lambda m: len(m["sweep"]["configs"]) * m["questions"]["count"])["run_id"]
+    run_id = (
+        args.run
+        or max(
+            (m for m in store.list() if m["status"] == "complete"),
+            key=lambda m: len(m["sweep"]["configs"]) * m["questions"]["count"],
+        )["run_id"]
+    )
     rows = store.load(run_id).rows
     distinct = len(set(zip(rows["question_id"], rows["chunk_ids"].map(tuple))))
-    print(f"run {run_id}: {len(rows)} rows, {distinct} distinct prompts: {len(rows) - distinct} generations "
-          f"saved ({(len(rows) - distinct) / len(rows):.1%})")
+    print(
+        f"run {run_id}: {len(rows)} rows, {distinct} distinct prompts: {len(rows) - distinct} generations "
+        f"saved ({(len(rows) - distinct) / len(rows):.1%})"
+    )
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ cached with `st.cache_resource` / `st.cache_data`, keyed by the data folder, ids
 and finish time, a label file's mtime), so a page never recomputes what has not changed. No module-level
 mutable state, and no widgets here.
 """
+
 from __future__ import annotations
 
 import json
@@ -80,13 +81,27 @@ def load_scores(run_id: str):
 def question_stages(run, params: dict, question, chunk_ids: list[str]) -> list:
     """`eval.stages.stages_for_row` for one row of `run`, cached per (index build, config, question): the
     recomputation may run a cross-encoder, and Inspect reruns on every click. A refusal is not cached."""
-    return _question_stages(run.info.index.name, run.info.index.created_at, json.dumps(params, sort_keys=True),
-                            question.id, question.question, tuple(chunk_ids), question)
+    return _question_stages(
+        run.info.index.name,
+        run.info.index.created_at,
+        json.dumps(params, sort_keys=True),
+        question.id,
+        question.question,
+        tuple(chunk_ids),
+        question,
+    )
 
 
 @st.cache_data(show_spinner="Recomputing the stages…", max_entries=256)
-def _question_stages(index_name: str, created_at: str, params: str, question_id: str, question_text: str,
-                     chunk_ids: tuple[str, ...], _question) -> list:
+def _question_stages(
+    index_name: str,
+    created_at: str,
+    params: str,
+    question_id: str,
+    question_text: str,
+    chunk_ids: tuple[str, ...],
+    _question,
+) -> list:
 
     return stages_for_row(open_index(index_name), created_at, json.loads(params), _question, list(chunk_ids))
 
@@ -97,8 +112,14 @@ def _run_comparison(first: str, second: str, metrics: tuple[str, ...], versions:
 
 
 @st.cache_data(show_spinner="Comparing the runs…", max_entries=16)
-def _rescored_comparison(first: str, second: str, metrics: tuple[str, ...], source: str,
-                         versions: tuple[str, ...], _label_files: tuple[Path, Path]) -> pd.DataFrame:
+def _rescored_comparison(
+    first: str,
+    second: str,
+    metrics: tuple[str, ...],
+    source: str,
+    versions: tuple[str, ...],
+    _label_files: tuple[Path, Path],
+) -> pd.DataFrame:
 
     return compare_runs(*(rescored_run(r, f, source) for r, f in zip((first, second), _label_files)), list(metrics))
 
@@ -110,26 +131,30 @@ def run_comparison(first: str, second: str, metrics: tuple[str, ...], source: st
     if source == "gold":
         return _run_comparison(first, second, metrics, versions)
     files = tuple(label_sources(r)[0] for r in (first, second))
-    return _rescored_comparison(first, second, metrics, source,
-                                versions + tuple(f"{f}@{f.stat().st_mtime}" for f in files), files)
+    return _rescored_comparison(
+        first, second, metrics, source, versions + tuple(f"{f}@{f.stat().st_mtime}" for f in files), files
+    )
 
 
 @st.cache_data(show_spinner="Summarizing…", max_entries=64)
-def _summary(root: str, run_id: str, status: str, finished_at: str, baseline: str | None,
-             metrics: tuple[str, ...]) -> pd.DataFrame:
+def _summary(
+    root: str, run_id: str, status: str, finished_at: str, baseline: str | None, metrics: tuple[str, ...]
+) -> pd.DataFrame:
 
     return stored_summary(_load_scores(root, run_id, status, finished_at), baseline, list(metrics) or None)
 
 
 def summary(run_id: str, baseline: str | None, metrics: tuple[str, ...]) -> pd.DataFrame:
     manifest = run_store().manifest(run_id)
-    return _summary(str(run_store().root), run_id, manifest["status"], str(manifest.get("finished_at")),
-                    baseline, tuple(metrics))
+    return _summary(
+        str(run_store().root), run_id, manifest["status"], str(manifest.get("finished_at")), baseline, tuple(metrics)
+    )
 
 
 @st.cache_data(show_spinner="Reading the index's relevance scores…", max_entries=16)
-def _threshold_grid(root: str, name: str, created_at: str, questions_path: str,
-                    modified: float) -> tuple[list[float], str]:
+def _threshold_grid(
+    root: str, name: str, created_at: str, questions_path: str, modified: float
+) -> tuple[list[float], str]:
 
     return calibration.threshold_grid(_open_index(root, name, created_at), load_question_set(Path(questions_path)))
 
@@ -141,8 +166,13 @@ def threshold_grid(index_name: str | None, questions_path: Path | None) -> tuple
         return None
     store = index_store()
     try:
-        return _threshold_grid(str(store.root), index_name, store.manifest(index_name).created_at,
-                               str(questions_path), questions_path.stat().st_mtime)
+        return _threshold_grid(
+            str(store.root),
+            index_name,
+            store.manifest(index_name).created_at,
+            str(questions_path),
+            questions_path.stat().st_mtime,
+        )
     except LabError:
         return None
 
@@ -166,7 +196,6 @@ def _label_sources(path: str, mtime: float) -> list[str]:
 def _rescored_run(root: str, run_id: str, finished_at: str, label_file: str, label_mtime: float, source: str):
     from dataclasses import replace
 
-
     run = RunStore(root).load(run_id)
     return replace(run, rows=rescore(run, load_labels(label_file), source, list(LABEL_METRICS)))
 
@@ -175,13 +204,20 @@ def rescored_run(run_id: str, label_file: Path, source: str):
     """The run with its relevance metrics recomputed under another label source (`eval.labels.rescore`),
     cached per label-file version. Treat it as read-only."""
     manifest = run_store().manifest(run_id)
-    return _rescored_run(str(run_store().root), run_id, str(manifest.get("finished_at")), str(label_file),
-                         label_file.stat().st_mtime, source)
+    return _rescored_run(
+        str(run_store().root),
+        run_id,
+        str(manifest.get("finished_at")),
+        str(label_file),
+        label_file.stat().st_mtime,
+        source,
+    )
 
 
 @st.cache_data(show_spinner="Summarizing…", max_entries=16)
-def _rescored_summary(run_id: str, finished_at: str, label_file: str, label_mtime: float, source: str,
-                      baseline: str | None, _run) -> pd.DataFrame:
+def _rescored_summary(
+    run_id: str, finished_at: str, label_file: str, label_mtime: float, source: str, baseline: str | None, _run
+) -> pd.DataFrame:
 
     return summarize(_run, baseline, quality_metrics(_run.rows))
 
@@ -189,7 +225,12 @@ def _rescored_summary(run_id: str, finished_at: str, label_file: str, label_mtim
 def rescored_summary(run_id: str, label_file: Path, source: str, baseline: str | None) -> pd.DataFrame:
     """The leaderboard of `rescored_run`."""
     manifest = run_store().manifest(run_id)
-    return _rescored_summary(run_id, str(manifest.get("finished_at")), str(label_file), label_file.stat().st_mtime,
-                             source, baseline, rescored_run(run_id, label_file, source))
-
-
+    return _rescored_summary(
+        run_id,
+        str(manifest.get("finished_at")),
+        str(label_file),
+        label_file.stat().st_mtime,
+        source,
+        baseline,
+        rescored_run(run_id, label_file, source),
+    )

@@ -4,6 +4,7 @@ Index builds and sweeps run as jobs, in processes of their own (`eval.jobs`): a 
 at once. These widgets only read the job store; they refresh with `st.fragment(run_every=...)`, so the page
 around them never reruns for it.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -72,8 +73,13 @@ def job_card(store: JobStore, job: Job, place: str) -> None:
     if job.status in ACTIVE:
         st.button("Cancel", key=f"job-cancel-{place}-{job.job_id}", on_click=_act, args=(store.cancel, job.job_id))
     if job.status in RESUMABLE:
-        st.button("Resume", key=f"job-resume-{place}-{job.job_id}", help="continue from the finished blocks",
-                  on_click=_act, args=(store.resume, job.job_id))
+        st.button(
+            "Resume",
+            key=f"job-resume-{place}-{job.job_id}",
+            help="continue from the finished blocks",
+            on_click=_act,
+            args=(store.resume, job.job_id),
+        )
     if job.status == "done" and job.run_id and job.kind == "family":
         if st.button("Open in Index variants", key=f"job-open-{place}-{job.job_id}"):
             st.session_state["family-id"] = engine.run_store().manifest(job.run_id)["family"]["id"]
@@ -96,6 +102,8 @@ def watch_sweep_job() -> None:
     job_card(store, job, "watch")
     answer = store.answer(job.job_id)
     if answer:
-        st.caption(f"{'Generating' if job.status == 'running' else 'Last answer'} · question "
-                   f"{answer['question_id']} · {answer['config_id']}")
+        st.caption(
+            f"{'Generating' if job.status == 'running' else 'Last answer'} · question "
+            f"{answer['question_id']} · {answer['config_id']}"
+        )
         st.text(answer["text"])

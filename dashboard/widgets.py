@@ -2,6 +2,7 @@
 text helpers. Per-session values live in `st.session_state`; what comes from the engine comes through
 `dashboard.engine`.
 """
+
 from __future__ import annotations
 
 import html
@@ -33,8 +34,10 @@ def lab_errors(next_step: str = "") -> Iterator[None]:
 
 
 def run_label(manifest: RunManifest) -> str:
-    return (f"{manifest.run_id} · {manifest.status} · index {manifest.index.name} · "
-            f"{manifest.questions.count} questions · {len(manifest.configs)} configs")
+    return (
+        f"{manifest.run_id} · {manifest.status} · index {manifest.index.name} · "
+        f"{manifest.questions.count} questions · {len(manifest.configs)} configs"
+    )
 
 
 def pick_run(key: str, complete_only: bool = True) -> str | None:
@@ -91,16 +94,26 @@ def dataset_source(key: str, allow_upload: bool = True) -> Path | None:
         st.caption(f"`{SAMPLE_DIR}`")
         return SAMPLE_DIR
     if choice == "Folder or file path":
-        text = st.text_input("Path (folder with corpus.jsonl/questions.jsonl, SQuAD .json, BEIR folder, "
-                             "documents folder, or a questions .jsonl/.csv)", key=remembered(f"{key}-path"))
+        text = st.text_input(
+            "Path (folder with corpus.jsonl/questions.jsonl, SQuAD .json, BEIR folder, "
+            "documents folder, or a questions .jsonl/.csv)",
+            key=remembered(f"{key}-path"),
+        )
         return Path(text.strip()).expanduser() if text.strip() else None
-    files = st.file_uploader("Files (.jsonl, .json, .csv, .txt, .md, .pdf)", type=UPLOAD_TYPES,
-                             accept_multiple_files=True, key=f"{key}-upload")
+    files = st.file_uploader(
+        "Files (.jsonl, .json, .csv, .txt, .md, .pdf)",
+        type=UPLOAD_TYPES,
+        accept_multiple_files=True,
+        key=f"{key}-upload",
+    )
     if not files:
         return None
     folder = save_uploads(files, key)
-    return folder if len(files) > 1 or Path(files[0].name).suffix.lower() in (".txt", ".md", ".pdf") \
+    return (
+        folder
+        if len(files) > 1 or Path(files[0].name).suffix.lower() in (".txt", ".md", ".pdf")
         else folder / Path(files[0].name).name
+    )
 
 
 def default_dataset(key: str, source: str) -> None:

@@ -4,6 +4,7 @@ Importable without Streamlit. The CLI lives in `eval.cli` (`python -m eval`). Th
 from the package itself (`from eval import IndexStore, run_sweep, summarize, ...`); each name is loaded on
 first use, so `import eval` stays cheap and nothing imports torch before a model is needed.
 """
+
 import importlib
 import os
 from pathlib import Path
@@ -19,14 +20,22 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "datasets" / "sample"
 
 _PUBLIC = {
-    "load_dataset": "eval.data.datasets", "load_question_set": "eval.data.datasets",
-    "ChunkingParams": "eval.index.chunking", "IndexStore": "eval.index.store",
-    "RetrieverConfig": "eval.retrievers.vector", "parse_sweep": "eval.retrievers.registry",
+    "load_dataset": "eval.data.datasets",
+    "load_question_set": "eval.data.datasets",
+    "ChunkingParams": "eval.index.chunking",
+    "IndexStore": "eval.index.store",
+    "RetrieverConfig": "eval.retrievers.vector",
+    "parse_sweep": "eval.retrievers.registry",
     "load_sweep": "eval.retrievers.registry",
-    "SweepOptions": "eval.sweep.engine", "run_sweep": "eval.sweep.engine",
-    "Run": "eval.runs.store", "RunManifest": "eval.runs.store", "RunStore": "eval.runs.store",
-    "summarize": "eval.runs.summary", "compare_runs": "eval.analysis.leaderboard",
-    "export_run": "eval.runs.export", "write_report": "eval.report.render",
+    "SweepOptions": "eval.sweep.engine",
+    "run_sweep": "eval.sweep.engine",
+    "Run": "eval.runs.store",
+    "RunManifest": "eval.runs.store",
+    "RunStore": "eval.runs.store",
+    "summarize": "eval.runs.summary",
+    "compare_runs": "eval.analysis.leaderboard",
+    "export_run": "eval.runs.export",
+    "write_report": "eval.report.render",
 }
 __all__ = ["SAMPLE_DIR", *_PUBLIC]
 

@@ -1,4 +1,5 @@
 """The project's own error type: every bad input ends in a `LabError` with a one-line message."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,8 +12,9 @@ class LabError(Exception):
 class DatasetError(LabError):
     """A problem in a dataset file, located by file, line and field when known."""
 
-    def __init__(self, problem: str, file: str | Path | None = None,
-                 line: int | None = None, field: str | None = None) -> None:
+    def __init__(
+        self, problem: str, file: str | Path | None = None, line: int | None = None, field: str | None = None
+    ) -> None:
         self.problem, self.file, self.line, self.field = problem, file, line, field
         where = []
         if file is not None:

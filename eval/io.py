@@ -1,6 +1,7 @@
 """Reading and writing files safely: atomic writes (a reader never sees a torn file), text in UTF-8, UTF-16
 or GB18030 (anything else is refused, never garbled), JSON Lines with line numbers in errors, fingerprints.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -64,8 +65,8 @@ def decode_bytes(data: bytes, file: str | Path) -> str:
         except UnicodeDecodeError:
             line = data[: utf8_error.start].count(b"\n") + 1
             raise DatasetError(
-                f"not valid UTF-8 (byte {utf8_error.start}) nor GBK/GB18030; save the file as UTF-8",
-                file, line) from None
+                f"not valid UTF-8 (byte {utf8_error.start}) nor GBK/GB18030; save the file as UTF-8", file, line
+            ) from None
         if not _mostly_cjk_or_ascii(text):
             raise DatasetError("not valid UTF-8 and not recognisable GBK text; save the file as UTF-8", file) from None
         return text
@@ -83,8 +84,9 @@ def _mostly_cjk_or_ascii(text: str) -> bool:
     non_ascii = [c for c in text if ord(c) > 127]
     if not non_ascii:
         return True
-    cjk = sum(1 for c in non_ascii if "\u4e00" <= c <= "\u9fff" or "\u3000" <= c <= "\u303f"
-              or "\uff00" <= c <= "\uffef")
+    cjk = sum(
+        1 for c in non_ascii if "\u4e00" <= c <= "\u9fff" or "\u3000" <= c <= "\u303f" or "\uff00" <= c <= "\uffef"
+    )
     return cjk / len(non_ascii) > 0.9
 
 

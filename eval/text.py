@@ -1,5 +1,5 @@
-"""Telling Chinese from English: the share of CJK characters among a text's letters.
-"""
+"""Telling Chinese from English: the share of CJK characters among a text's letters."""
+
 from __future__ import annotations
 
 import re
@@ -23,7 +23,7 @@ def cjk_share(text: str) -> float:
 
 
 def detect_language(text: str) -> str:
-    """"zh" when CJK characters make up a fair share of the letters in `text`, else "en"."""
+    """ "zh" when CJK characters make up a fair share of the letters in `text`, else "en"."""
     return "zh" if cjk_share(text) >= ZH_MIN_CJK_SHARE else "en"
 
 

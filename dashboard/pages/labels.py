@@ -1,5 +1,6 @@
 """Labels: generate a question set from an index, judge a run's pooled chunks with an LLM, label them by hand,
 and see how far the label sources agree."""
+
 from pathlib import Path
 
 import streamlit as st
@@ -21,9 +22,11 @@ from eval.labels.pooled_judging import (
 GRADE_BUTTONS = ((0, "0 · not relevant"), (1, "1 · partly relevant"), (2, "2 · answers it"))
 
 st.title("Labels")
-st.caption("Relevance metrics need labels. Generate questions from your documents, let an LLM judge the chunks "
-           "a run retrieved (each question's pool: every config's top chunks, judged once), add your own "
-           "judgements, and check how far the sources agree before trusting a leaderboard.")
+st.caption(
+    "Relevance metrics need labels. Generate questions from your documents, let an LLM judge the chunks "
+    "a run retrieved (each question's pool: every config's top chunks, judged once), add your own "
+    "judgements, and check how far the sources agree before trusting a leaderboard."
+)
 
 
 def label_file_for(run, key: str) -> Path | None:
@@ -45,20 +48,42 @@ def generate_tab() -> None:
         return
     with st.form("generate-form"):
         n = st.number_input("Questions to keep", 1, 5000, 50, key="gen-n")
-        llm = st.text_input("LLM", "bundled:smollm2", key="gen-llm",
-                            help="bundled:smollm2 (a smoke test, not a good question writer), a model folder, "
-                                 "or openai:MODEL@URL")
+        llm = st.text_input(
+            "LLM",
+            "bundled:smollm2",
+            key="gen-llm",
+            help="bundled:smollm2 (a smoke test, not a good question writer), a model folder, or openai:MODEL@URL",
+        )
         language = st.selectbox("Language", ["each chunk's own", "zh", "en"], key="gen-language")
         seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="gen-seed")
-        out = st.text_input("Output folder", str(engine.home() / "question_sets" / f"{index_name}-generated"),
-                            key="gen-out", help="a new folder, or the folder of an interrupted generation to resume")
+        out = st.text_input(
+            "Output folder",
+            str(engine.home() / "question_sets" / f"{index_name}-generated"),
+            key="gen-out",
+            help="a new folder, or the folder of an interrupted generation to resume",
+        )
         submitted = st.form_submit_button("Generate", type="primary")
     if submitted:
-        command = ["questions", "generate", "--index", index_name, "--n", str(int(n)), "--llm", llm.strip(),
-                   "--seed", str(int(seed)), "--out", str(Path(out).expanduser())]
+        command = [
+            "questions",
+            "generate",
+            "--index",
+            index_name,
+            "--n",
+            str(int(n)),
+            "--llm",
+            llm.strip(),
+            "--seed",
+            str(int(seed)),
+            "--out",
+            str(Path(out).expanduser()),
+        ]
         command += [] if language.startswith("each") else ["--language", language]
-        started(start_job(command), "The question set will be in `" + out + "`: pick it on **Run a sweep** (its "
-                "labels have the source `generated`). Run it again with the same folder to resume it.")
+        started(
+            start_job(command),
+            "The question set will be in `" + out + "`: pick it on **Run a sweep** (its "
+            "labels have the source `generated`). Run it again with the same folder to resume it.",
+        )
 
 
 def judge_tab() -> None:
@@ -68,20 +93,39 @@ def judge_tab() -> None:
     run = engine.load_run(run_id)
     labels_file = label_file_for(run, "judge-labels")
     with st.form("judge-form"):
-        llm = st.text_input("Judge LLM", "bundled:smollm2", key="judge-llm",
-                            help="a 135M model is a smoke test, not a judge: use a real model or an endpoint")
+        llm = st.text_input(
+            "Judge LLM",
+            "bundled:smollm2",
+            key="judge-llm",
+            help="a 135M model is a smoke test, not a judge: use a real model or an endpoint",
+        )
         depth = st.number_input("Pool depth (top chunks of every config)", 1, 100, 10, key="judge-depth")
         concurrency = st.number_input("Parallel requests (endpoints)", 1, 64, 1, key="judge-concurrency")
         submitted = st.form_submit_button("Judge the pool", type="primary")
     if submitted and labels_file:
-        started(start_job(["judge", run_id, "--llm", llm.strip(), "--depth", str(int(depth)), "--concurrency",
-                           str(int(concurrency)), "--labels", str(labels_file)]),
-                "Failed pairs are listed in the job's log; judge again to retry them (the cache keeps the rest).")
+        started(
+            start_job(
+                [
+                    "judge",
+                    run_id,
+                    "--llm",
+                    llm.strip(),
+                    "--depth",
+                    str(int(depth)),
+                    "--concurrency",
+                    str(int(concurrency)),
+                    "--labels",
+                    str(labels_file),
+                ]
+            ),
+            "Failed pairs are listed in the job's log; judge again to retry them (the cache keeps the rest).",
+        )
 
 
 def started(job, then: str) -> None:
-    st.success(f"Job {job.job_id} {job.status}: {job.title} runs in the background (see the sidebar, on any "
-               f"page). {then}")
+    st.success(
+        f"Job {job.job_id} {job.status}: {job.title} runs in the background (see the sidebar, on any page). {then}"
+    )
 
 
 def labelling_tab() -> None:
@@ -99,8 +143,10 @@ def labelling_tab() -> None:
     items = blind_order(pool(run, int(depth)))
     judged = chunk_judgements(labels_file, source)
     done_questions, total_questions, done_chunks = labelling_progress(items, judged, source)
-    st.progress(done_chunks / max(len(items), 1),
-                text=f"{done_questions} of {total_questions} questions labelled · {done_chunks} of {len(items)} chunks")
+    st.progress(
+        done_chunks / max(len(items), 1),
+        text=f"{done_questions} of {total_questions} questions labelled · {done_chunks} of {len(items)} chunks",
+    )
     skipped = st.session_state.setdefault("label-skipped", set())
     undo = st.session_state.setdefault("label-undo", [])
     pending = [i for i in items if (i.question_id, i.doc_id, i.start, i.end, source) not in judged]

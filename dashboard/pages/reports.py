@@ -1,4 +1,5 @@
 """Reports: HTML/Markdown reports and data exports of a run; the run history with delete."""
+
 import pandas as pd
 import streamlit as st
 
@@ -17,11 +18,21 @@ if run_id:
         if c2.button("Build Markdown report", key="build-md"):
             st.session_state["report-md"] = (run_id, report_markdown(run).encode("utf-8"))
         if st.session_state.get("report-html", (None,))[0] == run_id:
-            c1.download_button("Download HTML report", st.session_state["report-html"][1],
-                               file_name=f"retriever-lab-{run_id}.html", mime="text/html", key="dl-html")
+            c1.download_button(
+                "Download HTML report",
+                st.session_state["report-html"][1],
+                file_name=f"retriever-lab-{run_id}.html",
+                mime="text/html",
+                key="dl-html",
+            )
         if st.session_state.get("report-md", (None,))[0] == run_id:
-            c2.download_button("Download Markdown report", st.session_state["report-md"][1],
-                               file_name=f"retriever-lab-{run_id}.md", mime="text/markdown", key="dl-md")
+            c2.download_button(
+                "Download Markdown report",
+                st.session_state["report-md"][1],
+                file_name=f"retriever-lab-{run_id}.md",
+                mime="text/markdown",
+                key="dl-md",
+            )
 
         others = [m.run_id for m in engine.run_store().manifests() if m.status == "complete" and m.run_id != run_id]
         if others:
@@ -32,9 +43,13 @@ if run_id:
                 html = comparison_html(run, engine.load_run(other_id))
                 st.session_state["report-comparison"] = ((run_id, other_id), html.encode("utf-8"))
             if st.session_state.get("report-comparison", (None,))[0] == (run_id, other_id):
-                st.download_button("Download comparison report", st.session_state["report-comparison"][1],
-                                   file_name=f"retriever-lab-{run_id}-vs-{other_id}.html", mime="text/html",
-                                   key="dl-comparison")
+                st.download_button(
+                    "Download comparison report",
+                    st.session_state["report-comparison"][1],
+                    file_name=f"retriever-lab-{run_id}-vs-{other_id}.html",
+                    mime="text/html",
+                    key="dl-comparison",
+                )
 
         st.subheader("Data exports")
         from eval.runs.export import FORMATS, export_bytes
@@ -50,10 +65,24 @@ if run_id:
 st.header("Run history")
 manifests = engine.run_store().manifests()
 if manifests:
-    st.dataframe(pd.DataFrame([{"run_id": m.run_id, "status": m.status, "created": m.created_at,
-                                "index": m.index.name, "questions": m.questions.count, "configs": len(m.configs),
-                                "seconds": m.wall_seconds} for m in manifests]),
-                 hide_index=True, key="history")
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "run_id": m.run_id,
+                    "status": m.status,
+                    "created": m.created_at,
+                    "index": m.index.name,
+                    "questions": m.questions.count,
+                    "configs": len(m.configs),
+                    "seconds": m.wall_seconds,
+                }
+                for m in manifests
+            ]
+        ),
+        hide_index=True,
+        key="history",
+    )
     doomed = st.selectbox("Run to delete", [m.run_id for m in manifests], key="delete-run")
     confirm = st.checkbox(f"Yes, delete run {doomed}", key="delete-run-confirm")
     if st.button("Delete run", disabled=not confirm, key="delete-run-button"):

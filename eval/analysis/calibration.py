@@ -5,6 +5,7 @@ embedding of the questions and one Chroma query per question, and scored with ex
 uses (`vectorstore._select_relevance_score_fn()`, for the cosine space `1 - distance`). A candidate is
 relevant when its `doc_id` is among the question's `relevant_ids`.
 """
+
 from __future__ import annotations
 
 import random
@@ -21,8 +22,9 @@ from eval.schema import Question
 COLUMNS = ["question_id", "chunk_id", "doc_id", "rank", "score", "relevant"]
 
 
-def score_calibration(index: Any, questions: Sequence[Question], sample: int = 100, top_n: int = 20,
-                      seed: int = 0) -> pd.DataFrame:
+def score_calibration(
+    index: Any, questions: Sequence[Question], sample: int = 100, top_n: int = 20, seed: int = 0
+) -> pd.DataFrame:
     """One row per (question, candidate) among the top `top_n`: question_id, chunk_id, doc_id, rank (1-based),
     score (LangChain relevance score) and relevant (bool). Questions without `relevant_ids` are skipped."""
     labelled = [q for q in questions if q.relevant_ids]
@@ -43,18 +45,29 @@ def _top_candidates(index: Any, questions: Sequence[Question], sample: int, top_
     n_results = min(top_n, index.collection.count())
     records = []
     for question, vector in zip(chosen, vectors):
-        got = index.collection.query(query_embeddings=[vector.tolist()], n_results=n_results,
-                                     include=["distances", "metadatas"])
+        got = index.collection.query(
+            query_embeddings=[vector.tolist()], n_results=n_results, include=["distances", "metadatas"]
+        )
         relevant = set(question.relevant_ids)
         for rank, (chunk_id, distance, metadata) in enumerate(
-                zip(got["ids"][0], got["distances"][0], got["metadatas"][0]), start=1):
-            records.append((question.id, chunk_id, metadata["doc_id"], rank, float(relevance(distance)),
-                            metadata["doc_id"] in relevant))
+            zip(got["ids"][0], got["distances"][0], got["metadatas"][0]), start=1
+        ):
+            records.append(
+                (
+                    question.id,
+                    chunk_id,
+                    metadata["doc_id"],
+                    rank,
+                    float(relevance(distance)),
+                    metadata["doc_id"] in relevant,
+                )
+            )
     return pd.DataFrame.from_records(records, columns=COLUMNS)
 
 
-def threshold_grid(index: Any, questions: Sequence[Question], top_n: int = 10, sample: int = 100,
-                   seed: int = 0) -> tuple[list[float], str]:
+def threshold_grid(
+    index: Any, questions: Sequence[Question], top_n: int = 10, sample: int = 100, seed: int = 0
+) -> tuple[list[float], str]:
     """`score_threshold` values worth sweeping on this index, and where they come from.
 
     With questions whose labels name documents of the index: the calibration's suggested range and best-F1
@@ -67,22 +80,26 @@ def threshold_grid(index: Any, questions: Sequence[Question], top_n: int = 10, s
         suggestion = suggest_threshold(_top_candidates(index, labelled, sample, top_n, seed))
         values = [suggestion[key] for key in ("low", "best", "high") if suggestion[key] is not None]
         if values:
-            return _rounded(values), (f"from the calibration of {len(labelled)} labelled questions: suggested "
-                                      f"range and best-F1 threshold among the top {top_n} candidates")
+            return _rounded(values), (
+                f"from the calibration of {len(labelled)} labelled questions: suggested "
+                f"range and best-F1 threshold among the top {top_n} candidates"
+            )
     if not questions:
         raise LabError("threshold values need at least one question to score")
     scores = _top_candidates(index, questions, sample, top_n, seed)["score"]
     return _rounded(scores.quantile([0.25, 0.5, 0.75]).tolist()), (
         f"from the score distribution (no labels for this index): 25th, 50th and 75th percentiles of the "
-        f"top-{top_n} candidates' scores")
+        f"top-{top_n} candidates' scores"
+    )
 
 
 def _rounded(values: list[float]) -> list[float]:
     return sorted({round(float(v), 3) for v in values})
 
 
-def suggest_threshold(df: pd.DataFrame, irrelevant_percentile: float = 95.0,
-                      relevant_percentile: float = 5.0) -> dict[str, Any]:
+def suggest_threshold(
+    df: pd.DataFrame, irrelevant_percentile: float = 95.0, relevant_percentile: float = 5.0
+) -> dict[str, Any]:
     """Suggest a `score_threshold` from `score_calibration` output.
 
     The rule:
@@ -101,13 +118,21 @@ def suggest_threshold(df: pd.DataFrame, irrelevant_percentile: float = 95.0,
     scores = df["score"].to_numpy(float)
     labels = df["relevant"].to_numpy(bool)
     rel, irr = scores[labels], scores[~labels]
-    out: dict[str, Any] = {"n_relevant": int(labels.sum()), "n_irrelevant": int((~labels).sum()),
-                           "relevant_median": float(np.median(rel)) if rel.size else None,
-                           "irrelevant_median": float(np.median(irr)) if irr.size else None,
-                           "irrelevant_high": float(np.percentile(irr, irrelevant_percentile)) if irr.size else None,
-                           "relevant_low": float(np.percentile(rel, relevant_percentile)) if rel.size else None,
-                           "low": None, "high": None, "separated": None,
-                           "best": None, "best_f1": None, "best_precision": None, "best_recall": None}
+    out: dict[str, Any] = {
+        "n_relevant": int(labels.sum()),
+        "n_irrelevant": int((~labels).sum()),
+        "relevant_median": float(np.median(rel)) if rel.size else None,
+        "irrelevant_median": float(np.median(irr)) if irr.size else None,
+        "irrelevant_high": float(np.percentile(irr, irrelevant_percentile)) if irr.size else None,
+        "relevant_low": float(np.percentile(rel, relevant_percentile)) if rel.size else None,
+        "low": None,
+        "high": None,
+        "separated": None,
+        "best": None,
+        "best_f1": None,
+        "best_precision": None,
+        "best_recall": None,
+    }
     if rel.size and irr.size:
         a, b = out["irrelevant_high"], out["relevant_low"]
         out.update(low=min(a, b), high=max(a, b), separated=a <= b)
@@ -123,6 +148,10 @@ def suggest_threshold(df: pd.DataFrame, irrelevant_percentile: float = 95.0,
         f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0)
         f1 = np.where(last, f1, -1)
         best = int(np.flatnonzero(f1 == f1.max())[-1])  # the lowest threshold among ties
-        out.update(best=float(sorted_scores[best]), best_f1=float(f1[best]),
-                   best_precision=float(precision[best]), best_recall=float(recall[best]))
+        out.update(
+            best=float(sorted_scores[best]),
+            best_f1=float(f1[best]),
+            best_precision=float(precision[best]),
+            best_recall=float(recall[best]),
+        )
     return out

@@ -1,6 +1,7 @@
 """What a run's results say about its grid: configs that retrieved exactly the same chunks, threshold configs
 that did nothing (a `score_threshold` below every score returns what plain similarity returns), and BM25
 configs whose tokenizer cannot split the questions' language."""
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,11 @@ def inert_thresholds(configs: list[dict[str, Any]], groups: list[list[str]]) -> 
     """(threshold config, similarity config) pairs of the same k and filter that retrieved the same chunks
     for every question: the threshold never removed a chunk."""
     group_of = {config_id: number for number, group in enumerate(groups) for config_id in group}
-    similar = {(c["k"], json.dumps(c.get("filter"), sort_keys=True)): c["config_id"] for c in configs
-               if c["search_type"] == "similarity"}
+    similar = {
+        (c["k"], json.dumps(c.get("filter"), sort_keys=True)): c["config_id"]
+        for c in configs
+        if c["search_type"] == "similarity"
+    }
     pairs = []
     for config in configs:
         if config["search_type"] != "similarity_score_threshold":
@@ -42,16 +46,20 @@ def inert_thresholds(configs: list[dict[str, Any]], groups: list[list[str]]) -> 
 def run_warnings(run: Run) -> list[str]:
     """Plain-language warnings about a run's grid, for the Compare page, the sweep page and the reports."""
     by_id = {c["config_id"]: c for c in run.configs}
-    warnings = [f"{threshold} returned exactly what {twin} returned for every question: its score_threshold "
-                f"{by_id[threshold]['score_threshold']:g} is below every relevance score it met, so it filters "
-                f"nothing. Sweep thresholds inside the index's score range (the sweep page suggests values "
-                f"from the index's calibration)."
-                for threshold, twin in inert_thresholds(run.configs, run_identical_configs(run))]
+    warnings = [
+        f"{threshold} returned exactly what {twin} returned for every question: its score_threshold "
+        f"{by_id[threshold]['score_threshold']:g} is below every relevance score it met, so it filters "
+        f"nothing. Sweep thresholds inside the index's score range (the sweep page suggests values "
+        f"from the index's calibration)."
+        for threshold, twin in inert_thresholds(run.configs, run_identical_configs(run))
+    ]
     built, used = run.manifest.get("index", {}).get("encoder"), run.manifest.get("query_encoder")
     if built and used and built != used:
-        warnings.append(f"The questions were encoded by {used}, but index '{run.manifest['index']['name']}' was "
-                        f"built by {built} (an older library or export of the model): rebuild the index and run "
-                        "again for chunks and questions from one encoder.")
+        warnings.append(
+            f"The questions were encoded by {used}, but index '{run.manifest['index']['name']}' was "
+            f"built by {built} (an older library or export of the model): rebuild the index and run "
+            "again for chunks and questions from one encoder."
+        )
     chinese_bm25 = chinese_questions_on_word_bm25(run)
     if chinese_bm25:
         warnings.append(chinese_bm25)
@@ -69,9 +77,11 @@ def chinese_questions_on_word_bm25(run: Run) -> str | None:
     if not configs:
         return None
     named = ", ".join(configs[:3]) + (f" and {len(configs) - 3} more" if len(configs) > 3 else "")
-    return (f"{chinese} of the {len(questions)} questions are Chinese, but {named} run BM25 with a tokenizer "
-            "('words' or 'whitespace') that keeps a run of Chinese characters as one token, so BM25 barely "
-            "matches them: sweep BM25 with tokenizer: jieba.")
+    return (
+        f"{chinese} of the {len(questions)} questions are Chinese, but {named} run BM25 with a tokenizer "
+        "('words' or 'whitespace') that keeps a run of Chinese characters as one token, so BM25 barely "
+        "matches them: sweep BM25 with tokenizer: jieba."
+    )
 
 
 def bm25_tokenizers(params: dict[str, Any]) -> Iterator[str]:

@@ -1,6 +1,7 @@
 """Index families compared: the rows of a family's runs joined, each with its index variant, rescored under
 one label source, and the best (variant, config) pairs.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -58,6 +59,11 @@ def family_runs(store: RunStore) -> dict[str, list[str]]:
 def describe_best(table: pd.DataFrame, metric: str = "ndcg") -> dict[str, Any]:
     """The best (index, retriever) pair of a `family_leaderboard` table, with its CI."""
     best = table.iloc[0]
-    return {"index": best["index"], "config_id": best["config_id"], metric: float(best[f"{metric}_mean"]),
-            "low": float(best[f"{metric}_low"]), "high": float(best[f"{metric}_high"]),
-            "context_chars": float(best["context_chars_mean"])}
+    return {
+        "index": best["index"],
+        "config_id": best["config_id"],
+        metric: float(best[f"{metric}_mean"]),
+        "low": float(best[f"{metric}_low"]),
+        "high": float(best[f"{metric}_high"]),
+        "context_chars": float(best["context_chars_mean"]),
+    }

@@ -9,6 +9,7 @@ catalogue (lower is worse for nDCG, higher for a latency).
 The baseline is a run or a small JSON file written by `write_baseline` (per-question values, so pairing works
 without the old run: CI can commit it). Every bad input raises `LabError` (exit code 2 in the CLI).
 """
+
 from __future__ import annotations
 
 import json
@@ -44,8 +45,10 @@ class Scores:
 
 def check_metric(metric: str) -> None:
     if metric not in METRICS:
-        raise LabError(f"unknown metric '{metric}' (use a catalogue name such as {', '.join(DOC_METRIC_KEYS)}, "
-                       f"optionally at a cutoff: ndcg@10)")
+        raise LabError(
+            f"unknown metric '{metric}' (use a catalogue name such as {', '.join(DOC_METRIC_KEYS)}, "
+            f"optionally at a cutoff: ndcg@10)"
+        )
 
 
 def pick_config(run: Run, config_id: str | None) -> str:
@@ -73,10 +76,13 @@ def metric_values(run: Run, config_id: str, metric: str) -> dict[str, float]:
     questions = run.questions_by_id
     missing = set(rows["question_id"]) - set(questions)
     if missing:
-        raise LabError(f"run {run.run_id} does not store questions {', '.join(sorted(missing)[:5])}: "
-                       f"cannot compute '{metric}'")
-    return {qid: doc_metrics(list(doc_ids), questions[qid].relevant_ids, [metric])[metric]
-            for qid, doc_ids in zip(rows["question_id"], rows["doc_ids"])}
+        raise LabError(
+            f"run {run.run_id} does not store questions {', '.join(sorted(missing)[:5])}: cannot compute '{metric}'"
+        )
+    return {
+        qid: doc_metrics(list(doc_ids), questions[qid].relevant_ids, [metric])[metric]
+        for qid, doc_ids in zip(rows["question_id"], rows["doc_ids"])
+    }
 
 
 def run_scores(run: Run, config_id: str | None, metric: str) -> Scores:
@@ -84,17 +90,23 @@ def run_scores(run: Run, config_id: str | None, metric: str) -> Scores:
     if run.status != "complete":
         raise LabError(f"run {run.run_id} is {run.status}, not complete: resume it before gating")
     config = pick_config(run, config_id)
-    return Scores(run.run_id, run.run_id, config, metric, run.info.questions.fingerprint,
-                  metric_values(run, config, metric))
+    return Scores(
+        run.run_id, run.run_id, config, metric, run.info.questions.fingerprint, metric_values(run, config, metric)
+    )
 
 
 def write_baseline(scores: Scores, path: str | Path) -> Path:
     """Write a baseline file: a small JSON with the run id, config, metric, question-set fingerprint and the
     per-question values (null where a question cannot be scored)."""
-    data = {"kind": BASELINE_KIND, "version": BASELINE_VERSION, "run_id": scores.run_id,
-            "config_id": scores.config_id, "metric": scores.metric,
-            "questions_fingerprint": scores.questions_fingerprint,
-            "values": {q: None if math.isnan(v) else v for q, v in scores.values.items()}}
+    data = {
+        "kind": BASELINE_KIND,
+        "version": BASELINE_VERSION,
+        "run_id": scores.run_id,
+        "config_id": scores.config_id,
+        "metric": scores.metric,
+        "questions_fingerprint": scores.questions_fingerprint,
+        "values": {q: None if math.isnan(v) else v for q, v in scores.values.items()},
+    }
     path = Path(path)
     atomic_write_bytes(path, (json.dumps(data, ensure_ascii=False, indent=1) + "\n").encode("utf-8"))
     return path
@@ -113,13 +125,25 @@ def read_baseline(path: str | Path) -> Scores:
         raise LabError(f"{path}: baseline file version {data.get('version')!r} is not {BASELINE_VERSION}")
     values = data.get("values")
     text_fields = ("run_id", "config_id", "metric", "questions_fingerprint")
-    if (not all(isinstance(data.get(f), str) for f in text_fields) or not isinstance(values, dict) or not values
-            or not all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in values.values())):
-        raise LabError(f"{path}: malformed baseline file (it needs {', '.join(text_fields)} as text and "
-                       f"non-empty 'values' mapping question ids to numbers or null)")
+    if (
+        not all(isinstance(data.get(f), str) for f in text_fields)
+        or not isinstance(values, dict)
+        or not values
+        or not all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in values.values())
+    ):
+        raise LabError(
+            f"{path}: malformed baseline file (it needs {', '.join(text_fields)} as text and "
+            f"non-empty 'values' mapping question ids to numbers or null)"
+        )
     check_metric(data["metric"])
-    return Scores(str(path), data["run_id"], data["config_id"], data["metric"], data["questions_fingerprint"],
-                  {str(q): np.nan if v is None else float(v) for q, v in values.items()})
+    return Scores(
+        str(path),
+        data["run_id"],
+        data["config_id"],
+        data["metric"],
+        data["questions_fingerprint"],
+        {str(q): np.nan if v is None else float(v) for q, v in values.items()},
+    )
 
 
 def load_baseline(store: RunStore, spec: str, config_id: str | None, metric: str) -> Scores:
@@ -169,13 +193,16 @@ class GateResult:
     def markdown(self) -> str:
         """The result as a Markdown table for a pull-request comment, warnings quoted below it."""
         p = f"{self.p_value:.4f}" if self.p_value > 0 else f"< {1 / N_RESAMPLES:g}"  # no flip as extreme
-        lines = [f"Retriever Lab gate: baseline `{self.baseline}` vs candidate `{self.candidate}`, config "
-                 f"`{self.config_id}`, {self.n_questions} paired questions, max drop {self.max_drop:g}, "
-                 f"alpha {self.alpha:g}", "",
-                 "| metric | baseline | candidate | difference [95% CI] | p-value | verdict |",
-                 "|---|---|---|---|---|---|",
-                 f"| {self.metric} | {self.baseline_mean:.4f} | {self.candidate_mean:.4f} | {self.difference:+.4f} "
-                 f"[{self.ci_low:+.4f}, {self.ci_high:+.4f}] | {p} | {self.verdict} |"]
+        lines = [
+            f"Retriever Lab gate: baseline `{self.baseline}` vs candidate `{self.candidate}`, config "
+            f"`{self.config_id}`, {self.n_questions} paired questions, max drop {self.max_drop:g}, "
+            f"alpha {self.alpha:g}",
+            "",
+            "| metric | baseline | candidate | difference [95% CI] | p-value | verdict |",
+            "|---|---|---|---|---|---|",
+            f"| {self.metric} | {self.baseline_mean:.4f} | {self.candidate_mean:.4f} | {self.difference:+.4f} "
+            f"[{self.ci_low:+.4f}, {self.ci_high:+.4f}] | {p} | {self.verdict} |",
+        ]
         lines += ["", *(f"> warning: {w}" for w in self.warnings)] if self.warnings else []
         return "\n".join(lines)
 
@@ -186,8 +213,10 @@ def gate(baseline: Scores, candidate: Scores, max_drop: float = 0.01, alpha: flo
         raise LabError(f"--max-drop must be >= 0 and --alpha in (0, 1), got {max_drop} and {alpha}")
     shared = [q for q in baseline.values if q in candidate.values]
     if not shared:
-        raise LabError(f"the candidate {candidate.source} shares no question with the baseline {baseline.source} "
-                       f"(question sets {baseline.questions_fingerprint} and {candidate.questions_fingerprint})")
+        raise LabError(
+            f"the candidate {candidate.source} shares no question with the baseline {baseline.source} "
+            f"(question sets {baseline.questions_fingerprint} and {candidate.questions_fingerprint})"
+        )
     pairs = np.array([(baseline.values[q], candidate.values[q]) for q in shared], dtype=float)
     pairs = pairs[~np.isnan(pairs).any(axis=1)]
     if not len(pairs):
@@ -200,18 +229,37 @@ def gate(baseline: Scores, candidate: Scores, max_drop: float = 0.01, alpha: flo
     significant = p < alpha
     warnings = []
     if baseline.questions_fingerprint != candidate.questions_fingerprint:
-        warnings.append(f"the question sets differ ({baseline.questions_fingerprint} vs "
-                        f"{candidate.questions_fingerprint}): compared on the {len(shared)} shared question ids")
+        warnings.append(
+            f"the question sets differ ({baseline.questions_fingerprint} vs "
+            f"{candidate.questions_fingerprint}): compared on the {len(shared)} shared question ids"
+        )
     failed = worse_by > max_drop and significant
     if failed:
         verdict = "FAIL (significant drop)"
     elif worse_by > max_drop:
         verdict = "pass (drop not significant)"
-        warnings.append(f"the candidate is worse by {worse_by:.4f}, more than the allowed {max_drop:g}, but the paired "
-                        f"test cannot tell it from noise (p = {p:.4f} >= {alpha:g} on {len(pairs)} questions): "
-                        f"gate on more questions")
+        warnings.append(
+            f"the candidate is worse by {worse_by:.4f}, more than the allowed {max_drop:g}, but the paired "
+            f"test cannot tell it from noise (p = {p:.4f} >= {alpha:g} on {len(pairs)} questions): "
+            f"gate on more questions"
+        )
     else:
         verdict = "pass (within tolerance)" if worse_by > 0 else "pass (no drop)"
-    return GateResult(candidate.metric, baseline.source, candidate.source, candidate.config_id, len(pairs),
-                      float(base.mean()), float(cand.mean()), difference, low, high, p, max_drop, alpha, verdict,
-                      failed, warnings)
+    return GateResult(
+        candidate.metric,
+        baseline.source,
+        candidate.source,
+        candidate.config_id,
+        len(pairs),
+        float(base.mean()),
+        float(cand.mean()),
+        difference,
+        low,
+        high,
+        p,
+        max_drop,
+        alpha,
+        verdict,
+        failed,
+        warnings,
+    )

@@ -1,4 +1,5 @@
 """Per-configuration summaries of a run: means with 95% CIs, significance against a baseline, latency."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -38,13 +39,20 @@ def compare_runs(first: Run, second: Run, metrics: list[str] | None = None) -> p
     if not shared:
         raise LabError(f"runs {first.run_id} and {second.run_id} have no question in common")
     metrics = metrics or [m for m in quality_metrics(first.rows) if m in quality_metrics(second.rows)]
-    rows = [run.rows.loc[run.rows["question_id"].isin(shared), ["config_id", "question_id", *metrics]]
-            for run in (first, second)]
+    rows = [
+        run.rows.loc[run.rows["question_id"].isin(shared), ["config_id", "question_id", *metrics]]
+        for run in (first, second)
+    ]
     means = [part.groupby("config_id", sort=False)[metrics].mean() for part in rows]
     table = means[0].add_suffix("_a").join(means[1].add_suffix("_b"), how="outer")
     pairs = rows[0].merge(rows[1], on=["config_id", "question_id"], suffixes=("_a", "_b"))
-    diffs = pd.DataFrame({"config_id": pairs["config_id"], "question_id": pairs["question_id"],
-                          **{m: pairs[f"{m}_b"] - pairs[f"{m}_a"] for m in metrics}})
+    diffs = pd.DataFrame(
+        {
+            "config_id": pairs["config_id"],
+            "question_id": pairs["question_id"],
+            **{m: pairs[f"{m}_b"] - pairs[f"{m}_a"] for m in metrics},
+        }
+    )
     if len(diffs):
         table = table.join(paired_differences(diffs, metrics).set_index("config_id"))
     parts = ("a", "b", "delta", "delta_low", "delta_high", "delta_p", "delta_sig")

@@ -1,6 +1,7 @@
 """From a leaderboard to a decision: one ranking rule for the dashboard and the reports, and a recommendation
 (the best config under a latency budget and a minimum judged share, with the configs statistically tied with
 it), in plain words."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -27,15 +28,21 @@ def ranking_metric(available: Sequence[str]) -> str:
 def ranking_rule(metric: str) -> str:
     """The ranking rule in words, shown wherever a ranking is."""
     better = "higher" if METRICS[metric].higher_is_better else "lower"
-    return (f"Ranked by mean {METRICS[metric].label} over questions ({better} is better); ties go to the lower "
-            f"retrieval p50, then to grid order.")
+    return (
+        f"Ranked by mean {METRICS[metric].label} over questions ({better} is better); ties go to the lower "
+        f"retrieval p50, then to grid order."
+    )
 
 
 def rank_order(summary: pd.DataFrame, metric: str) -> pd.Index:
     """The summary's index, best config first by `ranking_rule` (configs without a mean last)."""
     keys = summary[[f"{metric}_mean"]].assign(_latency=summary[LATENCY] if LATENCY in summary else np.nan)
-    return keys.sort_values([f"{metric}_mean", "_latency"], ascending=[not METRICS[metric].higher_is_better, True],
-                            kind="stable", na_position="last").index
+    return keys.sort_values(
+        [f"{metric}_mean", "_latency"],
+        ascending=[not METRICS[metric].higher_is_better, True],
+        kind="stable",
+        na_position="last",
+    ).index
 
 
 @dataclass
@@ -48,8 +55,13 @@ class Recommendation:
     text: str = ""
 
 
-def recommend(run: Run, summary: pd.DataFrame, metric: str | None = None, latency_budget_ms: float | None = None,
-              min_judged: float | None = None) -> Recommendation:
+def recommend(
+    run: Run,
+    summary: pd.DataFrame,
+    metric: str | None = None,
+    latency_budget_ms: float | None = None,
+    min_judged: float | None = None,
+) -> Recommendation:
     """The best eligible config by the ranking rule. Eligible: retrieval p50 within `latency_budget_ms` and
     mean `judged` share at least `min_judged` (each only when given and measured). Tied: eligible configs
     whose paired randomization test against the pick (per question, on `metric`) gives p >= 0.05."""
@@ -65,8 +77,11 @@ def recommend(run: Run, summary: pd.DataFrame, metric: str | None = None, latenc
     fastest = None
     if LATENCY in table and tied:
         candidate = table.loc[tied, LATENCY].idxmin() if table.loc[tied, LATENCY].notna().any() else None
-        if candidate is not None and table.loc[candidate, LATENCY] < table.loc[best, LATENCY] and \
-                not indistinguishable(summary, str(candidate), best):
+        if (
+            candidate is not None
+            and table.loc[candidate, LATENCY] < table.loc[best, LATENCY]
+            and not indistinguishable(summary, str(candidate), best)
+        ):
             fastest = str(candidate)
     recommendation = Recommendation(metric, best, tied, fastest, excluded)
     recommendation.text = _text(recommendation, table)
@@ -87,28 +102,42 @@ def _excluded(table: pd.DataFrame, latency_budget_ms: float | None, min_judged: 
 
 
 def _nothing_text(excluded: dict[str, str]) -> str:
-    return ("No configuration meets the constraints" + (f": {len(excluded)} left out ("
-            + "; ".join(f"{c}: {why}" for c, why in list(excluded.items())[:3]) + ")" if excluded else "")
-            + ". Relax the latency budget or the minimum judged share.")
+    return (
+        "No configuration meets the constraints"
+        + (
+            f": {len(excluded)} left out (" + "; ".join(f"{c}: {why}" for c, why in list(excluded.items())[:3]) + ")"
+            if excluded
+            else ""
+        )
+        + ". Relax the latency budget or the minimum judged share."
+    )
 
 
 def _text(rec: Recommendation, table: pd.DataFrame) -> str:
     info, row = METRICS[rec.metric], table.loc[rec.config_id]
-    latency = (f", retrieval p50 {row[LATENCY]:.1f} ms" if LATENCY in table and not np.isnan(row[LATENCY]) else "")
-    parts = [f"Recommended: **{rec.config_id}**, the best configuration by {info.label} "
-             f"({row[f'{rec.metric}_mean']:.3f} [{row[f'{rec.metric}_low']:.3f}, "
-             f"{row[f'{rec.metric}_high']:.3f}]{latency})."]
+    latency = f", retrieval p50 {row[LATENCY]:.1f} ms" if LATENCY in table and not np.isnan(row[LATENCY]) else ""
+    parts = [
+        f"Recommended: **{rec.config_id}**, the best configuration by {info.label} "
+        f"({row[f'{rec.metric}_mean']:.3f} [{row[f'{rec.metric}_low']:.3f}, "
+        f"{row[f'{rec.metric}_high']:.3f}]{latency})."
+    ]
     if rec.tied:
         shown = ", ".join(rec.tied[:8]) + (f" and {len(rec.tied) - 8} more" if len(rec.tied) > 8 else "")
-        parts.append(f"{len(rec.tied)} other configuration(s) cannot be told apart from it on {info.label} "
-                     f"(paired randomization test over the same questions, p ≥ {ALPHA:g}): {shown}.")
+        parts.append(
+            f"{len(rec.tied)} other configuration(s) cannot be told apart from it on {info.label} "
+            f"(paired randomization test over the same questions, p ≥ {ALPHA:g}): {shown}."
+        )
     else:
-        parts.append(f"Every other eligible configuration is significantly worse on {info.label} "
-                     f"(paired randomization test, p < {ALPHA:g}).")
+        parts.append(
+            f"Every other eligible configuration is significantly worse on {info.label} "
+            f"(paired randomization test, p < {ALPHA:g})."
+        )
     if rec.fastest_tied:
-        parts.append(f"The fastest of those is **{rec.fastest_tied}** (retrieval p50 "
-                     f"{table.loc[rec.fastest_tied, LATENCY]:.1f} ms): prefer it if latency matters more than a "
-                     f"difference these questions cannot show.")
+        parts.append(
+            f"The fastest of those is **{rec.fastest_tied}** (retrieval p50 "
+            f"{table.loc[rec.fastest_tied, LATENCY]:.1f} ms): prefer it if latency matters more than a "
+            f"difference these questions cannot show."
+        )
     if rec.excluded:
         parts.append(f"{len(rec.excluded)} configuration(s) were left out by the constraints.")
     return " ".join(parts)

@@ -1,4 +1,5 @@
 """The headless CLI: `python -m eval ...`. Bad input exits with code 2 and a one-line message."""
+
 from __future__ import annotations
 
 import argparse
@@ -39,4 +40,4 @@ def json_arg(value: str | None, option: str) -> Any:
     try:
         return json.loads(value)
     except json.JSONDecodeError as error:
-        raise LabError(f"{option} must be JSON, e.g. '{{\"lang\": \"zh\"}}' ({error.msg})") from None
+        raise LabError(f'{option} must be JSON, e.g. \'{{"lang": "zh"}}\' ({error.msg})') from None

@@ -1,4 +1,5 @@
 """The headless CLI: `python -m eval ...`. Bad input exits with code 2 and a one-line message."""
+
 from __future__ import annotations
 
 import argparse
@@ -23,11 +24,15 @@ def cmd_index_build(args: argparse.Namespace) -> None:
         manifest = store_from(args).build(dataset, args.name, args.embedding, chunking, args.replace, bar)
     finally:
         bar.close()
-    print(f"index '{manifest.name}': {manifest.documents} documents, {manifest.chunks} chunks, "
-          f"{manifest.embedding_model}, {manifest.space} space, built in {manifest.build_seconds:.1f} s")
+    print(
+        f"index '{manifest.name}': {manifest.documents} documents, {manifest.chunks} chunks, "
+        f"{manifest.embedding_model}, {manifest.space} space, built in {manifest.build_seconds:.1f} s"
+    )
     if manifest.embedding_cache:
-        print(f"embedding cache: {manifest.embedding_cache['hits']} texts cached, "
-              f"{manifest.embedding_cache['misses']} encoded ({manifest.embedding_cache['hit_rate']:.0%} hits)")
+        print(
+            f"embedding cache: {manifest.embedding_cache['hits']} texts cached, "
+            f"{manifest.embedding_cache['misses']} encoded ({manifest.embedding_cache['hit_rate']:.0%} hits)"
+        )
 
 
 def cmd_index_list(args: argparse.Namespace) -> None:
@@ -35,8 +40,10 @@ def cmd_index_list(args: argparse.Namespace) -> None:
     if not manifests:
         print("no indexes yet: build one with `python -m eval index build --corpus PATH --name NAME`")
     for m in manifests:
-        print(f"{m.name}\t{m.documents} docs\t{m.chunks} chunks\t{m.embedding_model}\t"
-              f"chunk {m.chunk_size}/{m.chunk_overlap}\t{m.created_at}")
+        print(
+            f"{m.name}\t{m.documents} docs\t{m.chunks} chunks\t{m.embedding_model}\t"
+            f"chunk {m.chunk_size}/{m.chunk_overlap}\t{m.created_at}"
+        )
 
 
 def cmd_index_show(args: argparse.Namespace) -> None:
@@ -49,8 +56,14 @@ def cmd_index_delete(args: argparse.Namespace) -> None:
 
 
 def cmd_retrieve(args: argparse.Namespace) -> None:
-    config = RetrieverConfig.create(args.search_type, k=args.k, fetch_k=args.fetch_k, lambda_mult=args.lambda_mult,
-                                    score_threshold=args.score_threshold, filter=json_arg(args.filter, "--filter"))
+    config = RetrieverConfig.create(
+        args.search_type,
+        k=args.k,
+        fetch_k=args.fetch_k,
+        lambda_mult=args.lambda_mult,
+        score_threshold=args.score_threshold,
+        filter=json_arg(args.filter, "--filter"),
+    )
     chunks = langchain_retrieve(store_from(args).open(args.index), config, args.question)
     print(f"{config.config_id}: {len(chunks)} chunks")
     for rank, chunk in enumerate(chunks, start=1):
@@ -73,6 +86,12 @@ def cmd_sample(args: argparse.Namespace) -> None:
         print(f"sample index and example run are ready in {args.home}")
         return
     configs = parse_sweep(DEFAULT_SWEEP, "default sweep")
-    run_id = run_sweep(runs, store.open("sample"), configs, dataset.questions, str(SAMPLE_DIR / "questions.jsonl"),
-                       SweepOptions(latency_sample=20))
+    run_id = run_sweep(
+        runs,
+        store.open("sample"),
+        configs,
+        dataset.questions,
+        str(SAMPLE_DIR / "questions.jsonl"),
+        SweepOptions(latency_sample=20),
+    )
     print(f"sample index and example run {run_id} are ready in {args.home}")

@@ -1,6 +1,7 @@
 """The CLI side of background jobs (`eval.jobs.store`): which commands may run as jobs, the body of a job's
 process (its CLI command with progress to the job's folder), and the `jobs ...` commands.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,8 +46,10 @@ def describe_command(argv: list[str], home: Path) -> tuple[str, str, str]:
         return "questions", f"questions from '{args.index}'", args.index
     if args.command == "judge":
         return "judge", f"judge run {args.run_id}", ""
-    raise LabError("only `index build ...`, `index family ...`, `run ...`, `run-family ...`, `questions generate ...` "
-                   "and `judge ...` run as jobs")
+    raise LabError(
+        "only `index build ...`, `index family ...`, `run ...`, `run-family ...`, `questions generate ...` "
+        "and `judge ...` run as jobs"
+    )
 
 
 def submit_job(store: JobStore, argv: list[str]) -> Job:
@@ -76,8 +79,7 @@ def run_job(home: str, job_id: str) -> int:
         return 0
     signal.signal(signal.SIGTERM, _interrupt)  # `kill PID` ends the job like Ctrl-C: its run records it
     cancel, stop = threading.Event(), threading.Event()
-    threading.Thread(target=_watch_for_cancel, args=(store.root / job_id / "cancel", cancel, stop),
-                     daemon=True).start()
+    threading.Thread(target=_watch_for_cancel, args=(store.root / job_id / "cancel", cancel, stop), daemon=True).start()
     status, error = "done", None
     try:
         args = build_parser().parse_args(["--home", home, *job.command()])
@@ -121,15 +123,28 @@ def cmd_jobs_show(args: argparse.Namespace) -> None:
     store = job_store_from(args)
     store.list()  # notices a lost process first
     job = store.get(args.job_id)
-    print(json.dumps({**asdict(job), "cancel_requested": store.cancel_requested(job.job_id),
-                      "progress": store.progress(job.job_id), "answer": store.answer(job.job_id),
-                      "log_tail": store.log_tail(job.job_id)}, ensure_ascii=False, indent=2))
+    print(
+        json.dumps(
+            {
+                **asdict(job),
+                "cancel_requested": store.cancel_requested(job.job_id),
+                "progress": store.progress(job.job_id),
+                "answer": store.answer(job.job_id),
+                "log_tail": store.log_tail(job.job_id),
+            },
+            ensure_ascii=False,
+            indent=2,
+        )
+    )
 
 
 def cmd_jobs_cancel(args: argparse.Namespace) -> None:
     job = job_store_from(args).cancel(args.job_id)
-    print(f"job {job.job_id} cancelled" if job.status == "cancelled" else
-          f"job {job.job_id}: cancel requested; it stops after its current step")
+    print(
+        f"job {job.job_id} cancelled"
+        if job.status == "cancelled"
+        else f"job {job.job_id}: cancel requested; it stops after its current step"
+    )
 
 
 def cmd_jobs_resume(args: argparse.Namespace) -> None:

@@ -1,4 +1,5 @@
 """The headless CLI: `python -m eval ...`. Bad input exits with code 2 and a one-line message."""
+
 from __future__ import annotations
 
 import argparse
@@ -18,7 +19,6 @@ def cmd_rescore(args: argparse.Namespace) -> None:
     """A run's leaderboard under another label source, without retrieving again."""
     from dataclasses import replace
 
-
     run = run_store_from(args).load(args.run_id)
     metrics = args.metric or list(LABEL_METRICS)
     rows = rescore(run, load_labels(args.labels), args.source, metrics)
@@ -31,8 +31,16 @@ def cmd_questions_generate(args: argparse.Namespace) -> None:
     generator = load_generator(args.llm, trust_remote_code=args.trust_remote_code, home=args.home)
     bar = args.progress_bar("questions")
     try:
-        report = generate_questions(index, generator, args.n, args.out, language=args.language, seed=args.seed,
-                                    progress=bar, on_text=lambda text: bar.show_answer("", "generate", text))
+        report = generate_questions(
+            index,
+            generator,
+            args.n,
+            args.out,
+            language=args.language,
+            seed=args.seed,
+            progress=bar,
+            on_text=lambda text: bar.show_answer("", "generate", text),
+        )
     finally:
         bar.close()
     print(report.summary())
@@ -44,8 +52,15 @@ def cmd_judge(args: argparse.Namespace) -> None:
     generator = load_generator(args.llm, trust_remote_code=args.trust_remote_code, home=args.home)
     bar = args.progress_bar("judging")
     try:
-        report = judge_run(run, generator, args.home, depth=args.depth, concurrency=args.concurrency,
-                           labels_file=args.labels, progress=bar)
+        report = judge_run(
+            run,
+            generator,
+            args.home,
+            depth=args.depth,
+            concurrency=args.concurrency,
+            labels_file=args.labels,
+            progress=bar,
+        )
     finally:
         bar.close()
     print(report.summary())

@@ -1,4 +1,5 @@
 """The headless CLI: `python -m eval ...`. Bad input exits with code 2 and a one-line message."""
+
 from __future__ import annotations
 
 import logging

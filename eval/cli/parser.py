@@ -1,6 +1,7 @@
 """The CLI's argument parser. Each command names its handler as "module:function" in one of the command-group
 modules (`eval.cli.index`, `.sweep`, `.runs`, `.labels`, `.family`, `.jobs`); `handler_of` imports that module
 when the command runs, so that `python -m eval jobs list` does not load chromadb, LangChain and pandas."""
+
 from __future__ import annotations
 
 import argparse
@@ -21,8 +22,9 @@ def handler_of(args: argparse.Namespace) -> Callable[[argparse.Namespace], int |
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m eval", description="Retriever Lab: compare retriever configs.")
-    parser.add_argument("--home", type=Path, default=lab_home(),
-                        help="data folder (indexes, runs, model cache); env RETRIEVER_LAB_HOME")
+    parser.add_argument(
+        "--home", type=Path, default=lab_home(), help="data folder (indexes, runs, model cache); env RETRIEVER_LAB_HOME"
+    )
     parser.add_argument("--indexes", type=Path, help="indexes folder (default HOME/indexes)")
     parser.add_argument("--chroma-host", help="use a Chroma server instead of local folders")
     parser.add_argument("--chroma-port", type=int)
@@ -32,8 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
     index = commands.add_parser("index", help="build, list, show or delete indexes")
     index_commands = index.add_subparsers(dest="index_command", required=True)
     build = index_commands.add_parser("build", help="chunk, embed and store a corpus")
-    build.add_argument("--corpus", required=True, type=Path, help="dataset folder, corpus.jsonl, SQuAD .json, "
-                       "BEIR folder, or .txt/.md/.pdf files")
+    build.add_argument(
+        "--corpus",
+        required=True,
+        type=Path,
+        help="dataset folder, corpus.jsonl, SQuAD .json, BEIR folder, or .txt/.md/.pdf files",
+    )
     build.add_argument("--name", required=True)
     build.add_argument("--format", default="auto", choices=["auto", "native", "squad", "beir", "docs"])
     build.add_argument("--language", help="pick corpus_LANG.jsonl in a folder with several")
@@ -68,13 +74,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--reference", action="store_true", help="use the LangChain retriever path")
     run.add_argument("--latency-sample", type=int, default=50, help="questions timed per config (0: none)")
     run.add_argument("--resume", metavar="RUN_ID", help="continue an interrupted run")
-    run.add_argument("--ragas", action="store_true",
-                     help="also score rows with ragas' ID-based and non-LLM context metrics (slower)")
+    run.add_argument(
+        "--ragas", action="store_true", help="also score rows with ragas' ID-based and non-LLM context metrics (slower)"
+    )
     generate = run.add_mutually_exclusive_group()
     generate.add_argument("--generate", action="store_true", help="stream an answer for every row")
     generate.add_argument("--no-generate", action="store_true", help="retrieval only (the default)")
-    run.add_argument("--llm", default="bundled:smollm2",
-                     help="bundled:smollm2, a model folder, a .gguf file, a hub id, or openai:MODEL@URL")
+    run.add_argument(
+        "--llm",
+        default="bundled:smollm2",
+        help="bundled:smollm2, a model folder, a .gguf file, a hub id, or openai:MODEL@URL",
+    )
     run.add_argument("--max-new-tokens", type=int, default=128)
     run.add_argument("--max-length", type=int, default=4096, help="cap on prompt + answer tokens")
     run.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (answers are then reused)")
@@ -82,13 +92,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--prompt-template", type=Path, help="a text file with {context} and {question}")
     run.add_argument("--language", choices=["zh", "en"], help="prompt language (default: per question)")
-    run.add_argument("--concurrency", type=int,
-                     help="parallel requests to external retrievers (default 4) and to an openai: endpoint "
-                          "(default 1; answers are then not streamed)")
-    run.add_argument("--judge", metavar="openai:MODEL@URL",
-                     help="ragas LLM-judged metrics (faithfulness, context precision, answer relevancy)")
-    run.add_argument("--trust-remote-code", action="store_true",
-                     help="allow a model's own Python code (ChatGLM2/3); only for models you trust")
+    run.add_argument(
+        "--concurrency",
+        type=int,
+        help="parallel requests to external retrievers (default 4) and to an openai: endpoint "
+        "(default 1; answers are then not streamed)",
+    )
+    run.add_argument(
+        "--judge",
+        metavar="openai:MODEL@URL",
+        help="ragas LLM-judged metrics (faithfulness, context precision, answer relevancy)",
+    )
+    run.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="allow a model's own Python code (ChatGLM2/3); only for models you trust",
+    )
     run.set_defaults(handler="eval.cli.sweep:cmd_run")
 
     export = commands.add_parser("export", help="export a run")
@@ -97,7 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True, type=Path)
     export.set_defaults(handler="eval.cli.runs:cmd_export")
 
-    commands.add_parser("sample", help="build the sample index and an example run").set_defaults(handler="eval.cli.index:cmd_sample")
+    commands.add_parser("sample", help="build the sample index and an example run").set_defaults(
+        handler="eval.cli.index:cmd_sample"
+    )
 
     runs = commands.add_parser("runs", help="list, show or delete runs")
     runs_commands = runs.add_subparsers(dest="runs_command", required=True)
@@ -109,12 +130,15 @@ def build_parser() -> argparse.ArgumentParser:
     compare = runs_commands.add_parser("compare", help="two runs side by side, config by config")
     compare.add_argument("first")
     compare.add_argument("second")
-    compare.add_argument("--metric", action="append",
-                         help="a metric to show (repeatable; default: the ranking metric, e.g. ndcg)")
+    compare.add_argument(
+        "--metric", action="append", help="a metric to show (repeatable; default: the ranking metric, e.g. ndcg)"
+    )
     compare.set_defaults(handler="eval.cli.runs:cmd_runs_compare")
 
-    gate = commands.add_parser("gate", help="fail (exit 1) when a candidate run is significantly worse than a "
-                               "baseline; or write a baseline file")
+    gate = commands.add_parser(
+        "gate",
+        help="fail (exit 1) when a candidate run is significantly worse than a baseline; or write a baseline file",
+    )
     source = gate.add_mutually_exclusive_group(required=True)
     source.add_argument("--baseline", metavar="RUN_OR_FILE", help="a run id or a baseline file")
     source.add_argument("--write-baseline", metavar="RUN", help="write RUN's per-question values to --out")
@@ -136,8 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     rescore_parser = commands.add_parser("rescore", help="a run's metrics under another label source")
     rescore_parser.add_argument("run_id")
-    rescore_parser.add_argument("--labels", required=True, type=Path,
-                                help="a label file, or the question set (file or folder) whose labels to use")
+    rescore_parser.add_argument(
+        "--labels",
+        required=True,
+        type=Path,
+        help="a label file, or the question set (file or folder) whose labels to use",
+    )
     rescore_parser.add_argument("--source", default="gold", help="gold, generated, llm:MODEL@VERSION, human:NAME")
     rescore_parser.add_argument("--metric", action="append", help="a relevance metric, optionally @k (repeatable)")
     rescore_parser.set_defaults(handler="eval.cli.labels:cmd_rescore")
@@ -175,13 +203,20 @@ def build_parser() -> argparse.ArgumentParser:
     jobs = commands.add_parser("jobs", help="background jobs (index builds and sweeps the dashboard started)")
     jobs_commands = jobs.add_subparsers(dest="jobs_command", required=True)
     jobs_commands.add_parser("list").set_defaults(handler="eval.cli.jobs:cmd_jobs_list")
-    for name, handler in (("show", "eval.cli.jobs:cmd_jobs_show"), ("cancel", "eval.cli.jobs:cmd_jobs_cancel"), ("resume", "eval.cli.jobs:cmd_jobs_resume"),
-                          ("wait", "eval.cli.jobs:cmd_jobs_wait")):
+    for name, handler in (
+        ("show", "eval.cli.jobs:cmd_jobs_show"),
+        ("cancel", "eval.cli.jobs:cmd_jobs_cancel"),
+        ("resume", "eval.cli.jobs:cmd_jobs_resume"),
+        ("wait", "eval.cli.jobs:cmd_jobs_wait"),
+    ):
         sub = jobs_commands.add_parser(name)
         sub.add_argument("job_id")
         sub.set_defaults(handler=handler)
-    start = jobs_commands.add_parser("start", help="run `index build|family ...`, `run ...`, `run-family ...`, "
-                                     "`questions generate ...` or `judge ...` as a background job")
+    start = jobs_commands.add_parser(
+        "start",
+        help="run `index build|family ...`, `run ...`, `run-family ...`, "
+        "`questions generate ...` or `judge ...` as a background job",
+    )
     start.add_argument("job_command", nargs=argparse.REMAINDER, help="the command, e.g. run --index NAME ...")
     start.set_defaults(handler="eval.cli.jobs:cmd_jobs_start")
     return parser
@@ -189,8 +224,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_family_commands(commands: Any, index_commands: Any) -> None:
     """Add `index family` and `run-family` to the CLI's parsers."""
-    family = index_commands.add_parser("family", help="build one corpus under a grid of chunkings x embedding "
-                                       "models (one index per variant, named NAME--VARIANT)")
+    family = index_commands.add_parser(
+        "family",
+        help="build one corpus under a grid of chunkings x embedding "
+        "models (one index per variant, named NAME--VARIANT)",
+    )
     family.add_argument("--corpus", required=True, type=Path)
     family.add_argument("--name", required=True, help="the family name (the prefix of its index names)")
     family.add_argument("--format", default="auto", choices=["auto", "native", "squad", "beir", "docs"])
@@ -202,8 +240,10 @@ def add_family_commands(commands: Any, index_commands: Any) -> None:
     family.add_argument("--replace", action="store_true")
     family.set_defaults(handler="eval.cli.family:cmd_index_family")
 
-    run = commands.add_parser("run-family", help="sweep several indexes of one corpus with one retriever grid, "
-                              "scored against the same (span) labels")
+    run = commands.add_parser(
+        "run-family",
+        help="sweep several indexes of one corpus with one retriever grid, scored against the same (span) labels",
+    )
     run.add_argument("--index", required=True, nargs="+", help="index names (same corpus)")
     run.add_argument("--questions", required=True, type=Path, help="questions file or dataset folder")
     run.add_argument("--sweep", type=Path, help="sweep spec YAML (default: an 11-config grid)")
@@ -212,6 +252,9 @@ def add_family_commands(commands: Any, index_commands: Any) -> None:
     run.add_argument("--labels-source", default="gold", help="gold, generated, llm:..., human:...")
     run.add_argument("--metric", default="passage_ndcg", help="the metric that ranks (index, config) pairs")
     run.add_argument("--top", type=int, default=10, help="rows of the leaderboard printed")
-    run.add_argument("--resume", metavar="ID", help="continue an interrupted family sweep (same arguments): its "
-                     "family id, or the id of one of its runs")
+    run.add_argument(
+        "--resume",
+        metavar="ID",
+        help="continue an interrupted family sweep (same arguments): its family id, or the id of one of its runs",
+    )
     run.set_defaults(handler="eval.cli.family:cmd_run_family")

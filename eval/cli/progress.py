@@ -1,4 +1,5 @@
 """The headless CLI: `python -m eval ...`. Bad input exits with code 2 and a one-line message."""
+
 from __future__ import annotations
 
 import sys
@@ -22,8 +23,7 @@ class ProgressBar:
 
             self.close()
             self.stage = stage
-            self.bar = tqdm(total=total, desc=f"{self.description}: {stage}", unit="item", file=sys.stderr,
-                            leave=False)
+            self.bar = tqdm(total=total, desc=f"{self.description}: {stage}", unit="item", file=sys.stderr, leave=False)
         self.bar.update(done - self.bar.n)
 
     def show_answer(self, question_id: str, config_id: str, answer: str) -> None:

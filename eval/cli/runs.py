@@ -1,4 +1,5 @@
 """The headless CLI: `python -m eval ...`. Bad input exits with code 2 and a one-line message."""
+
 from __future__ import annotations
 
 import argparse
@@ -26,8 +27,10 @@ def cmd_runs_list(args: argparse.Namespace) -> None:
     if not manifests:
         print("no runs yet: start one with `python -m eval run --index NAME --questions PATH`")
     for m in manifests:
-        print(f"{m.run_id}\t{m.status}\t{m.index.name}\t{len(m.configs)} configs\t"
-              f"{m.questions.count} questions\t{m.created_at}")
+        print(
+            f"{m.run_id}\t{m.status}\t{m.index.name}\t{len(m.configs)} configs\t"
+            f"{m.questions.count} questions\t{m.created_at}"
+        )
 
 
 def cmd_runs_show(args: argparse.Namespace) -> None:
@@ -67,14 +70,17 @@ def cmd_gate(args: argparse.Namespace) -> int:
             raise LabError("--write-baseline RUN needs --out FILE (and no --candidate)")
         scores = run_scores(store.load(args.write_baseline), args.config, args.metric)
         path = write_baseline(scores, args.out)
-        print(f"baseline of run {scores.run_id}, config {scores.config_id}, {args.metric} on "
-              f"{len(scores.values)} questions written to {path}")
+        print(
+            f"baseline of run {scores.run_id}, config {scores.config_id}, {args.metric} on "
+            f"{len(scores.values)} questions written to {path}"
+        )
         return 0
     if not args.candidate or args.out:
         raise LabError("--baseline needs --candidate RUN (--out goes with --write-baseline)")
     baseline = load_baseline(store, args.baseline, args.config, args.metric)
-    result = gate(baseline, run_scores(store.load(args.candidate), baseline.config_id, args.metric),
-                  args.max_drop, args.alpha)
+    result = gate(
+        baseline, run_scores(store.load(args.candidate), baseline.config_id, args.metric), args.max_drop, args.alpha
+    )
     print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2) if args.json else result.markdown())
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)

@@ -1,4 +1,5 @@
 """The headless CLI: `python -m eval ...`. Bad input exits with code 2 and a one-line message."""
+
 from __future__ import annotations
 
 import argparse
@@ -26,11 +27,16 @@ def cmd_run(args: argparse.Namespace) -> None:
     index = store.open(args.index)
     warn_of_encoder_change(index)
     questions = load_question_set(args.questions)
-    questions = questions[:args.limit] if args.limit else questions
+    questions = questions[: args.limit] if args.limit else questions
     bar = args.progress_bar("sweep")
-    options = SweepOptions(reference=args.reference, latency_sample=args.latency_sample, progress=bar,
-                           cancel=bar.cancel, on_start=bar.on_start,
-                           block_size=int(os.environ.get("RETRIEVER_LAB_BLOCK_SIZE", 50)))
+    options = SweepOptions(
+        reference=args.reference,
+        latency_sample=args.latency_sample,
+        progress=bar,
+        cancel=bar.cancel,
+        on_start=bar.on_start,
+        block_size=int(os.environ.get("RETRIEVER_LAB_BLOCK_SIZE", 50)),
+    )
     if args.concurrency is not None:
         if args.concurrency < 1:
             raise LabError(f"--concurrency must be at least 1, got {args.concurrency}")
@@ -46,25 +52,35 @@ def cmd_run(args: argparse.Namespace) -> None:
     elif args.judge:
         raise LabError("--judge scores generated answers: add --generate")
     try:
-        run_id = run_sweep(run_store_from(args), index, configs, questions, str(args.questions), options,
-                           resume=args.resume)
+        run_id = run_sweep(
+            run_store_from(args), index, configs, questions, str(args.questions), options, resume=args.resume
+        )
     finally:
         bar.close()
     run = run_store_from(args).load(run_id)
-    metrics = [m for m in ("hit_rate", "recall", "mrr", "ndcg", "ild", "n_retrieved", "f1", "contains_answer")
-               if m in quality_metrics(run.rows)]
-    print(f"run {run_id}  ({len(configs)} configs x {len(questions)} questions, "
-          f"{run.info.wall_seconds:.1f} s)")
+    metrics = [
+        m
+        for m in ("hit_rate", "recall", "mrr", "ndcg", "ild", "n_retrieved", "f1", "contains_answer")
+        if m in quality_metrics(run.rows)
+    ]
+    print(f"run {run_id}  ({len(configs)} configs x {len(questions)} questions, {run.info.wall_seconds:.1f} s)")
     print(leaderboard_text(summarize(run, metrics=metrics), metrics))
 
     for config_id, (count, first) in failures(run.rows).items():
-        print(f"warning: {config_id}: {count} of {len(questions)} calls failed (not scored), e.g. {first}",
-              file=sys.stderr)
+        print(
+            f"warning: {config_id}: {count} of {len(questions)} calls failed (not scored), e.g. {first}",
+            file=sys.stderr,
+        )
 
 
 def answerer_from(args: argparse.Namespace):
-    settings = GenerationSettings(max_new_tokens=args.max_new_tokens, max_length=args.max_length,
-                                  top_p=args.top_p, temperature=args.temperature, seed=args.seed)
+    settings = GenerationSettings(
+        max_new_tokens=args.max_new_tokens,
+        max_length=args.max_length,
+        top_p=args.top_p,
+        temperature=args.temperature,
+        seed=args.seed,
+    )
     template = None
     if args.prompt_template:
         if not args.prompt_template.is_file():

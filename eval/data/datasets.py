@@ -7,6 +7,7 @@ SQuAD-style JSON (SQuAD, CMRC 2018, DRCD, XQuAD; each answer's `answer_start` be
 folders, CSV question sets and plain documents (.txt/.md/.pdf). Every problem raises `DatasetError` naming
 the file, line and field.
 """
+
 from __future__ import annotations
 
 import csv
@@ -44,10 +45,10 @@ class Dataset:
 
 # ---------------------------------------------------------------- field checks
 
+
 def _id(value: Any, file: Path, line: int | None, name: str = "id") -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise DatasetError("missing or not a string" if value is None else "must be a string",
-                           file, line, name)
+        raise DatasetError("missing or not a string" if value is None else "must be a string", file, line, name)
     text = str(value).strip()
     if not text:
         raise DatasetError("empty", file, line, name)
@@ -77,8 +78,7 @@ def _str_list(value: Any, file: Path, line: int | None, name: str) -> tuple[str,
         return ()
     if isinstance(value, str):
         value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, (str, int)) and not isinstance(v, bool)
-                                              for v in value):
+    if not isinstance(value, list) or not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in value):
         raise DatasetError("must be a list of strings", file, line, name)
     return tuple(dict.fromkeys(str(v) for v in value if str(v).strip()))
 
@@ -108,8 +108,10 @@ def check_spans(spans: tuple[AnswerSpan, ...], lengths: dict[str, int]) -> str |
         if span.doc_id not in lengths:
             return f"names a document absent from the corpus: {span.doc_id}"
         if span.end > lengths[span.doc_id]:
-            return (f"span {span.start}-{span.end} ends past the end of document '{span.doc_id}' "
-                    f"({lengths[span.doc_id]} characters)")
+            return (
+                f"span {span.start}-{span.end} ends past the end of document '{span.doc_id}' "
+                f"({lengths[span.doc_id]} characters)"
+            )
     return None
 
 
@@ -149,6 +151,7 @@ def make_question(record: dict[str, Any], file: Path, line: int | None) -> Quest
 
 # ---------------------------------------------------------------- native layout
 
+
 def load_corpus(path: str | Path) -> list[Document]:
     path = Path(path)
     rows = [(make_document(record, path, line), line) for line, record in iter_jsonl(path)]
@@ -174,8 +177,9 @@ def load_questions(path: str | Path, corpus: list[Document] | None = None) -> li
         for question, line in rows:
             missing = [rid for rid in question.relevant_ids if rid not in lengths]
             if missing:
-                raise DatasetError(f"names documents absent from the corpus: {', '.join(missing[:5])}",
-                                   path, line, "relevant_ids")
+                raise DatasetError(
+                    f"names documents absent from the corpus: {', '.join(missing[:5])}", path, line, "relevant_ids"
+                )
             problem = check_spans(question.spans, lengths)
             if problem:
                 raise DatasetError(problem, path, line, "spans")
@@ -217,6 +221,7 @@ def find_file(folder: Path, stem: str, language: str | None = None) -> Path:
 
 # ---------------------------------------------------------------- importers
 
+
 def load_squad(path: str | Path) -> Dataset:
     """SQuAD-style JSON (SQuAD 1.1, CMRC 2018, DRCD, XQuAD): each paragraph becomes one document, and each
     answer found in it a gold span of its question (`Question.spans`; identical spans once)."""
@@ -241,11 +246,17 @@ def load_squad(path: str | Path) -> Dataset:
             corpus.append(Document(id=doc_id, text=context, title=title, source=path.name))
             for q_index, qa in enumerate(paragraph.get("qas") or []):
                 answers = [a for a in qa.get("answers") or [] if isinstance(a, dict)]
-                spans = [_answer_span(context, a, path, f"{where}.qas[{q_index}].answers[{i}]")
-                         for i, a in enumerate(answers)]
-                record = {"id": qa.get("id") or f"{doc_id}_q{q_index}", "question": qa.get("question"),
-                          "answers": [a.get("text", "") for a in answers], "relevant_ids": [doc_id],
-                          "spans": [{"doc_id": doc_id, "start": s, "end": e} for s, e in spans if e]}
+                spans = [
+                    _answer_span(context, a, path, f"{where}.qas[{q_index}].answers[{i}]")
+                    for i, a in enumerate(answers)
+                ]
+                record = {
+                    "id": qa.get("id") or f"{doc_id}_q{q_index}",
+                    "question": qa.get("question"),
+                    "answers": [a.get("text", "") for a in answers],
+                    "relevant_ids": [doc_id],
+                    "spans": [{"doc_id": doc_id, "start": s, "end": e} for s, e in spans if e],
+                }
                 try:
                     questions.append(make_question(record, path, None))
                 except DatasetError as error:
@@ -279,8 +290,9 @@ def load_beir(folder: str | Path, split: str = "test") -> Dataset:
     """A BEIR folder: corpus.jsonl (`_id`, `title`, `text`), queries.jsonl (`_id`, `text`), qrels/SPLIT.tsv."""
     folder = Path(folder)
     corpus_path, queries_path = folder / "corpus.jsonl", folder / "queries.jsonl"
-    corpus = [make_document({**r, "id": r.get("_id", r.get("id"))}, corpus_path, line)
-              for line, r in iter_jsonl(corpus_path)]
+    corpus = [
+        make_document({**r, "id": r.get("_id", r.get("id"))}, corpus_path, line) for line, r in iter_jsonl(corpus_path)
+    ]
     _check_unique([(d.id, None) for d in corpus], corpus_path)
     qrels_path = folder / "qrels" / f"{split}.tsv"
     relevant: dict[str, list[str]] = {}
@@ -300,8 +312,11 @@ def load_beir(folder: str | Path, split: str = "test") -> Dataset:
     for line, record in iter_jsonl(queries_path):
         qid = _id(record.get("_id", record.get("id")), queries_path, line)
         if qid in relevant:
-            questions.append(make_question({"id": qid, "question": record.get("text"),
-                                            "relevant_ids": relevant[qid]}, queries_path, line))
+            questions.append(
+                make_question(
+                    {"id": qid, "question": record.get("text"), "relevant_ids": relevant[qid]}, queries_path, line
+                )
+            )
     dataset = Dataset(name=folder.name, corpus=corpus, questions=questions)
     validate_relevant_ids(dataset, qrels_path)
     return dataset
@@ -343,8 +358,12 @@ def validate_relevant_ids(dataset: Dataset, file: str | Path | None = None) -> N
     for question in dataset.questions:
         missing = [rid for rid in question.relevant_ids if rid not in known]
         if missing:
-            raise DatasetError(f"question '{question.id}' names documents absent from the corpus: "
-                               f"{', '.join(missing[:5])}", file, None, "relevant_ids")
+            raise DatasetError(
+                f"question '{question.id}' names documents absent from the corpus: {', '.join(missing[:5])}",
+                file,
+                None,
+                "relevant_ids",
+            )
 
 
 def detect_format(path: Path) -> str:
@@ -361,8 +380,9 @@ def detect_format(path: Path) -> str:
         return "native"
     if suffix in DOC_SUFFIXES:
         return "docs"
-    raise DatasetError(f"unknown dataset format for '{path.name}' (expected a folder, .jsonl, .json, "
-                       ".txt, .md or .pdf)", path)
+    raise DatasetError(
+        f"unknown dataset format for '{path.name}' (expected a folder, .jsonl, .json, .txt, .md or .pdf)", path
+    )
 
 
 def load_dataset(path: str | Path, fmt: str = "auto", language: str | None = None) -> Dataset:
@@ -370,8 +390,9 @@ def load_dataset(path: str | Path, fmt: str = "auto", language: str | None = Non
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"no such file or folder: {path.absolute()}", path)
-    return replace(_read_dataset(path, detect_format(path) if fmt == "auto" else fmt, language),
-                   source=str(path.absolute()))
+    return replace(
+        _read_dataset(path, detect_format(path) if fmt == "auto" else fmt, language), source=str(path.absolute())
+    )
 
 
 def _read_dataset(path: Path, fmt: str, language: str | None) -> Dataset:

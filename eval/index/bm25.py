@@ -4,6 +4,7 @@
 Tokenizers: `whitespace` (LangChain's default `text.split()`), `words` (lower-cased runs of letters and digits)
 and `jieba` (Chinese words). The chunk order is the BM25 corpus order, which decides ties.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -44,7 +45,10 @@ def jieba_tokens(text: str) -> list[str]:
 
 
 TOKENIZERS: dict[str, Callable[[str], list[str]]] = {
-    "whitespace": whitespace_tokens, "words": word_tokens, "jieba": jieba_tokens}
+    "whitespace": whitespace_tokens,
+    "words": word_tokens,
+    "jieba": jieba_tokens,
+}
 
 
 def write_bm25_side(folder: Path, chunk_ids: list[str], texts: list[str]) -> dict[str, Any]:
@@ -54,8 +58,12 @@ def write_bm25_side(folder: Path, chunk_ids: list[str], texts: list[str]) -> dic
     tokens = {name: [tokenize(text) for text in texts] for name, tokenize in TOKENIZERS.items()}
     with gzip.open(folder / BM25_FILE, "wt", encoding="utf-8") as file:
         json.dump({"chunk_ids": chunk_ids, "tokens": tokens}, file, ensure_ascii=False)
-    return {"file": BM25_FILE, "chunks": len(chunk_ids), "tokenizers": list(TOKENIZERS),
-            "versions": {name: version(name) for name in ("rank-bm25", "jieba")}}
+    return {
+        "file": BM25_FILE,
+        "chunks": len(chunk_ids),
+        "tokenizers": list(TOKENIZERS),
+        "versions": {name: version(name) for name in ("rank-bm25", "jieba")},
+    }
 
 
 class BM25Side:
@@ -64,19 +72,23 @@ class BM25Side:
     def __init__(self, index: Any) -> None:
         folder = getattr(index, "folder", None)
         if not index.manifest.bm25 or folder is None or not (folder / BM25_FILE).is_file():
-            raise LabError(f"index '{index.manifest.name}' has no BM25 side (it was built before BM25 support, or "
-                           "lives on a Chroma server): rebuild it locally (python -m eval index ... --replace) "
-                           "to use bm25, ensemble or rerank-over-bm25 configs")
+            raise LabError(
+                f"index '{index.manifest.name}' has no BM25 side (it was built before BM25 support, or "
+                "lives on a Chroma server): rebuild it locally (python -m eval index ... --replace) "
+                "to use bm25, ensemble or rerank-over-bm25 configs"
+            )
         with gzip.open(folder / BM25_FILE, "rt", encoding="utf-8") as file:
             stored = json.load(file)
         self.chunk_ids: list[str] = stored["chunk_ids"]
         self.tokens: dict[str, list[list[str]]] = stored["tokens"]
         texts, metadatas, vectors = {}, {}, {}
         for start in range(0, len(self.chunk_ids), 5000):
-            got = index.collection.get(ids=self.chunk_ids[start:start + 5000],
-                                       include=["documents", "metadatas", "embeddings"])
-            for chunk_id, text, metadata, vector in zip(got["ids"], got["documents"], got["metadatas"],
-                                                        got["embeddings"]):
+            got = index.collection.get(
+                ids=self.chunk_ids[start : start + 5000], include=["documents", "metadatas", "embeddings"]
+            )
+            for chunk_id, text, metadata, vector in zip(
+                got["ids"], got["documents"], got["metadatas"], got["embeddings"]
+            ):
                 texts[chunk_id], metadatas[chunk_id], vectors[chunk_id] = text, metadata, vector
         self.texts = [texts[chunk_id] for chunk_id in self.chunk_ids]
         self.metadatas = [metadatas[chunk_id] for chunk_id in self.chunk_ids]
@@ -126,9 +138,13 @@ class BM25Side:
 
     def retrieved(self, positions: Iterable[int], scores: Iterable[float]) -> Retrieved:
         positions = list(positions)
-        return Retrieved([self.chunk_ids[p] for p in positions], [self.metadatas[p]["doc_id"] for p in positions],
-                         [float(s) for s in scores], [self.texts[p] for p in positions],
-                         self.embeddings[positions] if positions else self.embeddings[:0])
+        return Retrieved(
+            [self.chunk_ids[p] for p in positions],
+            [self.metadatas[p]["doc_id"] for p in positions],
+            [float(s) for s in scores],
+            [self.texts[p] for p in positions],
+            self.embeddings[positions] if positions else self.embeddings[:0],
+        )
 
 
 _SIDES: weakref.WeakKeyDictionary[Any, BM25Side] = weakref.WeakKeyDictionary()

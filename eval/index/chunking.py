@@ -1,6 +1,7 @@
 """Chunking: documents cut into chunks by LangChain's `RecursiveCharacterTextSplitter` or into whole
 sentences packed up to the chunk size, each chunk with its document id and character offset.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,9 @@ class ChunkingParams:
         if self.chunk_size < 20:
             raise LabError(f"chunk size must be at least 20 characters, got {self.chunk_size}")
         if not 0 <= self.chunk_overlap < self.chunk_size:
-            raise LabError(f"chunk overlap must be between 0 and the chunk size ({self.chunk_size}), "
-                           f"got {self.chunk_overlap}")
+            raise LabError(
+                f"chunk overlap must be between 0 and the chunk size ({self.chunk_size}), got {self.chunk_overlap}"
+            )
 
 
 def chunk_corpus(corpus: list[Document], params: ChunkingParams) -> list[Chunk]:
@@ -46,12 +48,22 @@ def chunk_corpus(corpus: list[Document], params: ChunkingParams) -> list[Chunk]:
     chunks = []
     for document in corpus:
         base = _base_metadata(document)
-        pieces = sentence_pieces(document.text, params) if params.splitter == "sentence" else \
-            [(int(p.metadata["start_index"]), p.page_content) for p in splitter.create_documents([document.text])]
+        pieces = (
+            sentence_pieces(document.text, params)
+            if params.splitter == "sentence"
+            else [(int(p.metadata["start_index"]), p.page_content) for p in splitter.create_documents([document.text])]
+        )
         for number, (start, text) in enumerate(pieces):
             chunk_id = f"{document.id}#{number}"
-            chunks.append(Chunk(chunk_id, document.id, start, text,
-                                {**base, "doc_id": document.id, "chunk_id": chunk_id, "start": start}))
+            chunks.append(
+                Chunk(
+                    chunk_id,
+                    document.id,
+                    start,
+                    text,
+                    {**base, "doc_id": document.id, "chunk_id": chunk_id, "start": start},
+                )
+            )
     return chunks
 
 
@@ -59,8 +71,12 @@ def _recursive_splitter(params: ChunkingParams) -> Any:
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
     return RecursiveCharacterTextSplitter(
-        chunk_size=params.chunk_size, chunk_overlap=params.chunk_overlap,
-        separators=list(params.separators), keep_separator="end", add_start_index=True)
+        chunk_size=params.chunk_size,
+        chunk_overlap=params.chunk_overlap,
+        separators=list(params.separators),
+        keep_separator="end",
+        add_start_index=True,
+    )
 
 
 def sentence_pieces(text: str, params: ChunkingParams) -> list[tuple[int, str]]:
@@ -85,22 +101,29 @@ def sentence_pieces(text: str, params: ChunkingParams) -> list[tuple[int, str]]:
         following = last + 1
         while following - 1 > first and end - sentences[following - 1][0] <= params.chunk_overlap:
             following -= 1
-        while following <= last < len(sentences) - 1 and \
-                sentences[last + 1][1] - sentences[following][0] > params.chunk_size:
+        while (
+            following <= last < len(sentences) - 1
+            and sentences[last + 1][1] - sentences[following][0] > params.chunk_size
+        ):
             following += 1  # less overlap, so that the next chunk has a new sentence
         first = following
     return pieces
 
 
 def _long_sentence(sentence: str, params: ChunkingParams) -> list[tuple[int, str]]:
-    return [(int(p.metadata["start_index"]), p.page_content)
-            for p in _recursive_splitter(params).create_documents([sentence])]
+    return [
+        (int(p.metadata["start_index"]), p.page_content)
+        for p in _recursive_splitter(params).create_documents([sentence])
+    ]
 
 
 def _base_metadata(document: Document) -> dict[str, Any]:
     """Chroma metadata values must be scalars: nested values are stored as JSON strings."""
-    metadata = {key: value if isinstance(value, (str, int, float, bool)) else json.dumps(value, ensure_ascii=False)
-                for key, value in document.metadata.items() if value is not None}
+    metadata = {
+        key: value if isinstance(value, (str, int, float, bool)) else json.dumps(value, ensure_ascii=False)
+        for key, value in document.metadata.items()
+        if value is not None
+    }
     for key in ("title", "source"):
         if getattr(document, key):
             metadata[key] = getattr(document, key)

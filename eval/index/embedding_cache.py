@@ -10,6 +10,7 @@ Storage: one SQLite file (`vectors.sqlite`), one row per (encoder, text hash) wi
 SQLite makes every write batch atomic and lets several processes build at once; a killed build keeps the
 batches it finished, so building again resumes from them.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -62,11 +63,14 @@ class EmbeddingCache:
             self.folder.mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(self.path, timeout=60)
             connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("CREATE TABLE IF NOT EXISTS vectors (encoder TEXT NOT NULL, text_key TEXT NOT NULL, "
-                               "vector BLOB NOT NULL, PRIMARY KEY (encoder, text_key))")
+            connection.execute(
+                "CREATE TABLE IF NOT EXISTS vectors (encoder TEXT NOT NULL, text_key TEXT NOT NULL, "
+                "vector BLOB NOT NULL, PRIMARY KEY (encoder, text_key))"
+            )
         except (OSError, sqlite3.Error) as error:
-            raise LabError(f"cannot open the embedding cache {self.path} ({error}); set {CACHE_ENV}=off "
-                           "to build without it") from None
+            raise LabError(
+                f"cannot open the embedding cache {self.path} ({error}); set {CACHE_ENV}=off to build without it"
+            ) from None
         return connection
 
     def lookup(self, encoder: str, keys: list[str], dimension: int) -> dict[str, np.ndarray]:
@@ -74,10 +78,12 @@ class EmbeddingCache:
         found: dict[str, np.ndarray] = {}
         with closing(self._connect()) as connection:
             for start in range(0, len(keys), LOOKUP_BATCH):
-                part = keys[start:start + LOOKUP_BATCH]
+                part = keys[start : start + LOOKUP_BATCH]
                 rows = connection.execute(
                     f"SELECT text_key, vector FROM vectors WHERE encoder = ? AND text_key IN "
-                    f"({','.join('?' * len(part))})", [encoder, *part])
+                    f"({','.join('?' * len(part))})",
+                    [encoder, *part],
+                )
                 for key, blob in rows:
                     vector = np.frombuffer(blob, np.float32)
                     if vector.shape == (dimension,):
@@ -87,8 +93,10 @@ class EmbeddingCache:
     def store(self, encoder: str, keys: list[str], vectors: np.ndarray) -> None:
         """Add vectors (one transaction: all of them or none)."""
         with closing(self._connect()) as connection, connection:
-            connection.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
-                                   [(encoder, key, np.asarray(v, np.float32).tobytes()) for key, v in zip(keys, vectors)])
+            connection.executemany(
+                "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
+                [(encoder, key, np.asarray(v, np.float32).tobytes()) for key, v in zip(keys, vectors)],
+            )
 
     def count(self, encoder: str | None = None) -> int:
         with closing(self._connect()) as connection:
@@ -105,8 +113,14 @@ def default_cache(indexes_root: Path) -> EmbeddingCache | None:
     return EmbeddingCache(setting or Path(indexes_root).parent / "embedding-cache")
 
 
-def cached_embed(encode: Callable[[list[str]], np.ndarray], encoder: str, dimension: int, texts: list[str],
-                 cache: EmbeddingCache | None, stats: CacheStats) -> np.ndarray:
+def cached_embed(
+    encode: Callable[[list[str]], np.ndarray],
+    encoder: str,
+    dimension: int,
+    texts: list[str],
+    cache: EmbeddingCache | None,
+    stats: CacheStats,
+) -> np.ndarray:
     """Vectors for `texts`: cached ones read, the others encoded (a repeated text once) and stored.
 
     `stats` counts the distinct texts of this call."""

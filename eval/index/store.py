@@ -6,6 +6,7 @@ leaves the old index or nothing, never a partial index that looks complete. With
 (`HttpClient`) the same happens with a temporary collection that is renamed when complete; the manifest
 then lives in the collection's metadata.
 """
+
 from __future__ import annotations
 
 import json
@@ -81,11 +82,20 @@ class IndexManifest:
 
 
 def versions() -> dict[str, str]:
-    return {name: version(name) for name in ("chromadb", "langchain-core", "langchain-chroma",
-                                              "langchain-text-splitters", "sentence-transformers")}
+    return {
+        name: version(name)
+        for name in (
+            "chromadb",
+            "langchain-core",
+            "langchain-chroma",
+            "langchain-text-splitters",
+            "sentence-transformers",
+        )
+    }
 
 
 # ---------------------------------------------------------------- names
+
 
 def slugify(name: str) -> str:
     """A Chroma- and filesystem-safe slug; names with other characters (e.g. Chinese) get a hash suffix."""
@@ -108,11 +118,18 @@ def slugify(name: str) -> str:
 
 # ---------------------------------------------------------------- opened index
 
+
 class Index:
     """An opened index: its manifest, the raw Chroma collection and LangChain's `Chroma` over it."""
 
-    def __init__(self, manifest: IndexManifest, client: Any, collection_name: str,
-                 embeddings: BatchedEmbeddings, folder: Path | None = None) -> None:
+    def __init__(
+        self,
+        manifest: IndexManifest,
+        client: Any,
+        collection_name: str,
+        embeddings: BatchedEmbeddings,
+        folder: Path | None = None,
+    ) -> None:
         from langchain_chroma import Chroma
 
         self.manifest = manifest
@@ -124,8 +141,10 @@ class Index:
 
     def chunks(self, limit: int | None = None, offset: int = 0, where: dict | None = None) -> list[Chunk]:
         got = self.collection.get(limit=limit, offset=offset, where=where, include=["documents", "metadatas"])
-        return [Chunk(m["chunk_id"], m["doc_id"], int(m["start"]), text, m)
-                for text, m in zip(got["documents"], got["metadatas"])]
+        return [
+            Chunk(m["chunk_id"], m["doc_id"], int(m["start"]), text, m)
+            for text, m in zip(got["documents"], got["metadatas"])
+        ]
 
     def encoder_change(self) -> str | None:
         """What to do when the questions would not be encoded by the encoder that built the chunks (the same
@@ -134,8 +153,10 @@ class Index:
         built, now = self.manifest.encoder, self.embeddings.identity
         if not built or built == now:
             return None
-        return (f"index '{self.manifest.name}' was built by encoder {built}, and questions are now encoded by "
-                f"{now}: rebuild it (index build ... --replace) so that chunks and questions share one encoder")
+        return (
+            f"index '{self.manifest.name}' was built by encoder {built}, and questions are now encoded by "
+            f"{now}: rebuild it (index build ... --replace) so that chunks and questions share one encoder"
+        )
 
     @property
     def ef_search(self) -> int:
@@ -156,11 +177,18 @@ class Index:
 
 # ---------------------------------------------------------------- stores
 
+
 class IndexStore:
     """Indexes in a local folder (PersistentClient per index) or on a Chroma server (HttpClient)."""
 
-    def __init__(self, root: str | Path, host: str | None = None, port: int | None = None,
-                 embedding_cache: EmbeddingCache | None = None, home: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        host: str | None = None,
+        port: int | None = None,
+        embedding_cache: EmbeddingCache | None = None,
+        home: str | Path | None = None,
+    ) -> None:
         """`embedding_cache` None: the default one (see `eval.embedding_cache.default_cache`); `home` the lab's
         data folder, where encoders cache their exports (default: the folder holding `root`)."""
         self.root = Path(root).absolute()
@@ -183,8 +211,9 @@ class IndexStore:
             from chromadb.config import Settings
 
             try:
-                self._server = chromadb.HttpClient(host=self.host, port=self.port,
-                                                   settings=Settings(anonymized_telemetry=False))
+                self._server = chromadb.HttpClient(
+                    host=self.host, port=self.port, settings=Settings(anonymized_telemetry=False)
+                )
                 self._server.heartbeat()
             except Exception as error:  # chromadb raises several types for an unreachable server
                 raise LabError(f"cannot reach the Chroma server at {self.host}:{self.port} ({error})") from None
@@ -198,14 +227,21 @@ class IndexStore:
 
     def list(self) -> list[IndexManifest]:
         if self.remote:
-            return sorted((IndexManifest.from_json(c.metadata[MANIFEST_KEY]) for c in self._server_client().list_collections()
-                           if c.metadata and MANIFEST_KEY in c.metadata and BUILDING_MARK not in c.name),
-                          key=lambda m: m.name)
+            return sorted(
+                (
+                    IndexManifest.from_json(c.metadata[MANIFEST_KEY])
+                    for c in self._server_client().list_collections()
+                    if c.metadata and MANIFEST_KEY in c.metadata and BUILDING_MARK not in c.name
+                ),
+                key=lambda m: m.name,
+            )
         if not self.root.is_dir():
             return []
-        manifests = [IndexManifest.from_json((d / "manifest.json").read_text(encoding="utf-8"))
-                     for d in sorted(self.root.iterdir())
-                     if not d.name.startswith(".") and (d / "manifest.json").is_file()]
+        manifests = [
+            IndexManifest.from_json((d / "manifest.json").read_text(encoding="utf-8"))
+            for d in sorted(self.root.iterdir())
+            if not d.name.startswith(".") and (d / "manifest.json").is_file()
+        ]
         return sorted(manifests, key=lambda m: m.name)
 
     def manifest(self, name: str) -> IndexManifest:
@@ -224,8 +260,9 @@ class IndexStore:
         embeddings = get_embeddings(manifest.embedding_model, self.home)
         if self.remote:
             return Index(manifest, self._server_client(), manifest.slug, embeddings)
-        return Index(manifest, self._client_for(self.root / manifest.slug), COLLECTION, embeddings,
-                     self.root / manifest.slug)
+        return Index(
+            manifest, self._client_for(self.root / manifest.slug), COLLECTION, embeddings, self.root / manifest.slug
+        )
 
     def delete(self, name: str) -> None:
         manifest = self.manifest(name)
@@ -235,9 +272,15 @@ class IndexStore:
         _release(self.root / manifest.slug)
         shutil.rmtree(self.root / manifest.slug)
 
-    def build(self, dataset: Dataset, name: str, embedding_model: str = DEFAULT_EMBEDDING,
-              chunking: ChunkingParams | None = None, replace: bool = False,
-              progress: BuildProgress | None = None) -> IndexManifest:
+    def build(
+        self,
+        dataset: Dataset,
+        name: str,
+        embedding_model: str = DEFAULT_EMBEDDING,
+        chunking: ChunkingParams | None = None,
+        replace: bool = False,
+        progress: BuildProgress | None = None,
+    ) -> IndexManifest:
         """Build (or reuse) an index; identical inputs are a no-op, different inputs need `replace`."""
         chunking = chunking or ChunkingParams()
         slug = slugify(name)
@@ -247,32 +290,54 @@ class IndexStore:
             if existing.input_key == input_key:
                 return existing
             if not replace:
-                raise LabError(f"index '{name}' already exists with other inputs (corpus, chunking or embedding "
-                               "model): choose another name, or replace it (--replace)")
+                raise LabError(
+                    f"index '{name}' already exists with other inputs (corpus, chunking or embedding "
+                    "model): choose another name, or replace it (--replace)"
+                )
         started = time.perf_counter()
         chunks = chunk_corpus(dataset.corpus, chunking)
         embeddings = get_embeddings(embedding_model, self.home)
         manifest = IndexManifest(
-            name=name.strip(), slug=slug, dataset=dataset.name, corpus_fingerprint=dataset.corpus_fingerprint(),
-            input_key=input_key, documents=len(dataset.corpus), chunks=len(chunks),
-            chunk_size=chunking.chunk_size, chunk_overlap=chunking.chunk_overlap,
-            separators=list(chunking.separators), embedding_model=embedding_model,
-            dimension=embeddings.dimension, space="cosine", build_seconds=0.0,
-            created_at=datetime.now(UTC).isoformat(timespec="seconds"), versions=versions(),
-            splitter=chunking.splitter, encoder=embeddings.identity, source=dataset.source)
+            name=name.strip(),
+            slug=slug,
+            dataset=dataset.name,
+            corpus_fingerprint=dataset.corpus_fingerprint(),
+            input_key=input_key,
+            documents=len(dataset.corpus),
+            chunks=len(chunks),
+            chunk_size=chunking.chunk_size,
+            chunk_overlap=chunking.chunk_overlap,
+            separators=list(chunking.separators),
+            embedding_model=embedding_model,
+            dimension=embeddings.dimension,
+            space="cosine",
+            build_seconds=0.0,
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            versions=versions(),
+            splitter=chunking.splitter,
+            encoder=embeddings.identity,
+            source=dataset.source,
+        )
         if self.remote:
             return self._build_remote(manifest, chunks, embeddings, started, progress)
         return self._build_local(manifest, chunks, embeddings, started, progress)
 
-    def _build_local(self, manifest: IndexManifest, chunks: list[Chunk], embeddings: BatchedEmbeddings,
-                     started: float, progress: BuildProgress | None) -> IndexManifest:
+    def _build_local(
+        self,
+        manifest: IndexManifest,
+        chunks: list[Chunk],
+        embeddings: BatchedEmbeddings,
+        started: float,
+        progress: BuildProgress | None,
+    ) -> IndexManifest:
         self.root.mkdir(parents=True, exist_ok=True)
         _remove_abandoned_builds(self.root)
         building = self.root / f".{manifest.slug}{BUILDING_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
             client = self._client_for(building)
-            collection = client.create_collection(COLLECTION, configuration={"hnsw": HNSW_CONFIGURATION},
-                                                  embedding_function=None)
+            collection = client.create_collection(
+                COLLECTION, configuration={"hnsw": HNSW_CONFIGURATION}, embedding_function=None
+            )
             manifest.hnsw = dict(collection.configuration["hnsw"])
             manifest.embedding_cache = self._write_chunks(collection, chunks, embeddings, progress)
             manifest.bm25 = write_bm25_side(building, [c.chunk_id for c in chunks], [c.text for c in chunks])
@@ -288,12 +353,19 @@ class IndexStore:
                 shutil.rmtree(building, ignore_errors=True)
         return manifest
 
-    def _build_remote(self, manifest: IndexManifest, chunks: list[Chunk], embeddings: BatchedEmbeddings,
-                      started: float, progress: BuildProgress | None) -> IndexManifest:
+    def _build_remote(
+        self,
+        manifest: IndexManifest,
+        chunks: list[Chunk],
+        embeddings: BatchedEmbeddings,
+        started: float,
+        progress: BuildProgress | None,
+    ) -> IndexManifest:
         client = self._server_client()
         temporary = f"{manifest.slug}{BUILDING_MARK}{uuid.uuid4().hex[:8]}"
-        collection = client.create_collection(temporary, configuration={"hnsw": HNSW_CONFIGURATION},
-                                              embedding_function=None)
+        collection = client.create_collection(
+            temporary, configuration={"hnsw": HNSW_CONFIGURATION}, embedding_function=None
+        )
         manifest.hnsw = dict(collection.configuration["hnsw"])
         try:
             manifest.embedding_cache = self._write_chunks(collection, chunks, embeddings, progress)
@@ -306,26 +378,41 @@ class IndexStore:
             raise
         return manifest
 
-
-    def _write_chunks(self, collection: Any, chunks: list[Chunk], embeddings: BatchedEmbeddings,
-                      progress: BuildProgress | None) -> dict[str, float]:
+    def _write_chunks(
+        self, collection: Any, chunks: list[Chunk], embeddings: BatchedEmbeddings, progress: BuildProgress | None
+    ) -> dict[str, float]:
         """Embed (through the embedding cache) and write in batches, reporting ('embedding', done, total)
         as it goes; returns the cache's hits and misses."""
         stats = CacheStats()
         for start in range(0, len(chunks), WRITE_BATCH):
-            batch = chunks[start:start + WRITE_BATCH]
-            vectors = cached_embed(embeddings.embed_array, embeddings.identity, embeddings.dimension,
-                                   [c.text for c in batch], self.embedding_cache, stats)
-            collection.add(ids=[c.chunk_id for c in batch], embeddings=vectors,
-                           documents=[c.text for c in batch], metadatas=[c.metadata for c in batch])
+            batch = chunks[start : start + WRITE_BATCH]
+            vectors = cached_embed(
+                embeddings.embed_array,
+                embeddings.identity,
+                embeddings.dimension,
+                [c.text for c in batch],
+                self.embedding_cache,
+                stats,
+            )
+            collection.add(
+                ids=[c.chunk_id for c in batch],
+                embeddings=vectors,
+                documents=[c.text for c in batch],
+                metadatas=[c.metadata for c in batch],
+            )
             if progress:
                 progress("embedding", start + len(batch), len(chunks))
         return stats.as_dict()
 
 
 def _input_key(dataset: Dataset, chunking: ChunkingParams, embedding_model: str) -> str:
-    key = [dataset.corpus_fingerprint(), chunking.chunk_size, chunking.chunk_overlap,
-           list(chunking.separators), embedding_model]
+    key = [
+        dataset.corpus_fingerprint(),
+        chunking.chunk_size,
+        chunking.chunk_overlap,
+        list(chunking.separators),
+        embedding_model,
+    ]
     if chunking.splitter != "recursive":  # keeps the keys of indexes built before splitters existed
         key.append(chunking.splitter)
     return sha256(json.dumps(key, ensure_ascii=False).encode()).hexdigest()[:16]
@@ -378,5 +465,7 @@ def check_relevant_ids(index: Index, questions: list[Question]) -> None:
     for question in questions:
         missing = [d for d in question.relevant_ids if d not in known]
         if missing:
-            raise LabError(f"question '{question.id}' names documents that are not in index "
-                           f"'{index.manifest.name}': {', '.join(missing[:5])} (is this the right index?)")
+            raise LabError(
+                f"question '{question.id}' names documents that are not in index "
+                f"'{index.manifest.name}': {', '.join(missing[:5])} (is this the right index?)"
+            )

@@ -17,6 +17,7 @@ marks a running job whose process is gone as interrupted and starts queued jobs,
 than `max_running` run; a finishing job starts the next one itself. Resuming a sweep job continues its run
 from the finished blocks (the CLI's `--resume RUN_ID`).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -112,7 +113,7 @@ def process_start(pid: int) -> str | None:
         except PermissionError:
             pass
         return ""
-    state, *rest = stat[stat.rindex(")") + 2:].split()
+    state, *rest = stat[stat.rindex(")") + 2 :].split()
     return None if state in ("Z", "X") else rest[18]
 
 
@@ -253,8 +254,14 @@ class JobStore:
 
     def _refuse_a_busy_run(self, run_id: str | None) -> None:
         """Two processes must never write one run: refuse a second active job on it (under the lock)."""
-        busy = next((j for j in self._read_all() if j.status in ACTIVE and run_id is not None
-                     and run_id in (j.run_id, *j.command()[-1:])), None)
+        busy = next(
+            (
+                j
+                for j in self._read_all()
+                if j.status in ACTIVE and run_id is not None and run_id in (j.run_id, *j.command()[-1:])
+            ),
+            None,
+        )
         if busy is not None:
             raise LabError(f"run {run_id} is already being resumed by job {busy.job_id} ({busy.status})")
 
@@ -307,9 +314,14 @@ class JobStore:
         with open(self.root / job.job_id / "log.txt", "ab") as log:
             log.write(f"--- attempt {job.attempts + 1}: {' '.join(job.command())}\n".encode())
             log.flush()
-            child = subprocess.Popen([sys.executable, "-c", RUNNER, str(self.home.absolute()), job.job_id],
-                                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                     start_new_session=True)
+            child = subprocess.Popen(
+                [sys.executable, "-c", RUNNER, str(self.home.absolute()), job.job_id],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
         _children.append(child)
         job.status, job.started_at, job.attempts = "running", now_text(), job.attempts + 1
         job.pid, job.pid_started = child.pid, process_start(child.pid)
@@ -354,9 +366,18 @@ class JobProgress:
             return
         elapsed = now - self.stage_started
         rate = (done - self.stage_done) / elapsed if elapsed > 0 and done > self.stage_done else None
-        self.store._write_json(self.folder / "progress.json", {
-            "description": self.description, "stage": stage, "done": done, "total": total, "rate": rate,
-            "eta_seconds": (total - done) / rate if rate else None, "updated_at": time.time()})
+        self.store._write_json(
+            self.folder / "progress.json",
+            {
+                "description": self.description,
+                "stage": stage,
+                "done": done,
+                "total": total,
+                "rate": rate,
+                "eta_seconds": (total - done) / rate if rate else None,
+                "updated_at": time.time(),
+            },
+        )
         self.last_write = now
         self._flush_answer()
 

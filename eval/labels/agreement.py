@@ -8,6 +8,7 @@ where the answers are, a chunk of a question the source labels but that overlaps
 Kappa is linearly weighted by default (grades are ordered: 0 vs 2 is a worse disagreement than 0 vs 1), as
 `sklearn.metrics.cohen_kappa_score(weights="linear")` computes it; `weights=None` gives the unweighted kappa.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -39,8 +40,10 @@ class Agreement:
 
     def summary(self) -> str:
         kind = f"{self.weights}-weighted " if self.weights else ""
-        return (f"{self.source_a} vs {self.source_b}: {kind}kappa {self.kappa:.3f} on {self.pairs} pairs, "
-                f"{self.exact:.1%} identical grades, {len(self.disagreements)} disagreements")
+        return (
+            f"{self.source_a} vs {self.source_b}: {kind}kappa {self.kappa:.3f} on {self.pairs} pairs, "
+            f"{self.exact:.1%} identical grades, {len(self.disagreements)} disagreements"
+        )
 
 
 def cohen_kappa(a: np.ndarray, b: np.ndarray, weights: Literal["linear", "quadratic"] | None = "linear") -> float:
@@ -67,23 +70,41 @@ def source_grades(labels: Labels, source: str, items: list[PoolItem]) -> list[in
     return grades
 
 
-def agreement(labels: Labels, source_a: str, source_b: str, items: list[PoolItem],
-              weights: Literal["linear", "quadratic"] | None = "linear") -> Agreement:
+def agreement(
+    labels: Labels,
+    source_a: str,
+    source_b: str,
+    items: list[PoolItem],
+    weights: Literal["linear", "quadratic"] | None = "linear",
+) -> Agreement:
     """Agreement of two sources on the pooled chunks `items`."""
     if source_a == source_b:
         raise LabError("compare two different label sources")
     grades_a, grades_b = source_grades(labels, source_a, items), source_grades(labels, source_b, items)
     both = [(item, a, b) for item, a, b in zip(items, grades_a, grades_b) if a is not None and b is not None]
     if not both:
-        raise LabError(f"no pooled chunk is graded by both {source_a} and {source_b}: judge the same run's pool "
-                       "with both first")
+        raise LabError(
+            f"no pooled chunk is graded by both {source_a} and {source_b}: judge the same run's pool with both first"
+        )
     a = np.array([x for _, x, _ in both])
     b = np.array([y for _, _, y in both])
     confusion = pd.crosstab(pd.Categorical(a, GRADES), pd.Categorical(b, GRADES), dropna=False)
     confusion.index.name, confusion.columns.name = source_a, source_b
     disagreements = pd.DataFrame(
-        [{"question_id": item.question_id, "chunk_id": item.chunk_id, "grade_a": x, "grade_b": y,
-          "text": item.text} for item, x, y in both if x != y],
-        columns=["question_id", "chunk_id", "grade_a", "grade_b", "text"])
-    return Agreement(source_a, source_b, cohen_kappa(a, b, weights), weights, len(both), float(np.mean(a == b)),
-                     confusion, disagreements)
+        [
+            {"question_id": item.question_id, "chunk_id": item.chunk_id, "grade_a": x, "grade_b": y, "text": item.text}
+            for item, x, y in both
+            if x != y
+        ],
+        columns=["question_id", "chunk_id", "grade_a", "grade_b", "text"],
+    )
+    return Agreement(
+        source_a,
+        source_b,
+        cohen_kappa(a, b, weights),
+        weights,
+        len(both),
+        float(np.mean(a == b)),
+        confusion,
+        disagreements,
+    )

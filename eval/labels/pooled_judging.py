@@ -17,6 +17,7 @@ grades, and every judged chunk of the index still takes exactly its own grade un
 shared characters carry the lower of the two grades, and a chunk takes the best grade it overlaps). The
 source is `llm:<model>@<prompt version>`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -52,11 +53,15 @@ PROMPT_VERSION = "judge-v1"
 CHUNK_LABEL_SUFFIX = ".chunk-labels.jsonl"
 _CHUNK_FIELDS = ("question_id", "doc_id", "start", "end", "grade", "source")
 TEMPLATES = {
-    "zh": ("判断下面的段落与问题的相关程度，只输出一个数字：\n0 = 不相关；1 = 部分相关，但不能回答问题；"
-           "2 = 能够回答问题。\n\n问题：{question}\n\n段落：{chunk}\n\n数字："),
-    "en": ("How relevant is the passage to the question? Reply with one digit only:\n0 = not relevant; "
-           "1 = partly relevant, but does not answer it; 2 = answers the question.\n\n"
-           "Question: {question}\n\nPassage: {chunk}\n\nDigit:"),
+    "zh": (
+        "判断下面的段落与问题的相关程度，只输出一个数字：\n0 = 不相关；1 = 部分相关，但不能回答问题；"
+        "2 = 能够回答问题。\n\n问题：{question}\n\n段落：{chunk}\n\n数字："
+    ),
+    "en": (
+        "How relevant is the passage to the question? Reply with one digit only:\n0 = not relevant; "
+        "1 = partly relevant, but does not answer it; 2 = answers the question.\n\n"
+        "Question: {question}\n\nPassage: {chunk}\n\nDigit:"
+    ),
 }
 _GRADE = re.compile(r"^\W*([012])(?!\d)")
 ProgressCallback = Callable[[str, int, int], None]
@@ -82,8 +87,10 @@ class JudgeReport:
     label_file: Path | None = None
 
     def summary(self) -> str:
-        return (f"pool of {self.pool} (question, chunk) pairs: {self.judged} judged now, {self.cached} from the "
-                f"cache, {len(self.failures)} failed; saved as {self.source} to {self.label_file}")
+        return (
+            f"pool of {self.pool} (question, chunk) pairs: {self.judged} judged now, {self.cached} from the "
+            f"cache, {len(self.failures)} failed; saved as {self.source} to {self.label_file}"
+        )
 
 
 def judge_source(generator: Generator) -> str:
@@ -107,8 +114,9 @@ def pool(run: Run, depth: int = 10) -> list[PoolItem]:
             if (question_id, chunk_id) not in seen:
                 chunk = chunks.loc[chunk_id]
                 start = int(chunk["start"])
-                seen[question_id, chunk_id] = PoolItem(question_id, chunk_id, chunk["doc_id"], start,
-                                                       start + len(chunk["text"]), chunk["text"])
+                seen[question_id, chunk_id] = PoolItem(
+                    question_id, chunk_id, chunk["doc_id"], start, start + len(chunk["text"]), chunk["text"]
+                )
     order = {q.id: n for n, q in enumerate(run.questions)}
     return sorted(seen.values(), key=lambda item: order.get(item.question_id, len(order)))
 
@@ -145,8 +153,16 @@ class JudgementCache:
                 file.write(json.dumps({"key": key, "grade": grade}) + "\n")
 
 
-def judge_run(run: Run, generator: Generator, home: Path, *, depth: int = 10, concurrency: int = 1,
-              labels_file: Path | None = None, progress: ProgressCallback | None = None) -> JudgeReport:
+def judge_run(
+    run: Run,
+    generator: Generator,
+    home: Path,
+    *,
+    depth: int = 10,
+    concurrency: int = 1,
+    labels_file: Path | None = None,
+    progress: ProgressCallback | None = None,
+) -> JudgeReport:
     """Judge the run's pool with `generator` and save the judgements (see the module docstring).
 
     The label file is the one beside the run's question set unless `labels_file` is given."""
@@ -210,12 +226,16 @@ def chunk_judgements(label_file: Path, source: str | None = None) -> dict[tuple[
     sidecar = chunk_label_path(label_file)
     if not sidecar.is_file():
         return {}
-    return {(r["question_id"], r["doc_id"], r["start"], r["end"], r["source"]): r["grade"]
-            for _, r in iter_jsonl(sidecar) if source is None or r["source"] == source}
+    return {
+        (r["question_id"], r["doc_id"], r["start"], r["end"], r["source"]): r["grade"]
+        for _, r in iter_jsonl(sidecar)
+        if source is None or r["source"] == source
+    }
 
 
-def save_judgements(label_file: Path, graded: Sequence[tuple[PoolItem, int | None]], source: str,
-                    replace: bool = False) -> Labels:
+def save_judgements(
+    label_file: Path, graded: Sequence[tuple[PoolItem, int | None]], source: str, replace: bool = False
+) -> Labels:
     """Save judgements of whole chunks (grade None deletes a chunk's judgement: undo) and rewrite the spans
     of `source` for the questions and documents they touch (see the module docstring).
 
@@ -225,8 +245,9 @@ def save_judgements(label_file: Path, graded: Sequence[tuple[PoolItem, int | Non
         return _save_judgements(label_file, graded, source, replace)
 
 
-def _save_judgements(label_file: Path, graded: Sequence[tuple[PoolItem, int | None]], source: str,
-                     replace: bool) -> Labels:
+def _save_judgements(
+    label_file: Path, graded: Sequence[tuple[PoolItem, int | None]], source: str, replace: bool
+) -> Labels:
     _, questions, corpus = open_question_set(label_file)
     records = chunk_judgements(label_file)
     for item, grade in graded:
@@ -234,21 +255,30 @@ def _save_judgements(label_file: Path, graded: Sequence[tuple[PoolItem, int | No
         if grade is None:
             records.pop(key, None)
         elif records.get(key, grade) != grade and not replace:
-            raise LabError(f"{source} already graded chunk {item.chunk_id} of question '{item.question_id}' "
-                           f"{records[key]}, not {grade}: correct it explicitly (replace)")
+            raise LabError(
+                f"{source} already graded chunk {item.chunk_id} of question '{item.question_id}' "
+                f"{records[key]}, not {grade}: correct it explicitly (replace)"
+            )
         else:
             records[key] = grade
     touched = {(item.question_id, item.doc_id) for item, _ in graded}
     existing = read_labels(label_file, questions, corpus) if label_file.is_file() else Labels()
     stale = [j.key for j in existing.judgements if j.source == source and (j.question_id, j.doc_id) in touched]
-    spans = [Judgement(q, d, start, end, grade, source)
-             for (q, d) in touched
-             for start, end, grade in resolve_overlaps([(k[2], k[3], g) for k, g in records.items()
-                                                        if k[0] == q and k[1] == d and k[4] == source])]
+    spans = [
+        Judgement(q, d, start, end, grade, source)
+        for (q, d) in touched
+        for start, end, grade in resolve_overlaps(
+            [(k[2], k[3], g) for k, g in records.items() if k[0] == q and k[1] == d and k[4] == source]
+        )
+    ]
     labels = save_labels_locked(label_file, spans, questions, corpus, replace=True, remove=stale)
-    atomic_write_bytes(chunk_label_path(label_file), "".join(json.dumps(dict(zip(_CHUNK_FIELDS, (*key[:4], grade, key[4]))),
-                                                   ensure_ascii=False) + "\n"
-                                        for key, grade in records.items()).encode())
+    atomic_write_bytes(
+        chunk_label_path(label_file),
+        "".join(
+            json.dumps(dict(zip(_CHUNK_FIELDS, (*key[:4], grade, key[4]))), ensure_ascii=False) + "\n"
+            for key, grade in records.items()
+        ).encode(),
+    )
     return labels
 
 
@@ -265,8 +295,12 @@ def _subtract(span: tuple[int, int], others: Sequence[tuple[int, int]]) -> list[
     """`span` minus every range of `others`: the pieces left, in order."""
     pieces = [span]
     for o_start, o_end in others:
-        pieces = [piece for start, end in pieces
-                  for piece in ((start, min(end, o_start)), (max(start, o_end), end)) if piece[0] < piece[1]]
+        pieces = [
+            piece
+            for start, end in pieces
+            for piece in ((start, min(end, o_start)), (max(start, o_end), end))
+            if piece[0] < piece[1]
+        ]
     return pieces
 
 
@@ -283,8 +317,7 @@ def blind_order(items: Sequence[PoolItem], seed: int = 0) -> list[PoolItem]:
     return ordered
 
 
-def labelling_progress(items: Sequence[PoolItem], judged: Mapping[tuple, int],
-                       source: str) -> tuple[int, int, int]:
+def labelling_progress(items: Sequence[PoolItem], judged: Mapping[tuple, int], source: str) -> tuple[int, int, int]:
     """(questions whose pooled chunks `source` has all judged, questions, chunks judged) over `items`."""
     done: dict[str, bool] = {}
     chunks = 0

@@ -22,6 +22,7 @@ gold answer spans: it says where an answer is). `generation.json` records the mo
 counts. `attempts.jsonl` logs every attempt as it happens, so an interrupted generation resumes where it
 stopped (same index, model, seed and language) and never asks about a chunk twice.
 """
+
 from __future__ import annotations
 
 import json
@@ -50,16 +51,19 @@ MIN_CHUNK_CHARS = 80  # shorter chunks (titles, table fragments) rarely answer a
 MAX_ATTEMPTS_PER_QUESTION = 3  # stop after n * 3 chunks even if fewer questions were kept
 
 TEMPLATES = {
-    "zh": ("请阅读下面的段落，提出一个用户可能会问、并且这段文字能够回答的问题，然后给出简短的答案。"
-           "答案必须是从段落中原样摘录的一小段文字。问题不要照抄段落原文。\n"
-           "只按下面的格式输出两行：\n问题：……\n答案：……\n\n段落：\n{chunk}"),
-    "en": ("Read the passage below. Write one question a user might ask that this passage answers, then its "
-           "short answer. The answer must be a short phrase copied exactly from the passage. Do not copy the "
-           "passage's wording into the question.\nReply with exactly two lines:\nQuestion: ...\nAnswer: ...\n\n"
-           "Passage:\n{chunk}"),
+    "zh": (
+        "请阅读下面的段落，提出一个用户可能会问、并且这段文字能够回答的问题，然后给出简短的答案。"
+        "答案必须是从段落中原样摘录的一小段文字。问题不要照抄段落原文。\n"
+        "只按下面的格式输出两行：\n问题：……\n答案：……\n\n段落：\n{chunk}"
+    ),
+    "en": (
+        "Read the passage below. Write one question a user might ask that this passage answers, then its "
+        "short answer. The answer must be a short phrase copied exactly from the passage. Do not copy the "
+        "passage's wording into the question.\nReply with exactly two lines:\nQuestion: ...\nAnswer: ...\n\n"
+        "Passage:\n{chunk}"
+    ),
 }
-_LINE = re.compile(r"^\s*(?:\*\*)?(question|answer|问题|答案)(?:\*\*)?\s*[:：]\s*(?:\*\*)?\s*(.+?)\s*$",
-                   re.I | re.M)
+_LINE = re.compile(r"^\s*(?:\*\*)?(question|answer|问题|答案)(?:\*\*)?\s*[:：]\s*(?:\*\*)?\s*(.+?)\s*$", re.I | re.M)
 _JSON_OBJECT = re.compile(r"\{.*?\}", re.S)
 
 ProgressCallback = Callable[[str, int, int], None]
@@ -79,10 +83,12 @@ class GenerationReport:
     folder: Path | None = None
 
     def summary(self) -> str:
-        reasons = ", ".join(f"{reason} {self.rejected[reason]}" for reason in REJECTION_REASONS
-                            if self.rejected[reason])
-        return (f"{self.kept} questions kept of {self.attempts} chunks tried"
-                + (f"; rejected: {reasons}" if reasons else ""))
+        reasons = ", ".join(
+            f"{reason} {self.rejected[reason]}" for reason in REJECTION_REASONS if self.rejected[reason]
+        )
+        return f"{self.kept} questions kept of {self.attempts} chunks tried" + (
+            f"; rejected: {reasons}" if reasons else ""
+        )
 
 
 def parse_reply(reply: str) -> tuple[str, str] | None:
@@ -117,7 +123,7 @@ def copied_share(question: str, chunk: str) -> float:
     """The share of the question's character n-grams (3 for Chinese, 5 otherwise) that occur in the chunk."""
     n = 3 if detect_language(question) == "zh" else 5
     normal_q, normal_c = " ".join(question.lower().split()), " ".join(chunk.lower().split())
-    grams = {normal_q[i:i + n] for i in range(len(normal_q) - n + 1)}
+    grams = {normal_q[i : i + n] for i in range(len(normal_q) - n + 1)}
     return sum(gram in normal_c for gram in grams) / len(grams) if grams else 0.0
 
 
@@ -131,7 +137,7 @@ def documents_from_index(index: Index) -> list[Document]:
         end = max(c.start + len(c.text) for c in chunks)
         text = [" "] * end
         for chunk in chunks:
-            text[chunk.start:chunk.start + len(chunk.text)] = chunk.text
+            text[chunk.start : chunk.start + len(chunk.text)] = chunk.text
         meta = chunks[0].metadata
         documents.append(Document(id=doc_id, text="".join(text), title=meta.get("title"), source=meta.get("source")))
     return sorted(documents, key=lambda d: d.id)
@@ -153,11 +159,19 @@ def sample_chunks(chunks: list[Chunk], seed: int) -> Iterator[Chunk]:
                 queues.remove(queue)
 
 
-def generate_questions(index: Index, generator: Generator, n: int, out: str | Path, *, language: str | None = None,
-                       seed: int = 0, filters: GenerationFilters = GenerationFilters(),
-                       settings: GenerationSettings = GenerationSettings(max_new_tokens=96),
-                       progress: ProgressCallback | None = None,
-                       on_text: Callable[[str], None] | None = None) -> GenerationReport:
+def generate_questions(
+    index: Index,
+    generator: Generator,
+    n: int,
+    out: str | Path,
+    *,
+    language: str | None = None,
+    seed: int = 0,
+    filters: GenerationFilters = GenerationFilters(),
+    settings: GenerationSettings = GenerationSettings(max_new_tokens=96),
+    progress: ProgressCallback | None = None,
+    on_text: Callable[[str], None] | None = None,
+) -> GenerationReport:
     """Generate up to `n` questions from `index` into folder `out` (see the module docstring); resumes an
     interrupted generation into the same folder."""
     if n < 1:
@@ -165,8 +179,14 @@ def generate_questions(index: Index, generator: Generator, n: int, out: str | Pa
     if language not in (None, "zh", "en"):
         raise LabError(f"language must be zh or en, got '{language}'")
     out = Path(out)
-    identity = {"index": index.manifest.name, "index_key": index.manifest.input_key, "model": generator.name,
-                "prompt_version": PROMPT_VERSION, "seed": seed, "language": language}
+    identity = {
+        "index": index.manifest.name,
+        "index_key": index.manifest.input_key,
+        "model": generator.name,
+        "prompt_version": PROMPT_VERSION,
+        "seed": seed,
+        "language": language,
+    }
     log_path = out / "attempts.jsonl"
     done = _resume(log_path, identity, out)
     report = GenerationReport(folder=out)
@@ -195,9 +215,16 @@ def generate_questions(index: Index, generator: Generator, n: int, out: str | Pa
     return report
 
 
-def _attempt(chunk: Chunk, generator: Generator, language: str | None, settings: GenerationSettings,
-             filters: GenerationFilters, vectors: list[np.ndarray], index: Index,
-             on_text: Callable[[str], None] | None) -> dict[str, Any]:
+def _attempt(
+    chunk: Chunk,
+    generator: Generator,
+    language: str | None,
+    settings: GenerationSettings,
+    filters: GenerationFilters,
+    vectors: list[np.ndarray],
+    index: Index,
+    on_text: Callable[[str], None] | None,
+) -> dict[str, Any]:
     lang = language or detect_language(chunk.text)
     record: dict[str, Any] = {"chunk_id": chunk.chunk_id, "doc_id": chunk.doc_id, "language": lang}
     try:
@@ -222,8 +249,13 @@ def _attempt(chunk: Chunk, generator: Generator, language: str | None, settings:
     vector /= np.linalg.norm(vector) or 1.0
     if vectors and float(np.max(np.stack(vectors) @ vector)) >= filters.max_cosine:
         return {**record, "rejected": "near_duplicate"}
-    return {**record, "start": chunk.start + where[0], "end": chunk.start + where[1],
-            "answer": chunk.text[where[0]:where[1]], "vector": vector.round(6).tolist()}
+    return {
+        **record,
+        "start": chunk.start + where[0],
+        "end": chunk.start + where[1],
+        "answer": chunk.text[where[0] : where[1]],
+        "vector": vector.round(6).tolist(),
+    }
 
 
 def _count(report: GenerationReport, record: dict[str, Any], kept: list, vectors: list) -> None:
@@ -244,8 +276,10 @@ def _resume(log_path: Path, identity: dict[str, Any], out: Path) -> dict[str, di
         return {}
     records = [record for _, record in iter_jsonl(log_path)]
     if not records or records[0].get("identity") != identity:
-        raise LabError(f"{out} holds a generation with other settings ({records[0].get('identity') if records else 'none'})"
-                       ": choose a new folder, or the same index, model, seed and language to resume it")
+        raise LabError(
+            f"{out} holds a generation with other settings ({records[0].get('identity') if records else 'none'})"
+            ": choose a new folder, or the same index, model, seed and language to resume it"
+        )
     return {r["chunk_id"]: r for r in records[1:]}
 
 
@@ -254,20 +288,49 @@ def _append(path: Path, record: dict[str, Any]) -> None:
         file.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
-def _write_question_set(out: Path, index: Index, kept: list[dict[str, Any]], identity: dict[str, Any],
-                        report: GenerationReport) -> None:
+def _write_question_set(
+    out: Path, index: Index, kept: list[dict[str, Any]], identity: dict[str, Any], report: GenerationReport
+) -> None:
     corpus = documents_from_index(index)
-    questions = [Question(id=f"gen-{number:04d}", question=r["question"], answers=(r["answer"],))
-                 for number, r in enumerate(kept, start=1)]
-    atomic_write_bytes(out / "corpus.jsonl", "".join(
-        json.dumps({k: v for k, v in asdict(d).items() if v not in (None, {})}, ensure_ascii=False) + "\n"
-        for d in corpus).encode())
-    atomic_write_bytes(out / "questions.jsonl", "".join(
-        json.dumps({"id": q.id, "question": q.question, "answer": q.answer, "source_chunk": r["chunk_id"]},
-                   ensure_ascii=False) + "\n" for q, r in zip(questions, kept)).encode())
-    save_labels(label_path(out / "questions.jsonl"), [Judgement(q.id, r["doc_id"], r["start"], r["end"], 1, "generated")
-                         for q, r in zip(questions, kept)], questions, corpus)
-    atomic_write_bytes(out / "generation.json", json.dumps({
-        **identity, "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "kept": report.kept, "attempts": report.attempts, "rejected": dict(report.rejected)},
-        ensure_ascii=False, indent=2).encode())
+    questions = [
+        Question(id=f"gen-{number:04d}", question=r["question"], answers=(r["answer"],))
+        for number, r in enumerate(kept, start=1)
+    ]
+    atomic_write_bytes(
+        out / "corpus.jsonl",
+        "".join(
+            json.dumps({k: v for k, v in asdict(d).items() if v not in (None, {})}, ensure_ascii=False) + "\n"
+            for d in corpus
+        ).encode(),
+    )
+    atomic_write_bytes(
+        out / "questions.jsonl",
+        "".join(
+            json.dumps(
+                {"id": q.id, "question": q.question, "answer": q.answer, "source_chunk": r["chunk_id"]},
+                ensure_ascii=False,
+            )
+            + "\n"
+            for q, r in zip(questions, kept)
+        ).encode(),
+    )
+    save_labels(
+        label_path(out / "questions.jsonl"),
+        [Judgement(q.id, r["doc_id"], r["start"], r["end"], 1, "generated") for q, r in zip(questions, kept)],
+        questions,
+        corpus,
+    )
+    atomic_write_bytes(
+        out / "generation.json",
+        json.dumps(
+            {
+                **identity,
+                "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "kept": report.kept,
+                "attempts": report.attempts,
+                "rejected": dict(report.rejected),
+            },
+            ensure_ascii=False,
+            indent=2,
+        ).encode(),
+    )

@@ -11,6 +11,7 @@ goes too. Each score is the best over the gold answers.
 
 A question without (non-empty) gold answers cannot be scored: NaN.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,30 +30,47 @@ from eval.metrics.ranking import RankedLists, hit_rates, precisions, reciprocal_
 from eval.text import CJK_CHAR, CJK_RANGES
 
 ANSWER = (
-    Metric("answer_hit_rate", "Answer hit rate", "answer", True,
-           "1 if any retrieved chunk contains a gold answer (normalized), else 0"),
-    Metric("answer_precision", "Answer precision", "answer", True,
-           "chunks containing a gold answer / retrieved chunks"),
-    Metric("answer_mrr", "Answer MRR", "answer", True,
-           "1 / rank of the first chunk containing a gold answer (0 if none)"),
+    Metric(
+        "answer_hit_rate",
+        "Answer hit rate",
+        "answer",
+        True,
+        "1 if any retrieved chunk contains a gold answer (normalized), else 0",
+    ),
+    Metric(
+        "answer_precision", "Answer precision", "answer", True, "chunks containing a gold answer / retrieved chunks"
+    ),
+    Metric(
+        "answer_mrr", "Answer MRR", "answer", True, "1 / rank of the first chunk containing a gold answer (0 if none)"
+    ),
 )
 GENERATED_ANSWER = (
-    Metric("exact_match", "Exact match", "answer", True,
-           "1 if the normalized generated answer equals a normalized gold answer"),
+    Metric(
+        "exact_match",
+        "Exact match",
+        "answer",
+        True,
+        "1 if the normalized generated answer equals a normalized gold answer",
+    ),
     Metric("f1", "Answer F1", "answer", True, "best token-overlap F1 between the generated answer and a gold answer"),
-    Metric("contains_answer", "Contains answer", "answer", True,
-           "1 if the normalized generated answer contains a normalized gold answer"),
+    Metric(
+        "contains_answer",
+        "Contains answer",
+        "answer",
+        True,
+        "1 if the normalized generated answer contains a normalized gold answer",
+    ),
 )
 ANSWER_METRIC_KEYS = names(ANSWER)
 
 
 # --- retrieved chunks ---
 
+
 @lru_cache(maxsize=1)
 def _punctuation_table() -> dict[int, None]:
     """str.translate table deleting ASCII punctuation and every Unicode P* character (，。、《》…)."""
-    unicode_punct = (c for c in map(chr, range(sys.maxunicode + 1))
-                     if unicodedata.category(c).startswith("P"))
+    unicode_punct = (c for c in map(chr, range(sys.maxunicode + 1)) if unicodedata.category(c).startswith("P"))
     return dict.fromkeys(map(ord, {*string.punctuation, *unicode_punct}))
 
 
@@ -70,8 +88,9 @@ def answer_metrics(chunk_texts: Sequence[str], answers: Iterable[str]) -> dict[s
     return {name: values[0] for name, values in answer_metric_columns([chunk_texts], [answers]).items()}
 
 
-def answer_metric_columns(chunk_texts: Sequence[Sequence[str]],
-                          answers: Sequence[Iterable[str]]) -> dict[str, list[float]]:
+def answer_metric_columns(
+    chunk_texts: Sequence[Sequence[str]], answers: Sequence[Iterable[str]]
+) -> dict[str, list[float]]:
     """`answer_metrics` of many lists at once (list i against answers[i]): one column of values per metric."""
     rel, unanswerable = [], []
     for texts, golds in zip(chunk_texts, answers, strict=True):
@@ -80,8 +99,11 @@ def answer_metric_columns(chunk_texts: Sequence[Sequence[str]],
         rel.append([float(any(g in text for g in gold)) for text in map(normalize_text, texts)])
     lists = RankedLists.of(rel)
     columns = {}
-    for name, compute in (("answer_hit_rate", hit_rates), ("answer_precision", precisions),
-                          ("answer_mrr", reciprocal_ranks)):
+    for name, compute in (
+        ("answer_hit_rate", hit_rates),
+        ("answer_precision", precisions),
+        ("answer_mrr", reciprocal_ranks),
+    ):
         values = compute(lists, None)
         values[unanswerable] = np.nan
         columns[name] = values.tolist()
@@ -98,8 +120,11 @@ ASCII_PUNCTUATION = frozenset(string.punctuation)
 def answer_tokens(text: str) -> list[str]:
     """The normalized tokens that the scores compare."""
     has_cjk = CJK_CHAR.search(text) is not None
-    kept = (char for char in text.lower() if char not in ASCII_PUNCTUATION
-            and not (has_cjk and unicodedata.category(char).startswith("P")))
+    kept = (
+        char
+        for char in text.lower()
+        if char not in ASCII_PUNCTUATION and not (has_cjk and unicodedata.category(char).startswith("P"))
+    )
     text = ARTICLES.sub(" ", "".join(kept))
     return CJK_TEXT_TOKEN.findall(text) if has_cjk else text.split()
 
@@ -119,8 +144,7 @@ def contains_answer(prediction: str, answers: str | Sequence[str]) -> float:
     return _best(prediction, answers, _contains)
 
 
-def _best(prediction: str, answers: str | Sequence[str],
-          score: Callable[[list[str], list[str]], float]) -> float:
+def _best(prediction: str, answers: str | Sequence[str], score: Callable[[list[str], list[str]], float]) -> float:
     golds = [answers] if isinstance(answers, str) else list(answers)
     if not golds:
         return math.nan
@@ -140,4 +164,4 @@ def _f1(predicted: list[str], gold: list[str]) -> float:
 
 def _contains(predicted: list[str], gold: list[str]) -> float:
     size = len(gold)
-    return float(any(predicted[start:start + size] == gold for start in range(len(predicted) - size + 1)))
+    return float(any(predicted[start : start + size] == gold for start in range(len(predicted) - size + 1)))

@@ -7,6 +7,7 @@ list of metric names or row columns elsewhere (the sweep's keys, the judge's and
 export) is derived from it. Metrics declared with an `at_cutoff` description also exist at any cutoff
 `name@k` (e.g. `ndcg@10`), as in ir_measures and ranx.
 """
+
 from __future__ import annotations
 
 import re
@@ -42,8 +43,14 @@ class Metric:
         if not self.at_cutoff:
             raise ValueError(f"metric {self.name!r} has no cutoff")
         name = f"{self.name}@{k}"
-        return replace(self, name=name, label=f"{self.label}@{k}", description=self.at_cutoff.format(k=k),
-                       at_cutoff="", columns=(name,))
+        return replace(
+            self,
+            name=name,
+            label=f"{self.label}@{k}",
+            description=self.at_cutoff.format(k=k),
+            at_cutoff="",
+            columns=(name,),
+        )
 
 
 def parse_metric(spec: str) -> tuple[str, int | None]:

@@ -1,4 +1,5 @@
 """Diversity of one retrieved list: how different its chunks are from each other."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -9,17 +10,28 @@ import numpy as np
 from eval.metrics.catalogue import Metric, names
 
 DIVERSITY = (
-    Metric("ild", "Intra-list diversity", "diversity", True,
-           "mean over pairs of retrieved chunks of 1 - cosine similarity"),
-    Metric("near_duplicate_rate", "Near-duplicate rate", "diversity", False,
-           "pairs of retrieved chunks with cosine similarity >= threshold / pairs"),
+    Metric(
+        "ild", "Intra-list diversity", "diversity", True, "mean over pairs of retrieved chunks of 1 - cosine similarity"
+    ),
+    Metric(
+        "near_duplicate_rate",
+        "Near-duplicate rate",
+        "diversity",
+        False,
+        "pairs of retrieved chunks with cosine similarity >= threshold / pairs",
+    ),
     Metric("distinct_doc_ratio", "Distinct documents", "diversity", True, "distinct documents / retrieved chunks"),
     Metric("n_retrieved", "Chunks retrieved", "diversity", True, "number of chunks returned"),
 )
 DIVERSITY_METRIC_KEYS = names(DIVERSITY)
 CONTEXT = (
-    Metric("context_chars", "Characters retrieved", "diversity", False,
-           "characters of the retrieved chunks (the context the prompt pays for): bigger chunks retrieve more"),
+    Metric(
+        "context_chars",
+        "Characters retrieved",
+        "diversity",
+        False,
+        "characters of the retrieved chunks (the context the prompt pays for): bigger chunks retrieve more",
+    ),
 )
 
 
@@ -34,8 +46,9 @@ def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.triu_indices(n, 1)
 
 
-def diversity_metrics(embeddings: np.ndarray, doc_ids: Sequence[str],
-                      near_duplicate_threshold: float = 0.95) -> dict[str, float]:
+def diversity_metrics(
+    embeddings: np.ndarray, doc_ids: Sequence[str], near_duplicate_threshold: float = 0.95
+) -> dict[str, float]:
     """Diversity of one retrieved list of n chunks (embeddings n x d, L2-normalized).
 
     ild = mean over pairs of (1 - cos), near_duplicate_rate = share of pairs with
@@ -46,8 +59,9 @@ def diversity_metrics(embeddings: np.ndarray, doc_ids: Sequence[str],
     return {name: values[0] for name, values in columns.items()}
 
 
-def diversity_metric_columns(embeddings: Sequence[np.ndarray], doc_ids: Sequence[Sequence[str]],
-                             near_duplicate_threshold: float = 0.95) -> dict[str, list[float]]:
+def diversity_metric_columns(
+    embeddings: Sequence[np.ndarray], doc_ids: Sequence[Sequence[str]], near_duplicate_threshold: float = 0.95
+) -> dict[str, list[float]]:
     """`diversity_metrics` of many lists at once: the lists of each length n share one stacked product of
     their n x n cosine matrices. One column of values per metric."""
     sizes = [len(ids) for ids in doc_ids]
@@ -61,9 +75,13 @@ def diversity_metric_columns(embeddings: Sequence[np.ndarray], doc_ids: Sequence
     for n, rows in by_size.items():
         vectors = np.stack([np.asarray(embeddings[i], dtype=float) for i in rows])
         cos = np.clip((vectors @ vectors.transpose(0, 2, 1))[(slice(None), *_pairs(n))], -1.0, 1.0)
-        for i, row_ild, row_near in zip(rows, np.mean(1.0 - cos, axis=1).tolist(),
-                                        np.mean(cos >= near_duplicate_threshold, axis=1).tolist()):
+        for i, row_ild, row_near in zip(
+            rows, np.mean(1.0 - cos, axis=1).tolist(), np.mean(cos >= near_duplicate_threshold, axis=1).tolist()
+        ):
             ild[i], near[i] = row_ild, row_near
-    return {"ild": ild, "near_duplicate_rate": near,
-            "distinct_doc_ratio": [len(set(ids)) / n if n else np.nan for ids, n in zip(doc_ids, sizes)],
-            "n_retrieved": [float(n) for n in sizes]}
+    return {
+        "ild": ild,
+        "near_duplicate_rate": near,
+        "distinct_doc_ratio": [len(set(ids)) / n if n else np.nan for ids, n in zip(doc_ids, sizes)],
+        "n_retrieved": [float(n) for n in sizes],
+    }

@@ -12,6 +12,7 @@ log record, job i being sample * len(metrics) + metric. A judge reply that is no
 `RagasOutputParserException` (after ragas' own fix-the-format re-prompts), an unreachable endpoint an
 `APIConnectionError`, a slow one a `TimeoutError`.
 """
+
 from __future__ import annotations
 
 import logging
@@ -57,12 +58,15 @@ def parse_judge_spec(spec: JudgeSpec | str) -> JudgeSpec:
     elif isinstance(spec, str):
         candidate = spec.strip()
     else:
-        raise LabError(f"bad judge spec {spec!r}: write openai:MODEL@URL, "
-                       "e.g. openai:qwen2.5-7b-instruct@http://127.0.0.1:8000/v1")
+        raise LabError(
+            f"bad judge spec {spec!r}: write openai:MODEL@URL, e.g. openai:qwen2.5-7b-instruct@http://127.0.0.1:8000/v1"
+        )
     match = _SPEC_RE.match(candidate)
     if match is None or not urlsplit(match["url"]).hostname:
-        raise LabError(f"bad judge spec {candidate!r}: write openai:MODEL@URL, "
-                       "e.g. openai:qwen2.5-7b-instruct@http://127.0.0.1:8000/v1")
+        raise LabError(
+            f"bad judge spec {candidate!r}: write openai:MODEL@URL, "
+            "e.g. openai:qwen2.5-7b-instruct@http://127.0.0.1:8000/v1"
+        )
     return JudgeSpec(model=match["model"], base_url=match["url"].rstrip("/"))
 
 
@@ -104,7 +108,7 @@ def _clean_reason(text: str) -> str:
     for secret in _secrets():
         text = text.replace(secret, "***")
     text = " ".join(text.split())
-    return text if len(text) <= _REASON_CHARS else text[:_REASON_CHARS - 3] + "..."
+    return text if len(text) <= _REASON_CHARS else text[: _REASON_CHARS - 3] + "..."
 
 
 class _JobErrors(logging.Handler):
@@ -126,8 +130,9 @@ class _JobErrors(logging.Handler):
             self.errors[int(match[1])] = match[2]
 
 
-def _ragas_evaluate(samples: list, metrics: list, llm: Any, embeddings: Any,
-                    timeout_s: float) -> tuple[pd.DataFrame, dict[int, str]]:
+def _ragas_evaluate(
+    samples: list, metrics: list, llm: Any, embeddings: Any, timeout_s: float
+) -> tuple[pd.DataFrame, dict[int, str]]:
     """ragas.evaluate with telemetry off, no progress bar, no raising; returns scores and job errors."""
     from ragas import EvaluationDataset, RunConfig, evaluate
     from ragas._analytics import do_not_track
@@ -140,8 +145,15 @@ def _ragas_evaluate(samples: list, metrics: list, llm: Any, embeddings: Any,
     executor_log = logging.getLogger("ragas.executor")
     executor_log.addHandler(handler)
     try:
-        result = evaluate(EvaluationDataset(samples=samples), metrics=metrics, llm=llm, embeddings=embeddings,
-                          run_config=run_config, show_progress=False, raise_exceptions=False)
+        result = evaluate(
+            EvaluationDataset(samples=samples),
+            metrics=metrics,
+            llm=llm,
+            embeddings=embeddings,
+            run_config=run_config,
+            show_progress=False,
+            raise_exceptions=False,
+        )
     finally:
         executor_log.removeHandler(handler)
     return pd.DataFrame(result.scores), handler.errors
@@ -155,8 +167,9 @@ def _score(value: Any) -> float:
     return value if math.isfinite(value) else math.nan
 
 
-def judge_rows(rows: Sequence[dict], judge: JudgeSpec | str, embeddings: Any | None = None,
-               timeout_s: float = 60) -> pd.DataFrame:
+def judge_rows(
+    rows: Sequence[dict], judge: JudgeSpec | str, embeddings: Any | None = None, timeout_s: float = 60
+) -> pd.DataFrame:
     """ragas LLM-judged metrics per row, one output row per input row, in order.
 
     Each row has `question`, `answer`, `contexts` (retrieved chunk texts, in rank order) and `reference`
@@ -189,8 +202,7 @@ def judge_rows(rows: Sequence[dict], judge: JudgeSpec | str, embeddings: Any | N
         from ragas.llms import LangchainLLMWrapper
         from ragas.metrics import Faithfulness, LLMContextPrecisionWithReference, ResponseRelevancy
 
-        chat = ChatOpenAI(model=spec.model, base_url=spec.base_url, api_key=api_key(), timeout=timeout_s,
-                          max_retries=0)
+        chat = ChatOpenAI(model=spec.model, base_url=spec.base_url, api_key=api_key(), timeout=timeout_s, max_retries=0)
         # bypass_n: ask n separate completions; servers that ignore `n` (llama.cpp, Ollama) still work
         llm = LangchainLLMWrapper(chat, bypass_n=True)
         ragas_embeddings = LangchainEmbeddingsWrapper(embeddings) if embeddings is not None else None
@@ -218,8 +230,11 @@ def judge_rows(rows: Sequence[dict], judge: JudgeSpec | str, embeddings: Any | N
 
         def sample(i: int, with_reference: bool) -> Any:
             row = rows[i]
-            fields = {"user_input": str(row.get("question") or ""), "response": str(row.get("answer") or ""),
-                      "retrieved_contexts": [str(c) for c in (row.get("contexts") or [])]}
+            fields = {
+                "user_input": str(row.get("question") or ""),
+                "response": str(row.get("answer") or ""),
+                "retrieved_contexts": [str(c) for c in (row.get("contexts") or [])],
+            }
             if with_reference:
                 fields["reference"] = str(row["reference"])
             return SingleTurnSample(**fields)
@@ -227,9 +242,14 @@ def judge_rows(rows: Sequence[dict], judge: JudgeSpec | str, embeddings: Any | N
         answer_metrics: list[tuple[str, str, Any]] = [("judge_faithfulness", "faithfulness", Faithfulness())]
         if ragas_embeddings is not None:
             answer_metrics.append(("judge_answer_relevancy", "answer_relevancy", ResponseRelevancy()))
-        groups = [(answer_rows, False, answer_metrics),
-                  (precision_rows, True, [("judge_context_precision", "context_precision",
-                                           LLMContextPrecisionWithReference())])]
+        groups = [
+            (answer_rows, False, answer_metrics),
+            (
+                precision_rows,
+                True,
+                [("judge_context_precision", "context_precision", LLMContextPrecisionWithReference())],
+            ),
+        ]
         for row_ids, with_reference, metric_list in groups:
             if not row_ids:
                 continue
@@ -282,9 +302,20 @@ class JudgeScorer:
         first_answer = dict(zip(keys[::-1], rows["answer"].tolist()[::-1]))
         if context.progress:
             context.progress("judge", 0, len(unique))
-        judged = judge_rows([{"question": questions[q].question, "answer": first_answer[q, ids],
-                              "contexts": [texts[i] for i in ids], "reference": questions[q].answer}
-                             for q, ids in unique], self.judge, self.embeddings, self.timeout_s)
+        judged = judge_rows(
+            [
+                {
+                    "question": questions[q].question,
+                    "answer": first_answer[q, ids],
+                    "contexts": [texts[i] for i in ids],
+                    "reference": questions[q].answer,
+                }
+                for q, ids in unique
+            ],
+            self.judge,
+            self.embeddings,
+            self.timeout_s,
+        )
         by_key = dict(zip(unique, judged.to_dict("records")))
         if context.progress:
             context.progress("judge", len(unique), len(unique))

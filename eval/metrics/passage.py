@@ -17,6 +17,7 @@ share of the retrieved chunks that carry a judgement (of any grade). Cutoffs `@k
 precision and judged by k, as ranx and ir_measures do. A question without a relevant passage gets NaN, except
 `judged`.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -28,19 +29,39 @@ from eval.metrics.ranking import doc_metrics, precision
 from eval.schema import Span
 
 PASSAGE = (
-    Metric("passage_precision", "Passage precision", "relevance", True,
-           "retrieved chunks overlapping a relevant judged span / retrieved chunks",
-           at_cutoff="chunks among the first {k} retrieved that overlap a relevant judged span / {k}"),
-    Metric("passage_recall", "Passage recall", "relevance", True,
-           "relevant judged spans overlapped by a retrieved chunk / relevant judged spans",
-           at_cutoff="relevant judged spans overlapped by one of the first {k} retrieved chunks / relevant spans"),
-    Metric("passage_ndcg", "Passage nDCG", "relevance", True,
-           "nDCG over the retrieved chunks, each relevant span credited once (to its first overlapping chunk) "
-           "with its grade as gain",
-           at_cutoff="passage nDCG of the first {k} retrieved chunks"),
-    Metric("judged", "Judged", "relevance", True,
-           "share of the retrieved chunks that overlap a judged span (unjudged chunks count as not relevant)",
-           at_cutoff="share of the first {k} retrieved chunks that overlap a judged span"),
+    Metric(
+        "passage_precision",
+        "Passage precision",
+        "relevance",
+        True,
+        "retrieved chunks overlapping a relevant judged span / retrieved chunks",
+        at_cutoff="chunks among the first {k} retrieved that overlap a relevant judged span / {k}",
+    ),
+    Metric(
+        "passage_recall",
+        "Passage recall",
+        "relevance",
+        True,
+        "relevant judged spans overlapped by a retrieved chunk / relevant judged spans",
+        at_cutoff="relevant judged spans overlapped by one of the first {k} retrieved chunks / relevant spans",
+    ),
+    Metric(
+        "passage_ndcg",
+        "Passage nDCG",
+        "relevance",
+        True,
+        "nDCG over the retrieved chunks, each relevant span credited once (to its first overlapping chunk) "
+        "with its grade as gain",
+        at_cutoff="passage nDCG of the first {k} retrieved chunks",
+    ),
+    Metric(
+        "judged",
+        "Judged",
+        "relevance",
+        True,
+        "share of the retrieved chunks that overlap a judged span (unjudged chunks count as not relevant)",
+        at_cutoff="share of the first {k} retrieved chunks that overlap a judged span",
+    ),
 )
 PASSAGE_METRIC_KEYS = names(PASSAGE)
 
@@ -71,22 +92,27 @@ def relevant_passages(judged: Sequence[Span]) -> list[Span]:
     return merged
 
 
-def passage_metrics(chunks: Sequence[Span], judged: Sequence[Span],
-                    metrics: Sequence[str] = PASSAGE_METRIC_KEYS) -> dict[str, float]:
+def passage_metrics(
+    chunks: Sequence[Span], judged: Sequence[Span], metrics: Sequence[str] = PASSAGE_METRIC_KEYS
+) -> dict[str, float]:
     """Passage-level relevance of one ranked list of chunks against one source's judged spans of its question,
     one value per requested metric (names of `PASSAGE`, optionally `@k`)."""
     plan = [(spec, *parse_metric(spec)) for spec in metrics]
     unknown = [spec for spec, name, _ in plan if name not in PASSAGE_METRIC_KEYS]
     if unknown:
-        raise ValueError(f"unknown passage metric {unknown[0]!r}: use one of {', '.join(PASSAGE_METRIC_KEYS)}, "
-                         "optionally @k")
+        raise ValueError(
+            f"unknown passage metric {unknown[0]!r}: use one of {', '.join(PASSAGE_METRIC_KEYS)}, optionally @k"
+        )
     grades = chunk_grades(chunks, judged)
     judged_mask = np.array([g is not None for g in grades], dtype=float)
     passages = relevant_passages(judged)
     found = [[i for i, p in enumerate(passages) if overlaps(c, p)] for c in chunks]
     ndcg_specs = [spec.replace("passage_", "", 1) for spec, name, _ in plan if name == "passage_ndcg"]
-    ndcg = doc_metrics(_credited(found, passages), {str(i): p.grade for i, p in enumerate(passages)},
-                       ndcg_specs) if ndcg_specs else {}
+    ndcg = (
+        doc_metrics(_credited(found, passages), {str(i): p.grade for i, p in enumerate(passages)}, ndcg_specs)
+        if ndcg_specs
+        else {}
+    )
     values = {}
     for spec, name, k in plan:
         if name == "judged":

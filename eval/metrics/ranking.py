@@ -7,6 +7,7 @@ its grade is >= 1 (hit rate, precision, recall, MRR, MAP), and nDCG takes the gr
 without any relevant document cannot be scored: NaN. `tests/test_metrics.py` checks every metric, with and
 without cutoff, binary and graded, against ranx.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -18,22 +19,55 @@ import numpy as np
 from eval.metrics.catalogue import Metric, names, parse_metric
 
 RANKING = (
-    Metric("hit_rate", "Hit rate", "relevance", True, "1 if any retrieved document is relevant, else 0",
-           at_cutoff="1 if one of the first {k} retrieved documents is relevant, else 0"),
-    Metric("precision", "Precision", "relevance", True,
-           "relevant retrieved documents / retrieved documents (chunks of one document count once)",
-           at_cutoff="relevant documents among the first {k} retrieved / {k}"),
-    Metric("recall", "Recall", "relevance", True, "relevant retrieved documents / relevant documents",
-           at_cutoff="relevant documents among the first {k} retrieved / relevant documents"),
-    Metric("mrr", "MRR", "relevance", True, "1 / rank of the first relevant document (0 if none)",
-           at_cutoff="1 / rank of the first relevant document if it is among the first {k}, else 0"),
-    Metric("ndcg", "nDCG", "relevance", True,
-           "sum gain_i / log2(i+1) over the retrieved documents (gain: the relevance grade, 1 for a relevant "
-           "id), divided by the same sum for all relevant documents ranked best first",
-           at_cutoff="nDCG of the first {k} retrieved documents, against the {k} best relevant documents"),
-    Metric("map", "MAP", "relevance", True,
-           "sum of precision@i at the ranks i of relevant documents / relevant documents",
-           at_cutoff="sum of precision@i at the ranks i <= {k} of relevant documents / relevant documents"),
+    Metric(
+        "hit_rate",
+        "Hit rate",
+        "relevance",
+        True,
+        "1 if any retrieved document is relevant, else 0",
+        at_cutoff="1 if one of the first {k} retrieved documents is relevant, else 0",
+    ),
+    Metric(
+        "precision",
+        "Precision",
+        "relevance",
+        True,
+        "relevant retrieved documents / retrieved documents (chunks of one document count once)",
+        at_cutoff="relevant documents among the first {k} retrieved / {k}",
+    ),
+    Metric(
+        "recall",
+        "Recall",
+        "relevance",
+        True,
+        "relevant retrieved documents / relevant documents",
+        at_cutoff="relevant documents among the first {k} retrieved / relevant documents",
+    ),
+    Metric(
+        "mrr",
+        "MRR",
+        "relevance",
+        True,
+        "1 / rank of the first relevant document (0 if none)",
+        at_cutoff="1 / rank of the first relevant document if it is among the first {k}, else 0",
+    ),
+    Metric(
+        "ndcg",
+        "nDCG",
+        "relevance",
+        True,
+        "sum gain_i / log2(i+1) over the retrieved documents (gain: the relevance grade, 1 for a relevant "
+        "id), divided by the same sum for all relevant documents ranked best first",
+        at_cutoff="nDCG of the first {k} retrieved documents, against the {k} best relevant documents",
+    ),
+    Metric(
+        "map",
+        "MAP",
+        "relevance",
+        True,
+        "sum of precision@i at the ranks i of relevant documents / relevant documents",
+        at_cutoff="sum of precision@i at the ranks i <= {k} of relevant documents / relevant documents",
+    ),
 )
 DOC_METRIC_KEYS = names(RANKING)
 Judgements = Mapping[str, int] | Iterable[str]
@@ -44,6 +78,7 @@ class RankedLists(NamedTuple):
 
     rel[i, j] is 1 when item j+1 of list i is relevant, gains[i, j] its grade, ideal[i] the list's relevant
     grades best first; the zeros that pad shorter rows add nothing to any sum."""
+
     rel: np.ndarray
     gains: np.ndarray
     lengths: np.ndarray
@@ -62,7 +97,7 @@ def _padded(rows: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray]:
     lengths = np.fromiter(map(len, rows), dtype=int, count=len(rows))
     matrix = np.zeros((len(rows), max(int(lengths.max(initial=0)), 1)))
     for i, row in enumerate(rows):
-        matrix[i, :len(row)] = row
+        matrix[i, : len(row)] = row
     return matrix, lengths
 
 
@@ -129,8 +164,13 @@ def reciprocal_rank(rel: np.ndarray, k: int | None = None) -> float:
 
 
 _COMPUTE: dict[str, Callable[[RankedLists, int | None], np.ndarray]] = {
-    "hit_rate": hit_rates, "precision": precisions, "recall": _recall, "mrr": reciprocal_ranks,
-    "ndcg": _ndcg, "map": _average_precision}
+    "hit_rate": hit_rates,
+    "precision": precisions,
+    "recall": _recall,
+    "mrr": reciprocal_ranks,
+    "ndcg": _ndcg,
+    "map": _average_precision,
+}
 
 
 @lru_cache(maxsize=256)
@@ -145,8 +185,9 @@ def _plan(metrics: tuple[str, ...]) -> list[tuple[str, Callable, int | None]]:
     return plan
 
 
-def doc_metrics(retrieved_doc_ids: Sequence[str], relevant: Judgements,
-                metrics: Sequence[str] = DOC_METRIC_KEYS) -> dict[str, float]:
+def doc_metrics(
+    retrieved_doc_ids: Sequence[str], relevant: Judgements, metrics: Sequence[str] = DOC_METRIC_KEYS
+) -> dict[str, float]:
     """Document-level relevance of one retrieved list of chunks' doc ids, one value per requested metric.
 
     `relevant` is a set of relevant ids or `{doc_id: grade}`; metrics are names of `RANKING`, with an
@@ -155,8 +196,9 @@ def doc_metrics(retrieved_doc_ids: Sequence[str], relevant: Judgements,
     return {spec: values[0] for spec, values in doc_metric_columns([retrieved_doc_ids], [relevant], metrics).items()}
 
 
-def doc_metric_columns(retrieved: Sequence[Sequence[str]], relevant: Sequence[Judgements],
-                       metrics: Sequence[str] = DOC_METRIC_KEYS) -> dict[str, list[float]]:
+def doc_metric_columns(
+    retrieved: Sequence[Sequence[str]], relevant: Sequence[Judgements], metrics: Sequence[str] = DOC_METRIC_KEYS
+) -> dict[str, list[float]]:
     """`doc_metrics` of many lists at once (list i judged by relevant[i]): one column of values per metric.
     A sweep scores thousands of short lists; as arrays, that costs a few operations per metric instead of a
     few per list."""

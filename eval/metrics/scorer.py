@@ -6,6 +6,7 @@ run manifest, so that a resumed run can refuse another set of scorers. A scorer 
 computes (`eval.metrics.ragas.RagasContextScorer`, `eval.metrics.llm_answer.JudgeScorer`) and takes its columns from the
 metric catalogue.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -2,6 +2,7 @@
 
 A question that cannot be scored has NaN, never 0, and every aggregate ignores NaN.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -23,8 +24,7 @@ def _resample_counts(n: int, n_resamples: int, seed: int) -> np.ndarray:
     return counts.reshape(n_resamples, n).astype(float)
 
 
-def _bootstrap_matrix(values: np.ndarray, confidence: float, n_resamples: int,
-                      seed: int) -> np.ndarray:
+def _bootstrap_matrix(values: np.ndarray, confidence: float, n_resamples: int, seed: int) -> np.ndarray:
     """Rows mean, low, high (3 x k) of the columns of values (n x k), NaN dropped per column.
 
     Columns with the same NaN rows share one matrix product: counts (resamples x n) @ values;
@@ -48,8 +48,9 @@ def _bootstrap_matrix(values: np.ndarray, confidence: float, n_resamples: int,
     return out
 
 
-def bootstrap_ci(values: Iterable[float], confidence: float = 0.95, n_resamples: int = 1000,
-                 seed: int = 0) -> tuple[float, float, float]:
+def bootstrap_ci(
+    values: Iterable[float], confidence: float = 0.95, n_resamples: int = 1000, seed: int = 0
+) -> tuple[float, float, float]:
     """(mean, low, high): percentile bootstrap CI of the mean; NaN values are dropped first.
 
     Resamples are one matrix of draw counts (n_resamples x n) times the values. All NaN: NaNs.
@@ -96,9 +97,13 @@ def _paired_pvalues(diffs: np.ndarray, method: str, n_resamples: int, seed: int)
     raise ValueError(f"unknown paired test {method!r}: use 'randomization' or 't-test'")
 
 
-def paired_test(a: Iterable[float], b: Iterable[float],
-                method: Literal["randomization", "t-test"] = "randomization",
-                n_resamples: int = 10_000, seed: int = 0) -> float:
+def paired_test(
+    a: Iterable[float],
+    b: Iterable[float],
+    method: Literal["randomization", "t-test"] = "randomization",
+    n_resamples: int = 10_000,
+    seed: int = 0,
+) -> float:
     """Two-sided p-value that paired samples a and b have the same mean (pairs with a NaN dropped).
 
     randomization: random sign flips of the differences (ranx's "fisher"); t-test: ttest_rel.
@@ -111,11 +116,19 @@ def paired_test(a: Iterable[float], b: Iterable[float],
     return float(_paired_pvalues(diffs[:, None], method, n_resamples, seed)[0])
 
 
-def aggregate(df: pd.DataFrame, metrics: Sequence[str], by: str = "config_id",
-              baseline: str | None = None, alpha: float = 0.05, *, confidence: float = 0.95,
-              n_bootstrap: int = 1000, n_randomization: int = 2000,
-              method: Literal["randomization", "t-test"] = "randomization",
-              seed: int = 0) -> pd.DataFrame:
+def aggregate(
+    df: pd.DataFrame,
+    metrics: Sequence[str],
+    by: str = "config_id",
+    baseline: str | None = None,
+    alpha: float = 0.05,
+    *,
+    confidence: float = 0.95,
+    n_bootstrap: int = 1000,
+    n_randomization: int = 2000,
+    method: Literal["randomization", "t-test"] = "randomization",
+    seed: int = 0,
+) -> pd.DataFrame:
     """One row per config (in order of appearance): n_questions, <m>_mean, <m>_low, <m>_high.
 
     With a baseline config: <m>_p (paired by question_id against the baseline) and <m>_sig (p < alpha).
@@ -129,8 +142,7 @@ def aggregate(df: pd.DataFrame, metrics: Sequence[str], by: str = "config_id",
     stats = _bootstrap_matrix(wide, confidence, n_bootstrap, seed)
     stats = stats.reshape(3, len(metrics), len(configs))
     out = pd.DataFrame({by: configs, "n_questions": df[by].value_counts().reindex(configs).to_numpy()})
-    p = None if baseline is None else _baseline_pvalues(
-        wide, configs, baseline, method, n_randomization, seed)
+    p = None if baseline is None else _baseline_pvalues(wide, configs, baseline, method, n_randomization, seed)
     for j, m in enumerate(metrics):
         out[f"{m}_mean"], out[f"{m}_low"], out[f"{m}_high"] = stats[:, j]
         if p is not None:
@@ -138,9 +150,17 @@ def aggregate(df: pd.DataFrame, metrics: Sequence[str], by: str = "config_id",
     return out
 
 
-def paired_differences(diffs: pd.DataFrame, metrics: Sequence[str], by: str = "config_id", alpha: float = 0.05,
-                       *, confidence: float = 0.95, n_bootstrap: int = 1000, n_randomization: int = 2000,
-                       seed: int = 0) -> pd.DataFrame:
+def paired_differences(
+    diffs: pd.DataFrame,
+    metrics: Sequence[str],
+    by: str = "config_id",
+    alpha: float = 0.05,
+    *,
+    confidence: float = 0.95,
+    n_bootstrap: int = 1000,
+    n_randomization: int = 2000,
+    seed: int = 0,
+) -> pd.DataFrame:
     """Paired differences (one row per question and config: a metric's value in one run minus the other's)
     summarised per config: <m>_delta (mean), <m>_delta_low/_high (bootstrap CI), <m>_delta_p (randomization test
     that the mean difference is 0) and <m>_delta_sig (p < alpha). One matrix product for every config x metric,
@@ -173,8 +193,9 @@ def _wide(df: pd.DataFrame, metrics: list[str], by: str, configs: list) -> np.nd
     return wide.reshape(len(questions), -1)
 
 
-def _baseline_pvalues(wide: np.ndarray, configs: list, baseline: str, method: str,
-                      n_resamples: int, seed: int) -> np.ndarray:
+def _baseline_pvalues(
+    wide: np.ndarray, configs: list, baseline: str, method: str, n_resamples: int, seed: int
+) -> np.ndarray:
     """p-values (metrics x configs) against the baseline; wide is questions x (metrics x configs)."""
     if baseline not in configs:
         raise ValueError(f"baseline config {baseline!r} is not in the results")

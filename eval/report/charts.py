@@ -4,6 +4,7 @@ Every builder takes the `eval.leaderboard.summarize()` table (one row per config
 latency samples and returns a `plotly.graph_objects.Figure`. Labels may be Chinese: the layout names a
 font family list with CJK fonts first.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,16 +18,22 @@ import plotly.graph_objects as go
 from eval.metrics import METRICS
 
 FONT_FAMILY = '"Noto Sans CJK SC", "Microsoft YaHei", "PingFang SC", sans-serif'
-SEARCH_TYPE_COLORS = {"similarity": "#1f77b4", "mmr": "#ff7f0e", "similarity_score_threshold": "#2ca02c",
-                      "bm25": "#8c564b", "ensemble": "#9467bd", "rerank": "#d62728"}
+SEARCH_TYPE_COLORS = {
+    "similarity": "#1f77b4",
+    "mmr": "#ff7f0e",
+    "similarity_score_threshold": "#2ca02c",
+    "bm25": "#8c564b",
+    "ensemble": "#9467bd",
+    "rerank": "#d62728",
+}
 LATENCY_SOURCES = ("retrieval_ms", "ttft_ms", "total_ms")
 
 
 def label(metric: str) -> str:
     """A readable label for a metric name or a `<metric>_mean`/`_p50` column."""
     for suffix, extra in (("_mean", ""), ("_p50", " p50"), ("_p95", " p95")):
-        if metric.endswith(suffix) and metric[:-len(suffix)] in METRICS:
-            name, unit = _split_unit(METRICS[metric[:-len(suffix)]].label)
+        if metric.endswith(suffix) and metric[: -len(suffix)] in METRICS:
+            name, unit = _split_unit(METRICS[metric[: -len(suffix)]].label)
             return name + extra + unit
     return METRICS[metric].label if metric in METRICS else metric
 
@@ -40,8 +47,9 @@ def _split_unit(text: str) -> tuple[str, str]:
 
 
 def _layout(fig: go.Figure, title: str, **kwargs) -> go.Figure:
-    fig.update_layout(title=title, font={"family": FONT_FAMILY},
-                      legend_title_text=kwargs.pop("legend_title", "search_type"), **kwargs)
+    fig.update_layout(
+        title=title, font={"family": FONT_FAMILY}, legend_title_text=kwargs.pop("legend_title", "search_type"), **kwargs
+    )
     return fig
 
 
@@ -77,14 +85,22 @@ def _size_legend(fig: go.Figure, latency: pd.Series, size: str) -> None:
     if finite.empty or finite.max() == finite.min():
         return
     for value, marker_size in ((finite.min(), 10), (finite.max(), 40)):
-        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=f"{label(size)} {value:.1f}",
-                                 legendgroup="size", legendgrouptitle_text="bubble size",
-                                 marker={"size": marker_size, "color": "rgba(0,0,0,0)",
-                                         "line": {"width": 1, "color": "#555"}}))
+        fig.add_trace(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="markers",
+                name=f"{label(size)} {value:.1f}",
+                legendgroup="size",
+                legendgrouptitle_text="bubble size",
+                marker={"size": marker_size, "color": "rgba(0,0,0,0)", "line": {"width": 1, "color": "#555"}},
+            )
+        )
 
 
-def relevance_diversity(summary: pd.DataFrame, relevance: str = "ndcg", diversity: str = "ild",
-                        size: str = "retrieval_ms_p50") -> go.Figure:
+def relevance_diversity(
+    summary: pd.DataFrame, relevance: str = "ndcg", diversity: str = "ild", size: str = "retrieval_ms_p50"
+) -> go.Figure:
     """x = diversity mean, y = relevance mean, bubble size = latency p50, colour = search type; configs at
     the same point are one bubble listing them all."""
     fig = go.Figure()
@@ -94,22 +110,44 @@ def relevance_diversity(summary: pd.DataFrame, relevance: str = "ndcg", diversit
         points[size] = np.nan
     sizes = pd.Series(_sizes(points[size]), index=points.index) if size in summary else pd.Series(16, points.index)
     for search_type, group in points.groupby("search_type", sort=False):
-        fig.add_trace(go.Scatter(
-            x=group[x_col].tolist(), y=group[y_col].tolist(), mode="markers", name=search_type,
-            marker={"size": sizes[group.index].tolist(), "color": SEARCH_TYPE_COLORS.get(search_type),
-                    "opacity": 0.75, "line": {"width": 1}},
-            customdata=np.column_stack([group["config_id"], group[size].round(2)]).tolist(),
-            text=group["config_id"].tolist(),
-            hovertemplate=("%{customdata[0]}<br>" + label(x_col) + " %{x:.3f}<br>" + label(y_col)
-                           + " %{y:.3f}<br>" + label(size) + " %{customdata[1]}<extra></extra>")))
+        fig.add_trace(
+            go.Scatter(
+                x=group[x_col].tolist(),
+                y=group[y_col].tolist(),
+                mode="markers",
+                name=search_type,
+                marker={
+                    "size": sizes[group.index].tolist(),
+                    "color": SEARCH_TYPE_COLORS.get(search_type),
+                    "opacity": 0.75,
+                    "line": {"width": 1},
+                },
+                customdata=np.column_stack([group["config_id"], group[size].round(2)]).tolist(),
+                text=group["config_id"].tolist(),
+                hovertemplate=(
+                    "%{customdata[0]}<br>"
+                    + label(x_col)
+                    + " %{x:.3f}<br>"
+                    + label(y_col)
+                    + " %{y:.3f}<br>"
+                    + label(size)
+                    + " %{customdata[1]}<extra></extra>"
+                ),
+            )
+        )
     if size in summary:
         _size_legend(fig, summary[size], size)
-    return _layout(fig, f"{label(y_col)} vs {label(x_col)} (bubble: {label(size)})",
-                   xaxis_title=label(x_col), yaxis_title=label(y_col))
+    return _layout(
+        fig,
+        f"{label(y_col)} vs {label(x_col)} (bubble: {label(size)})",
+        xaxis_title=label(x_col),
+        yaxis_title=label(y_col),
+    )
 
 
-def pareto_front(summary: pd.DataFrame, quality: str = "ndcg_mean", latency: str = "retrieval_ms_p50",
-                 higher_is_better: bool = True) -> list[str]:
+def pareto_front(
+    summary: pd.DataFrame, quality: str = "ndcg_mean", latency: str = "retrieval_ms_p50", higher_is_better: bool = True
+) -> list[str]:
     """Config ids not dominated on (quality, latency): no other config is at least as good on both and
     strictly better on one. Lower latency is better; rows with a missing value are left out.
     Returned in order of increasing latency."""
@@ -126,8 +164,9 @@ def pareto_front(summary: pd.DataFrame, quality: str = "ndcg_mean", latency: str
     return [frame["config_id"].iloc[i] for i in front]
 
 
-def pareto_chart(summary: pd.DataFrame, quality: str = "ndcg", latency: str = "retrieval_ms_p50",
-                 unit: str | None = None) -> go.Figure:
+def pareto_chart(
+    summary: pd.DataFrame, quality: str = "ndcg", latency: str = "retrieval_ms_p50", unit: str | None = None
+) -> go.Figure:
     """Quality against latency (or another cost, e.g. retrieved characters, in `unit` when its label has none)
     for every config; the non-dominated configs are joined by a line. The cost has its bootstrap interval as a
     horizontal bar when the summary has one: configs whose bars overlap cannot be told apart on it. Configs at
@@ -143,43 +182,67 @@ def pareto_chart(summary: pd.DataFrame, quality: str = "ndcg", latency: str = "r
     for search_type, group in points.groupby("search_type", sort=False):
         error = None
         if f"{latency}_low" in group and group[f"{latency}_low"].notna().any():
-            error = {"type": "data", "array": (group[f"{latency}_high"] - group[latency]).tolist(),
-                     "arrayminus": (group[latency] - group[f"{latency}_low"]).tolist(), "thickness": 1}
-        fig.add_trace(go.Scatter(
-            x=group[latency].tolist(), y=group[q_col].tolist(), mode="markers", name=search_type,
-            text=group["config_id"].tolist(), error_x=error,
-            marker={"size": [16 if f else 9 for f in group["on_front"]],
+            error = {
+                "type": "data",
+                "array": (group[f"{latency}_high"] - group[latency]).tolist(),
+                "arrayminus": (group[latency] - group[f"{latency}_low"]).tolist(),
+                "thickness": 1,
+            }
+        fig.add_trace(
+            go.Scatter(
+                x=group[latency].tolist(),
+                y=group[q_col].tolist(),
+                mode="markers",
+                name=search_type,
+                text=group["config_id"].tolist(),
+                error_x=error,
+                marker={
+                    "size": [16 if f else 9 for f in group["on_front"]],
                     "color": SEARCH_TYPE_COLORS.get(search_type),
-                    "line": {"width": [2 if f else 0 for f in group["on_front"]], "color": "black"}},
-            hovertemplate="%{text}<br>" + cost_label + " %{x:.2f}<br>" + label(q_col)
-                          + " %{y:.3f}<extra></extra>"))
+                    "line": {"width": [2 if f else 0 for f in group["on_front"]], "color": "black"},
+                },
+                hovertemplate="%{text}<br>" + cost_label + " %{x:.2f}<br>" + label(q_col) + " %{y:.3f}<extra></extra>",
+            )
+        )
     ordered = summary.set_index("config_id").loc[front]
-    fig.add_trace(go.Scatter(x=ordered[latency].tolist(), y=ordered[q_col].tolist(), mode="lines+markers",
-                             name="Pareto front", text=front, line={"color": "black", "dash": "dot"},
-                             marker={"symbol": "star", "size": 10, "color": "black"},
-                             hovertemplate="%{text} (Pareto)<extra></extra>"))
-    return _layout(fig, f"{label(q_col)} vs {label(latency)}: Pareto front",
-                   xaxis_title=cost_label, yaxis_title=label(q_col))
+    fig.add_trace(
+        go.Scatter(
+            x=ordered[latency].tolist(),
+            y=ordered[q_col].tolist(),
+            mode="lines+markers",
+            name="Pareto front",
+            text=front,
+            line={"color": "black", "dash": "dot"},
+            marker={"symbol": "star", "size": 10, "color": "black"},
+            hovertemplate="%{text} (Pareto)<extra></extra>",
+        )
+    )
+    return _layout(
+        fig, f"{label(q_col)} vs {label(latency)}: Pareto front", xaxis_title=cost_label, yaxis_title=label(q_col)
+    )
 
 
 def latency_samples(latency: pd.DataFrame, rows: pd.DataFrame | None = None) -> pd.DataFrame:
     """Long table (config_id, measure, ms): retriever samples plus ttft_ms/total_ms from rows if present."""
     frames = []
     if latency is not None and len(latency):
-        frames.append(latency[["config_id", "retrieval_ms"]].rename(columns={"retrieval_ms": "ms"})
-                      .assign(measure="retrieval_ms"))
+        frames.append(
+            latency[["config_id", "retrieval_ms"]].rename(columns={"retrieval_ms": "ms"}).assign(measure="retrieval_ms")
+        )
     if rows is not None:
         for column in LATENCY_SOURCES[1:]:
             if column in rows and rows[column].notna().any():
-                frames.append(rows[["config_id", column]].rename(columns={column: "ms"}).dropna()
-                              .assign(measure=column))
+                frames.append(
+                    rows[["config_id", column]].rename(columns={column: "ms"}).dropna().assign(measure=column)
+                )
     if not frames:
         return pd.DataFrame(columns=["config_id", "measure", "ms"])
     return pd.concat(frames, ignore_index=True)[["config_id", "measure", "ms"]]
 
 
-def latency_distribution(latency: pd.DataFrame, rows: pd.DataFrame | None = None, kind: str = "box",
-                         configs: Iterable[str] | None = None) -> go.Figure:
+def latency_distribution(
+    latency: pd.DataFrame, rows: pd.DataFrame | None = None, kind: str = "box", configs: Iterable[str] | None = None
+) -> go.Figure:
     """Box (or violin) per config and latency measure."""
     samples = latency_samples(latency, rows)
     if configs is not None:
@@ -190,12 +253,18 @@ def latency_distribution(latency: pd.DataFrame, rows: pd.DataFrame | None = None
         extra = {"box_visible": True, "meanline_visible": True} if kind == "violin" else {"boxmean": True}
         fig.add_trace(trace(x=group["config_id"].tolist(), y=group["ms"].tolist(), name=label(measure), **extra))
     mode = {"violinmode": "group"} if kind == "violin" else {"boxmode": "group"}
-    return _layout(fig, "Latency per configuration", xaxis_title="config", yaxis_title="ms",
-                   legend_title="measure", **mode)
+    return _layout(
+        fig, "Latency per configuration", xaxis_title="config", yaxis_title="ms", legend_title="measure", **mode
+    )
 
 
-def parameter_heatmap(summary: pd.DataFrame, metric: str = "ndcg", x: str = "fetch_k", y: str = "lambda_mult",
-                      search_type: str | None = "mmr") -> go.Figure:
+def parameter_heatmap(
+    summary: pd.DataFrame,
+    metric: str = "ndcg",
+    x: str = "fetch_k",
+    y: str = "lambda_mult",
+    search_type: str | None = "mmr",
+) -> go.Figure:
     """The metric mean over two parameters. A cell shared by several configs (e.g. different k) shows their
     mean, and the title says so; a cell of one config shows its confidence interval. The colour scale spans
     the intervals, not just the means, so differences smaller than the uncertainty do not look large."""
@@ -213,23 +282,41 @@ def parameter_heatmap(summary: pd.DataFrame, metric: str = "ndcg", x: str = "fet
     if has_ci:
         low = pivot(values=f"{base}_low").reindex_like(table).to_numpy(float)
         high = pivot(values=f"{base}_high").reindex_like(table).to_numpy(float)
-        text = [[cell and f"{cell}<br>[{lo:.3f}, {hi:.3f}]" for cell, lo, hi in zip(*row)]
-                for row in zip(text, low, high)]
+        text = [
+            [cell and f"{cell}<br>[{lo:.3f}, {hi:.3f}]" for cell, lo, hi in zip(*row)] for row in zip(text, low, high)
+        ]
         zrange = {"zmin": float(np.nanmin(low)), "zmax": float(np.nanmax(high))}
-    fig = go.Figure(go.Heatmap(
-        z=[[None if math.isnan(v) else v for v in row] for row in z],
-        x=[f"{v:g}" for v in table.columns], y=[f"{v:g}" for v in table.index], colorscale="Viridis",
-        text=text, texttemplate="%{text}", colorbar={"title": label(column)}, **zrange,
-        hovertemplate=f"{x} %{{x}}<br>{y} %{{y}}<br>{label(column)} %{{text}}<extra></extra>"))
+    fig = go.Figure(
+        go.Heatmap(
+            z=[[None if math.isnan(v) else v for v in row] for row in z],
+            x=[f"{v:g}" for v in table.columns],
+            y=[f"{v:g}" for v in table.index],
+            colorscale="Viridis",
+            text=text,
+            texttemplate="%{text}",
+            colorbar={"title": label(column)},
+            **zrange,
+            hovertemplate=f"{x} %{{x}}<br>{y} %{{y}}<br>{label(column)} %{{text}}<extra></extra>",
+        )
+    )
     note = f"; each cell the mean of up to {shared} configs ({_spread(frame, x, y)})" if shared > 1 else ""
-    return _layout(fig, f"{label(column)} over {x} × {y}" + (f" ({search_type})" if search_type else "") + note,
-                   xaxis_title=x, yaxis_title=y, xaxis_type="category", yaxis_type="category")
+    return _layout(
+        fig,
+        f"{label(column)} over {x} × {y}" + (f" ({search_type})" if search_type else "") + note,
+        xaxis_title=x,
+        yaxis_title=y,
+        xaxis_type="category",
+        yaxis_type="category",
+    )
 
 
 def _spread(frame: pd.DataFrame, x: str, y: str) -> str:
     """The parameters that vary inside a heatmap cell, e.g. "k 3, 5"."""
-    varying = [c for c in ("k", "fetch_k", "lambda_mult", "score_threshold")
-               if c not in (x, y) and c in frame and frame[c].nunique() > 1]
+    varying = [
+        c
+        for c in ("k", "fetch_k", "lambda_mult", "score_threshold")
+        if c not in (x, y) and c in frame and frame[c].nunique() > 1
+    ]
     return "; ".join(f"{c} " + ", ".join(f"{v:g}" for v in sorted(frame[c].dropna().unique())) for c in varying)
 
 
@@ -248,11 +335,19 @@ def metric_vs_k(summary: pd.DataFrame, metric: str = "ndcg") -> go.Figure:
             low, high = by_k[f"{base}_low"].mean(), by_k[f"{base}_high"].mean()
             error = {"type": "data", "array": (high - means).tolist(), "arrayminus": (means - low).tolist()}
         name = search_type if (counts == 1).all() else f"{search_type} (mean of {counts.max()} configs per k)"
-        fig.add_trace(go.Scatter(x=means.index.tolist(), y=means.tolist(), mode="lines+markers", name=name,
-                                 error_y=error, line={"color": SEARCH_TYPE_COLORS.get(search_type)},
-                                 customdata=counts.tolist(),
-                                 hovertemplate="k %{x}<br>" + label(column) + " %{y:.3f}<br>"
-                                               "mean of %{customdata} config(s)<extra>" + search_type + "</extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=means.index.tolist(),
+                y=means.tolist(),
+                mode="lines+markers",
+                name=name,
+                error_y=error,
+                line={"color": SEARCH_TYPE_COLORS.get(search_type)},
+                customdata=counts.tolist(),
+                hovertemplate="k %{x}<br>" + label(column) + " %{y:.3f}<br>"
+                "mean of %{customdata} config(s)<extra>" + search_type + "</extra>",
+            )
+        )
     return _layout(fig, f"{label(column)} vs k", xaxis_title="k", yaxis_title=label(column))
 
 
@@ -264,11 +359,23 @@ def metric_vs_chunk_size(table: pd.DataFrame, metric: str = "ndcg") -> go.Figure
     for (model, splitter), group in table.groupby(["embedding_model", "splitter"], sort=True):
         best = group.sort_values(column, ascending=False).groupby("chunk_size", sort=True).head(1)
         best = best.sort_values("chunk_size")
-        fig.add_trace(go.Scatter(x=best["chunk_size"].tolist(), y=best[column].tolist(), mode="lines+markers",
-                                 name=f"{model} · {splitter}", text=best["pair"].tolist(),
-                                 hovertemplate="%{text}<br>chunk_size %{x}<br>%{y:.3f}<extra></extra>"))
-    return _layout(fig, f"Best {label(column)} vs chunk size", xaxis_title="chunk_size", yaxis_title=label(column),
-                   legend_title="embedding model · splitter")
+        fig.add_trace(
+            go.Scatter(
+                x=best["chunk_size"].tolist(),
+                y=best[column].tolist(),
+                mode="lines+markers",
+                name=f"{model} · {splitter}",
+                text=best["pair"].tolist(),
+                hovertemplate="%{text}<br>chunk_size %{x}<br>%{y:.3f}<extra></extra>",
+            )
+        )
+    return _layout(
+        fig,
+        f"Best {label(column)} vs chunk size",
+        xaxis_title="chunk_size",
+        yaxis_title=label(column),
+        legend_title="embedding model · splitter",
+    )
 
 
 def calibration_histogram(scores: pd.DataFrame, threshold: dict | None = None, bins: int = 40) -> go.Figure:
@@ -278,29 +385,52 @@ def calibration_histogram(scores: pd.DataFrame, threshold: dict | None = None, b
     edges = {"start": 0.0, "end": 1.0, "size": 1.0 / bins}
     for relevant, name, color in ((False, "irrelevant chunks", "#d62728"), (True, "relevant chunks", "#2ca02c")):
         values = scores.loc[scores["relevant"] == relevant, "score"].tolist()
-        fig.add_trace(go.Histogram(x=values, name=name, xbins=edges, opacity=0.6, marker_color=color,
-                                   histnorm="probability"))
+        fig.add_trace(
+            go.Histogram(x=values, name=name, xbins=edges, opacity=0.6, marker_color=color, histnorm="probability")
+        )
     if threshold:
-        if threshold.get("low") is not None and threshold.get("high") is not None \
-                and threshold["high"] > threshold["low"]:
-            fig.add_vrect(x0=threshold["low"], x1=threshold["high"], fillcolor="gold", opacity=0.2, line_width=0,
-                          annotation_text="suggested range", annotation_position="top left")
+        if (
+            threshold.get("low") is not None
+            and threshold.get("high") is not None
+            and threshold["high"] > threshold["low"]
+        ):
+            fig.add_vrect(
+                x0=threshold["low"],
+                x1=threshold["high"],
+                fillcolor="gold",
+                opacity=0.2,
+                line_width=0,
+                annotation_text="suggested range",
+                annotation_position="top left",
+            )
         if threshold.get("best") is not None:
-            fig.add_vline(x=threshold["best"], line_dash="dash", line_color="black",
-                          annotation_text=f"best F1 {threshold['best']:.3f}")
-    return _layout(fig, "Relevance scores of relevant vs irrelevant candidates", barmode="overlay",
-                   xaxis_title="LangChain relevance score (1 - cosine distance)", yaxis_title="share",
-                   legend_title="candidates")
+            fig.add_vline(
+                x=threshold["best"],
+                line_dash="dash",
+                line_color="black",
+                annotation_text=f"best F1 {threshold['best']:.3f}",
+            )
+    return _layout(
+        fig,
+        "Relevance scores of relevant vs irrelevant candidates",
+        barmode="overlay",
+        xaxis_title="LangChain relevance score (1 - cosine distance)",
+        yaxis_title="share",
+        legend_title="candidates",
+    )
 
 
 def comparison_bars(table: pd.DataFrame, metric: str = "ndcg") -> go.Figure:
     """One metric per config for two runs (the `compare_runs` table), as grouped bars."""
-    fig = go.Figure([go.Bar(name=f"run {side}", x=table["config_id"], y=table[f"{metric}_{side}"])
-                     for side in ("a", "b")])
+    fig = go.Figure(
+        [go.Bar(name=f"run {side}", x=table["config_id"], y=table[f"{metric}_{side}"]) for side in ("a", "b")]
+    )
     return _layout(fig, f"{label(metric)}: run a vs run b", barmode="group", yaxis_title=label(metric))
 
 
-def run_charts(summary: pd.DataFrame, run=None, relevance: str = "ndcg", diversity: str = "ild") -> dict[str, go.Figure]:
+def run_charts(
+    summary: pd.DataFrame, run=None, relevance: str = "ndcg", diversity: str = "ild"
+) -> dict[str, go.Figure]:
     """The standard set of charts for a run summary, in the report's white template. (The dashboard's charts
     keep the default template, Streamlit's theme there: applying a named template costs ~55 ms a figure.)"""
     charts = {}

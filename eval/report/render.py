@@ -4,6 +4,7 @@ Every piece of user text (questions, answers, chunk texts, config filters, index
 manifest values) goes through `html.escape` in the HTML report; the Markdown report escapes `|` and
 HTML-significant characters so it renders safely too.
 """
+
 from __future__ import annotations
 
 import html
@@ -26,8 +27,17 @@ from eval.report import charts as chart_builders
 from eval.runs.store import Run
 from eval.runs.summary import PARAMETER_COLUMNS, quality_metrics, summarize
 
-MAIN_METRICS = ("hit_rate", "recall", "mrr", "ndcg", "precision", "answer_hit_rate", "ild", "distinct_doc_ratio",
-                "n_retrieved")
+MAIN_METRICS = (
+    "hit_rate",
+    "recall",
+    "mrr",
+    "ndcg",
+    "precision",
+    "answer_hit_rate",
+    "ild",
+    "distinct_doc_ratio",
+    "n_retrieved",
+)
 WORST = 5
 COUNTS = ("k", "fetch_k", "n_retrieved")  # parameters and per-question values that are whole numbers
 
@@ -67,8 +77,10 @@ def leaderboard_frame(summary: pd.DataFrame, metrics: Sequence[str], sort_by: st
             # a test against the baseline says nothing about it, so it gets no star
             table[METRICS[metric].label] = [
                 f"{format_cell(m)} [{format_cell(lo)}, {format_cell(hi)}]" + (" *" if bool(s) and lo != hi else "")
-                for m, lo, hi, s in zip(summary[f"{metric}_mean"], summary[f"{metric}_low"],
-                                        summary[f"{metric}_high"], sig)]
+                for m, lo, hi, s in zip(
+                    summary[f"{metric}_mean"], summary[f"{metric}_low"], summary[f"{metric}_high"], sig
+                )
+            ]
     for column in ("retrieval_ms_p50", "retrieval_ms_p95", "ttft_ms_p50", "total_ms_p50"):
         if column in summary and summary[column].notna().any():
             table[column] = summary[column].map(lambda v: format_cell(v, 2))
@@ -77,14 +89,16 @@ def leaderboard_frame(summary: pd.DataFrame, metrics: Sequence[str], sort_by: st
     return table
 
 
-COMPARISON_NOTE = ("Means over the questions both runs answered; change = b - a, paired by question, with a 95% "
-                   "bootstrap interval; * = the paired randomization test finds it significant (p < 0.05).")
+COMPARISON_NOTE = (
+    "Means over the questions both runs answered; change = b - a, paired by question, with a 95% "
+    "bootstrap interval; * = the paired randomization test finds it significant (p < 0.05)."
+)
 
 
 def comparison_frame(table: pd.DataFrame, metrics: Sequence[str] | None = None) -> pd.DataFrame:
     """A `compare_runs` table as display strings: per metric the mean in run a and in run b, and the paired change
     `+d [low, high]` (" *" when the randomization test finds it significant; empty for a config in one run)."""
-    metrics = list(metrics) if metrics else [c[:-len("_a")] for c in table.columns if c.endswith("_a")]
+    metrics = list(metrics) if metrics else [c[: -len("_a")] for c in table.columns if c.endswith("_a")]
     shown = table[["config_id"]].copy()
     for metric in metrics:
         name = METRICS[metric].label if metric in METRICS else metric
@@ -92,8 +106,13 @@ def comparison_frame(table: pd.DataFrame, metrics: Sequence[str] | None = None) 
         shown[f"{name} b"] = table[f"{metric}_b"].map(format_cell)
         shown[f"{name} change"] = [
             "" if pd.isna(d) else f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]" + (" *" if bool(sig) else "")
-            for d, lo, hi, sig in zip(table[f"{metric}_delta"], table[f"{metric}_delta_low"],
-                                      table[f"{metric}_delta_high"], table[f"{metric}_delta_sig"])]
+            for d, lo, hi, sig in zip(
+                table[f"{metric}_delta"],
+                table[f"{metric}_delta_low"],
+                table[f"{metric}_delta_high"],
+                table[f"{metric}_delta_sig"],
+            )
+        ]
     return shown
 
 
@@ -133,8 +152,9 @@ text-align:left;vertical-align:top}th{background:#f3f3f3}.relevant{background:#e
 
 def _html_table(frame: pd.DataFrame) -> str:
     head = "".join(f"<th>{esc(c)}</th>" for c in frame.columns)
-    body = "".join("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in row) + "</tr>"
-                   for row in frame.itertuples(index=False))
+    body = "".join(
+        "<tr>" + "".join(f"<td>{esc(v)}</td>" for v in row) + "</tr>" for row in frame.itertuples(index=False)
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -142,26 +162,42 @@ def report_html(run: Run, worst: int = WORST) -> str:
     """The report as one HTML document (plotly.js inlined once)."""
     metrics, summary, best, worst_rows, by_id, texts, rank_by, recommendation = _context(run, worst)
     manifest, index = run.info, run.info.index
-    parts = ["<!DOCTYPE html>", "<html><head><meta charset=\"utf-8\">",
-             f"<title>Retriever Lab report {esc(run.run_id)}</title><style>{CSS}</style></head><body>",
-             f"<h1>Retriever Lab report: run {esc(run.run_id)}</h1>"]
-    settings = pd.DataFrame([
-        ("status", manifest.status), ("created", manifest.created_at),
-        ("index", index.name), ("dataset", index.dataset),
-        ("embedding model", index.embedding_model), ("distance space", index.space),
-        ("chunk size / overlap", f"{index.chunk_size} / {index.chunk_overlap}"), ("chunks", index.chunks),
-        ("questions", f"{manifest.questions.count} from {manifest.questions.source}"),
-        ("configurations", len(run.configs)), ("retrieval path", manifest.path),
-        ("latency sample", manifest.latency_sample),
-        ("generation", json.dumps(manifest.generation, ensure_ascii=False) if manifest.generation else "none"),
-        *[(f"version: {k}", v) for k, v in {**index.versions, **manifest.versions}.items()],
-    ], columns=["setting", "value"])
+    parts = [
+        "<!DOCTYPE html>",
+        '<html><head><meta charset="utf-8">',
+        f"<title>Retriever Lab report {esc(run.run_id)}</title><style>{CSS}</style></head><body>",
+        f"<h1>Retriever Lab report: run {esc(run.run_id)}</h1>",
+    ]
+    settings = pd.DataFrame(
+        [
+            ("status", manifest.status),
+            ("created", manifest.created_at),
+            ("index", index.name),
+            ("dataset", index.dataset),
+            ("embedding model", index.embedding_model),
+            ("distance space", index.space),
+            ("chunk size / overlap", f"{index.chunk_size} / {index.chunk_overlap}"),
+            ("chunks", index.chunks),
+            ("questions", f"{manifest.questions.count} from {manifest.questions.source}"),
+            ("configurations", len(run.configs)),
+            ("retrieval path", manifest.path),
+            ("latency sample", manifest.latency_sample),
+            ("generation", json.dumps(manifest.generation, ensure_ascii=False) if manifest.generation else "none"),
+            *[(f"version: {k}", v) for k, v in {**index.versions, **manifest.versions}.items()],
+        ],
+        columns=["setting", "value"],
+    )
     parts += ["<h2>Settings and versions</h2>", _html_table(settings)]
-    parts += ["<h2>Recommendation</h2>", f"<p>{esc(_plain(recommendation.text))}</p>",
-              *[f'<p class="warning">{esc(warning)}</p>' for warning in run_warnings(run)]]
-    parts += ["<h2>Leaderboard</h2>",
-              f"<p>Means with 95% bootstrap confidence intervals. {esc(ranking_rule(rank_by))}</p>",
-              f'<div class="wide">{_html_table(leaderboard_frame(summary, metrics, sort_by=rank_by))}</div>']
+    parts += [
+        "<h2>Recommendation</h2>",
+        f"<p>{esc(_plain(recommendation.text))}</p>",
+        *[f'<p class="warning">{esc(warning)}</p>' for warning in run_warnings(run)],
+    ]
+    parts += [
+        "<h2>Leaderboard</h2>",
+        f"<p>Means with 95% bootstrap confidence intervals. {esc(ranking_rule(rank_by))}</p>",
+        f'<div class="wide">{_html_table(leaderboard_frame(summary, metrics, sort_by=rank_by))}</div>',
+    ]
     figures = chart_builders.run_charts(summary, run)
     if figures:
         parts.append("<h2>Charts</h2>")
@@ -170,8 +206,7 @@ def report_html(run: Run, worst: int = WORST) -> str:
             parts.append(f"<h3>{esc(title)}</h3>")
             parts.append(figure.to_html(full_html=False, include_plotlyjs=first))
             first = False
-    parts.append(f"<h2>Worst questions on the best configuration ({esc(best)}, by {esc(METRICS[rank_by].label)})"
-                 "</h2>")
+    parts.append(f"<h2>Worst questions on the best configuration ({esc(best)}, by {esc(METRICS[rank_by].label)})</h2>")
     for row in worst_rows.to_dict("records"):
         question = by_id.get(row["question_id"])
         relevant = set(question.relevant_ids) if question else set()
@@ -182,13 +217,17 @@ def report_html(run: Run, worst: int = WORST) -> str:
         parts.append(f"<p>{esc(scores)}</p>")
         if row.get("answer") is not None:
             parts.append(f"<p>Generated answer: {esc(row['answer'])}</p>")
-        lines = ["<table><thead><tr><th>rank</th><th>score</th><th>chunk</th><th>document</th><th>text</th>"
-                 "</tr></thead><tbody>"]
+        lines = [
+            "<table><thead><tr><th>rank</th><th>score</th><th>chunk</th><th>document</th><th>text</th>"
+            "</tr></thead><tbody>"
+        ]
         for rank, (chunk_id, doc_id, score) in enumerate(zip(row["chunk_ids"], row["doc_ids"], row["scores"]), 1):
             css = ' class="relevant"' if doc_id in relevant else ""
-            lines.append(f"<tr{css}><td>{rank}</td><td>{float(score):.4f}</td><td>{esc(chunk_id)}</td>"
-                         f"<td>{esc(doc_id)}{' ✓' if doc_id in relevant else ''}</td>"
-                         f"<td class=\"chunk\">{esc(texts.get(chunk_id, ''))}</td></tr>")
+            lines.append(
+                f"<tr{css}><td>{rank}</td><td>{float(score):.4f}</td><td>{esc(chunk_id)}</td>"
+                f"<td>{esc(doc_id)}{' ✓' if doc_id in relevant else ''}</td>"
+                f'<td class="chunk">{esc(texts.get(chunk_id, ""))}</td></tr>'
+            )
         lines.append("</tbody></table>")
         parts.append("".join(lines) if len(row["chunk_ids"]) else "<p>No chunks retrieved.</p>")
     parts.append("</body></html>")
@@ -199,35 +238,48 @@ def comparison_html(first: Run, second: Run, metrics: Sequence[str] | None = Non
     """Two runs side by side in one self-contained HTML document: settings, per-config means and changes."""
 
     table = compare_runs(first, second, list(metrics) if metrics else None)
-    shown = [c[:-len("_a")] for c in table.columns if c.endswith("_a")]
-    settings = pd.DataFrame([(label, *[value(run.info) for run in (first, second)]) for label, value in (
-        ("index", lambda m: m.index.name), ("embedding model", lambda m: m.index.embedding_model),
-        ("chunk size", lambda m: m.index.chunk_size), ("chunk overlap", lambda m: m.index.chunk_overlap),
-        ("questions", lambda m: m.questions.count))],
-        columns=["setting", f"a: {first.run_id}", f"b: {second.run_id}"])
+    shown = [c[: -len("_a")] for c in table.columns if c.endswith("_a")]
+    settings = pd.DataFrame(
+        [
+            (label, *[value(run.info) for run in (first, second)])
+            for label, value in (
+                ("index", lambda m: m.index.name),
+                ("embedding model", lambda m: m.index.embedding_model),
+                ("chunk size", lambda m: m.index.chunk_size),
+                ("chunk overlap", lambda m: m.index.chunk_overlap),
+                ("questions", lambda m: m.questions.count),
+            )
+        ],
+        columns=["setting", f"a: {first.run_id}", f"b: {second.run_id}"],
+    )
     figure = chart_builders.comparison_bars(table, shown[0] if "ndcg" not in shown else "ndcg")
-    return "\n".join([
-        "<!DOCTYPE html>", "<html><head><meta charset=\"utf-8\">",
-        f"<title>Retriever Lab comparison {esc(first.run_id)} vs {esc(second.run_id)}</title>"
-        f"<style>{CSS}</style></head><body>",
-        f"<h1>Run {esc(first.run_id)} (a) vs run {esc(second.run_id)} (b)</h1>",
-        "<h2>Settings</h2>", _html_table(settings),
-        "<h2>Per configuration (questions in both runs only)</h2>",
-        f"<p>{esc(COMPARISON_NOTE)}</p>",
-        f'<div class="wide">{_html_table(comparison_frame(table))}</div>',
-        figure.to_html(full_html=False, include_plotlyjs=True),
-        "</body></html>"])
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html><head><meta charset="utf-8">',
+            f"<title>Retriever Lab comparison {esc(first.run_id)} vs {esc(second.run_id)}</title>"
+            f"<style>{CSS}</style></head><body>",
+            f"<h1>Run {esc(first.run_id)} (a) vs run {esc(second.run_id)} (b)</h1>",
+            "<h2>Settings</h2>",
+            _html_table(settings),
+            "<h2>Per configuration (questions in both runs only)</h2>",
+            f"<p>{esc(COMPARISON_NOTE)}</p>",
+            f'<div class="wide">{_html_table(comparison_frame(table))}</div>',
+            figure.to_html(full_html=False, include_plotlyjs=True),
+            "</body></html>",
+        ]
+    )
 
 
 # ---------------------------------------------------------------- Markdown
+
 
 def _md(value: Any) -> str:
     return esc(value).replace("|", "\\|").replace("\n", " ")
 
 
 def _md_table(frame: pd.DataFrame) -> str:
-    lines = ["| " + " | ".join(_md(c) for c in frame.columns) + " |",
-             "|" + "---|" * len(frame.columns)]
+    lines = ["| " + " | ".join(_md(c) for c in frame.columns) + " |", "|" + "---|" * len(frame.columns)]
     lines += ["| " + " | ".join(_md(v) for v in row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join(lines)
 
@@ -235,17 +287,29 @@ def _md_table(frame: pd.DataFrame) -> str:
 def report_markdown(run: Run, worst: int = WORST) -> str:
     metrics, summary, best, worst_rows, by_id, texts, rank_by, recommendation = _context(run, worst)
     manifest, index = run.info, run.info.index
-    out = [f"# Retriever Lab report: run {_md(run.run_id)}", "",
-           f"- status: {_md(manifest.status)}, created {_md(manifest.created_at)}",
-           f"- index: {_md(index.name)} ({_md(index.embedding_model)}, {_md(index.space)}, chunk size "
-           f"{_md(index.chunk_size)} / overlap {_md(index.chunk_overlap)}, {_md(index.chunks)} chunks)",
-           f"- questions: {_md(manifest.questions.count)} from {_md(manifest.questions.source)}",
-           f"- versions: {_md(json.dumps(manifest.versions, ensure_ascii=False))}", "",
-           "## Recommendation", "", _md(recommendation.text), "",
-           *[line for warning in run_warnings(run) for line in (f"**Warning:** {_md(warning)}", "")],
-           "## Leaderboard", "", _md_table(leaderboard_frame(summary, metrics, sort_by=rank_by)), "",
-           _md(ranking_rule(rank_by)) + " Means with 95% bootstrap confidence intervals.", "",
-           f"## Worst questions on the best configuration ({_md(best)}, by {_md(METRICS[rank_by].label)})", ""]
+    out = [
+        f"# Retriever Lab report: run {_md(run.run_id)}",
+        "",
+        f"- status: {_md(manifest.status)}, created {_md(manifest.created_at)}",
+        f"- index: {_md(index.name)} ({_md(index.embedding_model)}, {_md(index.space)}, chunk size "
+        f"{_md(index.chunk_size)} / overlap {_md(index.chunk_overlap)}, {_md(index.chunks)} chunks)",
+        f"- questions: {_md(manifest.questions.count)} from {_md(manifest.questions.source)}",
+        f"- versions: {_md(json.dumps(manifest.versions, ensure_ascii=False))}",
+        "",
+        "## Recommendation",
+        "",
+        _md(recommendation.text),
+        "",
+        *[line for warning in run_warnings(run) for line in (f"**Warning:** {_md(warning)}", "")],
+        "## Leaderboard",
+        "",
+        _md_table(leaderboard_frame(summary, metrics, sort_by=rank_by)),
+        "",
+        _md(ranking_rule(rank_by)) + " Means with 95% bootstrap confidence intervals.",
+        "",
+        f"## Worst questions on the best configuration ({_md(best)}, by {_md(METRICS[rank_by].label)})",
+        "",
+    ]
     for row in worst_rows.to_dict("records"):
         question = by_id.get(row["question_id"])
         relevant = set(question.relevant_ids) if question else set()

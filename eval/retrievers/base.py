@@ -7,6 +7,7 @@ path, how it builds LangChain's own retriever for the reference path and scores 
 stage its chunks come from. `eval.retrievers.registry` holds the kinds by `search_type` and dispatches on
 them; nothing else needs to know which kinds exist.
 """
+
 from __future__ import annotations
 
 import math
@@ -87,8 +88,13 @@ def alternatives(value: Any) -> list[Any]:
 
 def whole_number(value: Any, name: str, where: str, minimum: int = 1) -> int:
     """A finite whole number of at least `minimum` (2.0 counts; 2.5, True, .inf and NaN do not)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or int(value) != value or value < minimum:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or int(value) != value
+        or value < minimum
+    ):
         raise ConfigError(f"{where}: {name} must be a whole number of at least {minimum}, got {value!r}")
     return int(value)
 
@@ -102,17 +108,23 @@ def finite_number(value: Any, name: str, where: str) -> float:
 
 def take(candidates: Retrieved, picks: list[int]) -> Retrieved:
     """The candidates at positions `picks`, in that order."""
-    return Retrieved([candidates.chunk_ids[i] for i in picks], [candidates.doc_ids[i] for i in picks],
-                     [candidates.scores[i] for i in picks], [candidates.texts[i] for i in picks],
-                     candidates.embeddings[picks] if picks else candidates.embeddings[:0])
+    return Retrieved(
+        [candidates.chunk_ids[i] for i in picks],
+        [candidates.doc_ids[i] for i in picks],
+        [candidates.scores[i] for i in picks],
+        [candidates.texts[i] for i in picks],
+        candidates.embeddings[picks] if picks else candidates.embeddings[:0],
+    )
 
 
 def check_entry(entry: dict[str, Any], where: str, allowed: set[str]) -> None:
     """No key the kind does not take, and no empty list of alternatives."""
     unknown = sorted(set(entry) - allowed)
     if unknown:
-        raise ConfigError(f"{where}: unknown key '{unknown[0]}' for search_type {entry.get('search_type')} "
-                          f"(allowed: {', '.join(sorted(allowed))})")
+        raise ConfigError(
+            f"{where}: unknown key '{unknown[0]}' for search_type {entry.get('search_type')} "
+            f"(allowed: {', '.join(sorted(allowed))})"
+        )
     empty = [name for name, value in entry.items() if value == []]
     if empty:
         raise ConfigError(f"{where}: '{empty[0]}' has an empty list")

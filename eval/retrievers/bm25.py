@@ -5,6 +5,7 @@ The fast path builds each BM25 model once per index and tokenizer and scores a q
 arithmetic over a term -> postings table (`eval.index.bm25`): the same floats as `BM25Okapi.get_scores`, so
 ties break the same way in the same `np.argsort`.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -60,14 +61,15 @@ class BM25Config:
 def expand(entry: dict[str, Any], where: str, expand_entry: Expand) -> list[BM25Config]:
     check_entry(entry, where, ENTRY_KEYS)
     names = [name for name in ("k", "k1", "b", "tokenizer") if name in entry]
-    return [bm25_config({**BM25_DEFAULTS, **dict(zip(names, values))}, where)
-            for values in itertools.product(*(alternatives(entry[name]) for name in names))]
+    return [
+        bm25_config({**BM25_DEFAULTS, **dict(zip(names, values))}, where)
+        for values in itertools.product(*(alternatives(entry[name]) for name in names))
+    ]
 
 
 def bm25_config(params: dict[str, Any], where: str) -> BM25Config:
     if params["tokenizer"] not in TOKENIZERS:
-        raise ConfigError(f"{where}: unknown tokenizer {params['tokenizer']!r} "
-                          f"(use one of: {', '.join(TOKENIZERS)})")
+        raise ConfigError(f"{where}: unknown tokenizer {params['tokenizer']!r} (use one of: {', '.join(TOKENIZERS)})")
     k = whole_number(params["k"], "k", where)
     k1, b = finite_number(params["k1"], "k1", where), finite_number(params["b"], "b", where)
     if k1 < 0 or not 0 <= b <= 1:
@@ -75,8 +77,13 @@ def bm25_config(params: dict[str, Any], where: str) -> BM25Config:
     return BM25Config(k=k, k1=k1, b=b, tokenizer=params["tokenizer"])
 
 
-def fast_bm25(index: Index, configs: list[BM25Config], questions: list[Question],
-              query_vectors: np.ndarray | None, results: Results) -> None:
+def fast_bm25(
+    index: Index,
+    configs: list[BM25Config],
+    questions: list[Question],
+    query_vectors: np.ndarray | None,
+    results: Results,
+) -> None:
     """BM25 configs sharing (tokenizer, k1, b) share one score array and one `np.argsort` per question."""
     side = bm25_side(index)
     groups: dict[tuple[str, float, float], list[BM25Config]] = defaultdict(list)
@@ -87,19 +94,30 @@ def fast_bm25(index: Index, configs: list[BM25Config], questions: list[Question]
             scores = side.scores(tokenizer, k1, b, question.question)
             ranking = np.argsort(scores)[::-1]  # BM25Okapi.get_top_n, ties included
             for config in group:
-                top = ranking[:config.k]
+                top = ranking[: config.k]
                 results[question.id, config.config_id] = side.retrieved(top, scores[top])
 
 
 def langchain_retriever(index: Index, config: BM25Config, build: Build) -> BM25Retriever:
     side = bm25_side(index)
-    return BM25Retriever.from_texts(side.texts, metadatas=side.metadatas, ids=side.chunk_ids,
-                                    bm25_params={"k1": config.k1, "b": config.b},
-                                    preprocess_func=TOKENIZERS[config.tokenizer], k=config.k)
+    return BM25Retriever.from_texts(
+        side.texts,
+        metadatas=side.metadatas,
+        ids=side.chunk_ids,
+        bm25_params={"k1": config.k1, "b": config.b},
+        preprocess_func=TOKENIZERS[config.tokenizer],
+        k=config.k,
+    )
 
 
-def langchain_scores(index: Index, config: BM25Config, retriever: BM25Retriever, question: str,
-                     documents: list[Any], query_vector: np.ndarray | None) -> list[float]:
+def langchain_scores(
+    index: Index,
+    config: BM25Config,
+    retriever: BM25Retriever,
+    question: str,
+    documents: list[Any],
+    query_vector: np.ndarray | None,
+) -> list[float]:
     """`BM25Okapi.get_scores` of the question, for each returned chunk."""
     scores = retriever.vectorizer.get_scores(retriever.preprocess_func(question))
     side = bm25_side(index)

@@ -1,6 +1,7 @@
 """Hybrid retrieval: LangChain's `EnsembleRetriever` (langchain-classic) over other configs, with `weights` and
 the RRF constant `c`. The fast path fuses the candidate lists already in memory with `EnsembleRetriever`'s own
 weighted reciprocal rank (`fuse`)."""
+
 from __future__ import annotations
 
 import itertools
@@ -48,8 +49,12 @@ class EnsembleConfig:
         return f"hybrid-w{weights}-c{self.c}-" + "+".join(r.config_id for r in self.retrievers)
 
     def params(self) -> dict[str, Any]:
-        return {"search_type": "ensemble", "weights": list(self.weights), "c": self.c,
-                "retrievers": [r.params() for r in self.retrievers]}
+        return {
+            "search_type": "ensemble",
+            "weights": list(self.weights),
+            "c": self.c,
+            "retrievers": [r.params() for r in self.retrievers],
+        }
 
     def dependencies(self) -> tuple[Config, ...]:
         return self.retrievers
@@ -80,16 +85,23 @@ def _weights(weights: Any, retrievers: int, where: str) -> tuple[float, ...]:
     """One weight per retriever, each finite and >= 0, at least one above 0. LangChain does not ask them to sum
     to 1 (RRF only compares them), so neither does the lab."""
     if not isinstance(weights, list) or len(weights) != retrievers:
-        raise ConfigError(f"{where}: weights {weights!r} do not match the {retrievers} retrievers "
-                          "(give one weight per retriever, in order, e.g. [0.3, 0.7])")
+        raise ConfigError(
+            f"{where}: weights {weights!r} do not match the {retrievers} retrievers "
+            "(give one weight per retriever, in order, e.g. [0.3, 0.7])"
+        )
     checked = tuple(finite_number(w, "weight", where) for w in weights)
     if any(w < 0 for w in checked) or not any(w > 0 for w in checked):
         raise ConfigError(f"{where}: weights {list(checked)} must be >= 0 with at least one above 0")
     return checked
 
 
-def fast_fuse(index: Index, configs: list[EnsembleConfig], questions: list[Question],
-              query_vectors: np.ndarray | None, results: Results) -> None:
+def fast_fuse(
+    index: Index,
+    configs: list[EnsembleConfig],
+    questions: list[Question],
+    query_vectors: np.ndarray | None,
+    results: Results,
+) -> None:
     for config in configs:
         for question in questions:
             lists = [results[question.id, r.config_id] for r in config.retrievers]
@@ -111,18 +123,27 @@ def fuse(lists: list[Retrieved], weights: tuple[float, ...], c: int) -> Retrieve
     picks = [lists[n] for _, (n, _) in order], [p for _, (_, p) in order]
     offsets = np.cumsum([0] + [len(r.texts) for r in lists])
     rows = np.array([offsets[n] + p for _, (n, p) in order], dtype=int)
-    return Retrieved([r.chunk_ids[p] for r, p in zip(*picks)], [r.doc_ids[p] for r, p in zip(*picks)],
-                     [rrf[text] for text, _ in order], [text for text, _ in order],
-                     np.concatenate([r.embeddings for r in lists])[rows])
+    return Retrieved(
+        [r.chunk_ids[p] for r, p in zip(*picks)],
+        [r.doc_ids[p] for r, p in zip(*picks)],
+        [rrf[text] for text, _ in order],
+        [text for text, _ in order],
+        np.concatenate([r.embeddings for r in lists])[rows],
+    )
 
 
 def langchain_retriever(index: Index, config: EnsembleConfig, build: Build) -> EnsembleRetriever:
-    return EnsembleRetriever(retrievers=[build(r) for r in config.retrievers], weights=list(config.weights),
-                             c=config.c)
+    return EnsembleRetriever(retrievers=[build(r) for r in config.retrievers], weights=list(config.weights), c=config.c)
 
 
-def langchain_scores(index: Index, config: EnsembleConfig, retriever: EnsembleRetriever, question: str,
-                     documents: list[Any], query_vector: np.ndarray | None) -> list[float]:
+def langchain_scores(
+    index: Index,
+    config: EnsembleConfig,
+    retriever: EnsembleRetriever,
+    question: str,
+    documents: list[Any],
+    query_vector: np.ndarray | None,
+) -> list[float]:
     """The fused RRF score of each returned chunk, from its retrievers' own lists."""
     rrf: dict[str, float] = defaultdict(float)
     for sub, weight in zip(retriever.retrievers, retriever.weights):

@@ -1,4 +1,5 @@
 """A sweep grid from per-parameter value lists (what the dashboard's grid widgets hold)."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -9,9 +10,15 @@ from eval.retrievers.registry import parse_sweep
 from eval.retrievers.vector import RetrieverConfig
 
 
-def grid_spec(search_types: Sequence[str], ks: Sequence[int], fetch_ks: Sequence[int] = (),
-              lambdas: Sequence[float] = (), thresholds: Sequence[float] = (),
-              filter_obj: dict[str, Any] | None = None, more: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+def grid_spec(
+    search_types: Sequence[str],
+    ks: Sequence[int],
+    fetch_ks: Sequence[int] = (),
+    lambdas: Sequence[float] = (),
+    thresholds: Sequence[float] = (),
+    filter_obj: dict[str, Any] | None = None,
+    more: Sequence[dict[str, Any]] = (),
+) -> dict[str, Any]:
     """The sweep spec crossing the values each search type uses: similarity takes `ks`; mmr takes every
     `fetch_k` of at least k and `lambdas`; score thresholds take `thresholds`. The filter goes on every entry.
     `more` entries (BM25, hybrid, rerank: see `bm25_entry`, `hybrid_entry`, `rerank_entry`) follow as given."""
@@ -25,11 +32,9 @@ def grid_spec(search_types: Sequence[str], ks: Sequence[int], fetch_ks: Sequence
                 usable = [f for f in fetch_ks if f >= k]
                 if not usable:
                     raise LabError(f"mmr: every fetch_k is below k={k}; add a fetch_k of at least {k}")
-                entries.append({"search_type": "mmr", "k": k, "fetch_k": usable, "lambda_mult": list(lambdas),
-                                **extra})
+                entries.append({"search_type": "mmr", "k": k, "fetch_k": usable, "lambda_mult": list(lambdas), **extra})
         else:
-            entries.append({"search_type": search_type, "k": list(ks), "score_threshold": list(thresholds),
-                            **extra})
+            entries.append({"search_type": search_type, "k": list(ks), "score_threshold": list(thresholds), **extra})
     entries += more
     if not entries:
         raise LabError("choose at least one search type")
@@ -41,19 +46,29 @@ def bm25_entry(ks: Sequence[int], tokenizers: Sequence[str]) -> dict[str, Any]:
     return {"search_type": "bm25", "k": list(ks), "tokenizer": list(tokenizers)}
 
 
-def hybrid_entry(bm25: dict[str, Any], vector_ks: Sequence[int], weights: Sequence[Sequence[float]],
-                 cs: Sequence[int]) -> dict[str, Any]:
+def hybrid_entry(
+    bm25: dict[str, Any], vector_ks: Sequence[int], weights: Sequence[Sequence[float]], cs: Sequence[int]
+) -> dict[str, Any]:
     """EnsembleRetriever configs over the BM25 entry and similarity at each of `vector_ks`: every weight pair
     (BM25's weight first) with every RRF constant c."""
-    return {"search_type": "ensemble", "weights": [list(w) for w in weights], "c": list(cs),
-            "retrievers": [bm25, {"search_type": "similarity", "k": list(vector_ks)}]}
+    return {
+        "search_type": "ensemble",
+        "weights": [list(w) for w in weights],
+        "c": list(cs),
+        "retrievers": [bm25, {"search_type": "similarity", "k": list(vector_ks)}],
+    }
 
 
 RERANK_BASES = ("similarity", "bm25", "hybrid")
 
 
-def rerank_base(kind: str, candidates: Sequence[int], tokenizers: Sequence[str],
-                weights: Sequence[Sequence[float]] = (), cs: Sequence[int] = ()) -> dict[str, Any]:
+def rerank_base(
+    kind: str,
+    candidates: Sequence[int],
+    tokenizers: Sequence[str],
+    weights: Sequence[Sequence[float]] = (),
+    cs: Sequence[int] = (),
+) -> dict[str, Any]:
     """The entry a reranker reranks (one of `RERANK_BASES`), returning `candidates` chunks per retriever."""
     if kind == "similarity":
         return {"search_type": "similarity", "k": list(candidates)}
@@ -67,9 +82,14 @@ def rerank_entry(model: str, base: dict[str, Any], top_ns: Sequence[int]) -> dic
     return {"search_type": "rerank", "model": model, "top_n": list(top_ns), "base": base}
 
 
-def grid_configs(search_types: Sequence[str], ks: Sequence[int], fetch_ks: Sequence[int] = (),
-                 lambdas: Sequence[float] = (), thresholds: Sequence[float] = (),
-                 filter_obj: dict[str, Any] | None = None,
-                 more: Sequence[dict[str, Any]] = ()) -> list[RetrieverConfig]:
+def grid_configs(
+    search_types: Sequence[str],
+    ks: Sequence[int],
+    fetch_ks: Sequence[int] = (),
+    lambdas: Sequence[float] = (),
+    thresholds: Sequence[float] = (),
+    filter_obj: dict[str, Any] | None = None,
+    more: Sequence[dict[str, Any]] = (),
+) -> list[RetrieverConfig]:
     """`grid_spec`, parsed and validated by `eval.config.parse_sweep`."""
     return parse_sweep(grid_spec(search_types, ks, fetch_ks, lambdas, thresholds, filter_obj, more), "grid")

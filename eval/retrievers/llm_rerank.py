@@ -18,6 +18,7 @@ Chat completions rather than `/v1/completions`: the server applies the model's o
 client needs no tokenizer, and the OpenAI API itself, vLLM and llama.cpp's llama-server all return
 `top_logprobs` there; 20 is the OpenAI API's maximum and vLLM's default `--max-logprobs`.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,8 +34,7 @@ from eval.settings import parse_openai_spec
 PREFIX = "llm:"
 ENDPOINT_EXAMPLE = "llm:openai:qwen2.5-7b-instruct@http://127.0.0.1:8000/v1"
 TOP_LOGPROBS = 20  # the OpenAI API's maximum and vLLM's default --max-logprobs
-PROMPT = ("Question: {question}\n\nPassage: {passage}\n\n"
-          "Does the passage answer the question? Answer yes or no.")
+PROMPT = "Question: {question}\n\nPassage: {passage}\n\nDoes the passage answer the question? Answer yes or no."
 
 
 def is_llm(model: str) -> bool:
@@ -48,19 +48,25 @@ def check_spec(model: str, where: str) -> str:
     spec = model.removeprefix(PREFIX).strip()
     if spec.startswith("bundled:"):
         if spec.removeprefix("bundled:") not in BUNDLED_MODELS:
-            raise ConfigError(f"{where}: unknown bundled model in {model!r} (choose one of: "
-                              f"{', '.join('llm:bundled:' + key for key in BUNDLED_MODELS)})")
+            raise ConfigError(
+                f"{where}: unknown bundled model in {model!r} (choose one of: "
+                f"{', '.join('llm:bundled:' + key for key in BUNDLED_MODELS)})"
+            )
         return PREFIX + spec
     if spec.startswith("openai:"):
         try:
             parse_openai_spec(spec, ENDPOINT_EXAMPLE)
         except LabError:
-            raise ConfigError(f"{where}: bad LLM reranker spec {model!r}: write llm:openai:MODEL@URL, e.g. "
-                              f"{ENDPOINT_EXAMPLE} (an endpoint that returns logprobs)") from None
+            raise ConfigError(
+                f"{where}: bad LLM reranker spec {model!r}: write llm:openai:MODEL@URL, e.g. "
+                f"{ENDPOINT_EXAMPLE} (an endpoint that returns logprobs)"
+            ) from None
         return PREFIX + spec
     if not Path(spec).expanduser().exists():
-        raise ConfigError(f"{where}: LLM reranker model {spec!r} not found (use llm:bundled:smollm2 or the path "
-                          "of a local model folder or .gguf file)")
+        raise ConfigError(
+            f"{where}: LLM reranker model {spec!r} not found (use llm:bundled:smollm2 or the path "
+            "of a local model folder or .gguf file)"
+        )
     return PREFIX + str(Path(spec).expanduser().resolve())
 
 
@@ -79,8 +85,9 @@ def reads_yes(token_text: str) -> bool:
 
 def yes_token_ids(tokenizer: Any) -> list[int]:
     """Every vocabulary token that reads "yes"."""
-    return sorted(i for token, i in tokenizer.get_vocab().items()
-                  if reads_yes(tokenizer.convert_tokens_to_string([token])))
+    return sorted(
+        i for token, i in tokenizer.get_vocab().items() if reads_yes(tokenizer.convert_tokens_to_string([token]))
+    )
 
 
 def p_yes_of_top(top_logprobs: list[tuple[str, float]]) -> float:
@@ -128,5 +135,8 @@ class EndpointYesScorer(BaseCrossEncoder):
 
     def _score_pair(self, pair: tuple[str, str]) -> float:
         question, passage = pair
-        return p_yes_of_top(self.generator.next_token_logprobs(PROMPT.format(question=question, passage=passage),
-                                                               self.top_logprobs, self.retries))
+        return p_yes_of_top(
+            self.generator.next_token_logprobs(
+                PROMPT.format(question=question, passage=passage), self.top_logprobs, self.retries
+            )
+        )

@@ -8,6 +8,7 @@ external platforms `chatchat`, `ragflow`, `dify`, `http_json`, `imported` (`eval
 Both paths give identical ids, order and metrics; the retriever scores agree to about 1e-6 (vector scores are
 recomputed from the stored vectors on the reference path).
 """
+
 from __future__ import annotations
 
 import weakref
@@ -25,14 +26,18 @@ from eval.retrievers.base import Config, Kind, Results
 from eval.retrievers.external import config as external
 from eval.schema import Question, Retrieved, RetrievedChunk
 
-KINDS: dict[str, Kind] = {search_type: kind
-                          for kind in (vector.KIND, bm25.KIND, ensemble.KIND, rerank.KIND, *external.KINDS)
-                          for search_type in kind.search_types}
-DEFAULT_SWEEP = {"configs": [
-    {"search_type": "similarity", "k": [3, 5, 10]},
-    {"search_type": "mmr", "k": [5], "fetch_k": [20, 50], "lambda_mult": [0.25, 0.5, 0.75]},
-    {"search_type": "similarity_score_threshold", "k": [5], "score_threshold": [0.3, 0.5]},
-]}
+KINDS: dict[str, Kind] = {
+    search_type: kind
+    for kind in (vector.KIND, bm25.KIND, ensemble.KIND, rerank.KIND, *external.KINDS)
+    for search_type in kind.search_types
+}
+DEFAULT_SWEEP = {
+    "configs": [
+        {"search_type": "similarity", "k": [3, 5, 10]},
+        {"search_type": "mmr", "k": [5], "fetch_k": [20, 50], "lambda_mult": [0.25, 0.5, 0.75]},
+        {"search_type": "similarity_score_threshold", "k": [5], "score_threshold": [0.3, 0.5]},
+    ]
+}
 
 
 def kind_of(config: Config) -> Kind:
@@ -40,6 +45,7 @@ def kind_of(config: Config) -> Kind:
 
 
 # ---------------------------------------------------------------- sweep specs
+
 
 def expand_entry(entry: Any, where: str) -> list[Config]:
     """One sweep spec entry: list values are alternatives (a list of search types too); the grid is their
@@ -50,8 +56,11 @@ def expand_entry(entry: Any, where: str) -> list[Config]:
     if isinstance(search_types, list):
         if not search_types:
             raise ConfigError(f"{where}: 'search_type' has an empty list")
-        return [config for search_type in search_types
-                for config in expand_entry({**entry, "search_type": search_type}, where)]
+        return [
+            config
+            for search_type in search_types
+            for config in expand_entry({**entry, "search_type": search_type}, where)
+        ]
     if not isinstance(search_types, str) or search_types not in KINDS:
         raise ConfigError(f"{where}: unknown search_type {search_types!r} (use one of: {', '.join(KINDS)})")
     return KINDS[search_types].expand({"search_type": search_types, **entry}, where, expand_entry)
@@ -90,8 +99,10 @@ def _check_distinct_ids(configs: list[Config], source: str) -> None:
     seen: dict[str, Config] = {}
     for config in configs:
         if seen.setdefault(config.config_id, config) is not config:
-            raise ConfigError(f"{source}: two configs have the id '{config.config_id}': give each service "
-                              "entry its own name (name: ...)")
+            raise ConfigError(
+                f"{source}: two configs have the id '{config.config_id}': give each service "
+                "entry its own name (name: ...)"
+            )
 
 
 def load_sweep(path: str | Path) -> list[Config]:
@@ -106,6 +117,7 @@ def load_sweep(path: str | Path) -> list[Config]:
 
 
 # ---------------------------------------------------------------- grids of kinds
+
 
 def with_dependencies(configs: Iterable[Config]) -> list[Config]:
     """The configs and every config they are built on, each once, dependencies first."""
@@ -138,8 +150,10 @@ def is_external(config: Config) -> bool:
 
 # ---------------------------------------------------------------- the fast path
 
-def fast_retrieve_mixed(index: Index, configs: list[Config], questions: list[Question],
-                        query_vectors: np.ndarray | None) -> Results:
+
+def fast_retrieve_mixed(
+    index: Index, configs: list[Config], questions: list[Question], query_vectors: np.ndarray | None
+) -> Results:
     """Every config of any in-process kind for a block of questions, as the LangChain retrievers would return
     it. Configs other configs are built on are computed once and shared; each kind gets all its configs of a
     level at once (level 0: no dependency; level n: built on configs of lower levels), so that, for example,
@@ -169,23 +183,29 @@ def langchain_retriever(index: Index, config: Config) -> Any:
     whole corpus when it is built)."""
     built = _RETRIEVERS.setdefault(index, {})
     if config not in built:
-        built[config] = kind_of(config).langchain(index, config, lambda dependency: langchain_retriever(index,
-                                                                                                         dependency))
+        built[config] = kind_of(config).langchain(
+            index, config, lambda dependency: langchain_retriever(index, dependency)
+        )
     return built[config]
 
 
-def langchain_retrieve(index: Index, config: Config, question: str,
-                       query_vector: np.ndarray | None = None) -> list[RetrievedChunk]:
+def langchain_retrieve(
+    index: Index, config: Config, question: str, query_vector: np.ndarray | None = None
+) -> list[RetrievedChunk]:
     """`invoke` the config's LangChain retriever, and score what it returns as that retriever ranks (cosine
     relevance, BM25Okapi's score, the fused RRF score, the cross-encoder's score). `query_vector` is the
     question's vector when it is already known, so that vector scores need no second embedding."""
     documents = langchain_retriever(index, config).invoke(question)
-    scores = kind_of(config).langchain_scores(index, config, langchain_retriever(index, config), question,
-                                              documents, query_vector)
+    scores = kind_of(config).langchain_scores(
+        index, config, langchain_retriever(index, config), question, documents, query_vector
+    )
     vectors = index.embeddings_of([d.metadata["chunk_id"] for d in documents])
-    return [RetrievedChunk(d.metadata["chunk_id"], d.metadata["doc_id"], float(s), d.page_content,
-                           int(d.metadata["start"]), v)
-            for d, s, v in zip(documents, scores, vectors)]
+    return [
+        RetrievedChunk(
+            d.metadata["chunk_id"], d.metadata["doc_id"], float(s), d.page_content, int(d.metadata["start"]), v
+        )
+        for d, s, v in zip(documents, scores, vectors)
+    ]
 
 
 def reference_retrieve(index: Index, configs: list[Config], questions: list[Question]) -> Results:
@@ -196,7 +216,10 @@ def reference_retrieve(index: Index, configs: list[Config], questions: list[Ques
         for config in configs:
             chunks = langchain_retrieve(index, config, question.question, query_vector)
             results[question.id, config.config_id] = Retrieved(
-                [c.chunk_id for c in chunks], [c.doc_id for c in chunks], [c.score for c in chunks],
+                [c.chunk_id for c in chunks],
+                [c.doc_id for c in chunks],
+                [c.score for c in chunks],
                 [c.text for c in chunks],
-                np.asarray([c.vector for c in chunks], np.float32).reshape(len(chunks), index.manifest.dimension))
+                np.asarray([c.vector for c in chunks], np.float32).reshape(len(chunks), index.manifest.dimension),
+            )
     return results

@@ -2,6 +2,7 @@
 base_retriever=<any config>)`, the model a sentence-transformers CrossEncoder folder (`HuggingFaceCrossEncoder`)
 or an LLM read as a pointwise reranker (`eval.retrievers.llm_rerank`). The fast path scores each (model,
 question, chunk text) once, however many configs contain it."""
+
 from __future__ import annotations
 
 import operator
@@ -65,8 +66,10 @@ def expand(entry: dict[str, Any], where: str, expand_entry: Expand) -> list[Rera
             top_n = whole_number(top_n, "top_n", where)
             for base in bases:
                 if top_n > base.most_returned():
-                    raise ConfigError(f"{where}: top_n {top_n} is more than the {base.most_returned()} candidates "
-                                      f"of base {base.config_id} (raise the base's k or lower top_n)")
+                    raise ConfigError(
+                        f"{where}: top_n {top_n} is more than the {base.most_returned()} candidates "
+                        f"of base {base.config_id} (raise the base's k or lower top_n)"
+                    )
                 configs.append(RerankConfig(base, top_n, folder))
     return configs
 
@@ -75,11 +78,12 @@ def cross_encoder_folder(model: Any, where: str) -> str:
     """The absolute path of a CrossEncoder folder, or a ConfigError naming what is missing."""
     path = Path(str(model)).expanduser()
     if not isinstance(model, str) or not path.is_dir():
-        raise ConfigError(f"{where}: cross-encoder folder {str(model)!r} not found (model must be the path of a "
-                          "sentence-transformers CrossEncoder folder; nothing is downloaded)")
+        raise ConfigError(
+            f"{where}: cross-encoder folder {str(model)!r} not found (model must be the path of a "
+            "sentence-transformers CrossEncoder folder; nothing is downloaded)"
+        )
     if not (path / "config.json").is_file():
-        raise ConfigError(f"{where}: {path} has no config.json: it is not a sentence-transformers CrossEncoder "
-                          "folder")
+        raise ConfigError(f"{where}: {path} has no config.json: it is not a sentence-transformers CrossEncoder folder")
     return str(path.resolve())
 
 
@@ -93,8 +97,11 @@ class Reranker:
 
         torch.set_num_threads(default_torch_threads())
         self.folder = folder
-        self.model = llm_rerank.load_scorer(folder) if llm_rerank.is_llm(folder) else \
-            HuggingFaceCrossEncoder(model_name=folder, model_kwargs={"device": "cpu"})
+        self.model = (
+            llm_rerank.load_scorer(folder)
+            if llm_rerank.is_llm(folder)
+            else HuggingFaceCrossEncoder(model_name=folder, model_kwargs={"device": "cpu"})
+        )
         self.cache: dict[tuple[str, str], float] = {}
         self.pairs_scored = 0  # every pair the model has scored through `scores`
 
@@ -127,33 +134,50 @@ def check_models(configs: list[RerankConfig]) -> None:
             raise ConfigError(f"reranker {model!r} cannot be loaded: {detail}") from None
 
 
-def fast_rerank(index: Index, configs: list[RerankConfig], questions: list[Question],
-                query_vectors: np.ndarray | None, results: Results) -> None:
+def fast_rerank(
+    index: Index,
+    configs: list[RerankConfig],
+    questions: list[Question],
+    query_vectors: np.ndarray | None,
+    results: Results,
+) -> None:
     for config in configs:
         model = reranker(config.model)
         for question in questions:
             base = results[question.id, config.base.config_id]
-            results[question.id, config.config_id] = rerank(base, model.scores(question.question, base.texts),
-                                                            config.top_n)
+            results[question.id, config.config_id] = rerank(
+                base, model.scores(question.question, base.texts), config.top_n
+            )
 
 
 def rerank(base: Retrieved, scores: list[Any], top_n: int) -> Retrieved:
     """`CrossEncoderReranker.compress_documents`: a stable sort by score, highest first, the first top_n."""
     order = sorted(zip(range(len(scores)), scores), key=operator.itemgetter(1), reverse=True)[:top_n]
     picks = [position for position, _ in order]
-    return Retrieved([base.chunk_ids[p] for p in picks], [base.doc_ids[p] for p in picks],
-                     [float(score) for _, score in order], [base.texts[p] for p in picks],
-                     base.embeddings[picks] if picks else base.embeddings[:0])
+    return Retrieved(
+        [base.chunk_ids[p] for p in picks],
+        [base.doc_ids[p] for p in picks],
+        [float(score) for _, score in order],
+        [base.texts[p] for p in picks],
+        base.embeddings[picks] if picks else base.embeddings[:0],
+    )
 
 
 def langchain_retriever(index: Index, config: RerankConfig, build: Build) -> ContextualCompressionRetriever:
     return ContextualCompressionRetriever(
         base_compressor=CrossEncoderReranker(model=reranker(config.model).model, top_n=config.top_n),
-        base_retriever=build(config.base))
+        base_retriever=build(config.base),
+    )
 
 
-def langchain_scores(index: Index, config: RerankConfig, retriever: Any, question: str, documents: list[Any],
-                     query_vector: np.ndarray | None) -> list[float]:
+def langchain_scores(
+    index: Index,
+    config: RerankConfig,
+    retriever: Any,
+    question: str,
+    documents: list[Any],
+    query_vector: np.ndarray | None,
+) -> list[float]:
     """The model's score of each returned chunk."""
     if not documents:
         return []

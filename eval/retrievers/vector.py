@@ -10,6 +10,7 @@ of questions for each distinct search and derives every config from those candid
 relevance function and MMR; the reference path invokes LangChain's `VectorStoreRetriever` and scores what it
 returns as LangChain's cosine relevance would (the two scores agree to about 1e-6).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -59,8 +60,10 @@ class RetrieverConfig:
         given = {name: value for name, value in params.items() if value is not None}
         ignored = sorted(set(given) - ALLOWED[search_type])
         if ignored:
-            raise ConfigError(f"'{ignored[0]}' is not used by search_type '{search_type}' "
-                              f"(it takes: {', '.join(sorted(ALLOWED[search_type]))})")
+            raise ConfigError(
+                f"'{ignored[0]}' is not used by search_type '{search_type}' "
+                f"(it takes: {', '.join(sorted(ALLOWED[search_type]))})"
+            )
         k = _int(given.get("k", LANGCHAIN_DEFAULTS["k"]), "k")
         if k < 1:
             raise ConfigError(f"k must be at least 1, got {k}")
@@ -106,8 +109,10 @@ class RetrieverConfig:
     @cached_property  # read once per row: made once per config
     def config_id(self) -> str:
         """A short, stable, readable id, e.g. `mmr-k5-f20-l0.5` or `similarity-k3-flt3fa2b1`."""
-        parts = [{"similarity": "similarity", "mmr": "mmr", "similarity_score_threshold": "threshold"}
-                 [self.search_type], f"k{self.k}"]
+        parts = [
+            {"similarity": "similarity", "mmr": "mmr", "similarity_score_threshold": "threshold"}[self.search_type],
+            f"k{self.k}",
+        ]
         if self.fetch_k is not None:
             parts.append(f"f{self.fetch_k}")
         if self.lambda_mult is not None:
@@ -126,8 +131,11 @@ class RetrieverConfig:
 
 
 def _int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (
-            isinstance(value, float) and not value.is_integer()):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or (isinstance(value, float) and not value.is_integer())
+    ):
         raise ConfigError(f"{name} must be a whole number, got {value!r}")
     return int(value)
 
@@ -145,7 +153,7 @@ def _filter_json(value: Any) -> str | None:
     if value is None:
         return None
     if not isinstance(value, dict) or not value:
-        raise ConfigError(f"filter must be a non-empty mapping such as {{\"lang\": \"zh\"}}, got {value!r}")
+        raise ConfigError(f'filter must be a non-empty mapping such as {{"lang": "zh"}}, got {value!r}')
     from chromadb.api.types import validate_where
 
     try:
@@ -156,6 +164,7 @@ def _filter_json(value: Any) -> str | None:
 
 
 # ---------------------------------------------------------------- sweep spec entries
+
 
 def expand(entry: dict[str, Any], where: str, expand_entry: Expand) -> list[RetrieverConfig]:
     """A vector entry: list values are alternatives; the grid is their cartesian product."""
@@ -179,8 +188,14 @@ def expand(entry: dict[str, Any], where: str, expand_entry: Expand) -> list[Retr
 
 # ---------------------------------------------------------------- the fast path
 
-def fast_retrieve(index: Index, configs: list[RetrieverConfig], questions: list[Question],
-                  query_vectors: np.ndarray | None, results: Results) -> None:
+
+def fast_retrieve(
+    index: Index,
+    configs: list[RetrieverConfig],
+    questions: list[Question],
+    query_vectors: np.ndarray | None,
+    results: Results,
+) -> None:
     """All configs for a block of questions from the fewest Chroma queries that give LangChain's candidates.
 
     Chroma searches the HNSW graph with width max(ef_search, n_results): every `n_results` up to ef_search
@@ -193,20 +208,27 @@ def fast_retrieve(index: Index, configs: list[RetrieverConfig], questions: list[
         by_search.setdefault((config.filter_json, max(config.candidates, index.ef_search)), []).append(config)
     for group in by_search.values():
         got = index.collection.query(
-            query_embeddings=query_vectors, n_results=max(c.candidates for c in group), where=group[0].filter,
-            include=["embeddings", "distances", "documents", "metadatas"])
+            query_embeddings=query_vectors,
+            n_results=max(c.candidates for c in group),
+            where=group[0].filter,
+            include=["embeddings", "distances", "documents", "metadatas"],
+        )
         for q_index, question in enumerate(questions):
-            candidates = Retrieved(got["ids"][q_index], [m["doc_id"] for m in got["metadatas"][q_index]],
-                                   [relevance(d) for d in got["distances"][q_index]], got["documents"][q_index],
-                                   np.asarray(got["embeddings"][q_index], np.float32))
+            candidates = Retrieved(
+                got["ids"][q_index],
+                [m["doc_id"] for m in got["metadatas"][q_index]],
+                [relevance(d) for d in got["distances"][q_index]],
+                got["documents"][q_index],
+                np.asarray(got["embeddings"][q_index], np.float32),
+            )
             selections = mmr_selections(group, candidates, query_vectors[q_index])
             for config in group:
-                results[question.id, config.config_id] = take(candidates, derive_picks(config, candidates,
-                                                                                       selections))
+                results[question.id, config.config_id] = take(candidates, derive_picks(config, candidates, selections))
 
 
-def mmr_selections(configs: list[RetrieverConfig], candidates: Retrieved,
-                   query_vector: np.ndarray) -> dict[tuple[int, float], list[int]]:
+def mmr_selections(
+    configs: list[RetrieverConfig], candidates: Retrieved, query_vector: np.ndarray
+) -> dict[tuple[int, float], list[int]]:
     """LangChain's MMR, run once per (fetch_k, lambda_mult) with the largest k of the group.
 
     MMR is greedy, so the first k picks of a longer run are exactly the picks of a run with that k."""
@@ -219,32 +241,43 @@ def mmr_selections(configs: list[RetrieverConfig], candidates: Retrieved,
     selections = {}
     for (fetch_k, lambda_mult), k in largest.items():
         pool = min(fetch_k, len(candidates.chunk_ids))
-        selections[fetch_k, lambda_mult] = maximal_marginal_relevance(
-            query, candidates.embeddings[:pool], k=k, lambda_mult=lambda_mult) if pool else []
+        selections[fetch_k, lambda_mult] = (
+            maximal_marginal_relevance(query, candidates.embeddings[:pool], k=k, lambda_mult=lambda_mult)
+            if pool
+            else []
+        )
     return selections
 
 
-def derive_picks(config: RetrieverConfig, candidates: Retrieved,
-                 mmr_selected: dict[tuple[int, float], list[int]]) -> list[int]:
+def derive_picks(
+    config: RetrieverConfig, candidates: Retrieved, mmr_selected: dict[tuple[int, float], list[int]]
+) -> list[int]:
     """Positions in the candidate list that LangChain's retriever returns for this config, in its order."""
     top = range(min(config.k, len(candidates.chunk_ids)))
     if config.search_type == "similarity":
         return list(top)
     if config.search_type == "similarity_score_threshold":
         return [i for i in top if candidates.scores[i] >= config.score_threshold]
-    selected = set(mmr_selected[config.fetch_k, config.lambda_mult][:config.k])
+    selected = set(mmr_selected[config.fetch_k, config.lambda_mult][: config.k])
     # LangChain returns the MMR picks in Chroma's distance order, not in selection order.
     return sorted(selected)
 
 
 # ---------------------------------------------------------------- the reference path
 
+
 def langchain_retriever(index: Index, config: RetrieverConfig, build: Build) -> Any:
     return index.vectorstore.as_retriever(search_type=config.search_type, search_kwargs=config.search_kwargs())
 
 
-def langchain_scores(index: Index, config: RetrieverConfig, retriever: Any, question: str,
-                     documents: list[Any], query_vector: np.ndarray | None) -> list[float]:
+def langchain_scores(
+    index: Index,
+    config: RetrieverConfig,
+    retriever: Any,
+    question: str,
+    documents: list[Any],
+    query_vector: np.ndarray | None,
+) -> list[float]:
     """LangChain's cosine relevance (1 - cosine distance) of each returned chunk: the retriever returns no
     scores (MMR has none at all). `query_vector` is the question's vector when it is already known."""
     if not documents:

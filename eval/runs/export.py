@@ -1,4 +1,5 @@
 """Exports of a run: CSV, JSON Lines, Parquet, and TREC run + qrels files (for trec_eval or ranx)."""
+
 from __future__ import annotations
 
 import io
@@ -40,12 +41,18 @@ def jsonl_records(run: Run) -> list[dict[str, Any]]:
     configs = {c["config_id"]: {k: v for k, v in c.items() if k != "config_id"} for c in run.configs}
     records = []
     for row in rows_with_latency(run).to_dict("records"):
-        retrieved = [{"chunk_id": c, "doc_id": d, "score": float(s)}
-                     for c, d, s in zip(row["chunk_ids"], row["doc_ids"], row["scores"])]
-        record = {"question_id": row["question_id"], "config_id": row["config_id"],
-                  "config": configs[row["config_id"]], "retrieved": retrieved,
-                  "metrics": {m: _clean(row[m]) for m in METRICS if m in row and METRICS[m].group != "latency"},
-                  "latency": {m: _clean(row[m]) for m in LATENCY_COLUMNS if m in row}}
+        retrieved = [
+            {"chunk_id": c, "doc_id": d, "score": float(s)}
+            for c, d, s in zip(row["chunk_ids"], row["doc_ids"], row["scores"])
+        ]
+        record = {
+            "question_id": row["question_id"],
+            "config_id": row["config_id"],
+            "config": configs[row["config_id"]],
+            "retrieved": retrieved,
+            "metrics": {m: _clean(row[m]) for m in METRICS if m in row and METRICS[m].group != "latency"},
+            "latency": {m: _clean(row[m]) for m in LATENCY_COLUMNS if m in row},
+        }
         if "answer" in row:
             record["answer"] = row["answer"]
             record["generation"] = {c: _clean(row[c]) for c in GENERATION_COLUMNS if c in row}
@@ -71,8 +78,10 @@ def trec_files(run: Run) -> dict[str, str]:
             for doc_id, score in zip(row.doc_ids, row.scores):
                 best[doc_id] = max(best.get(doc_id, -math.inf), float(score))
             ranked = list(dict.fromkeys(row.doc_ids))
-            lines += [f"{row.question_id} Q0 {doc} {rank} {best[doc]:.6f} {config_id}"
-                      for rank, doc in enumerate(ranked, start=1)]
+            lines += [
+                f"{row.question_id} Q0 {doc} {rank} {best[doc]:.6f} {config_id}"
+                for rank, doc in enumerate(ranked, start=1)
+            ]
         files[f"{config_id}.run"] = "\n".join(lines) + "\n"
     files["qrels.txt"] = "".join(f"{q.id} 0 {doc} 1\n" for q in run.questions for doc in q.relevant_ids)
     return files

@@ -5,6 +5,7 @@ questions, written while the sweep runs, so an interrupted run resumes where it 
 `rows.parquet` (all rows) and `latency.parquet` (measured retriever latency per config and question; while
 the run is unfinished, per block in `parts/latency-NNNNN.parquet`).
 """
+
 from __future__ import annotations
 
 import json
@@ -161,21 +162,39 @@ class RunStore:
         `manifest` holds the run's settings (`eval.sweep.run_manifest`); the store adds the run id, status,
         creation time and schema version, and checks the whole against `RunManifest`."""
         run_id = new_run_id()
-        typed = RunManifest.from_dict({**manifest, "run_id": run_id, "status": "running",
-                                       "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                                       "schema_version": RUN_SCHEMA_VERSION})
+        typed = RunManifest.from_dict(
+            {
+                **manifest,
+                "run_id": run_id,
+                "status": "running",
+                "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "schema_version": RUN_SCHEMA_VERSION,
+            }
+        )
         (self.root / run_id / "parts").mkdir(parents=True)
-        lines = (json.dumps({"id": q.id, "question": q.question, "answers": list(q.answers),
-                             "relevant_ids": list(q.relevant_ids),
-                             "spans": [{"doc_id": s.doc_id, "start": s.start, "end": s.end} for s in q.spans]},
-                            ensure_ascii=False) + "\n" for q in questions)
+        lines = (
+            json.dumps(
+                {
+                    "id": q.id,
+                    "question": q.question,
+                    "answers": list(q.answers),
+                    "relevant_ids": list(q.relevant_ids),
+                    "spans": [{"doc_id": s.doc_id, "start": s.start, "end": s.end} for s in q.spans],
+                },
+                ensure_ascii=False,
+            )
+            + "\n"
+            for q in questions
+        )
         atomic_write_bytes(self.root / run_id / "questions.jsonl", "".join(lines).encode())
         self.write_manifest(run_id, typed.to_dict())
         return run_id
 
     def write_manifest(self, run_id: str, manifest: dict[str, Any]) -> None:
-        atomic_write_bytes(self.root / run_id / "manifest.json",
-                           json.dumps(manifest, ensure_ascii=False, indent=2, default=str).encode())
+        atomic_write_bytes(
+            self.root / run_id / "manifest.json",
+            json.dumps(manifest, ensure_ascii=False, indent=2, default=str).encode(),
+        )
 
     def manifest(self, run_id: str) -> dict[str, Any]:
         """The manifest as stored (see `RunManifest` for the typed view)."""
@@ -203,15 +222,15 @@ class RunStore:
         frames = [pd.read_parquet(p) for p in sorted(folder.glob("latency-*.parquet"))] if folder.is_dir() else []
         return pd.concat(frames, ignore_index=True) if frames else empty_samples()
 
-    def finish(self, run_id: str, rows: pd.DataFrame, latency: pd.DataFrame, chunks: pd.DataFrame,
-               **changes: Any) -> None:
+    def finish(
+        self, run_id: str, rows: pd.DataFrame, latency: pd.DataFrame, chunks: pd.DataFrame, **changes: Any
+    ) -> None:
         """Write the final tables, then mark the run complete, then drop the parts (in that order)."""
         folder = self.folder(run_id)
         atomic_write_parquet(folder / "chunks.parquet", chunks)
         atomic_write_parquet(folder / "rows.parquet", rows)
         atomic_write_parquet(folder / "latency.parquet", latency)
-        self.update(run_id, status="complete",
-                    finished_at=datetime.now(UTC).isoformat(timespec="seconds"), **changes)
+        self.update(run_id, status="complete", finished_at=datetime.now(UTC).isoformat(timespec="seconds"), **changes)
         shutil.rmtree(folder / "parts", ignore_errors=True)
 
     def list(self) -> list[dict[str, Any]]:

@@ -1,6 +1,7 @@
 """Per-configuration summaries of a run: metric means with 95% CIs (and p-values against a baseline),
 parameters and latency, kept in the run folder once computed for a complete run.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,9 @@ SUMMARY_VERSION = 2  # raise it when `summarize` changes what it computes: store
 
 def quality_metrics(rows: pd.DataFrame) -> list[str]:
     """Metrics of the registry present in the rows with at least one value (latency excluded)."""
-    return [name for name, info in METRICS.items()
-            if info.group != "latency" and name in rows and rows[name].notna().any()]
+    return [
+        name for name, info in METRICS.items() if info.group != "latency" and name in rows and rows[name].notna().any()
+    ]
 
 
 def config_table(run: Run) -> pd.DataFrame:

@@ -7,6 +7,7 @@ Two retrieval paths give identical chunks, order and scores:
 - the reference path calls LangChain's `VectorStoreRetriever` for every config and question.
 Retriever latency is measured separately, as users see it: the real `as_retriever(...).invoke(question)`.
 """
+
 from __future__ import annotations
 
 import json
@@ -62,8 +63,9 @@ class Answerer(Protocol):
 
     deterministic: bool
 
-    def answer(self, question: Question, chunk_texts: list[str],
-               on_text: Callable[[str], None] | None) -> dict[str, Any]: ...
+    def answer(
+        self, question: Question, chunk_texts: list[str], on_text: Callable[[str], None] | None
+    ) -> dict[str, Any]: ...
 
     def describe(self) -> dict[str, Any]: ...
 
@@ -92,6 +94,7 @@ class SweepOptions:
 
 # ---------------------------------------------------------------- rows
 
+
 def _chunk_metrics(pairs: list[tuple[Question, Retrieved]]) -> list[dict[str, Any]]:
     """Every metric of each (question, retrieved chunks): they depend only on those two. Scored as columns,
     all lists at once."""
@@ -104,8 +107,9 @@ def _chunk_metrics(pairs: list[tuple[Question, Retrieved]]) -> list[dict[str, An
     return [dict(zip(columns, values)) for values in zip(*columns.values())]
 
 
-def score_rows(questions: list[Question], configs: list[Config],
-               retrieved: dict[tuple[str, str], Retrieved]) -> list[dict[str, Any]]:
+def score_rows(
+    questions: list[Question], configs: list[Config], retrieved: dict[tuple[str, str], Retrieved]
+) -> list[dict[str, Any]]:
     """A scored row for every (question, config). Configs that retrieved the same chunks (ids and texts) for a
     question share one scoring: every metric depends only on the question and those chunks, and a quarter
     to a third of a typical grid's rows repeat another config's list. Only the config id and the retriever's
@@ -119,13 +123,27 @@ def score_rows(questions: list[Question], configs: list[Config],
             distinct.setdefault(key, (question, result))
             listed.append((question.id, config.config_id, result, key))
     scored = dict(zip(distinct, _chunk_metrics(list(distinct.values()))))
-    return [{"question_id": question_id, "config_id": config_id, "chunk_ids": result.chunk_ids,
-             "doc_ids": result.doc_ids, "scores": [float(s) for s in result.scores], **scored[key]}
-            for question_id, config_id, result, key in listed]
+    return [
+        {
+            "question_id": question_id,
+            "config_id": config_id,
+            "chunk_ids": result.chunk_ids,
+            "doc_ids": result.doc_ids,
+            "scores": [float(s) for s in result.scores],
+            **scored[key],
+        }
+        for question_id, config_id, result, key in listed
+    ]
 
 
-def _answer_rows(rows: list[dict[str, Any]], questions: dict[str, Question], texts: dict[tuple[str, str], list[str]],
-                 options: SweepOptions, rows_before: int, rows_total: int) -> None:
+def _answer_rows(
+    rows: list[dict[str, Any]],
+    questions: dict[str, Question],
+    texts: dict[tuple[str, str], list[str]],
+    options: SweepOptions,
+    rows_before: int,
+    rows_total: int,
+) -> None:
     """Add generated answers; identical prompts (same chunks, same order) are generated once when
     decoding is deterministic, and the reused rows keep the original's measured latency.
 
@@ -142,12 +160,14 @@ def _answer_rows(rows: list[dict[str, Any]], questions: dict[str, Question], tex
         row = first_row[key]
         streams = options.on_answer is not None and options.generation_concurrency == 1
         on_text = partial(options.on_answer, row["question_id"], row["config_id"]) if streams else None
-        return key, options.answerer.answer(questions[row["question_id"]],
-                                            texts[row["question_id"], row["config_id"]], on_text)
+        return key, options.answerer.answer(
+            questions[row["question_id"]], texts[row["question_id"], row["config_id"]], on_text
+        )
 
     answers = {}
-    for number, (key, answer) in enumerate(_ordered_map(generate, list(first_row),
-                                                        options.generation_concurrency), start=1):
+    for number, (key, answer) in enumerate(
+        _ordered_map(generate, list(first_row), options.generation_concurrency), start=1
+    ):
         answers[key] = answer
         if options.progress:
             options.progress("answers", rows_before + number * len(rows) // len(first_row), rows_total)
@@ -167,23 +187,33 @@ def _ordered_map(function: Callable, items: list, workers: int) -> Iterator:
 
 # ---------------------------------------------------------------- latency
 
-def measure_latency(index: Index, configs: list[Config], questions: list[Question],
-                    options: SweepOptions, seed: int = 0, timed_before: int = 0,
-                    sample_size: int | None = None) -> pd.DataFrame:
+
+def measure_latency(
+    index: Index,
+    configs: list[Config],
+    questions: list[Question],
+    options: SweepOptions,
+    seed: int = 0,
+    timed_before: int = 0,
+    sample_size: int | None = None,
+) -> pd.DataFrame:
     """Time the real `as_retriever(...).invoke(question)` of every config on these questions, interleaved
     (`eval.timing.time_interleaved`: per question all configs in a shuffled order, after a warm-up call).
     Progress counts from `timed_before` questions already timed, out of `sample_size` (these questions)."""
     retrievers = {c.config_id: langchain_retriever(index, c) for c in configs}
-    calls = {config_id: (lambda question, r=retriever: r.invoke(question.question))
-             for config_id, retriever in retrievers.items()}
+    calls = {
+        config_id: (lambda question, r=retriever: r.invoke(question.question))
+        for config_id, retriever in retrievers.items()
+    }
     total = (len(questions) if sample_size is None else sample_size) * len(configs)
 
     def progress(timed: int) -> None:
         if options.progress:
             options.progress("latency", (timed_before + timed) * len(configs), total)
 
-    return time_interleaved(calls, questions, seed=seed, before_each=partial(_check_cancel, options),
-                            after_question=progress)
+    return time_interleaved(
+        calls, questions, seed=seed, before_each=partial(_check_cancel, options), after_question=progress
+    )
 
 
 def _check_cancel(options: SweepOptions) -> None:
@@ -193,16 +223,22 @@ def _check_cancel(options: SweepOptions) -> None:
 
 # ---------------------------------------------------------------- the run
 
-def run_manifest(index: Index, configs: list[Config], questions: list[Question],
-                 questions_source: str, options: SweepOptions) -> dict[str, Any]:
+
+def run_manifest(
+    index: Index, configs: list[Config], questions: list[Question], questions_source: str, options: SweepOptions
+) -> dict[str, Any]:
     return {
         "index": asdict(index.manifest),
         "query_encoder": index.embeddings.identity,  # the index's `encoder` unless the library changed since
-        "questions": {"source": questions_source, "count": len(questions),
-                      "fingerprint": fingerprint([q.id, q.question, q.answers, q.relevant_ids] for q in questions)},
+        "questions": {
+            "source": questions_source,
+            "count": len(questions),
+            "fingerprint": fingerprint([q.id, q.question, q.answers, q.relevant_ids] for q in questions),
+        },
         "sweep": {"configs": [{"config_id": c.config_id, **c.params()} for c in configs]},
         "path": "reference" if options.reference else "fast",
-        "block_size": options.block_size, "latency_sample": options.latency_sample,
+        "block_size": options.block_size,
+        "latency_sample": options.latency_sample,
         "generation": options.answerer.describe() if options.answerer else None,
         "scorers": [scorer.describe() for scorer in options.scorers],
         "versions": {name: version(name) for name in ("chromadb", "langchain-core", "langchain-chroma")},
@@ -210,8 +246,15 @@ def run_manifest(index: Index, configs: list[Config], questions: list[Question],
     }
 
 
-def run_sweep(store: RunStore, index: Index, configs: list[Config], questions: list[Question],
-              questions_source: str = "", options: SweepOptions | None = None, resume: str | None = None) -> str:
+def run_sweep(
+    store: RunStore,
+    index: Index,
+    configs: list[Config],
+    questions: list[Question],
+    questions_source: str = "",
+    options: SweepOptions | None = None,
+    resume: str | None = None,
+) -> str:
     """Run (or resume) a sweep and return its run id. Finished blocks are on disk as soon as they end.
 
     Once the run exists, `options.on_start` is told its id. However the sweep stops, the run records why:
@@ -249,8 +292,7 @@ def run_sweep(store: RunStore, index: Index, configs: list[Config], questions: l
     return run_id
 
 
-def _start_or_resume(store: RunStore, manifest: dict[str, Any], questions: list[Question],
-                     resume: str | None) -> str:
+def _start_or_resume(store: RunStore, manifest: dict[str, Any], questions: list[Question], resume: str | None) -> str:
     if resume is None:
         return store.create(manifest, questions)
     previous = {"scorers": [], **store.manifest(resume)}  # runs written before scorers existed have none
@@ -267,18 +309,22 @@ def json_equal(a: Any, b: Any) -> bool:
     return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
 
 
-def _execute(store: RunStore, run_id: str, index: Index, configs: list[Config],
-             questions: list[Question], options: SweepOptions) -> None:
+def _execute(
+    store: RunStore, run_id: str, index: Index, configs: list[Config], questions: list[Question], options: SweepOptions
+) -> None:
     started = time.perf_counter()
     done = {row for part in store.parts(run_id) for row in part["question_id"].unique()}
-    blocks = [questions[i:i + options.block_size] for i in range(0, len(questions), options.block_size)]
+    blocks = [questions[i : i + options.block_size] for i in range(0, len(questions), options.block_size)]
     by_id = {q.id: q for q in questions}
     retrieval_seconds = store.manifest(run_id).get("retrieval_seconds", 0.0)
-    timed = {q.id for q in questions[:options.latency_sample]}
+    timed = {q.id for q in questions[: options.latency_sample]}
     todo = [(number, block) for number, block in enumerate(blocks) if not all(q.id in done for q in block)]
     local = [c for c in configs if not is_external(c)]
-    services = ExternalRetriever(index, [c for c in configs if is_external(c)], options.external_concurrency) \
-        if len(local) < len(configs) else None
+    services = (
+        ExternalRetriever(index, [c for c in configs if is_external(c)], options.external_concurrency)
+        if len(local) < len(configs)
+        else None
+    )
     for (number, block), vectors in zip(todo, _prefetched_query_vectors(index, [b for _, b in todo], options)):
         _check_cancel(options)
         block_started = time.perf_counter()
@@ -286,10 +332,25 @@ def _execute(store: RunStore, run_id: str, index: Index, configs: list[Config],
         retrieval_seconds += time.perf_counter() - block_started
         if options.answerer is not None:
             answered = [row for row in rows if not row.get("call_error")]  # a failed call gets no answer
-            _answer_rows(answered, by_id, texts, options, sum(len(b) for b in blocks[:number]) * len(configs),
-                         len(questions) * len(configs))
-        _time_block(store, run_id, number, index, local, [q for q in block if q.id in timed], options,
-                    sum(q.id in timed for b in blocks[:number] for q in b), len(timed))
+            _answer_rows(
+                answered,
+                by_id,
+                texts,
+                options,
+                sum(len(b) for b in blocks[:number]) * len(configs),
+                len(questions) * len(configs),
+            )
+        _time_block(
+            store,
+            run_id,
+            number,
+            index,
+            local,
+            [q for q in block if q.id in timed],
+            options,
+            sum(q.id in timed for b in blocks[:number] for q in b),
+            len(timed),
+        )
         store.write_part(run_id, number, pd.DataFrame(rows))
         store.update(run_id, retrieval_seconds=retrieval_seconds)
         if options.progress and options.answerer is None:
@@ -298,35 +359,57 @@ def _execute(store: RunStore, run_id: str, index: Index, configs: list[Config],
         services.close()
     rows = pd.concat(store.parts(run_id), ignore_index=True)
     external_rows = rows["config_id"].isin([c.config_id for c in configs if is_external(c)])
-    chunks = pd.concat([retrieved_chunks(index, rows[~external_rows]), read_block_chunks(store.folder(run_id))],
-                       ignore_index=True).drop_duplicates("chunk_id")
+    chunks = pd.concat(
+        [retrieved_chunks(index, rows[~external_rows]), read_block_chunks(store.folder(run_id))], ignore_index=True
+    ).drop_duplicates("chunk_id")
     context = ScoringContext(by_id, dict(zip(chunks["chunk_id"], chunks["text"])), index, options.progress)
     for scorer in options.scorers:
         rows = pd.concat([rows, _scored(scorer, rows, context)], axis=1)
     latency = store.latency_parts(run_id)
     if services is not None:  # every external call was timed as it ran
         latency = pd.concat([latency, latency_frame(rows)], ignore_index=True) if len(latency) else latency_frame(rows)
-    store.finish(run_id, rows, latency, chunks, identical_configs=identical_configs(rows),
-                 retrieval_seconds=round(retrieval_seconds, 3),
-                 wall_seconds=round(time.perf_counter() - started, 3))
+    store.finish(
+        run_id,
+        rows,
+        latency,
+        chunks,
+        identical_configs=identical_configs(rows),
+        retrieval_seconds=round(retrieval_seconds, 3),
+        wall_seconds=round(time.perf_counter() - started, 3),
+    )
 
 
-def _time_block(store: RunStore, run_id: str, number: int, index: Index, configs: list[Config],
-                sampled: list[Question], options: SweepOptions, timed_before: int, sample_size: int) -> None:
+def _time_block(
+    store: RunStore,
+    run_id: str,
+    number: int,
+    index: Index,
+    configs: list[Config],
+    sampled: list[Question],
+    options: SweepOptions,
+    timed_before: int,
+    sample_size: int,
+) -> None:
     """Time the block's questions of the latency sample and store the samples beside the block's rows
     (before them: a block whose rows are on disk has its samples too, so a resumed run never re-times it)."""
     if sampled:
-        store.write_latency_part(run_id, number, measure_latency(index, configs, sampled, options, seed=number,
-                                                                 timed_before=timed_before,
-                                                                 sample_size=sample_size))
+        store.write_latency_part(
+            run_id,
+            number,
+            measure_latency(
+                index, configs, sampled, options, seed=number, timed_before=timed_before, sample_size=sample_size
+            ),
+        )
 
 
 def _scored(scorer: RunScorer, rows: pd.DataFrame, context: ScoringContext) -> pd.DataFrame:
     """The scorer's columns for the rows, checked against what it declares."""
     scored = scorer.score(rows, context)
     if list(scored.columns) != list(scorer.columns) or len(scored) != len(rows):
-        raise LabError(f"the {scorer.describe()['name']} scorer returned {len(scored)} rows with columns "
-                       f"{list(scored.columns)}, not {len(rows)} rows with {list(scorer.columns)}")
+        raise LabError(
+            f"the {scorer.describe()['name']} scorer returned {len(scored)} rows with columns "
+            f"{list(scored.columns)}, not {len(rows)} rows with {list(scorer.columns)}"
+        )
     return scored.set_axis(rows.index)
 
 
@@ -335,14 +418,17 @@ def retrieved_chunks(index: Index, rows: pd.DataFrame) -> pd.DataFrame:
     ids = list(dict.fromkeys(c for chunk_ids in rows["chunk_ids"] for c in chunk_ids))
     records = []
     for start in range(0, len(ids), 5000):
-        got = index.collection.get(ids=ids[start:start + 5000], include=["documents", "metadatas"])
-        records += [(i, m["doc_id"], int(m["start"]), text)
-                    for i, m, text in zip(got["ids"], got["metadatas"], got["documents"])]
+        got = index.collection.get(ids=ids[start : start + 5000], include=["documents", "metadatas"])
+        records += [
+            (i, m["doc_id"], int(m["start"]), text)
+            for i, m, text in zip(got["ids"], got["metadatas"], got["documents"])
+        ]
     return pd.DataFrame(records, columns=["chunk_id", "doc_id", "start", "text"])
 
 
-def _prefetched_query_vectors(index: Index, blocks: list[list[Question]],
-                              options: SweepOptions) -> Iterator[np.ndarray | None]:
+def _prefetched_query_vectors(
+    index: Index, blocks: list[list[Question]], options: SweepOptions
+) -> Iterator[np.ndarray | None]:
     """The fast path's query vectors (`embed_query`'s, bit for bit), block by block; the next block is
     embedded in a background thread while the current one is queried and scored (both encoders release
     the GIL while they compute)."""
@@ -362,9 +448,16 @@ def _prefetched_query_vectors(index: Index, blocks: list[list[Question]],
             yield vectors
 
 
-def _retrieve_block(index: Index, configs: list[Config], block: list[Question], options: SweepOptions,
-                    vectors: np.ndarray | None, services: ExternalRetriever | None = None, folder=None,
-                    number: int = 0) -> tuple[list[dict[str, Any]], dict[tuple[str, str], list[str]]]:
+def _retrieve_block(
+    index: Index,
+    configs: list[Config],
+    block: list[Question],
+    options: SweepOptions,
+    vectors: np.ndarray | None,
+    services: ExternalRetriever | None = None,
+    folder=None,
+    number: int = 0,
+) -> tuple[list[dict[str, Any]], dict[tuple[str, str], list[str]]]:
     local = [c for c in configs if not is_external(c)]
     if options.reference:
         retrieved = reference_retrieve(index, local, block)

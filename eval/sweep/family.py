@@ -9,6 +9,7 @@ under one label source: labels are document spans, so every chunking is judged b
 Each row also carries `context_chars`, the characters retrieved (what the prompt pays for), so that bigger
 chunks do not win just by carrying more text.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -54,11 +55,16 @@ def _safe(model: str) -> str:
     return cleaned if cleaned == model else f"{cleaned[:40]}-{hashlib.sha256(model.encode()).hexdigest()[:6]}"
 
 
-def family_grid(chunk_sizes: list[int], chunk_overlaps: list[int], splitters: list[str],
-                embedding_models: list[str]) -> list[Variant]:
+def family_grid(
+    chunk_sizes: list[int], chunk_overlaps: list[int], splitters: list[str], embedding_models: list[str]
+) -> list[Variant]:
     """Every combination, checked before anything is built: each overlap must be below each chunk size."""
-    for name, values in (("chunk_size", chunk_sizes), ("chunk_overlap", chunk_overlaps),
-                         ("splitter", splitters), ("embedding", embedding_models)):
+    for name, values in (
+        ("chunk_size", chunk_sizes),
+        ("chunk_overlap", chunk_overlaps),
+        ("splitter", splitters),
+        ("embedding", embedding_models),
+    ):
         if not values:
             raise LabError(f"variant grid: '{name}' has no values")
     for splitter in splitters:
@@ -73,8 +79,14 @@ def family_grid(chunk_sizes: list[int], chunk_overlaps: list[int], splitters: li
     return list(dict.fromkeys(Variant(size, overlap, splitter, model) for model, splitter, size, overlap in grid))
 
 
-def build_family(store: IndexStore, dataset: Dataset, family: str, variants: list[Variant],
-                 replace_existing: bool = False, progress: Progress | None = None) -> list[IndexManifest]:
+def build_family(
+    store: IndexStore,
+    dataset: Dataset,
+    family: str,
+    variants: list[Variant],
+    replace_existing: bool = False,
+    progress: Progress | None = None,
+) -> list[IndexManifest]:
     """Build every variant (an existing identical one is reused) with one progress count: ('embedding',
     chunks done over all variants, chunks of all variants). A failed variant leaves nothing of itself; the
     variants built before it stay (each is a complete index) and are reused when the job is run again."""
@@ -82,12 +94,16 @@ def build_family(store: IndexStore, dataset: Dataset, family: str, variants: lis
     total, done = sum(counts.values()), 0
     manifests = []
     for variant in variants:
+
         def step(stage: str, count: int, _: int, before: int = done) -> None:
             if progress:
                 progress(stage, before + count, total)
 
-        manifests.append(store.build(dataset, variant.index_name(family), variant.embedding_model,
-                                     variant.chunking, replace_existing, step))
+        manifests.append(
+            store.build(
+                dataset, variant.index_name(family), variant.embedding_model, variant.chunking, replace_existing, step
+            )
+        )
         done += counts[variant]
         if progress:
             progress("embedding", done, total)
@@ -101,14 +117,22 @@ def check_same_corpus(indexes: list[Index]) -> None:
     first = indexes[0].manifest
     for index in indexes[1:]:
         if index.manifest.corpus_fingerprint != first.corpus_fingerprint:
-            raise LabError(f"index '{index.manifest.name}' (dataset {index.manifest.dataset}) was built from "
-                           f"another corpus than '{first.name}' (dataset {first.dataset}): a family sweep "
-                           "compares indexes of one corpus")
+            raise LabError(
+                f"index '{index.manifest.name}' (dataset {index.manifest.dataset}) was built from "
+                f"another corpus than '{first.name}' (dataset {first.dataset}): a family sweep "
+                "compares indexes of one corpus"
+            )
 
 
-def run_family_sweep(store: RunStore, indexes: list[Index], configs: list[RetrieverConfig],
-                     questions: list[Question], questions_source: str = "",
-                     options: SweepOptions | None = None, resume: str | None = None) -> list[str]:
+def run_family_sweep(
+    store: RunStore,
+    indexes: list[Index],
+    configs: list[RetrieverConfig],
+    questions: list[Question],
+    questions_source: str = "",
+    options: SweepOptions | None = None,
+    resume: str | None = None,
+) -> list[str]:
     """One run per index (same configs, same questions), all tagged with one family id; returns the run ids.
 
     `resume` is a family id (or the id of one of its runs): its complete runs are kept, its unfinished one
@@ -126,12 +150,22 @@ def run_family_sweep(store: RunStore, indexes: list[Index], configs: list[Retrie
         if previous and previous["status"] == "complete":
             run_ids.append(previous["run_id"])
             continue
-        tag = {"family": {"id": family_id, "variant": index.manifest.name, "position": number,
-                          "size": len(indexes)}}
-        run_ids.append(run_sweep(store, index, configs, questions, questions_source, replace(
-            options, extra_manifest={**options.extra_manifest, **tag},
-            progress=_shifted(options.progress, number, len(indexes), len(questions))),
-            resume=previous["run_id"] if previous else None))
+        tag = {"family": {"id": family_id, "variant": index.manifest.name, "position": number, "size": len(indexes)}}
+        run_ids.append(
+            run_sweep(
+                store,
+                index,
+                configs,
+                questions,
+                questions_source,
+                replace(
+                    options,
+                    extra_manifest={**options.extra_manifest, **tag},
+                    progress=_shifted(options.progress, number, len(indexes), len(questions)),
+                ),
+                resume=previous["run_id"] if previous else None,
+            )
+        )
     return run_ids
 
 
@@ -147,8 +181,10 @@ def _family_members(store: RunStore, resume: str, indexes: list[Index]) -> dict[
         expected, size = member["family"]["variant"], member["family"]["size"]
         given = indexes[number].manifest.name if number < len(indexes) else None
         if size != len(indexes) or given != expected:
-            raise LabError(f"family sweep '{family_id}' was started on {size} indexes, index {number + 1} being "
-                           f"'{expected}': resume it with the same --index list in the same order")
+            raise LabError(
+                f"family sweep '{family_id}' was started on {size} indexes, index {number + 1} being "
+                f"'{expected}': resume it with the same --index list in the same order"
+            )
     return members
 
 
@@ -163,5 +199,3 @@ def _shifted(progress: Progress | None, number: int, count: int, questions: int)
             progress(stage, done, total)
 
     return report
-
-

@@ -5,6 +5,7 @@ Chinese/English/mixed) on their reference engines; `onnx:NAME` / `onnx-int8:NAME
 `openai:MODEL@URL` (an OpenAI-compatible embeddings endpoint); any other name is a sentence-transformers model by
 local path (or hub id, which needs the model already in the local cache).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -45,8 +46,9 @@ class EmbeddingModelInfo:
 
 BUNDLED_MODELS = {
     "minilm": EmbeddingModelInfo("minilm", "all-MiniLM-L6-v2 (bundled, 384-d)", "English"),
-    "e5-small": EmbeddingModelInfo("e5-small", "multilingual-e5-small, 4-bit (bundled, 384-d)",
-                                   "Chinese, English, mixed"),
+    "e5-small": EmbeddingModelInfo(
+        "e5-small", "multilingual-e5-small, 4-bit (bundled, 384-d)", "Chinese, English, mixed"
+    ),
 }
 
 

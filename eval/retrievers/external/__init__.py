@@ -1,2 +1,1 @@
-"""Retrievers outside this process: RAG platforms over HTTP and imported result files.
-"""
+"""Retrievers outside this process: RAG platforms over HTTP and imported result files."""

@@ -19,6 +19,7 @@ on 429, 5xx, timeouts and refused connections; a call that still fails is record
 metrics NaN, and the sweep goes on. Keys are read from environment variables named in the spec, sent only in
 request headers and scrubbed from every recorded message: they never reach a run, log or export.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -59,6 +60,7 @@ CALL_COLUMNS = ("call_ms", "call_attempts", "call_error", "unmapped")
 
 # ---------------------------------------------------------------- calling a service
 
+
 class CallError(Exception):
     """A call that failed for good; the message is recorded on the row (keys scrubbed)."""
 
@@ -75,8 +77,11 @@ class Policy:
 
     @classmethod
     def of(cls, settings: dict[str, Any]) -> Policy:
-        return cls(float(settings.get("timeout", DEFAULT_TIMEOUT_S)), int(settings.get("retries", DEFAULT_RETRIES)),
-                   float(settings.get("backoff", DEFAULT_BACKOFF_S)))
+        return cls(
+            float(settings.get("timeout", DEFAULT_TIMEOUT_S)),
+            int(settings.get("retries", DEFAULT_RETRIES)),
+            float(settings.get("backoff", DEFAULT_BACKOFF_S)),
+        )
 
 
 def post_json(client: Any, url: str, body: Any, headers: dict[str, str], policy: Policy) -> tuple[Any, float, int]:
@@ -174,8 +179,11 @@ def build_request(config: ExternalConfig, question: str) -> Request:
         body.update({key: s[key] for key in ("document_ids", *PLATFORMS["ragflow"].sweep) if key in s})
         return Request(f"{base}/api/v1/retrieval", body, "data.chunks", "content", "id", "similarity")
     if config.search_type == "dify":
-        body = {"knowledge_id": s["knowledge_id"], "query": question,
-                "retrieval_setting": {"top_k": s["top_k"], "score_threshold": s["score_threshold"]}}
+        body = {
+            "knowledge_id": s["knowledge_id"],
+            "query": question,
+            "retrieval_setting": {"top_k": s["top_k"], "score_threshold": s["score_threshold"]},
+        }
         if "metadata_condition" in s:
             body["metadata_condition"] = s["metadata_condition"]
         return Request(f"{base}/retrieval", body, "records", "content", None, "score")
@@ -200,9 +208,14 @@ def parse_results(config: ExternalConfig, request: Request, payload: Any) -> lis
             text = json_path(item, request.text)
         except KeyError:
             raise CallError(f"result {position + 1} has no text at '{request.text}'") from None
-        results.append({"id": _optional(item, request.id), "text": str(text),
-                        "score": _float(_optional(item, request.score)),
-                        "map_value": _optional(item, settings.get("map_field"))})
+        results.append(
+            {
+                "id": _optional(item, request.id),
+                "text": str(text),
+                "score": _float(_optional(item, request.score)),
+                "map_value": _optional(item, settings.get("map_field")),
+            }
+        )
     return results
 
 
@@ -223,6 +236,7 @@ def _float(value: Any) -> float:
 
 
 # ---------------------------------------------------------------- a block of questions
+
 
 @dataclass
 class ExternalResult:
@@ -258,8 +272,9 @@ class ExternalRetriever:
     def retrieve(self, questions: list[Any]) -> dict[tuple[str, str], ExternalResult]:
         """Every external config for a block of questions, `concurrency` calls at a time."""
         tasks = [(question, config) for question in questions for config in self.configs]
-        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(tasks)) or 1,
-                                thread_name_prefix="external-retriever") as pool:
+        with ThreadPoolExecutor(
+            max_workers=min(self.concurrency, len(tasks)) or 1, thread_name_prefix="external-retriever"
+        ) as pool:
             found = list(pool.map(lambda task: self._one(*task), tasks))
         self._embed(found)
         return {(q.id, c.config_id): result for (q, c), result in zip(tasks, found)}
@@ -272,24 +287,38 @@ class ExternalRetriever:
         request = build_request(config, question.question)
         attempts = 0
         try:
-            payload, elapsed, attempts = post_json(self.client, request.url, request.body, headers,
-                                                   Policy.of(config.settings))
+            payload, elapsed, attempts = post_json(
+                self.client, request.url, request.body, headers, Policy.of(config.settings)
+            )
             results = parse_results(config, request, payload)
         except CallError as error:
             return _failed(_scrub(str(error), key), error.attempts or attempts)
         prefix = config.settings.get("name") or config.search_type
         return self._mapped(config, results, prefix, elapsed, attempts)
 
-    def _mapped(self, config: ExternalConfig, results: list[dict[str, Any]], prefix: str,
-                elapsed: float, attempts: int) -> ExternalResult:
+    def _mapped(
+        self, config: ExternalConfig, results: list[dict[str, Any]], prefix: str, elapsed: float, attempts: int
+    ) -> ExternalResult:
         how = config.settings["map_by"]
         mapped: list[Mapped] = [self.mapper.map(how, r["map_value"], r["text"]) for r in results]
-        chunk_ids = [f"{prefix}:{r['id']}" if r["id"] not in (None, "") else
-                     f"{prefix}:#{hashlib.sha1(r['text'].encode()).hexdigest()[:12]}" for r in results]
-        return ExternalResult(chunk_ids, [m.doc_id for m in mapped], [r["score"] for r in results],
-                              [r["text"] for r in results], np.zeros((0, 0), np.float32),
-                              [m.start for m in mapped], elapsed, attempts, None,
-                              sum(1 for m in mapped if not m.doc_id))
+        chunk_ids = [
+            f"{prefix}:{r['id']}"
+            if r["id"] not in (None, "")
+            else f"{prefix}:#{hashlib.sha1(r['text'].encode()).hexdigest()[:12]}"
+            for r in results
+        ]
+        return ExternalResult(
+            chunk_ids,
+            [m.doc_id for m in mapped],
+            [r["score"] for r in results],
+            [r["text"] for r in results],
+            np.zeros((0, 0), np.float32),
+            [m.start for m in mapped],
+            elapsed,
+            attempts,
+            None,
+            sum(1 for m in mapped if not m.doc_id),
+        )
 
     def _from_file(self, question: Any, config: ExternalConfig) -> ExternalResult:
         s = config.settings
@@ -298,17 +327,26 @@ class ExternalRetriever:
         entries = self._imported[s["path"]].get(question.id)
         if entries is None:
             return _failed(f"question {question.id} is not in {Path(s['path']).name}", attempts=0)
-        entries = entries[:s["k"]] if "k" in s else entries
+        entries = entries[: s["k"]] if "k" in s else entries
         prefix = s.get("name") or "imported"
         results = []
         for entry in entries:
             value = entry["doc_id"]
             doc = self.mapper.map(s["map_by"], value, "")
             # the entry's own text, else its chunk's (an id of this index), else the whole document's
-            text = entry.get("text") or self.mapper.chunk_texts.get(entry.get("chunk_id", "")) or \
-                self.mapper.texts.get(doc.doc_id, "")
-            results.append({"id": entry.get("chunk_id") or value, "text": text, "score": _float(entry.get("score")),
-                            "map_value": value})
+            text = (
+                entry.get("text")
+                or self.mapper.chunk_texts.get(entry.get("chunk_id", ""))
+                or self.mapper.texts.get(doc.doc_id, "")
+            )
+            results.append(
+                {
+                    "id": entry.get("chunk_id") or value,
+                    "text": text,
+                    "score": _float(entry.get("score")),
+                    "map_value": value,
+                }
+            )
         return self._mapped(config, results, prefix, math.nan, 0)
 
     def _embed(self, results: list[ExternalResult]) -> None:
@@ -323,7 +361,8 @@ class ExternalRetriever:
         dimension = self.index.manifest.dimension
         for result in results:
             result.embeddings = np.asarray([self._vectors[t] for t in result.texts], np.float32).reshape(
-                len(result.texts), dimension)
+                len(result.texts), dimension
+            )
 
 
 def _failed(message: str, attempts: int) -> ExternalResult:
@@ -336,14 +375,16 @@ def _scrub(message: str, key: str | None) -> str:
 
 # ---------------------------------------------------------------- rows, chunks and latency
 
+
 def annotate_rows(rows: list[dict[str, Any]], results: dict[tuple[str, str], ExternalResult]) -> None:
     """Add the call's record to the rows of external configs; a failed call's metrics are NaN (not scored)."""
     for row in rows:
         result = results.get((row["question_id"], row["config_id"]))
         if result is None:
             continue
-        row.update(call_ms=result.call_ms, call_attempts=result.attempts, call_error=result.error,
-                   unmapped=result.unmapped)
+        row.update(
+            call_ms=result.call_ms, call_attempts=result.attempts, call_error=result.error, unmapped=result.unmapped
+        )
         if result.error is not None:
             for name, value in row.items():
                 if name not in ("question_id", "config_id", *CALL_COLUMNS) and isinstance(value, float):
@@ -366,8 +407,11 @@ def write_block_chunks(folder: Path, number: int, results: dict[tuple[str, str],
 
 def read_block_chunks(folder: Path) -> pd.DataFrame:
     frames = [pd.read_parquet(p) for p in sorted((folder / "parts").glob("external-chunks-*.parquet"))]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["chunk_id", "doc_id", "start",
-                                                                                     "text"])
+    return (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame(columns=["chunk_id", "doc_id", "start", "text"])
+    )
 
 
 def latency_frame(rows: pd.DataFrame) -> pd.DataFrame:
@@ -375,8 +419,13 @@ def latency_frame(rows: pd.DataFrame) -> pd.DataFrame:
     if "call_ms" not in rows:
         return pd.DataFrame(columns=["config_id", "question_id", "retrieval_ms"])
     timed = rows[rows["call_ms"].notna()]
-    return pd.DataFrame({"config_id": timed["config_id"], "question_id": timed["question_id"],
-                         "retrieval_ms": timed["call_ms"].astype(float)}).reset_index(drop=True)
+    return pd.DataFrame(
+        {
+            "config_id": timed["config_id"],
+            "question_id": timed["question_id"],
+            "retrieval_ms": timed["call_ms"].astype(float),
+        }
+    ).reset_index(drop=True)
 
 
 def failures(rows: pd.DataFrame) -> dict[str, tuple[int, str]]:
@@ -384,5 +433,7 @@ def failures(rows: pd.DataFrame) -> dict[str, tuple[int, str]]:
     if "call_error" not in rows:
         return {}
     failed = rows[rows["call_error"].notna()]
-    return {config_id: (len(group), str(group["call_error"].iloc[0]))
-            for config_id, group in failed.groupby("config_id", sort=False)}
+    return {
+        config_id: (len(group), str(group["call_error"].iloc[0]))
+        for config_id, group in failed.groupby("config_id", sort=False)
+    }

@@ -14,12 +14,14 @@ Kinds (`search_type` in a sweep spec), each speaking its platform's documented A
   result's text, id and score sit in the response.
 - `imported`: a TREC run file or a JSONL of retrieved ids per question, for systems nobody can call from here.
 
-Each returned chunk is mapped to a corpus document (`eval.retrievers.external.mapping`) so the run's labels and metrics apply.
+Each returned chunk is mapped to a corpus document (`eval.retrievers.external.mapping`) so the run's labels
+and metrics apply.
 Calls run `concurrency` at a time, are timed one by one, and are retried with exponential backoff on 429, 5xx,
 timeouts and refused connections; a call that still fails is recorded on its row (`call_error`), its metrics
 NaN, and the sweep goes on. Keys are read from environment variables named in the spec, sent only in the
 `Authorization` header and scrubbed from every recorded message: they never reach a run, log or export.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -57,13 +59,28 @@ COMMON = ("search_type", "name", "api_key_env", "map_by", "map_field", "timeout"
 
 
 PLATFORMS = {
-    "chatchat": Platform(("url", "knowledge_base_name", "top_k"), ("top_k", "score_threshold"),
-                     map_by="file_name", map_field="metadata.source"),
-    "ragflow": Platform(("url", "dataset_ids"), ("top_k", "page_size", "similarity_threshold",
-                                             "vector_similarity_weight", "rerank_id", "keyword"),
-                    ("document_ids",), key_env="RAGFLOW_API_KEY", map_by="file_name", map_field="document_keyword"),
-    "dify": Platform(("url", "knowledge_id", "top_k"), ("top_k", "score_threshold"), ("metadata_condition",),
-                 key_env="DIFY_API_KEY", map_by="file_name", map_field="title"),
+    "chatchat": Platform(
+        ("url", "knowledge_base_name", "top_k"),
+        ("top_k", "score_threshold"),
+        map_by="file_name",
+        map_field="metadata.source",
+    ),
+    "ragflow": Platform(
+        ("url", "dataset_ids"),
+        ("top_k", "page_size", "similarity_threshold", "vector_similarity_weight", "rerank_id", "keyword"),
+        ("document_ids",),
+        key_env="RAGFLOW_API_KEY",
+        map_by="file_name",
+        map_field="document_keyword",
+    ),
+    "dify": Platform(
+        ("url", "knowledge_id", "top_k"),
+        ("top_k", "score_threshold"),
+        ("metadata_condition",),
+        key_env="DIFY_API_KEY",
+        map_by="file_name",
+        map_field="title",
+    ),
     "http_json": Platform(("url", "request", "results", "text", "map_by"), (), ("params", "id", "score", "headers")),
     "imported": Platform(("path",), ("k",), ("format",), map_by="doc_id"),
 }
@@ -95,8 +112,11 @@ class ExternalConfig:
 
     def params(self) -> dict[str, Any]:
         """Stored in runs and exports: the settings (a key's variable name, never its value) and `k`."""
-        return {"search_type": self.search_type, **({"k": self.k} if self.k is not None else {}),
-                **{k: v for k, v in self.settings.items() if k != "search_type"}}
+        return {
+            "search_type": self.search_type,
+            **({"k": self.k} if self.k is not None else {}),
+            **{k: v for k, v in self.settings.items() if k != "search_type"},
+        }
 
     def dependencies(self) -> tuple[()]:
         return ()
@@ -119,8 +139,10 @@ class ExternalConfig:
             if s.get("keyword"):
                 parts.append("kw")
         elif self.search_type == "http_json":
-            parts += [f"{name}{value:g}" if isinstance(value, float) else f"{name}{value}"
-                      for name, value in s.get("params", {}).items()]
+            parts += [
+                f"{name}{value:g}" if isinstance(value, float) else f"{name}{value}"
+                for name, value in s.get("params", {}).items()
+            ]
         else:
             if "top_k" in s or "k" in s:
                 parts.append(f"k{self.k}")
@@ -136,14 +158,19 @@ def expand(entry: dict[str, Any], where: str, expand_entry: Expand) -> list[Exte
     allowed = {*COMMON, *platform.required, *platform.sweep, *platform.other}
     unknown = sorted(set(entry) - allowed)
     if unknown:
-        raise ConfigError(f"{where}: unknown key '{unknown[0]}' for search_type {kind_name} "
-                          f"(allowed: {', '.join(sorted(allowed - {'search_type'}))})")
+        raise ConfigError(
+            f"{where}: unknown key '{unknown[0]}' for search_type {kind_name} "
+            f"(allowed: {', '.join(sorted(allowed - {'search_type'}))})"
+        )
     missing = [key for key in platform.required if key not in entry]
     if missing:
         raise ConfigError(f"{where}: search_type {kind_name} needs '{missing[0]}'")
     axes = {key: entry[key] for key in platform.sweep if key in entry}
-    axes.update({f"params.{key}": value for key, value in (entry.get("params") or {}).items()}
-                if isinstance(entry.get("params"), dict) else {})
+    axes.update(
+        {f"params.{key}": value for key, value in (entry.get("params") or {}).items()}
+        if isinstance(entry.get("params"), dict)
+        else {}
+    )
     names = list(axes)
     choices = [value if isinstance(value, list) else [value] for value in axes.values()]
     for name, values in zip(names, choices):
@@ -170,8 +197,9 @@ def create(kind_name: str, settings: dict[str, Any]) -> ExternalConfig:
     platform = PLATFORMS[kind_name]
     settings = {key: value for key, value in settings.items() if key != "search_type"}
     _check_common(settings, platform)
-    if "url" in platform.required and not (isinstance(settings["url"], str) and
-                                       re.match(r"^https?://[^\s/]+", settings["url"])):
+    if "url" in platform.required and not (
+        isinstance(settings["url"], str) and re.match(r"^https?://[^\s/]+", settings["url"])
+    ):
         raise ConfigError(f"url must be an http:// or https:// address, got {settings['url']!r}")
     _CHECKS[kind_name](settings)
     return ExternalConfig(kind_name, json.dumps(settings, ensure_ascii=False, sort_keys=True))
@@ -180,10 +208,13 @@ def create(kind_name: str, settings: dict[str, Any]) -> ExternalConfig:
 def _check_common(settings: dict[str, Any], platform: Platform) -> None:
     if "name" in settings and not (isinstance(settings["name"], str) and _NAME.match(settings["name"])):
         raise ConfigError(f"name must be 1-40 letters, digits, '.', '_' or '-', got {settings['name']!r}")
-    if "api_key_env" in settings and not (isinstance(settings["api_key_env"], str)
-                                          and re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", settings["api_key_env"])):
-        raise ConfigError("api_key_env must be the NAME of an environment variable (the key itself never goes "
-                          f"in a spec), got {settings['api_key_env']!r}")
+    if "api_key_env" in settings and not (
+        isinstance(settings["api_key_env"], str) and re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", settings["api_key_env"])
+    ):
+        raise ConfigError(
+            "api_key_env must be the NAME of an environment variable (the key itself never goes "
+            f"in a spec), got {settings['api_key_env']!r}"
+        )
     settings.setdefault("map_by", platform.map_by)
     if settings["map_by"] not in MAP_BY:
         raise ConfigError(f"map_by must be one of {', '.join(MAP_BY)}, got {settings['map_by']!r}")
@@ -191,8 +222,10 @@ def _check_common(settings: dict[str, Any], platform: Platform) -> None:
         if platform.map_field and settings["map_by"] == platform.map_by:
             settings.setdefault("map_field", platform.map_field)
         if "map_field" not in settings and platform is not PLATFORMS["imported"]:
-            raise ConfigError(f"map_by {settings['map_by']} needs map_field: where in each result the "
-                              f"{'document id' if settings['map_by'] == 'doc_id' else 'file name'} sits")
+            raise ConfigError(
+                f"map_by {settings['map_by']} needs map_field: where in each result the "
+                f"{'document id' if settings['map_by'] == 'doc_id' else 'file name'} sits"
+            )
     if "timeout" in settings and _number(settings["timeout"], "timeout", 0.0, None) == 0:
         raise ConfigError("timeout must be more than 0 seconds")
     if "backoff" in settings:
@@ -205,8 +238,11 @@ def _number(value: Any, name: str, low: float, high: float | None) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
         raise ConfigError(f"{name} must be a number, got {value!r}")
     if value < low or (high is not None and value > high):
-        raise ConfigError(f"{name} must be in [{low:g}, {high:g}], got {value}" if high is not None else
-                          f"{name} must be at least {low:g}, got {value}")
+        raise ConfigError(
+            f"{name} must be in [{low:g}, {high:g}], got {value}"
+            if high is not None
+            else f"{name} must be at least {low:g}, got {value}"
+        )
     return float(value)
 
 
@@ -305,13 +341,17 @@ def check_ready(configs: list[ExternalConfig]) -> None:
     for config in configs:
         name = config.settings.get("api_key_env") or PLATFORMS[config.search_type].key_env
         if name and not os.environ.get(name):
-            raise ConfigError(f"config {config.config_id} needs its key in the environment variable {name}, "
-                              "which is not set")
+            raise ConfigError(
+                f"config {config.config_id} needs its key in the environment variable {name}, which is not set"
+            )
 
 
 _CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
-    "chatchat": _check_chatchat, "ragflow": _check_ragflow, "dify": _check_dify,
-    "http_json": _check_http_json, "imported": _check_imported,
+    "chatchat": _check_chatchat,
+    "ragflow": _check_ragflow,
+    "dify": _check_dify,
+    "http_json": _check_http_json,
+    "imported": _check_imported,
 }
 
 KINDS = [Kind((name,), expand, "external", check=check_ready) for name in PLATFORMS]

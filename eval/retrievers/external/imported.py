@@ -1,6 +1,7 @@
 """Imported retrieval results: a TREC run file or a JSONL of ranked results per question, for systems
 nobody can call from here.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,13 +21,15 @@ def read_imported(path: Path, fmt: str) -> dict[str, list[dict[str, Any]]]:
                 continue
             fields = line.split()
             if len(fields) != 6:
-                raise DatasetError(f"a TREC run line has 6 fields (qid Q0 docid rank score tag), got {len(fields)}",
-                                   path, number)
+                raise DatasetError(
+                    f"a TREC run line has 6 fields (qid Q0 docid rank score tag), got {len(fields)}", path, number
+                )
             try:
                 rank, score = int(fields[3]), float(fields[4])
             except ValueError:
-                raise DatasetError(f"rank must be a whole number and score a number, got {fields[3]!r} and "
-                                   f"{fields[4]!r}", path, number) from None
+                raise DatasetError(
+                    f"rank must be a whole number and score a number, got {fields[3]!r} and {fields[4]!r}", path, number
+                ) from None
             ranked.setdefault(fields[0], []).append((-score, rank, fields[2]))
         for question_id, entries in ranked.items():
             results[question_id] = [{"doc_id": doc, "score": -neg} for neg, _, doc in sorted(entries)]
@@ -43,8 +46,9 @@ def _imported_entries(record: dict[str, Any], path: Path, number: int) -> list[d
         return [{"doc_id": str(d)} for d in record["doc_ids"]]
     retrieved = record.get("retrieved")
     if not isinstance(retrieved, list):
-        raise DatasetError("give 'retrieved' (a list of {doc_id, score?, chunk_id?, text?}) or 'doc_ids'",
-                           path, number, "retrieved")
+        raise DatasetError(
+            "give 'retrieved' (a list of {doc_id, score?, chunk_id?, text?}) or 'doc_ids'", path, number, "retrieved"
+        )
     entries = []
     for item in retrieved:
         if not isinstance(item, dict) or not isinstance(item.get("doc_id"), str):

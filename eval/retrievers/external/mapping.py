@@ -9,6 +9,7 @@ Three ways, chosen per config (`map_by`):
   (at least half of them), and to none otherwise.
 Document texts are rebuilt from the index's chunks at their character offsets.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -75,8 +76,8 @@ class CorpusMapper:
             self._shingles = {}
             for doc_id, (doc_squashed, _) in self._squashed.items():
                 for at in range(max(len(doc_squashed) - SHINGLE + 1, 1)):
-                    self._shingles.setdefault(doc_squashed[at:at + SHINGLE], set()).add(doc_id)
-        pieces = [squashed[at:at + SHINGLE] for at in range(0, max(len(squashed) - SHINGLE + 1, 1), SHINGLE // 2)]
+                    self._shingles.setdefault(doc_squashed[at : at + SHINGLE], set()).add(doc_id)
+        pieces = [squashed[at : at + SHINGLE] for at in range(0, max(len(squashed) - SHINGLE + 1, 1), SHINGLE // 2)]
         votes: dict[str, int] = {}
         for piece in pieces:
             for doc_id in self._shingles.get(piece, ()):
@@ -101,7 +102,7 @@ def _rebuild(parts: list[tuple[int, str]]) -> str:
     for start, piece in sorted(parts):
         if start > len(text):
             text += " " * (start - len(text))
-        text = text[:start] + piece + text[start + len(piece):]
+        text = text[:start] + piece + text[start + len(piece) :]
     return text
 
 
