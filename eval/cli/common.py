@@ -1,4 +1,4 @@
-"""The headless CLI: `python -m eval ...`. Bad input exits with code 2 and a one-line message."""
+"""What the command groups share: the stores a command works on, from the global options, and small argument helpers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The headless CLI: `python -m eval ...`. Bad input exits with code 2 and a one-line message."""
+"""`python -m eval index build|list|show|delete`, `retrieve` and `sample`: indexes and one-off retrieval."""
 
 from __future__ import annotations
 

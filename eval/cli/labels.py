@@ -1,4 +1,4 @@
-"""The headless CLI: `python -m eval ...`. Bad input exits with code 2 and a one-line message."""
+"""`python -m eval rescore`, `questions generate`, `judge` and `agreement`: labels and what they change."""
 
 from __future__ import annotations
 

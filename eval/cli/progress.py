@@ -1,4 +1,4 @@
-"""The headless CLI: `python -m eval ...`. Bad input exits with code 2 and a one-line message."""
+"""The progress bar of CLI commands: a tqdm bar on stderr per stage."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The headless CLI: `python -m eval ...`. Bad input exits with code 2 and a one-line message."""
+"""`python -m eval export`, `runs list|show|compare|delete`, `gate` and `report`: what is done with a run."""
 
 from __future__ import annotations
 

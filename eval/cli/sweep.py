@@ -1,4 +1,4 @@
-"""The headless CLI: `python -m eval ...`. Bad input exits with code 2 and a one-line message."""
+"""`python -m eval run`: a question set through a sweep of retriever configs, with answers if asked."""
 
 from __future__ import annotations
 
