@@ -132,7 +132,7 @@ def retrieve_all(store, questions):
 def test_reopening_in_a_new_process_gives_identical_results(tiny_index_store, tiny_dataset):
     questions = [q.question for q in tiny_dataset.questions]
     here = retrieve_all(tiny_index_store, questions)
-    script = ("import json\nfrom test_index import retrieve_all\nfrom eval.index import IndexStore\n"
+    script = ("import json\nfrom test_index import retrieve_all\nfrom eval.index.store import IndexStore\n"
               f"print(json.dumps(retrieve_all(IndexStore({str(tiny_index_store.root)!r}), {questions!r})))")
     other = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
                            cwd=ROOT / "tests")  # `python -c` imports from its working folder
