@@ -15,7 +15,7 @@ from eval.io import atomic_write_bytes
 from eval.labels.rescore import run_under_source
 from eval.report.render import COMPARISON_NOTE, comparison_frame, comparison_html, write_report
 from eval.runs.export import export_run
-from eval.runs.summary import quality_metrics
+from eval.runs.summary import quality_metrics, scored_text
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -54,6 +54,8 @@ def cmd_runs_compare(args: argparse.Namespace) -> None:
     table = comparison_frame(compare_runs(first, second, metrics), metrics)
     print(f"a = {args.first}, b = {args.second}")
     print(table.to_string(index=False))
+    for metric in metrics:
+        print(f"a: {scored_text(first.rows, metric)}; b: {scored_text(second.rows, metric)}")
     print(COMPARISON_NOTE)
 
 

@@ -286,7 +286,13 @@ def comparison_html(first: Run, second: Run, metrics: Sequence[str] | None = Non
                 ("questions", lambda m: m.questions.count),
             )
         ]
-        + [("label source", *[label_source(run.rows) for run in (first, second)])],
+        + [("label source", *[label_source(run.rows) for run in (first, second)])]
+        + [
+            (
+                "scored",
+                *[scored_text(run.rows, ranking_metric(shown), label_source(run.rows)) for run in (first, second)],
+            )
+        ],
         columns=["setting", f"a: {first.run_id}", f"b: {second.run_id}"],
     )
     figure = chart_builders.comparison_bars(table, shown[0] if "ndcg" not in shown else "ndcg")

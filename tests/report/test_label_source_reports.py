@@ -11,7 +11,7 @@ from support.label_source_lab import MMR, NOTHING, SIMILARITY, SOURCE, unlabelle
 from eval.cli.main import main
 from eval.data.labels import load_labels
 from eval.labels.rescore import run_under
-from eval.report.render import report_html, report_markdown
+from eval.report.render import comparison_html, report_html, report_markdown
 
 
 def leaderboard_order(text: str, configs: list[str]) -> list[str]:
@@ -68,69 +68,38 @@ def test_worst_questions_mark_each_chunk_with_its_grade_under_the_source(unlabel
     assert markdown.count("(relevant (grade 2))") == expected
 
 
+def cli(lab, *args: str) -> int:
+    return main(["--home", str(lab.home), *args])
+
+
 def test_cli_report_and_export_under_a_source(unlabelled_lab, tmp_path, capsys):  # noqa: F811
     lab = unlabelled_lab
-    home, run_id = str(lab.home), lab.run.run_id
-    assert (
-        main(
-            [
-                "--home",
-                home,
-                "report",
-                run_id,
-                "--format",
-                "md",
-                "--out",
-                str(tmp_path / "r.md"),
-                "--source",
-                SOURCE,
-                "--labels",
-                str(lab.labels_file),
-            ]
-        )
-        == 0
-    )
+    run_id, report, export = lab.run.run_id, tmp_path / "r.md", tmp_path / "e.jsonl"
+    under_ann = ("--source", SOURCE, "--labels", str(lab.labels_file))
+    assert cli(lab, "report", run_id, "--format", "md", "--out", str(report), *under_ann) == 0
     rescored = run_under(lab.run, load_labels(lab.labels_file), SOURCE)
-    assert (tmp_path / "r.md").read_text(encoding="utf-8") == report_markdown(rescored)
-    assert (
-        main(
-            [
-                "--home",
-                home,
-                "export",
-                run_id,
-                "--format",
-                "jsonl",
-                "--out",
-                str(tmp_path / "e.jsonl"),
-                "--source",
-                SOURCE,
-            ]
-        )
-        == 0
-    )
-    records = [json.loads(line) for line in (tmp_path / "e.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert report.read_text(encoding="utf-8") == report_markdown(rescored)
+    assert cli(lab, "export", run_id, "--format", "jsonl", "--out", str(export), "--source", SOURCE) == 0
+    records = [json.loads(line) for line in export.read_text(encoding="utf-8").splitlines()]
     assert {r["label_source"] for r in records} == {SOURCE}
     for record in records:
         marked = lab.labelled.get(record["question_id"])
-        assert [c["grade"] for c in record["retrieved"]] == [
-            2 if c["doc_id"] == marked else None for c in record["retrieved"]
-        ]
+        grades = [c["grade"] for c in record["retrieved"]]
+        assert grades == [2 if c["doc_id"] == marked else None for c in record["retrieved"]]
     assert (
-        main(
-            [
-                "--home",
-                home,
-                "report",
-                run_id,
-                "--format",
-                "md",
-                "--out",
-                str(tmp_path / "x.md"),
-                "--labels",
-                str(lab.labels_file),
-            ]
-        )
+        cli(lab, "report", run_id, "--format", "md", "--out", str(tmp_path / "x.md"), "--labels", str(lab.labels_file))
         == 2
     )
     assert "--labels needs --source NAME" in capsys.readouterr().err
+
+
+def test_comparisons_name_the_source_and_the_scored_count(unlabelled_lab, capsys):  # noqa: F811
+    lab = unlabelled_lab
+    rescored = run_under(lab.run, load_labels(lab.labels_file), SOURCE)
+    page = comparison_html(rescored, rescored)
+    assert f"<tr><td>label source</td><td>{SOURCE}</td><td>{SOURCE}</td></tr>" in page
+    assert f"<td>scored</td><td>{html.escape(scored_line(lab))}</td>" in page
+    run_id = lab.run.run_id
+    assert cli(lab, "runs", "compare", run_id, run_id, "--metric", "answer_hit_rate") == 0
+    n = len(lab.questions)  # gold has no relevant label here, but every question has a reference answer
+    assert f"a: Answer hit rate scored on {n} of {n} questions; b: Answer" in capsys.readouterr().out
