@@ -19,7 +19,7 @@ from eval.data.labels import load_labels
 from eval.errors import LabError
 from eval.index.store import IndexStore
 from eval.labels.pooled_judging import run_label_file
-from eval.labels.rescore import LABEL_METRICS, rescore
+from eval.labels.rescore import run_under
 from eval.retrievers.stages import stages_for_row
 from eval.runs.store import RunStore
 from eval.runs.summary import quality_metrics, stored_summary, summarize
@@ -194,10 +194,7 @@ def _label_sources(path: str, mtime: float) -> list[str]:
 
 @st.cache_resource(show_spinner="Rescoring under the chosen labels…", max_entries=8)
 def _rescored_run(root: str, run_id: str, finished_at: str, label_file: str, label_mtime: float, source: str):
-    from dataclasses import replace
-
-    run = RunStore(root).load(run_id)
-    return replace(run, rows=rescore(run, load_labels(label_file), source, list(LABEL_METRICS)))
+    return run_under(RunStore(root).load(run_id), load_labels(label_file), source)
 
 
 def rescored_run(run_id: str, label_file: Path, source: str):
@@ -212,6 +209,14 @@ def rescored_run(run_id: str, label_file: Path, source: str):
         label_file.stat().st_mtime,
         source,
     )
+
+
+def scored_run(run_id: str, label_file: Path | None, source: str, scores_only: bool = False):
+    """The run scored under the label source the pages share: its own rows under gold (`load_scores` when only
+    scores are needed), else `rescored_run`. Treat it as read-only."""
+    if source == "gold" or label_file is None:
+        return load_scores(run_id) if scores_only else load_run(run_id)
+    return rescored_run(run_id, label_file, source)
 
 
 @st.cache_data(show_spinner="Summarizing…", max_entries=16)

@@ -160,3 +160,33 @@ def label_sources(run_id: str) -> tuple[Path | None, list[str]]:
     with lab_errors("fix the label file (see the message) or delete it"):
         return engine.label_sources(run_id)
     return None, []
+
+
+LABEL_SOURCE_KEY = "compare-labels"  # the Labels widget, on every page that scores a run
+LABEL_SOURCE = "label-source"  # the choice itself, outside any widget: a widget's state is its page's
+
+
+def _keep_label_source() -> None:
+    st.session_state[LABEL_SOURCE] = st.session_state[LABEL_SOURCE_KEY]
+
+
+def pick_label_source(run_id: str) -> tuple[Path | None, str]:
+    """The run's label file and the label source the pages share (Compare, Inspect, Reports): chosen on any of
+    them, it is the choice of the others; `gold` when the run's questions have no other labels.
+
+    The same widget key on two pages is two widgets (Streamlit ties a widget to its page), so the choice lives
+    under its own key, is kept by the widget's callback and put into the widget before it is made."""
+    label_file, sources = label_sources(run_id)
+    if not sources or sources == ["gold"]:
+        return label_file, "gold"
+    if st.session_state.get(LABEL_SOURCE) in sources:
+        st.session_state[LABEL_SOURCE_KEY] = st.session_state[LABEL_SOURCE]
+    source = st.selectbox(
+        "Labels",
+        sources,
+        key=LABEL_SOURCE_KEY,
+        on_change=_keep_label_source,
+        help="score, rank and mark relevance under this label source on Compare, Inspect and Reports (no "
+        "retrieval again); judged = share of the retrieved chunks that source has graded",
+    )
+    return label_file, source

@@ -70,7 +70,7 @@ def test_sample_run_export_and_runs_commands(tmp_path):
     lines = ran.stdout.splitlines()
     run_id = lines[0].split()[1]
     assert lines[0].startswith(f"run {run_id}  (2 configs x 6 questions, ")
-    assert lines[1].split()[:2] == ["config", "hit_rate"] and len(lines) == 4
+    assert lines[1].split()[:2] == ["config", "hit_rate"] and len(lines) == 6  # + the ranking rule, scored count
     exported = run_cli("export", run_id, "--format", "jsonl", "--out", str(tmp_path / "out.jsonl"), home=tmp_path)
     assert exported.returncode == 0, exported.stderr
     assert len((tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()) == 12

@@ -347,12 +347,12 @@ def test_rescoring_a_run_with_its_own_gold_reproduces_its_document_metrics(sampl
     for metric in DOC_METRIC_KEYS:
         assert np.array_equal(rescored[metric].to_numpy(float), run.rows[metric].to_numpy(float), equal_nan=True)
     assert not rescored[list(DOC_METRIC_KEYS)].isna().all().any()
-    # whole-document gold: every chunk of a relevant document is relevant and judged, so passage precision
-    # is the share of chunks from a relevant document
+    # whole-document gold: every chunk of a relevant document is relevant, so passage precision is the share
+    # of chunks from a relevant document; gold is complete, so every chunk is judged
     relevant = {q.id: set(q.relevant_ids) for q in run.questions}
     share = [np.mean([d in relevant[q] for d in doc_ids]) for q, doc_ids in zip(run.rows["question_id"],
                                                                                 run.rows["doc_ids"])]
-    assert np.allclose(rescored["passage_precision"], share) and np.allclose(rescored["judged"], share)
+    assert np.allclose(rescored["passage_precision"], share) and (rescored["judged"] == 1.0).all()
     other_set = labels_from_questions([Question("elsewhere", "?", relevant_ids=(sample_dataset.corpus[0].id,))],
                                       sample_dataset.corpus)
     with pytest.raises(LabError, match="source 'gold' judges none of run .*'s questions"):
@@ -403,7 +403,8 @@ def test_passage_metrics_from_squad_gold_spans_on_a_real_run(sample_run, sample_
                 seen["right document, no answer"] += 1
             relevant.append(not apart)
         assert metrics["passage_precision"] == pytest.approx(np.mean(relevant))
-        assert metrics["judged"] == metrics["passage_precision"]
+        assert metrics["judged"] == 1.0  # gold is complete: a chunk off the answer is judged not relevant
         assert metrics["passage_recall"] == float(any(relevant))
-        assert metrics["passage_precision@2"] == metrics["judged@2"] == pytest.approx(sum(relevant[:2]) / 2)
+        assert metrics["passage_precision@2"] == pytest.approx(sum(relevant[:2]) / 2)
+        assert metrics["judged@2"] == min(len(relevant), 2) / 2
     assert seen["holds the answer"] > 5 and seen["right document, no answer"] > 5, seen

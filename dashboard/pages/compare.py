@@ -6,11 +6,12 @@ from dashboard import engine, widgets
 from eval.analysis.diagnostics import run_warnings
 from eval.analysis.drilldown import FILTERS, question_table
 from eval.analysis.recommend import ranking_metric, ranking_rule, recommend
+from eval.labels.rescore import judged_text
 from eval.metrics import METRICS
 from eval.report import charts
 from eval.report.render import COMPARISON_NOTE, comparison_frame, leaderboard_frame
 from eval.retrievers.external.client import failures
-from eval.runs.summary import quality_metrics
+from eval.runs.summary import quality_metrics, scored_text
 
 st.title("Compare configurations")
 
@@ -39,6 +40,7 @@ def recommendation_section(run, summary, metric: str, available: list[str], sour
         summary,
     )
     (st.success if rec.config_id else st.warning)(rec.text)
+    st.caption(f"Under label source **{source}**.")
     return rec.config_id
 
 
@@ -55,6 +57,11 @@ def _recommend(
 ):
     """`recommend`, once per run, label source and constraints (its paired test reads every row)."""
     return recommend(_run, _summary, metric, budget, min_judged)
+
+
+def labels_line(rows, metric: str, source: str) -> str:
+    """The label source the page scores under, its judged share, and how many questions the means are over."""
+    return f"Label source: **{source}** · {judged_text(rows, source)} · {scored_text(rows, metric, source)}"
 
 
 DRILL_ROWS = 500  # questions shown in the drill-down table (worst first)
@@ -166,7 +173,8 @@ def questions_section(
     shown = f"the first {DRILL_ROWS} of " if len(table) > DRILL_ROWS else ""
     st.caption(
         f"{shown}{len(table)} questions; {METRICS[metric].label} per configuration, {chosen} first and its "
-        "worst questions first. Select a row (or pick it below) to open it on Inspect."
+        f"worst questions first ({scored_text(run.rows, metric, source)}). Select a row (or pick it below) to "
+        "open it on Inspect."
     )
     table = table.head(DRILL_ROWS)
     picked = st.dataframe(
@@ -196,21 +204,9 @@ def questions_section(
 run_id = widgets.pick_run("compare-run")
 if run_id:
     with widgets.lab_errors("pick another run, or delete this one on the Reports page"):
-        run = engine.load_scores(run_id)
+        label_file, source = widgets.pick_label_source(run_id)
+        run = engine.scored_run(run_id, label_file, source, scores_only=True)
         available = quality_metrics(run.rows)
-        label_file, sources = widgets.label_sources(run_id)
-        source = "gold"
-        if sources and sources != ["gold"]:
-            source = st.selectbox(
-                "Labels",
-                sources,
-                key="compare-labels",
-                help="recompute the relevance metrics under another label source (no retrieval "
-                "again); judged = share of the retrieved chunks that source judged",
-            )
-            if source != "gold":
-                run = engine.rescored_run(run_id, label_file, source)
-                available = quality_metrics(run.rows)
         default = [m for m in ("ndcg", "hit_rate", "recall", "ild") if m in available]
         default += ["passage_ndcg", "judged"] if source != "gold" else []
         metrics = st.multiselect(
@@ -252,6 +248,7 @@ if run_id:
                 else "; pick a baseline to test differences"
             )
         )
+        st.caption(labels_line(run.rows, sort_metric, source))
         board = st.dataframe(
             table,
             hide_index=True,

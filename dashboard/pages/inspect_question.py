@@ -5,6 +5,7 @@ import streamlit as st
 
 from dashboard import engine, widgets
 from eval.errors import LabError
+from eval.labels.rescore import grade_label, row_grades
 from eval.metrics import METRICS
 from eval.retrievers.stages import has_stages
 from eval.runs.summary import quality_metrics
@@ -34,27 +35,35 @@ def stage_text(stages) -> str:
     return text
 
 
+def hit_counts(rows: pd.DataFrame) -> dict[str, str]:
+    """Question id -> "● 3/9 hit · " (configs whose list holds a relevant document, of those run), or
+    "○ no relevant label · " for a question the label source marks nothing relevant for."""
+    if "hit_rate" not in rows:
+        return {}
+    counts = (
+        rows.assign(hit=rows["hit_rate"] > 0, scored=rows["hit_rate"].notna())
+        .groupby("question_id")
+        .agg(hit=("hit", "sum"), scored=("scored", "any"), size=("hit", "size"))
+    )
+    return {
+        qid: f"{'●' if hit else '○'} {hit}/{size} hit · " if scored else "○ no relevant label · "
+        for qid, hit, scored, size in counts.itertuples()
+    }
+
+
 target = st.session_state.pop("inspect-target", None)  # (run, question, configs) opened from Compare
 if target is not None:
     st.session_state["inspect-run"], st.session_state["inspect-question"], st.session_state["inspect-configs"] = target
 run_id = widgets.pick_run("inspect-run")
 if run_id:
     with widgets.lab_errors("pick another run"):
-        run = engine.load_run(run_id)
+        label_file, source = widgets.pick_label_source(run_id)
+        run = engine.scored_run(run_id, label_file, source)
         questions = run.questions_by_id
         question_ids = list(pd.unique(run.rows["question_id"]))
-        hits = (
-            run.rows.assign(hit=run.rows["hit_rate"] > 0).groupby("question_id")["hit"].agg(["sum", "size"])
-            if "hit_rate" in run.rows
-            else None
-        )
+        hits = hit_counts(run.rows)
         label = {
-            qid: (
-                f"{'●' if hits.loc[qid, 'sum'] else '○'} {hits.loc[qid, 'sum']}/{hits.loc[qid, 'size']} hit · "
-                if hits is not None
-                else ""
-            )
-            + (f"{qid}: {questions[qid].question}" if qid in questions else qid)
+            qid: (hits.get(qid, "") + (f"{qid}: {questions[qid].question}" if qid in questions else qid))
             for qid in question_ids
         }
         qid = st.selectbox("Question", question_ids, format_func=label.get, key="inspect-question")
@@ -76,6 +85,7 @@ if run_id:
                 )
         relevant = set(question.relevant_ids) if question else set()
         answers = list(question.answers) if question else []
+        st.caption(f"Relevance marks and metrics under label source **{source}**.")
         rows = run.rows[(run.rows["question_id"] == qid) & run.rows["config_id"].isin(chosen)].set_index("config_id")
         texts = run.chunk_texts
         metrics = [m for m in quality_metrics(run.rows) if METRICS[m].group != "latency"]
@@ -99,10 +109,9 @@ if run_id:
                 elif len(row["chunk_ids"]) == 0:
                     st.info("No chunks retrieved.")
                 stages = chunk_stages(run, config_params[config_id], question, row["chunk_ids"])
-                for rank, (chunk_id, doc_id, score) in enumerate(
-                    zip(row["chunk_ids"], row["doc_ids"], row["scores"]), start=1
-                ):
-                    mark = " · ● relevant" if doc_id in relevant else ""  # a glyph CJK fonts have (no emoji)
+                retrieved = zip(row["chunk_ids"], row["doc_ids"], row["scores"], row_grades(row, relevant))
+                for rank, (chunk_id, doc_id, score, grade) in enumerate(retrieved, start=1):
+                    mark = f" · {'●' if grade else '○'} {grade_label(grade)}"  # glyphs CJK fonts have (no emoji)
                     only = " · **only here**" if len(chosen) > 1 and chunk_id not in others else ""
                     with st.container(border=True):
                         stage = stage_text(stages.get(chunk_id))

@@ -6,12 +6,33 @@ import streamlit as st
 from dashboard import engine, widgets
 
 st.title("Reports and exports")
+
+
+def other_run(run_id: str, source: str):
+    """Run b of a comparison report, under the same label source as run a (None, with a warning, when its
+    question set has no such labels)."""
+    label_file, sources = widgets.label_sources(run_id) if source != "gold" else (None, [source])
+    if source not in sources:
+        st.warning(f"Run {run_id}'s questions have no '{source}' labels: compare it under labels both runs have.")
+        return None
+    return engine.scored_run(run_id, label_file, source)
+
+
 run_id = widgets.pick_run("report-run")
 if run_id:
     with widgets.lab_errors("pick another run"):
         from eval.report.render import report_html, report_markdown
 
-        run = engine.load_run(run_id)
+        label_file, source = widgets.pick_label_source(run_id)
+        run = engine.scored_run(run_id, label_file, source)
+        st.caption(
+            f"Reports and exports score, rank and mark relevance under label source **{source}** (chosen here, "
+            "on Compare or on Inspect)."
+        )
+        if st.session_state.get("report-source") != source:  # files prepared under another source are stale
+            for key in ("report-html", "report-md", "report-comparison", "export-data"):
+                st.session_state.pop(key, None)
+            st.session_state["report-source"] = source
         c1, c2 = st.columns(2)
         if c1.button("Build HTML report", key="build-html"):
             st.session_state["report-html"] = (run_id, report_html(run).encode("utf-8"))
@@ -40,8 +61,10 @@ if run_id:
             if st.button("Build comparison report", key="build-comparison"):
                 from eval.report.render import comparison_html
 
-                html = comparison_html(run, engine.load_run(other_id))
-                st.session_state["report-comparison"] = ((run_id, other_id), html.encode("utf-8"))
+                other = other_run(other_id, source)
+                if other is not None:
+                    html = comparison_html(run, other)
+                    st.session_state["report-comparison"] = ((run_id, other_id), html.encode("utf-8"))
             if st.session_state.get("report-comparison", (None,))[0] == (run_id, other_id):
                 st.download_button(
                     "Download comparison report",

@@ -7,7 +7,9 @@ tell from noise (typically: few questions) passes with a warning. "Worse" follow
 catalogue (lower is worse for nDCG, higher for a latency).
 
 The baseline is a run or a small JSON file written by `write_baseline` (per-question values, so pairing works
-without the old run: CI can commit it). Every bad input raises `LabError` (exit code 2 in the CLI).
+without the old run: CI can commit it). Both sides are scored under one label source (`gold`, the runs' own
+scores, unless another is chosen: `eval.labels.rescore.run_under_source`); a baseline file records its source.
+Every bad input raises `LabError` (exit code 2 in the CLI).
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ import numpy as np
 
 from eval.errors import LabError
 from eval.io import atomic_write_bytes
+from eval.labels.rescore import run_under_source
 from eval.metrics import DOC_METRIC_KEYS, METRICS, bootstrap_ci, doc_metrics, paired_test, parse_metric
 from eval.runs.store import RUN_ID_PATTERN, Run, RunStore
+from eval.runs.summary import label_source
 
 BASELINE_KIND = "retriever-lab-baseline"
 BASELINE_VERSION = 1
@@ -41,6 +45,7 @@ class Scores:
     metric: str
     questions_fingerprint: str
     values: dict[str, float]
+    label_source: str = "gold"
 
 
 def check_metric(metric: str) -> None:
@@ -90,9 +95,8 @@ def run_scores(run: Run, config_id: str | None, metric: str) -> Scores:
     if run.status != "complete":
         raise LabError(f"run {run.run_id} is {run.status}, not complete: resume it before gating")
     config = pick_config(run, config_id)
-    return Scores(
-        run.run_id, run.run_id, config, metric, run.info.questions.fingerprint, metric_values(run, config, metric)
-    )
+    fingerprint, values = run.info.questions.fingerprint, metric_values(run, config, metric)
+    return Scores(run.run_id, run.run_id, config, metric, fingerprint, values, label_source(run.rows))
 
 
 def write_baseline(scores: Scores, path: str | Path) -> Path:
@@ -105,6 +109,7 @@ def write_baseline(scores: Scores, path: str | Path) -> Path:
         "config_id": scores.config_id,
         "metric": scores.metric,
         "questions_fingerprint": scores.questions_fingerprint,
+        "label_source": scores.label_source,
         "values": {q: None if math.isnan(v) else v for q, v in scores.values.items()},
     }
     path = Path(path)
@@ -143,23 +148,34 @@ def read_baseline(path: str | Path) -> Scores:
         data["metric"],
         data["questions_fingerprint"],
         {str(q): np.nan if v is None else float(v) for q, v in values.items()},
+        str(data.get("label_source", "gold")),  # files written before label sources were recorded: gold
     )
 
 
-def load_baseline(store: RunStore, spec: str, config_id: str | None, metric: str) -> Scores:
-    """The baseline named by `spec`: an existing file is a baseline file, a run id a run of `store`.
+def load_baseline(
+    store: RunStore,
+    spec: str,
+    config_id: str | None,
+    metric: str,
+    source: str | None = None,
+    labels_file: str | Path | None = None,
+) -> Scores:
+    """The baseline named by `spec`: an existing file is a baseline file, a run id a run of `store` (scored under
+    `source`, see `run_under_source`).
 
-    A file fixes its config and metric: a different `config_id` or `metric` is an error, not a silent switch."""
+    A file fixes its config, metric and label source: a different one is an error, not a silent switch."""
     if Path(spec).is_file():
         scores = read_baseline(spec)
         if metric != scores.metric:
             raise LabError(f"{spec} is a baseline of '{scores.metric}', not '{metric}'")
         if config_id not in (None, scores.config_id):
             raise LabError(f"{spec} is a baseline of config '{scores.config_id}', not '{config_id}'")
+        if (source or "gold") != scores.label_source:
+            raise LabError(f"{spec} is a baseline under label source '{scores.label_source}', not '{source or 'gold'}'")
         return scores
     if not RUN_ID_PATTERN.match(spec):
         raise LabError(f"baseline '{spec}' is neither a file nor a run id")
-    return run_scores(store.load(spec), config_id, metric)
+    return run_scores(run_under_source(store.load(spec), source, labels_file, [metric]), config_id, metric)
 
 
 @dataclass
@@ -182,6 +198,7 @@ class GateResult:
     verdict: str
     failed: bool
     warnings: list[str] = field(default_factory=list)
+    label_source: str = "gold"
 
     @property
     def exit_code(self) -> int:
@@ -195,8 +212,8 @@ class GateResult:
         p = f"{self.p_value:.4f}" if self.p_value > 0 else f"< {1 / N_RESAMPLES:g}"  # no flip as extreme
         lines = [
             f"Retriever Lab gate: baseline `{self.baseline}` vs candidate `{self.candidate}`, config "
-            f"`{self.config_id}`, {self.n_questions} paired questions, max drop {self.max_drop:g}, "
-            f"alpha {self.alpha:g}",
+            f"`{self.config_id}`, {self.n_questions} paired questions, label source `{self.label_source}`, "
+            f"max drop {self.max_drop:g}, alpha {self.alpha:g}",
             "",
             "| metric | baseline | candidate | difference [95% CI] | p-value | verdict |",
             "|---|---|---|---|---|---|",
@@ -211,6 +228,11 @@ def gate(baseline: Scores, candidate: Scores, max_drop: float = 0.01, alpha: flo
     """Compare candidate with baseline on the questions both scored (see the module docstring for the rule)."""
     if max_drop < 0 or not 0 < alpha < 1:
         raise LabError(f"--max-drop must be >= 0 and --alpha in (0, 1), got {max_drop} and {alpha}")
+    if baseline.label_source != candidate.label_source:
+        raise LabError(
+            f"the baseline {baseline.source} is scored under label source '{baseline.label_source}' and the "
+            f"candidate {candidate.source} under '{candidate.label_source}': gate both under one source"
+        )
     shared = [q for q in baseline.values if q in candidate.values]
     if not shared:
         raise LabError(
@@ -262,4 +284,5 @@ def gate(baseline: Scores, candidate: Scores, max_drop: float = 0.01, alpha: flo
         verdict,
         failed,
         warnings,
+        candidate.label_source,
     )

@@ -96,7 +96,9 @@ def _excluded(table: pd.DataFrame, latency_budget_ms: float | None, min_judged: 
                 out[config_id] = f"retrieval p50 {value:.1f} ms is over the {latency_budget_ms:g} ms budget"
     if min_judged is not None and "judged_mean" in table:
         for config_id, value in table["judged_mean"].items():
-            if config_id not in out and (np.isnan(value) or value < min_judged):
+            if config_id not in out and np.isnan(value):  # `judged` is NaN only where nothing was retrieved
+                out[config_id] = "it retrieved nothing, so nothing of it is judged"
+            elif config_id not in out and value < min_judged:
                 out[config_id] = f"judged share {value:.2f} is below {min_judged:g}"
     return out
 

@@ -4,26 +4,24 @@ from __future__ import annotations
 
 import argparse
 
-from eval.analysis.leaderboard import leaderboard_text
+from eval.analysis.leaderboard import leaderboard_report
 from eval.cli.common import run_store_from, store_from
 from eval.data.labels import load_labels
 from eval.generation.generators import load_generator
 from eval.labels.agreement import agreement
-from eval.labels.pooled_judging import judge_run, pool
+from eval.labels.pooled_judging import judge_run, pool, run_label_file
 from eval.labels.question_generation import generate_questions
-from eval.labels.rescore import LABEL_METRICS, rescore
+from eval.labels.rescore import LABEL_METRICS, run_under_source
 from eval.runs.summary import summarize
 
 
 def cmd_rescore(args: argparse.Namespace) -> None:
-    """A run's leaderboard under another label source, without retrieving again."""
-    from dataclasses import replace
-
-    run = run_store_from(args).load(args.run_id)
+    """A run's leaderboard under another label source, without retrieving again: means with 95% intervals,
+    ranked by the lab's ranking rule."""
     metrics = args.metric or list(LABEL_METRICS)
-    rows = rescore(run, load_labels(args.labels), args.source, metrics)
-    print(f"run {run.run_id} under label source '{args.source}' ({args.labels})")
-    print(leaderboard_text(summarize(replace(run, rows=rows), metrics=metrics), metrics, sort_by=metrics[0]))
+    run = run_under_source(run_store_from(args).load(args.run_id), args.source, args.labels, metrics)
+    print(f"run {run.run_id}, labels from {args.labels or run_label_file(run)}")
+    print(leaderboard_report(summarize(run, metrics=metrics), run.rows, metrics, args.source))
 
 
 def cmd_questions_generate(args: argparse.Namespace) -> None:

@@ -114,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("run_id")
     export.add_argument("--format", required=True, choices=["csv", "jsonl", "parquet", "trec"])
     export.add_argument("--out", required=True, type=Path)
+    label_options(export, "the relevance metrics and chunk grades under this label source (default: the run's own)")
     export.set_defaults(handler="eval.cli.runs:cmd_export")
 
     commands.add_parser("sample", help="build the sample index and an example run").set_defaults(
@@ -149,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     gate.add_argument("--alpha", type=float, default=0.05, help="significance level of the paired test")
     gate.add_argument("--json", action="store_true", help="print JSON instead of a Markdown table")
     gate.add_argument("--out", type=Path, help="the baseline file --write-baseline writes")
+    label_options(gate, "score the runs under this label source (default: the runs' own gold scores)")
     gate.set_defaults(handler="eval.cli.runs:cmd_gate")
 
     report = commands.add_parser("report", help="write a run's report (or a two-run comparison)")
@@ -156,17 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--compare", metavar="OTHER_RUN", help="write the comparison of the two runs (HTML)")
     report.add_argument("--format", choices=["html", "md"], default="html")
     report.add_argument("--out", required=True, type=Path)
+    label_options(report, "rank and mark relevance under this label source (default: the run's own gold scores)")
     report.set_defaults(handler="eval.cli.runs:cmd_report")
 
     rescore_parser = commands.add_parser("rescore", help="a run's metrics under another label source")
     rescore_parser.add_argument("run_id")
-    rescore_parser.add_argument(
-        "--labels",
-        required=True,
-        type=Path,
-        help="a label file, or the question set (file or folder) whose labels to use",
-    )
-    rescore_parser.add_argument("--source", default="gold", help="gold, generated, llm:MODEL@VERSION, human:NAME")
+    label_options(rescore_parser, "the label source to score under", default="gold")
     rescore_parser.add_argument("--metric", action="append", help="a relevance metric, optionally @k (repeatable)")
     rescore_parser.set_defaults(handler="eval.cli.labels:cmd_rescore")
 
@@ -220,6 +217,17 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("job_command", nargs=argparse.REMAINDER, help="the command, e.g. run --index NAME ...")
     start.set_defaults(handler="eval.cli.jobs:cmd_jobs_start")
     return parser
+
+
+def label_options(parser: argparse.ArgumentParser, what: str, default: str | None = None) -> None:
+    """`--labels FILE` and `--source NAME`: the one label source a command scores, ranks and marks under."""
+    parser.add_argument(
+        "--labels",
+        type=Path,
+        help="a label file, or the question set (file or folder) whose labels to use (default: the labels "
+        "beside the run's question set)",
+    )
+    parser.add_argument("--source", default=default, help=f"{what}: gold, generated, llm:MODEL@VERSION or human:NAME")
 
 
 def add_family_commands(commands: Any, index_commands: Any) -> None:

@@ -12,13 +12,15 @@ from eval.analysis.recommend import ranking_metric
 from eval.cli.common import run_store_from
 from eval.errors import LabError
 from eval.io import atomic_write_bytes
+from eval.labels.rescore import run_under_source
 from eval.report.render import COMPARISON_NOTE, comparison_frame, comparison_html, write_report
 from eval.runs.export import export_run
-from eval.runs.summary import quality_metrics
+from eval.runs.summary import quality_metrics, scored_text
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    for path in export_run(run_store_from(args).load(args.run_id), args.format, args.out):
+    run = run_under_source(run_store_from(args).load(args.run_id), args.source, args.labels)
+    for path in export_run(run, args.format, args.out):
         print(path)
 
 
@@ -52,6 +54,8 @@ def cmd_runs_compare(args: argparse.Namespace) -> None:
     table = comparison_frame(compare_runs(first, second, metrics), metrics)
     print(f"a = {args.first}, b = {args.second}")
     print(table.to_string(index=False))
+    for metric in metrics:
+        print(f"a: {scored_text(first.rows, metric)}; b: {scored_text(second.rows, metric)}")
     print(COMPARISON_NOTE)
 
 
@@ -68,19 +72,19 @@ def cmd_gate(args: argparse.Namespace) -> int:
     if args.write_baseline:
         if args.candidate or not args.out:
             raise LabError("--write-baseline RUN needs --out FILE (and no --candidate)")
-        scores = run_scores(store.load(args.write_baseline), args.config, args.metric)
+        run = run_under_source(store.load(args.write_baseline), args.source, args.labels, [args.metric])
+        scores = run_scores(run, args.config, args.metric)
         path = write_baseline(scores, args.out)
         print(
-            f"baseline of run {scores.run_id}, config {scores.config_id}, {args.metric} on "
-            f"{len(scores.values)} questions written to {path}"
+            f"baseline of run {scores.run_id}, config {scores.config_id}, {args.metric} under label source "
+            f"{scores.label_source} on {len(scores.values)} questions written to {path}"
         )
         return 0
     if not args.candidate or args.out:
         raise LabError("--baseline needs --candidate RUN (--out goes with --write-baseline)")
-    baseline = load_baseline(store, args.baseline, args.config, args.metric)
-    result = gate(
-        baseline, run_scores(store.load(args.candidate), baseline.config_id, args.metric), args.max_drop, args.alpha
-    )
+    baseline = load_baseline(store, args.baseline, args.config, args.metric, args.source, args.labels)
+    candidate = run_under_source(store.load(args.candidate), args.source, args.labels, [args.metric])
+    result = gate(baseline, run_scores(candidate, baseline.config_id, args.metric), args.max_drop, args.alpha)
     print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2) if args.json else result.markdown())
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -91,12 +95,13 @@ def cmd_report(args: argparse.Namespace) -> None:
     """The Reports page's report of one run, or its comparison report of two runs, written to a file."""
 
     store = run_store_from(args)
-    run = store.load(args.run_id)
+    run = run_under_source(store.load(args.run_id), args.source, args.labels)
     if args.compare is None:
         path = write_report(run, args.out, args.format)
     elif args.format != "html":
         raise LabError("the comparison report is HTML only: use --format html with --compare")
     else:
         path = args.out
-        atomic_write_bytes(path, comparison_html(run, store.load(args.compare)).encode("utf-8"))
+        other = run_under_source(store.load(args.compare), args.source, args.labels)
+        atomic_write_bytes(path, comparison_html(run, other).encode("utf-8"))
     print(path)

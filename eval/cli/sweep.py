@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from eval.analysis.leaderboard import leaderboard_text
+from eval.analysis.leaderboard import leaderboard_report
 from eval.cli.common import run_store_from, store_from, warn_of_encoder_change
 from eval.data.datasets import load_question_set
 from eval.errors import LabError
@@ -64,7 +64,7 @@ def cmd_run(args: argparse.Namespace) -> None:
         if m in quality_metrics(run.rows)
     ]
     print(f"run {run_id}  ({len(configs)} configs x {len(questions)} questions, {run.info.wall_seconds:.1f} s)")
-    print(leaderboard_text(summarize(run, metrics=metrics), metrics))
+    print(leaderboard_report(summarize(run, metrics=metrics), run.rows, metrics))
 
     for config_id, (count, first) in failures(run.rows).items():
         print(

@@ -22,8 +22,9 @@ nothing. Reading checks every line against the question set and the corpus and n
 Overlap rule and metrics: see `eval.metrics.passage` (a chunk takes the best grade of the judged spans of its
 document it shares at least one character with; no overlap means unjudged, counted as not relevant).
 Sources are not mixed: metrics are computed under one source at a time (`rescore(..., source=...)`), so
-`judged@k` says how much of the top k that source has judged. At document level a document's grade is the
-best grade that source gave any span of it.
+`judged@k` says how much of the top k that source has judged; `gold` and `generated` are complete
+(`COMPLETE_SOURCES`: a chunk of a question they label that overlaps none of their spans is judged not
+relevant). At document level a document's grade is the best grade that source gave any span of it.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ from eval.io import atomic_write_bytes, iter_jsonl
 from eval.schema import Document, Question, Span
 
 GRADES = (0, 1, 2)
+# Sources that mark every relevant passage of the questions they label: their unmarked text is not relevant.
+COMPLETE_SOURCES = ("gold", "generated")
 SOURCE_PATTERN = re.compile(r"^(gold|generated|llm:[^@\s]+@[^@\s]+|human:\S.*)$")
 LABEL_SUFFIX = ".labels.jsonl"
 FIELDS = ("question_id", "doc_id", "start", "end", "grade", "source", "time")

@@ -17,14 +17,13 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from eval.data.labels import Labels
+from eval.data.labels import COMPLETE_SOURCES, Labels
 from eval.errors import LabError
 from eval.labels.pooled_judging import PoolItem
 from eval.metrics.passage import chunk_grades
 from eval.schema import Span
 
 GRADES = (0, 1, 2)
-COMPLETE_SOURCES = ("gold", "generated")  # sources whose unmarked text is not relevant
 
 
 @dataclass(frozen=True)
@@ -62,11 +61,8 @@ def source_grades(labels: Labels, source: str, items: list[PoolItem]) -> list[in
     spans = labels.spans(source)
     grades = []
     for item in items:
-        judged = spans.get(item.question_id, [])
-        grade = chunk_grades([Span(item.doc_id, item.start, item.end)], judged)[0]
-        if grade is None and source in COMPLETE_SOURCES and judged:
-            grade = 0
-        grades.append(grade)
+        chunk = Span(item.doc_id, item.start, item.end)
+        grades.append(chunk_grades([chunk], spans.get(item.question_id, []), source in COMPLETE_SOURCES)[0])
     return grades
 
 

@@ -12,10 +12,15 @@ best grade.
 retrieved chunk overlaps. `passage_ndcg` credits each relevant passage once, to its highest-ranked
 overlapping chunk, with the passage's grade as gain (a second chunk over the same answer adds nothing, as a
 second chunk of one document adds nothing at document level); the ideal ranking is every relevant passage by
-grade. It is the ranking family's nDCG over that list, so it agrees with ranx on span qrels. `judged` is the
-share of the retrieved chunks that carry a judgement (of any grade). Cutoffs `@k` count chunks and divide
-precision and judged by k, as ranx and ir_measures do. A question without a relevant passage gets NaN, except
-`judged`.
+grade. It is the ranking family's nDCG over that list, so it agrees with ranx on span qrels.
+
+`judged` (`judged_share`, the one definition) is the share of the retrieved chunks that carry a grade under the
+source, of any grade. Under a complete source (`complete=True`: `gold` and `generated`, which mark every relevant
+passage of a question they label) a chunk of a labelled question that overlaps none of its spans is judged not
+relevant (grade 0), so `judged` is 1 there; under an LLM or human source an unmarked chunk is unjudged. An
+empty list has nothing to judge: its `judged` is NaN (not 0), so it stays out of a config's judged share.
+Cutoffs `@k` count chunks and divide precision and judged by k, as ranx and ir_measures do. A question without
+a relevant passage gets NaN, except `judged`.
 """
 
 from __future__ import annotations
@@ -59,8 +64,10 @@ PASSAGE = (
         "Judged",
         "relevance",
         True,
-        "share of the retrieved chunks that overlap a judged span (unjudged chunks count as not relevant)",
-        at_cutoff="share of the first {k} retrieved chunks that overlap a judged span",
+        "share of the retrieved chunks the label source has graded (unjudged chunks count as not relevant; "
+        "under gold and generated labels every chunk of a labelled question is judged; NaN when nothing was "
+        "retrieved)",
+        at_cutoff="chunks among the first {k} retrieved that the label source has graded / {k}",
     ),
 )
 PASSAGE_METRIC_KEYS = names(PASSAGE)
@@ -71,13 +78,22 @@ def overlaps(a: Span, b: Span) -> bool:
     return a.doc_id == b.doc_id and a.start < b.end and b.start < a.end
 
 
-def chunk_grades(chunks: Sequence[Span], judged: Sequence[Span]) -> list[int | None]:
-    """The grade of each chunk under the overlap rule: the best grade of the judged spans it overlaps, None if
-    it overlaps none (unjudged)."""
+def chunk_grades(chunks: Sequence[Span], judged: Sequence[Span], complete: bool = False) -> list[int | None]:
+    """The grade of each chunk under the overlap rule: the best grade of the judged spans it overlaps; a chunk
+    that overlaps none is unjudged (None), or grade 0 under a `complete` source that labels this question."""
     by_doc: dict[str, list[Span]] = {}
     for span in judged:
         by_doc.setdefault(span.doc_id, []).append(span)
-    return [max((s.grade for s in by_doc.get(c.doc_id, ()) if overlaps(c, s)), default=None) for c in chunks]
+    unmarked = 0 if complete and judged else None
+    return [max((s.grade for s in by_doc.get(c.doc_id, ()) if overlaps(c, s)), default=unmarked) for c in chunks]
+
+
+def judged_share(grades: Sequence[int | None], k: int | None = None) -> float:
+    """`judged@k` of a list of chunk grades (`chunk_grades`): graded chunks among the first k / k (without a
+    cutoff: / the list's length). NaN for an empty list: nothing retrieved is not "unjudged"."""
+    if not len(grades):
+        return np.nan
+    return precision(np.array([g is not None for g in grades], dtype=float), k)
 
 
 def relevant_passages(judged: Sequence[Span]) -> list[Span]:
@@ -93,18 +109,17 @@ def relevant_passages(judged: Sequence[Span]) -> list[Span]:
 
 
 def passage_metrics(
-    chunks: Sequence[Span], judged: Sequence[Span], metrics: Sequence[str] = PASSAGE_METRIC_KEYS
+    chunks: Sequence[Span], judged: Sequence[Span], metrics: Sequence[str] = PASSAGE_METRIC_KEYS, complete: bool = False
 ) -> dict[str, float]:
     """Passage-level relevance of one ranked list of chunks against one source's judged spans of its question,
-    one value per requested metric (names of `PASSAGE`, optionally `@k`)."""
+    one value per requested metric (names of `PASSAGE`, optionally `@k`); `complete`: see `chunk_grades`."""
     plan = [(spec, *parse_metric(spec)) for spec in metrics]
     unknown = [spec for spec, name, _ in plan if name not in PASSAGE_METRIC_KEYS]
     if unknown:
         raise ValueError(
             f"unknown passage metric {unknown[0]!r}: use one of {', '.join(PASSAGE_METRIC_KEYS)}, optionally @k"
         )
-    grades = chunk_grades(chunks, judged)
-    judged_mask = np.array([g is not None for g in grades], dtype=float)
+    grades = chunk_grades(chunks, judged, complete)
     passages = relevant_passages(judged)
     found = [[i for i, p in enumerate(passages) if overlaps(c, p)] for c in chunks]
     ndcg_specs = [spec.replace("passage_", "", 1) for spec, name, _ in plan if name == "passage_ndcg"]
@@ -116,7 +131,7 @@ def passage_metrics(
     values = {}
     for spec, name, k in plan:
         if name == "judged":
-            values[spec] = precision(judged_mask, k)
+            values[spec] = judged_share(grades, k)
         elif not passages:
             values[spec] = np.nan
         elif name == "passage_precision":

@@ -11,6 +11,7 @@ import html
 import json
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -19,13 +20,14 @@ import pandas as pd
 
 from eval.analysis.diagnostics import run_warnings
 from eval.analysis.leaderboard import compare_runs
-from eval.analysis.recommend import rank_order, ranking_metric, ranking_rule, recommend
+from eval.analysis.recommend import Recommendation, rank_order, ranking_metric, ranking_rule, recommend
 from eval.errors import LabError
 from eval.io import atomic_write_bytes
+from eval.labels.rescore import grade_label, judged_text, row_grades
 from eval.metrics import METRICS
 from eval.report import charts as chart_builders
 from eval.runs.store import Run
-from eval.runs.summary import PARAMETER_COLUMNS, quality_metrics, summarize
+from eval.runs.summary import PARAMETER_COLUMNS, label_source, quality_metrics, scored_text, summarize
 
 MAIN_METRICS = (
     "hit_rate",
@@ -33,6 +35,10 @@ MAIN_METRICS = (
     "mrr",
     "ndcg",
     "precision",
+    "passage_precision",
+    "passage_recall",
+    "passage_ndcg",
+    "judged",
     "answer_hit_rate",
     "ild",
     "distinct_doc_ratio",
@@ -122,17 +128,41 @@ def worst_questions(run: Run, config_id: str, n: int = WORST, metric: str = "ndc
     return rows.sort_values([metric, "question_id"], kind="stable").head(n)
 
 
-def _context(run: Run, n: int):
+@dataclass
+class ReportContext:
     """What both reports show: the metrics, the summary, the best config by the ranking rule the dashboard
-    uses too, its worst questions, the recommendation, and the run's questions and chunk texts."""
-    metrics = report_metrics(run)
-    summary = summarize(run, metrics=metrics)
-    rank_by = ranking_metric(metrics)
-    best = str(summary.loc[rank_order(summary, rank_by)[0], "config_id"])
-    worst = worst_questions(run, best, n, rank_by)
-    by_id = run.questions_by_id  # the run keeps its question set and the texts of the chunks it retrieved
-    texts = run.chunk_texts
-    return metrics, summary, best, worst, by_id, texts, rank_by, recommend(run, summary, rank_by)
+    uses too, its worst questions, the recommendation, the label source the rows were scored under (with its
+    judged share and how many questions were scored), and the run's questions and chunk texts."""
+
+    metrics: list[str]
+    summary: pd.DataFrame
+    rank_by: str
+    best: str
+    worst: pd.DataFrame
+    recommendation: Recommendation
+    source: str
+    labels: list[str]  # the label source, its judged share and the scored count, in words
+    questions: dict
+    texts: dict
+
+    @classmethod
+    def of(cls, run: Run, n: int) -> ReportContext:
+        metrics = report_metrics(run)
+        summary = summarize(run, metrics=metrics)
+        rank_by = ranking_metric(metrics)
+        best = str(summary.loc[rank_order(summary, rank_by)[0], "config_id"])
+        source = label_source(run.rows)
+        labels = [f"label source: {source}", judged_text(run.rows, source), scored_text(run.rows, rank_by, source)]
+        recommendation = recommend(run, summary, rank_by)
+        worst = worst_questions(run, best, n, rank_by)
+        # the run keeps its question set and the texts of the chunks it retrieved
+        texts = run.questions_by_id, run.chunk_texts
+        return cls(metrics, summary, rank_by, best, worst, recommendation, source, labels, *texts)
+
+
+def _marks(row: dict, question) -> list[str]:
+    """Each retrieved chunk's grade under the report's label source, in words."""
+    return [grade_label(g) for g in row_grades(row, question.relevant_ids if question else ())]
 
 
 def _plain(text: str) -> str:
@@ -160,7 +190,8 @@ def _html_table(frame: pd.DataFrame) -> str:
 
 def report_html(run: Run, worst: int = WORST) -> str:
     """The report as one HTML document (plotly.js inlined once)."""
-    metrics, summary, best, worst_rows, by_id, texts, rank_by, recommendation = _context(run, worst)
+    context = ReportContext.of(run, worst)
+    metrics, summary, rank_by, texts = context.metrics, context.summary, context.rank_by, context.texts
     manifest, index = run.info, run.info.index
     parts = [
         "<!DOCTYPE html>",
@@ -179,6 +210,7 @@ def report_html(run: Run, worst: int = WORST) -> str:
             ("chunk size / overlap", f"{index.chunk_size} / {index.chunk_overlap}"),
             ("chunks", index.chunks),
             ("questions", f"{manifest.questions.count} from {manifest.questions.source}"),
+            ("labels", "; ".join(context.labels)),
             ("configurations", len(run.configs)),
             ("retrieval path", manifest.path),
             ("latency sample", manifest.latency_sample),
@@ -190,12 +222,13 @@ def report_html(run: Run, worst: int = WORST) -> str:
     parts += ["<h2>Settings and versions</h2>", _html_table(settings)]
     parts += [
         "<h2>Recommendation</h2>",
-        f"<p>{esc(_plain(recommendation.text))}</p>",
+        f"<p>{esc(_plain(context.recommendation.text))} (Label source: {esc(context.source)}.)</p>",
         *[f'<p class="warning">{esc(warning)}</p>' for warning in run_warnings(run)],
     ]
     parts += [
         "<h2>Leaderboard</h2>",
         f"<p>Means with 95% bootstrap confidence intervals. {esc(ranking_rule(rank_by))}</p>",
+        f"<p>{esc('; '.join(context.labels))}.</p>",
         f'<div class="wide">{_html_table(leaderboard_frame(summary, metrics, sort_by=rank_by))}</div>',
     ]
     figures = chart_builders.run_charts(summary, run)
@@ -206,10 +239,12 @@ def report_html(run: Run, worst: int = WORST) -> str:
             parts.append(f"<h3>{esc(title)}</h3>")
             parts.append(figure.to_html(full_html=False, include_plotlyjs=first))
             first = False
-    parts.append(f"<h2>Worst questions on the best configuration ({esc(best)}, by {esc(METRICS[rank_by].label)})</h2>")
-    for row in worst_rows.to_dict("records"):
-        question = by_id.get(row["question_id"])
-        relevant = set(question.relevant_ids) if question else set()
+    parts.append(
+        f"<h2>Worst questions on the best configuration ({esc(context.best)}, by {esc(METRICS[rank_by].label)})"
+        f" under label source {esc(context.source)}</h2>"
+    )
+    for row in context.worst.to_dict("records"):
+        question = context.questions.get(row["question_id"])
         parts.append(f"<h3>{esc(row['question_id'])}: {esc(question.question if question else '')}</h3>")
         if question and question.answers:
             parts.append(f"<p>Gold answer: {esc(' | '.join(question.answers))}</p>")
@@ -218,14 +253,15 @@ def report_html(run: Run, worst: int = WORST) -> str:
         if row.get("answer") is not None:
             parts.append(f"<p>Generated answer: {esc(row['answer'])}</p>")
         lines = [
-            "<table><thead><tr><th>rank</th><th>score</th><th>chunk</th><th>document</th><th>text</th>"
-            "</tr></thead><tbody>"
+            "<table><thead><tr><th>rank</th><th>score</th><th>chunk</th><th>document</th>"
+            f"<th>{esc(context.source)}</th><th>text</th></tr></thead><tbody>"
         ]
-        for rank, (chunk_id, doc_id, score) in enumerate(zip(row["chunk_ids"], row["doc_ids"], row["scores"]), 1):
-            css = ' class="relevant"' if doc_id in relevant else ""
+        retrieved = zip(row["chunk_ids"], row["doc_ids"], row["scores"], _marks(row, question))
+        for rank, (chunk_id, doc_id, score, mark) in enumerate(retrieved, 1):
+            css = ' class="relevant"' if mark.startswith("relevant") else ""
             lines.append(
                 f"<tr{css}><td>{rank}</td><td>{float(score):.4f}</td><td>{esc(chunk_id)}</td>"
-                f"<td>{esc(doc_id)}{' ✓' if doc_id in relevant else ''}</td>"
+                f"<td>{esc(doc_id)}</td><td>{esc(mark)}</td>"
                 f'<td class="chunk">{esc(texts.get(chunk_id, ""))}</td></tr>'
             )
         lines.append("</tbody></table>")
@@ -248,6 +284,13 @@ def comparison_html(first: Run, second: Run, metrics: Sequence[str] | None = Non
                 ("chunk size", lambda m: m.index.chunk_size),
                 ("chunk overlap", lambda m: m.index.chunk_overlap),
                 ("questions", lambda m: m.questions.count),
+            )
+        ]
+        + [("label source", *[label_source(run.rows) for run in (first, second)])]
+        + [
+            (
+                "scored",
+                *[scored_text(run.rows, ranking_metric(shown), label_source(run.rows)) for run in (first, second)],
             )
         ],
         columns=["setting", f"a: {first.run_id}", f"b: {second.run_id}"],
@@ -285,7 +328,9 @@ def _md_table(frame: pd.DataFrame) -> str:
 
 
 def report_markdown(run: Run, worst: int = WORST) -> str:
-    metrics, summary, best, worst_rows, by_id, texts, rank_by, recommendation = _context(run, worst)
+    """The report as Markdown (the same sections as the HTML report, without charts)."""
+    context = ReportContext.of(run, worst)
+    rank_by = context.rank_by
     manifest, index = run.info, run.info.index
     out = [
         f"# Retriever Lab report: run {_md(run.run_id)}",
@@ -294,33 +339,36 @@ def report_markdown(run: Run, worst: int = WORST) -> str:
         f"- index: {_md(index.name)} ({_md(index.embedding_model)}, {_md(index.space)}, chunk size "
         f"{_md(index.chunk_size)} / overlap {_md(index.chunk_overlap)}, {_md(index.chunks)} chunks)",
         f"- questions: {_md(manifest.questions.count)} from {_md(manifest.questions.source)}",
+        f"- labels: {_md('; '.join(context.labels))}",
         f"- versions: {_md(json.dumps(manifest.versions, ensure_ascii=False))}",
         "",
         "## Recommendation",
         "",
-        _md(recommendation.text),
+        f"{_md(context.recommendation.text)} (Label source: {_md(context.source)}.)",
         "",
         *[line for warning in run_warnings(run) for line in (f"**Warning:** {_md(warning)}", "")],
         "## Leaderboard",
         "",
-        _md_table(leaderboard_frame(summary, metrics, sort_by=rank_by)),
+        _md_table(leaderboard_frame(context.summary, context.metrics, sort_by=rank_by)),
         "",
         _md(ranking_rule(rank_by)) + " Means with 95% bootstrap confidence intervals.",
         "",
-        f"## Worst questions on the best configuration ({_md(best)}, by {_md(METRICS[rank_by].label)})",
+        _md("; ".join(context.labels)) + ".",
+        "",
+        f"## Worst questions on the best configuration ({_md(context.best)}, by {_md(METRICS[rank_by].label)}) "
+        f"under label source {_md(context.source)}",
         "",
     ]
-    for row in worst_rows.to_dict("records"):
-        question = by_id.get(row["question_id"])
-        relevant = set(question.relevant_ids) if question else set()
+    for row in context.worst.to_dict("records"):
+        question = context.questions.get(row["question_id"])
         out.append(f"### {_md(row['question_id'])}: {_md(question.question if question else '')}")
         if question and question.answers:
             out.append(f"Gold answer: {_md(' | '.join(question.answers))}")
         out.append("")
-        for rank, (chunk_id, doc_id, score) in enumerate(zip(row["chunk_ids"], row["doc_ids"], row["scores"]), 1):
-            mark = " (relevant)" if doc_id in relevant else ""
-            text = texts.get(chunk_id, "")
-            out.append(f"{rank}. `{_md(chunk_id)}` {float(score):.4f}{mark} {_md(text[:300])}")
+        retrieved = zip(row["chunk_ids"], row["scores"], _marks(row, question))
+        for rank, (chunk_id, score, mark) in enumerate(retrieved, 1):
+            text = context.texts.get(chunk_id, "")
+            out.append(f"{rank}. `{_md(chunk_id)}` {float(score):.4f} ({_md(mark)}) {_md(text[:300])}")
         out.append("")
     return "\n".join(out)
 

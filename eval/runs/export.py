@@ -15,7 +15,7 @@ from eval.errors import LabError
 from eval.io import atomic_write_bytes
 from eval.metrics import METRICS
 from eval.runs.store import RETRIEVED_COLUMNS, Run
-from eval.runs.summary import LATENCY_COLUMNS
+from eval.runs.summary import GRADES_COLUMN, LATENCY_COLUMNS, SOURCE_COLUMN, label_source
 
 FORMATS = ("csv", "jsonl", "parquet", "trec")
 # How each answer was produced; `answer_reused` rows copy another row's answer and measured latency.
@@ -23,11 +23,12 @@ GENERATION_COLUMNS = ("answer_reused", "prompt_tokens", "completion_tokens")
 
 
 def rows_with_latency(run: Run) -> pd.DataFrame:
-    """The rows with the sampled retriever latency joined in (NaN for questions outside the sample)."""
+    """The rows with the sampled retriever latency joined in (NaN for questions outside the sample) and the
+    label source their relevance metrics are under (`label_source`, gold for a run's own rows)."""
     rows = run.rows.drop(columns=["retrieval_ms"], errors="ignore")
     if len(run.latency):
         rows = rows.merge(run.latency, on=["config_id", "question_id"], how="left")
-    return rows
+    return rows.assign(**{SOURCE_COLUMN: label_source(run.rows)})
 
 
 def _clean(value: Any) -> Any:
@@ -45,10 +46,13 @@ def jsonl_records(run: Run) -> list[dict[str, Any]]:
             {"chunk_id": c, "doc_id": d, "score": float(s)}
             for c, d, s in zip(row["chunk_ids"], row["doc_ids"], row["scores"])
         ]
+        if GRADES_COLUMN in row:  # rescored rows: each chunk's grade under the label source (None: unjudged)
+            retrieved = [{**item, "grade": grade} for item, grade in zip(retrieved, row[GRADES_COLUMN])]
         record = {
             "question_id": row["question_id"],
             "config_id": row["config_id"],
             "config": configs[row["config_id"]],
+            "label_source": row[SOURCE_COLUMN],
             "retrieved": retrieved,
             "metrics": {m: _clean(row[m]) for m in METRICS if m in row and METRICS[m].group != "latency"},
             "latency": {m: _clean(row[m]) for m in LATENCY_COLUMNS if m in row},
@@ -62,7 +66,7 @@ def jsonl_records(run: Run) -> list[dict[str, Any]]:
 
 def _flat(run: Run) -> pd.DataFrame:
     rows = rows_with_latency(run)
-    for column in RETRIEVED_COLUMNS:
+    for column in [c for c in (*RETRIEVED_COLUMNS, GRADES_COLUMN) if c in rows]:
         rows[column] = rows[column].map(lambda v: json.dumps(list(v), ensure_ascii=False))
     return rows
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from eval.io import atomic_write_parquet
-from eval.metrics import METRICS, aggregate
+from eval.metrics import METRICS, aggregate, parse_metric
 from eval.metrics.latency import percentile_intervals
 from eval.runs.store import Run
 
@@ -21,6 +21,10 @@ LATENCY_COLUMNS = ("retrieval_ms", "ttft_ms", "total_ms", "tokens_per_s")
 PARAMETER_COLUMNS = ("search_type", "k", "fetch_k", "lambda_mult", "score_threshold", "filter")
 
 
+# Rows rescored under a label source (`eval.labels.rescore`) name it and carry each retrieved chunk's grade under
+# it (aligned with `chunk_ids`, None = unjudged); a run's own rows are scored under gold and have neither.
+SOURCE_COLUMN, GRADES_COLUMN = "label_source", "grades"
+
 SUMMARY_VERSION = 2  # raise it when `summarize` changes what it computes: stored summaries are then recomputed
 
 
@@ -29,6 +33,35 @@ def quality_metrics(rows: pd.DataFrame) -> list[str]:
     return [
         name for name, info in METRICS.items() if info.group != "latency" and name in rows and rows[name].notna().any()
     ]
+
+
+def label_source(rows: pd.DataFrame) -> str:
+    """The label source a run's rows were scored under (`gold` for a run's own rows)."""
+    return str(rows[SOURCE_COLUMN].iloc[0]) if SOURCE_COLUMN in rows and len(rows) else "gold"
+
+
+def scored_questions(rows: pd.DataFrame, metric: str) -> tuple[int, int]:
+    """(questions with a value of `metric` under at least one config, questions in the rows). A question
+    without one (no relevant label, no reference answer) is left out of every mean of that metric."""
+    return int(rows.loc[rows[metric].notna(), "question_id"].nunique()), int(rows["question_id"].nunique())
+
+
+def scored_text(rows: pd.DataFrame, metric: str, source: str = "gold") -> str:
+    """How many questions the means of `metric` are over, and why the others are not: "scored on 14 of 20
+    questions: 6 have no relevant label under human:ann"."""
+    scored, total = scored_questions(rows, metric)
+    text = f"{METRICS[metric].label} scored on {scored} of {total} questions"
+    if scored == total:
+        return text
+    missing = total - scored
+    info = METRICS[metric]
+    if parse_metric(metric)[0] == "judged":
+        why = "nothing retrieved"
+    else:
+        why = {"relevance": f"no relevant label under {source}", "answer": "no reference answer"}.get(
+            info.group, f"no value of {info.label}"
+        )
+    return f"{text}: {missing} {'has' if missing == 1 else 'have'} {why}"
 
 
 def config_table(run: Run) -> pd.DataFrame:
