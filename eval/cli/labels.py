@@ -12,7 +12,7 @@ from eval.labels.agreement import agreement
 from eval.labels.pooled_judging import judge_run, pool
 from eval.labels.question_generation import generate_questions
 from eval.labels.rescore import LABEL_METRICS, rescore
-from eval.runs.summary import summarize
+from eval.runs.summary import summarize, weighting_note
 
 
 def cmd_rescore(args: argparse.Namespace) -> None:
@@ -22,8 +22,11 @@ def cmd_rescore(args: argparse.Namespace) -> None:
     run = run_store_from(args).load(args.run_id)
     metrics = args.metric or list(LABEL_METRICS)
     rows = rescore(run, load_labels(args.labels), args.source, metrics)
+    rescored = replace(run, rows=rows)
+    summary = summarize(rescored, metrics=metrics, weighted=args.weighted)
     print(f"run {run.run_id} under label source '{args.source}' ({args.labels})")
-    print(leaderboard_text(summarize(replace(run, rows=rows), metrics=metrics), metrics, sort_by=metrics[0]))
+    print(leaderboard_text(summary, metrics, sort_by=metrics[0]))
+    print(weighting_note(rescored, args.weighted) or "Means over questions.")
 
 
 def cmd_questions_generate(args: argparse.Namespace) -> None:

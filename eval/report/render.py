@@ -25,7 +25,7 @@ from eval.io import atomic_write_bytes
 from eval.metrics import METRICS
 from eval.report import charts as chart_builders
 from eval.runs.store import Run
-from eval.runs.summary import PARAMETER_COLUMNS, quality_metrics, summarize
+from eval.runs.summary import PARAMETER_COLUMNS, quality_metrics, summarize, weighting_note
 
 MAIN_METRICS = (
     "hit_rate",
@@ -122,17 +122,17 @@ def worst_questions(run: Run, config_id: str, n: int = WORST, metric: str = "ndc
     return rows.sort_values([metric, "question_id"], kind="stable").head(n)
 
 
-def _context(run: Run, n: int):
-    """What both reports show: the metrics, the summary, the best config by the ranking rule the dashboard
-    uses too, its worst questions, the recommendation, and the run's questions and chunk texts."""
+def _context(run: Run, n: int, weighted: bool):
+    """What both reports show: the metrics, the summary (weighted or not), the best config by the ranking rule
+    the dashboard uses too, its worst questions, the recommendation, and the run's questions and chunk texts."""
     metrics = report_metrics(run)
-    summary = summarize(run, metrics=metrics)
+    summary = summarize(run, metrics=metrics, weighted=weighted)
     rank_by = ranking_metric(metrics)
     best = str(summary.loc[rank_order(summary, rank_by)[0], "config_id"])
     worst = worst_questions(run, best, n, rank_by)
     by_id = run.questions_by_id  # the run keeps its question set and the texts of the chunks it retrieved
     texts = run.chunk_texts
-    return metrics, summary, best, worst, by_id, texts, rank_by, recommend(run, summary, rank_by)
+    return metrics, summary, best, worst, by_id, texts, rank_by, recommend(run, summary, rank_by, weighted=weighted)
 
 
 def _plain(text: str) -> str:
@@ -158,9 +158,9 @@ def _html_table(frame: pd.DataFrame) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def report_html(run: Run, worst: int = WORST) -> str:
-    """The report as one HTML document (plotly.js inlined once)."""
-    metrics, summary, best, worst_rows, by_id, texts, rank_by, recommendation = _context(run, worst)
+def report_html(run: Run, worst: int = WORST, weighted: bool = False) -> str:
+    """The report as one HTML document (plotly.js inlined once); `weighted`: weighted means (`summarize`)."""
+    metrics, summary, best, worst_rows, by_id, texts, rank_by, recommendation = _context(run, worst, weighted)
     manifest, index = run.info, run.info.index
     parts = [
         "<!DOCTYPE html>",
@@ -195,7 +195,8 @@ def report_html(run: Run, worst: int = WORST) -> str:
     ]
     parts += [
         "<h2>Leaderboard</h2>",
-        f"<p>Means with 95% bootstrap confidence intervals. {esc(ranking_rule(rank_by))}</p>",
+        f"<p>{esc(weighting_note(run, weighted))} Means with 95% bootstrap confidence intervals. "
+        f"{esc(ranking_rule(rank_by))}</p>",
         f'<div class="wide">{_html_table(leaderboard_frame(summary, metrics, sort_by=rank_by))}</div>',
     ]
     figures = chart_builders.run_charts(summary, run)
@@ -284,8 +285,8 @@ def _md_table(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def report_markdown(run: Run, worst: int = WORST) -> str:
-    metrics, summary, best, worst_rows, by_id, texts, rank_by, recommendation = _context(run, worst)
+def report_markdown(run: Run, worst: int = WORST, weighted: bool = False) -> str:
+    metrics, summary, best, worst_rows, by_id, texts, rank_by, recommendation = _context(run, worst, weighted)
     manifest, index = run.info, run.info.index
     out = [
         f"# Retriever Lab report: run {_md(run.run_id)}",
@@ -305,7 +306,8 @@ def report_markdown(run: Run, worst: int = WORST) -> str:
         "",
         _md_table(leaderboard_frame(summary, metrics, sort_by=rank_by)),
         "",
-        _md(ranking_rule(rank_by)) + " Means with 95% bootstrap confidence intervals.",
+        _md(ranking_rule(rank_by)) + f" {_md(weighting_note(run, weighted))} Means with 95% bootstrap confidence "
+        "intervals.",
         "",
         f"## Worst questions on the best configuration ({_md(best)}, by {_md(METRICS[rank_by].label)})",
         "",
@@ -325,11 +327,11 @@ def report_markdown(run: Run, worst: int = WORST) -> str:
     return "\n".join(out)
 
 
-def write_report(run: Run, path: str | Path, fmt: str = "html") -> Path:
-    """Write the report atomically; `fmt` is html or md."""
+def write_report(run: Run, path: str | Path, fmt: str = "html", weighted: bool = False) -> Path:
+    """Write the report atomically; `fmt` is html or md; `weighted`: weighted means."""
     if fmt not in ("html", "md"):
         raise LabError(f"unknown report format '{fmt}' (use html or md)")
-    text = report_html(run) if fmt == "html" else report_markdown(run)
+    text = report_html(run, weighted=weighted) if fmt == "html" else report_markdown(run, weighted=weighted)
     path = Path(path)
     atomic_write_bytes(path, text.encode("utf-8"))
     return path
