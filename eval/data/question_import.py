@@ -250,9 +250,11 @@ class _Record:
 def _json_records(path: Path, text: str) -> list[_Record]:
     """The records of a JSON document (unwrapped from the platforms' envelopes) or of JSON lines."""
     try:
-        return _unwrap(path, json.loads(text))
+        records = _unwrap(path, json.loads(text))
     except json.JSONDecodeError as error:
         document_error = error
+    else:  # a document on one line (one JSON line, or one page of an API) is line 1
+        return records if "\n" in text.strip() else [_Record(r.value, 1, r.where) for r in records]
     records = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -267,7 +269,7 @@ def _json_records(path: Path, text: str) -> list[_Record]:
 
 
 def _unwrap(path: Path, document: Any) -> list[_Record]:
-    if isinstance(document, dict) and "code" in document and "data" in document and document["code"] != 0:
+    if isinstance(document, dict) and document.get("code", 0) != 0 and set(document) <= {"code", "message", "data"}:
         raise DatasetError(f"a RAGFlow error response (code {document['code']}: {document.get('message', '')})", path)
     for key in ("feedback_data", "data"):  # Dify's feedback export; paged lists of Dify and RAGFlow
         if isinstance(document, dict) and isinstance(document.get(key), (list, dict)):

@@ -31,37 +31,48 @@ def _bootstrap_matrix(
 
     Columns with the same NaN rows share one matrix product: counts (resamples x n) @ values;
     a given n always gets the same counts, so columns and configs see the same resamples.
-
-    With `weights` (n, positive: how many lines of a log each question stands for), the mean is weighted and
-    the resamples are of lines, not questions: a Poisson bootstrap (each line drawn Poisson(1) times, so a
-    question of weight w Poisson(w) times), whose resampled mean is sum(counts * x) / sum(counts). Weights 1
-    give the ordinary bootstrap of the mean up to its Poisson approximation."""
+    With `weights`, see `_weighted_bootstrap_matrix`.
+    """
+    if weights is not None:
+        return _weighted_bootstrap_matrix(values, confidence, n_resamples, seed, weights)
     out = np.full((3, values.shape[1]), np.nan)
-    counts: dict[int | str, np.ndarray] = {}
+    counts: dict[int, np.ndarray] = {}
     valid = ~np.isnan(values)
     patterns: dict[bytes, list[int]] = {}
     for j in range(values.shape[1]):
         patterns.setdefault(valid[:, j].tobytes(), []).append(j)
     tail = (1.0 - confidence) / 2 * 100
     for cols in patterns.values():
-        rows = valid[:, cols[0]]
-        x = values[rows][:, cols]
-        if not len(x):
-            continue
-        if weights is None:
+        x = values[valid[:, cols[0]]][:, cols]
+        if len(x):
             if len(x) not in counts:
                 counts[len(x)] = _resample_counts(len(x), n_resamples, seed)
+            means = counts[len(x)] @ x / len(x)
             out[0, cols] = x.mean(axis=0)
-            out[1:, cols] = np.percentile(counts[len(x)] @ x / len(x), [tail, 100 - tail], axis=0)
-            continue
-        if "lines" not in counts:  # every column sees the same resampled lines
-            counts["lines"] = np.random.default_rng(seed).poisson(weights, (n_resamples, len(weights))).astype(float)
-        drawn = counts["lines"][:, rows]
-        out[0, cols] = weights[rows] @ x / weights[rows].sum()
-        with np.errstate(invalid="ignore"):  # a resample that drew no line at all has no mean
-            means = drawn @ x / drawn.sum(axis=1, keepdims=True)
-        out[1:, cols] = np.nanpercentile(means, [tail, 100 - tail], axis=0)
+            out[1:, cols] = np.percentile(means, [tail, 100 - tail], axis=0)
     return out
+
+
+def _weighted_bootstrap_matrix(
+    values: np.ndarray, confidence: float, n_resamples: int, seed: int, weights: np.ndarray
+) -> np.ndarray:
+    """`_bootstrap_matrix` with a weight per row (positive: how many lines of a log each question stands for).
+
+    The mean is sum(w x) / sum(w) over a column's non-NaN rows, and the resamples are of lines, not questions: a
+    Poisson bootstrap (each line drawn Poisson(1) times, so a question of weight w Poisson(w) times), whose mean is
+    sum(c x) / sum(c). Every column sees the same draws; two matrix products (draws @ values with NaN as 0, and
+    draws @ the non-NaN mask) serve all columns. Weights 1 give the ordinary bootstrap of the mean, up to its
+    Poisson approximation."""
+    valid = ~np.isnan(values)
+    filled = np.where(valid, values, 0.0)
+    mask = valid.astype(float)
+    draws = np.random.default_rng(seed).poisson(weights, (n_resamples, len(weights))).astype(float)
+    tail = (1.0 - confidence) / 2 * 100
+    with np.errstate(invalid="ignore", divide="ignore"):  # a column (or a resample) with no line has no mean
+        mean = weights @ filled / (weights @ mask)
+        means = draws @ filled / (draws @ mask)
+        bounds = np.nanpercentile(means, [tail, 100 - tail], axis=0) if len(means) else np.full((2, len(mean)), np.nan)
+    return np.vstack([mean, bounds])
 
 
 def bootstrap_ci(
