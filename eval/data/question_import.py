@@ -103,8 +103,9 @@ def read_questions(
 
 def _read_text(path: Path, text: str, fmt: str, column: str | None, field: str | None) -> FileRead:
     suffix = path.suffix.lower()
-    json_like = text.lstrip().startswith(("{", "[")) or suffix in (".json", ".jsonl")
-    if fmt == "txt" or (fmt == "auto" and suffix == ".txt" and not text.lstrip().startswith(("{", "["))):
+    starts_as_json = text.lstrip().startswith(("{", "["))
+    json_like = starts_as_json or suffix in (".json", ".jsonl")
+    if fmt == "txt" or (fmt == "auto" and suffix == ".txt" and not starts_as_json):
         return FileRead(path, "txt", *_lines(text))
     if fmt == "csv" or (fmt in ("auto", "dify", "chatchat") and suffix == ".csv"):
         return _csv(path, text, fmt, column)
