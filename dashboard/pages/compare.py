@@ -11,12 +11,14 @@ from eval.metrics import METRICS
 from eval.report import charts
 from eval.report.render import COMPARISON_NOTE, comparison_frame, leaderboard_frame
 from eval.retrievers.external.client import failures
-from eval.runs.summary import quality_metrics, scored_text
+from eval.runs.summary import quality_metrics, scored_text, weighting_note
 
 st.title("Compare configurations")
 
 
-def recommendation_section(run, summary, metric: str, available: list[str], source: str) -> str | None:
+def recommendation_section(
+    run, summary, metric: str, available: list[str], source: str, weighted: bool = False
+) -> str | None:
     """The recommended config (of all the run's configs) under the user's constraints, with the configs tied
     with it, in words. Returns its id."""
     st.subheader("Recommendation")
@@ -36,6 +38,7 @@ def recommendation_section(run, summary, metric: str, available: list[str], sour
         metric,
         budget or None,
         min_judged or None,
+        weighted,
         run,
         summary,
     )
@@ -52,11 +55,12 @@ def _recommend(
     metric: str,
     budget: float | None,
     min_judged: float | None,
+    weighted: bool,
     _run,
     _summary,
 ):
-    """`recommend`, once per run, label source and constraints (its paired test reads every row)."""
-    return recommend(_run, _summary, metric, budget, min_judged)
+    """`recommend`, once per run, label source, weighting and constraints (its paired test reads every row)."""
+    return recommend(_run, _summary, metric, budget, min_judged, weighted)
 
 
 def labels_line(rows, metric: str, source: str) -> str:
@@ -219,11 +223,17 @@ if run_id:
         config_ids = [c["config_id"] for c in run.configs]
         baseline = st.selectbox("Baseline (paired significance test)", ["(none)"] + config_ids, key="compare-baseline")
         baseline = None if baseline == "(none)" else baseline
+        weighted = bool(run.question_weights()) and st.toggle(
+            "Weighted by how often each question was asked",
+            key="compare-weighted",
+            help="means and intervals weighted by the questions' weights (an imported log: how many lines each "
+            "question stands for); off: each question counts once",
+        )
         # one summary of every metric serves the leaderboard and the charts (computed once per baseline)
         summary = (
-            engine.summary(run_id, baseline, tuple(available))
+            engine.summary(run_id, baseline, tuple(available), weighted)
             if source == "gold"
-            else engine.rescored_summary(run_id, label_file, source, baseline)
+            else engine.rescored_summary(run_id, label_file, source, baseline, weighted)
         )
         types = st.multiselect(
             "Search types",
@@ -236,11 +246,12 @@ if run_id:
         for config_id, (count, first) in failures(run.rows).items():  # external retrievers' failed calls
             st.warning(f"{config_id}: {count} calls failed and are not scored, e.g. {first}")
 
-        recommended = recommendation_section(run, summary, sort_metric, available, source)  # every config
+        recommended = recommendation_section(run, summary, sort_metric, available, source, weighted)  # every config
         table = leaderboard_frame(shown, metrics, sort_by=sort_metric)
         st.subheader("Leaderboard")
         st.caption(
-            f"{ranking_rule(sort_metric)} Means with 95% bootstrap confidence intervals"
+            f"{ranking_rule(sort_metric)} {weighting_note(run, weighted)} Means with 95% bootstrap confidence "
+            "intervals"
             + (
                 f"; * = significantly different from {baseline} (paired randomization test, p < 0.05; "
                 "none on a value that is the same for every question)"

@@ -13,6 +13,7 @@ import pandas as pd
 from eval.metrics import METRICS, aggregate
 from eval.metrics.latency import indistinguishable
 from eval.runs.store import Run
+from eval.runs.summary import run_weights
 
 # The ranking metric is the first of these the run has: graded, position-aware relevance first.
 RANKING_ORDER = ("ndcg", "passage_ndcg", "mrr", "hit_rate", "recall", "answer_hit_rate", "f1")
@@ -61,10 +62,12 @@ def recommend(
     metric: str | None = None,
     latency_budget_ms: float | None = None,
     min_judged: float | None = None,
+    weighted: bool = False,
 ) -> Recommendation:
     """The best eligible config by the ranking rule. Eligible: retrieval p50 within `latency_budget_ms` and
     mean `judged` share at least `min_judged` (each only when given and measured). Tied: eligible configs
-    whose paired randomization test against the pick (per question, on `metric`) gives p >= 0.05."""
+    whose paired randomization test against the pick (per question, on `metric`) gives p >= 0.05; with
+    `weighted` (as the summary was made), on the questions' weighted differences."""
     metric = metric or ranking_metric([c[:-5] for c in summary.columns if c.endswith("_mean")])
     table = summary.set_index("config_id")
     excluded = _excluded(table, latency_budget_ms, min_judged)
@@ -72,7 +75,8 @@ def recommend(
     if eligible.empty:
         return Recommendation(metric, None, excluded=excluded, text=_nothing_text(excluded))
     best = str(eligible.loc[rank_order(eligible, metric)[0], "config_id"])
-    p = aggregate(run.rows, [metric], baseline=best).set_index("config_id")[f"{metric}_p"]
+    p = aggregate(run.rows, [metric], baseline=best, weights=run_weights(run, weighted))
+    p = p.set_index("config_id")[f"{metric}_p"]
     tied = [c for c in eligible["config_id"] if c != best and p.get(c, np.nan) >= ALPHA]
     fastest = None
     if LATENCY in table and tied:

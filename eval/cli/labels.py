@@ -12,7 +12,7 @@ from eval.labels.agreement import agreement
 from eval.labels.pooled_judging import judge_run, pool, run_label_file
 from eval.labels.question_generation import generate_questions
 from eval.labels.rescore import LABEL_METRICS, run_under_source
-from eval.runs.summary import summarize
+from eval.runs.summary import summarize, weighting_note
 
 
 def cmd_rescore(args: argparse.Namespace) -> None:
@@ -21,7 +21,11 @@ def cmd_rescore(args: argparse.Namespace) -> None:
     metrics = args.metric or list(LABEL_METRICS)
     run = run_under_source(run_store_from(args).load(args.run_id), args.source, args.labels, metrics)
     print(f"run {run.run_id}, labels from {args.labels or run_label_file(run)}")
-    print(leaderboard_report(summarize(run, metrics=metrics), run.rows, metrics, args.source))
+    summary = summarize(run, metrics=metrics, weighted=args.weighted)
+    print(leaderboard_report(summary, run.rows, metrics, args.source))
+    note = weighting_note(run, args.weighted)
+    if note:
+        print(note)
 
 
 def cmd_questions_generate(args: argparse.Namespace) -> None:

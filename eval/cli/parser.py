@@ -11,7 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from eval.cli.progress import ProgressBar
-from eval.settings import DEFAULT_EMBEDDING, EMBEDDING_HELP, lab_home
+from eval.settings import DEFAULT_EMBEDDING, DEFAULT_NEAR_DUPLICATE, EMBEDDING_HELP, lab_home
+
+WEIGHTED_HELP = (
+    "weighted means and intervals: each question counts by its weight (for imported questions, how often it was "
+    "asked); default: each question once"
+)
 
 
 def handler_of(args: argparse.Namespace) -> Callable[[argparse.Namespace], int | None]:
@@ -108,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow a model's own Python code (ChatGLM2/3); only for models you trust",
     )
+    run.add_argument("--weighted", action="store_true", help=WEIGHTED_HELP)
     run.set_defaults(handler="eval.cli.sweep:cmd_run")
 
     export = commands.add_parser("export", help="export a run")
@@ -159,15 +165,19 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--format", choices=["html", "md"], default="html")
     report.add_argument("--out", required=True, type=Path)
     label_options(report, "rank and mark relevance under this label source (default: the run's own gold scores)")
+    report.add_argument("--weighted", action="store_true", help=WEIGHTED_HELP)
     report.set_defaults(handler="eval.cli.runs:cmd_report")
 
     rescore_parser = commands.add_parser("rescore", help="a run's metrics under another label source")
     rescore_parser.add_argument("run_id")
     label_options(rescore_parser, "the label source to score under", default="gold")
     rescore_parser.add_argument("--metric", action="append", help="a relevance metric, optionally @k (repeatable)")
+    rescore_parser.add_argument("--weighted", action="store_true", help=WEIGHTED_HELP)
     rescore_parser.set_defaults(handler="eval.cli.labels:cmd_rescore")
 
-    questions = commands.add_parser("questions", help="generate a question set from an index's chunks")
+    questions = commands.add_parser(
+        "questions", help="generate a question set from an index's chunks, or import real questions"
+    )
     questions_commands = questions.add_subparsers(dest="questions_command", required=True)
     generate_parser = questions_commands.add_parser("generate", help="ask an LLM for questions the chunks answer")
     generate_parser.add_argument("--index", required=True)
@@ -178,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate_parser.add_argument("--out", required=True, type=Path, help="a new folder (or one to resume)")
     generate_parser.add_argument("--trust-remote-code", action="store_true")
     generate_parser.set_defaults(handler="eval.cli.labels:cmd_questions_generate")
+    add_import_command(questions_commands)
 
     judge_parser = commands.add_parser("judge", help="LLM relevance judgements of a run's pooled chunks")
     judge_parser.add_argument("run_id")
@@ -228,6 +239,31 @@ def label_options(parser: argparse.ArgumentParser, what: str, default: str | Non
         "beside the run's question set)",
     )
     parser.add_argument("--source", default=default, help=f"{what}: gold, generated, llm:MODEL@VERSION or human:NAME")
+
+
+def add_import_command(questions_commands: Any) -> None:
+    """Add `questions import` (eval.cli.questions) to the CLI's parsers."""
+    parser = questions_commands.add_parser(
+        "import",
+        help="real questions (a list, or a Dify, RAGFlow or Langchain-Chatchat log) as a question set: "
+        "de-duplicated, each weighted by how many lines it stands for",
+    )
+    parser.add_argument("files", nargs="+", type=Path, help=".txt, .csv, .jsonl/.json, Chatchat's info.db or .md")
+    parser.add_argument("--out", required=True, type=Path, help="a new folder for questions.jsonl")
+    parser.add_argument(
+        "--format", default="auto", help="auto (from the content), txt, csv, jsonl, dify, ragflow, chatchat"
+    )
+    parser.add_argument("--column", help="the CSV column of the questions (default: question, query or 问题)")
+    parser.add_argument("--field", help="the JSON field of the questions, dotted if nested (default as --column)")
+    parser.add_argument(
+        "--near-duplicate",
+        default=str(DEFAULT_NEAR_DUPLICATE),
+        metavar="COSINE",
+        help=f"merge questions whose embeddings' cosine is at least this (default {DEFAULT_NEAR_DUPLICATE}), or off",
+    )
+    parser.add_argument("--encoder", help=f"the encoder that compares questions (default {DEFAULT_EMBEDDING})")
+    parser.add_argument("--index", help="compare questions with this index's encoder")
+    parser.set_defaults(handler="eval.cli.questions:cmd_questions_import")
 
 
 def add_family_commands(commands: Any, index_commands: Any) -> None:

@@ -97,7 +97,9 @@ def cmd_report(args: argparse.Namespace) -> None:
     store = run_store_from(args)
     run = run_under_source(store.load(args.run_id), args.source, args.labels)
     if args.compare is None:
-        path = write_report(run, args.out, args.format)
+        path = write_report(run, args.out, args.format, weighted=args.weighted)
+    elif args.weighted:
+        raise LabError("--weighted applies to one run's report, not to the comparison of two runs")
     elif args.format != "html":
         raise LabError("the comparison report is HTML only: use --format html with --compare")
     else:

@@ -16,7 +16,7 @@ from eval.metrics.llm_answer import JudgeScorer
 from eval.metrics.ragas import RagasContextScorer
 from eval.retrievers.external.client import failures
 from eval.retrievers.registry import DEFAULT_SWEEP, load_sweep, parse_sweep
-from eval.runs.summary import quality_metrics, summarize
+from eval.runs.summary import quality_metrics, summarize, weighting_note
 from eval.sweep.engine import SweepOptions, run_sweep
 
 
@@ -64,7 +64,9 @@ def cmd_run(args: argparse.Namespace) -> None:
         if m in quality_metrics(run.rows)
     ]
     print(f"run {run_id}  ({len(configs)} configs x {len(questions)} questions, {run.info.wall_seconds:.1f} s)")
-    print(leaderboard_report(summarize(run, metrics=metrics), run.rows, metrics))
+    print(leaderboard_report(summarize(run, metrics=metrics, weighted=args.weighted), run.rows, metrics))
+    if note := weighting_note(run, args.weighted):
+        print(note)
 
     for config_id, (count, first) in failures(run.rows).items():
         print(

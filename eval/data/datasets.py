@@ -1,8 +1,9 @@
 """Datasets: a corpus of documents and a question set, loaded from the native layout or imported.
 
 Native layout (as in `../shared/datasets/`): `corpus.jsonl` `{id, text, title?, source?, metadata?}` and
-`questions.jsonl` `{id, question, answer?, answers?, relevant_ids?, spans?}`, where `spans` (optional) lists the
-gold answer spans `{"doc_id", "start", "end"}` (characters [start, end) of the document's text). Importers:
+`questions.jsonl` `{id, question, answer?, answers?, relevant_ids?, spans?, weight?}`, where `spans` (optional) lists
+the gold answer spans `{"doc_id", "start", "end"}` (characters [start, end) of the document's text) and `weight`
+(optional, a positive number) is how much the question counts in a weighted mean. Importers:
 SQuAD-style JSON (SQuAD, CMRC 2018, DRCD, XQuAD; each answer's `answer_start` becomes a gold span), BEIR
 folders, CSV question sets and plain documents (.txt/.md/.pdf). Every problem raises `DatasetError` naming
 the file, line and field.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -37,7 +39,10 @@ class Dataset:
         return fingerprint(asdict(d) for d in self.corpus)
 
     def questions_fingerprint(self) -> str:
-        return fingerprint(asdict(q) for q in self.questions)
+        """Over every field; a question without a weight fingerprints as it did before weights existed."""
+        return fingerprint(
+            {k: v for k, v in asdict(q).items() if k != "weight" or v is not None} for q in self.questions
+        )
 
 
 # ---------------------------------------------------------------- reading text
@@ -137,6 +142,14 @@ def make_document(record: dict[str, Any], file: Path, line: int | None) -> Docum
     )
 
 
+def _weight(value: Any, file: Path, line: int | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise DatasetError(f"must be a positive number, got {value!r}", file, line, "weight")
+    return value
+
+
 def make_question(record: dict[str, Any], file: Path, line: int | None) -> Question:
     answer = _optional_str(record.get("answer"), file, line, "answer")
     answers = _str_list(record.get("answers"), file, line, "answers")
@@ -146,7 +159,21 @@ def make_question(record: dict[str, Any], file: Path, line: int | None) -> Quest
         answers=tuple(dict.fromkeys(([answer] if answer and answer.strip() else []) + list(answers))),
         relevant_ids=_str_list(record.get("relevant_ids"), file, line, "relevant_ids"),
         spans=_spans(record.get("spans"), file, line),
+        weight=_weight(record.get("weight"), file, line),
     )
+
+
+def question_record(question: Question) -> dict[str, Any]:
+    """A question as one line of `questions.jsonl` (what `make_question` reads back); empty fields left out."""
+    record: dict[str, Any] = {
+        "id": question.id,
+        "question": question.question,
+        "answers": list(question.answers),
+        "relevant_ids": list(question.relevant_ids),
+        "spans": [{"doc_id": s.doc_id, "start": s.start, "end": s.end} for s in question.spans],
+        "weight": question.weight,
+    }
+    return {key: value for key, value in record.items() if value not in ([], None)}
 
 
 # ---------------------------------------------------------------- native layout
@@ -187,7 +214,7 @@ def load_questions(path: str | Path, corpus: list[Document] | None = None) -> li
 
 
 def _csv_questions(path: Path) -> Iterator[tuple[Question, int]]:
-    """CSV with a header: id, question, answer?, answers?, relevant_ids? (lists separated by `|`)."""
+    """CSV with a header: id, question, answer?, answers?, relevant_ids? (lists separated by `|`), weight?."""
     reader = csv.DictReader(io.StringIO(read_text(path)))
     if not reader.fieldnames or "question" not in reader.fieldnames:
         raise DatasetError("the header must name a 'question' column", path, 1)
@@ -198,12 +225,22 @@ def _csv_questions(path: Path) -> Iterator[tuple[Question, int]]:
             "answer": row.get("answer") or None,
             "answers": _split_cell(row.get("answers")),
             "relevant_ids": _split_cell(row.get("relevant_ids")),
+            "weight": _number_cell(row.get("weight"), path, number, "weight"),
         }
         yield make_question(record, path, number), number
 
 
 def _split_cell(cell: str | None) -> list[str]:
     return [part.strip() for part in (cell or "").split("|") if part.strip()]
+
+
+def _number_cell(cell: str | None, file: Path, line: int, name: str) -> float | None:
+    if not (cell or "").strip():
+        return None
+    try:
+        return float(cell)
+    except ValueError:
+        raise DatasetError(f"'{cell}' is not a number", file, line, name) from None
 
 
 def find_file(folder: Path, stem: str, language: str | None = None) -> Path:
@@ -415,11 +452,14 @@ def _read_dataset(path: Path, fmt: str, language: str | None) -> Dataset:
 
 
 def load_question_set(path: str | Path) -> list[Question]:
-    """Questions from a questions file (JSONL/CSV), a SQuAD file, or any dataset folder."""
+    """Questions from a questions file (JSONL/CSV), a SQuAD file, or any dataset folder (a folder holding only
+    a questions file, as `questions import` writes, too)."""
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"no such file or folder: {path.absolute()}", path)
-    if path.is_dir() and detect_format(path) == "native":
+    if path.is_dir() and (
+        detect_format(path) == "native" or any((path / name).is_file() for name in ("questions.jsonl", "questions.csv"))
+    ):
         questions = load_questions(find_file(path, "questions"))
     elif path.is_dir() or path.suffix.lower() == ".json":
         questions = load_dataset(path).questions

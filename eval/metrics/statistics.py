@@ -6,7 +6,7 @@ A question that cannot be scored has NaN, never 0, and every aggregate ignores N
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Literal
 
 import numpy as np
@@ -24,12 +24,17 @@ def _resample_counts(n: int, n_resamples: int, seed: int) -> np.ndarray:
     return counts.reshape(n_resamples, n).astype(float)
 
 
-def _bootstrap_matrix(values: np.ndarray, confidence: float, n_resamples: int, seed: int) -> np.ndarray:
+def _bootstrap_matrix(
+    values: np.ndarray, confidence: float, n_resamples: int, seed: int, weights: np.ndarray | None = None
+) -> np.ndarray:
     """Rows mean, low, high (3 x k) of the columns of values (n x k), NaN dropped per column.
 
     Columns with the same NaN rows share one matrix product: counts (resamples x n) @ values;
     a given n always gets the same counts, so columns and configs see the same resamples.
+    With `weights`, see `_weighted_bootstrap_matrix`.
     """
+    if weights is not None:
+        return _weighted_bootstrap_matrix(values, confidence, n_resamples, seed, weights)
     out = np.full((3, values.shape[1]), np.nan)
     counts: dict[int, np.ndarray] = {}
     valid = ~np.isnan(values)
@@ -46,6 +51,28 @@ def _bootstrap_matrix(values: np.ndarray, confidence: float, n_resamples: int, s
             out[0, cols] = x.mean(axis=0)
             out[1:, cols] = np.percentile(means, [tail, 100 - tail], axis=0)
     return out
+
+
+def _weighted_bootstrap_matrix(
+    values: np.ndarray, confidence: float, n_resamples: int, seed: int, weights: np.ndarray
+) -> np.ndarray:
+    """`_bootstrap_matrix` with a weight per row (positive: how many lines of a log each question stands for).
+
+    The mean is sum(w x) / sum(w) over a column's non-NaN rows, and the resamples are of lines, not questions: a
+    Poisson bootstrap (each line drawn Poisson(1) times, so a question of weight w Poisson(w) times), whose mean is
+    sum(c x) / sum(c). Every column sees the same draws; two matrix products (draws @ values with NaN as 0, and
+    draws @ the non-NaN mask) serve all columns. Weights 1 give the ordinary bootstrap of the mean, up to its
+    Poisson approximation."""
+    valid = ~np.isnan(values)
+    filled = np.where(valid, values, 0.0)
+    mask = valid.astype(float)
+    draws = np.random.default_rng(seed).poisson(weights, (n_resamples, len(weights))).astype(float)
+    tail = (1.0 - confidence) / 2 * 100
+    with np.errstate(invalid="ignore", divide="ignore"):  # a column (or a resample) with no line has no mean
+        mean = weights @ filled / (weights @ mask)
+        means = draws @ filled / (draws @ mask)
+        bounds = np.nanpercentile(means, [tail, 100 - tail], axis=0) if len(means) else np.full((2, len(mean)), np.nan)
+    return np.vstack([mean, bounds])
 
 
 def bootstrap_ci(
@@ -128,6 +155,7 @@ def aggregate(
     n_randomization: int = 2000,
     method: Literal["randomization", "t-test"] = "randomization",
     seed: int = 0,
+    weights: Mapping[str, float] | None = None,
 ) -> pd.DataFrame:
     """One row per config (in order of appearance): n_questions, <m>_mean, <m>_low, <m>_high.
 
@@ -135,14 +163,19 @@ def aggregate(
     All configs x metrics go through one bootstrap and one randomization matrix product. Defaults
     (1000 bootstrap, 2000 randomization resamples) keep 30 configs x 1000 questions well under a
     second; p then has a resolution of 1/2000, below a Bonferroni 0.05 / 30.
-    """
+
+    With `weights` ({question_id: weight}; a question not in it counts 1) the means are weighted, the
+    intervals come from resampling the lines the weights count (see `_bootstrap_matrix`), and the paired
+    test is on the weighted differences (it flips the sign of each question's weight x difference)."""
     metrics = list(metrics)
     configs = list(pd.unique(df[by]))
-    wide = _wide(df, metrics, by, configs)
-    stats = _bootstrap_matrix(wide, confidence, n_bootstrap, seed)
+    wide, questions = _wide(df, metrics, by, configs)
+    w = None if weights is None else np.array([float(weights.get(q, 1.0)) for q in questions])
+    stats = _bootstrap_matrix(wide, confidence, n_bootstrap, seed, w)
     stats = stats.reshape(3, len(metrics), len(configs))
     out = pd.DataFrame({by: configs, "n_questions": df[by].value_counts().reindex(configs).to_numpy()})
-    p = None if baseline is None else _baseline_pvalues(wide, configs, baseline, method, n_randomization, seed)
+    tested = wide if w is None else wide * w[:, None]
+    p = None if baseline is None else _baseline_pvalues(tested, configs, baseline, method, n_randomization, seed)
     for j, m in enumerate(metrics):
         out[f"{m}_mean"], out[f"{m}_low"], out[f"{m}_high"] = stats[:, j]
         if p is not None:
@@ -167,7 +200,7 @@ def paired_differences(
     as in `aggregate`."""
     metrics = list(metrics)
     configs = list(pd.unique(diffs[by]))
-    wide = _wide(diffs, metrics, by, configs)
+    wide, _ = _wide(diffs, metrics, by, configs)
     stats = _bootstrap_matrix(wide, confidence, n_bootstrap, seed).reshape(3, len(metrics), len(configs))
     p = _paired_pvalues(wide, "randomization", n_randomization, seed).reshape(len(metrics), len(configs))
     out = pd.DataFrame({by: configs})
@@ -177,8 +210,8 @@ def paired_differences(
     return out
 
 
-def _wide(df: pd.DataFrame, metrics: list[str], by: str, configs: list) -> np.ndarray:
-    """questions x (metrics x configs), NaN for a missing (question, config) pair.
+def _wide(df: pd.DataFrame, metrics: list[str], by: str, configs: list) -> tuple[np.ndarray, pd.Index]:
+    """questions x (metrics x configs), NaN for a missing (question, config) pair, and the question ids.
 
     Questions are in sorted id order, as `DataFrame.pivot` gives them (the bootstrap draws rows by
     position, so the order is part of the result); built with integer codes, which is several times
@@ -190,7 +223,7 @@ def _wide(df: pd.DataFrame, metrics: list[str], by: str, configs: list) -> np.nd
         raise ValueError(f"several rows for one ({by}, question_id)")
     wide = np.full((len(questions), len(metrics), len(configs)), np.nan)
     wide[question_codes, :, config_codes] = df[metrics].to_numpy(dtype=float)
-    return wide.reshape(len(questions), -1)
+    return wide.reshape(len(questions), -1), questions
 
 
 def _baseline_pvalues(

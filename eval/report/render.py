@@ -27,7 +27,7 @@ from eval.labels.rescore import grade_label, judged_text, row_grades
 from eval.metrics import METRICS
 from eval.report import charts as chart_builders
 from eval.runs.store import Run
-from eval.runs.summary import PARAMETER_COLUMNS, label_source, quality_metrics, scored_text, summarize
+from eval.runs.summary import PARAMETER_COLUMNS, label_source, quality_metrics, scored_text, summarize, weighting_note
 
 MAIN_METRICS = (
     "hit_rate",
@@ -132,7 +132,8 @@ def worst_questions(run: Run, config_id: str, n: int = WORST, metric: str = "ndc
 class ReportContext:
     """What both reports show: the metrics, the summary, the best config by the ranking rule the dashboard
     uses too, its worst questions, the recommendation, the label source the rows were scored under (with its
-    judged share and how many questions were scored), and the run's questions and chunk texts."""
+    judged share and how many questions were scored), which mean it shows (weighted or not), and the run's
+    questions and chunk texts."""
 
     metrics: list[str]
     summary: pd.DataFrame
@@ -142,22 +143,24 @@ class ReportContext:
     recommendation: Recommendation
     source: str
     labels: list[str]  # the label source, its judged share and the scored count, in words
+    weighting: str  # which mean the report shows, in words ("" when the questions carry no weights)
     questions: dict
     texts: dict
 
     @classmethod
-    def of(cls, run: Run, n: int) -> ReportContext:
+    def of(cls, run: Run, n: int, weighted: bool = False) -> ReportContext:
         metrics = report_metrics(run)
-        summary = summarize(run, metrics=metrics)
+        summary = summarize(run, metrics=metrics, weighted=weighted)
         rank_by = ranking_metric(metrics)
         best = str(summary.loc[rank_order(summary, rank_by)[0], "config_id"])
         source = label_source(run.rows)
         labels = [f"label source: {source}", judged_text(run.rows, source), scored_text(run.rows, rank_by, source)]
-        recommendation = recommend(run, summary, rank_by)
+        recommendation = recommend(run, summary, rank_by, weighted=weighted)
         worst = worst_questions(run, best, n, rank_by)
         # the run keeps its question set and the texts of the chunks it retrieved
         texts = run.questions_by_id, run.chunk_texts
-        return cls(metrics, summary, rank_by, best, worst, recommendation, source, labels, *texts)
+        weighting = weighting_note(run, weighted)
+        return cls(metrics, summary, rank_by, best, worst, recommendation, source, labels, weighting, *texts)
 
 
 def _marks(row: dict, question) -> list[str]:
@@ -188,9 +191,9 @@ def _html_table(frame: pd.DataFrame) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def report_html(run: Run, worst: int = WORST) -> str:
-    """The report as one HTML document (plotly.js inlined once)."""
-    context = ReportContext.of(run, worst)
+def report_html(run: Run, worst: int = WORST, weighted: bool = False) -> str:
+    """The report as one HTML document (plotly.js inlined once); `weighted`: weighted means (`summarize`)."""
+    context = ReportContext.of(run, worst, weighted)
     metrics, summary, rank_by, texts = context.metrics, context.summary, context.rank_by, context.texts
     manifest, index = run.info, run.info.index
     parts = [
@@ -227,7 +230,7 @@ def report_html(run: Run, worst: int = WORST) -> str:
     ]
     parts += [
         "<h2>Leaderboard</h2>",
-        f"<p>Means with 95% bootstrap confidence intervals. {esc(ranking_rule(rank_by))}</p>",
+        f"<p>{esc(context.weighting)} Means with 95% bootstrap confidence intervals. {esc(ranking_rule(rank_by))}</p>",
         f"<p>{esc('; '.join(context.labels))}.</p>",
         f'<div class="wide">{_html_table(leaderboard_frame(summary, metrics, sort_by=rank_by))}</div>',
     ]
@@ -327,9 +330,9 @@ def _md_table(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def report_markdown(run: Run, worst: int = WORST) -> str:
+def report_markdown(run: Run, worst: int = WORST, weighted: bool = False) -> str:
     """The report as Markdown (the same sections as the HTML report, without charts)."""
-    context = ReportContext.of(run, worst)
+    context = ReportContext.of(run, worst, weighted)
     rank_by = context.rank_by
     manifest, index = run.info, run.info.index
     out = [
@@ -351,7 +354,7 @@ def report_markdown(run: Run, worst: int = WORST) -> str:
         "",
         _md_table(leaderboard_frame(context.summary, context.metrics, sort_by=rank_by)),
         "",
-        _md(ranking_rule(rank_by)) + " Means with 95% bootstrap confidence intervals.",
+        _md(ranking_rule(rank_by)) + f" {_md(context.weighting)} Means with 95% bootstrap confidence intervals.",
         "",
         _md("; ".join(context.labels)) + ".",
         "",
@@ -373,11 +376,11 @@ def report_markdown(run: Run, worst: int = WORST) -> str:
     return "\n".join(out)
 
 
-def write_report(run: Run, path: str | Path, fmt: str = "html") -> Path:
-    """Write the report atomically; `fmt` is html or md."""
+def write_report(run: Run, path: str | Path, fmt: str = "html", weighted: bool = False) -> Path:
+    """Write the report atomically; `fmt` is html or md; `weighted`: weighted means."""
     if fmt not in ("html", "md"):
         raise LabError(f"unknown report format '{fmt}' (use html or md)")
-    text = report_html(run) if fmt == "html" else report_markdown(run)
+    text = report_html(run, weighted=weighted) if fmt == "html" else report_markdown(run, weighted=weighted)
     path = Path(path)
     atomic_write_bytes(path, text.encode("utf-8"))
     return path

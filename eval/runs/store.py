@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from eval.data.datasets import make_question
+from eval.data.datasets import make_question, question_record
 from eval.errors import LabError
 from eval.index.store import IndexManifest
 from eval.io import atomic_write_bytes, atomic_write_parquet, iter_jsonl
@@ -122,6 +122,14 @@ class Run:
     def questions_by_id(self) -> dict[str, Question]:
         return {q.id: q for q in self.questions}
 
+    def question_weights(self) -> dict[str, float]:
+        """Each question's weight ({id: weight}, 1 where a question has none), or {} when no question of the
+        run has a weight (a question set with no `weight` field)."""
+        questions = self.questions
+        if all(q.weight is None for q in questions):
+            return {}
+        return {q.id: 1.0 if q.weight is None else float(q.weight) for q in questions}
+
     @property
     def chunk_texts(self) -> dict[str, str]:
         """Texts of every chunk the run retrieved (stored when the run completes)."""
@@ -172,20 +180,7 @@ class RunStore:
             }
         )
         (self.root / run_id / "parts").mkdir(parents=True)
-        lines = (
-            json.dumps(
-                {
-                    "id": q.id,
-                    "question": q.question,
-                    "answers": list(q.answers),
-                    "relevant_ids": list(q.relevant_ids),
-                    "spans": [{"doc_id": s.doc_id, "start": s.start, "end": s.end} for s in q.spans],
-                },
-                ensure_ascii=False,
-            )
-            + "\n"
-            for q in questions
-        )
+        lines = (json.dumps(question_record(q), ensure_ascii=False) + "\n" for q in questions)
         atomic_write_bytes(self.root / run_id / "questions.jsonl", "".join(lines).encode())
         self.write_manifest(run_id, typed.to_dict())
         return run_id

@@ -10,6 +10,7 @@ from hashlib import sha256
 import numpy as np
 import pandas as pd
 
+from eval.errors import LabError
 from eval.io import atomic_write_parquet
 from eval.metrics import METRICS, aggregate, parse_metric
 from eval.metrics.latency import percentile_intervals
@@ -90,14 +91,44 @@ def latency_table(run: Run) -> pd.DataFrame:
     return out
 
 
-def summarize(run: Run, baseline: str | None = None, metrics: list[str] | None = None) -> pd.DataFrame:
-    """The leaderboard: parameters, metric means and CIs (+ p-values against `baseline`), latency."""
+def run_weights(run: Run, weighted: bool) -> dict[str, float] | None:
+    """The question weights a weighted summary of `run` uses, or None when it is not weighted."""
+    if not weighted:
+        return None
+    weights = run.question_weights()
+    if not weights:
+        raise LabError(
+            f"run {run.run_id}'s questions have no weights: a weighted mean needs a question set with a `weight` "
+            "field (as `python -m eval questions import` writes); leave weighting off"
+        )
+    return weights
+
+
+def weighting_note(run: Run, weighted: bool) -> str:
+    """Which mean a leaderboard shows, in words, for every place that shows one ("" for a run whose questions
+    have no weights: there is only one mean)."""
+    if not weighted:
+        return "Unweighted means: each question counts once, whatever its weight." if run.question_weights() else ""
+    weights = run_weights(run, weighted) or {}
+    return (
+        f"Weighted means: each question counts by its weight (for imported questions, how many lines of the "
+        f"log it stands for: {sum(weights.values()):g} over {len(weights)} questions)."
+    )
+
+
+def summarize(
+    run: Run, baseline: str | None = None, metrics: list[str] | None = None, weighted: bool = False
+) -> pd.DataFrame:
+    """The leaderboard: parameters, metric means and CIs (+ p-values against `baseline`), latency; with
+    `weighted`, means and intervals weighted by the questions' weights (`eval.metrics.statistics.aggregate`)."""
     metrics = metrics or quality_metrics(run.rows)
-    stats = aggregate(run.rows, metrics, baseline=baseline)
+    stats = aggregate(run.rows, metrics, baseline=baseline, weights=run_weights(run, weighted))
     return config_table(run).merge(stats, on="config_id").merge(latency_table(run), on="config_id")
 
 
-def stored_summary(run: Run, baseline: str | None = None, metrics: list[str] | None = None) -> pd.DataFrame:
+def stored_summary(
+    run: Run, baseline: str | None = None, metrics: list[str] | None = None, weighted: bool = False
+) -> pd.DataFrame:
     """`summarize`, kept in the run folder (`summaries/`) once computed for a complete run.
 
     A summary of a million rows takes seconds (bootstrap CIs of every config and metric); a sweep
@@ -105,12 +136,12 @@ def stored_summary(run: Run, baseline: str | None = None, metrics: list[str] | N
     holds everything the summary depends on; a run that is not complete is never cached."""
     metrics = metrics or quality_metrics(run.rows)
     if run.status != "complete":
-        return summarize(run, baseline, metrics)
-    key = json.dumps([run.manifest.get("finished_at"), baseline, metrics, SUMMARY_VERSION])
+        return summarize(run, baseline, metrics, weighted)
+    key = json.dumps([run.manifest.get("finished_at"), baseline, metrics, SUMMARY_VERSION, *(["weighted"] * weighted)])
     path = run.folder / "summaries" / f"{sha256(key.encode()).hexdigest()[:16]}.parquet"
     if path.is_file():
         return pd.read_parquet(path)
-    summary = summarize(run, baseline, metrics)
+    summary = summarize(run, baseline, metrics, weighted)
     try:
         atomic_write_parquet(path, summary)
     except OSError:  # a read-only run folder still gets its summary, just not kept

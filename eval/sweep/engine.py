@@ -233,7 +233,11 @@ def run_manifest(
         "questions": {
             "source": questions_source,
             "count": len(questions),
-            "fingerprint": fingerprint([q.id, q.question, q.answers, q.relevant_ids] for q in questions),
+            # a weight joins the fingerprint only where one is set: unweighted sets keep their old fingerprints
+            "fingerprint": fingerprint(
+                [q.id, q.question, q.answers, q.relevant_ids, *([q.weight] if q.weight is not None else [])]
+                for q in questions
+            ),
         },
         "sweep": {"configs": [{"config_id": c.config_id, **c.params()} for c in configs]},
         "path": "reference" if options.reference else "fast",

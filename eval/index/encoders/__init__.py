@@ -11,11 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from eval.errors import LabError
 from eval.index.encoders.base import BatchedEmbeddings, minilm_path
 from eval.index.encoders.onnx import OnnxEmbeddings
 from eval.index.encoders.openai import OpenAIEmbeddings
 from eval.index.encoders.torch_models import E5Embeddings, SentenceTransformerEmbeddings
 from eval.settings import onnx_models_folder
+from eval.text import cjk_share
 
 
 def get_embeddings(name: str, home: Path | None = None) -> BatchedEmbeddings:
@@ -53,3 +55,17 @@ BUNDLED_MODELS = {
 
 
 _LOADED: dict[str, BatchedEmbeddings] = {}
+
+
+CHINESE_MIN_CJK_SHARE = 0.05  # the share of CJK letters from which a set of texts counts as (partly) Chinese
+
+
+def check_reads_chinese(name: str, texts: list[str]) -> None:
+    """A LabError when `texts` hold Chinese and the encoder `name` is MiniLM (under any engine): it has no Chinese
+    vocabulary, so different Chinese questions get the same vector (measured: cosine 1.000 between unrelated CMRC
+    questions), and anything that compares them would call them one."""
+    if name.rsplit(":", 1)[-1] == "minilm" and cjk_share(" ".join(texts)) >= CHINESE_MIN_CJK_SHARE:
+        raise LabError(
+            f"{name} reads English only (Chinese characters are unknown tokens to it, so different Chinese questions "
+            "look identical): use e5-small, or an index built with it"
+        )
