@@ -16,11 +16,12 @@ from eval.analysis import calibration
 from eval.analysis.leaderboard import compare_runs
 from eval.data.datasets import load_question_set
 from eval.data.labels import load_labels
-from eval.data.question_import import QuestionImport
+from eval.data.question_import import QuestionImport, write_question_set
 from eval.errors import LabError
 from eval.index.store import IndexStore
 from eval.labels import real_questions
 from eval.labels.pooled_judging import run_label_file
+from eval.labels.question_generation import write_index_corpus
 from eval.labels.real_questions import comparing_encoder
 from eval.labels.rescore import run_under
 from eval.retrievers.stages import stages_for_row
@@ -281,3 +282,12 @@ def import_real_questions(
     or `encoder`; not cached: the page keeps the result until its inputs change."""
     name = comparing_encoder(index_store(), index, encoder) if threshold is not None else None
     return real_questions.import_real_questions(paths, fmt, column, field, threshold, name, home(), progress)
+
+
+def save_real_questions(result: QuestionImport, out: Path, index: str | None) -> Path:
+    """Write the imported questions to a new folder, with the documents of `index` beside them when one was
+    chosen (so that they can be labelled)."""
+    path = write_question_set(result, out)
+    if index:
+        write_index_corpus(path.parent, open_index(index))
+    return path

@@ -8,7 +8,7 @@ import streamlit as st
 
 from dashboard import engine, widgets
 from eval.data.datasets import load_question_set
-from eval.data.question_import import FORMATS, write_question_set
+from eval.data.question_import import FORMATS
 from eval.settings import DEFAULT_EMBEDDING, DEFAULT_NEAR_DUPLICATE
 from eval.text import cjk_share
 
@@ -101,21 +101,21 @@ def import_settings() -> dict:
     )
     indexes = [m.name for m in engine.index_store().list()]
     choice = d3.selectbox(
-        "Compared with",
-        [f"index {name}" for name in indexes] + ["a named encoder"],
+        "For index",
+        [f"index {name}" for name in indexes] + ["none (a named encoder)"],
         key="qimport-by",
-        disabled=not near,
-        help="an index's own encoder (the one its questions are searched with), or an encoder by name",
+        help="the index the questions are for: its encoder compares them, and its documents are saved beside "
+        "them so that they can be labelled; or no index, and an encoder by name",
     )
     encoder = None
-    if near and choice == "a named encoder":
+    if near and not choice.startswith("index "):
         encoder = st.text_input("Encoder", DEFAULT_EMBEDDING, key="qimport-encoder")
     return {
         "fmt": fmt,
         "column": column.strip() or None,
         "field": field.strip() or None,
         "threshold": float(threshold) if near else None,
-        "index": choice.removeprefix("index ") if near and choice != "a named encoder" else None,
+        "index": choice.removeprefix("index ") if choice.startswith("index ") else None,
         "encoder": encoder.strip() if encoder else None,
     }
 
@@ -180,7 +180,7 @@ def import_tab() -> None:
     with widgets.lab_errors("choose a new folder"):
         out = st.text_input("Save to folder (a new one)", key="qimport-out")
         if st.button("Save question set", key="qimport-save", disabled=not out.strip()):
-            path = write_question_set(result, Path(out.strip()).expanduser())
+            path = engine.save_real_questions(result, Path(out.strip()).expanduser(), settings["index"])
             st.success(
                 f"Saved {len(result.questions)} questions to `{path}`: run them on **Run a sweep**, label them on "
                 "**Labels**."

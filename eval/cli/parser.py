@@ -262,7 +262,11 @@ def add_import_command(questions_commands: Any) -> None:
         help=f"merge questions whose embeddings' cosine is at least this (default {DEFAULT_NEAR_DUPLICATE}), or off",
     )
     parser.add_argument("--encoder", help=f"the encoder that compares questions (default {DEFAULT_EMBEDDING})")
-    parser.add_argument("--index", help="compare questions with this index's encoder")
+    parser.add_argument(
+        "--index",
+        help="the index the questions are for: its encoder compares them, and its documents are written beside "
+        "them (corpus.jsonl) so that they can be labelled",
+    )
     parser.set_defaults(handler="eval.cli.questions:cmd_questions_import")
 
 

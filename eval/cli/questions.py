@@ -1,4 +1,4 @@
-"""The headless CLI: `python -m eval questions import ...`. Bad input exits with code 2 and a one-line message."""
+"""`python -m eval questions import`: real questions from lists and chat logs as a weighted question set."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import argparse
 from eval.cli.common import store_from
 from eval.data.question_import import QuestionImport, check_new_folder, write_question_set
 from eval.errors import LabError
+from eval.labels.question_generation import write_index_corpus
 from eval.labels.real_questions import comparing_encoder, import_real_questions
 
 SHOWN_MERGES = 10  # near duplicates listed (the rest are counted)
@@ -29,6 +30,9 @@ def cmd_questions_import(args: argparse.Namespace) -> None:
     path = write_question_set(result, args.out)
     print(*import_report(result), sep="\n")
     print(f"wrote {len(result.questions)} questions to {path}")
+    if args.index:
+        write_index_corpus(path.parent, store_from(args).open(args.index))
+        print(f"wrote the documents of index '{args.index}' to {path.parent / 'corpus.jsonl'} (to label them)")
 
 
 def near_duplicate_threshold(value: str) -> float | None:

@@ -127,6 +127,18 @@ def copied_share(question: str, chunk: str) -> float:
     return sum(gram in normal_c for gram in grams) / len(grams) if grams else 0.0
 
 
+def write_index_corpus(folder: Path, index: Index) -> list[Document]:
+    """The index's documents as `folder/corpus.jsonl`, so that a question set there can be labelled (labels are
+    spans of these documents); returns them."""
+    corpus = documents_from_index(index)
+    lines = (
+        json.dumps({k: v for k, v in asdict(d).items() if v not in (None, {})}, ensure_ascii=False) + "\n"
+        for d in corpus
+    )
+    atomic_write_bytes(folder / "corpus.jsonl", "".join(lines).encode())
+    return corpus
+
+
 def documents_from_index(index: Index) -> list[Document]:
     """The index's documents, rebuilt from its chunks (offsets exact; dropped whitespace becomes spaces)."""
     by_doc: dict[str, list[Chunk]] = {}
@@ -291,18 +303,11 @@ def _append(path: Path, record: dict[str, Any]) -> None:
 def _write_question_set(
     out: Path, index: Index, kept: list[dict[str, Any]], identity: dict[str, Any], report: GenerationReport
 ) -> None:
-    corpus = documents_from_index(index)
+    corpus = write_index_corpus(out, index)
     questions = [
         Question(id=f"gen-{number:04d}", question=r["question"], answers=(r["answer"],))
         for number, r in enumerate(kept, start=1)
     ]
-    atomic_write_bytes(
-        out / "corpus.jsonl",
-        "".join(
-            json.dumps({k: v for k, v in asdict(d).items() if v not in (None, {})}, ensure_ascii=False) + "\n"
-            for d in corpus
-        ).encode(),
-    )
     atomic_write_bytes(
         out / "questions.jsonl",
         "".join(

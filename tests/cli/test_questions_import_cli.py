@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from eval.data.labels import Judgement, load_labels, open_question_set, save_labels
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -143,3 +145,34 @@ def test_weighted_leaderboards_on_run_rescore_and_report(tmp_path, tiny_index_st
     assert report.returncode == 0, report.stderr
     text = (tmp_path / "r.md").read_text(encoding="utf-8")
     assert note in text and f"{weighted:.3f} [" in text
+
+
+def test_questions_imported_for_an_index_can_be_labelled(tmp_path, sample_index):
+    """With --index, the index's documents are written beside the questions, so a person's labels can be saved
+    there (the label store checks every span against them)."""
+    (tmp_path / "lab").mkdir()
+    questions = tmp_path / "asked.txt"
+    questions.write_text("How do I pick k?\n怎样选择 k？\n", encoding="utf-8")
+    done = run_cli(
+        "--indexes",
+        sample_index.folder.parent,
+        "questions",
+        "import",
+        questions,
+        "--out",
+        tmp_path / "set",
+        "--index",
+        "sample",
+        "--near-duplicate",
+        "off",
+        home=tmp_path / "lab",
+    )
+    assert done.returncode == 0, done.stderr
+    corpus = [json.loads(line) for line in (tmp_path / "set" / "corpus.jsonl").read_text().splitlines()]
+    assert sorted(d["id"] for d in corpus) == sorted(sample_index.doc_ids())
+    (first,) = sample_index.chunks(limit=1)
+    question_id = json.loads((tmp_path / "set" / "questions.jsonl").read_text().splitlines()[0])["id"]
+    span = Judgement(question_id, first.doc_id, first.start, first.start + len(first.text), 2, "human:ann")
+    label_file = tmp_path / "set" / "questions.labels.jsonl"
+    save_labels(label_file, [span], *open_question_set(label_file)[1:])
+    assert load_labels(label_file).spans("human:ann")[question_id][0].grade == 2

@@ -63,7 +63,7 @@ def preview(at: AppTest, paths: list[Path], near: bool = False, encoder: str | N
     at.text_area(key="qimport-paths").set_value("\n".join(map(str, paths)))
     at.toggle(key="qimport-near").set_value(near).run()
     if encoder:
-        at.selectbox(key="qimport-by").set_value("a named encoder").run()
+        at.selectbox(key="qimport-by").set_value("none (a named encoder)").run()
         at.text_input(key="qimport-encoder").set_value(encoder)
     at.button(key="qimport-preview").click().run()
     assert not at.exception, [e.value for e in at.exception]
