@@ -1,8 +1,9 @@
 """A self-contained report of a run: HTML (plotly inline once, works offline) or Markdown.
 
 Every piece of user text (questions, answers, chunk texts, config filters, index and dataset names,
-manifest values) goes through `html.escape` in the HTML report; the Markdown report escapes `|` and
-HTML-significant characters so it renders safely too.
+manifest values) goes through `html.escape` in the HTML report; the Markdown report writes `<`, `>` and `&` as
+entities and backslash-escapes the characters Markdown acts on (links, images, emphasis, code, tables), so a
+text renders as itself, and ids in code spans take a fence longer than any backtick run in them.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import re
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -274,13 +276,31 @@ def comparison_html(first: Run, second: Run, metrics: Sequence[str] | None = Non
 # ---------------------------------------------------------------- Markdown
 
 
+MD_ENTITIES = {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
+MD_ACTIVE = set("\\`*_[]!|~$#")  # what makes links, images, emphasis, code, tables, headings and math
+
+
 def _md(value: Any) -> str:
-    return esc(value).replace("|", "\\|").replace("\n", " ")
+    """User text as Markdown that renders as the text itself, on one line."""
+    text = re.sub(r"[\r\n]+", " ", "" if value is None else str(value))
+    return "".join(MD_ENTITIES.get(char) or ("\\" + char if char in MD_ACTIVE else char) for char in text)
 
 
-def _md_table(frame: pd.DataFrame) -> str:
-    lines = ["| " + " | ".join(_md(c) for c in frame.columns) + " |", "|" + "---|" * len(frame.columns)]
-    lines += ["| " + " | ".join(_md(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+def _md_code(value: Any) -> str:
+    """User text as a Markdown code span (shown verbatim, whatever backticks it holds)."""
+    text = re.sub(r"[\r\n]+", " ", "" if value is None else str(value))
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _md_table(frame: pd.DataFrame, user_columns: Sequence[str] = ("config_id", "filter")) -> str:
+    """A Markdown table: the user's text (config ids, filters) escaped, the lab's own (labels, numbers) as it is,
+    with `|` escaped everywhere."""
+    lines = ["| " + " | ".join(str(c).replace("|", "\\|") for c in frame.columns) + " |"]
+    lines.append("|" + "---|" * len(frame.columns))
+    escape = [_md if column in user_columns else lambda v: str(v).replace("|", "\\|") for column in frame.columns]
+    lines += ["| " + " | ".join(f(v) for f, v in zip(escape, row)) + " |" for row in frame.itertuples(index=False)]
     return "\n".join(lines)
 
 
@@ -298,14 +318,14 @@ def report_markdown(run: Run, worst: int = WORST) -> str:
         "",
         "## Recommendation",
         "",
-        _md(recommendation.text),
+        _md(_plain(recommendation.text)),
         "",
         *[line for warning in run_warnings(run) for line in (f"**Warning:** {_md(warning)}", "")],
         "## Leaderboard",
         "",
         _md_table(leaderboard_frame(summary, metrics, sort_by=rank_by)),
         "",
-        _md(ranking_rule(rank_by)) + " Means with 95% bootstrap confidence intervals.",
+        ranking_rule(rank_by) + " Means with 95% bootstrap confidence intervals.",
         "",
         f"## Worst questions on the best configuration ({_md(best)}, by {_md(METRICS[rank_by].label)})",
         "",
@@ -320,7 +340,7 @@ def report_markdown(run: Run, worst: int = WORST) -> str:
         for rank, (chunk_id, doc_id, score) in enumerate(zip(row["chunk_ids"], row["doc_ids"], row["scores"]), 1):
             mark = " (relevant)" if doc_id in relevant else ""
             text = texts.get(chunk_id, "")
-            out.append(f"{rank}. `{_md(chunk_id)}` {float(score):.4f}{mark} {_md(text[:300])}")
+            out.append(f"{rank}. {_md_code(chunk_id)} {float(score):.4f}{mark} {_md(text[:300])}")
         out.append("")
     return "\n".join(out)
 
