@@ -16,8 +16,10 @@ and timing, imported result files, and the rows and chunks they add to a run.
 Each returned chunk is mapped to a corpus document (`eval.retrievers.external.mapping`) so the run's labels and
 metrics apply. Calls run `concurrency` at a time, are timed one by one, and are retried with exponential backoff
 on 429, 5xx, timeouts and refused connections; a call that still fails is recorded on its row (`call_error`), its
-metrics NaN, and the sweep goes on. Keys are read from environment variables named in the spec, sent only in
-request headers and scrubbed from every recorded message: they never reach a run, log or export.
+metrics NaN, and the sweep goes on. A service's results are cut to the config's k before they are mapped, and
+what the scores cannot show (results beyond k, chunks of no document, no scores, repeats) is counted per row and
+warned of per config (`answer_warnings`). Secrets (keys, `{env: ...}` headers) are read from the environment,
+sent only in request headers and scrubbed from every recorded message: they never reach a run, log or export.
 """
 
 from __future__ import annotations

@@ -18,8 +18,9 @@ Each returned chunk is mapped to a corpus document (`eval.retrievers.external.ma
 and metrics apply.
 Calls run `concurrency` at a time, are timed one by one, and are retried with exponential backoff on 429, 5xx,
 timeouts and refused connections; a call that still fails is recorded on its row (`call_error`), its metrics
-NaN, and the sweep goes on. Keys are read from environment variables named in the spec, sent only in the
-`Authorization` header and scrubbed from every recorded message: they never reach a run, log or export.
+NaN, and the sweep goes on. Keys, and every header value not declared `{value: ...}`, are read from environment
+variables named in the spec (`api_key_env`, `headers: {X-Api-Key: {env: NAME}}`), sent only in request headers
+and scrubbed from every recorded message: they never reach a run, log or export.
 """
 
 from __future__ import annotations
