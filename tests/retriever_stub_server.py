@@ -155,3 +155,10 @@ class _Handler(JSONHandler):
         hits = self.server.search(body["q"], body["size"])
         self._send_json(200, {"data": {"hits": [{"pid": h["id"], "passage": h["text"], "relevance": h["relevance"],
                                                  "meta": {"doc": h["doc_id"]}} for h in hits]}})
+
+
+def search_entry(url: str, **settings) -> dict[str, Any]:
+    """An `http_json` sweep spec entry for the stub's generic search at `url` (the server's address), top_k 5."""
+    return {"search_type": "http_json", "url": f"{url}/search", "request": {"q": "{question}", "size": "{top_k}"},
+            "params": {"top_k": 5}, "results": "data.hits", "text": "passage", "id": "pid", "score": "relevance",
+            "map_by": "doc_id", "map_field": "meta.doc", **settings}

@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 import pytest
 from conftest import SESSION_EMBEDDING_CACHE
 from markdown_it import MarkdownIt
-from retriever_stub_server import RetrieverStubServer
+from retriever_stub_server import RetrieverStubServer, search_entry
 
 from eval.data.datasets import Dataset
 from eval.index.chunking import ChunkingParams
@@ -63,18 +63,9 @@ def hostile_run(tmp_path_factory):
             {
                 "configs": [
                     {"search_type": "similarity", "k": 2},
-                    {
-                        "search_type": "http_json",
-                        "url": f"{stub.url}/search",
-                        "request": {"q": "{question}", "tag": "{tag}", "size": 2},
-                        "params": {"tag": CONFIG_TAG},
-                        "results": "data.hits",
-                        "text": "passage",
-                        "id": "pid",
-                        "score": "relevance",
-                        "map_by": "doc_id",
-                        "map_field": "meta.doc",
-                    },
+                    search_entry(
+                        stub.url, request={"q": "{question}", "tag": "{tag}", "size": 2}, params={"tag": CONFIG_TAG}
+                    ),
                 ]
             }
         )

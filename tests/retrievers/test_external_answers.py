@@ -6,10 +6,10 @@ import json
 
 import pandas as pd
 import pytest
-from retriever_stub_server import RetrieverStubServer
+from lab_cli import run_cli, write_questions
+from retriever_stub_server import RetrieverStubServer, search_entry
 
 from eval.analysis.diagnostics import run_warnings
-from eval.cli.main import main
 from eval.errors import ConfigError
 from eval.report.render import write_report
 from eval.retrievers.external.config import check_ready
@@ -93,17 +93,6 @@ def odd_answers(sample_index, sample_dataset, tmp_path_factory):
     """One run of services that each answer oddly: every chunk of the index for top_k 5; a map_field that names
     nothing; a score path that names nothing; chunk ids read from the document field (so two chunks of one
     document share an id); a knowledge base the service does not have (an empty answer)."""
-    search = {
-        "search_type": "http_json",
-        "request": {"q": "{question}", "size": "{top_k}"},
-        "params": {"top_k": 5},
-        "results": "data.hits",
-        "text": "passage",
-        "id": "pid",
-        "score": "relevance",
-        "map_by": "doc_id",
-        "map_field": "meta.doc",
-    }
     with RetrieverStubServer(sample_index, mode="all") as flood, RetrieverStubServer(sample_index) as stub:
         run = sweep_run(
             sample_index,
@@ -111,9 +100,9 @@ def odd_answers(sample_index, sample_dataset, tmp_path_factory):
             [
                 {"search_type": "similarity", "k": 5},
                 chatchat("flood", flood.url, top_k=5),
-                {**search, "name": "nomap", "url": f"{stub.url}/search", "map_field": "meta.nope"},
-                {**search, "name": "noscore", "url": f"{stub.url}/search", "score": "meta.nope"},
-                {**search, "name": "docids", "url": f"{stub.url}/search", "id": "meta.doc"},
+                search_entry(stub.url, name="nomap", map_field="meta.nope"),
+                search_entry(stub.url, name="noscore", score="meta.nope"),
+                search_entry(stub.url, name="docids", id="meta.doc"),
                 chatchat("empty", stub.url, knowledge_base_name="absent"),
             ],
             tmp_path_factory.mktemp("odd-answers"),
@@ -165,18 +154,6 @@ def test_a_well_behaved_service_gets_no_warning(odd_answers):
     assert rows_of(odd_answers, "flood-k5")[["unmapped", "unscored", "repeated"]].eq(0).all().all()
 
 
-def write_questions(dataset, path) -> str:
-    path.write_text(
-        "".join(
-            json.dumps({"id": q.id, "question": q.question, "relevant_ids": list(q.relevant_ids)}, ensure_ascii=False)
-            + "\n"
-            for q in dataset.questions
-        ),
-        encoding="utf-8",
-    )
-    return str(path)
-
-
 def test_cli_run_prints_each_warning_once_on_stderr(tiny_index_store, tiny_dataset, tmp_path, capsys):
     index = tiny_index_store.open("tiny")
     with RetrieverStubServer(index, mode="all") as flood:
@@ -187,22 +164,14 @@ def test_cli_run_prints_each_warning_once_on_stderr(tiny_index_store, tiny_datas
             f" top_k: 2}}\n",
             encoding="utf-8",
         )
-        code = main(
-            [
-                "--home",
-                str(tmp_path / "home"),
-                "--indexes",
-                str(tiny_index_store.root),
-                "run",
-                "--index",
-                "tiny",
-                "--questions",
-                write_questions(tiny_dataset, tmp_path / "q.jsonl"),
-                "--sweep",
-                str(spec),
-                "--latency-sample",
-                "0",
-            ]
+        code = run_cli(
+            tmp_path / "home",
+            tiny_index_store,
+            "tiny",
+            write_questions(tiny_dataset, tmp_path / "q.jsonl"),
+            spec,
+            "--latency-sample",
+            "0",
         )
     out, err = capsys.readouterr()
     assert code == 0, err
@@ -257,35 +226,17 @@ def test_an_env_header_is_sent_but_never_stored_printed_or_exported(
 ):
     questions = write_questions(tiny_dataset, tmp_path / "questions.jsonl")
     index = tiny_index_store.open("tiny")
+    headers = {"X-Api-Key": {"env": "SEARCH_KEY"}, "X-Tenant": {"value": "team-a"}}
     with RetrieverStubServer(index) as stub, RetrieverStubServer(index, mode="500") as down:
-        entry = (
-            "{search_type: http_json, url: '%s/search', request: {q: '{question}', size: '{top_k}'}, "
-            "params: {top_k: 2}, results: data.hits, text: passage, id: pid, map_by: doc_id, map_field: meta.doc, "
-            "retries: 0, headers: {X-Api-Key: {env: SEARCH_KEY}, X-Tenant: {value: team-a}}, name: %s}"
-        )
+        entries = [
+            search_entry(server.url, name=name, params={"top_k": 2}, retries=0, headers=headers)
+            for server, name in ((stub, "search"), (down, "down"))
+        ]
         spec = tmp_path / "sweep.yaml"
-        spec.write_text(
-            f"configs:\n  - {entry % (stub.url, 'search')}\n  - {entry % (down.url, 'down')}\n", encoding="utf-8"
-        )
+        spec.write_text(json.dumps({"configs": entries}), encoding="utf-8")  # JSON is YAML
         monkeypatch.setenv("SEARCH_KEY", SECRET)
         home = tmp_path / "home"
-        code = main(
-            [
-                "--home",
-                str(home),
-                "--indexes",
-                str(tiny_index_store.root),
-                "run",
-                "--index",
-                "tiny",
-                "--questions",
-                questions,
-                "--sweep",
-                str(spec),
-                "--latency-sample",
-                "0",
-            ]
-        )
+        code = run_cli(home, tiny_index_store, "tiny", questions, spec, "--latency-sample", "0")
     out, err = capsys.readouterr()
     assert code == 0, err
     run_store = RunStore(home / "runs")

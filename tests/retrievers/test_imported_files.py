@@ -5,8 +5,8 @@ without any of the run's questions. The last two need the index, so `run` refuse
 import json
 
 import pytest
+from lab_cli import run_cli, write_questions
 
-from eval.cli.main import main
 from eval.errors import LabError
 from eval.retrievers.registry import parse_sweep
 from eval.runs.store import RunStore
@@ -83,38 +83,11 @@ def test_chunks_of_one_document_are_fine_in_jsonl(tmp_path):
     assert len(parse_sweep({"configs": [{"search_type": "imported", "path": str(tmp_path / "chunks.jsonl")}]})) == 1
 
 
-def write_questions(dataset, path) -> str:
-    path.write_text(
-        "".join(
-            json.dumps({"id": q.id, "question": q.question, "relevant_ids": list(q.relevant_ids)}, ensure_ascii=False)
-            + "\n"
-            for q in dataset.questions
-        ),
-        encoding="utf-8",
-    )
-    return str(path)
-
-
 def cli_run(tiny_index_store, tiny_dataset, tmp_path, entry: dict) -> int:
     spec = tmp_path / "sweep.yaml"
     spec.write_text(json.dumps({"configs": [entry]}), encoding="utf-8")
-    return main(
-        [
-            "--home",
-            str(tmp_path / "home"),
-            "--indexes",
-            str(tiny_index_store.root),
-            "run",
-            "--index",
-            "tiny",
-            "--questions",
-            write_questions(tiny_dataset, tmp_path / "q.jsonl"),
-            "--sweep",
-            str(spec),
-            "--latency-sample",
-            "0",
-        ]
-    )
+    questions = write_questions(tiny_dataset, tmp_path / "q.jsonl")
+    return run_cli(tmp_path / "home", tiny_index_store, "tiny", questions, spec, "--latency-sample", "0")
 
 
 @pytest.mark.parametrize(

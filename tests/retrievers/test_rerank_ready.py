@@ -5,6 +5,7 @@ failed run is left behind."""
 import json
 
 import pytest
+from lab_cli import run_cli, write_questions
 from tiny_cross_encoder import build_cross_encoder
 
 from eval.cli.main import main
@@ -61,22 +62,13 @@ def test_run_sweep_refuses_the_folder_before_the_run_exists(
 def test_cli_run_refuses_it_in_one_line_and_leaves_no_run(
     broken, broken_folders, tiny_index_store, tiny_dataset, tmp_path, capsys
 ):
-    questions = tmp_path / "questions.jsonl"
-    questions.write_text(
-        "".join(
-            json.dumps({"id": q.id, "question": q.question, "relevant_ids": list(q.relevant_ids)}, ensure_ascii=False)
-            + "\n"
-            for q in tiny_dataset.questions
-        ),
-        encoding="utf-8",
-    )
+    questions = write_questions(tiny_dataset, tmp_path / "questions.jsonl")
     spec = tmp_path / "sweep.yaml"
     spec.write_text(json.dumps(rerank_spec(broken_folders[broken])), encoding="utf-8")  # JSON is YAML
-    home = ["--home", str(tmp_path / "home"), "--indexes", str(tiny_index_store.root)]
-    code = main([*home, "run", "--index", "tiny", "--questions", str(questions), "--sweep", str(spec)])
+    code = run_cli(tmp_path / "home", tiny_index_store, "tiny", questions, spec)
     out, err = capsys.readouterr()
     assert code == 2, err
     assert err.startswith(f"error: reranker '{broken_folders[broken]}' cannot be loaded: ") and err.count("\n") == 1
     assert MESSAGES[broken] in err and "Traceback" not in err
-    assert main([*home, "runs", "list"]) == 0
+    assert main(["--home", str(tmp_path / "home"), "runs", "list"]) == 0
     assert capsys.readouterr().out.startswith("no runs yet")

@@ -6,7 +6,7 @@ import json
 
 import pytest
 from conftest import SESSION_EMBEDDING_CACHE
-from retriever_stub_server import RetrieverStubServer
+from retriever_stub_server import RetrieverStubServer, search_entry
 
 from eval.data.datasets import Dataset
 from eval.index.chunking import ChunkingParams
@@ -49,16 +49,11 @@ def odd_ids(tmp_path_factory):
                 "configs": [
                     {"search_type": "similarity", "k": 3},
                     {
-                        "search_type": "http_json",
-                        "name": "nomap",
-                        "url": f"{stub.url}/search",
-                        "request": {"q": "{question}", "size": "{top_k}"},
-                        "params": {"top_k": 2},
-                        "results": "data.hits",
-                        "text": "passage",
-                        "id": "pid",
-                        "map_by": "doc_id",
-                        "map_field": "meta.nope",
+                        k: v
+                        for k, v in search_entry(
+                            stub.url, name="nomap", params={"top_k": 2}, map_field="meta.nope"
+                        ).items()
+                        if k != "score"
                     },
                 ]
             }
