@@ -27,6 +27,8 @@ CASES = [
     ("search_type: mmr, k: 3, fetch_k: .inf", "fetch_k must be a whole number, got inf"),
     ("search_type: mmr, k: 3, lambda_mult: .nan", "lambda_mult must be a number in [0, 1], got nan"),
     ("search_type: similarity_score_threshold, k: 3, score_threshold: .inf", "score_threshold must be in [0, 1]"),
+    ("search_type: similarity, k: 3, filter: {year: {$gt: .nan}}", "filter holds nan: a JSON value takes finite"),
+    ("search_type: mmr, k: 3, filter: {$and: [{lang: zh}, {year: {$lt: .inf}}]}", "filter holds inf"),
     (f"{CHATCHAT}, top_k: .inf", "top_k must be a whole number of at least 1, got inf"),
     (f"{CHATCHAT}, top_k: 3, score_threshold: .nan", "score_threshold must be a finite number, got nan"),
     (f"{CHATCHAT}, top_k: 3, timeout: .inf", "timeout must be a finite number, got inf"),
@@ -44,7 +46,7 @@ CASES = [
     ),
     (
         f"{HTTP_JSON}, request: {{q: '{{question}}', boost: '{{boost}}'}}, params: {{boost: [1.5, .nan]}}",
-        "params holds nan: a JSON request takes finite numbers only",
+        "params holds nan: a JSON value takes finite numbers only",
     ),
     (f"{HTTP_JSON}, request: {{q: '{{question}}', min_score: .inf}}", "request holds inf"),
     ("search_type: imported, path: run.trec, k: .inf", "k must be a whole number of at least 1, got inf"),
@@ -74,10 +76,22 @@ def test_a_rerank_top_n_must_be_finite(tmp_path):
         parse_sweep({"configs": [entry]})
 
 
+def case(fragment: str) -> tuple[str, str]:
+    (found,) = [c for c in CASES if fragment in c[0]]
+    return found
+
+
 @pytest.mark.parametrize(
     "text, message",
-    [CASES[0], CASES[1], CASES[4], CASES[14], CASES[23]],
-    ids=["bm25-k", "bm25-k1", "ensemble-weight", "chatchat-timeout", "http-json-top-k"],
+    [
+        case("bm25, k: .inf"),
+        case("k1: .inf"),
+        case("weights: [.inf, 1]"),
+        case("timeout: .inf"),
+        case("params: {top_k: .inf}"),
+        case("filter: {year"),
+    ],
+    ids=["bm25-k", "bm25-k1", "ensemble-weight", "chatchat-timeout", "http-json-top-k", "vector-filter"],
 )
 def test_cli_run_refuses_them_in_one_line(text, message, tmp_path, capsys):
     spec = tmp_path / "sweep.yaml"

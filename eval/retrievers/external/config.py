@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from eval.errors import ConfigError
-from eval.retrievers.base import Expand, Kind
+from eval.retrievers.base import Expand, Kind, finite_json
 from eval.retrievers.external.imported import read_imported_once
 from eval.retrievers.external.mapping import MAP_BY
 
@@ -251,14 +251,6 @@ def _whole(value: Any, name: str, low: int) -> int:
     return value
 
 
-def _finite_json(value: Any, name: str) -> None:
-    """No NaN or infinity anywhere in a value sent as JSON (JSON cannot carry them)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"{name} holds {value!r}: a JSON request takes finite numbers only")
-    for item in value.values() if isinstance(value, dict) else value if isinstance(value, list) else ():
-        _finite_json(item, name)
-
-
 def _strings(value: Any, name: str) -> None:
     if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
         raise ConfigError(f"{name} must be a non-empty list of ids, got {value!r}")
@@ -296,7 +288,7 @@ def _check_dify(s: dict[str, Any]) -> None:
     if "metadata_condition" in s:
         if not isinstance(s["metadata_condition"], dict):
             raise ConfigError("metadata_condition must be a mapping (Dify's logical_operator and conditions)")
-        _finite_json(s["metadata_condition"], "metadata_condition")
+        finite_json(s["metadata_condition"], "metadata_condition")
 
 
 def _check_http_json(s: dict[str, Any]) -> None:
@@ -311,8 +303,8 @@ def _check_http_json(s: dict[str, Any]) -> None:
     for key in ("top_k", "k"):  # the config's k: its results are cut to it
         if key in params:
             _whole(params[key], f"params.{key}", 1)
-    _finite_json(s["request"], "request")
-    _finite_json(params, "params")
+    finite_json(s["request"], "request")
+    finite_json(params, "params")
     used = set(re.findall(r"\{(\w+)\}", json.dumps(s["request"])))
     for name in params:
         if name not in used:
