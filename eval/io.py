@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import tempfile
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -109,3 +110,23 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
         if not isinstance(record, dict):
             raise DatasetError("expected a JSON object", path, number)
         yield number, record
+
+
+TREC_NO_DOCUMENT = "%00"  # a TREC field for a chunk that maps to no corpus document (it still holds a rank)
+
+
+def trec_field(value: str) -> str:
+    """An id as one field of a TREC run or qrels line. trec_eval and ranx split lines on whitespace, so '%',
+    whitespace and unprintable characters are percent-encoded (UTF-8): `新冠 病毒` becomes `新冠%20病毒`, which both
+    read as one id and `trec_unescape` turns back; the empty id becomes `TREC_NO_DOCUMENT`."""
+    if not value:
+        return TREC_NO_DOCUMENT
+    return "".join(
+        urllib.parse.quote(char, safe="") if char == "%" or char.isspace() or not char.isprintable() else char
+        for char in value
+    )
+
+
+def trec_unescape(field: str) -> str:
+    """The id `trec_field` wrote (the empty id for `TREC_NO_DOCUMENT`)."""
+    return "" if field == TREC_NO_DOCUMENT else urllib.parse.unquote(field)

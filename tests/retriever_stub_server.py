@@ -12,9 +12,10 @@ request and response shapes:
 - a generic JSON search `POST /search` (`{"q", "size"}`): `{"data": {"hits": [{"pid", "passage", "relevance",
   "meta": {"doc"}}]}}`.
 
-`mode` makes it misbehave: "500" always, "429" for the first `failures` requests (with Retry-After 0), "slow"
-(sleeps `delay_s` before answering), "garbage" (malformed JSON). Every request's body and Authorization header
-are kept in `requests`.
+`mode` makes it misbehave: "500" always (echoing the request's Authorization and X- headers), "429" or "503"
+for the first `failures` requests (with `Retry-After: {retry_after}`), "slow" (sleeps `delay_s` before
+answering), "garbage" (malformed JSON), "all" (every chunk of the index, whatever was asked for). Every
+request's body and Authorization header are kept in `requests`.
 """
 from __future__ import annotations
 
@@ -29,9 +30,10 @@ from loopback_server import JSONHandler, LoopbackServer
 
 class RetrieverStubServer(LoopbackServer):
     def __init__(self, index, key: str = "stub-key", mode: str | None = None, failures: int = 0,
-                 delay_s: float = 2.0) -> None:
+                 delay_s: float = 2.0, retry_after: str = "0") -> None:
         super().__init__(_Handler)
         self.index, self.key, self.mode, self.failures, self.delay_s = index, key, mode, failures, delay_s
+        self.retry_after = retry_after
         self.lock = threading.Lock()
         self.in_flight = self.most_in_flight = 0
         self.vectors: dict[str, list[float]] = {}
@@ -45,7 +47,7 @@ class RetrieverStubServer(LoopbackServer):
         if question not in self.vectors:  # one encoding per question, however many configs ask it
             self.vectors[question] = self.index.embeddings.embed_query(question)
         vector = self.vectors[question]
-        n = min(n, self.index.manifest.chunks)
+        n = self.index.manifest.chunks if self.mode == "all" else min(n, self.index.manifest.chunks)
         got = self.index.collection.query(query_embeddings=[vector], n_results=n,
                                           include=["documents", "metadatas", "distances"])
         return [{"id": chunk_id, "text": text, "doc_id": meta["doc_id"], "title": meta.get("title", ""),
@@ -78,10 +80,12 @@ class _Handler(JSONHandler):
         mode = self.server.mode
         time.sleep(0.02)  # a service takes a moment: lets concurrent calls overlap
         if mode == "500":
-            # echoes the request's Authorization header, as careless servers do: the client must scrub it
-            return self._send_json(500, {"detail": f"Internal Server Error ({self.headers.get('Authorization')})"})
-        if mode == "429" and count <= self.server.failures:
-            return self._send_raw(429, b'{"detail": "Too Many Requests"}', {"Retry-After": "0"})
+            # echoes the request's credentials, as careless servers do: the client must scrub them
+            echoed = [value for name, value in self.headers.items() if name.lower().startswith("x-")]
+            return self._send_json(500, {"detail": f"Internal Server Error ({self.headers.get('Authorization')}"
+                                                   f"{''.join(f', {value}' for value in echoed)})"})
+        if mode in ("429", "503") and count <= self.server.failures:
+            return self._send_raw(int(mode), b'{"detail": "Busy"}', {"Retry-After": self.server.retry_after})
         if mode == "slow":
             time.sleep(self.server.delay_s)
         if mode == "garbage":
@@ -151,3 +155,10 @@ class _Handler(JSONHandler):
         hits = self.server.search(body["q"], body["size"])
         self._send_json(200, {"data": {"hits": [{"pid": h["id"], "passage": h["text"], "relevance": h["relevance"],
                                                  "meta": {"doc": h["doc_id"]}} for h in hits]}})
+
+
+def search_entry(url: str, **settings) -> dict[str, Any]:
+    """An `http_json` sweep spec entry for the stub's generic search at `url` (the server's address), top_k 5."""
+    return {"search_type": "http_json", "url": f"{url}/search", "request": {"q": "{question}", "size": "{top_k}"},
+            "params": {"top_k": 5}, "results": "data.hits", "text": "passage", "id": "pid", "score": "relevance",
+            "map_by": "doc_id", "map_field": "meta.doc", **settings}

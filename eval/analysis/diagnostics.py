@@ -1,6 +1,7 @@
 """What a run's results say about its grid: configs that retrieved exactly the same chunks, threshold configs
-that did nothing (a `score_threshold` below every score returns what plain similarity returns), and BM25
-configs whose tokenizer cannot split the questions' language."""
+that did nothing (a `score_threshold` below every score returns what plain similarity returns), BM25
+configs whose tokenizer cannot split the questions' language, and external services whose answers the scores
+cannot show (results beyond k, chunks of no document, no scores, repeats)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from eval.retrievers.external.client import answer_warnings
 from eval.runs.store import Run
 from eval.sweep.engine import identical_configs
 from eval.text import CJK_CHAR
@@ -63,7 +65,7 @@ def run_warnings(run: Run) -> list[str]:
     chinese_bm25 = chinese_questions_on_word_bm25(run)
     if chinese_bm25:
         warnings.append(chinese_bm25)
-    return warnings
+    return warnings + answer_warnings(run.rows, run.configs)
 
 
 def chinese_questions_on_word_bm25(run: Run) -> str | None:

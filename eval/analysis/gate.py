@@ -141,6 +141,13 @@ def read_baseline(path: str | Path) -> Scores:
             f"non-empty 'values' mapping question ids to numbers or null)"
         )
     check_metric(data["metric"])
+    low, high = value_range(data["metric"])
+    wrong = next(((q, v) for q, v in values.items() if v is not None and not low <= v <= high), None)
+    if wrong is not None:
+        raise LabError(
+            f"{path}: question {wrong[0]} has {data['metric']} {wrong[1]!r}, outside [{low:g}, {high:g}]: "
+            "not a value the metric takes (rewrite the file with `gate --write-baseline`)"
+        )
     return Scores(
         str(path),
         data["run_id"],
@@ -149,6 +156,34 @@ def read_baseline(path: str | Path) -> Scores:
         data["questions_fingerprint"],
         {str(q): np.nan if v is None else float(v) for q, v in values.items()},
         str(data.get("label_source", "gold")),  # files written before label sources were recorded: gold
+    )
+
+
+def value_range(metric: str) -> tuple[float, float]:
+    """The values a metric can take: shares and ranking scores in [0, 1], intra-list diversity (1 - cosine)
+    in [0, 2], counts, characters and times from 0 up."""
+    name = parse_metric(metric)[0]
+    if name == "ild":
+        return 0.0, 2.0
+    if METRICS[metric].group in ("relevance", "answer") or name in ("near_duplicate_rate", "distinct_doc_ratio"):
+        return 0.0, 1.0
+    return 0.0, math.inf
+
+
+def candidate_config(run: Run, baseline_config: str, chosen: str | None) -> str:
+    """The candidate's config to compare: `chosen` (`--candidate-config`), else the baseline's config id, else
+    the run's only config (two one-config runs with different ids, e.g. `similarity-k10` then
+    `similarity-k1`, compare; `gate` says so in a warning)."""
+    if chosen is not None:
+        return pick_config(run, chosen)
+    ids = [c["config_id"] for c in run.configs]
+    if baseline_config in ids:
+        return baseline_config
+    if len(ids) == 1:
+        return ids[0]
+    raise LabError(
+        f"run {run.run_id} has no config '{baseline_config}' (the baseline's): choose one with "
+        f"--candidate-config ({', '.join(ids)})"
     )
 
 
@@ -185,7 +220,8 @@ class GateResult:
     metric: str
     baseline: str
     candidate: str
-    config_id: str
+    config_id: str  # the baseline's
+    candidate_config_id: str
     n_questions: int
     baseline_mean: float
     candidate_mean: float
@@ -210,10 +246,13 @@ class GateResult:
     def markdown(self) -> str:
         """The result as a Markdown table for a pull-request comment, warnings quoted below it."""
         p = f"{self.p_value:.4f}" if self.p_value > 0 else f"< {1 / N_RESAMPLES:g}"  # no flip as extreme
+        config = f"config `{self.config_id}`" + (
+            f" vs `{self.candidate_config_id}`" if self.candidate_config_id != self.config_id else ""
+        )
         lines = [
-            f"Retriever Lab gate: baseline `{self.baseline}` vs candidate `{self.candidate}`, config "
-            f"`{self.config_id}`, {self.n_questions} paired questions, label source `{self.label_source}`, "
-            f"max drop {self.max_drop:g}, alpha {self.alpha:g}",
+            f"Retriever Lab gate: baseline `{self.baseline}` vs candidate `{self.candidate}`, {config}, "
+            f"{self.n_questions} paired questions, label source `{self.label_source}`, max drop {self.max_drop:g}, "
+            f"alpha {self.alpha:g}",
             "",
             "| metric | baseline | candidate | difference [95% CI] | p-value | verdict |",
             "|---|---|---|---|---|---|",
@@ -226,8 +265,8 @@ class GateResult:
 
 def gate(baseline: Scores, candidate: Scores, max_drop: float = 0.01, alpha: float = 0.05) -> GateResult:
     """Compare candidate with baseline on the questions both scored (see the module docstring for the rule)."""
-    if max_drop < 0 or not 0 < alpha < 1:
-        raise LabError(f"--max-drop must be >= 0 and --alpha in (0, 1), got {max_drop} and {alpha}")
+    if not (math.isfinite(max_drop) and max_drop >= 0 and 0 < alpha < 1):
+        raise LabError(f"--max-drop must be >= 0 (a finite number) and --alpha in (0, 1), got {max_drop} and {alpha}")
     if baseline.label_source != candidate.label_source:
         raise LabError(
             f"the baseline {baseline.source} is scored under label source '{baseline.label_source}' and the "
@@ -250,6 +289,10 @@ def gate(baseline: Scores, candidate: Scores, max_drop: float = 0.01, alpha: flo
     worse_by = -difference if METRICS[candidate.metric].higher_is_better else difference
     significant = p < alpha
     warnings = []
+    if baseline.config_id != candidate.config_id:
+        warnings.append(
+            f"compared the baseline's config {baseline.config_id} with the candidate's {candidate.config_id}"
+        )
     if baseline.questions_fingerprint != candidate.questions_fingerprint:
         warnings.append(
             f"the question sets differ ({baseline.questions_fingerprint} vs "
@@ -271,6 +314,7 @@ def gate(baseline: Scores, candidate: Scores, max_drop: float = 0.01, alpha: flo
         candidate.metric,
         baseline.source,
         candidate.source,
+        baseline.config_id,
         candidate.config_id,
         len(pairs),
         float(base.mean()),

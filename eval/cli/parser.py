@@ -150,7 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--baseline", metavar="RUN_OR_FILE", help="a run id or a baseline file")
     source.add_argument("--write-baseline", metavar="RUN", help="write RUN's per-question values to --out")
     gate.add_argument("--candidate", metavar="RUN")
-    gate.add_argument("--config", help="the config compared (default: the run's only one, or the file's)")
+    gate.add_argument("--config", help="the baseline's config (default: the run's only one, or the file's)")
+    gate.add_argument(
+        "--candidate-config",
+        help="the candidate's config (default: the baseline's config id, else the candidate's only config)",
+    )
     gate.add_argument("--metric", required=True, help="a catalogue metric, optionally at a cutoff: ndcg@10")
     gate.add_argument("--max-drop", type=float, default=0.01, help="tolerated drop of the mean")
     gate.add_argument("--alpha", type=float, default=0.05, help="significance level of the paired test")

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from eval.analysis.gate import gate, load_baseline, run_scores, write_baseline
+from eval.analysis.gate import candidate_config, gate, load_baseline, run_scores, write_baseline
 from eval.analysis.leaderboard import compare_runs
 from eval.analysis.recommend import ranking_metric
 from eval.cli.common import run_store_from
@@ -70,8 +70,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
     store = run_store_from(args)
     if args.write_baseline:
-        if args.candidate or not args.out:
-            raise LabError("--write-baseline RUN needs --out FILE (and no --candidate)")
+        if args.candidate or args.candidate_config or not args.out:
+            raise LabError("--write-baseline RUN needs --out FILE (and no --candidate or --candidate-config)")
         run = run_under_source(store.load(args.write_baseline), args.source, args.labels, [args.metric])
         scores = run_scores(run, args.config, args.metric)
         path = write_baseline(scores, args.out)
@@ -84,7 +84,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
         raise LabError("--baseline needs --candidate RUN (--out goes with --write-baseline)")
     baseline = load_baseline(store, args.baseline, args.config, args.metric, args.source, args.labels)
     candidate = run_under_source(store.load(args.candidate), args.source, args.labels, [args.metric])
-    result = gate(baseline, run_scores(candidate, baseline.config_id, args.metric), args.max_drop, args.alpha)
+    chosen = candidate_config(candidate, baseline.config_id, args.candidate_config)
+    result = gate(baseline, run_scores(candidate, chosen, args.metric), args.max_drop, args.alpha)
     print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2) if args.json else result.markdown())
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)

@@ -14,7 +14,7 @@ from eval.generation.generators import GenerationSettings, load_generator
 from eval.generation.pipeline import GeneratingAnswerer
 from eval.metrics.llm_answer import JudgeScorer
 from eval.metrics.ragas import RagasContextScorer
-from eval.retrievers.external.client import failures
+from eval.retrievers.external.client import answer_warnings, failures
 from eval.retrievers.registry import DEFAULT_SWEEP, load_sweep, parse_sweep
 from eval.runs.summary import quality_metrics, summarize, weighting_note
 from eval.sweep.engine import SweepOptions, run_sweep
@@ -73,6 +73,8 @@ def cmd_run(args: argparse.Namespace) -> None:
             f"warning: {config_id}: {count} of {len(questions)} calls failed (not scored), e.g. {first}",
             file=sys.stderr,
         )
+    for warning in answer_warnings(run.rows, run.configs):
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def answerer_from(args: argparse.Namespace):

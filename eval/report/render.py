@@ -1,8 +1,9 @@
 """A self-contained report of a run: HTML (plotly inline once, works offline) or Markdown.
 
 Every piece of user text (questions, answers, chunk texts, config filters, index and dataset names,
-manifest values) goes through `html.escape` in the HTML report; the Markdown report escapes `|` and
-HTML-significant characters so it renders safely too.
+manifest values) goes through `html.escape` in the HTML report; the Markdown report writes `<`, `>` and `&` as
+entities and backslash-escapes the characters Markdown acts on (links, images, emphasis, code, tables), so a
+text renders as itself, and ids in code spans take a fence longer than any backtick run in them.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -320,13 +322,31 @@ def comparison_html(first: Run, second: Run, metrics: Sequence[str] | None = Non
 # ---------------------------------------------------------------- Markdown
 
 
+MD_ENTITIES = {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
+MD_ACTIVE = set("\\`*_[]!|~$#")  # what makes links, images, emphasis, code, tables, headings and math
+
+
 def _md(value: Any) -> str:
-    return esc(value).replace("|", "\\|").replace("\n", " ")
+    """User text as Markdown that renders as the text itself, on one line."""
+    text = re.sub(r"[\r\n]+", " ", "" if value is None else str(value))
+    return "".join(MD_ENTITIES.get(char) or ("\\" + char if char in MD_ACTIVE else char) for char in text)
 
 
-def _md_table(frame: pd.DataFrame) -> str:
-    lines = ["| " + " | ".join(_md(c) for c in frame.columns) + " |", "|" + "---|" * len(frame.columns)]
-    lines += ["| " + " | ".join(_md(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+def _md_code(value: Any) -> str:
+    """User text as a Markdown code span (shown verbatim, whatever backticks it holds)."""
+    text = re.sub(r"[\r\n]+", " ", "" if value is None else str(value))
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _md_table(frame: pd.DataFrame, user_columns: Sequence[str] = ("config_id", "filter")) -> str:
+    """A Markdown table: the user's text (config ids, filters) escaped, the lab's own (labels, numbers) as it is,
+    with `|` escaped everywhere."""
+    lines = ["| " + " | ".join(str(c).replace("|", "\\|") for c in frame.columns) + " |"]
+    lines.append("|" + "---|" * len(frame.columns))
+    escape = [_md if column in user_columns else lambda v: str(v).replace("|", "\\|") for column in frame.columns]
+    lines += ["| " + " | ".join(f(v) for f, v in zip(escape, row)) + " |" for row in frame.itertuples(index=False)]
     return "\n".join(lines)
 
 
@@ -347,14 +367,14 @@ def report_markdown(run: Run, worst: int = WORST, weighted: bool = False) -> str
         "",
         "## Recommendation",
         "",
-        f"{_md(context.recommendation.text)} (Label source: {_md(context.source)}.)",
+        f"{_md(_plain(context.recommendation.text))} (Label source: {_md(context.source)}.)",
         "",
         *[line for warning in run_warnings(run) for line in (f"**Warning:** {_md(warning)}", "")],
         "## Leaderboard",
         "",
         _md_table(leaderboard_frame(context.summary, context.metrics, sort_by=rank_by)),
         "",
-        _md(ranking_rule(rank_by)) + f" {_md(context.weighting)} Means with 95% bootstrap confidence intervals.",
+        f"{ranking_rule(rank_by)} {context.weighting} Means with 95% bootstrap confidence intervals.",
         "",
         _md("; ".join(context.labels)) + ".",
         "",
@@ -371,7 +391,7 @@ def report_markdown(run: Run, worst: int = WORST, weighted: bool = False) -> str
         retrieved = zip(row["chunk_ids"], row["scores"], _marks(row, question))
         for rank, (chunk_id, score, mark) in enumerate(retrieved, 1):
             text = context.texts.get(chunk_id, "")
-            out.append(f"{rank}. `{_md(chunk_id)}` {float(score):.4f} ({_md(mark)}) {_md(text[:300])}")
+            out.append(f"{rank}. {_md_code(chunk_id)} {float(score):.4f} ({_md(mark)}) {_md(text[:300])}")
         out.append("")
     return "\n".join(out)
 

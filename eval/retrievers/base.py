@@ -106,6 +106,15 @@ def finite_number(value: Any, name: str, where: str) -> float:
     return float(value)
 
 
+def finite_json(value: Any, name: str) -> None:
+    """No NaN or infinity anywhere in a value that goes out as JSON (a metadata filter, a request body): JSON
+    cannot carry them. The caller adds where the value sits."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{name} holds {value!r}: a JSON value takes finite numbers only")
+    for item in value.values() if isinstance(value, dict) else value if isinstance(value, list) else ():
+        finite_json(item, name)
+
+
 def take(candidates: Retrieved, picks: list[int]) -> Retrieved:
     """The candidates at positions `picks`, in that order."""
     return Retrieved(

@@ -26,7 +26,7 @@ from langchain_chroma.vectorstores import maximal_marginal_relevance
 
 from eval.errors import ConfigError
 from eval.index.store import Index
-from eval.retrievers.base import Build, Expand, Kind, Results, alternatives, take
+from eval.retrievers.base import Build, Expand, Kind, Results, alternatives, finite_json, take
 from eval.schema import Question, Retrieved
 
 SEARCH_TYPES = ("similarity", "mmr", "similarity_score_threshold")
@@ -154,6 +154,7 @@ def _filter_json(value: Any) -> str | None:
         return None
     if not isinstance(value, dict) or not value:
         raise ConfigError(f'filter must be a non-empty mapping such as {{"lang": "zh"}}, got {value!r}')
+    finite_json(value, "filter")
     from chromadb.api.types import validate_where
 
     try:

@@ -1,4 +1,7 @@
-"""Exports of a run: CSV, JSON Lines, Parquet, and TREC run + qrels files (for trec_eval or ranx)."""
+"""Exports of a run: CSV, JSON Lines, Parquet, and TREC run + qrels files (for trec_eval or ranx).
+
+TREC fields are split on whitespace, so ids are written by `eval.io.trec_field` (spaces and '%'
+percent-encoded): trec_eval and ranx read them as one id each, and the `imported` kind turns them back."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from eval.errors import LabError
-from eval.io import atomic_write_bytes
+from eval.io import atomic_write_bytes, trec_field
 from eval.metrics import METRICS
 from eval.runs.store import RETRIEVED_COLUMNS, Run
 from eval.runs.summary import GRADES_COLUMN, LATENCY_COLUMNS, SOURCE_COLUMN, label_source
@@ -43,7 +46,7 @@ def jsonl_records(run: Run) -> list[dict[str, Any]]:
     records = []
     for row in rows_with_latency(run).to_dict("records"):
         retrieved = [
-            {"chunk_id": c, "doc_id": d, "score": float(s)}
+            {"chunk_id": c, "doc_id": d, "score": _clean(float(s))}
             for c, d, s in zip(row["chunk_ids"], row["doc_ids"], row["scores"])
         ]
         if GRADES_COLUMN in row:  # rescored rows: each chunk's grade under the label source (None: unjudged)
@@ -73,22 +76,35 @@ def _flat(run: Run) -> pd.DataFrame:
 
 def trec_files(run: Run) -> dict[str, str]:
     """Per config a document-level TREC run (each document at its first rank, score = its best chunk's
-    score), plus one qrels file from the run's stored question set."""
+    score; chunks of no document share one placeholder rank, as the metrics count them), plus one qrels file
+    from the run's stored question set. Readers rank by score, so a list whose scores do not fall with rank (a
+    service's distances, or no scores) gets the negated rank as its score."""
     files = {}
     for config_id, group in run.rows.groupby("config_id", sort=False):
         lines = []
         for row in group.itertuples():
-            best: dict[str, float] = {}
-            for doc_id, score in zip(row.doc_ids, row.scores):
-                best[doc_id] = max(best.get(doc_id, -math.inf), float(score))
-            ranked = list(dict.fromkeys(row.doc_ids))
+            ranked, scores = _document_ranking(row.doc_ids, row.scores)
             lines += [
-                f"{row.question_id} Q0 {doc} {rank} {best[doc]:.6f} {config_id}"
-                for rank, doc in enumerate(ranked, start=1)
+                f"{trec_field(row.question_id)} Q0 {trec_field(doc)} {rank} {score:.6f} {trec_field(config_id)}"
+                for rank, (doc, score) in enumerate(zip(ranked, scores), start=1)
             ]
         files[f"{config_id}.run"] = "\n".join(lines) + "\n"
-    files["qrels.txt"] = "".join(f"{q.id} 0 {doc} 1\n" for q in run.questions for doc in q.relevant_ids)
+    files["qrels.txt"] = "".join(
+        f"{trec_field(q.id)} 0 {trec_field(doc)} 1\n" for q in run.questions for doc in q.relevant_ids
+    )
     return files
+
+
+def _document_ranking(doc_ids: Any, chunk_scores: Any) -> tuple[list[str], list[float]]:
+    """Each document at its first rank with its best chunk's score (or the negated rank, see `trec_files`)."""
+    best: dict[str, float] = {}
+    for doc_id, score in zip(doc_ids, chunk_scores):
+        best[doc_id] = max(best.get(doc_id, -math.inf), float(score))
+    ranked = list(best)
+    scores = [best[doc] for doc in ranked]
+    if not all(math.isfinite(s) for s in scores) or any(after > before for before, after in zip(scores, scores[1:])):
+        scores = [-float(rank) for rank in range(1, len(ranked) + 1)]
+    return ranked, scores
 
 
 def _check(run: Run, fmt: str) -> None:

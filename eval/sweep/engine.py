@@ -33,6 +33,7 @@ from eval.retrievers.external.client import (
     DEFAULT_CONCURRENCY,
     ExternalRetriever,
     annotate_rows,
+    check_imported,
     latency_frame,
     read_block_chunks,
     write_block_chunks,
@@ -129,7 +130,7 @@ def score_rows(
             "config_id": config_id,
             "chunk_ids": result.chunk_ids,
             "doc_ids": result.doc_ids,
-            "scores": [float(s) for s in result.scores],
+            "scores": np.asarray(result.scores, dtype=np.float64),  # an array: NaN scores stay NaN on disk
             **scored[key],
         }
         for question_id, config_id, result, key in listed
@@ -269,6 +270,7 @@ def run_sweep(
         raise LabError("a sweep needs at least one retriever config and one question")
     check_relevant_ids(index, questions)
     check_ready(configs)
+    check_imported(index, configs, questions)
     for scorer in options.scorers:
         if "answers" in scorer.needs and options.answerer is None:
             raise LabError(f"the {scorer.describe()['name']} scorer scores generated answers: add an answerer")

@@ -16,12 +16,15 @@ and timing, imported result files, and the rows and chunks they add to a run.
 Each returned chunk is mapped to a corpus document (`eval.retrievers.external.mapping`) so the run's labels and
 metrics apply. Calls run `concurrency` at a time, are timed one by one, and are retried with exponential backoff
 on 429, 5xx, timeouts and refused connections; a call that still fails is recorded on its row (`call_error`), its
-metrics NaN, and the sweep goes on. Keys are read from environment variables named in the spec, sent only in
-request headers and scrubbed from every recorded message: they never reach a run, log or export.
+metrics NaN, and the sweep goes on. A service's results are cut to the config's k before they are mapped, and
+what the scores cannot show (results beyond k, chunks of no document, no scores, repeats) is counted per row and
+warned of per config (`answer_warnings`). Secrets (keys, `{env: ...}` headers) are read from the environment,
+sent only in request headers and scrubbed from every recorded message: they never reach a run, log or export.
 """
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import json
 import math
@@ -29,16 +32,18 @@ import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from eval.errors import DatasetError
 from eval.index.store import Index
 from eval.io import atomic_write_parquet
-from eval.retrievers.external.config import PLATFORMS, ExternalConfig, api_key
-from eval.retrievers.external.imported import read_imported
+from eval.retrievers.external.config import PLATFORMS, ExternalConfig, request_headers
+from eval.retrievers.external.imported import entries_of, id_forms, read_imported_once
 from eval.retrievers.external.mapping import CorpusMapper, Mapped
 
 DEFAULT_CONCURRENCY = 4  # calls at once to a service: overlaps network waits, stays polite to a shared server
@@ -46,7 +51,9 @@ DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_RETRIES = 3
 DEFAULT_BACKOFF_S = 0.5
 MAX_WAIT_S = 30.0  # the longest pause before a retry, whatever Retry-After says
-CALL_COLUMNS = ("call_ms", "call_attempts", "call_error", "unmapped")
+# per row: the call's time, attempts and error; how many returned chunks mapped to no document, came beyond
+# the config's k (dropped), had no numeric score, or repeated a chunk of the same answer
+CALL_COLUMNS = ("call_ms", "call_attempts", "call_error", "unmapped", "dropped", "unscored", "repeated")
 
 
 # ---------------------------------------------------------------- kinds
@@ -119,10 +126,22 @@ def post_json(client: Any, url: str, body: Any, headers: dict[str, str], policy:
 
 
 def _retry_after(response: Any, default: float) -> float:
-    try:
-        return float(response.headers.get("Retry-After", default))
-    except ValueError:
+    """The server's Retry-After in seconds: delay-seconds, or an HTTP-date (a past date: 0). An unusable value
+    (negative, NaN, infinite, neither a number nor a date) gives the default backoff: a service's bad header
+    must not stop the run."""
+    value = response.headers.get("Retry-After")
+    if value is None:
         return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return default
+        when = when if when.tzinfo else when.replace(tzinfo=UTC)  # an HTTP-date is in GMT
+        seconds = max((when - datetime.now(UTC)).total_seconds(), 0.0)
+    return seconds if math.isfinite(seconds) and seconds >= 0 else default
 
 
 def _snippet(text: str) -> str:
@@ -252,6 +271,9 @@ class ExternalResult:
     attempts: int = 0
     error: str | None = None
     unmapped: int = 0
+    dropped: int = 0
+    unscored: int = 0
+    repeated: int = 0
 
 
 class ExternalRetriever:
@@ -261,9 +283,8 @@ class ExternalRetriever:
         import httpx
 
         self.index, self.configs, self.concurrency = index, configs, max(1, concurrency)
-        self.mapper = CorpusMapper(index)
+        self.mapper = CorpusMapper.of(index)
         self.client = httpx.Client(follow_redirects=False)
-        self._imported: dict[str, dict[str, list[dict[str, Any]]]] = {}
         self._vectors: dict[str, np.ndarray] = {}
 
     def close(self) -> None:
@@ -282,8 +303,7 @@ class ExternalRetriever:
     def _one(self, question: Any, config: ExternalConfig) -> ExternalResult:
         if config.search_type == "imported":
             return self._from_file(question, config)
-        key = api_key(config)
-        headers = {**config.settings.get("headers", {}), **({"Authorization": f"Bearer {key}"} if key else {})}
+        headers, secrets = request_headers(config)
         request = build_request(config, question.question)
         attempts = 0
         try:
@@ -292,13 +312,17 @@ class ExternalRetriever:
             )
             results = parse_results(config, request, payload)
         except CallError as error:
-            return _failed(_scrub(str(error), key), error.attempts or attempts)
-        prefix = config.settings.get("name") or config.search_type
-        return self._mapped(config, results, prefix, elapsed, attempts)
+            return _failed(_scrub(str(error), secrets), error.attempts or attempts)
+        kept = results[: config.k] if config.k else results  # a service may return more than it was asked
+        result = self._mapped(config, kept, config.settings.get("name") or config.search_type, elapsed, attempts)
+        result.dropped = len(results) - len(kept)
+        result.unscored = sum(math.isnan(r["score"]) for r in kept) if request.score else 0
+        return result
 
     def _mapped(
         self, config: ExternalConfig, results: list[dict[str, Any]], prefix: str, elapsed: float, attempts: int
     ) -> ExternalResult:
+        """The results mapped to corpus documents; `unmapped` and `repeated` counted."""
         how = config.settings["map_by"]
         mapped: list[Mapped] = [self.mapper.map(how, r["map_value"], r["text"]) for r in results]
         chunk_ids = [
@@ -318,21 +342,17 @@ class ExternalRetriever:
             attempts,
             None,
             sum(1 for m in mapped if not m.doc_id),
+            repeated=len(chunk_ids) - len(set(chunk_ids)),
         )
 
     def _from_file(self, question: Any, config: ExternalConfig) -> ExternalResult:
         s = config.settings
-        if s["path"] not in self._imported:
-            self._imported[s["path"]] = read_imported(Path(s["path"]), s["format"])
-        entries = self._imported[s["path"]].get(question.id)
+        entries = entries_of(read_imported_once(s["path"], s["format"], s["sha256"]), question.id)
         if entries is None:
             return _failed(f"question {question.id} is not in {Path(s['path']).name}", attempts=0)
-        entries = entries[: s["k"]] if "k" in s else entries
-        prefix = s.get("name") or "imported"
         results = []
-        for entry in entries:
-            value = entry["doc_id"]
-            doc = self.mapper.map(s["map_by"], value, "")
+        for entry in entries[: s.get("k")]:
+            value, doc = imported_document(self.mapper, s, entry["doc_id"])
             # the entry's own text, else its chunk's (an id of this index), else the whole document's
             text = (
                 entry.get("text")
@@ -347,7 +367,7 @@ class ExternalRetriever:
                     "map_value": value,
                 }
             )
-        return self._mapped(config, results, prefix, math.nan, 0)
+        return self._mapped(config, results, s.get("name") or "imported", math.nan, 0)
 
     def _embed(self, results: list[ExternalResult]) -> None:
         """Chunk vectors for the diversity metrics, with the index's own embedding model (each text once; a text
@@ -365,12 +385,56 @@ class ExternalRetriever:
             )
 
 
+def imported_document(mapper: CorpusMapper, settings: dict[str, Any], value: str) -> tuple[str, Mapped]:
+    """An imported file's id, in the form that names a corpus document (`id_forms`), and that document (""
+    when none does)."""
+    forms = id_forms(value, settings["format"])
+    for form in forms:
+        doc = mapper.map(settings["map_by"], form, "")
+        if doc.doc_id:
+            return form, doc
+    return forms[-1], Mapped("", -1)
+
+
+def check_imported(index: Index, configs: list[Any], questions: list[Any]) -> None:
+    """Before a run starts: each imported file holds some of the run's questions, and every result the run
+    will score names a document of the index's corpus (a `DatasetError` with the file and line otherwise;
+    the empty id, or `TREC_NO_DOCUMENT`, is how this tool's exports write a chunk of no document)."""
+    imported = [c for c in configs if c.search_type == "imported"]
+    mapper = CorpusMapper.of(index) if imported else None
+    for config in imported:
+        s = config.settings
+        results = read_imported_once(s["path"], s["format"], s["sha256"])
+        lists = [entries for q in questions if (entries := entries_of(results, q.id)) is not None]
+        if not lists:
+            raise DatasetError(
+                f"none of the run's {len(questions)} questions is in the file (it has questions "
+                f"{_first(list(results))}; the run asks {_first([q.id for q in questions])})",
+                s["path"],
+            )
+        for entry in (entry for entries in lists for entry in entries[: s.get("k")]):
+            value, doc = imported_document(mapper, s, entry["doc_id"])
+            if not doc.doc_id and value:  # "" (TREC: TREC_NO_DOCUMENT) is how exports write a chunk of no document
+                raise DatasetError(
+                    f"{entry['doc_id']!r} matches no document of index '{index.manifest.name}' (map_by "
+                    f"{s['map_by']}): import results retrieved from this corpus, or change map_by",
+                    s["path"],
+                    entry["line"],
+                )
+
+
+def _first(ids: list[str]) -> str:
+    return ", ".join(ids[:3]) + (", ..." if len(ids) > 3 else "")
+
+
 def _failed(message: str, attempts: int) -> ExternalResult:
     return ExternalResult([], [], [], [], np.zeros((0, 0), np.float32), [], math.nan, attempts, message, 0)
 
 
-def _scrub(message: str, key: str | None) -> str:
-    return message.replace(key, "***") if key else message
+def _scrub(message: str, secrets: list[str]) -> str:
+    for secret in sorted(secrets, key=len, reverse=True):  # the longest first: a secret may hold another
+        message = message.replace(secret, "***")
+    return message
 
 
 # ---------------------------------------------------------------- rows, chunks and latency
@@ -383,7 +447,13 @@ def annotate_rows(rows: list[dict[str, Any]], results: dict[tuple[str, str], Ext
         if result is None:
             continue
         row.update(
-            call_ms=result.call_ms, call_attempts=result.attempts, call_error=result.error, unmapped=result.unmapped
+            call_ms=result.call_ms,
+            call_attempts=result.attempts,
+            call_error=result.error,
+            unmapped=result.unmapped,
+            dropped=result.dropped,
+            unscored=result.unscored,
+            repeated=result.repeated,
         )
         if result.error is not None:
             for name, value in row.items():
@@ -437,3 +507,52 @@ def failures(rows: pd.DataFrame) -> dict[str, tuple[int, str]]:
         config_id: (len(group), str(group["call_error"].iloc[0]))
         for config_id, group in failed.groupby("config_id", sort=False)
     }
+
+
+def answer_warnings(rows: pd.DataFrame, configs: list[dict[str, Any]]) -> list[str]:
+    """One warning per external config whose answered calls returned something a score cannot show: results
+    beyond its k (dropped), chunks that map to no document, results without a numeric score, the same chunk
+    twice in one answer, or nothing for any question. `configs` are the run's stored configs."""
+    if "call_error" not in rows:
+        return []
+    answered = rows[rows["call_error"].isna() & rows["call_attempts"].notna()]  # external rows, answered
+    warnings = []
+    for config in configs:
+        group = answered[answered["config_id"] == config["config_id"]]
+        if len(group):
+            warnings += _config_warnings(config, group)
+    return warnings
+
+
+def _config_warnings(config: dict[str, Any], rows: pd.DataFrame) -> list[str]:
+    name, questions = config["config_id"], len(rows)
+
+    def count(column: str) -> tuple[int, int]:  # (total, questions with any)
+        values = rows[column].fillna(0) if column in rows else pd.Series(0, index=rows.index)
+        return int(values.sum()), int((values > 0).sum())
+
+    returned = int(rows["n_retrieved"].sum()) if "n_retrieved" in rows else None
+    notes = []
+    dropped, dropped_in = count("dropped")
+    if dropped:
+        notes.append(
+            f"{name}: the service returned more than the k of {config.get('k')} it was asked for on {dropped_in} "
+            f"of {questions} questions; the {dropped} results beyond k were dropped (each question is scored on "
+            "its first k)"
+        )
+    for column, what in (
+        ("unmapped", "match no document of the index and count as not relevant: check map_by and map_field"),
+        ("unscored", "have no numeric score (kept in the service's order, score NaN): check the score path"),
+    ):
+        total, where = count(column)
+        if total:
+            notes.append(f"{name}: {total} returned chunks on {where} of {questions} questions {what}")
+    repeated, repeated_in = count("repeated")
+    if repeated:
+        notes.append(
+            f"{name}: the service returned the same chunk twice in {repeated_in} of {questions} answers "
+            f"({repeated} repeats); they are scored as returned"
+        )
+    if returned == 0:
+        notes.append(f"{name}: the service returned nothing for any of the {questions} questions it answered")
+    return notes

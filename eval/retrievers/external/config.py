@@ -18,8 +18,9 @@ Each returned chunk is mapped to a corpus document (`eval.retrievers.external.ma
 and metrics apply.
 Calls run `concurrency` at a time, are timed one by one, and are retried with exponential backoff on 429, 5xx,
 timeouts and refused connections; a call that still fails is recorded on its row (`call_error`), its metrics
-NaN, and the sweep goes on. Keys are read from environment variables named in the spec, sent only in the
-`Authorization` header and scrubbed from every recorded message: they never reach a run, log or export.
+NaN, and the sweep goes on. Keys, and every header value not declared `{value: ...}`, are read from environment
+variables named in the spec (`api_key_env`, `headers: {X-Api-Key: {env: NAME}}`), sent only in request headers
+and scrubbed from every recorded message: they never reach a run, log or export.
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from eval.errors import ConfigError
-from eval.retrievers.base import Expand, Kind
-from eval.retrievers.external.imported import read_imported
+from eval.retrievers.base import Expand, Kind, finite_json
+from eval.retrievers.external.imported import read_imported_once
 from eval.retrievers.external.mapping import MAP_BY
 
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,40}$")
@@ -208,12 +209,10 @@ def create(kind_name: str, settings: dict[str, Any]) -> ExternalConfig:
 def _check_common(settings: dict[str, Any], platform: Platform) -> None:
     if "name" in settings and not (isinstance(settings["name"], str) and _NAME.match(settings["name"])):
         raise ConfigError(f"name must be 1-40 letters, digits, '.', '_' or '-', got {settings['name']!r}")
-    if "api_key_env" in settings and not (
-        isinstance(settings["api_key_env"], str) and re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", settings["api_key_env"])
-    ):
-        raise ConfigError(
-            "api_key_env must be the NAME of an environment variable (the key itself never goes "
-            f"in a spec), got {settings['api_key_env']!r}"
+    if "api_key_env" in settings and not _is_variable(settings["api_key_env"]):
+        raise ConfigError(  # the value is not repeated: it may be the key itself
+            "api_key_env must be the NAME of an environment variable (letters, digits and '_'; the key itself "
+            "never goes in a spec)"
         )
     settings.setdefault("map_by", platform.map_by)
     if settings["map_by"] not in MAP_BY:
@@ -235,8 +234,8 @@ def _check_common(settings: dict[str, Any], platform: Platform) -> None:
 
 
 def _number(value: Any, name: str, low: float, high: float | None) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise ConfigError(f"{name} must be a number, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number, got {value!r}")
     if value < low or (high is not None and value > high):
         raise ConfigError(
             f"{name} must be in [{low:g}, {high:g}], got {value}"
@@ -286,8 +285,10 @@ def _check_dify(s: dict[str, Any]) -> None:
         raise ConfigError("knowledge_id must be an id")
     _whole(s["top_k"], "top_k", 1)
     s["score_threshold"] = _number(s.get("score_threshold", 0.0), "score_threshold", 0.0, 1.0)  # required by Dify
-    if "metadata_condition" in s and not isinstance(s["metadata_condition"], dict):
-        raise ConfigError("metadata_condition must be a mapping (Dify's logical_operator and conditions)")
+    if "metadata_condition" in s:
+        if not isinstance(s["metadata_condition"], dict):
+            raise ConfigError("metadata_condition must be a mapping (Dify's logical_operator and conditions)")
+        finite_json(s["metadata_condition"], "metadata_condition")
 
 
 def _check_http_json(s: dict[str, Any]) -> None:
@@ -299,6 +300,11 @@ def _check_http_json(s: dict[str, Any]) -> None:
     params = s.get("params", {})
     if not isinstance(params, dict):
         raise ConfigError("params must be a mapping of template parameters, e.g. {top_k: [3, 5]}")
+    for key in ("top_k", "k"):  # the config's k: its results are cut to it
+        if key in params:
+            _whole(params[key], f"params.{key}", 1)
+    finite_json(s["request"], "request")
+    finite_json(params, "params")
     used = set(re.findall(r"\{(\w+)\}", json.dumps(s["request"])))
     for name in params:
         if name not in used:
@@ -306,11 +312,33 @@ def _check_http_json(s: dict[str, Any]) -> None:
     unknown = sorted(used - set(params) - {"question"})
     if unknown:
         raise ConfigError(f"the request template uses '{{{unknown[0]}}}', which params does not define")
+    _check_headers(s)
+
+
+def _check_headers(s: dict[str, Any]) -> None:
+    """Every header value is a secret unless declared otherwise: `{env: VARIABLE}` is read from the environment
+    at call time and never stored; `{value: ...}` declares a value that is not secret (stored in the run as
+    written). A bare value is refused, and no message repeats it."""
     headers = s.get("headers", {})
-    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
-        raise ConfigError("headers must be a mapping of strings (keys come from api_key_env, never the spec)")
-    if any(name.lower() == "authorization" for name in headers):
-        raise ConfigError("headers must not hold Authorization: name the key's variable in api_key_env")
+    if not isinstance(headers, dict):
+        raise ConfigError("headers must be a mapping of header names to {env: VARIABLE} or {value: ...}")
+    for name, value in headers.items():
+        if isinstance(value, dict) and set(value) == {"env"} and _is_variable(value["env"]):
+            continue
+        if isinstance(value, dict) and set(value) == {"value"} and isinstance(value["value"], str):
+            if str(name).lower() == "authorization":
+                raise ConfigError("header Authorization is a secret: write {env: VARIABLE}, or use api_key_env")
+            continue
+        raise ConfigError(
+            f"header {name}: a header value is a secret unless declared otherwise: write {{env: VARIABLE}} "
+            "(read from the environment, never stored) or {value: ...} for a value that is not secret"
+        )
+    if "api_key_env" in s and any(str(name).lower() == "authorization" for name in headers):
+        raise ConfigError("give the key once: api_key_env (sent as Bearer) or an Authorization header, not both")
+
+
+def _is_variable(name: Any) -> bool:
+    return isinstance(name, str) and re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name) is not None
 
 
 def _check_imported(s: dict[str, Any]) -> None:
@@ -320,14 +348,16 @@ def _check_imported(s: dict[str, Any]) -> None:
         raise ConfigError("imported results map by doc_id or file_name (a file of ids has no chunk text)")
     if "map_field" in s:
         raise ConfigError("imported results need no map_field: the file holds the ids")
-    fmt = s.setdefault("format", "jsonl" if str(s["path"]).endswith(".jsonl") else "trec")
+    if not isinstance(s["path"], str) or not s["path"]:
+        raise ConfigError(f"path must be the path of a TREC run or JSONL file, got {s['path']!r}")
+    fmt = s.setdefault("format", "jsonl" if s["path"].endswith(".jsonl") else "trec")
     if fmt not in ("trec", "jsonl"):
         raise ConfigError(f"format must be trec or jsonl, got {fmt!r}")
     path = Path(s["path"])
     if not path.is_file():
         raise ConfigError(f"{path}: imported results file not found")
     s["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]  # a resume refuses a changed file
-    read_imported(path, fmt)  # bad lines are reported now, with file and line, not mid-run
+    read_imported_once(s["path"], fmt, s["sha256"])  # bad lines are reported now, with file and line, not mid-run
 
 
 def api_key(config: ExternalConfig) -> str | None:
@@ -336,14 +366,32 @@ def api_key(config: ExternalConfig) -> str | None:
     return (os.environ.get(name) or None) if name else None
 
 
+def request_headers(config: ExternalConfig) -> tuple[dict[str, str], list[str]]:
+    """The headers of a call (`{env: ...}` values read now; the key as a bearer token) and the secrets among
+    them, which every recorded message must have scrubbed."""
+    headers, secrets = {}, []
+    for name, value in config.settings.get("headers", {}).items():
+        headers[name] = value["value"] if "value" in value else os.environ.get(value["env"], "")
+        secrets += [headers[name]] if "env" in value and headers[name] else []
+    key = api_key(config)
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+        secrets.append(key)
+    return headers, secrets
+
+
 def check_ready(configs: list[ExternalConfig]) -> None:
-    """Before a run starts: every key a config needs is set."""
+    """Before a run starts: every key and `{env: ...}` header a config needs is set (and fits in a header)."""
     for config in configs:
-        name = config.settings.get("api_key_env") or PLATFORMS[config.search_type].key_env
-        if name and not os.environ.get(name):
-            raise ConfigError(
-                f"config {config.config_id} needs its key in the environment variable {name}, which is not set"
-            )
+        needed = [("its key", config.settings.get("api_key_env") or PLATFORMS[config.search_type].key_env)]
+        needed += [(f"header {h}", v["env"]) for h, v in config.settings.get("headers", {}).items() if "env" in v]
+        for what, name in needed:
+            if name and not os.environ.get(name):
+                raise ConfigError(
+                    f"config {config.config_id} needs {what} in the environment variable {name}, which is not set"
+                )
+            if name and re.search(r"[\r\n]", os.environ[name]):
+                raise ConfigError(f"config {config.config_id}: the environment variable {name} holds a line break")
 
 
 _CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {

@@ -12,6 +12,7 @@ Document texts are rebuilt from the index's chunks at their character offsets.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -29,6 +30,13 @@ class Mapped:
 
 class CorpusMapper:
     """The index's documents, rebuilt from its chunks, with lookups by id, file name and text."""
+
+    @classmethod
+    def of(cls, index: Index) -> CorpusMapper:
+        """The mapper of an opened index, made once (it reads every chunk of the index)."""
+        if index not in _MAPPERS:
+            _MAPPERS[index] = cls(index)
+        return _MAPPERS[index]
 
     def __init__(self, index: Index) -> None:
         pieces: dict[str, list[tuple[int, str]]] = {}
@@ -94,6 +102,9 @@ class CorpusMapper:
         if how == "file_name":
             return self.by_file_name(value)
         return self.by_span(text)
+
+
+_MAPPERS: weakref.WeakKeyDictionary[Index, CorpusMapper] = weakref.WeakKeyDictionary()
 
 
 def _rebuild(parts: list[tuple[int, str]]) -> str:
