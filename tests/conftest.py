@@ -21,7 +21,7 @@ SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
 
 from eval import SAMPLE_DIR  # noqa: E402
 from eval.data.datasets import Dataset  # noqa: E402
-from eval.schema import Document, Question
+from eval.schema import Document, Question  # noqa: E402
 
 SHARED_DATA_TESTS: dict[str, str] = {}  # test id -> outcome, for the summary at the end of the session
 
@@ -67,13 +67,13 @@ def free_port() -> int:
 
 TINY_TEXTS = {
     "mmr": "Maximal marginal relevance picks chunks that are relevant to the query and different from each "
-           "other.\n\nThe lambda_mult parameter trades relevance against diversity: 1 means pure relevance.",
+    "other.\n\nThe lambda_mult parameter trades relevance against diversity: 1 means pure relevance.",
     "k": "The k parameter sets how many chunks the retriever returns. Larger k raises recall and costs "
-         "prompt tokens.\n\nA typical k is between 3 and 10.",
+    "prompt tokens.\n\nA typical k is between 3 and 10.",
     "threshold": "A score threshold drops chunks whose relevance score is below the threshold, so the "
-                 "number of returned chunks varies from question to question.",
+    "number of returned chunks varies from question to question.",
     "chroma": "Chroma stores vectors in a persistent folder. Use the cosine space so that relevance scores "
-              "stay between zero and one.",
+    "stay between zero and one.",
     "zh-chunk": "中文文本按句号、问号和感叹号切分。块的大小和重叠决定了检索的粒度。",
     "zh-kv": "ChatGLM 的 stream_chat 返回 past_key_values，复用 KV 缓存可以避免重复计算。",
     "cooking": "To bake bread, mix flour, water, salt and yeast, let the dough rise, then bake it hot.",
@@ -96,9 +96,16 @@ def onnx_exports():
 
 @pytest.fixture(scope="session")
 def tiny_dataset() -> Dataset:
-    corpus = [Document(id=doc_id, text=text, title=doc_id, source="tiny",
-                       metadata={"lang": "zh" if doc_id.startswith("zh") else "en", "topic": doc_id})
-              for doc_id, text in TINY_TEXTS.items()]
+    corpus = [
+        Document(
+            id=doc_id,
+            text=text,
+            title=doc_id,
+            source="tiny",
+            metadata={"lang": "zh" if doc_id.startswith("zh") else "en", "topic": doc_id},
+        )
+        for doc_id, text in TINY_TEXTS.items()
+    ]
     questions = [
         Question("q1", "What does lambda_mult trade off in MMR?", ("relevance against diversity",), ("mmr",)),
         Question("q2", "How many chunks does k return?", ("between 3 and 10",), ("k",)),
@@ -135,7 +142,9 @@ def sample_index(tmp_path_factory, sample_dataset):
     from eval.index.embedding_cache import EmbeddingCache
     from eval.index.store import IndexStore
 
-    store = IndexStore(tmp_path_factory.mktemp("sample-indexes"), embedding_cache=EmbeddingCache(SESSION_EMBEDDING_CACHE))
+    store = IndexStore(
+        tmp_path_factory.mktemp("sample-indexes"), embedding_cache=EmbeddingCache(SESSION_EMBEDDING_CACHE)
+    )
     store.build(sample_dataset, "sample", embedding_model="e5-small", chunking=ChunkingParams(400, 40))
     return store.open("sample")
 
@@ -193,9 +202,13 @@ def lab_llm():
 def streamlit_server(home, *flags: str):
     """`streamlit run streamlit_app.py` on a free port (plus `flags`); yields (url, port) once healthy."""
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port",
-                               str(port), *flags], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              env={**os.environ, "RETRIEVER_LAB_HOME": str(home), "PYTHONPATH": str(ROOT)})
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port), *flags],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "RETRIEVER_LAB_HOME": str(home), "PYTHONPATH": str(ROOT)},
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 60

@@ -4,6 +4,7 @@ Knobs for the failure tests: `fail_first` requests answer 503 (retried by the cl
 requests every later one answers 500, `shrink_after` N requests the vectors lose their last dimension.
 `delay_s` holds each request, so concurrent requests overlap; `most_at_once` records how many did.
 """
+
 from __future__ import annotations
 
 import threading
@@ -15,10 +16,16 @@ from eval.index.encoders import get_embeddings
 
 
 class EmbeddingsStubServer(LoopbackServer):
-    def __init__(self, delay_s: float = 0.0, fail_first: int = 0, fail_after: int | None = None,
-                 shrink_after: int | None = None) -> None:
+    def __init__(
+        self, delay_s: float = 0.0, fail_first: int = 0, fail_after: int | None = None, shrink_after: int | None = None
+    ) -> None:
         super().__init__(_Handler)
-        self.delay_s, self.fail_first, self.fail_after, self.shrink_after = delay_s, fail_first, fail_after, shrink_after
+        self.delay_s, self.fail_first, self.fail_after, self.shrink_after = (
+            delay_s,
+            fail_first,
+            fail_after,
+            shrink_after,
+        )
         self.model = get_embeddings("minilm")
         self.lock = threading.Lock()
         self.at_once = self.most_at_once = 0
@@ -46,5 +53,12 @@ class _Handler(JSONHandler):
         if self.server.shrink_after is not None and served > self.server.shrink_after:
             vectors = vectors[:, :-1]
         data = [{"object": "embedding", "index": i, "embedding": v.tolist()} for i, v in enumerate(vectors)]
-        self._send_json(200, {"object": "list", "data": list(reversed(data)), "model": body["model"],
-                              "usage": {"prompt_tokens": 0, "total_tokens": 0}})
+        self._send_json(
+            200,
+            {
+                "object": "list",
+                "data": list(reversed(data)),
+                "model": body["model"],
+                "usage": {"prompt_tokens": 0, "total_tokens": 0},
+            },
+        )

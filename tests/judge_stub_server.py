@@ -15,6 +15,7 @@ prompt's JSON input (the text between the last "input: " and "Output: "):
 `mode="garbage"` answers every request with text that is not JSON. `n` choices are returned when asked.
 Every request body is kept in `requests` (with its Authorization header).
 """
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,14 @@ GARBAGE = "I am sorry, I cannot produce structured output today. No braces here.
 
 
 class JudgeStubServer(LoopbackServer):
-    def __init__(self, mode: str = "valid", generated_question: str = "What is the capital of France?",
-                 unfaithful_word: str = "cheese", useful_word: str = "Paris", delay_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        mode: str = "valid",
+        generated_question: str = "What is the capital of France?",
+        unfaithful_word: str = "cheese",
+        useful_word: str = "Paris",
+        delay_s: float = 0.0,
+    ) -> None:
         super().__init__(_Handler)
         self.mode = mode
         self.generated_question = generated_question
@@ -40,6 +47,7 @@ class JudgeStubServer(LoopbackServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that gave up (timeout test) closes the socket: not worth a traceback."""
         import sys
+
         if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
             return
         super().handle_error(request, client_address)
@@ -54,9 +62,10 @@ class JudgeStubServer(LoopbackServer):
             statements = [s.strip().rstrip(".") + "." for s in answer.split(". ") if s.strip(" .")]
             return json.dumps({"statements": statements})
         if "judge the faithfulness of a series of statements" in prompt:
-            verdicts = [{"statement": s, "reason": "canned",
-                         "verdict": 0 if self.unfaithful_word.lower() in s.lower() else 1}
-                        for s in data.get("statements", [])]
+            verdicts = [
+                {"statement": s, "reason": "canned", "verdict": 0 if self.unfaithful_word.lower() in s.lower() else 1}
+                for s in data.get("statements", [])
+            ]
             return json.dumps({"statements": verdicts})
         if "verify if the context was useful" in prompt:
             useful = self.useful_word.lower() in str(data.get("context", "")).lower()
@@ -73,7 +82,7 @@ def _prompt_input(prompt: str) -> dict[str, Any]:
     if start == -1 or end <= start:
         return {}
     try:
-        data = json.loads(prompt[start + len("\ninput: "):end])
+        data = json.loads(prompt[start + len("\ninput: ") : end])
     except json.JSONDecodeError:
         return {}
     return data if isinstance(data, dict) else {}
@@ -102,13 +111,25 @@ class _Handler(JSONHandler):
         if body.get("stream"):
             self._stream(model, text, n)
             return
-        choices = [{"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-                   for i in range(n)]
+        choices = [
+            {"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"} for i in range(n)
+        ]
         tokens = len(re.findall(r"\S+", text))
-        self._send_json(200, {"id": "chatcmpl-stub", "object": "chat.completion", "created": int(time.time()),
-                              "model": model, "choices": choices,
-                              "usage": {"prompt_tokens": len(prompt.split()), "completion_tokens": tokens,
-                                        "total_tokens": len(prompt.split()) + tokens}})
+        self._send_json(
+            200,
+            {
+                "id": "chatcmpl-stub",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": model,
+                "choices": choices,
+                "usage": {
+                    "prompt_tokens": len(prompt.split()),
+                    "completion_tokens": tokens,
+                    "total_tokens": len(prompt.split()) + tokens,
+                },
+            },
+        )
 
     def _stream(self, model: str, text: str, n: int) -> None:
         self.send_response(200)
@@ -116,13 +137,19 @@ class _Handler(JSONHandler):
         self.end_headers()
         for i in range(n):
             for start in range(0, len(text), 16):
-                self._event(model, [{"index": i, "delta": {"content": text[start:start + 16]},
-                                     "finish_reason": None}])
+                self._event(
+                    model, [{"index": i, "delta": {"content": text[start : start + 16]}, "finish_reason": None}]
+                )
             self._event(model, [{"index": i, "delta": {}, "finish_reason": "stop"}])
         self.wfile.write(b"data: [DONE]\n\n")
         self.wfile.flush()
 
     def _event(self, model: str, choices: list[dict[str, Any]]) -> None:
-        chunk = {"id": "chatcmpl-stub", "object": "chat.completion.chunk", "created": int(time.time()),
-                 "model": model, "choices": choices}
+        chunk = {
+            "id": "chatcmpl-stub",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": model,
+            "choices": choices,
+        }
         self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())

@@ -8,14 +8,43 @@ tests (and the endpoint stand-in of BENCHMARKS.md) exercise the real pipelines w
 - Judging: grade 2 when at least 60% of the question's content words (CJK: character bigrams) occur in the
   passage, 1 when at least 30%, else 0.
 """
+
 from __future__ import annotations
 
 import re
 
 CJK = re.compile(r"[\u3400-\u9fff]")
 WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'-]*")
-STOP = {"what", "does", "the", "text", "say", "about", "which", "when", "where", "who", "how", "is", "are", "was",
-        "of", "a", "an", "in", "on", "to", "and", "for", "with", "by", "that", "this", "did", "do"}
+STOP = {
+    "what",
+    "does",
+    "the",
+    "text",
+    "say",
+    "about",
+    "which",
+    "when",
+    "where",
+    "who",
+    "how",
+    "is",
+    "are",
+    "was",
+    "of",
+    "a",
+    "an",
+    "in",
+    "on",
+    "to",
+    "and",
+    "for",
+    "with",
+    "by",
+    "that",
+    "this",
+    "did",
+    "do",
+}
 
 
 def respond(prompt: str) -> str:
@@ -37,8 +66,10 @@ def generate(passage: str) -> str:
     for sentence in re.split(r"(?<=[.!?])\s+", passage):
         words = sentence.split()
         if len(words) >= 8:
-            return (f"Question: What does the text say about {' '.join(words[1:5])}?\n"
-                    f"Answer: {' '.join(words[-3:]).rstrip('.!?')}")
+            return (
+                f"Question: What does the text say about {' '.join(words[1:5])}?\n"
+                f"Answer: {' '.join(words[-3:]).rstrip('.!?')}"
+            )
     return "Question: ?"
 
 
@@ -46,7 +77,7 @@ def judge(prompt: str) -> int:
     question = re.search(r"(?:Question: |问题：)(.*?)\n\n", prompt, re.S)[1]
     passage = re.search(r"(?:Passage: |段落：)(.*)\n\n(?:Digit:|数字：)", prompt, re.S)[1].lower()
     if CJK.search(question):
-        units = {question[i:i + 2] for i in range(len(question) - 1) if CJK.match(question[i])}
+        units = {question[i : i + 2] for i in range(len(question) - 1) if CJK.match(question[i])}
     else:
         units = {w.lower() for w in WORD.findall(question) if w.lower() not in STOP}
     share = sum(unit.lower() in passage for unit in units) / len(units) if units else 0.0

@@ -14,6 +14,7 @@ no `generator` answers "No" without running a model, model "missing" gets a 404,
 requests a 503 (retried by the client). `delay_s` holds each request before the model runs, so concurrent
 requests overlap; `most_at_once` records how many did. The model itself runs one request at a time.
 """
+
 from __future__ import annotations
 
 import threading
@@ -25,8 +26,14 @@ from loopback_server import JSONHandler, LoopbackServer
 
 
 class LogprobsServer(LoopbackServer):
-    def __init__(self, generator: Any = None, logprobs: bool = True, refuse_logprobs: bool = False,
-                 fail_first: int = 0, delay_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        generator: Any = None,
+        logprobs: bool = True,
+        refuse_logprobs: bool = False,
+        fail_first: int = 0,
+        delay_s: float = 0.0,
+    ) -> None:
         super().__init__(_Handler)
         self.generator, self.logprobs, self.refuse_logprobs = generator, logprobs, refuse_logprobs
         self.fail_first, self.delay_s = fail_first, delay_s
@@ -62,25 +69,51 @@ class _Handler(JSONHandler):
             self._send_json(503, {"error": {"message": "overloaded"}})
             return
         if body.get("logprobs") and self.server.refuse_logprobs:
-            self._send_json(400, {"error": {"message": "logprobs are not supported with this model",
-                                            "type": "invalid_request_error", "param": "logprobs"}})
+            self._send_json(
+                400,
+                {
+                    "error": {
+                        "message": "logprobs are not supported with this model",
+                        "type": "invalid_request_error",
+                        "param": "logprobs",
+                    }
+                },
+            )
             return
         with self.server.lock:
             self.server.at_once += 1
             self.server.most_at_once = max(self.server.most_at_once, self.server.at_once)
         time.sleep(self.server.delay_s)
-        answer = {"index": 0, "message": {"role": "assistant", "content": "No"}, "logprobs": None,
-                  "finish_reason": "length"}
+        answer = {
+            "index": 0,
+            "message": {"role": "assistant", "content": "No"},
+            "logprobs": None,
+            "finish_reason": "length",
+        }
         if self.server.generator is not None:
             logprobs = self.server.next_token_logprobs(body["messages"])
             chosen = int(logprobs.argmax())
             answer["message"]["content"] = self.server.generator.tokenizer.decode([chosen])
             if body.get("logprobs") and self.server.logprobs:
                 top = logprobs.topk(int(body.get("top_logprobs") or 0)).indices.tolist()
-                answer["logprobs"] = {"content": [{**self.server.entry(chosen, logprobs),
-                                                   "top_logprobs": [self.server.entry(i, logprobs) for i in top]}]}
+                answer["logprobs"] = {
+                    "content": [
+                        {
+                            **self.server.entry(chosen, logprobs),
+                            "top_logprobs": [self.server.entry(i, logprobs) for i in top],
+                        }
+                    ]
+                }
         with self.server.lock:
             self.server.at_once -= 1
-        self._send_json(200, {"id": "chatcmpl-logprobs", "object": "chat.completion", "created": 0,
-                              "model": body["model"], "choices": [answer],
-                              "usage": {"prompt_tokens": 0, "completion_tokens": 1, "total_tokens": 1}})
+        self._send_json(
+            200,
+            {
+                "id": "chatcmpl-logprobs",
+                "object": "chat.completion",
+                "created": 0,
+                "model": body["model"],
+                "choices": [answer],
+                "usage": {"prompt_tokens": 0, "completion_tokens": 1, "total_tokens": 1},
+            },
+        )

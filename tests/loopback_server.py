@@ -1,5 +1,6 @@
 """The part of the tests' fake HTTP servers that does not depend on what they answer: a threaded server on
 127.0.0.1 with a free port, started and stopped as a context manager, and a quiet JSON-speaking handler."""
+
 from __future__ import annotations
 
 import json

@@ -1,9 +1,10 @@
 """A tiny OpenAI-compatible server for tests: streams `/v1/chat/completions` as server-sent events.
 
-The answer is `responder(last user message)` ("Answer: " + the message by default), sent a few characters per chunk, then a usage chunk
-(one "token" per whitespace-separated word) and `[DONE]`. Model "missing" gets a 404. Every request's JSON
-body and Authorization header are kept in `requests`.
+The answer is `responder(last user message)` ("Answer: " + the message by default), sent a few characters per chunk,
+then a usage chunk (one "token" per whitespace-separated word) and `[DONE]`. Model "missing" gets a 404.
+Every request's JSON body and Authorization header are kept in `requests`.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,14 +39,22 @@ class _Handler(JSONHandler):
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
         for start in range(0, len(answer), CHUNK_CHARS):
-            self._send_event(body["model"], [{"index": 0, "delta": {"content": answer[start:start + CHUNK_CHARS]},
-                                              "finish_reason": None}])
+            self._send_event(
+                body["model"],
+                [{"index": 0, "delta": {"content": answer[start : start + CHUNK_CHARS]}, "finish_reason": None}],
+            )
         usage = {"prompt_tokens": len(prompt.split()), "completion_tokens": len(answer.split())}
         self._send_event(body["model"], [], usage={**usage, "total_tokens": sum(usage.values())})
         self.wfile.write(b"data: [DONE]\n\n")
 
     def _send_event(self, model: str, choices: list[dict[str, Any]], **extra: Any) -> None:
-        chunk = {"id": "chatcmpl-stub", "object": "chat.completion.chunk", "created": 0, "model": model,
-                 "choices": choices, **extra}
+        chunk = {
+            "id": "chatcmpl-stub",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": model,
+            "choices": choices,
+            **extra,
+        }
         self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
         self.wfile.flush()

@@ -17,6 +17,7 @@ for the first `failures` requests (with `Retry-After: {retry_after}`), "slow" (s
 answering), "garbage" (malformed JSON), "all" (every chunk of the index, whatever was asked for). Every
 request's body and Authorization header are kept in `requests`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -29,8 +30,15 @@ from loopback_server import JSONHandler, LoopbackServer
 
 
 class RetrieverStubServer(LoopbackServer):
-    def __init__(self, index, key: str = "stub-key", mode: str | None = None, failures: int = 0,
-                 delay_s: float = 2.0, retry_after: str = "0") -> None:
+    def __init__(
+        self,
+        index,
+        key: str = "stub-key",
+        mode: str | None = None,
+        failures: int = 0,
+        delay_s: float = 2.0,
+        retry_after: str = "0",
+    ) -> None:
         super().__init__(_Handler)
         self.index, self.key, self.mode, self.failures, self.delay_s = index, key, mode, failures, delay_s
         self.retry_after = retry_after
@@ -48,12 +56,22 @@ class RetrieverStubServer(LoopbackServer):
             self.vectors[question] = self.index.embeddings.embed_query(question)
         vector = self.vectors[question]
         n = self.index.manifest.chunks if self.mode == "all" else min(n, self.index.manifest.chunks)
-        got = self.index.collection.query(query_embeddings=[vector], n_results=n,
-                                          include=["documents", "metadatas", "distances"])
-        return [{"id": chunk_id, "text": text, "doc_id": meta["doc_id"], "title": meta.get("title", ""),
-                 "distance": distance, "relevance": 1 - distance}
-                for chunk_id, text, meta, distance in zip(got["ids"][0], got["documents"][0], got["metadatas"][0],
-                                                          got["distances"][0])]
+        got = self.index.collection.query(
+            query_embeddings=[vector], n_results=n, include=["documents", "metadatas", "distances"]
+        )
+        return [
+            {
+                "id": chunk_id,
+                "text": text,
+                "doc_id": meta["doc_id"],
+                "title": meta.get("title", ""),
+                "distance": distance,
+                "relevance": 1 - distance,
+            }
+            for chunk_id, text, meta, distance in zip(
+                got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0]
+            )
+        ]
 
 
 def term_similarity(question: str, text: str) -> float:
@@ -82,16 +100,25 @@ class _Handler(JSONHandler):
         if mode == "500":
             # echoes the request's credentials, as careless servers do: the client must scrub them
             echoed = [value for name, value in self.headers.items() if name.lower().startswith("x-")]
-            return self._send_json(500, {"detail": f"Internal Server Error ({self.headers.get('Authorization')}"
-                                                   f"{''.join(f', {value}' for value in echoed)})"})
+            return self._send_json(
+                500,
+                {
+                    "detail": f"Internal Server Error ({self.headers.get('Authorization')}"
+                    f"{''.join(f', {value}' for value in echoed)})"
+                },
+            )
         if mode in ("429", "503") and count <= self.server.failures:
             return self._send_raw(int(mode), b'{"detail": "Busy"}', {"Retry-After": self.server.retry_after})
         if mode == "slow":
             time.sleep(self.server.delay_s)
         if mode == "garbage":
             return self._send_raw(200, b'{"code": 0, "data": {"chunks": [', {})
-        routes = {"/knowledge_base/search_docs": self._chatchat, "/api/v1/retrieval": self._ragflow,
-                  "/dify/retrieval": self._dify, "/search": self._generic}
+        routes = {
+            "/knowledge_base/search_docs": self._chatchat,
+            "/api/v1/retrieval": self._ragflow,
+            "/dify/retrieval": self._dify,
+            "/search": self._generic,
+        }
         if self.path not in routes:
             return self._send_json(404, {"detail": "Not Found"})
         routes[self.path](body)
@@ -113,13 +140,25 @@ class _Handler(JSONHandler):
             return self._send_json(200, [])  # Chatchat answers an unknown knowledge base with no documents
         threshold = body.get("score_threshold", 2.0)
         hits = [h for h in self.server.search(body["query"], body["top_k"]) if h["distance"] <= threshold]
-        self._send_json(200, [{"page_content": h["text"], "metadata": {"source": f"{h['doc_id']}.md"},
-                               "type": "Document", "id": h["id"], "score": h["distance"]} for h in hits])
+        self._send_json(
+            200,
+            [
+                {
+                    "page_content": h["text"],
+                    "metadata": {"source": f"{h['doc_id']}.md"},
+                    "type": "Document",
+                    "id": h["id"],
+                    "score": h["distance"],
+                }
+                for h in hits
+            ],
+        )
 
     def _ragflow(self, body: dict[str, Any]) -> None:
         if not self._bearer_ok():
-            return self._send_json(200, {"code": 109, "message": "Authentication error: API key is invalid!",
-                                         "data": False})
+            return self._send_json(
+                200, {"code": 109, "message": "Authentication error: API key is invalid!", "data": False}
+            )
         if not body.get("dataset_ids"):
             return self._send_json(200, {"code": 102, "message": "`datasets` is required."})
         weight = body.get("vector_similarity_weight", 0.3)
@@ -128,15 +167,25 @@ class _Handler(JSONHandler):
             term = term_similarity(body["question"], hit["text"])
             similarity = weight * hit["relevance"] + (1 - weight) * term
             if similarity >= body.get("similarity_threshold", 0.2):
-                chunks.append({"content": hit["text"], "content_ltks": hit["text"],
-                               "document_id": hashlib.md5(hit["doc_id"].encode()).hexdigest(),
-                               "document_keyword": f"{hit['doc_id']}.txt", "highlight": hit["text"],
-                               "id": hashlib.md5(hit["id"].encode()).hexdigest(), "image_id": "",
-                               "important_keywords": [""], "kb_id": body["dataset_ids"][0], "positions": [""],
-                               "similarity": similarity, "term_similarity": term,
-                               "vector_similarity": hit["relevance"]})
+                chunks.append(
+                    {
+                        "content": hit["text"],
+                        "content_ltks": hit["text"],
+                        "document_id": hashlib.md5(hit["doc_id"].encode()).hexdigest(),
+                        "document_keyword": f"{hit['doc_id']}.txt",
+                        "highlight": hit["text"],
+                        "id": hashlib.md5(hit["id"].encode()).hexdigest(),
+                        "image_id": "",
+                        "important_keywords": [""],
+                        "kb_id": body["dataset_ids"][0],
+                        "positions": [""],
+                        "similarity": similarity,
+                        "term_similarity": term,
+                        "vector_similarity": hit["relevance"],
+                    }
+                )
         chunks.sort(key=lambda c: -c["similarity"])
-        page = chunks[:body.get("page_size", 30)]
+        page = chunks[: body.get("page_size", 30)]
         self._send_json(200, {"code": 0, "data": {"chunks": page, "doc_aggs": [], "total": len(chunks)}})
 
     def _dify(self, body: dict[str, Any]) -> None:
@@ -145,20 +194,58 @@ class _Handler(JSONHandler):
         if body["knowledge_id"] != "sample":
             return self._send_json(404, {"error_code": 2001, "error_msg": "The knowledge does not exist"})
         setting = body["retrieval_setting"]
-        hits = [h for h in self.server.search(body["query"], setting["top_k"])
-                if h["relevance"] >= setting["score_threshold"]]
-        self._send_json(200, {"records": [{"content": h["text"], "score": h["relevance"], "title": h["title"],
-                                           "metadata": {"path": f"s3://bucket/{h['id']}", "description": ""}}
-                                          for h in hits]})
+        hits = [
+            h
+            for h in self.server.search(body["query"], setting["top_k"])
+            if h["relevance"] >= setting["score_threshold"]
+        ]
+        self._send_json(
+            200,
+            {
+                "records": [
+                    {
+                        "content": h["text"],
+                        "score": h["relevance"],
+                        "title": h["title"],
+                        "metadata": {"path": f"s3://bucket/{h['id']}", "description": ""},
+                    }
+                    for h in hits
+                ]
+            },
+        )
 
     def _generic(self, body: dict[str, Any]) -> None:
         hits = self.server.search(body["q"], body["size"])
-        self._send_json(200, {"data": {"hits": [{"pid": h["id"], "passage": h["text"], "relevance": h["relevance"],
-                                                 "meta": {"doc": h["doc_id"]}} for h in hits]}})
+        self._send_json(
+            200,
+            {
+                "data": {
+                    "hits": [
+                        {
+                            "pid": h["id"],
+                            "passage": h["text"],
+                            "relevance": h["relevance"],
+                            "meta": {"doc": h["doc_id"]},
+                        }
+                        for h in hits
+                    ]
+                }
+            },
+        )
 
 
 def search_entry(url: str, **settings) -> dict[str, Any]:
     """An `http_json` sweep spec entry for the stub's generic search at `url` (the server's address), top_k 5."""
-    return {"search_type": "http_json", "url": f"{url}/search", "request": {"q": "{question}", "size": "{top_k}"},
-            "params": {"top_k": 5}, "results": "data.hits", "text": "passage", "id": "pid", "score": "relevance",
-            "map_by": "doc_id", "map_field": "meta.doc", **settings}
+    return {
+        "search_type": "http_json",
+        "url": f"{url}/search",
+        "request": {"q": "{question}", "size": "{top_k}"},
+        "params": {"top_k": 5},
+        "results": "data.hits",
+        "text": "passage",
+        "id": "pid",
+        "score": "relevance",
+        "map_by": "doc_id",
+        "map_field": "meta.doc",
+        **settings,
+    }

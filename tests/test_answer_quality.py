@@ -1,4 +1,5 @@
 """Answer quality scores, on examples worked out by hand in English and Chinese."""
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """The engine as an installed library: `from eval import ...` without torch, `python -m eval`, the README session."""
+
 import json
 import re
 import subprocess
@@ -15,8 +16,15 @@ from eval.runs import store as runs
 from eval.sweep import engine as sweep
 
 # What the README promises a notebook user, and where each name is defined.
-PROMISED = {"IndexStore": index, "RetrieverConfig": vector, "parse_sweep": registry, "run_sweep": sweep,
-            "RunStore": runs, "summarize": summary, "export_run": export}
+PROMISED = {
+    "IndexStore": index,
+    "RetrieverConfig": vector,
+    "parse_sweep": registry,
+    "run_sweep": sweep,
+    "RunStore": runs,
+    "summarize": summary,
+    "export_run": export,
+}
 
 
 def python(code: str, cwd) -> subprocess.CompletedProcess:
@@ -25,9 +33,11 @@ def python(code: str, cwd) -> subprocess.CompletedProcess:
 
 
 def test_public_names_resolve_without_importing_torch(tmp_path):
-    script = ("import json, sys\nimport eval\n"
-              "found = {name: type(getattr(eval, name)).__name__ for name in eval.__all__}\n"
-              "print(json.dumps({'found': found, 'torch': 'torch' in sys.modules, 'file': eval.__file__}))")
+    script = (
+        "import json, sys\nimport eval\n"
+        "found = {name: type(getattr(eval, name)).__name__ for name in eval.__all__}\n"
+        "print(json.dumps({'found': found, 'torch': 'torch' in sys.modules, 'file': eval.__file__}))"
+    )
     done = python(script, tmp_path)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.splitlines()[-1])
@@ -48,7 +58,7 @@ def test_python_m_eval_runs_from_any_folder(tmp_path):
 @pytest.mark.slow
 def test_the_readme_notebook_session_runs(tmp_path, sample_dataset):
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text[text.index("## In a notebook"):]
+    section = text[text.index("## In a notebook") :]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     assert len(code.strip().splitlines()) <= 12  # a ten-line session (the import is wrapped)
     done = python(code, tmp_path)

@@ -34,8 +34,9 @@ def test_score_calibration_on_sample(sample_index, sample_dataset):
 
 
 def test_suggest_threshold_rule():
-    df = pd.DataFrame({"score": [0.9, 0.85, 0.8, 0.5, 0.45, 0.4, 0.3],
-                       "relevant": [True, True, True, False, False, False, False]})
+    df = pd.DataFrame(
+        {"score": [0.9, 0.85, 0.8, 0.5, 0.45, 0.4, 0.3], "relevant": [True, True, True, False, False, False, False]}
+    )
     s = suggest_threshold(df)
     assert s["separated"] is True
     assert s["irrelevant_high"] == pytest.approx(np.percentile([0.5, 0.45, 0.4, 0.3], 95))

@@ -11,19 +11,20 @@ from eval.runs.store import RunStore
 from eval.runs.summary import summarize
 from eval.sweep.engine import SweepOptions, run_sweep
 
-SWEEP = {"configs": [
-    {"search_type": "similarity", "k": [2, 4]},
-    {"search_type": "mmr", "k": [3], "fetch_k": [6, 10], "lambda_mult": [0.3, 0.7]},
-    {"search_type": "similarity_score_threshold", "k": [4], "score_threshold": [0.8]},
-]}
+SWEEP = {
+    "configs": [
+        {"search_type": "similarity", "k": [2, 4]},
+        {"search_type": "mmr", "k": [3], "fetch_k": [6, 10], "lambda_mult": [0.3, 0.7]},
+        {"search_type": "similarity_score_threshold", "k": [4], "score_threshold": [0.8]},
+    ]
+}
 
 
 @pytest.fixture(scope="module")
 def run(sample_index, tmp_path_factory, sample_dataset):
     store = RunStore(tmp_path_factory.mktemp("runs"))
     questions = sample_dataset.questions[:10]
-    run_id = run_sweep(store, sample_index, parse_sweep(SWEEP), questions, "sample",
-                       SweepOptions(latency_sample=2))
+    run_id = run_sweep(store, sample_index, parse_sweep(SWEEP), questions, "sample", SweepOptions(latency_sample=2))
     return store.load(run_id)
 
 
@@ -53,9 +54,13 @@ def test_relevance_diversity_matches_summary(summary):
 
 
 def test_pareto_front_pure():
-    frame = pd.DataFrame({"config_id": ["a", "b", "c", "d", "e"],
-                          "ndcg_mean": [0.5, 0.7, 0.6, 0.7, float("nan")],
-                          "retrieval_ms_p50": [1.0, 3.0, 3.5, 5.0, 0.1]})
+    frame = pd.DataFrame(
+        {
+            "config_id": ["a", "b", "c", "d", "e"],
+            "ndcg_mean": [0.5, 0.7, 0.6, 0.7, float("nan")],
+            "retrieval_ms_p50": [1.0, 3.0, 3.5, 5.0, 0.1],
+        }
+    )
     # c is dominated by b (better and faster), d by b (same quality, slower), e has no quality
     assert charts.pareto_front(frame, "ndcg_mean", "retrieval_ms_p50") == ["a", "b"]
     assert charts.pareto_front(frame, "ndcg") == ["a", "b"]
@@ -115,8 +120,9 @@ def test_calibration_histogram_and_run_charts(summary, run):
     assert sorted(fig.data[0].x) == [0.1, 0.2] and sorted(fig.data[1].x) == [0.8, 0.9]
     assert fig.layout.shapes
     figures = charts.run_charts(summary, run)
-    assert {"Relevance vs diversity", "Quality-latency Pareto front", "Metric vs k", "MMR heatmap",
-            "Latency"} <= set(figures)
+    assert {"Relevance vs diversity", "Quality-latency Pareto front", "Metric vs k", "MMR heatmap", "Latency"} <= set(
+        figures
+    )
     white = plotly.io.templates["plotly_white"].layout.plot_bgcolor  # the report's charts are on white
     assert {figure.layout.template.layout.plot_bgcolor for figure in figures.values()} == {white}
 

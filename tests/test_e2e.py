@@ -1,6 +1,7 @@
 """End to end in a real headless Chromium: start `streamlit run`, run a sweep on the sample, open Compare and
 Inspect, export the HTML report. Screenshots go to test-artifacts/e2e/. Needs Debian's chromium and
 chromium-driver (`make test` installs them)."""
+
 import os
 import shutil
 import time
@@ -47,21 +48,28 @@ def home(tmp_path_factory, sample_dataset):
     home = tmp_path_factory.mktemp("e2e-home")
     store = IndexStore(home / "indexes", embedding_cache=EmbeddingCache(SESSION_EMBEDDING_CACHE))
     store.build(sample_dataset, "sample", embedding_model="e5-small", chunking=ChunkingParams(400, 40))
-    hostile = replace(sample_dataset, name="hostile",
-                      corpus=[Document("evil", f"Cosine space {PAYLOAD} keeps scores in range."),
-                              *sample_dataset.corpus[:5]],
-                      questions=[Question("q-evil", f"Which space? {PAYLOAD}", ("Cosine",), ("evil",))])
+    hostile = replace(
+        sample_dataset,
+        name="hostile",
+        corpus=[Document("evil", f"Cosine space {PAYLOAD} keeps scores in range."), *sample_dataset.corpus[:5]],
+        questions=[Question("q-evil", f"Which space? {PAYLOAD}", ("Cosine",), ("evil",))],
+    )
     store.build(hostile, "hostile", embedding_model="e5-small")
-    run_sweep(RunStore(home / "runs"), store.open("hostile"),
-              parse_sweep({"configs": [{"search_type": "similarity", "k": [2, 3]}]}), hostile.questions,
-              options=SweepOptions(latency_sample=1))
+    run_sweep(
+        RunStore(home / "runs"),
+        store.open("hostile"),
+        parse_sweep({"configs": [{"search_type": "similarity", "k": [2, 3]}]}),
+        hostile.questions,
+        options=SweepOptions(latency_sample=1),
+    )
     return home
 
 
 @pytest.fixture(scope="module")
 def app_url(home):
-    with streamlit_server(home, "--server.headless", "true", "--server.address", "127.0.0.1",
-                          "--browser.gatherUsageStats", "false") as (url, _):
+    with streamlit_server(
+        home, "--server.headless", "true", "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"
+    ) as (url, _):
         yield url
 
 
@@ -71,13 +79,22 @@ def browser(tmp_path_factory):
     downloads = tmp_path_factory.mktemp("downloads")
     options = webdriver.ChromeOptions()
     options.binary_location = binary
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--window-size=1500,1100",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chrome-profile')}"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1500,1100",
+        f"--user-data-dir={tmp_path_factory.mktemp('chrome-profile')}",
+    ):
         options.add_argument(flag)
-    options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
-                                              "download.prompt_for_download": False})
+    options.add_experimental_option(
+        "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
+    )
     driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver_path))
     driver.downloads = downloads
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -86,21 +103,22 @@ def browser(tmp_path_factory):
 
 
 def wait_text(driver, text: str, timeout: float = 120) -> None:
-    WebDriverWait(driver, timeout).until(ec.presence_of_element_located(
-        (By.XPATH, f"//*[contains(normalize-space(.), {text!r}) and not(self::script)]")))
+    WebDriverWait(driver, timeout).until(
+        ec.presence_of_element_located((By.XPATH, f"//*[contains(normalize-space(.), {text!r}) and not(self::script)]"))
+    )
 
 
 def fill(driver, label: str, text: str) -> None:
     """Type into the visible input whose label is `label` (Ctrl+A first, Enter after)."""
-    box = WebDriverWait(driver, 60).until(ec.element_to_be_clickable(
-        (By.XPATH, f"//input[@aria-label={label!r}]")))
+    box = WebDriverWait(driver, 60).until(ec.element_to_be_clickable((By.XPATH, f"//input[@aria-label={label!r}]")))
     box.send_keys(Keys.CONTROL, "a")
     box.send_keys(text, Keys.ENTER)
 
 
 def click_button(driver, label: str, timeout: float = 60) -> None:
-    WebDriverWait(driver, timeout).until(ec.element_to_be_clickable(
-        (By.XPATH, f"//button[normalize-space(.)={label!r}]"))).click()
+    WebDriverWait(driver, timeout).until(
+        ec.element_to_be_clickable((By.XPATH, f"//button[normalize-space(.)={label!r}]"))
+    ).click()
 
 
 def assert_inert(driver) -> None:
@@ -124,8 +142,7 @@ def test_payloads_in_chunks_and_questions_are_inert(browser, app_url):
 def test_sweep_compare_inspect_and_report(browser, app_url, home):
     browser.get(f"{app_url}/sweep")
     wait_text(browser, "Start sweep")
-    index_box = WebDriverWait(browser, 60).until(ec.element_to_be_clickable(
-        (By.XPATH, "//input[@aria-label='Index']")))
+    index_box = WebDriverWait(browser, 60).until(ec.element_to_be_clickable((By.XPATH, "//input[@aria-label='Index']")))
     index_box.click()
     index_box.send_keys("sample", Keys.ENTER)
     wait_text(browser, "sample")

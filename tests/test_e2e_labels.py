@@ -3,6 +3,7 @@ documents as `.md` files, generates a question set from it and runs a sweep on i
 Chromium, the Labels page judges the run's pool, a person labels two chunks (one by keyboard shortcut), the
 agreement tab shows kappa, and Compare shows the leaderboard under the LLM's labels with `judged`. The LLM is
 the rule-following OpenAI-compatible stub. Screenshots go to test-artifacts/e2e/."""
+
 import time
 
 import pytest
@@ -36,34 +37,89 @@ def documents_lab(tmp_path_factory, sample_dataset, lab_llm):
     for document in sample_dataset.corpus:
         (docs / f"{document.id}.md").write_text(f"# {document.title or document.id}\n\n{document.text}\n")
     llm = f"openai:lab@{lab_llm.base_url}"
-    assert main(["--home", str(home), "index", "build", "--corpus", str(docs), "--name", "mine",
-                 "--embedding", "minilm", "--chunk-size", "400", "--chunk-overlap", "40"]) == 0
+    assert (
+        main(
+            [
+                "--home",
+                str(home),
+                "index",
+                "build",
+                "--corpus",
+                str(docs),
+                "--name",
+                "mine",
+                "--embedding",
+                "minilm",
+                "--chunk-size",
+                "400",
+                "--chunk-overlap",
+                "40",
+            ]
+        )
+        == 0
+    )
     questions = home / "generated"
-    assert main(["--home", str(home), "questions", "generate", "--index", "mine", "--n", "5", "--llm", llm,
-                 "--out", str(questions)]) == 0
+    assert (
+        main(
+            [
+                "--home",
+                str(home),
+                "questions",
+                "generate",
+                "--index",
+                "mine",
+                "--n",
+                "5",
+                "--llm",
+                llm,
+                "--out",
+                str(questions),
+            ]
+        )
+        == 0
+    )
     (home / "sweep.yaml").write_text(SWEEP)
-    assert main(["--home", str(home), "run", "--index", "mine", "--questions", str(questions),
-                 "--sweep", str(home / "sweep.yaml"), "--latency-sample", "0"]) == 0
+    assert (
+        main(
+            [
+                "--home",
+                str(home),
+                "run",
+                "--index",
+                "mine",
+                "--questions",
+                str(questions),
+                "--sweep",
+                str(home / "sweep.yaml"),
+                "--latency-sample",
+                "0",
+            ]
+        )
+        == 0
+    )
     (manifest,) = RunStore(home / "runs").list()
     return {"home": home, "questions": questions, "llm": llm, "run_id": manifest["run_id"]}
 
 
 def open_tab(driver, name: str) -> None:
-    WebDriverWait(driver, 60).until(ec.element_to_be_clickable(
-        (By.XPATH, f"//*[@role='tab' and contains(normalize-space(.), {name!r})]"))).click()
+    WebDriverWait(driver, 60).until(
+        ec.element_to_be_clickable((By.XPATH, f"//*[@role='tab' and contains(normalize-space(.), {name!r})]"))
+    ).click()
 
 
 def press(driver, label: str) -> None:
     """Click a button whose label starts with `label` (a button with a shortcut also shows its key)."""
-    WebDriverWait(driver, 60).until(ec.element_to_be_clickable(
-        (By.XPATH, f"//button[starts-with(normalize-space(.), {label!r})]"))).click()
+    WebDriverWait(driver, 60).until(
+        ec.element_to_be_clickable((By.XPATH, f"//button[starts-with(normalize-space(.), {label!r})]"))
+    ).click()
 
 
 def test_documents_to_labels_and_a_judged_leaderboard(browser, documents_lab):  # noqa: F811
     home, labels_file = documents_lab["home"], label_path(documents_lab["questions"] / "questions.jsonl")
     run = RunStore(home / "runs").load(documents_lab["run_id"])
-    with streamlit_server(home, "--server.headless", "true", "--server.address", "127.0.0.1",
-                          "--browser.gatherUsageStats", "false") as (url, _):
+    with streamlit_server(
+        home, "--server.headless", "true", "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"
+    ) as (url, _):
         browser.get(f"{url}/labels")
         wait_text(browser, "Generate questions")
         open_tab(browser, "LLM judge")
@@ -99,8 +155,9 @@ def test_documents_to_labels_and_a_judged_leaderboard(browser, documents_lab):  
         browser.save_screenshot(str(ARTIFACTS / "labels-04-compare.png"))
         ActionChains(browser).send_keys(Keys.ESCAPE).perform()  # close a dialog Streamlit may have opened
         WebDriverWait(browser, 30).until(lambda d: not d.find_elements(By.CSS_SELECTOR, "[data-testid='stDialog']"))
-        labels_box = WebDriverWait(browser, 60).until(ec.element_to_be_clickable(
-            (By.XPATH, "//input[@aria-label='Labels']")))
+        labels_box = WebDriverWait(browser, 60).until(
+            ec.element_to_be_clickable((By.XPATH, "//input[@aria-label='Labels']"))
+        )
         labels_box.click()
         labels_box.send_keys("llm:lab", Keys.ENTER)
         WebDriverWait(browser, 120).until(lambda d: "Judged" in d.page_source)

@@ -1,4 +1,5 @@
 """Query vectors of the fast path are the ones LangChain's retriever searches with (`embed_query`), bit for bit."""
+
 import numpy as np
 
 from eval.index.encoders import get_embeddings

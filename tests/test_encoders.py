@@ -51,10 +51,13 @@ def test_an_index_built_through_the_endpoint_answers_queries_through_it(tmp_path
         assert found[0].metadata["doc_id"] == "mmr"
 
 
-@pytest.mark.parametrize("failure, message", [
-    ({"shrink_after": 2}, r"returned 383-dimensional vectors, but 384-dimensional ones before"),
-    ({"fail_after": 2}, r"failed 4 times \(HTTP 500"),
-])
+@pytest.mark.parametrize(
+    "failure, message",
+    [
+        ({"shrink_after": 2}, r"returned 383-dimensional vectors, but 384-dimensional ones before"),
+        ({"fail_after": 2}, r"failed 4 times \(HTTP 500"),
+    ],
+)
 def test_an_endpoint_failing_mid_build_leaves_no_index(tmp_path, tiny_dataset, monkeypatch, failure, message):
     with EmbeddingsStubServer(**failure) as server:
         spec = f"openai:minilm@{server.base_url}"

@@ -18,17 +18,24 @@ from eval.runs.store import RunStore
 from eval.runs.summary import summarize
 from eval.sweep.engine import SweepOptions, run_sweep
 
-GRID = parse_sweep({"configs": [{"search_type": "similarity", "k": [2, 6]},
-                                {"search_type": "mmr", "k": 4, "fetch_k": 12, "lambda_mult": 0.3},
-                                {"search_type": "similarity_score_threshold", "k": 5, "score_threshold": 0.86}]})
+GRID = parse_sweep(
+    {
+        "configs": [
+            {"search_type": "similarity", "k": [2, 6]},
+            {"search_type": "mmr", "k": 4, "fetch_k": 12, "lambda_mult": 0.3},
+            {"search_type": "similarity_score_threshold", "k": 5, "score_threshold": 0.86},
+        ]
+    }
+)
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, sample_index, sample_dataset):
     """A run in the CLI's layout (`HOME/runs`), so `python -m eval --home HOME export` finds it."""
     store = RunStore(tmp_path_factory.mktemp("home") / "runs")
-    run_id = run_sweep(store, sample_index, GRID, sample_dataset.questions[:16], "sample",
-                       SweepOptions(latency_sample=3))
+    run_id = run_sweep(
+        store, sample_index, GRID, sample_dataset.questions[:16], "sample", SweepOptions(latency_sample=3)
+    )
     return store.load(run_id)
 
 
@@ -36,8 +43,14 @@ def run(tmp_path_factory, sample_index, sample_dataset):
 def answered(sample_run):
     """A run with answers from the echoing stub; threshold 0 keeps all of k = 3, so those rows reuse the
     similarity-k3 answers."""
-    grid = parse_sweep({"configs": [{"search_type": "similarity", "k": [3, 2]},
-                                    {"search_type": "similarity_score_threshold", "k": 3, "score_threshold": 0.0}]})
+    grid = parse_sweep(
+        {
+            "configs": [
+                {"search_type": "similarity", "k": [3, 2]},
+                {"search_type": "similarity_score_threshold", "k": 3, "score_threshold": 0.0},
+            ]
+        }
+    )
     with OpenAIStubServer() as server:
         answerer = GeneratingAnswerer(load_generator(f"openai:stub@{server.base_url}"), GenerationSettings())
         return sample_run(grid, 4, latency_sample=0, answerer=answerer)
@@ -80,16 +93,21 @@ def test_trec_export_rescored_by_ranx_matches_our_metrics(run, tmp_path, sample_
     from ranx import Qrels, Run, evaluate
 
     out = tmp_path / "trec"
-    assert cli(["--home", str(run.folder.parent.parent), "export", run.run_id, "--format", "trec",
-                "--out", str(out)]) == 0
+    assert (
+        cli(["--home", str(run.folder.parent.parent), "export", run.run_id, "--format", "trec", "--out", str(out)]) == 0
+    )
     assert {p.name for p in out.iterdir()} == {f"{c.config_id}.run" for c in GRID} | {"qrels.txt"}
     qrels = Qrels.from_file(str(out / "qrels.txt"), kind="trec")
     labelled = [q for q in sample_dataset.questions[:16] if q.relevant_ids]
     assert labelled and qrels.to_dict() == {q.id: dict.fromkeys(q.relevant_ids, 1) for q in labelled}
     for config in GRID:
         ours = run.rows[run.rows.config_id == config.config_id][["ndcg", "recall", "mrr"]].mean()
-        theirs = evaluate(qrels, Run.from_file(str(out / f"{config.config_id}.run"), kind="trec"),
-                          ["ndcg", "recall", "mrr"], make_comparable=True)
+        theirs = evaluate(
+            qrels,
+            Run.from_file(str(out / f"{config.config_id}.run"), kind="trec"),
+            ["ndcg", "recall", "mrr"],
+            make_comparable=True,
+        )
         assert theirs == pytest.approx(ours.to_dict(), abs=1e-9)
 
 
@@ -108,9 +126,11 @@ def test_jsonl_carries_every_column_of_the_csv_export_and_the_generation_fields(
     rows = answered.rows.set_index(["question_id", "config_id"])
     for record in records:
         row = rows.loc[(record["question_id"], record["config_id"])]
-        assert record["generation"] == {"answer_reused": bool(row.answer_reused),
-                                        "prompt_tokens": int(row.prompt_tokens),
-                                        "completion_tokens": int(row.completion_tokens)}
+        assert record["generation"] == {
+            "answer_reused": bool(row.answer_reused),
+            "prompt_tokens": int(row.prompt_tokens),
+            "completion_tokens": int(row.completion_tokens),
+        }
     reused = [r for r in records if r["generation"]["answer_reused"]]
     assert reused and len(reused) < len(records)  # a user can tell measured rows from reused ones
 
@@ -142,8 +162,16 @@ def test_leaderboard_has_ci_significance_and_latency(run):
 
 def test_ragas_context_metrics_in_a_run_agree_with_ours(tmp_path, sample_index, sample_dataset):
     store = RunStore(tmp_path)
-    run = store.load(run_sweep(store, sample_index, GRID[:2], sample_dataset.questions[:6], "sample",
-                               SweepOptions(latency_sample=0, scorers=[RagasContextScorer()])))
+    run = store.load(
+        run_sweep(
+            store,
+            sample_index,
+            GRID[:2],
+            sample_dataset.questions[:6],
+            "sample",
+            SweepOptions(latency_sample=0, scorers=[RagasContextScorer()]),
+        )
+    )
     assert [s["name"] for s in run.manifest["scorers"]] == ["ragas_context"]
     # ragas compares ids as sets, as our deduplicated document-level precision and recall do
     assert run.rows.ragas_id_context_precision.tolist() == pytest.approx(run.rows.precision.tolist())
@@ -156,8 +184,11 @@ def test_compare_two_runs(tmp_path, sample_index, sample_dataset, run):
     from eval.analysis.leaderboard import compare_runs
 
     store = RunStore(tmp_path)
-    other = store.load(run_sweep(store, sample_index, GRID[:2], sample_dataset.questions[:10], "sample",
-                                 SweepOptions(latency_sample=0)))
+    other = store.load(
+        run_sweep(
+            store, sample_index, GRID[:2], sample_dataset.questions[:10], "sample", SweepOptions(latency_sample=0)
+        )
+    )
     table = compare_runs(run, other, ["ndcg", "recall"]).set_index("config_id")
     parts = ["a", "b", "delta", "delta_low", "delta_high", "delta_p", "delta_sig"]
     assert list(table.columns) == [f"{m}_{part}" for m in ("ndcg", "recall") for part in parts]

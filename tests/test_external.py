@@ -1,5 +1,6 @@
 """External retrievers as configs: each platform's stub answers from the real sample index, so the metrics of
 an external config must equal those of the local config that retrieves the same chunks."""
+
 import json
 import math
 
@@ -31,20 +32,51 @@ def stub(sample_index):
 
 def service_sweep(url: str) -> dict:
     """The four kinds against one stub, each set up to return what a local config returns."""
-    return {"configs": [
-        {"search_type": "similarity", "k": 5},
-        {"search_type": "similarity_score_threshold", "k": 5, "score_threshold": 0.85},
-        {"search_type": "chatchat", "url": url, "knowledge_base_name": "samples", "top_k": 5, "score_threshold": 2},
-        {"search_type": "ragflow", "url": url, "dataset_ids": ["ds1"], "top_k": 5, "page_size": 5,
-         "similarity_threshold": 0.0, "vector_similarity_weight": [1.0, 0.3], "rerank_id": "bge-reranker"},
-        {"search_type": "dify", "url": f"{url}/dify", "knowledge_id": "sample", "top_k": 5,
-         "score_threshold": [0.0, 0.85]},
-        {"search_type": "dify", "name": "dify-span", "url": f"{url}/dify", "knowledge_id": "sample", "top_k": 5,
-         "map_by": "span"},
-        {"search_type": "http_json", "name": "search", "url": f"{url}/search",
-         "request": {"q": "{question}", "size": "{top_k}"}, "params": {"top_k": 5}, "results": "data.hits",
-         "text": "passage", "id": "pid", "score": "relevance", "map_by": "doc_id", "map_field": "meta.doc"},
-    ]}
+    return {
+        "configs": [
+            {"search_type": "similarity", "k": 5},
+            {"search_type": "similarity_score_threshold", "k": 5, "score_threshold": 0.85},
+            {"search_type": "chatchat", "url": url, "knowledge_base_name": "samples", "top_k": 5, "score_threshold": 2},
+            {
+                "search_type": "ragflow",
+                "url": url,
+                "dataset_ids": ["ds1"],
+                "top_k": 5,
+                "page_size": 5,
+                "similarity_threshold": 0.0,
+                "vector_similarity_weight": [1.0, 0.3],
+                "rerank_id": "bge-reranker",
+            },
+            {
+                "search_type": "dify",
+                "url": f"{url}/dify",
+                "knowledge_id": "sample",
+                "top_k": 5,
+                "score_threshold": [0.0, 0.85],
+            },
+            {
+                "search_type": "dify",
+                "name": "dify-span",
+                "url": f"{url}/dify",
+                "knowledge_id": "sample",
+                "top_k": 5,
+                "map_by": "span",
+            },
+            {
+                "search_type": "http_json",
+                "name": "search",
+                "url": f"{url}/search",
+                "request": {"q": "{question}", "size": "{top_k}"},
+                "params": {"top_k": 5},
+                "results": "data.hits",
+                "text": "passage",
+                "id": "pid",
+                "score": "relevance",
+                "map_by": "doc_id",
+                "map_field": "meta.doc",
+            },
+        ]
+    }
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +85,14 @@ def service_run(stub, sample_index, sample_dataset, tmp_path_factory):
         patch.setenv("RAGFLOW_API_KEY", KEY)
         patch.setenv("DIFY_API_KEY", KEY)
         store = RunStore(tmp_path_factory.mktemp("external-runs"))
-        run_id = run_sweep(store, sample_index, parse_sweep(service_sweep(stub.url)),
-                           sample_dataset.questions[:QUESTIONS], "sample",
-                           SweepOptions(latency_sample=1, external_concurrency=3))
+        run_id = run_sweep(
+            store,
+            sample_index,
+            parse_sweep(service_sweep(stub.url)),
+            sample_dataset.questions[:QUESTIONS],
+            "sample",
+            SweepOptions(latency_sample=1, external_concurrency=3),
+        )
     return store.load(run_id)
 
 
@@ -63,14 +100,17 @@ def rows_of(run, config_id: str) -> pd.DataFrame:
     return run.rows[run.rows["config_id"] == config_id].set_index("question_id").sort_index()
 
 
-@pytest.mark.parametrize("external, local", [
-    ("chatchat-k5-t2", "similarity-k5"),
-    ("ragflow-k5-c5-t0-w1-rbge_reranker", "similarity-k5"),
-    ("dify-k5-t0", "similarity-k5"),
-    ("dify-k5-t0.85", "threshold-k5-t0.85"),
-    ("dify-span-k5-t0", "similarity-k5"),
-    ("search-top_k5", "similarity-k5"),
-])
+@pytest.mark.parametrize(
+    "external, local",
+    [
+        ("chatchat-k5-t2", "similarity-k5"),
+        ("ragflow-k5-c5-t0-w1-rbge_reranker", "similarity-k5"),
+        ("dify-k5-t0", "similarity-k5"),
+        ("dify-k5-t0.85", "threshold-k5-t0.85"),
+        ("dify-span-k5-t0", "similarity-k5"),
+        ("search-top_k5", "similarity-k5"),
+    ],
+)
 def test_each_kind_maps_to_the_documents_and_metrics_of_the_same_local_retrieval(service_run, external, local):
     got, expected = rows_of(service_run, external), rows_of(service_run, local)
     assert len(got) == QUESTIONS and got["call_error"].isna().all()
@@ -98,11 +138,22 @@ def test_span_mapping_finds_each_chunk_at_its_offset(service_run, sample_index):
 
 
 def test_the_platforms_get_their_documented_requests(service_run, stub):
-    bodies = {path: [r for r in stub.requests if set(r["body"]) >= keys]
-              for path, keys in {"chatchat": {"query", "knowledge_base_name", "top_k", "score_threshold"},
-                                 "ragflow": {"question", "dataset_ids", "top_k", "page_size", "similarity_threshold",
-                                             "vector_similarity_weight", "rerank_id"},
-                                 "dify": {"knowledge_id", "query", "retrieval_setting"}}.items()}
+    bodies = {
+        path: [r for r in stub.requests if set(r["body"]) >= keys]
+        for path, keys in {
+            "chatchat": {"query", "knowledge_base_name", "top_k", "score_threshold"},
+            "ragflow": {
+                "question",
+                "dataset_ids",
+                "top_k",
+                "page_size",
+                "similarity_threshold",
+                "vector_similarity_weight",
+                "rerank_id",
+            },
+            "dify": {"knowledge_id", "query", "retrieval_setting"},
+        }.items()
+    }
     assert len(bodies["chatchat"]) == QUESTIONS and len(bodies["ragflow"]) == 2 * QUESTIONS
     assert len(bodies["dify"]) == 3 * QUESTIONS
     assert {r["body"]["vector_similarity_weight"] for r in bodies["ragflow"]} == {1.0, 0.3}
@@ -114,14 +165,18 @@ def test_the_platforms_get_their_documented_requests(service_run, stub):
 
 def test_external_latency_is_every_call_and_sits_beside_local_configs(service_run):
     latency = service_run.latency
-    external = [c["config_id"] for c in service_run.configs if c["search_type"] not in
-                ("similarity", "similarity_score_threshold")]
+    external = [
+        c["config_id"]
+        for c in service_run.configs
+        if c["search_type"] not in ("similarity", "similarity_score_threshold")
+    ]
     assert len(external) == 7
     for config_id in external:
         calls = latency[latency["config_id"] == config_id]
         assert len(calls) == QUESTIONS and (calls["retrieval_ms"] > 0).all()
-        np.testing.assert_allclose(calls.set_index("question_id").sort_index()["retrieval_ms"],
-                                   rows_of(service_run, config_id)["call_ms"])
+        np.testing.assert_allclose(
+            calls.set_index("question_id").sort_index()["retrieval_ms"], rows_of(service_run, config_id)["call_ms"]
+        )
     assert len(latency[latency["config_id"] == "similarity-k5"]) == 1  # the local latency sample
     from eval.runs.summary import summarize
 
@@ -139,52 +194,109 @@ def test_a_ragflow_weight_changes_what_it_returns(service_run):
 
 # ---------------------------------------------------------------- failures
 
+
 @pytest.fixture(scope="module")
 def failing_run(sample_index, sample_dataset, tmp_path_factory):
-    servers = {name: RetrieverStubServer(sample_index, key=KEY, **options) for name, options in {
-        "down": {"mode": "500"}, "slow": {"mode": "slow", "delay_s": 1.0}, "garbage": {"mode": "garbage"},
-        "busy": {"mode": "429", "failures": 2}, "wrongkey": {}}.items()}
+    servers = {
+        name: RetrieverStubServer(sample_index, key=KEY, **options)
+        for name, options in {
+            "down": {"mode": "500"},
+            "slow": {"mode": "slow", "delay_s": 1.0},
+            "garbage": {"mode": "garbage"},
+            "busy": {"mode": "429", "failures": 2},
+            "wrongkey": {},
+        }.items()
+    }
     for server in servers.values():
         server.__enter__()
     url = {name: server.url for name, server in servers.items()}
-    sweep = {"configs": [
-        {"search_type": "similarity", "k": 3},
-        {"search_type": "chatchat", "name": "down", "url": url["down"], "knowledge_base_name": "samples",
-         "top_k": 3, "retries": 1, "backoff": 0.01, "api_key_env": "RAGFLOW_API_KEY"},
-        {"search_type": "chatchat", "name": "slow", "url": url["slow"], "knowledge_base_name": "samples",
-         "top_k": 3, "timeout": 0.25, "retries": 1, "backoff": 0.01},
-        {"search_type": "ragflow", "name": "garbage", "url": url["garbage"], "dataset_ids": ["d"], "page_size": 3},
-        {"search_type": "ragflow", "name": "busy", "url": url["busy"], "dataset_ids": ["d"], "page_size": 3,
-         "backoff": 0.01},
-        {"search_type": "ragflow", "name": "rf-wrongkey", "url": url["wrongkey"], "dataset_ids": ["d"],
-         "api_key_env": "WRONG_KEY"},
-        {"search_type": "dify", "name": "dify-wrongkey", "url": f"{url['wrongkey']}/dify", "knowledge_id": "sample",
-         "top_k": 3, "api_key_env": "WRONG_KEY"},
-        {"search_type": "dify", "name": "dify-nokb", "url": f"{url['wrongkey']}/dify", "knowledge_id": "absent",
-         "top_k": 3},
-    ]}
+    sweep = {
+        "configs": [
+            {"search_type": "similarity", "k": 3},
+            {
+                "search_type": "chatchat",
+                "name": "down",
+                "url": url["down"],
+                "knowledge_base_name": "samples",
+                "top_k": 3,
+                "retries": 1,
+                "backoff": 0.01,
+                "api_key_env": "RAGFLOW_API_KEY",
+            },
+            {
+                "search_type": "chatchat",
+                "name": "slow",
+                "url": url["slow"],
+                "knowledge_base_name": "samples",
+                "top_k": 3,
+                "timeout": 0.25,
+                "retries": 1,
+                "backoff": 0.01,
+            },
+            {"search_type": "ragflow", "name": "garbage", "url": url["garbage"], "dataset_ids": ["d"], "page_size": 3},
+            {
+                "search_type": "ragflow",
+                "name": "busy",
+                "url": url["busy"],
+                "dataset_ids": ["d"],
+                "page_size": 3,
+                "backoff": 0.01,
+            },
+            {
+                "search_type": "ragflow",
+                "name": "rf-wrongkey",
+                "url": url["wrongkey"],
+                "dataset_ids": ["d"],
+                "api_key_env": "WRONG_KEY",
+            },
+            {
+                "search_type": "dify",
+                "name": "dify-wrongkey",
+                "url": f"{url['wrongkey']}/dify",
+                "knowledge_id": "sample",
+                "top_k": 3,
+                "api_key_env": "WRONG_KEY",
+            },
+            {
+                "search_type": "dify",
+                "name": "dify-nokb",
+                "url": f"{url['wrongkey']}/dify",
+                "knowledge_id": "absent",
+                "top_k": 3,
+            },
+        ]
+    }
     try:
         with pytest.MonkeyPatch.context() as patch:
             patch.setenv("RAGFLOW_API_KEY", KEY)
             patch.setenv("DIFY_API_KEY", KEY)
             patch.setenv("WRONG_KEY", "sk-wrong-0000")
             store = RunStore(tmp_path_factory.mktemp("failing-runs"))
-            run_id = run_sweep(store, sample_index, parse_sweep(sweep), sample_dataset.questions[:3], "sample",
-                               SweepOptions(latency_sample=1, external_concurrency=2))
+            run_id = run_sweep(
+                store,
+                sample_index,
+                parse_sweep(sweep),
+                sample_dataset.questions[:3],
+                "sample",
+                SweepOptions(latency_sample=1, external_concurrency=2),
+            )
     finally:
         for server in servers.values():
             server.__exit__(None, None, None)
     return store.load(run_id), servers
 
 
-@pytest.mark.parametrize("config_id, message, attempts", [
-    ("down-k3", "HTTP 500: ", 2),
-    ("slow-k3", "no answer within 0.25 s (after 2 attempts)", 2),
-    ("garbage-k3", "malformed JSON in the answer", 1),
-    ("rf-wrongkey-k30", "RAGFlow error 109: Authentication error: API key is invalid!", 1),
-    ("dify-wrongkey-k3-t0", "HTTP 403: ", 1),
-    ("dify-nokb-k3-t0", "The knowledge does not exist", 1),
-])
+@pytest.mark.parametrize(
+    "config_id, message, attempts",
+    [
+        ("down-k3", "HTTP 500: ", 2),
+        ("slow-k3", "no answer within 0.25 s (after 2 attempts)", 2),
+        ("garbage-k3", "malformed JSON in the answer", 1),
+        ("rf-wrongkey-k30", "RAGFlow error 109: Authentication error: API key is invalid!", 1),
+        ("dify-wrongkey-k3-t0", "HTTP 403: ", 1),
+        ("dify-nokb-k3-t0", "The knowledge does not exist", 1),
+    ],
+)
 def test_a_failed_call_is_recorded_on_its_row_and_the_run_completes(failing_run, config_id, message, attempts):
     run, _ = failing_run
     rows = rows_of(run, config_id)
@@ -224,8 +336,8 @@ def test_the_key_is_sent_but_never_written_and_scrubbed_from_errors(failing_run,
 
 # ---------------------------------------------------------------- imported results
 
-def test_imported_trec_and_jsonl_score_like_the_run_they_came_from(service_run, sample_index, sample_dataset,
-                                                                   tmp_path):
+
+def test_imported_trec_and_jsonl_score_like_the_run_they_came_from(service_run, sample_index, sample_dataset, tmp_path):
     """The run's own exports, imported as configs: the JSONL (chunk ids) gives back every metric, the TREC run
     (documents) every document metric; a question missing from the file is a recorded failure."""
     questions = sample_dataset.questions[:6]
@@ -235,12 +347,17 @@ def test_imported_trec_and_jsonl_score_like_the_run_they_came_from(service_run, 
     kept = [line for line in lines if line["config_id"] == "similarity-k5" and line["question_id"] != questions[2].id]
     (tmp_path / "similarity.jsonl").write_text("".join(json.dumps(line) + "\n" for line in kept))
     trec = str(tmp_path / "trec" / "similarity-k5.run")
-    sweep = {"configs": [{"search_type": "imported", "name": "trec", "path": trec},
-                         {"search_type": "imported", "name": "trec-cut", "path": trec, "k": [1]},
-                         {"search_type": "imported", "name": "jsonl", "path": str(tmp_path / "similarity.jsonl")}]}
+    sweep = {
+        "configs": [
+            {"search_type": "imported", "name": "trec", "path": trec},
+            {"search_type": "imported", "name": "trec-cut", "path": trec, "k": [1]},
+            {"search_type": "imported", "name": "jsonl", "path": str(tmp_path / "similarity.jsonl")},
+        ]
+    }
     store = RunStore(tmp_path / "runs")
-    run = store.load(run_sweep(store, sample_index, parse_sweep(sweep), questions, "sample",
-                               SweepOptions(latency_sample=0)))
+    run = store.load(
+        run_sweep(store, sample_index, parse_sweep(sweep), questions, "sample", SweepOptions(latency_sample=0))
+    )
     original = rows_of(service_run, "similarity-k5").loc[[q.id for q in questions]].sort_index()
     trec_rows = rows_of(run, "trec")
     assert trec_rows["call_error"].isna().all()
@@ -260,31 +377,73 @@ def test_imported_trec_and_jsonl_score_like_the_run_they_came_from(service_run, 
 
 # ---------------------------------------------------------------- bad specs
 
-@pytest.mark.parametrize("entry, message", [
-    ({"search_type": "ragflow", "dataset_ids": ["d"]}, "configs entry 1: search_type ragflow needs 'url'"),
-    ({"search_type": "ragflow", "url": "ftp://x", "dataset_ids": ["d"]}, "url must be an http:// or https://"),
-    ({"search_type": "ragflow", "url": "http://x", "dataset_ids": []}, "dataset_ids must be a non-empty list"),
-    ({"search_type": "ragflow", "url": "http://x", "dataset_ids": ["d"], "vector_similarity_weight": 1.5},
-     "vector_similarity_weight must be in [0, 1], got 1.5"),
-    ({"search_type": "ragflow", "url": "http://x", "dataset_ids": ["d"], "api_key": "sk"},
-     "unknown key 'api_key' for search_type ragflow"),
-    ({"search_type": "chatchat", "url": "http://x", "knowledge_base_name": "kb", "top_k": 0},
-     "top_k must be a whole number of at least 1"),
-    ({"search_type": "chatchat", "url": "http://x", "knowledge_base_name": "kb", "top_k": 3,
-      "score_threshold": 3}, "score_threshold must be in [0, 2]"),
-    ({"search_type": "dify", "url": "http://x", "knowledge_id": "k", "top_k": [3, 5], "map_by": "doc_id"},
-     "map_by doc_id needs map_field"),
-    ({"search_type": "dify", "url": "http://x", "knowledge_id": "k", "top_k": 3, "map_by": "vibes"},
-     "map_by must be one of doc_id, file_name, span"),
-    ({"search_type": "http_json", "url": "http://x", "request": {"q": "{question}", "n": "{k}"},
-      "results": "hits", "text": "t", "map_by": "span"}, "uses '{k}', which params does not define"),
-    ({"search_type": "http_json", "url": "http://x", "request": {"q": "{question}"}, "results": "hits",
-      "text": "t", "map_by": "span", "headers": {"Authorization": "Bearer sk"}},
-     "header Authorization: a header value is a secret"),
-    ({"search_type": "ragflow", "url": "http://x", "dataset_ids": ["d"], "api_key_env": "sk-123"},
-     "api_key_env must be the NAME of an environment variable"),
-    ({"search_type": "imported", "path": "/nonexistent/run.trec"}, "run.trec: imported results file not found"),
-])
+
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        ({"search_type": "ragflow", "dataset_ids": ["d"]}, "configs entry 1: search_type ragflow needs 'url'"),
+        ({"search_type": "ragflow", "url": "ftp://x", "dataset_ids": ["d"]}, "url must be an http:// or https://"),
+        ({"search_type": "ragflow", "url": "http://x", "dataset_ids": []}, "dataset_ids must be a non-empty list"),
+        (
+            {"search_type": "ragflow", "url": "http://x", "dataset_ids": ["d"], "vector_similarity_weight": 1.5},
+            "vector_similarity_weight must be in [0, 1], got 1.5",
+        ),
+        (
+            {"search_type": "ragflow", "url": "http://x", "dataset_ids": ["d"], "api_key": "sk"},
+            "unknown key 'api_key' for search_type ragflow",
+        ),
+        (
+            {"search_type": "chatchat", "url": "http://x", "knowledge_base_name": "kb", "top_k": 0},
+            "top_k must be a whole number of at least 1",
+        ),
+        (
+            {
+                "search_type": "chatchat",
+                "url": "http://x",
+                "knowledge_base_name": "kb",
+                "top_k": 3,
+                "score_threshold": 3,
+            },
+            "score_threshold must be in [0, 2]",
+        ),
+        (
+            {"search_type": "dify", "url": "http://x", "knowledge_id": "k", "top_k": [3, 5], "map_by": "doc_id"},
+            "map_by doc_id needs map_field",
+        ),
+        (
+            {"search_type": "dify", "url": "http://x", "knowledge_id": "k", "top_k": 3, "map_by": "vibes"},
+            "map_by must be one of doc_id, file_name, span",
+        ),
+        (
+            {
+                "search_type": "http_json",
+                "url": "http://x",
+                "request": {"q": "{question}", "n": "{k}"},
+                "results": "hits",
+                "text": "t",
+                "map_by": "span",
+            },
+            "uses '{k}', which params does not define",
+        ),
+        (
+            {
+                "search_type": "http_json",
+                "url": "http://x",
+                "request": {"q": "{question}"},
+                "results": "hits",
+                "text": "t",
+                "map_by": "span",
+                "headers": {"Authorization": "Bearer sk"},
+            },
+            "header Authorization: a header value is a secret",
+        ),
+        (
+            {"search_type": "ragflow", "url": "http://x", "dataset_ids": ["d"], "api_key_env": "sk-123"},
+            "api_key_env must be the NAME of an environment variable",
+        ),
+        ({"search_type": "imported", "path": "/nonexistent/run.trec"}, "run.trec: imported results file not found"),
+    ],
+)
 def test_bad_external_entries_get_a_clear_message(entry, message):
     with pytest.raises(ConfigError) as error:
         parse_sweep({"configs": [entry]})
@@ -294,8 +453,10 @@ def test_bad_external_entries_get_a_clear_message(entry, message):
 def test_bad_imported_files_name_file_and_line(tmp_path):
     (tmp_path / "bad.run").write_text("q1 Q0 d1 1 0.9 sys\nq1 Q0 d2 two 0.8 sys\n")
     (tmp_path / "bad.jsonl").write_text('{"question_id": "q1", "doc_ids": ["a"]}\n{"question_id": 3}\n')
-    for name, message in (("bad.run", "bad.run, line 2: rank must be a whole number"),
-                          ("bad.jsonl", "bad.jsonl, line 2, field 'question_id': each line needs a string")):
+    for name, message in (
+        ("bad.run", "bad.run, line 2: rank must be a whole number"),
+        ("bad.jsonl", "bad.jsonl, line 2, field 'question_id': each line needs a string"),
+    ):
         with pytest.raises(LabError, match=message):
             parse_sweep({"configs": [{"search_type": "imported", "path": str(tmp_path / name)}]})
 
@@ -313,28 +474,57 @@ def test_two_services_of_one_kind_need_names_and_keys_must_be_set(monkeypatch):
 
 # ---------------------------------------------------------------- the CLI
 
-def test_cli_run_mixes_local_and_external_configs_and_never_prints_a_key(tiny_index_store, tiny_dataset, tmp_path,
-                                                                          capsys, monkeypatch):
+
+def test_cli_run_mixes_local_and_external_configs_and_never_prints_a_key(
+    tiny_index_store, tiny_dataset, tmp_path, capsys, monkeypatch
+):
     from eval.cli.main import main
 
     questions = tmp_path / "questions.jsonl"
-    questions.write_text("".join(json.dumps({"id": q.id, "question": q.question, "answers": list(q.answers),
-                                             "relevant_ids": list(q.relevant_ids)}, ensure_ascii=False) + "\n"
-                                 for q in tiny_dataset.questions), encoding="utf-8")
+    questions.write_text(
+        "".join(
+            json.dumps(
+                {"id": q.id, "question": q.question, "answers": list(q.answers), "relevant_ids": list(q.relevant_ids)},
+                ensure_ascii=False,
+            )
+            + "\n"
+            for q in tiny_dataset.questions
+        ),
+        encoding="utf-8",
+    )
     with RetrieverStubServer(tiny_index_store.open("tiny"), key=KEY) as server:
         spec = tmp_path / "sweep.yaml"
-        spec.write_text(f"""configs:
+        spec.write_text(
+            f"""configs:
   - {{search_type: similarity, k: 2}}
   - {{search_type: chatchat, url: "{server.url}", knowledge_base_name: samples, top_k: [2]}}
   - {{search_type: ragflow, url: "{server.url}", dataset_ids: [d], page_size: 2, similarity_threshold: 0.0,
       vector_similarity_weight: 1.0}}
   - {{search_type: ragflow, name: locked, url: "{server.url}", dataset_ids: [d], api_key_env: OTHER_KEY}}
-""", encoding="utf-8")
+""",
+            encoding="utf-8",
+        )
         monkeypatch.setenv("RAGFLOW_API_KEY", KEY)
         monkeypatch.setenv("OTHER_KEY", KEY[::-1])
-        code = main(["--home", str(tmp_path / "home"), "--indexes", str(tiny_index_store.root), "run", "--index",
-                     "tiny", "--questions", str(questions), "--sweep", str(spec), "--concurrency", "2",
-                     "--latency-sample", "1"])
+        code = main(
+            [
+                "--home",
+                str(tmp_path / "home"),
+                "--indexes",
+                str(tiny_index_store.root),
+                "run",
+                "--index",
+                "tiny",
+                "--questions",
+                str(questions),
+                "--sweep",
+                str(spec),
+                "--concurrency",
+                "2",
+                "--latency-sample",
+                "1",
+            ]
+        )
         assert server.most_in_flight <= 2
     out, err = capsys.readouterr()
     assert code == 0, err
@@ -349,6 +539,7 @@ def test_cli_run_mixes_local_and_external_configs_and_never_prints_a_key(tiny_in
 
 # ---------------------------------------------------------------- the dashboard
 
+
 def test_compare_shows_external_and_local_configs_side_by_side(sample_index, sample_dataset, tmp_path, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
@@ -358,25 +549,50 @@ def test_compare_shows_external_and_local_configs_side_by_side(sample_index, sam
     monkeypatch.setenv("RETRIEVER_LAB_HOME", str(tmp_path))
     store = RunStore(tmp_path / "runs")
     with RetrieverStubServer(sample_index, key=KEY) as stub:
-        sweep = {"configs": [
-            {"search_type": "similarity", "k": 5},
-            {"search_type": "mmr", "k": 5, "fetch_k": 20, "lambda_mult": 0.5},
-            {"search_type": "chatchat", "url": stub.url, "knowledge_base_name": "samples", "top_k": 5},
-            {"search_type": "ragflow", "url": stub.url, "dataset_ids": ["d"], "page_size": 5,
-             "vector_similarity_weight": [1.0, 0.3], "similarity_threshold": 0.0},
-            {"search_type": "chatchat", "name": "gone", "url": "http://127.0.0.1:9", "knowledge_base_name": "samples",
-             "top_k": 5, "retries": 0},
-        ]}
-        run_id = run_sweep(store, sample_index, parse_sweep(sweep), sample_dataset.questions[:8], "sample",
-                           SweepOptions(latency_sample=1))
+        sweep = {
+            "configs": [
+                {"search_type": "similarity", "k": 5},
+                {"search_type": "mmr", "k": 5, "fetch_k": 20, "lambda_mult": 0.5},
+                {"search_type": "chatchat", "url": stub.url, "knowledge_base_name": "samples", "top_k": 5},
+                {
+                    "search_type": "ragflow",
+                    "url": stub.url,
+                    "dataset_ids": ["d"],
+                    "page_size": 5,
+                    "vector_similarity_weight": [1.0, 0.3],
+                    "similarity_threshold": 0.0,
+                },
+                {
+                    "search_type": "chatchat",
+                    "name": "gone",
+                    "url": "http://127.0.0.1:9",
+                    "knowledge_base_name": "samples",
+                    "top_k": 5,
+                    "retries": 0,
+                },
+            ]
+        }
+        run_id = run_sweep(
+            store,
+            sample_index,
+            parse_sweep(sweep),
+            sample_dataset.questions[:8],
+            "sample",
+            SweepOptions(latency_sample=1),
+        )
     at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120)
     at.run()
     at.selectbox(key="compare-run").set_value(run_id).run()
     assert not at.exception, [e.value for e in at.exception]
     board = at.dataframe[0].value.set_index("config_id")
     summary = summarize(store.load(run_id)).set_index("config_id")
-    assert sorted(board.index) == sorted(summary.index) == sorted(
-        ["similarity-k5", "mmr-k5-f20-l0.5", "chatchat-k5", "ragflow-k5-t0-w1", "ragflow-k5-t0-w0.3", "gone-k5"])
+    assert (
+        sorted(board.index)
+        == sorted(summary.index)
+        == sorted(
+            ["similarity-k5", "mmr-k5-f20-l0.5", "chatchat-k5", "ragflow-k5-t0-w1", "ragflow-k5-t0-w0.3", "gone-k5"]
+        )
+    )
     for config_id in board.index:
         if config_id != "gone-k5":
             assert board.loc[config_id, "nDCG"].startswith(f"{summary.loc[config_id, 'ndcg_mean']:.3f}")
@@ -398,11 +614,15 @@ def test_compare_shows_external_and_local_configs_side_by_side(sample_index, sam
     assert not inspect.exception, [e.value for e in inspect.exception]
     first = rows_of(store.load(run_id), "chatchat-k5").loc[inspect.selectbox(key="inspect-question").value]
     assert any(first["chunk_ids"][0] in c.value for c in inspect.code)  # the service's chunk, with its text
-    text = pd.read_parquet(store.folder(run_id) / "chunks.parquet").set_index("chunk_id").loc[first["chunk_ids"][0],
-                                                                                              "text"]
+    text = (
+        pd.read_parquet(store.folder(run_id) / "chunks.parquet")
+        .set_index("chunk_id")
+        .loc[first["chunk_ids"][0], "text"]
+    )
     assert any(text.split()[0] in h.proto.body for h in inspect.get("html"))
     assert [w.value for w in inspect.warning if "call failed" in w.value] == [
-        f"The call failed (not scored): {recorded}"]
+        f"The call failed (not scored): {recorded}"
+    ]
 
 
 def test_a_failed_call_gets_no_generated_answer(sample_index, sample_dataset, tmp_path):
@@ -420,12 +640,29 @@ def test_a_failed_call_gets_no_generated_answer(sample_index, sample_dataset, tm
             return {"model": "recorder"}
 
     answerer = Recorder()
-    sweep = {"configs": [{"search_type": "similarity", "k": 2},
-                         {"search_type": "chatchat", "url": "http://127.0.0.1:9", "knowledge_base_name": "kb",
-                          "top_k": 2, "retries": 0}]}
+    sweep = {
+        "configs": [
+            {"search_type": "similarity", "k": 2},
+            {
+                "search_type": "chatchat",
+                "url": "http://127.0.0.1:9",
+                "knowledge_base_name": "kb",
+                "top_k": 2,
+                "retries": 0,
+            },
+        ]
+    }
     store = RunStore(tmp_path)
-    run = store.load(run_sweep(store, sample_index, parse_sweep(sweep), sample_dataset.questions[:3], "sample",
-                               SweepOptions(latency_sample=0, answerer=answerer)))
+    run = store.load(
+        run_sweep(
+            store,
+            sample_index,
+            parse_sweep(sweep),
+            sample_dataset.questions[:3],
+            "sample",
+            SweepOptions(latency_sample=0, answerer=answerer),
+        )
+    )
     assert len(answerer.contexts) == 3 and all(len(c) == 2 for c in answerer.contexts)
     failed = rows_of(run, "chatchat-k2")
     assert failed["call_error"].notna().all() and failed["answer"].isna().all() and failed["f1"].isna().all()

@@ -20,8 +20,11 @@ from eval.sweep.engine import SweepCancelled, SweepOptions
 from eval.sweep.family import build_family, family_grid, run_family_sweep
 
 TIMING = ["ttft_ms", "total_ms", "tokens_per_s"]  # measured per run; every other column must match
-CONFIGS = [RetrieverConfig.create("similarity", k=1), RetrieverConfig.create("similarity", k=3),
-           RetrieverConfig.create("mmr", k=2, fetch_k=6, lambda_mult=0.5)]
+CONFIGS = [
+    RetrieverConfig.create("similarity", k=1),
+    RetrieverConfig.create("similarity", k=3),
+    RetrieverConfig.create("mmr", k=2, fetch_k=6, lambda_mult=0.5),
+]
 
 
 def test_a_grid_with_overlap_not_below_chunk_size_is_rejected_before_building():
@@ -35,14 +38,16 @@ def test_a_grid_with_overlap_not_below_chunk_size_is_rejected_before_building():
 
 
 def test_the_sentence_splitter_keeps_whole_sentences_with_exact_offsets():
-    text = ("Chroma stores vectors. MMR trades relevance for diversity! Is k the number of chunks? Yes. "
-            "中文第一句讲召回率。中文第二句讲延迟！第三句？\n\nA new paragraph starts here.")
+    text = (
+        "Chroma stores vectors. MMR trades relevance for diversity! Is k the number of chunks? Yes. "
+        "中文第一句讲召回率。中文第二句讲延迟！第三句？\n\nA new paragraph starts here."
+    )
     params = ChunkingParams(60, 25, splitter="sentence")
     pieces = sentence_pieces(text, params)
     sentence_ends = {m.end() for m in re.finditer(r"[.!?。！？]", text)}
     assert len(pieces) > 1
     for start, piece in pieces:
-        assert text[start:start + len(piece)] == piece and 0 < len(piece) <= 60
+        assert text[start : start + len(piece)] == piece and 0 < len(piece) <= 60
         assert start + len(piece) in sentence_ends  # no chunk ends inside a sentence
     assert any(a + len(p) > b for (a, p), (b, _) in zip(pieces, pieces[1:]))  # some overlap
     recursive = chunk_corpus([Document("d", text)], ChunkingParams(60, 25))
@@ -53,10 +58,19 @@ def test_the_sentence_splitter_keeps_whole_sentences_with_exact_offsets():
 def spanned_dataset(tiny_dataset):
     """The tiny corpus with questions whose gold labels are answer spans."""
     texts = {d.id: d.text for d in tiny_dataset.corpus}
-    questions = [Question(q.id, q.question, q.answers, q.relevant_ids,
-                          tuple(AnswerSpan(d, texts[d].index(q.answers[0]), texts[d].index(q.answers[0])
-                                           + len(q.answers[0])) for d in q.relevant_ids))
-                 for q in tiny_dataset.questions]
+    questions = [
+        Question(
+            q.id,
+            q.question,
+            q.answers,
+            q.relevant_ids,
+            tuple(
+                AnswerSpan(d, texts[d].index(q.answers[0]), texts[d].index(q.answers[0]) + len(q.answers[0]))
+                for d in q.relevant_ids
+            ),
+        )
+        for q in tiny_dataset.questions
+    ]
     return Dataset("tiny-spans", tiny_dataset.corpus, questions)
 
 
@@ -78,8 +92,11 @@ def test_a_family_is_built_as_one_job_of_normal_indexes(family, spanned_dataset)
     assert done == sorted(done) and done[-1] == total
     assert [m.name for m in store.list()] == sorted(v.index_name("tiny") for v in variants)
     for variant, manifest in zip(variants, manifests):
-        assert (manifest.chunk_size, manifest.chunk_overlap, manifest.splitter) == \
-            (variant.chunk_size, variant.chunk_overlap, variant.splitter)
+        assert (manifest.chunk_size, manifest.chunk_overlap, manifest.splitter) == (
+            variant.chunk_size,
+            variant.chunk_overlap,
+            variant.splitter,
+        )
         assert manifest.chunks == len(chunk_corpus(spanned_dataset.corpus, variant.chunking))
         assert manifest.corpus_fingerprint == spanned_dataset.corpus_fingerprint()
     # variants share chunk texts (the overlap does not matter for chunks shorter than a chunk): cache hits
@@ -93,8 +110,14 @@ def test_a_family_sweep_scores_every_variant_against_the_same_span_labels(family
     indexes = [store.open(m.name) for m in manifests]
     runs_store = RunStore(tmp_path / "runs")
     progress = []
-    run_ids = run_family_sweep(runs_store, indexes, CONFIGS, spanned_dataset.questions, "tiny",
-                               SweepOptions(latency_sample=0, progress=lambda *a: progress.append(a)))
+    run_ids = run_family_sweep(
+        runs_store,
+        indexes,
+        CONFIGS,
+        spanned_dataset.questions,
+        "tiny",
+        SweepOptions(latency_sample=0, progress=lambda *a: progress.append(a)),
+    )
     runs = [runs_store.load(run_id) for run_id in run_ids]
     assert len({r.manifest["family"]["id"] for r in runs}) == 1
     assert [r.manifest["index"]["name"] for r in runs] == [m.name for m in manifests]
@@ -142,23 +165,33 @@ def test_a_cancelled_family_sweep_resumes_to_the_uninterrupted_rows(family, span
     family_id = runs_store.manifest(started[0])["family"]["id"]
 
     with pytest.raises(LabError, match="resume it with the same --index list in the same order"):
-        run_family_sweep(runs_store, indexes[::-1], CONFIGS, questions, "tiny", SweepOptions(block_size=2),
-                         resume=family_id)
+        run_family_sweep(
+            runs_store, indexes[::-1], CONFIGS, questions, "tiny", SweepOptions(block_size=2), resume=family_id
+        )
     with pytest.raises(LabError, match="no family sweep 'nope'"):
         run_family_sweep(runs_store, indexes, CONFIGS, questions, "tiny", resume="nope")
     resumed_starts = []
-    resumed = run_family_sweep(runs_store, indexes, CONFIGS, questions, "tiny",
-                               SweepOptions(latency_sample=0, block_size=2, on_start=resumed_starts.append),
-                               resume=started[1])  # a job resumes by the run it reached: that finds the family
+    resumed = run_family_sweep(
+        runs_store,
+        indexes,
+        CONFIGS,
+        questions,
+        "tiny",
+        SweepOptions(latency_sample=0, block_size=2, on_start=resumed_starts.append),
+        resume=started[1],
+    )  # a job resumes by the run it reached: that finds the family
     assert resumed[:2] == started and resumed_starts == resumed[1:]  # the complete run is kept as it is
-    straight = run_family_sweep(runs_store, indexes, CONFIGS, questions, "tiny",
-                                SweepOptions(latency_sample=0, block_size=2))
+    straight = run_family_sweep(
+        runs_store, indexes, CONFIGS, questions, "tiny", SweepOptions(latency_sample=0, block_size=2)
+    )
     for mine, theirs in zip(resumed, straight):
         a, b = (runs_store.load(r) for r in (mine, theirs))
         assert a.manifest["family"]["id"] == family_id and a.manifest["status"] == "complete"
         assert a.manifest["family"]["variant"] == b.manifest["family"]["variant"]
-        assert (a.rows.drop(columns=TIMING, errors="ignore").astype(str).values.tolist()
-                == b.rows.drop(columns=TIMING, errors="ignore").astype(str).values.tolist())
+        assert (
+            a.rows.drop(columns=TIMING, errors="ignore").astype(str).values.tolist()
+            == b.rows.drop(columns=TIMING, errors="ignore").astype(str).values.tolist()
+        )
 
 
 def test_indexes_of_different_corpora_cannot_be_swept_together(family, tiny_index_store, tmp_path):
@@ -168,8 +201,12 @@ def test_indexes_of_different_corpora_cannot_be_swept_together(family, tiny_inde
     changed = Dataset("changed", [Document("only", "A different corpus of one document.")], [])
     store.build(changed, "changed", "minilm", ChunkingParams(80, 0))
     with pytest.raises(LabError, match="index 'changed' .* another corpus than 'tiny--minilm"):
-        run_family_sweep(RunStore(tmp_path), [store.open(manifests[0].name), store.open("changed")], CONFIGS,
-                         [Question("q", "what?")])
+        run_family_sweep(
+            RunStore(tmp_path),
+            [store.open(manifests[0].name), store.open("changed")],
+            CONFIGS,
+            [Question("q", "what?")],
+        )
     assert not (tmp_path / "runs").exists() and not list(tmp_path.iterdir())
 
 
@@ -177,37 +214,107 @@ def test_indexes_of_different_corpora_cannot_be_swept_together(family, tiny_inde
 def test_the_cli_builds_a_family_and_names_the_best_pair(tmp_path, spanned_dataset, capsys):
     from eval.cli.main import main
 
-    (tmp_path / "corpus.jsonl").write_text("\n".join(json.dumps({"id": d.id, "text": d.text}, ensure_ascii=False)
-                                                     for d in spanned_dataset.corpus), encoding="utf-8")
-    (tmp_path / "questions.jsonl").write_text("\n".join(json.dumps(
-        {"id": q.id, "question": q.question, "answers": list(q.answers), "relevant_ids": list(q.relevant_ids),
-         "spans": [dataclasses.asdict(s) for s in q.spans]}, ensure_ascii=False) for q in spanned_dataset.questions),
-        encoding="utf-8")
+    (tmp_path / "corpus.jsonl").write_text(
+        "\n".join(json.dumps({"id": d.id, "text": d.text}, ensure_ascii=False) for d in spanned_dataset.corpus),
+        encoding="utf-8",
+    )
+    (tmp_path / "questions.jsonl").write_text(
+        "\n".join(
+            json.dumps(
+                {
+                    "id": q.id,
+                    "question": q.question,
+                    "answers": list(q.answers),
+                    "relevant_ids": list(q.relevant_ids),
+                    "spans": [dataclasses.asdict(s) for s in q.spans],
+                },
+                ensure_ascii=False,
+            )
+            for q in spanned_dataset.questions
+        ),
+        encoding="utf-8",
+    )
     home = ["--home", str(tmp_path / "home")]
-    assert main([*home, "index", "family", "--corpus", str(tmp_path), "--name", "fam", "--chunk-size", "60", "100",
-                 "--chunk-overlap", "100", "--embedding", "minilm"]) == 2
+    assert (
+        main(
+            [
+                *home,
+                "index",
+                "family",
+                "--corpus",
+                str(tmp_path),
+                "--name",
+                "fam",
+                "--chunk-size",
+                "60",
+                "100",
+                "--chunk-overlap",
+                "100",
+                "--embedding",
+                "minilm",
+            ]
+        )
+        == 2
+    )
     assert "variant grid: chunk_size 60 x chunk_overlap 100" in capsys.readouterr().err
-    assert main([*home, "index", "family", "--corpus", str(tmp_path), "--name", "fam", "--chunk-size", "60", "100",
-                 "--chunk-overlap", "0", "--embedding", "minilm"]) == 0
+    assert (
+        main(
+            [
+                *home,
+                "index",
+                "family",
+                "--corpus",
+                str(tmp_path),
+                "--name",
+                "fam",
+                "--chunk-size",
+                "60",
+                "100",
+                "--chunk-overlap",
+                "0",
+                "--embedding",
+                "minilm",
+            ]
+        )
+        == 0
+    )
     built = capsys.readouterr().out.splitlines()
     assert len(built) == 2 and all("embedding cache" in line for line in built)
     names = [line.split("'")[1] for line in built]
-    assert main([*home, "run-family", "--index", *names, "--questions", str(tmp_path / "questions.jsonl"),
-                 "--top", "3"]) == 0
+    assert (
+        main([*home, "run-family", "--index", *names, "--questions", str(tmp_path / "questions.jsonl"), "--top", "3"])
+        == 0
+    )
     out, err = capsys.readouterr()
     best = out.strip().splitlines()[-1]
     assert best.startswith("best: fam--minilm-recursive-") and "passage_ndcg" in best and "characters retrieved" in best
     family_id = re.search(r"add --resume (\w+) to the same command", err).group(1)
     runs = sorted((tmp_path / "home" / "runs").iterdir())
-    assert main([*home, "run-family", "--index", *names, "--questions", str(tmp_path / "questions.jsonl"),
-                 "--top", "3", "--resume", family_id]) == 0
+    assert (
+        main(
+            [
+                *home,
+                "run-family",
+                "--index",
+                *names,
+                "--questions",
+                str(tmp_path / "questions.jsonl"),
+                "--top",
+                "3",
+                "--resume",
+                family_id,
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out.strip().splitlines()[-1] == best  # nothing left to run: the same runs
     assert sorted((tmp_path / "home" / "runs").iterdir()) == runs
 
 
 @pytest.mark.slow
-def test_the_index_variants_page_names_the_best_pair_and_draws_the_dimensions(family, spanned_dataset, tmp_path,
-                                                                              monkeypatch):
+def test_the_index_variants_page_names_the_best_pair_and_draws_the_dimensions(
+    family, spanned_dataset, tmp_path, monkeypatch
+):
     from conftest import ROOT
     from streamlit.testing.v1 import AppTest
 
@@ -220,17 +327,42 @@ def test_the_index_variants_page_names_the_best_pair_and_draws_the_dimensions(fa
 
     questions = tmp_path / "data" / "questions.jsonl"
     questions.parent.mkdir()
-    (questions.parent / "corpus.jsonl").write_text("\n".join(json.dumps({"id": d.id, "text": d.text}) for d in
-                                                             spanned_dataset.corpus), encoding="utf-8")
-    questions.write_text("\n".join(json.dumps({"id": q.id, "question": q.question, "relevant_ids": list(q.relevant_ids),
-                                               "spans": [dataclasses.asdict(s) for s in q.spans]})
-                                   for q in spanned_dataset.questions), encoding="utf-8")
+    (questions.parent / "corpus.jsonl").write_text(
+        "\n".join(json.dumps({"id": d.id, "text": d.text}) for d in spanned_dataset.corpus), encoding="utf-8"
+    )
+    questions.write_text(
+        "\n".join(
+            json.dumps(
+                {
+                    "id": q.id,
+                    "question": q.question,
+                    "relevant_ids": list(q.relevant_ids),
+                    "spans": [dataclasses.asdict(s) for s in q.spans],
+                }
+            )
+            for q in spanned_dataset.questions
+        ),
+        encoding="utf-8",
+    )
     runs = RunStore(tmp_path / "runs")
-    run_ids = run_family_sweep(runs, [store.open(m.name) for m in manifests], CONFIGS, spanned_dataset.questions,
-                               str(questions), SweepOptions(latency_sample=0))
-    expected = describe_best(family_leaderboard(family_rows(
-        [runs.load(r) for r in run_ids], labels_from_questions(spanned_dataset.questions, spanned_dataset.corpus)),
-        "passage_ndcg"), "passage_ndcg")
+    run_ids = run_family_sweep(
+        runs,
+        [store.open(m.name) for m in manifests],
+        CONFIGS,
+        spanned_dataset.questions,
+        str(questions),
+        SweepOptions(latency_sample=0),
+    )
+    expected = describe_best(
+        family_leaderboard(
+            family_rows(
+                [runs.load(r) for r in run_ids],
+                labels_from_questions(spanned_dataset.questions, spanned_dataset.corpus),
+            ),
+            "passage_ndcg",
+        ),
+        "passage_ndcg",
+    )
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.title[0].value == "Compare index variants"

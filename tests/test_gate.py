@@ -1,4 +1,5 @@
 """The regression gate (`python -m eval gate`) and reports from the command line (`python -m eval report`)."""
+
 import json
 import re
 import shutil
@@ -28,16 +29,26 @@ def constructed_run(home, like, values, metric="ndcg", status="complete") -> str
     ids = list(next(iter(values.values())))
     questions = [Question(q, f"question {q}", (), ("doc",)) for q in ids]
     store = RunStore(home / "runs")
-    manifest = {**like.manifest, "sweep": {"configs": [{"config_id": c, "search_type": "similarity", "k": 3}
-                                                        for c in values]},
-                "questions": {"source": "constructed", "count": len(ids), "fingerprint": fingerprint(ids)}}
+    manifest = {
+        **like.manifest,
+        "sweep": {"configs": [{"config_id": c, "search_type": "similarity", "k": 3} for c in values]},
+        "questions": {"source": "constructed", "count": len(ids), "fingerprint": fingerprint(ids)},
+    }
     run_id = store.create(manifest, questions)
-    rows = pd.DataFrame([{"question_id": q, "config_id": c, "chunk_ids": ["doc#0"], "doc_ids": ["doc"],
-                          "scores": [1.0], metric: v} for c, by_question in values.items()
-                         for q, v in by_question.items()])
+    rows = pd.DataFrame(
+        [
+            {"question_id": q, "config_id": c, "chunk_ids": ["doc#0"], "doc_ids": ["doc"], "scores": [1.0], metric: v}
+            for c, by_question in values.items()
+            for q, v in by_question.items()
+        ]
+    )
     if status == "complete":
-        store.finish(run_id, rows, pd.DataFrame(columns=["config_id", "question_id", "retrieval_ms"]),
-                     pd.DataFrame(columns=["chunk_id", "text"]))
+        store.finish(
+            run_id,
+            rows,
+            pd.DataFrame(columns=["config_id", "question_id", "retrieval_ms"]),
+            pd.DataFrame(columns=["chunk_id", "text"]),
+        )
     else:
         store.write_part(run_id, 0, rows)
         store.update(run_id, status=status)
@@ -68,8 +79,10 @@ def pair(n, shift, noise=0.0, seed=0):
 
 
 def gate_runs(tmp_path, real_run, base, cand, metric="ndcg"):
-    return (constructed_run(tmp_path, real_run, {"cfg": base}, metric),
-            constructed_run(tmp_path, real_run, {"cfg": cand}, metric))
+    return (
+        constructed_run(tmp_path, real_run, {"cfg": base}, metric),
+        constructed_run(tmp_path, real_run, {"cfg": cand}, metric),
+    )
 
 
 def test_large_significant_drop_fails_and_the_table_has_the_means(tmp_path, real_run, capsys):
@@ -94,7 +107,9 @@ def test_drop_inside_the_tolerance_passes(tmp_path, real_run, capsys):
     assert code == 0 and result["p_value"] < 0.05 and not result["failed"]
     assert result["difference"] == pytest.approx(-0.005) and result["verdict"] == "pass (within tolerance)"
     assert err == ""
-    code, _, _ = gate_cli(capsys, tmp_path, "--baseline", b, "--candidate", c, "--metric", "ndcg", "--max-drop", "0.001")
+    code, _, _ = gate_cli(
+        capsys, tmp_path, "--baseline", b, "--candidate", c, "--metric", "ndcg", "--max-drop", "0.001"
+    )
     assert code == 1  # the same drop with a tighter tolerance fails
 
 
@@ -147,8 +162,19 @@ def test_cutoff_metrics_are_computed_from_the_stored_rows(tmp_path, real_run, ca
     first_relevant = [float(d[0] in questions[q].relevant_ids) for q, d in zip(rows["question_id"], rows["doc_ids"])]
     assert np.mean(first_relevant) != pytest.approx(rows["ndcg"].mean())
     for metric, expected in (("ndcg@10", rows["ndcg"].mean()), ("ndcg@1", np.mean(first_relevant))):
-        code, out, _ = gate_cli(capsys, tmp_path, "--baseline", real_run.run_id, "--candidate", real_run.run_id,
-                                "--config", "similarity-k3", "--metric", metric, "--json")
+        code, out, _ = gate_cli(
+            capsys,
+            tmp_path,
+            "--baseline",
+            real_run.run_id,
+            "--candidate",
+            real_run.run_id,
+            "--config",
+            "similarity-k3",
+            "--metric",
+            metric,
+            "--json",
+        )
         result = json.loads(out)
         assert code == 0 and result["n_questions"] == QUESTIONS
         assert result["baseline_mean"] == pytest.approx(expected, abs=1e-12) == result["candidate_mean"]
@@ -165,8 +191,9 @@ def test_baseline_file_round_trip(tmp_path, real_run, capsys):
     assert data["run_id"] == b and data["config_id"] == "cfg" and data["metric"] == "ndcg"
     assert data["questions_fingerprint"] == fingerprint(list(base))
     assert data["values"] == {q: None if np.isnan(v) else v for q, v in base.items()}
-    from_run = json.loads(gate_cli(capsys, tmp_path, "--baseline", b, "--candidate", c, "--metric", "ndcg",
-                                   "--json")[1])
+    from_run = json.loads(
+        gate_cli(capsys, tmp_path, "--baseline", b, "--candidate", c, "--metric", "ndcg", "--json")[1]
+    )
     code, out, _ = gate_cli(capsys, tmp_path, "--baseline", str(path), "--candidate", c, "--metric", "ndcg", "--json")
     from_file = json.loads(out)
     assert code == 1 and from_file["n_questions"] == 29
@@ -235,6 +262,20 @@ def test_report_cli_writes_the_pages_reports(tmp_path, real_run, sample_run, cap
     same_html(paths["r.html"], report_html(real_run))
     same_html(paths["c.html"], comparison_html(real_run, other))
     assert paths["r.md"].read_text(encoding="utf-8") == report_markdown(real_run)
-    assert main([*home, "report", real_run.run_id, "--compare", other.run_id, "--format", "md",
-                 "--out", str(tmp_path / "c.md")]) == 2
+    assert (
+        main(
+            [
+                *home,
+                "report",
+                real_run.run_id,
+                "--compare",
+                other.run_id,
+                "--format",
+                "md",
+                "--out",
+                str(tmp_path / "c.md"),
+            ]
+        )
+        == 2
+    )
     assert capsys.readouterr().err.startswith("error: the comparison report is HTML only")

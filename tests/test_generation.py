@@ -1,4 +1,5 @@
 """Generation backends: the KV-cache loop against `model.generate`, stream_chat, OpenAI streaming, loading."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -24,8 +25,10 @@ from eval.generation.generators import (
     load_generator,
 )
 
-CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m.role }}|>{{ m.content }}{% endfor %}"
-                 "{% if add_generation_prompt %}<|assistant|>{% endif %}")
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
 PROMPT = "法国的首都是哪里? What is the capital of France?"
 SAMPLING = GenerationSettings(max_new_tokens=40, temperature=0.7, top_p=0.9, seed=3)
 
@@ -36,19 +39,35 @@ def tokenizer() -> PreTrainedTokenizerFast:
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<eos>", "<|user|>", "<|assistant|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    bpe.train_from_iterator(["Retrieval augmented generation answers questions from retrieved chunks.",
-                             "检索增强生成根据检索到的文本块回答问题。",
-                             "The capital of France is Paris. 法国的首都是巴黎。"], trainer)
+    trainer = trainers.BpeTrainer(
+        vocab_size=300,
+        special_tokens=["<eos>", "<|user|>", "<|assistant|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    bpe.train_from_iterator(
+        [
+            "Retrieval augmented generation answers questions from retrieved chunks.",
+            "检索增强生成根据检索到的文本块回答问题。",
+            "The capital of France is Paris. 法国的首都是巴黎。",
+        ],
+        trainer,
+    )
     wrapped = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<eos>")
     wrapped.chat_template = CHAT_TEMPLATE
     return wrapped
 
 
 def tiny_model(kind: str, vocab_size: int) -> torch.nn.Module:
-    shape = dict(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                 num_attention_heads=4, num_key_value_heads=2, pad_token_id=0, eos_token_id=0)
+    shape = dict(
+        vocab_size=vocab_size,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        pad_token_id=0,
+        eos_token_id=0,
+    )
     torch.manual_seed(0)
     if kind == "glm":
         return GlmForCausalLM(GlmConfig(head_dim=16, **shape)).eval()
@@ -60,15 +79,21 @@ def generator(request: pytest.FixtureRequest, tokenizer: PreTrainedTokenizerFast
     return TransformersGenerator(tiny_model(request.param, len(tokenizer)), tokenizer, f"tiny-{request.param}")
 
 
-def reference_ids(generator: TransformersGenerator, input_ids: torch.Tensor,
-                  settings: GenerationSettings) -> list[int]:
+def reference_ids(generator: TransformersGenerator, input_ids: torch.Tensor, settings: GenerationSettings) -> list[int]:
     """What `model.generate` produces with the same settings (top_k=0: our settings have no top-k)."""
     sampling = {} if settings.deterministic else {"temperature": settings.temperature, "top_p": settings.top_p}
     torch.manual_seed(settings.seed)
-    output = generator.model.generate(input_ids, attention_mask=torch.ones_like(input_ids), top_k=0,
-                                      max_new_tokens=settings.max_new_tokens, do_sample=not settings.deterministic,
-                                      eos_token_id=sorted(generator.stop_ids), pad_token_id=0, **sampling)
-    return output[0, input_ids.shape[1]:].tolist()
+    output = generator.model.generate(
+        input_ids,
+        attention_mask=torch.ones_like(input_ids),
+        top_k=0,
+        max_new_tokens=settings.max_new_tokens,
+        do_sample=not settings.deterministic,
+        eos_token_id=sorted(generator.stop_ids),
+        pad_token_id=0,
+        **sampling,
+    )
+    return output[0, input_ids.shape[1] :].tolist()
 
 
 def test_settings_validate_and_know_when_they_are_greedy() -> None:
@@ -78,10 +103,8 @@ def test_settings_validate_and_know_when_they_are_greedy() -> None:
             GenerationSettings(**bad)
 
 
-@pytest.mark.parametrize("settings", [GenerationSettings(max_new_tokens=40), SAMPLING],
-                         ids=["greedy", "sampling"])
-def test_kv_cache_loop_matches_generate_exactly(generator: TransformersGenerator,
-                                                settings: GenerationSettings) -> None:
+@pytest.mark.parametrize("settings", [GenerationSettings(max_new_tokens=40), SAMPLING], ids=["greedy", "sampling"])
+def test_kv_cache_loop_matches_generate_exactly(generator: TransformersGenerator, settings: GenerationSettings) -> None:
     input_ids = generator.encode(PROMPT)
     ours = list(generator.token_ids(input_ids, settings))
     assert ours == reference_ids(generator, input_ids, settings)
@@ -151,17 +174,23 @@ def test_loads_a_saved_model_folder(tmp_path: Path, tokenizer: PreTrainedTokeniz
     assert list(generator.stream(PROMPT, GenerationSettings(max_new_tokens=5)))
 
 
-@pytest.mark.parametrize("spec", ["/no/such/model", "./missing.gguf", "nobody-here/no-such-model",
-                                  "bundled:llama-70b", "openai:glm-4"])
+@pytest.mark.parametrize(
+    "spec", ["/no/such/model", "./missing.gguf", "nobody-here/no-such-model", "bundled:llama-70b", "openai:glm-4"]
+)
 def test_bad_specs_raise_lab_errors(spec: str) -> None:
     with pytest.raises(LabError):
         load_generator(spec)
 
 
 def test_remote_code_models_need_an_explicit_opt_in(tmp_path: Path) -> None:
-    config = {"model_type": "chatglm", "architectures": ["ChatGLMModel"],
-              "auto_map": {"AutoConfig": "configuration_chatglm.ChatGLMConfig",
-                           "AutoModelForCausalLM": "modeling_chatglm.ChatGLMForConditionalGeneration"}}
+    config = {
+        "model_type": "chatglm",
+        "architectures": ["ChatGLMModel"],
+        "auto_map": {
+            "AutoConfig": "configuration_chatglm.ChatGLMConfig",
+            "AutoModelForCausalLM": "modeling_chatglm.ChatGLMForConditionalGeneration",
+        },
+    }
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(LabError, match=r"trust_remote_code=True.*transformers<=4\.41\.2"):
         load_generator(str(tmp_path))
@@ -178,12 +207,32 @@ class FakeChatGLM:
     def __init__(self, answer: str) -> None:
         self.answer, self.calls = answer, []
 
-    def stream_chat(self, tokenizer, query: str, history: list[tuple[str, str]] | None = None, past_key_values=None,
-                    max_length: int = 8192, do_sample=True, top_p=0.8, temperature=0.8, logits_processor=None,
-                    return_past_key_values=False):
-        self.calls.append({"args": (tokenizer, query, history), "kwargs": {
-            "past_key_values": past_key_values, "max_length": max_length, "do_sample": do_sample, "top_p": top_p,
-            "temperature": temperature, "return_past_key_values": return_past_key_values}})
+    def stream_chat(
+        self,
+        tokenizer,
+        query: str,
+        history: list[tuple[str, str]] | None = None,
+        past_key_values=None,
+        max_length: int = 8192,
+        do_sample=True,
+        top_p=0.8,
+        temperature=0.8,
+        logits_processor=None,
+        return_past_key_values=False,
+    ):
+        self.calls.append(
+            {
+                "args": (tokenizer, query, history),
+                "kwargs": {
+                    "past_key_values": past_key_values,
+                    "max_length": max_length,
+                    "do_sample": do_sample,
+                    "top_p": top_p,
+                    "temperature": temperature,
+                    "return_past_key_values": return_past_key_values,
+                },
+            }
+        )
         for end in range(1, len(self.answer) + 1):
             step = (self.answer[:end], (history or []) + [(query, self.answer[:end])])
             yield (*step, ("kv", end)) if return_past_key_values else step  # the cache only when asked for, as ChatGLM
@@ -194,9 +243,19 @@ def test_stream_chat_is_called_like_chatglm_web_demo(tokenizer: PreTrainedTokeni
     generator = ChatGLMStreamGenerator(model, tokenizer, "chatglm:fake")
     settings = GenerationSettings(max_length=2048, top_p=0.7, temperature=0.95)
     assert list(generator.stream("Where?", settings)) == ["P", "Pa", "Par", "Pari", "Paris"]
-    assert model.calls == [{"args": (tokenizer, "Where?", []), "kwargs": {
-        "past_key_values": None, "return_past_key_values": True, "max_length": 2048, "top_p": 0.7,
-        "temperature": 0.95, "do_sample": True}}]
+    assert model.calls == [
+        {
+            "args": (tokenizer, "Where?", []),
+            "kwargs": {
+                "past_key_values": None,
+                "return_past_key_values": True,
+                "max_length": 2048,
+                "top_p": 0.7,
+                "temperature": 0.95,
+                "do_sample": True,
+            },
+        }
+    ]
     stats = generator.last_stats
     assert stats.prompt_tokens == len(tokenizer.encode("Where?"))
     assert stats.completion_tokens == len(tokenizer.encode("Paris"))
@@ -206,11 +265,17 @@ def test_stream_chat_is_called_like_chatglm_web_demo(tokenizer: PreTrainedTokeni
 def test_stream_chat_greedy_and_token_cap(tokenizer: PreTrainedTokenizerFast) -> None:
     model = FakeChatGLM("Paris")
     answer, _ = ChatGLMStreamGenerator(model, tokenizer, "chatglm:fake").complete(
-        "Where?", GenerationSettings(max_new_tokens=3))
+        "Where?", GenerationSettings(max_new_tokens=3)
+    )
     assert answer == "Par"
     assert model.calls[0]["kwargs"] == {
-        "past_key_values": None, "return_past_key_values": True, "max_length": 4096, "top_p": 1.0,
-        "temperature": 1.0, "do_sample": False}
+        "past_key_values": None,
+        "return_past_key_values": True,
+        "max_length": 4096,
+        "top_p": 1.0,
+        "temperature": 1.0,
+        "do_sample": False,
+    }
 
 
 def test_openai_backend_streams_from_a_local_server(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -225,8 +290,15 @@ def test_openai_backend_streams_from_a_local_server(monkeypatch: pytest.MonkeyPa
     request = server.requests[0]
     assert request["authorization"] == "Bearer sk-test-secret"
     assert request["body"] == {
-        "model": "glm-4", "messages": [{"role": "user", "content": "Where is Paris?"}], "stream": True,
-        "stream_options": {"include_usage": True}, "max_tokens": 64, "temperature": 0.5, "top_p": 0.8, "seed": 7}
+        "model": "glm-4",
+        "messages": [{"role": "user", "content": "Where is Paris?"}],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "max_tokens": 64,
+        "temperature": 0.5,
+        "top_p": 0.8,
+        "seed": 7,
+    }
     public = {key: value for key, value in vars(generator).items() if key != "_client"}
     assert "sk-test-secret" not in generator.name + repr(public)
 
@@ -260,8 +332,10 @@ def test_bundled_smollm2_answers_and_caches_its_conversion(smollm2_home: Path, m
     generator = load_generator("bundled:smollm2", home=smollm2_home)  # the session's first load converts it
     cache = smollm2_home / "models" / "smollm2"
     assert generator.name == "bundled:smollm2" and (cache / "model.safetensors").is_file()
-    answer, stats = generator.complete("Context: The Eiffel Tower is in Paris.\nQuestion: Where is the Eiffel "
-                                       "Tower?", GenerationSettings(max_new_tokens=12))
+    answer, stats = generator.complete(
+        "Context: The Eiffel Tower is in Paris.\nQuestion: Where is the Eiffel Tower?",
+        GenerationSettings(max_new_tokens=12),
+    )
     assert "Eiffel" in answer  # coherent English about the context
     assert stats.prompt_tokens > 20 and 0 < stats.completion_tokens <= 12 and stats.tokens_per_s > 0
     assert [path.name for path in (smollm2_home / "models").iterdir()] == ["smollm2"]  # no staging left over

@@ -1,4 +1,5 @@
 """The grid builder behind the sweep page: value lists per parameter -> validated retriever configs."""
+
 import pytest
 
 from eval.errors import LabError
@@ -8,15 +9,24 @@ from eval.retrievers.vector import RetrieverConfig
 
 def test_each_search_type_takes_only_its_parameters():
     zh = {"lang": "zh"}
-    got = grid_configs(["similarity", "mmr", "similarity_score_threshold"], [3, 10], fetch_ks=[5, 20],
-                       lambdas=[0.25, 0.75], thresholds=[0.5], filter_obj=zh)
+    got = grid_configs(
+        ["similarity", "mmr", "similarity_score_threshold"],
+        [3, 10],
+        fetch_ks=[5, 20],
+        lambdas=[0.25, 0.75],
+        thresholds=[0.5],
+        filter_obj=zh,
+    )
     create = RetrieverConfig.create
-    expected = [create("similarity", k=3, filter=zh), create("similarity", k=10, filter=zh),
-                *[create("mmr", k=3, fetch_k=f, lambda_mult=lam, filter=zh) for f in (5, 20) for lam in (0.25, 0.75)],
-                # fetch_k 5 is below k 10: only fetch_k 20 pairs with k 10
-                *[create("mmr", k=10, fetch_k=20, lambda_mult=lam, filter=zh) for lam in (0.25, 0.75)],
-                create("similarity_score_threshold", k=3, score_threshold=0.5, filter=zh),
-                create("similarity_score_threshold", k=10, score_threshold=0.5, filter=zh)]
+    expected = [
+        create("similarity", k=3, filter=zh),
+        create("similarity", k=10, filter=zh),
+        *[create("mmr", k=3, fetch_k=f, lambda_mult=lam, filter=zh) for f in (5, 20) for lam in (0.25, 0.75)],
+        # fetch_k 5 is below k 10: only fetch_k 20 pairs with k 10
+        *[create("mmr", k=10, fetch_k=20, lambda_mult=lam, filter=zh) for lam in (0.25, 0.75)],
+        create("similarity_score_threshold", k=3, score_threshold=0.5, filter=zh),
+        create("similarity_score_threshold", k=10, score_threshold=0.5, filter=zh),
+    ]
     assert got == expected
 
 

@@ -1,5 +1,6 @@
 """The Compare page guides the choice: a recommendation under constraints, and a per-question drill-down that
 opens a question on Inspect."""
+
 import pytest
 from test_dashboard import app, lab  # noqa: F401 (the dashboard's fixtures)
 
@@ -14,8 +15,13 @@ def test_question_table_orders_worst_first_and_filters():
 
     from eval.schema import Question
 
-    rows = pd.DataFrame({"question_id": ["q1", "q2", "q3"] * 2, "config_id": ["a"] * 3 + ["b"] * 3,
-                         "hit_rate": [1.0, 0.0, 0.0, 1.0, 1.0, 0.0]})
+    rows = pd.DataFrame(
+        {
+            "question_id": ["q1", "q2", "q3"] * 2,
+            "config_id": ["a"] * 3 + ["b"] * 3,
+            "hit_rate": [1.0, 0.0, 0.0, 1.0, 1.0, 0.0],
+        }
+    )
     questions = {"q1": Question("q1", "one"), "q2": Question("q2", "two")}
     table = question_table(rows, questions, "a", "hit_rate")
     assert table.question_id.tolist() == ["q2", "q3", "q1"]  # misses first; q2 (b hits it) before q3
@@ -25,7 +31,7 @@ def test_question_table_orders_worst_first_and_filters():
     assert question_table(rows, questions, "b", "hit_rate", show=FILTERS[2]).question_id.tolist() == ["q3"]
 
 
-def test_compare_recommends_and_drills_down_to_inspect(app, lab):
+def test_compare_recommends_and_drills_down_to_inspect(app, lab):  # noqa: F811
     run = RunStore(lab["home"] / "runs").load(lab["run_id"])
     at = app("dashboard/pages/compare.py")
     at.selectbox(key="compare-run").set_value(lab["run_id"]).run()
@@ -56,7 +62,7 @@ def test_compare_recommends_and_drills_down_to_inspect(app, lab):
     assert marker.startswith(f"{'●' if hits else '○'} {hits}/{len(config_ids)} hit")
 
 
-def test_a_missing_path_error_shows_the_whole_path(app, tmp_path):
+def test_a_missing_path_error_shows_the_whole_path(app, tmp_path):  # noqa: F811
     at = app("dashboard/pages/indexes.py")
     at.radio(key="index-source").set_value("Folder or file path").run()
     missing = tmp_path / "nested folder" / "missing"
@@ -65,7 +71,7 @@ def test_a_missing_path_error_shows_the_whole_path(app, tmp_path):
     assert f"no such file or folder: {missing}" in at.error[0].value
 
 
-def test_compare_shows_the_paired_change_against_another_run(lab, tiny_dataset, tmp_path, monkeypatch):
+def test_compare_shows_the_paired_change_against_another_run(lab, tiny_dataset, tmp_path, monkeypatch):  # noqa: F811
     """Run b: the same sweep on the same questions over an index chunked twice as coarsely, in a copy of the lab.
     Compare shows, per config, both means and the paired change that `compare_runs` computes."""
     import shutil
@@ -85,8 +91,14 @@ def test_compare_shows_the_paired_change_against_another_run(lab, tiny_dataset, 
     store = IndexStore(home / "indexes")
     store.build(tiny_dataset, "coarse", "minilm", ChunkingParams(240, 0))
     runs = RunStore(home / "runs")
-    other = run_sweep(runs, store.open("coarse"), parse_sweep(SWEEP), tiny_dataset.questions, str(lab["data"]),
-                      SweepOptions(latency_sample=0))
+    other = run_sweep(
+        runs,
+        store.open("coarse"),
+        parse_sweep(SWEEP),
+        tiny_dataset.questions,
+        str(lab["data"]),
+        SweepOptions(latency_sample=0),
+    )
     monkeypatch.setenv("RETRIEVER_LAB_HOME", str(home))
     at = AppTest.from_file(APP, default_timeout=120).run()
     at.selectbox(key="compare-run").set_value(lab["run_id"]).run()

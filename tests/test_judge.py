@@ -1,4 +1,5 @@
 """eval.judge: ragas LLM-judged metrics against a real local OpenAI-compatible stub (tests/judge_stub_server)."""
+
 from __future__ import annotations
 
 import math
@@ -17,11 +18,18 @@ from tests.judge_stub_server import JudgeStubServer
 SECRET = "sk-test-SECRET-judge-key-123"
 
 ROWS = [
-    {"question": "What is the capital of France?", "answer": "Paris is the capital of France. It is large.",
-     "contexts": ["Bananas are yellow.", "Paris is the capital and largest city of France."],
-     "reference": "Paris"},
-    {"question": "Where is Berlin?", "answer": "Berlin is in Germany. The moon is made of cheese.",
-     "contexts": ["Berlin is the capital of Germany."], "reference": "In Germany"},
+    {
+        "question": "What is the capital of France?",
+        "answer": "Paris is the capital of France. It is large.",
+        "contexts": ["Bananas are yellow.", "Paris is the capital and largest city of France."],
+        "reference": "Paris",
+    },
+    {
+        "question": "Where is Berlin?",
+        "answer": "Berlin is in Germany. The moon is made of cheese.",
+        "contexts": ["Berlin is the capital of Germany."],
+        "reference": "In Germany",
+    },
 ]
 
 
@@ -64,8 +72,7 @@ def _env(monkeypatch):
 
 def test_valid_judge_scores_match_canned_verdicts():
     with JudgeStubServer() as server:
-        out = judge_rows(ROWS, f"openai:judge-model@{server.base_url}", embeddings=CharEmbeddings(),
-                         timeout_s=20)
+        out = judge_rows(ROWS, f"openai:judge-model@{server.base_url}", embeddings=CharEmbeddings(), timeout_s=20)
     assert list(out.columns) == list(JUDGE_COLUMNS)
     assert len(out) == 2
     assert out["judge_error"].tolist() == ["", ""]
@@ -99,8 +106,7 @@ def test_missing_inputs_give_nan_with_reasons_without_calls():
 def test_garbage_judge_gives_nan_and_reason_quickly():
     start = time.monotonic()
     with JudgeStubServer(mode="garbage") as server:
-        out = judge_rows(ROWS, f"openai:judge-model@{server.base_url}", embeddings=CharEmbeddings(),
-                         timeout_s=10)
+        out = judge_rows(ROWS, f"openai:judge-model@{server.base_url}", embeddings=CharEmbeddings(), timeout_s=10)
     assert time.monotonic() - start < 20
     assert server.requests  # it did ask
     assert out[list(JUDGE_COLUMNS[:3])].isna().all(axis=None)
@@ -111,8 +117,9 @@ def test_garbage_judge_gives_nan_and_reason_quickly():
 
 def test_unreachable_judge_gives_nan_and_reason_quickly():
     start = time.monotonic()
-    out = judge_rows(ROWS, f"openai:judge-model@http://127.0.0.1:{_free_port()}/v1",
-                     embeddings=CharEmbeddings(), timeout_s=5)
+    out = judge_rows(
+        ROWS, f"openai:judge-model@http://127.0.0.1:{_free_port()}/v1", embeddings=CharEmbeddings(), timeout_s=5
+    )
     assert time.monotonic() - start < 20
     assert out[list(JUDGE_COLUMNS[:3])].isna().all(axis=None)
     assert all("judge unreachable" in err for err in out["judge_error"])
@@ -129,8 +136,20 @@ def test_slow_judge_times_out_into_nan():
     assert "no judge reply within 1 s" in out.loc[0, "judge_error"]
 
 
-@pytest.mark.parametrize("spec", ["", "gpt-4o", "openai:gpt-4o", "openai:@http://x/v1", "openai:m@ftp://x/v1",
-                                  "openai:m@localhost:8000", "ollama:m@http://127.0.0.1:11434/v1", None, 3])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "",
+        "gpt-4o",
+        "openai:gpt-4o",
+        "openai:@http://x/v1",
+        "openai:m@ftp://x/v1",
+        "openai:m@localhost:8000",
+        "ollama:m@http://127.0.0.1:11434/v1",
+        None,
+        3,
+    ],
+)
 def test_malformed_spec_raises_lab_error(spec):
     with pytest.raises(LabError, match="openai:MODEL@URL"):
         judge_rows(ROWS, spec)
@@ -160,9 +179,10 @@ def test_stub_streams_when_asked():
     from langchain_openai import ChatOpenAI
 
     with JudgeStubServer() as server:
-        chat = ChatOpenAI(model="m", base_url=server.base_url, api_key="EMPTY", streaming=True, max_retries=0,
-                          timeout=5)
-        reply = chat.invoke("Generate a question for the given answer\ninput: {\"response\": \"x\"}\nOutput: ")
+        chat = ChatOpenAI(
+            model="m", base_url=server.base_url, api_key="EMPTY", streaming=True, max_retries=0, timeout=5
+        )
+        reply = chat.invoke('Generate a question for the given answer\ninput: {"response": "x"}\nOutput: ')
     assert server.requests[-1]["body"]["stream"] is True
     assert json.loads(reply.content) == {"question": "What is the capital of France?", "noncommittal": 0}
 
@@ -179,22 +199,30 @@ def test_judge_scorer_judges_each_distinct_prompt_once_on_its_first_answer():
     questions = {f"q{i}": Question(f"q{i}", row["question"], (row["reference"],)) for i, row in enumerate(ROWS)}
     texts = {f"c{i}{j}": text for i, row in enumerate(ROWS) for j, text in enumerate(row["contexts"])}
     ids = {q: [c for c in texts if c.startswith(f"c{q[1:]}")] for q in questions}
-    rows = pd.DataFrame({"question_id": ["q0", "q1", "q0"], "config_id": ["a", "a", "b"],
-                         "chunk_ids": [ids["q0"], ids["q1"], ids["q0"]],
-                         "answer": [ROWS[0]["answer"], ROWS[1]["answer"], "a reused row's answer is not judged"]})
+    rows = pd.DataFrame(
+        {
+            "question_id": ["q0", "q1", "q0"],
+            "config_id": ["a", "a", "b"],
+            "chunk_ids": [ids["q0"], ids["q1"], ids["q0"]],
+            "answer": [ROWS[0]["answer"], ROWS[1]["answer"], "a reused row's answer is not judged"],
+        }
+    )
     progress = []
     context = ScoringContext(questions, texts, index=None, progress=lambda *a: progress.append(a))
     with JudgeStubServer() as server:
         scorer = JudgeScorer(f"openai:judge-model@{server.base_url}", CharEmbeddings(), timeout_s=20)
         scored = scorer.score(rows, context)
         scorer_requests = len(server.requests)
-        distinct = judge_rows(ROWS, f"openai:judge-model@{server.base_url}", embeddings=CharEmbeddings(),
-                              timeout_s=20)
+        distinct = judge_rows(ROWS, f"openai:judge-model@{server.base_url}", embeddings=CharEmbeddings(), timeout_s=20)
     assert list(scored.columns) == list(scorer.columns) == list(JUDGE_COLUMNS) and "answers" in scorer.needs
     pd.testing.assert_frame_equal(scored, distinct.iloc[[0, 1, 0]].reset_index(drop=True))
     assert progress == [("judge", 0, 2), ("judge", 2, 2)]
     assert scorer_requests == len(server.requests) - scorer_requests  # as many as judging the two distinct rows
-    assert scorer.describe() == {"name": "judge", "provider": "openai", "model": "judge-model",
-                                 "base_url": server.base_url}
+    assert scorer.describe() == {
+        "name": "judge",
+        "provider": "openai",
+        "model": "judge-model",
+        "base_url": server.base_url,
+    }
     with pytest.raises(LabError, match="openai:MODEL@URL"):
         JudgeScorer("gpt-4o")

@@ -1,5 +1,6 @@
 """Labels for corpora without any: generated questions, pooled LLM judgements, agreement, and rescoring runs
 under a label source, against the real sample index and an OpenAI-compatible stub that answers by rule."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -26,8 +27,12 @@ from eval.retrievers.vector import RetrieverConfig
 from eval.schema import Span
 from eval.text import detect_language
 
-SWEEP = {"configs": [{"search_type": "similarity", "k": [4]}, {"search_type": "mmr", "k": [4], "fetch_k": [12],
-                                                             "lambda_mult": [0.3]}]}
+SWEEP = {
+    "configs": [
+        {"search_type": "similarity", "k": [4]},
+        {"search_type": "mmr", "k": [4], "fetch_k": [12], "lambda_mult": [0.3]},
+    ]
+}
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +45,7 @@ def generated(lab_llm, sample_index, tmp_path_factory):
 
 
 # ---------------------------------------------------------------- question generation
+
 
 def test_generated_set_is_a_question_set_with_generated_spans_inside_source_chunks(generated, sample_index):
     out, report, requests = generated
@@ -58,7 +64,7 @@ def test_generated_set_is_a_question_set_with_generated_spans_inside_source_chun
         source = chunks[record["source_chunk"]]
         assert span.doc_id == source.doc_id and span.grade == 1
         assert source.start <= span.start < span.end <= source.start + len(source.text)
-        assert texts[span.doc_id][span.start:span.end] == question.answer
+        assert texts[span.doc_id][span.start : span.end] == question.answer
     generation = json.loads((out / "generation.json").read_text())
     assert generation["model"].startswith("openai:lab@") and generation["kept"] == 10
 
@@ -68,7 +74,7 @@ def test_generated_corpus_keeps_every_chunk_at_its_offset(generated, sample_inde
     texts = {d.id: d.text for d in corpus}
     assert texts.keys() == sample_index.doc_ids()
     for chunk in sample_index.chunks():
-        assert texts[chunk.doc_id][chunk.start:chunk.start + len(chunk.text)] == chunk.text
+        assert texts[chunk.doc_id][chunk.start : chunk.start + len(chunk.text)] == chunk.text
 
 
 def test_generation_spreads_questions_over_documents(generated, sample_index):
@@ -113,8 +119,9 @@ def test_near_duplicates_and_unparsable_replies_are_rejected_with_their_reason(s
         return f"Question: What is this passage about?\nAnswer: {passage.split()[0]}"
 
     with OpenAIStubServer(responder=same_question) as server:
-        report = generate_questions(sample_index, OpenAIGenerator("same", server.base_url), 3, tmp_path / "s",
-                                    language="en", seed=1)
+        report = generate_questions(
+            sample_index, OpenAIGenerator("same", server.base_url), 3, tmp_path / "s", language="en", seed=1
+        )
     assert report.kept == 1  # every later identical question is a near duplicate
     assert report.rejected["near_duplicate"] > 0 and report.rejected["unparsable"] > 0
     assert report.attempts == report.kept + sum(report.rejected.values())
@@ -137,6 +144,7 @@ def test_reply_parsing_and_filters():
 
 # ---------------------------------------------------------------- pooled judgements
 
+
 @pytest.fixture(scope="module")
 def question_copy(tmp_path_factory):
     """The sample question set in a folder of its own, so label files can be written beside it."""
@@ -151,8 +159,14 @@ def judged(sample_run, lab_llm, question_copy, tmp_path_factory):
     run = sample_run(SWEEP, questions=6)
     home = tmp_path_factory.mktemp("home")
     before = len(lab_llm.requests)
-    report = judge_run(run, OpenAIGenerator("judge", lab_llm.base_url), home, depth=3, concurrency=3,
-                       labels_file=label_path(question_copy / "questions.jsonl"))
+    report = judge_run(
+        run,
+        OpenAIGenerator("judge", lab_llm.base_url),
+        home,
+        depth=3,
+        concurrency=3,
+        labels_file=label_path(question_copy / "questions.jsonl"),
+    )
     return run, home, report, len(lab_llm.requests) - before
 
 
@@ -188,8 +202,13 @@ def test_judged_at_depth_is_complete_and_rescore_uses_the_judge(judged, question
 def test_rerun_judges_nothing_twice(judged, lab_llm, question_copy):
     run, home, report, _ = judged
     before = len(lab_llm.requests)
-    again = judge_run(run, OpenAIGenerator("judge", lab_llm.base_url), home, depth=3,
-                      labels_file=label_path(question_copy / "questions.jsonl"))
+    again = judge_run(
+        run,
+        OpenAIGenerator("judge", lab_llm.base_url),
+        home,
+        depth=3,
+        labels_file=label_path(question_copy / "questions.jsonl"),
+    )
     assert len(lab_llm.requests) == before
     assert again.cached == report.pool and again.judged == 0
 
@@ -201,8 +220,7 @@ def test_judge_replies_that_are_not_grades_are_recorded_failures(sample_run, que
     human = Judgement(questions[0].id, questions[0].relevant_ids[0], 0, 10, 2, "human:ann")
     save_labels(labels_file, [human], questions, corpus)
     with OpenAIStubServer(responder=lambda prompt: "Probably relevant.") as server:
-        report = judge_run(run, OpenAIGenerator("vague", server.base_url), tmp_path, depth=2,
-                           labels_file=labels_file)
+        report = judge_run(run, OpenAIGenerator("vague", server.base_url), tmp_path, depth=2, labels_file=labels_file)
     assert report.judged == 0 and len(report.failures) == report.pool > 0
     assert all("not a grade" in f["reason"] for f in report.failures)
     saved = load_labels(labels_file)
@@ -210,12 +228,21 @@ def test_judge_replies_that_are_not_grades_are_recorded_failures(sample_run, que
 
 
 def test_grade_parsing():
-    assert [parse_grade(r) for r in ("2", " 1.", "0\n", "**2**", "12", "3", "grade: 2", "")] == \
-        [2, 1, 0, 2, None, None, None, None]
+    assert [parse_grade(r) for r in ("2", " 1.", "0\n", "**2**", "12", "3", "grade: 2", "")] == [
+        2,
+        1,
+        0,
+        2,
+        None,
+        None,
+        None,
+        None,
+    ]
     assert judge_source(OpenAIGenerator("qwen 7b", "http://127.0.0.1:1/v1")) == "llm:qwen-7b@judge-v1"
 
 
 # ---------------------------------------------------------------- agreement and the CLI
+
 
 def test_weighted_kappa_matches_sklearn():
     from sklearn.metrics import cohen_kappa_score
@@ -248,8 +275,25 @@ def test_cli_rescore_judge_and_agreement(judged, question_copy, lab_llm, tmp_pat
     assert report.source in out and "judged" in out and "passage_ndcg" in out
     for config in run.configs:
         assert config["config_id"] in out
-    assert main(["--home", str(home), "agreement", run.run_id, "--labels", labels, "--a", "gold",
-                 "--b", report.source, "--depth", "3"]) == 0
+    assert (
+        main(
+            [
+                "--home",
+                str(home),
+                "agreement",
+                run.run_id,
+                "--labels",
+                labels,
+                "--a",
+                "gold",
+                "--b",
+                report.source,
+                "--depth",
+                "3",
+            ]
+        )
+        == 0
+    )
     assert f"gold vs {report.source}" in capsys.readouterr().out
     assert main(["--home", str(home), "rescore", run.run_id, "--labels", labels, "--source", "human:nobody"]) == 2
     assert "no judgements from source 'human:nobody'" in capsys.readouterr().err
@@ -259,11 +303,13 @@ def test_incremental_human_labels_of_overlapping_neighbours_keep_each_chunks_gra
     from eval.labels.pooled_judging import PoolItem, chunk_label_path, save_judgements
 
     chunks = sorted(sample_index.chunks(), key=lambda c: (c.doc_id, c.start))
-    first, second = next((a, b) for a, b in zip(chunks, chunks[1:])
-                         if a.doc_id == b.doc_id and b.start < a.start + len(a.text))  # they share characters
+    first, second = next(
+        (a, b) for a, b in zip(chunks, chunks[1:]) if a.doc_id == b.doc_id and b.start < a.start + len(a.text)
+    )  # they share characters
     _, questions, _ = open_question_set(question_copy)
-    items = [PoolItem(questions[1].id, c.chunk_id, c.doc_id, c.start, c.start + len(c.text), c.text)
-             for c in (first, second)]
+    items = [
+        PoolItem(questions[1].id, c.chunk_id, c.doc_id, c.start, c.start + len(c.text), c.text) for c in (first, second)
+    ]
     labels_file = label_path(question_copy / "questions.jsonl")
 
     def grades(source="human:bo"):
@@ -294,8 +340,9 @@ def test_bundled_model_generates_questions_and_judges_a_pool(tiny_index_store, t
 
     generator = load_generator("bundled:smollm2", home=smollm2_home)
     index = tiny_index_store.open("tiny")
-    report = generate_questions(index, generator, 2, tmp_path / "set", language="en",
-                                settings=GenerationSettings(max_new_tokens=48))
+    report = generate_questions(
+        index, generator, 2, tmp_path / "set", language="en", settings=GenerationSettings(max_new_tokens=48)
+    )
     assert report.attempts == report.kept + sum(report.rejected.values()) > 0
     chunks = {c.chunk_id: c.text for c in index.chunks()}
     for line in (tmp_path / "set" / "attempts.jsonl").read_text(encoding="utf-8").splitlines()[1:]:
@@ -306,14 +353,26 @@ def test_bundled_model_generates_questions_and_judges_a_pool(tiny_index_store, t
 
     folder = tmp_path / "questions"
     folder.mkdir()
-    (folder / "corpus.jsonl").write_text("".join(json.dumps({"id": d.id, "text": d.text}) + "\n"
-                                                 for d in tiny_dataset.corpus))
-    (folder / "questions.jsonl").write_text("".join(json.dumps({"id": q.id, "question": q.question,
-                                                                "relevant_ids": list(q.relevant_ids)}) + "\n"
-                                                    for q in tiny_dataset.questions[:2]))
+    (folder / "corpus.jsonl").write_text(
+        "".join(json.dumps({"id": d.id, "text": d.text}) + "\n" for d in tiny_dataset.corpus)
+    )
+    (folder / "questions.jsonl").write_text(
+        "".join(
+            json.dumps({"id": q.id, "question": q.question, "relevant_ids": list(q.relevant_ids)}) + "\n"
+            for q in tiny_dataset.questions[:2]
+        )
+    )
     store = RunStore(tmp_path / "runs")
-    run = store.load(run_sweep(store, index, [RetrieverConfig.create("similarity", k=2)], tiny_dataset.questions[:2],
-                               str(folder / "questions.jsonl"), SweepOptions(latency_sample=0)))
+    run = store.load(
+        run_sweep(
+            store,
+            index,
+            [RetrieverConfig.create("similarity", k=2)],
+            tiny_dataset.questions[:2],
+            str(folder / "questions.jsonl"),
+            SweepOptions(latency_sample=0),
+        )
+    )
     judged = judge_run(run, generator, tmp_path, depth=2)
     assert judged.pool == judged.judged + len(judged.failures) == len(pool(run, 2))
     saved = chunk_judgements(label_path(folder / "questions.jsonl"), judged.source)

@@ -1,5 +1,6 @@
 """The Labels page and the label-source choice on Compare, driven with AppTest against a real tiny index and run,
 with the rule-following stub LLM behind an OpenAI-compatible endpoint."""
+
 from __future__ import annotations
 
 import json
@@ -25,24 +26,45 @@ from eval.runs.summary import quality_metrics, summarize
 from eval.sweep.engine import SweepOptions, run_sweep
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
-SWEEP = {"configs": [{"search_type": "similarity", "k": [3]},
-                     {"search_type": "mmr", "k": [3], "fetch_k": [6], "lambda_mult": [0.5]}]}
+SWEEP = {
+    "configs": [
+        {"search_type": "similarity", "k": [3]},
+        {"search_type": "mmr", "k": [3], "fetch_k": [6], "lambda_mult": [0.5]},
+    ]
+}
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory, tiny_dataset):
     home = tmp_path_factory.mktemp("home")
     data = tmp_path_factory.mktemp("data")
-    (data / "corpus.jsonl").write_text("".join(json.dumps({"id": d.id, "text": d.text, "title": d.title},
-                                                          ensure_ascii=False) + "\n" for d in tiny_dataset.corpus))
-    (data / "questions.jsonl").write_text("".join(json.dumps(
-        {"id": q.id, "question": q.question, "answers": list(q.answers), "relevant_ids": list(q.relevant_ids)},
-        ensure_ascii=False) + "\n" for q in tiny_dataset.questions))
+    (data / "corpus.jsonl").write_text(
+        "".join(
+            json.dumps({"id": d.id, "text": d.text, "title": d.title}, ensure_ascii=False) + "\n"
+            for d in tiny_dataset.corpus
+        )
+    )
+    (data / "questions.jsonl").write_text(
+        "".join(
+            json.dumps(
+                {"id": q.id, "question": q.question, "answers": list(q.answers), "relevant_ids": list(q.relevant_ids)},
+                ensure_ascii=False,
+            )
+            + "\n"
+            for q in tiny_dataset.questions
+        )
+    )
     store = IndexStore(home / "indexes")
     store.build(tiny_dataset, "tiny", "minilm", ChunkingParams(120, 20))
     runs = RunStore(home / "runs")
-    run_id = run_sweep(runs, store.open("tiny"), parse_sweep(SWEEP), tiny_dataset.questions,
-                       str(data / "questions.jsonl"), SweepOptions(latency_sample=0))
+    run_id = run_sweep(
+        runs,
+        store.open("tiny"),
+        parse_sweep(SWEEP),
+        tiny_dataset.questions,
+        str(data / "questions.jsonl"),
+        SweepOptions(latency_sample=0),
+    )
     with OpenAIStubServer(responder=respond) as server:
         yield {"home": home, "data": data, "run": runs.load(run_id), "llm": f"openai:lab@{server.base_url}"}
 
@@ -58,6 +80,7 @@ def page(lab, monkeypatch):
             at.switch_page(path).run()
         assert not at.exception, [e.value for e in at.exception]
         return at
+
     return open_page
 
 
@@ -76,8 +99,13 @@ def llm_labels(lab):
     """The run's pool (depth 3) judged by the stub, through the engine."""
     from eval.generation.generators import load_generator
 
-    report = judge_run(lab["run"], load_generator(lab["llm"]), lab["home"], depth=3,
-                       labels_file=label_path(lab["data"] / "questions.jsonl"))
+    report = judge_run(
+        lab["run"],
+        load_generator(lab["llm"]),
+        lab["home"],
+        depth=3,
+        labels_file=label_path(lab["data"] / "questions.jsonl"),
+    )
     return report.source
 
 
@@ -122,7 +150,8 @@ def test_labelling_by_hand_saves_undoes_and_skips(page, lab):
     assert items[1].text in [t.value for t in at.text] and items[0].text not in [t.value for t in at.text]
     at.button(key="grade-0").click().run()
     assert chunk_judgements(labels_file, "human:ann") == {
-        (items[1].question_id, items[1].doc_id, items[1].start, items[1].end, "human:ann"): 0}
+        (items[1].question_id, items[1].doc_id, items[1].start, items[1].end, "human:ann"): 0
+    }
 
 
 def test_agreement_tab_shows_the_engines_kappa(page, lab, llm_labels):
@@ -142,8 +171,9 @@ def test_compare_shows_the_leaderboard_under_the_chosen_label_source(page, lab, 
     shown = at.dataframe[0].value
     assert "Judged" in " ".join(map(str, shown.columns))
     run = lab["run"]
-    rows = rescore(run, load_labels(label_path(lab["data"] / "questions.jsonl")), "llm:lab@judge-v1",
-                   list(LABEL_METRICS))
+    rows = rescore(
+        run, load_labels(label_path(lab["data"] / "questions.jsonl")), "llm:lab@judge-v1", list(LABEL_METRICS)
+    )
     expected = summarize(replace(run, rows=rows), None, quality_metrics(rows)).set_index("config_id")
     judged_column = next(c for c in shown.columns if str(c).startswith("Judged"))
     for config_id, cell in zip(shown["config_id"], shown[judged_column]):
@@ -161,8 +191,14 @@ def test_compare_against_another_run_scores_both_under_the_chosen_label_source(p
 
     indexes, runs = IndexStore(lab["home"] / "indexes"), RunStore(lab["home"] / "runs")
     indexes.build(tiny_dataset, "coarse", "minilm", ChunkingParams(240, 0))
-    other = run_sweep(runs, indexes.open("coarse"), parse_sweep(SWEEP), tiny_dataset.questions,
-                      str(lab["data"] / "questions.jsonl"), SweepOptions(latency_sample=0))
+    other = run_sweep(
+        runs,
+        indexes.open("coarse"),
+        parse_sweep(SWEEP),
+        tiny_dataset.questions,
+        str(lab["data"] / "questions.jsonl"),
+        SweepOptions(latency_sample=0),
+    )
     try:
         at = page("dashboard/pages/compare.py")
         at.selectbox(key="compare-run").set_value(lab["run"].run_id).run()
@@ -170,8 +206,10 @@ def test_compare_against_another_run_scores_both_under_the_chosen_label_source(p
         at.selectbox(key="compare-other-run").set_value(other).run()
         assert not at.exception, [e.value for e in at.exception]
         labels = load_labels(label_path(lab["data"] / "questions.jsonl"))
-        rescored = [replace(run, rows=rescore(run, labels, llm_labels, list(LABEL_METRICS)))
-                    for run in (lab["run"], runs.load(other))]
+        rescored = [
+            replace(run, rows=rescore(run, labels, llm_labels, list(LABEL_METRICS)))
+            for run in (lab["run"], runs.load(other))
+        ]
         at.selectbox(key="compare-other-metric").set_value("judged").run()  # only the LLM's labels have it
         expected = compare_runs(*rescored, ["judged"])
         assert comparison_table(at).to_dict("records") == comparison_frame(expected, ["judged"]).to_dict("records")

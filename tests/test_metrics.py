@@ -1,5 +1,6 @@
 """Tests for eval.metrics: hand-worked examples, agreement with ranx (cutoffs, graded) and ragas, the catalogue,
 aggregates."""
+
 import itertools
 import math
 import socket
@@ -35,6 +36,7 @@ INV_LOG2_3 = 1 / math.log2(3)
 
 
 # --- document-level relevance ---
+
 
 def test_doc_metrics_hand_worked_with_repeated_chunks():
     # documents at first rank: d1 (no), d3 (yes), d2 (yes); the second d1 chunk is dropped
@@ -85,10 +87,20 @@ def test_graded_relevance_hand_worked():
 
 
 def test_cutoffs_hand_worked():
-    m = doc_metrics(["d1", "d3", "d1", "d2"], {"d2", "d3"},
-                    ["hit_rate@1", "precision@1", "precision@5", "recall@2", "mrr@1", "map@2", "ndcg@1"])
-    assert m == {"hit_rate@1": 0.0, "precision@1": 0.0, "precision@5": pytest.approx(2 / 5),
-                 "recall@2": 0.5, "mrr@1": 0.0, "map@2": pytest.approx(1 / 4), "ndcg@1": 0.0}
+    m = doc_metrics(
+        ["d1", "d3", "d1", "d2"],
+        {"d2", "d3"},
+        ["hit_rate@1", "precision@1", "precision@5", "recall@2", "mrr@1", "map@2", "ndcg@1"],
+    )
+    assert m == {
+        "hit_rate@1": 0.0,
+        "precision@1": 0.0,
+        "precision@5": pytest.approx(2 / 5),
+        "recall@2": 0.5,
+        "mrr@1": 0.0,
+        "map@2": pytest.approx(1 / 4),
+        "ndcg@1": 0.0,
+    }
     for bad in ("ndcg@0", "ndcg@", "ndcg@x", "nope@3", "ild"):
         with pytest.raises(ValueError):
             doc_metrics(["d1"], {"d1"}, [bad])
@@ -125,8 +137,9 @@ def test_doc_metrics_agree_with_ranx(graded):
             runs[q] = {doc: float(len(docs) - i) for i, doc in enumerate(docs)}
     assert len(runs) < len(queries), "the sample should include empty retrieved lists"
     metrics = [f"{m}{cut}" for m in DOC_METRIC_KEYS for cut in ("", "@1", "@3", "@5", "@10")]
-    theirs = evaluate(Qrels({q: qrels for q, _, qrels in queries}), Run(runs), metrics, return_mean=False,
-                      make_comparable=True)
+    theirs = evaluate(
+        Qrels({q: qrels for q, _, qrels in queries}), Run(runs), metrics, return_mean=False, make_comparable=True
+    )
     # ranx returns per-query scores in sorted query-id order, not in the order of the dicts
     order = sorted(range(len(queries)), key=lambda i: queries[i][0])
     judgements = [qrels if graded else set(qrels) for _, _, qrels in queries]
@@ -136,12 +149,14 @@ def test_doc_metrics_agree_with_ranx(graded):
     for metric in metrics:
         per_query = np.array([ours[i][metric] for i in order])
         np.testing.assert_allclose(per_query, theirs[metric], rtol=0, atol=1e-9, err_msg=metric)
-        np.testing.assert_allclose(np.array(columns[metric])[order], theirs[metric], rtol=0, atol=1e-9,
-                                   err_msg=f"{metric}, all lists at once")
+        np.testing.assert_allclose(
+            np.array(columns[metric])[order], theirs[metric], rtol=0, atol=1e-9, err_msg=f"{metric}, all lists at once"
+        )
     assert 0 < np.mean(theirs["ndcg@5"]) < np.mean(theirs["recall"]) < 1
 
 
 # --- answer-level relevance ---
+
 
 def test_normalize_text():
     assert normalize_text("  Hello,\n  WORLD!! ") == "hello world"
@@ -154,8 +169,7 @@ def test_answer_metrics_chinese_and_english():
     chunks = ["这款游戏由光荣（KOEI）开发。", "由光荣和Ω－Force联合开发！", "答案：光荣和ω-FORCE。"]
     m = answer_metrics(chunks, ["光荣和ω-force"])
     assert list(m) == list(ANSWER_METRIC_KEYS)
-    assert m == {"answer_hit_rate": 1.0, "answer_precision": pytest.approx(2 / 3),
-                 "answer_mrr": 0.5}
+    assert m == {"answer_hit_rate": 1.0, "answer_precision": pytest.approx(2 / 3), "answer_mrr": 0.5}
     en = answer_metrics(["Nothing here.", "The DENVER Broncos, who won"], ["Denver Broncos", "x y"])
     assert en == {"answer_hit_rate": 1.0, "answer_precision": 0.5, "answer_mrr": 0.5}
     assert answer_metrics(["no match"], ["Denver"]) == dict.fromkeys(ANSWER_METRIC_KEYS, 0.0)
@@ -180,6 +194,7 @@ def test_answer_metrics_empty_inputs():
 
 # --- diversity ---
 
+
 def test_diversity_identical_orthogonal_and_mixed():
     same = np.tile([0.6, 0.8], (4, 1))
     m = diversity_metrics(same, ["a", "a", "b", "b"])
@@ -202,8 +217,7 @@ def test_diversity_threshold_and_small_lists():
     angle = math.acos(0.96)
     pair = np.array([[1.0, 0.0], [math.cos(angle), math.sin(angle)]])
     assert diversity_metrics(pair, ["a", "b"])["near_duplicate_rate"] == 1.0
-    assert diversity_metrics(pair, ["a", "b"], near_duplicate_threshold=0.97)[
-        "near_duplicate_rate"] == 0.0
+    assert diversity_metrics(pair, ["a", "b"], near_duplicate_threshold=0.97)["near_duplicate_rate"] == 0.0
     one = diversity_metrics(np.ones((1, 2)) / math.sqrt(2), ["a"])
     assert math.isnan(one["ild"]) and math.isnan(one["near_duplicate_rate"])
     assert one["distinct_doc_ratio"] == 1.0 and one["n_retrieved"] == 1
@@ -237,12 +251,12 @@ def test_diversity_metric_columns_equal_the_pairwise_definition_for_lists_of_mix
 
 # --- registry ---
 
+
 def test_registry_covers_every_metric_key():
     computed = [*DOC_METRIC_KEYS, *ANSWER_METRIC_KEYS, *DIVERSITY_METRIC_KEYS, *RAGAS_METRIC_KEYS]
     from eval.metrics.judge import JUDGE_COLUMNS
 
-    others = ["retrieval_ms", "ttft_ms", "total_ms", "tokens_per_s",
-              "exact_match", "f1", "contains_answer"]
+    others = ["retrieval_ms", "ttft_ms", "total_ms", "tokens_per_s", "exact_match", "f1", "contains_answer"]
     judged = [c for c in JUDGE_COLUMNS if c != "judge_error"]
     assert set(computed + others + judged) <= set(METRICS)  # other families (e.g. passage-level) may join
     for key, info in METRICS.items():
@@ -270,14 +284,24 @@ def test_catalogue_cutoffs_and_derived_lists():
     from eval.metrics.judge import JUDGE_COLUMNS
 
     assert JUDGE_COLUMNS == (*(m for m in METRICS if m.startswith("judge_")), "judge_error")
-    assert set(ANSWER_COLUMNS) == {"answer", "prompt_tokens", "completion_tokens", "ttft_ms", "total_ms",
-                                   "tokens_per_s", "exact_match", "f1", "contains_answer"}
-    assert list(METRICS)[:len(DOC_METRIC_KEYS)] == list(DOC_METRIC_KEYS)
+    assert set(ANSWER_COLUMNS) == {
+        "answer",
+        "prompt_tokens",
+        "completion_tokens",
+        "ttft_ms",
+        "total_ms",
+        "tokens_per_s",
+        "exact_match",
+        "f1",
+        "contains_answer",
+    }
+    assert list(METRICS)[: len(DOC_METRIC_KEYS)] == list(DOC_METRIC_KEYS)
     with pytest.raises(ValueError, match="declared twice"):
         Catalogue(RANKING, RANKING[:1])
 
 
 # --- bootstrap and paired tests ---
+
 
 def test_bootstrap_ci_contains_mean_and_narrows():
     rng = np.random.default_rng(3)
@@ -337,15 +361,23 @@ def test_paired_test_drops_incomplete_pairs():
 
 # --- aggregate ---
 
+
 def _results(n_questions: int, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     base = rng.random(n_questions)
     frames = []
     for config, shift in (("base", 0.0), ("better", 0.15), ("same", 0.0)):
         noise = rng.normal(0, 0.05, n_questions) if config == "better" else 0.0
-        frames.append(pd.DataFrame({
-            "config_id": config, "question_id": [f"q{i}" for i in range(n_questions)],
-            "recall": np.clip(base + shift + noise, 0, 1), "ttft_ms": 100 + 10 * rng.random(n_questions)}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "config_id": config,
+                    "question_id": [f"q{i}" for i in range(n_questions)],
+                    "recall": np.clip(base + shift + noise, 0, 1),
+                    "ttft_ms": 100 + 10 * rng.random(n_questions),
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -355,7 +387,8 @@ def test_aggregate_columns_means_and_significance():
     out = aggregate(df, ["recall", "ttft_ms"], baseline="base")
     assert list(out["config_id"]) == ["base", "better", "same"]
     expected_cols = ["config_id", "n_questions"] + [
-        f"{m}_{s}" for m in ("recall", "ttft_ms") for s in ("mean", "low", "high", "p", "sig")]
+        f"{m}_{s}" for m in ("recall", "ttft_ms") for s in ("mean", "low", "high", "p", "sig")
+    ]
     assert list(out.columns) == expected_cols
     means = df.groupby("config_id", sort=False)["recall"].mean()  # pandas skips NaN too
     np.testing.assert_allclose(out["recall_mean"], means.to_numpy())
@@ -392,9 +425,11 @@ def test_paired_differences_match_the_single_config_tools():
         values = diffs[diffs.config_id == config].sort_values("question_id")["recall"].to_numpy()  # as pivoted
         mean, low, high = bootstrap_ci(values)
         assert out.loc[config, ["recall_delta", "recall_delta_low", "recall_delta_high"]].tolist() == pytest.approx(
-            [mean, low, high])
+            [mean, low, high]
+        )
         assert out.loc[config, "recall_delta_p"] == pytest.approx(
-            paired_test(values, np.zeros_like(values), n_resamples=5000), abs=0.02)
+            paired_test(values, np.zeros_like(values), n_resamples=5000), abs=0.02
+        )
     assert out.loc["better", "recall_delta_sig"] and out.loc["better", "recall_delta_low"] > 0
     assert out.loc["same", "recall_delta_p"] == 1.0 and not out.loc["same", "recall_delta_sig"]
 
@@ -409,19 +444,30 @@ def test_aggregate_rejects_bad_input():
 
 # --- ragas ---
 
+
 def _text(letter: str) -> str:
     return letter * 40  # distinct letters: Levenshtein similarity 0 between different texts
 
 
 RAGAS_ROWS = [
-    {"retrieved_context_ids": ["d1", "d3", "d1", "d2"], "reference_context_ids": ["d2", "d3"],
-     "retrieved_contexts": [_text("a"), _text("c"), _text("a"), _text("b")],
-     "reference_contexts": [_text("b"), _text("c")]},
-    {"retrieved_context_ids": ["d4"], "reference_context_ids": ["d2", "d5"],
-     "retrieved_contexts": [_text("d")], "reference_contexts": [_text("b"), _text("e")]},
-    {"retrieved_context_ids": ["d5", "d6"], "reference_context_ids": ["d5", "d7", "d8", "d9"],
-     "retrieved_contexts": [_text("e"), _text("f")],
-     "reference_contexts": [_text("e"), _text("g"), _text("h"), _text("i")]},
+    {
+        "retrieved_context_ids": ["d1", "d3", "d1", "d2"],
+        "reference_context_ids": ["d2", "d3"],
+        "retrieved_contexts": [_text("a"), _text("c"), _text("a"), _text("b")],
+        "reference_contexts": [_text("b"), _text("c")],
+    },
+    {
+        "retrieved_context_ids": ["d4"],
+        "reference_context_ids": ["d2", "d5"],
+        "retrieved_contexts": [_text("d")],
+        "reference_contexts": [_text("b"), _text("e")],
+    },
+    {
+        "retrieved_context_ids": ["d5", "d6"],
+        "reference_context_ids": ["d5", "d7", "d8", "d9"],
+        "retrieved_contexts": [_text("e"), _text("f")],
+        "reference_contexts": [_text("e"), _text("g"), _text("h"), _text("i")],
+    },
 ]
 
 

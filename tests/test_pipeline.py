@@ -1,4 +1,5 @@
 """The whole pipeline: sweep + streamed answers + answer metrics + LLM judge, with reuse of identical prompts."""
+
 import os
 import subprocess
 import sys
@@ -16,8 +17,14 @@ from eval.runs.store import RunStore
 
 SECRET = "sk-test-never-written-anywhere-0123456789"
 # threshold 0 keeps all of k = 3, so it retrieves what similarity k=3 retrieves: same prompt, answer reused
-GRID = parse_sweep({"configs": [{"search_type": "similarity", "k": [3, 2]},
-                                {"search_type": "similarity_score_threshold", "k": 3, "score_threshold": 0.0}]})
+GRID = parse_sweep(
+    {
+        "configs": [
+            {"search_type": "similarity", "k": [3, 2]},
+            {"search_type": "similarity_score_threshold", "k": 3, "score_threshold": 0.0},
+        ]
+    }
+)
 
 
 def assert_prompts_carry_the_chunks(run, index, server) -> None:
@@ -39,8 +46,9 @@ def test_sweep_with_answers_reuses_identical_prompts(sample_run, sample_index, s
     streamed = []
     with OpenAIStubServer() as server:
         answerer = GeneratingAnswerer(load_generator(f"openai:stub@{server.base_url}"), GenerationSettings())
-        run = sample_run(GRID, len(questions), latency_sample=0, answerer=answerer,
-                         on_answer=lambda *a: streamed.append(a))
+        run = sample_run(
+            GRID, len(questions), latency_sample=0, answerer=answerer, on_answer=lambda *a: streamed.append(a)
+        )
     assert_prompts_carry_the_chunks(run, sample_index, server)
     rows = run.rows.set_index(["question_id", "config_id"])
     assert len(server.requests) == len(questions) * 2  # k=3 and threshold share every prompt
@@ -51,16 +59,22 @@ def test_sweep_with_answers_reuses_identical_prompts(sample_run, sample_index, s
         assert original.answer.startswith("Answer: ") and question.question in original.answer
         assert original.completion_tokens > 0 and original.total_ms >= original.ttft_ms
         assert 0 <= original.f1 <= 1 and original.contains_answer in (0.0, 1.0)
-    assert {(q, c) for q, c, _ in streamed} == {(q.id, c) for q in questions for c in ("similarity-k3", "similarity-k2")}
+    assert {(q, c) for q, c, _ in streamed} == {
+        (q.id, c) for q in questions for c in ("similarity-k3", "similarity-k2")
+    }
     assert run.manifest["generation"]["llm"] == f"openai:stub@{server.base_url}"
-    assert all(SECRET not in p.read_text(errors="ignore") for p in run.folder.rglob("*") if p.is_file()
-               and p.suffix in (".json", ".jsonl"))
+    assert all(
+        SECRET not in p.read_text(errors="ignore")
+        for p in run.folder.rglob("*")
+        if p.is_file() and p.suffix in (".json", ".jsonl")
+    )
 
 
 def test_sampling_generates_every_row(sample_run):
     with OpenAIStubServer() as server:
-        answerer = GeneratingAnswerer(load_generator(f"openai:stub@{server.base_url}"),
-                                      GenerationSettings(temperature=0.7, top_p=0.9))
+        answerer = GeneratingAnswerer(
+            load_generator(f"openai:stub@{server.base_url}"), GenerationSettings(temperature=0.7, top_p=0.9)
+        )
         run = sample_run(GRID, 2, latency_sample=0, answerer=answerer)
     assert len(server.requests) == 2 * len(GRID) and not run.rows.answer_reused.any()
     assert server.requests[0]["body"]["temperature"] == 0.7 and server.requests[0]["body"]["top_p"] == 0.9
@@ -68,8 +82,9 @@ def test_sampling_generates_every_row(sample_run):
 
 def cli(home, *args):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OPENAI_API_KEY": SECRET}
-    return subprocess.run([sys.executable, "-m", "eval", "--home", str(home), *args], capture_output=True,
-                          text=True, env=env, cwd=home)
+    return subprocess.run(
+        [sys.executable, "-m", "eval", "--home", str(home), *args], capture_output=True, text=True, env=env, cwd=home
+    )
 
 
 @pytest.mark.server
@@ -79,24 +94,64 @@ def test_scale_out_cli_flow_against_a_chroma_server_and_openai_endpoints(tmp_pat
     endpoint and the ragas judge on another one; the API key never lands in a file."""
     port = free_port()
     chroma = ROOT / ".venv" / "bin" / "chroma"
-    server = subprocess.Popen([str(chroma) if chroma.exists() else "chroma", "run", "--path", str(tmp_path / "db"),
-                               "--host", "127.0.0.1", "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [
+            str(chroma) if chroma.exists() else "chroma",
+            "run",
+            "--path",
+            str(tmp_path / "db"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     remote = ("--chroma-host", "127.0.0.1", "--chroma-port", str(port))
     try:
         deadline = time.time() + 30
         while cli(tmp_path, *remote, "index", "list").returncode != 0:
             assert time.time() < deadline, "chroma server did not start"
             time.sleep(0.3)
-        built = cli(tmp_path, *remote, "index", "build", "--corpus", str(ROOT / "datasets" / "sample"), "--name",
-                    "共享", "--embedding", "minilm", "--chunk-size", "400")
+        built = cli(
+            tmp_path,
+            *remote,
+            "index",
+            "build",
+            "--corpus",
+            str(ROOT / "datasets" / "sample"),
+            "--name",
+            "共享",
+            "--embedding",
+            "minilm",
+            "--chunk-size",
+            "400",
+        )
         assert built.returncode == 0, built.stderr
         sweep = tmp_path / "sweep.yaml"
         sweep.write_text("configs:\n  - {search_type: similarity, k: [2, 3]}\n", encoding="utf-8")
         with OpenAIStubServer() as llm, JudgeStubServer() as judge:
-            ran = cli(tmp_path, *remote, "run", "--index", "共享", "--questions", str(ROOT / "datasets" / "sample"),
-                      "--sweep", str(sweep), "--limit", "3", "--latency-sample", "1", "--generate",
-                      "--llm", f"openai:stub@{llm.base_url}", "--judge", f"openai:judge@{judge.base_url}")
+            ran = cli(
+                tmp_path,
+                *remote,
+                "run",
+                "--index",
+                "共享",
+                "--questions",
+                str(ROOT / "datasets" / "sample"),
+                "--sweep",
+                str(sweep),
+                "--limit",
+                "3",
+                "--latency-sample",
+                "1",
+                "--generate",
+                "--llm",
+                f"openai:stub@{llm.base_url}",
+                "--judge",
+                f"openai:judge@{judge.base_url}",
+            )
         assert ran.returncode == 0, ran.stderr
         run_id = ran.stdout.split()[1]
         run = RunStore(tmp_path / "runs").load(run_id)
@@ -104,8 +159,11 @@ def test_scale_out_cli_flow_against_a_chroma_server_and_openai_endpoints(tmp_pat
         assert run.rows.judge_faithfulness.notna().all() and (run.rows.judge_error == "").all()
         exported = cli(tmp_path, *remote, "export", run_id, "--format", "jsonl", "--out", str(tmp_path / "r.jsonl"))
         assert exported.returncode == 0, exported.stderr
-        assert all(SECRET not in p.read_text(errors="ignore") for p in tmp_path.rglob("*")
-                   if p.is_file() and p.suffix in (".json", ".jsonl", ".csv") and "db" not in p.parts)
+        assert all(
+            SECRET not in p.read_text(errors="ignore")
+            for p in tmp_path.rglob("*")
+            if p.is_file() and p.suffix in (".json", ".jsonl", ".csv") and "db" not in p.parts
+        )
         assert SECRET not in ran.stdout + ran.stderr
     finally:
         server.terminate()
@@ -122,12 +180,44 @@ def test_generation_errors_are_one_line(tmp_path, capsys):
         (("--llm", f"openai:stub@http://127.0.0.1:{free_port()}/v1"), "127.0.0.1"),
         (("--llm", "openai:stub@nowhere"), "bad model spec"),
     ]
-    assert main(["--home", str(tmp_path), "index", "build", "--corpus", str(ROOT / "datasets" / "sample"),
-                 "--name", "s", "--embedding", "minilm", "--chunk-size", "400"]) == 0
+    assert (
+        main(
+            [
+                "--home",
+                str(tmp_path),
+                "index",
+                "build",
+                "--corpus",
+                str(ROOT / "datasets" / "sample"),
+                "--name",
+                "s",
+                "--embedding",
+                "minilm",
+                "--chunk-size",
+                "400",
+            ]
+        )
+        == 0
+    )
     for extra, message in cases:
         capsys.readouterr()
-        code = main(["--home", str(tmp_path), "run", "--index", "s", "--questions", str(ROOT / "datasets" / "sample"),
-                     "--limit", "1", "--latency-sample", "0", "--generate", *extra])
+        code = main(
+            [
+                "--home",
+                str(tmp_path),
+                "run",
+                "--index",
+                "s",
+                "--questions",
+                str(ROOT / "datasets" / "sample"),
+                "--limit",
+                "1",
+                "--latency-sample",
+                "0",
+                "--generate",
+                *extra,
+            ]
+        )
         stderr = capsys.readouterr().err
         assert code == 2, stderr
         last = stderr.strip().splitlines()[-1]

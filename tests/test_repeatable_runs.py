@@ -1,4 +1,5 @@
 """Two runs of one sweep on one index, each in its own process, give identical exports (issue 9, defect 4)."""
+
 import json
 import os
 import subprocess
@@ -14,8 +15,9 @@ def run_cli(home, *args):
     # the build's chunk vectors come from the session's embedding cache (encoded once per checkout): the build
     # is still a real Chroma build in its own process, which is what this test is about
     env = {**os.environ, "PYTHONPATH": str(ROOT), "RETRIEVER_LAB_EMBEDDING_CACHE": str(SESSION_EMBEDDING_CACHE)}
-    result = subprocess.run([sys.executable, "-m", "eval", "--home", str(home), *args],
-                            capture_output=True, text=True, env=env, cwd=home)
+    result = subprocess.run(
+        [sys.executable, "-m", "eval", "--home", str(home), *args], capture_output=True, text=True, env=env, cwd=home
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -37,19 +39,40 @@ def test_two_cli_runs_on_a_fresh_index_give_identical_exports(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     write_jsonl(data / "corpus.jsonl", [{"id": d.id, "text": d.text} for d in corpus])
-    write_jsonl(data / "questions.jsonl", [{"id": q.id, "question": q.question, "answers": list(q.answers),
-                                            "relevant_ids": list(q.relevant_ids)} for q in questions])
+    write_jsonl(
+        data / "questions.jsonl",
+        [
+            {"id": q.id, "question": q.question, "answers": list(q.answers), "relevant_ids": list(q.relevant_ids)}
+            for q in questions
+        ],
+    )
     sweep = tmp_path / "sweep.yaml"
-    sweep.write_text("configs:\n  - {search_type: similarity, k: [10, 100]}\n"
-                     "  - {search_type: mmr, k: [10], fetch_k: [50]}\n", encoding="utf-8")
+    sweep.write_text(
+        "configs:\n  - {search_type: similarity, k: [10, 100]}\n  - {search_type: mmr, k: [10], fetch_k: [50]}\n",
+        encoding="utf-8",
+    )
     home = tmp_path / "home"
     home.mkdir()
-    run_cli(home, "index", "build", "--corpus", str(data), "--name", "squad", "--embedding", "e5-small",
-            "--chunk-size", "150", "--chunk-overlap", "0")
+    run_cli(
+        home,
+        "index",
+        "build",
+        "--corpus",
+        str(data),
+        "--name",
+        "squad",
+        "--embedding",
+        "e5-small",
+        "--chunk-size",
+        "150",
+        "--chunk-overlap",
+        "0",
+    )
     assert json.loads(run_cli(home, "index", "show", "squad"))["chunks"] > 1500
     for _ in range(2):
-        run_cli(home, "run", "--index", "squad", "--questions", str(data), "--sweep", str(sweep),
-                "--latency-sample", "0")
+        run_cli(
+            home, "run", "--index", "squad", "--questions", str(data), "--sweep", str(sweep), "--latency-sample", "0"
+        )
     exports = []
     for run_id in sorted(p.name for p in (home / "runs").iterdir()):
         run_cli(home, "export", run_id, "--format", "jsonl", "--out", str(tmp_path / f"{run_id}.jsonl"))

@@ -14,11 +14,13 @@ def test_similarity_returns_k_chunks_in_score_order(tiny_index_store):
 def test_threshold_keeps_only_chunks_above_it(tiny_index_store):
     index = tiny_index_store.open("tiny")
     question = "How many points did the Panthers defense give up?"
-    loose = langchain_retrieve(index, RetrieverConfig.create("similarity_score_threshold", k=10,
-                                                             score_threshold=0.0), question)
+    loose = langchain_retrieve(
+        index, RetrieverConfig.create("similarity_score_threshold", k=10, score_threshold=0.0), question
+    )
     threshold = (loose[0].score + loose[1].score) / 2
-    strict = langchain_retrieve(index, RetrieverConfig.create("similarity_score_threshold", k=10,
-                                                              score_threshold=threshold), question)
+    strict = langchain_retrieve(
+        index, RetrieverConfig.create("similarity_score_threshold", k=10, score_threshold=threshold), question
+    )
     assert len(strict) == 1 and strict[0].doc_id == "football"
     assert [c.chunk_id for c in loose[:1]] == [c.chunk_id for c in strict]
 
@@ -39,6 +41,7 @@ def test_mmr_diversifies_against_similarity(tiny_index_store):
 
 def test_metadata_filter_restricts_results(tiny_index_store):
     index = tiny_index_store.open("tiny")
-    chunks = langchain_retrieve(index, RetrieverConfig.create("mmr", k=3, fetch_k=5, filter={"lang": "zh"}),
-                                "How are chunks split?")
+    chunks = langchain_retrieve(
+        index, RetrieverConfig.create("mmr", k=3, fetch_k=5, filter={"lang": "zh"}), "How are chunks split?"
+    )
     assert chunks and all(c.doc_id.startswith("zh") for c in chunks)

@@ -1,4 +1,5 @@
 """The run store's typed manifest: new runs carry a schema version; runs written before it still load."""
+
 import json
 import shutil
 
@@ -16,18 +17,44 @@ SWEEP = {"configs": [{"search_type": "similarity", "k": [2, 4]}]}
 def legacy_manifest(questions: int) -> dict:
     """A manifest.json exactly as the release before `RunManifest` wrote it (no schema_version)."""
     return {
-        "index": {"name": "sample", "slug": "sample", "dataset": "sample", "corpus_fingerprint": "3f2a",
-                  "input_key": "9c1e", "documents": 48, "chunks": 120, "chunk_size": 400, "chunk_overlap": 40,
-                  "separators": ["\n\n", "\n", " ", ""], "embedding_model": "e5-small", "dimension": 384,
-                  "space": "cosine", "build_seconds": 3.2, "created_at": "2026-11-20T10:14:02+00:00",
-                  "versions": {"chromadb": "1.5.9"}},
+        "index": {
+            "name": "sample",
+            "slug": "sample",
+            "dataset": "sample",
+            "corpus_fingerprint": "3f2a",
+            "input_key": "9c1e",
+            "documents": 48,
+            "chunks": 120,
+            "chunk_size": 400,
+            "chunk_overlap": 40,
+            "separators": ["\n\n", "\n", " ", ""],
+            "embedding_model": "e5-small",
+            "dimension": 384,
+            "space": "cosine",
+            "build_seconds": 3.2,
+            "created_at": "2026-11-20T10:14:02+00:00",
+            "versions": {"chromadb": "1.5.9"},
+        },
         "questions": {"source": "datasets/sample", "count": questions, "fingerprint": "77ab"},
-        "sweep": {"configs": [{"config_id": "similarity-k2", "search_type": "similarity", "k": 2},
-                              {"config_id": "similarity-k4", "search_type": "similarity", "k": 4}]},
-        "path": "fast", "block_size": 50, "latency_sample": 0, "generation": None, "judge": None,
-        "ragas_context": False, "versions": {"chromadb": "1.5.9", "langchain-core": "1.8.3"},
-        "run_id": LEGACY_ID, "status": "complete", "created_at": "2026-11-20T10:15:00+00:00",
-        "retrieval_seconds": 0.412, "finished_at": "2026-11-20T10:15:03+00:00", "wall_seconds": 2.9,
+        "sweep": {
+            "configs": [
+                {"config_id": "similarity-k2", "search_type": "similarity", "k": 2},
+                {"config_id": "similarity-k4", "search_type": "similarity", "k": 4},
+            ]
+        },
+        "path": "fast",
+        "block_size": 50,
+        "latency_sample": 0,
+        "generation": None,
+        "judge": None,
+        "ragas_context": False,
+        "versions": {"chromadb": "1.5.9", "langchain-core": "1.8.3"},
+        "run_id": LEGACY_ID,
+        "status": "complete",
+        "created_at": "2026-11-20T10:15:00+00:00",
+        "retrieval_seconds": 0.412,
+        "finished_at": "2026-11-20T10:15:03+00:00",
+        "wall_seconds": 2.9,
     }
 
 
@@ -49,8 +76,11 @@ def test_a_run_written_before_the_schema_version_loads(legacy):
     assert info.questions.count == 6 and info.questions.source == "datasets/sample"
     # the old scorer flags have no field now: they are kept as they were
     assert info.scorers == [] and info.extra == {"judge": None, "ragas_context": False}
-    assert [c["config_id"] for c in info.configs] == ["similarity-k2", "similarity-k4"] == \
-        [c["config_id"] for c in run.configs]
+    assert (
+        [c["config_id"] for c in info.configs]
+        == ["similarity-k2", "similarity-k4"]
+        == [c["config_id"] for c in run.configs]
+    )
     assert [m.run_id for m in legacy.manifests()] == [LEGACY_ID]
     # what a reader does with a run works on it
     assert summarize(run).config_id.tolist() == ["similarity-k2", "similarity-k4"]
@@ -104,20 +134,43 @@ def test_runs_compare_prints_each_configs_paired_change(tiny_dataset, tmp_path, 
 
     home = tmp_path / "home"
     indexes, runs = IndexStore(home / "indexes"), RunStore(home / "runs")
-    configs = parse_sweep({"configs": [{"search_type": "similarity", "k": [1, 2]},
-                                       {"search_type": "mmr", "k": [2], "fetch_k": [4, 6], "lambda_mult": [0.5]}]})
-    a, b = (run_sweep(runs, indexes.build(tiny_dataset, name, "minilm", chunking) and indexes.open(name), configs,
-                      tiny_dataset.questions, options=SweepOptions(latency_sample=0))
-            for name, chunking in (("fine", ChunkingParams(120, 20)), ("coarse", ChunkingParams(240, 0))))
+    configs = parse_sweep(
+        {
+            "configs": [
+                {"search_type": "similarity", "k": [1, 2]},
+                {"search_type": "mmr", "k": [2], "fetch_k": [4, 6], "lambda_mult": [0.5]},
+            ]
+        }
+    )
+    a, b = (
+        run_sweep(
+            runs,
+            indexes.build(tiny_dataset, name, "minilm", chunking) and indexes.open(name),
+            configs,
+            tiny_dataset.questions,
+            options=SweepOptions(latency_sample=0),
+        )
+        for name, chunking in (("fine", ChunkingParams(120, 20)), ("coarse", ChunkingParams(240, 0)))
+    )
     assert main(["--home", str(home), "runs", "compare", a, b]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == f"a = {a}, b = {b}" and lines[1].split() == ["config_id", "nDCG", "a", "nDCG", "b", "nDCG",
-                                                                     "change"]
+    assert lines[0] == f"a = {a}, b = {b}" and lines[1].split() == [
+        "config_id",
+        "nDCG",
+        "a",
+        "nDCG",
+        "b",
+        "nDCG",
+        "change",
+    ]
     rows = [runs.load(r).rows.set_index(["config_id", "question_id"])["ndcg"] for r in (a, b)]
     changes = (rows[1] - rows[0]).groupby("config_id").mean()
     assert changes.abs().max() > 0  # the coarser index changes something
-    shown = {m.group(1): float(m.group(2)) for m in (re.match(r"(\S+)\s+\S+\s+\S+\s+([+-]\d\.\d{3}) \[", line.strip())
-                                                      for line in lines[2:]) if m}
+    shown = {
+        m.group(1): float(m.group(2))
+        for m in (re.match(r"(\S+)\s+\S+\s+\S+\s+([+-]\d\.\d{3}) \[", line.strip()) for line in lines[2:])
+        if m
+    }
     assert shown.keys() == set(changes.index)
     for config_id, change in shown.items():
         assert change == pytest.approx(changes[config_id], abs=5e-4)

@@ -1,6 +1,8 @@
 """Every dashboard page in a real headless Chromium at 1366x768 and 1920x1080: a screenshot of each goes to
 test-artifacts/screens/<page>-<width>.png, and no page may be wider than the window, show a table whose right
-edge is off screen or whose columns scroll sideways, or show a Streamlit exception. One server, one browser; the window is resized between sizes."""
+edge is off screen or whose columns scroll sideways, or show a Streamlit exception.
+One server, one browser; the window is resized between sizes."""
+
 import time
 
 import pytest
@@ -18,9 +20,16 @@ pytestmark = [pytest.mark.browser, pytest.mark.server, pytest.mark.slow]
 SCREENS = ROOT / "test-artifacts" / "screens"
 SIZES = [(1366, 768), (1920, 1080)]
 # (url path, the page's st.title): the order of streamlit_app.PAGES; Compare is the default page, at "/"
-PAGES = [("indexes", "Indexes"), ("questions", "Question sets"), ("labels", "Labels"), ("sweep", "Run a sweep"),
-         ("", "Compare configurations"), ("families", "Compare index variants"),
-         ("inspect_question", "Inspect a question"), ("reports", "Reports and exports")]
+PAGES = [
+    ("indexes", "Indexes"),
+    ("questions", "Question sets"),
+    ("labels", "Labels"),
+    ("sweep", "Run a sweep"),
+    ("", "Compare configurations"),
+    ("families", "Compare index variants"),
+    ("inspect_question", "Inspect a question"),
+    ("reports", "Reports and exports"),
+]
 # What overflows: the document, Streamlit's scrolling main area, and any visible table or dataframe that
 # reaches past the window's right edge. Returns a list of descriptions (empty when the page fits).
 OVERFLOW_JS = """
@@ -28,10 +37,12 @@ const width = window.innerWidth, found = [];
 const doc = document.documentElement;
 if (doc.scrollWidth > width) found.push(`document ${doc.scrollWidth}px wide`);
 const main = document.querySelector('[data-testid="stMain"]');
-if (main && main.scrollWidth > main.clientWidth + 1) found.push(`main area ${main.scrollWidth}px > ${main.clientWidth}px`);
+if (main && main.scrollWidth > main.clientWidth + 1)
+  found.push(`main area ${main.scrollWidth}px > ${main.clientWidth}px`);
 for (const el of document.querySelectorAll('[data-testid="stDataFrame"], [data-testid="stTable"], table')) {
   const box = el.getBoundingClientRect();
-  if (box.width > 0 && box.right > width + 1) found.push(`${el.dataset.testid || el.tagName} right edge ${box.right}px`);
+  if (box.width > 0 && box.right > width + 1)
+    found.push(`${el.dataset.testid || el.tagName} right edge ${box.right}px`);
 }
 // a dataframe that fits the window may still hide columns behind its own horizontal scroll bar
 for (const grid of document.querySelectorAll('[data-testid="stDataFrame"]')) {
@@ -43,7 +54,8 @@ return found;
 """
 # None while the script runs (or a spinner or skeleton shows), else the length of the main area's text
 SETTLED_JS = """
-if (document.querySelector('[data-testid="stStatusWidgetRunningIcon"], [data-testid="stSpinner"], [data-testid="stSkeleton"]'))
+const busy = '[data-testid="stStatusWidgetRunningIcon"], [data-testid="stSpinner"], [data-testid="stSkeleton"]';
+if (document.querySelector(busy))
   return null;
 return document.querySelector('[data-testid="stMain"]').innerText.length;
 """
@@ -57,12 +69,24 @@ def screens_url(tmp_path_factory, sample_dataset):
     home = tmp_path_factory.mktemp("screens-home")
     store = IndexStore(home / "indexes", embedding_cache=EmbeddingCache(SESSION_EMBEDDING_CACHE))
     store.build(sample_dataset, "sample", embedding_model="e5-small", chunking=ChunkingParams(400, 40))
-    run_sweep(RunStore(home / "runs"), store.open("sample"),
-              parse_sweep({"configs": [{"search_type": "similarity", "k": [2, 4]},
-                                       {"search_type": "mmr", "k": 4, "fetch_k": 10, "lambda_mult": 0.5}]}),
-              sample_dataset.questions[:8], "sample", SweepOptions(latency_sample=2))
-    with streamlit_server(home, "--server.headless", "true", "--server.address", "127.0.0.1",
-                          "--browser.gatherUsageStats", "false") as (url, _):
+    run_sweep(
+        RunStore(home / "runs"),
+        store.open("sample"),
+        parse_sweep(
+            {
+                "configs": [
+                    {"search_type": "similarity", "k": [2, 4]},
+                    {"search_type": "mmr", "k": 4, "fetch_k": 10, "lambda_mult": 0.5},
+                ]
+            }
+        ),
+        sample_dataset.questions[:8],
+        "sample",
+        SweepOptions(latency_sample=2),
+    )
+    with streamlit_server(
+        home, "--server.headless", "true", "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"
+    ) as (url, _):
         yield url
 
 

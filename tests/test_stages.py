@@ -1,5 +1,6 @@
 """Inspect's stage view for hybrid and rerank configs: which first-stage retriever (BM25, vector, both) found
 each chunk and its rank before and after reranking, checked against LangChain's own retrievers."""
+
 from __future__ import annotations
 
 import re
@@ -21,9 +22,11 @@ QUESTIONS = ("q1", "q5")  # English and Chinese
 
 
 def sweep_spec(model: str) -> dict:
-    ensemble = {"search_type": "ensemble", "weights": [0.5, 0.5],
-                "retrievers": [{"search_type": "bm25", "k": 3, "tokenizer": "jieba"},
-                               {"search_type": "similarity", "k": 3}]}
+    ensemble = {
+        "search_type": "ensemble",
+        "weights": [0.5, 0.5],
+        "retrievers": [{"search_type": "bm25", "k": 3, "tokenizer": "jieba"}, {"search_type": "similarity", "k": 3}],
+    }
     return {"configs": [ensemble, {"search_type": "rerank", "model": model, "top_n": 3, "base": ensemble}]}
 
 
@@ -33,8 +36,9 @@ def stage_lab(tmp_path_factory, tiny_index_store, tiny_dataset, cross_encoder): 
     (home / "indexes").symlink_to(tiny_index_store.root)
     configs = parse_sweep(sweep_spec(cross_encoder))
     runs = RunStore(home / "runs")
-    run_id = run_sweep(runs, tiny_index_store.open("tiny"), configs, tiny_dataset.questions, "tiny",
-                       SweepOptions(latency_sample=0))
+    run_id = run_sweep(
+        runs, tiny_index_store.open("tiny"), configs, tiny_dataset.questions, "tiny", SweepOptions(latency_sample=0)
+    )
     return {"home": home, "run": runs.load(run_id), "configs": configs}
 
 
@@ -42,9 +46,13 @@ def expected_stages(index, configs, question: str, model) -> dict[str, list[tupl
     """Per config: (chunk id, found by, 'BM25 #r, vector #r', rank before, rank after) from LangChain's
     retrievers: the ensemble's two sub-retrievers, the ensemble, and the reranker over it."""
     ensemble, rerank = configs
-    firsts = [(("BM25" if sub.search_type == "bm25" else "vector"),
-               [d.page_content for d in langchain_retriever(index, sub, model).invoke(question)])
-              for sub in ensemble.retrievers]
+    firsts = [
+        (
+            ("BM25" if sub.search_type == "bm25" else "vector"),
+            [d.page_content for d in langchain_retriever(index, sub, model).invoke(question)],
+        )
+        for sub in ensemble.retrievers
+    ]
     fused = langchain_retriever(index, ensemble, model).invoke(question)
     reranked = langchain_retriever(index, rerank, model).invoke(question)
     candidates = [d.page_content for d in fused]
@@ -52,12 +60,22 @@ def expected_stages(index, configs, question: str, model) -> dict[str, list[tupl
     def describe(documents, reranking: bool) -> list[tuple]:
         described = []
         for rank, document in enumerate(documents, start=1):
-            found = [(kind, texts.index(document.page_content) + 1) for kind, texts in firsts
-                     if document.page_content in texts]
+            found = [
+                (kind, texts.index(document.page_content) + 1)
+                for kind, texts in firsts
+                if document.page_content in texts
+            ]
             label = "both" if len({kind for kind, _ in found}) == 2 else found[0][0]
             before = candidates.index(document.page_content) + 1 if reranking else None
-            described.append((document.metadata["chunk_id"], label,
-                              ", ".join(f"{kind} #{r}" for kind, r in found), before, rank if reranking else None))
+            described.append(
+                (
+                    document.metadata["chunk_id"],
+                    label,
+                    ", ".join(f"{kind} #{r}" for kind, r in found),
+                    before,
+                    rank if reranking else None,
+                )
+            )
         return described
 
     return {ensemble.config_id: describe(fused, False), rerank.config_id: describe(reranked, True)}
@@ -81,9 +99,13 @@ def shown_stages(at: AppTest) -> list[tuple]:
 
 
 @pytest.mark.slow
-def test_inspect_shows_each_chunks_stage_and_rank_before_and_after_reranking(stage_lab, tiny_index_store,
-                                                                             tiny_dataset, cross_encoder,  # noqa: F811
-                                                                             monkeypatch):
+def test_inspect_shows_each_chunks_stage_and_rank_before_and_after_reranking(
+    stage_lab,
+    tiny_index_store,
+    tiny_dataset,
+    cross_encoder,  # noqa: F811
+    monkeypatch,
+):
     from langchain_community.cross_encoders import HuggingFaceCrossEncoder
 
     monkeypatch.setenv("RETRIEVER_LAB_HOME", str(stage_lab["home"]))
@@ -122,8 +144,18 @@ def test_stages_are_refused_for_another_build_of_the_index(stage_lab, tiny_index
     params = run.configs[0]
     row = run.rows[(run.rows["config_id"] == params["config_id"]) & (run.rows["question_id"] == "q1")].iloc[0]
     with pytest.raises(LabError, match="was rebuilt after this run"):
-        stages_for_row(tiny_index_store.open("tiny"), "2000-01-01T00:00:00+00:00", params, tiny_dataset.questions[0],
-                       list(row["chunk_ids"]))
+        stages_for_row(
+            tiny_index_store.open("tiny"),
+            "2000-01-01T00:00:00+00:00",
+            params,
+            tiny_dataset.questions[0],
+            list(row["chunk_ids"]),
+        )
     with pytest.raises(LabError, match="gave other chunks than the run stored"):
-        stages_for_row(tiny_index_store.open("tiny"), run.info.index.created_at, params, tiny_dataset.questions[0],
-                       list(row["chunk_ids"])[::-1] + ["not-a-chunk"])
+        stages_for_row(
+            tiny_index_store.open("tiny"),
+            run.info.index.created_at,
+            params,
+            tiny_dataset.questions[0],
+            list(row["chunk_ids"])[::-1] + ["not-a-chunk"],
+        )

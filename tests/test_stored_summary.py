@@ -1,12 +1,17 @@
 """Scalar-row loading and stored summaries: what lets the Compare page open a run of a million rows at once."""
+
 import pandas as pd
 import pytest
 
 from eval.runs.store import RETRIEVED_COLUMNS, RunStore
 from eval.runs.summary import quality_metrics, stored_summary, summarize
 
-GRID = {"configs": [{"search_type": "similarity", "k": [2, 4]},
-                    {"search_type": "mmr", "k": [3], "fetch_k": [10], "lambda_mult": [0.5]}]}
+GRID = {
+    "configs": [
+        {"search_type": "similarity", "k": [2, 4]},
+        {"search_type": "mmr", "k": [3], "fetch_k": [10], "lambda_mult": [0.5]},
+    ]
+}
 
 
 @pytest.fixture

@@ -21,13 +21,17 @@ from eval.retrievers.vector import RetrieverConfig
 from eval.runs.store import RunStore
 from eval.sweep.engine import DEFAULT_BLOCK, SweepCancelled, SweepOptions, run_sweep
 
-GRID = parse_sweep({"configs": [
-    {"search_type": "similarity", "k": [1, 4, 8]},
-    {"search_type": "mmr", "k": [3, 6], "fetch_k": [6, 30], "lambda_mult": [0.0, 0.5, 1.0]},
-    {"search_type": "similarity_score_threshold", "k": [6], "score_threshold": [0.0, 0.8, 0.85, 1]},
-    {"search_type": "mmr", "k": 4, "fetch_k": 12, "filter": {"lang": "zh"}},
-    {"search_type": "similarity", "k": 5, "filter": {"$and": [{"lang": "en"}, {"level": "advanced"}]}},
-]})
+GRID = parse_sweep(
+    {
+        "configs": [
+            {"search_type": "similarity", "k": [1, 4, 8]},
+            {"search_type": "mmr", "k": [3, 6], "fetch_k": [6, 30], "lambda_mult": [0.0, 0.5, 1.0]},
+            {"search_type": "similarity_score_threshold", "k": [6], "score_threshold": [0.0, 0.8, 0.85, 1]},
+            {"search_type": "mmr", "k": 4, "fetch_k": 12, "filter": {"lang": "zh"}},
+            {"search_type": "similarity", "k": 5, "filter": {"$and": [{"lang": "en"}, {"level": "advanced"}]}},
+        ]
+    }
+)
 
 
 def fast_and_reference_rows(store, index, configs, questions, block_size=DEFAULT_BLOCK):
@@ -35,8 +39,9 @@ def fast_and_reference_rows(store, index, configs, questions, block_size=DEFAULT
     order with the same scores and metrics."""
     options = {"latency_sample": 0, "block_size": block_size}
     fast = store.load(run_sweep(store, index, configs, questions, options=SweepOptions(**options))).rows
-    reference = store.load(run_sweep(store, index, configs, questions,
-                                     options=SweepOptions(reference=True, **options))).rows
+    reference = store.load(
+        run_sweep(store, index, configs, questions, options=SweepOptions(reference=True, **options))
+    ).rows
     assert len(fast) == len(reference) == len(configs) * len(questions)
     key = ["question_id", "config_id"]
     fast, reference = fast.sort_values(key).reset_index(drop=True), reference.sort_values(key).reset_index(drop=True)
@@ -58,18 +63,25 @@ def test_fast_path_equals_the_langchain_retriever(tmp_path, sample_index, sample
     assert n["threshold-k6-t0"] == 6 and n["threshold-k6-t1"] == 0 and 0 < n["threshold-k6-t0.85"] < 6
     zh = fast[fast.config_id == GRID[-2].config_id]
     assert all(doc.startswith("zh-") for docs in zh.doc_ids for doc in docs)
-    assert not fast[fast.config_id == "mmr-k6-f30-l0"].chunk_ids.map(list).equals(
-        fast[fast.config_id == "mmr-k6-f30-l1"].chunk_ids.map(list))
+    assert (
+        not fast[fast.config_id == "mmr-k6-f30-l0"]
+        .chunk_ids.map(list)
+        .equals(fast[fast.config_id == "mmr-k6-f30-l1"].chunk_ids.map(list))
+    )
 
 
 def big_grid(score_threshold: float) -> list[RetrieverConfig]:
     """Candidate counts below, at and past Chroma's ef_search (100): 1..50 share one search, 120, 150 and 300
     are each their own."""
-    return parse_sweep({"configs": [
-        {"search_type": "similarity", "k": [1, 10, 120]},
-        {"search_type": "mmr", "k": [5, 40], "fetch_k": [50, 150, 300]},
-        {"search_type": "similarity_score_threshold", "k": [150], "score_threshold": [score_threshold]},
-    ]})
+    return parse_sweep(
+        {
+            "configs": [
+                {"search_type": "similarity", "k": [1, 10, 120]},
+                {"search_type": "mmr", "k": [5, 40], "fetch_k": [50, 150, 300]},
+                {"search_type": "similarity_score_threshold", "k": [150], "score_threshold": [score_threshold]},
+            ]
+        }
+    )
 
 
 def real_index(tmp_path_factory, folder: str, passages: int, embedding: str, chunk_size: int, questions: int):
@@ -80,8 +92,9 @@ def real_index(tmp_path_factory, folder: str, passages: int, embedding: str, chu
     ids = {d.id for d in corpus}
     asked = [q for q in dataset.questions if q.relevant_ids and set(q.relevant_ids) <= ids][:questions]
     store = IndexStore(tmp_path_factory.mktemp(folder), embedding_cache=EmbeddingCache(SESSION_EMBEDDING_CACHE))
-    store.build(Dataset(folder, corpus, asked), folder, embedding_model=embedding,
-                chunking=ChunkingParams(chunk_size, 0))
+    store.build(
+        Dataset(folder, corpus, asked), folder, embedding_model=embedding, chunking=ChunkingParams(chunk_size, 0)
+    )
     return store.open(folder), asked
 
 
@@ -129,8 +142,14 @@ def test_fast_path_equals_the_langchain_retriever_past_ef_search_e5(tmp_path, cm
 def test_run_store_manifest_latency_and_listing(tmp_path, sample_index, sample_dataset):
     store = RunStore(tmp_path)
     stages = []
-    run_id = run_sweep(store, sample_index, GRID[:3], sample_dataset.questions[:10], "sample",
-                       SweepOptions(latency_sample=4, block_size=4, progress=lambda *a: stages.append(a)))
+    run_id = run_sweep(
+        store,
+        sample_index,
+        GRID[:3],
+        sample_dataset.questions[:10],
+        "sample",
+        SweepOptions(latency_sample=4, block_size=4, progress=lambda *a: stages.append(a)),
+    )
     run = store.load(run_id)
     assert run.status == "complete" and run.manifest["questions"]["count"] == 10
     assert run.manifest["index"]["name"] == "sample" and run.manifest["path"] == "fast"
@@ -163,12 +182,14 @@ def test_cancel_then_resume_gives_the_same_rows(tmp_path, sample_index, sample_d
     (run_id,) = [m["run_id"] for m in store.list()]
     assert store.manifest(run_id)["status"] == "cancelled"
     assert len(store.parts(run_id)) == 2
-    resumed = run_sweep(store, sample_index, GRID, questions, options=SweepOptions(latency_sample=0, block_size=4),
-                        resume=run_id)
+    resumed = run_sweep(
+        store, sample_index, GRID, questions, options=SweepOptions(latency_sample=0, block_size=4), resume=run_id
+    )
     straight = run_sweep(store, sample_index, GRID, questions, options=SweepOptions(latency_sample=0, block_size=4))
     a, b = store.load(resumed).rows, store.load(straight).rows
-    pd.testing.assert_frame_equal(a.drop(columns=["chunk_ids", "doc_ids", "scores"]),
-                                  b.drop(columns=["chunk_ids", "doc_ids", "scores"]))
+    pd.testing.assert_frame_equal(
+        a.drop(columns=["chunk_ids", "doc_ids", "scores"]), b.drop(columns=["chunk_ids", "doc_ids", "scores"])
+    )
     assert a.chunk_ids.map(list).tolist() == b.chunk_ids.map(list).tolist()
     with pytest.raises(LabError, match="already complete"):
         run_sweep(store, sample_index, GRID, questions, options=SweepOptions(block_size=4), resume=resumed)
@@ -194,18 +215,31 @@ def test_killed_cli_run_resumes_to_the_uninterrupted_result(tmp_path, sample_dat
     bigger blocks must give the same rows."""
     home = tmp_path / "home"
     sweep = tmp_path / "sweep.yaml"
-    sweep.write_text("configs:\n  - {search_type: similarity, k: [2, 5]}\n  - {search_type: mmr, k: [4], fetch_k: [10]}\n",
-                     encoding="utf-8")
+    sweep.write_text(
+        "configs:\n  - {search_type: similarity, k: [2, 5]}\n  - {search_type: mmr, k: [4], fetch_k: [10]}\n",
+        encoding="utf-8",
+    )
     IndexStore(home / "indexes", embedding_cache=EmbeddingCache(SESSION_EMBEDDING_CACHE)).build(
-        sample_dataset, "s", embedding_model="e5-small", chunking=ChunkingParams(400, 40))
+        sample_dataset, "s", embedding_model="e5-small", chunking=ChunkingParams(400, 40)
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT), "RETRIEVER_LAB_BLOCK_SIZE": "2"}
-    run_args = ("run", "--index", "s", "--questions", str(ROOT / "datasets" / "sample"), "--sweep", str(sweep),
-                "--latency-sample", "0")  # 32 blocks: each kill lands mid-run (the manifest says so below)
+    run_args = (
+        "run",
+        "--index",
+        "s",
+        "--questions",
+        str(ROOT / "datasets" / "sample"),
+        "--sweep",
+        str(sweep),
+        "--latency-sample",
+        "0",
+    )  # 32 blocks: each kill lands mid-run (the manifest says so below)
     runs = home / "runs"
     resume: tuple[str, ...] = ()
     for kill_after_part in (0, 6, 12):
-        process = subprocess.Popen(cli(home, *run_args, *resume)[0], env=env, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            cli(home, *run_args, *resume)[0], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.time() + 120
         while time.time() < deadline and not list(runs.glob(f"*/parts/part-{kill_after_part:05d}.parquet")):
             time.sleep(0.02)
@@ -217,14 +251,20 @@ def test_killed_cli_run_resumes_to_the_uninterrupted_result(tmp_path, sample_dat
     finished = subprocess.run(cli(home, *run_args, *resume)[0], env=env, capture_output=True, text=True)
     assert finished.returncode == 0, finished.stderr
     straight = RunStore(tmp_path / "straight")
-    straight_id = run_sweep(straight, IndexStore(home / "indexes").open("s"), load_sweep(sweep),
-                            load_question_set(ROOT / "datasets" / "sample"), "sample",
-                            SweepOptions(latency_sample=0))
+    straight_id = run_sweep(
+        straight,
+        IndexStore(home / "indexes").open("s"),
+        load_sweep(sweep),
+        load_question_set(ROOT / "datasets" / "sample"),
+        "sample",
+        SweepOptions(latency_sample=0),
+    )
     a, b = RunStore(runs).load(run_dir.name).rows, straight.load(straight_id).rows
     assert len(a) == 3 * len(sample_dataset.questions)
     assert a.chunk_ids.map(list).tolist() == b.chunk_ids.map(list).tolist()
-    pd.testing.assert_frame_equal(a.drop(columns=["chunk_ids", "doc_ids", "scores"]),
-                                  b.drop(columns=["chunk_ids", "doc_ids", "scores"]))
+    pd.testing.assert_frame_equal(
+        a.drop(columns=["chunk_ids", "doc_ids", "scores"]), b.drop(columns=["chunk_ids", "doc_ids", "scores"])
+    )
 
 
 def test_empty_sweep_is_rejected(tmp_path, sample_index):
@@ -236,13 +276,15 @@ def test_questions_must_name_documents_of_the_index(tmp_path, sample_index):
     from eval.schema import Question
 
     stray = [Question("q", "What is k?", ("4",), ("not-in-this-index",))]
-    with pytest.raises(LabError, match="question 'q' names documents that are not in index 'sample': "
-                                      "not-in-this-index"):
+    with pytest.raises(
+        LabError, match="question 'q' names documents that are not in index 'sample': not-in-this-index"
+    ):
         run_sweep(RunStore(tmp_path), sample_index, [RetrieverConfig.create()], stray)
     assert RunStore(tmp_path).list() == []
 
 
 # ---------------------------------------------------------------- scorers and run status
+
 
 class CharCount:
     """A run scorer for these tests: how many characters a row's retrieved chunks have."""
@@ -264,17 +306,30 @@ def test_scorers_plug_into_the_sweep_and_bind_a_resumed_run(tmp_path, sample_ind
     store = RunStore(tmp_path)
     questions = sample_dataset.questions[:8]
     cancel = threading.Event()
-    options = SweepOptions(latency_sample=0, block_size=4, scorers=[CharCount()], cancel=cancel,
-                           progress=lambda *_: cancel.set())
+    options = SweepOptions(
+        latency_sample=0, block_size=4, scorers=[CharCount()], cancel=cancel, progress=lambda *_: cancel.set()
+    )
     with pytest.raises(SweepCancelled):
         run_sweep(store, sample_index, GRID[:3], questions, options=options)
     (run_id,) = [m["run_id"] for m in store.list()]
     for other in ([], [CharCount("bytes")], [CharCount(), CharCount()]):
         with pytest.raises(LabError, match="different scorers"):
-            run_sweep(store, sample_index, GRID[:3], questions, resume=run_id,
-                      options=SweepOptions(latency_sample=0, block_size=4, scorers=other))
-    run_sweep(store, sample_index, GRID[:3], questions, resume=run_id,
-              options=SweepOptions(latency_sample=0, block_size=4, scorers=[CharCount()]))
+            run_sweep(
+                store,
+                sample_index,
+                GRID[:3],
+                questions,
+                resume=run_id,
+                options=SweepOptions(latency_sample=0, block_size=4, scorers=other),
+            )
+    run_sweep(
+        store,
+        sample_index,
+        GRID[:3],
+        questions,
+        resume=run_id,
+        options=SweepOptions(latency_sample=0, block_size=4, scorers=[CharCount()]),
+    )
     run = store.load(run_id)
     assert run.status == "complete" and run.manifest["scorers"] == [{"name": "chars", "unit": "characters"}]
     texts = run.chunk_texts
@@ -293,18 +348,27 @@ def test_a_scorer_is_held_to_its_needs_and_columns(tmp_path, sample_index, sampl
 
     store = RunStore(tmp_path)
     with pytest.raises(LabError, match="chars scorer scores generated answers: add an answerer"):
-        run_sweep(store, sample_index, GRID[:1], sample_dataset.questions[:2],
-                  options=SweepOptions(latency_sample=0, scorers=[NeedsAnswers()]))
+        run_sweep(
+            store,
+            sample_index,
+            GRID[:1],
+            sample_dataset.questions[:2],
+            options=SweepOptions(latency_sample=0, scorers=[NeedsAnswers()]),
+        )
     assert store.list() == []
     with pytest.raises(LabError, match=r"returned 2 rows with columns \['other'\], not 2 rows with \['n_chars'\]"):
-        run_sweep(store, sample_index, GRID[:1], sample_dataset.questions[:2],
-                  options=SweepOptions(latency_sample=0, scorers=[WrongColumns()]))
+        run_sweep(
+            store,
+            sample_index,
+            GRID[:1],
+            sample_dataset.questions[:2],
+            options=SweepOptions(latency_sample=0, scorers=[WrongColumns()]),
+        )
     assert [m["status"] for m in store.list()] == ["failed"]
 
 
 @pytest.mark.parametrize("error, status", [(RuntimeError("disk full"), "failed"), (KeyboardInterrupt(), "interrupted")])
-def test_a_run_reports_its_id_and_records_its_own_interruption(tmp_path, sample_index, sample_dataset, error,
-                                                                 status):
+def test_a_run_reports_its_id_and_records_its_own_interruption(tmp_path, sample_index, sample_dataset, error, status):
     store = RunStore(tmp_path)
     questions = sample_dataset.questions[:8]
     # another browser session's run, still going: this sweep's failure must not touch it
@@ -319,8 +383,13 @@ def test_a_run_reports_its_id_and_records_its_own_interruption(tmp_path, sample_
         raise error
 
     with pytest.raises(type(error)):
-        run_sweep(store, sample_index, GRID[:3], questions,
-                  options=SweepOptions(latency_sample=0, block_size=4, on_start=on_start, progress=progress))
+        run_sweep(
+            store,
+            sample_index,
+            GRID[:3],
+            questions,
+            options=SweepOptions(latency_sample=0, block_size=4, on_start=on_start, progress=progress),
+        )
     [(run_id, status_at_start, parts_at_start)] = told
     assert run_id != elsewhere and (status_at_start, parts_at_start) == ("running", 0)
     manifest = store.manifest(run_id)
@@ -328,8 +397,14 @@ def test_a_run_reports_its_id_and_records_its_own_interruption(tmp_path, sample_
     assert manifest.get("error") == ("RuntimeError: disk full" if status == "failed" else None)
     assert len(store.parts(run_id)) == 1  # the block finished before the failure is kept
     resumed_told = []
-    run_sweep(store, sample_index, GRID[:3], questions, resume=run_id,
-              options=SweepOptions(latency_sample=0, block_size=4, on_start=resumed_told.append))
+    run_sweep(
+        store,
+        sample_index,
+        GRID[:3],
+        questions,
+        resume=run_id,
+        options=SweepOptions(latency_sample=0, block_size=4, on_start=resumed_told.append),
+    )
     run = store.load(run_id)
     assert resumed_told == [run_id] and run.status == "complete" and run.manifest["error"] is None
     assert len(run.rows) == 3 * 8

@@ -1,5 +1,6 @@
 """The sweep page's BM25, hybrid and rerank widgets: the grid is what the YAML spec path gives for the same
 spec, and bad values get the YAML path's messages (both go through `eval.config.parse_sweep`)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -40,8 +41,10 @@ def sweep_page(tmp_path, monkeypatch, cross_encoder):  # noqa: F811
 
 def spec_yaml(model: str, weights: str = "[[0.3, 0.7], [0.6, 0.4]]", base: str = "", top_n: str = "[2, 4]") -> str:
     """What a user writes in a sweep spec for the widget values of `sweep_page`."""
-    base = base or (f"{{search_type: ensemble, weights: {weights}, c: [60, 10], retrievers: ["
-                    "{search_type: bm25, k: 6, tokenizer: [words, jieba]}, {search_type: similarity, k: 6}]}")
+    base = base or (
+        f"{{search_type: ensemble, weights: {weights}, c: [60, 10], retrievers: ["
+        "{search_type: bm25, k: 6, tokenizer: [words, jieba]}, {search_type: similarity, k: 6}]}"
+    )
     return f"""configs:
   - {{search_type: similarity, k: 3}}
   - {{search_type: bm25, k: [4, 8], tokenizer: [words, jieba]}}
@@ -81,13 +84,13 @@ def test_bad_values_get_the_spec_paths_messages(sweep_page, tmp_path, cross_enco
     at.text_area(key="grid-weights").set_value("0.3, 0.7\n0.6 0.4")
     at.selectbox(key="grid-rerank-base").set_value("similarity")
     at.text_input(key="grid-rerank-n").set_value("2, 9").run()
-    expected = spec_error(tmp_path, spec_yaml(cross_encoder, base="{search_type: similarity, k: 6}",
-                                              top_n="[2, 9]"))
+    expected = spec_error(tmp_path, spec_yaml(cross_encoder, base="{search_type: similarity, k: 6}", top_n="[2, 9]"))
     assert "top_n 9 is more than the 6 candidates" in expected and at.error[0].value.startswith(expected)
     at.text_input(key="grid-rerank-n").set_value("2")
     at.text_input(key="grid-rerank-model").set_value(str(tmp_path / "no-such-model")).run()
-    expected = spec_error(tmp_path, spec_yaml(str(tmp_path / "no-such-model"), base="{search_type: similarity, k: 6}",
-                                              top_n="[2]"))
+    expected = spec_error(
+        tmp_path, spec_yaml(str(tmp_path / "no-such-model"), base="{search_type: similarity, k: 6}", top_n="[2]")
+    )
     assert "cross-encoder folder" in expected and at.error[0].value.startswith(expected)
     at.multiselect(key="grid-bm25-tok").set_value([]).run()
     assert at.error[0].value.startswith("grid, configs entry 2: 'tokenizer' has an empty list")

@@ -1,4 +1,5 @@
 """Interleaved latency timing: a slow spell of the machine is no longer charged to one config."""
+
 import threading
 from types import SimpleNamespace
 
@@ -70,18 +71,22 @@ def test_a_slow_phase_is_shared_by_every_config_when_timing_is_interleaved():
 
 def test_configs_are_timed_in_a_shuffled_order_per_question():
     order = []
-    time_interleaved({name: (lambda q, name=name: order.append(name)) for name in CONFIGS}, QUESTIONS[:10],
-                     warmup=0, seed=3)
-    rounds = [tuple(order[i:i + 4]) for i in range(0, 40, 4)]
+    time_interleaved(
+        {name: (lambda q, name=name: order.append(name)) for name in CONFIGS}, QUESTIONS[:10], warmup=0, seed=3
+    )
+    rounds = [tuple(order[i : i + 4]) for i in range(0, 40, 4)]
     assert all(sorted(r) == CONFIGS for r in rounds) and len(set(rounds)) > 3
 
 
 def test_percentile_intervals_and_when_two_configs_cannot_be_told_apart():
     rng = np.random.default_rng(0)
-    samples = pd.DataFrame({
-        "config_id": ["fast"] * 50 + ["same"] * 50 + ["slow"] * 50 + ["constant"] * 50,
-        "question_id": [f"q{i}" for i in range(50)] * 4,
-        "retrieval_ms": np.r_[rng.normal(10, 1, 50), rng.normal(10, 1, 50), rng.normal(20, 1, 50), [7.0] * 50]})
+    samples = pd.DataFrame(
+        {
+            "config_id": ["fast"] * 50 + ["same"] * 50 + ["slow"] * 50 + ["constant"] * 50,
+            "question_id": [f"q{i}" for i in range(50)] * 4,
+            "retrieval_ms": np.r_[rng.normal(10, 1, 50), rng.normal(10, 1, 50), rng.normal(20, 1, 50), [7.0] * 50],
+        }
+    )
     table = percentile_intervals(samples).set_index("config_id")
     for config, values in samples.groupby("config_id").retrieval_ms:
         row = table.loc[config]
@@ -99,8 +104,9 @@ def test_percentile_intervals_and_when_two_configs_cannot_be_told_apart():
 def grid():
     from eval.retrievers.registry import parse_sweep
 
-    return parse_sweep({"configs": [{"search_type": "similarity", "k": [2, 4]},
-                                    {"search_type": "mmr", "k": 3, "fetch_k": 10}]})
+    return parse_sweep(
+        {"configs": [{"search_type": "similarity", "k": [2, 4]}, {"search_type": "mmr", "k": 3, "fetch_k": 10}]}
+    )
 
 
 def test_latency_is_stored_per_block_and_a_resumed_run_does_not_retime(tmp_path, sample_index, sample_dataset):
@@ -112,20 +118,31 @@ def test_latency_is_stored_per_block_and_a_resumed_run_does_not_retime(tmp_path,
             cancel.set()
 
     with pytest.raises(SweepCancelled):
-        run_sweep(store, sample_index, configs, questions, options=SweepOptions(
-            latency_sample=10, block_size=4, progress=progress, cancel=cancel))
+        run_sweep(
+            store,
+            sample_index,
+            configs,
+            questions,
+            options=SweepOptions(latency_sample=10, block_size=4, progress=progress, cancel=cancel),
+        )
     (run_id,) = [m["run_id"] for m in store.list()]
     before = store.load(run_id).latency  # an unfinished run shows the latency of its finished blocks
     assert sorted(before.question_id.unique()) == sorted(q.id for q in questions[:8])
     assert len(before) == 8 * len(configs)
 
     stages = []
-    run_sweep(store, sample_index, configs, questions, resume=run_id, options=SweepOptions(
-        latency_sample=10, block_size=4, progress=lambda *a: stages.append(a)))
+    run_sweep(
+        store,
+        sample_index,
+        configs,
+        questions,
+        resume=run_id,
+        options=SweepOptions(latency_sample=10, block_size=4, progress=lambda *a: stages.append(a)),
+    )
     after = store.load(run_id).latency
     assert sorted(after.question_id.unique()) == sorted(q.id for q in questions[:10])  # the sample, once each
     assert len(after) == 10 * len(configs)
-    pd.testing.assert_frame_equal(after.iloc[:len(before)].reset_index(drop=True), before)  # not re-timed
+    pd.testing.assert_frame_equal(after.iloc[: len(before)].reset_index(drop=True), before)  # not re-timed
     latency_stages = [s for s in stages if s[0] == "latency"]
     assert latency_stages[0] == ("latency", 9 * len(configs), 10 * len(configs))  # resumed at question 9
     assert latency_stages[-1] == ("latency", 10 * len(configs), 10 * len(configs))
