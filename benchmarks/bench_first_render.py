@@ -23,8 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from conftest import streamlit_server  # noqa: E402  (the tests' server helper: one way to start the app)
-from test_screens import PAGES  # noqa: E402  (url path and title of every page)
+from support.servers import PAGES, streamlit_server  # noqa: E402  (the tests' way to start the app; its pages)
 
 STEADY = 0.5  # seconds
 RENDERED_JS = """

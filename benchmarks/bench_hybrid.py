@@ -9,8 +9,8 @@
    fast path vs its floor (embedding the questions as `embed_query` does, one Chroma query per question,
    one BM25 scoring pass per question and distinct (tokenizer, k1, b)). Latency sampling is off in both.
 2. A grid of rerank configs over vector, BM25 and ensemble bases (the cross-encoder is made by
-   tests/tiny_cross_encoder.py: MiniLM's 6 layers under a random head): the pairs the cross-encoder scored vs the
-   distinct (question, chunk) pairs, and the sweep's wall time vs scoring those pairs alone.
+   tests/support/tiny_cross_encoder.py: MiniLM's 6 layers under a random head): the pairs the cross-encoder scored
+   vs the distinct (question, chunk) pairs, and the sweep's wall time vs scoring those pairs alone.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from eval.retrievers.registry import (
 from eval.retrievers.rerank import Reranker, reranker
 from eval.runs.store import RunStore
 from eval.sweep.engine import SweepOptions, run_sweep
-from tests.tiny_cross_encoder import build_cross_encoder
+from tests.support.tiny_cross_encoder import build_cross_encoder
 
 GRID_30 = {
     "configs": [

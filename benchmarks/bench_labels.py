@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/bench_labels.py --dataset cmrc2018_dev_zh --llm stub
 
 `--llm stub` is the endpoint stand-in: the OpenAI-compatible test server answering by the rules of
-`tests/lab_llm_responder.py` (a competent model's behaviour, by rule). Any `--llm` spec works (an
+`tests/support/lab_llm_responder.py` (a competent model's behaviour, by rule). Any `--llm` spec works (an
 `openai:MODEL@URL` endpoint, a model folder).
 
 On the first `--docs` documents of the set and their gold questions (the first `--questions`):
@@ -84,8 +84,8 @@ def main() -> None:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-labels-")))
         if args.llm == "stub":
             sys.path.insert(0, str(ROOT / "tests"))
-            from lab_llm_responder import respond
-            from openai_stub_server import OpenAIStubServer
+            from support.lab_llm_responder import respond
+            from support.openai_stub_server import OpenAIStubServer
 
             server = stack.enter_context(OpenAIStubServer(responder=respond))
             spec = f"openai:stub@{server.base_url}"

@@ -1,12 +1,6 @@
-import contextlib
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -16,23 +10,18 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["RAGAS_DO_NOT_TRACK"] = "true"
 os.environ["ANONYMIZED_TELEMETRY"] = "False"
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
+from support.lab_llm_responder import respond  # noqa: E402
+from support.openai_stub_server import OpenAIStubServer  # noqa: E402
+from support.paths import SESSION_EMBEDDING_CACHE, SHARED_DATA_TESTS, SHARED_DATASETS  # noqa: E402
+from support.tiny_corpus import TINY_TEXTS  # noqa: E402
+from support.tiny_cross_encoder import build_cross_encoder  # noqa: E402
 
 from eval import SAMPLE_DIR  # noqa: E402
 from eval.data.datasets import Dataset  # noqa: E402
 from eval.schema import Document, Question  # noqa: E402
 
-SHARED_DATA_TESTS: dict[str, str] = {}  # test id -> outcome, for the summary at the end of the session
-
-
-def shared_dataset(*parts: str) -> Path:
-    """A path under ../shared/datasets, or a skip (with the reason) where that folder is absent."""
-    SHARED_DATA_TESTS.setdefault(os.environ.get("PYTEST_CURRENT_TEST", "?").rsplit(" (", 1)[0], "not reported")
-    path = SHARED_DATASETS.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"{path} is absent (real evaluation data lives beside the checkout)")
-    return path
+# fixtures shared by test modules of several folders
+pytest_plugins = ["support.dashboard_lab", "support.jobs_lab", "support.label_source_lab"]
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -51,34 +40,6 @@ def pytest_terminal_summary(terminalreporter) -> None:
         terminalreporter.write_line(f"ran ({SHARED_DATA_TESTS[test]}): {test}")
     for test in skipped:
         terminalreporter.write_line(f"skipped: {test}")
-
-
-# The session's shared indexes take their chunk vectors from an embedding cache that outlives the session
-# (keyed by the encoder's identity, see eval/embedding_cache.py): every build is still a real Chroma build,
-# but the sample's e5-small vectors are encoded once per checkout, not once per session.
-SESSION_EMBEDDING_CACHE = ROOT / ".retriever_lab" / "test-embedding-cache"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-TINY_TEXTS = {
-    "mmr": "Maximal marginal relevance picks chunks that are relevant to the query and different from each "
-    "other.\n\nThe lambda_mult parameter trades relevance against diversity: 1 means pure relevance.",
-    "k": "The k parameter sets how many chunks the retriever returns. Larger k raises recall and costs "
-    "prompt tokens.\n\nA typical k is between 3 and 10.",
-    "threshold": "A score threshold drops chunks whose relevance score is below the threshold, so the "
-    "number of returned chunks varies from question to question.",
-    "chroma": "Chroma stores vectors in a persistent folder. Use the cosine space so that relevance scores "
-    "stay between zero and one.",
-    "zh-chunk": "中文文本按句号、问号和感叹号切分。块的大小和重叠决定了检索的粒度。",
-    "zh-kv": "ChatGLM 的 stream_chat 返回 past_key_values，复用 KV 缓存可以避免重复计算。",
-    "cooking": "To bake bread, mix flour, water, salt and yeast, let the dough rise, then bake it hot.",
-    "football": "The Panthers defense gave up 308 points and led the league in interceptions.",
-}
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -189,41 +150,13 @@ def smollm2_home(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def lab_llm():
-    """An OpenAI-compatible endpoint whose replies follow tests/lab_llm_responder.py's rules: question writing
+    """An OpenAI-compatible endpoint whose replies follow support/lab_llm_responder.py's rules: question writing
     and judging that a test can predict."""
-    from lab_llm_responder import respond
-    from openai_stub_server import OpenAIStubServer
-
     with OpenAIStubServer(responder=respond) as server:
         yield server
 
 
-@contextlib.contextmanager
-def streamlit_server(home, *flags: str):
-    """`streamlit run streamlit_app.py` on a free port (plus `flags`); yields (url, port) once healthy."""
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port), *flags],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "RETRIEVER_LAB_HOME": str(home), "PYTHONPATH": str(ROOT)},
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
-                break
-            except OSError:
-                assert time.time() < deadline and server.poll() is None, "streamlit did not start"
-                time.sleep(0.3)
-        yield url, port
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:  # a loaded machine: do not leave it running
-            server.kill()
-            server.wait()
+@pytest.fixture(scope="session")
+def cross_encoder(tmp_path_factory) -> str:
+    """A small CrossEncoder folder (support/tiny_cross_encoder.py), built once per session: its path."""
+    return str(build_cross_encoder(tmp_path_factory.mktemp("cross-encoder") / "tiny-ce"))

@@ -4,7 +4,7 @@ Chunks are first reduced to documents, each at the rank of its first chunk; a cu
 that list. Relevance judgements are a set of relevant document ids (grade 1 each) or `{doc_id: grade}` with
 integer grades (0 = judged not relevant, 1, 2, ...). As in ranx and trec_eval, a document is relevant when
 its grade is >= 1 (hit rate, precision, recall, MRR, MAP), and nDCG takes the grade as the gain. A question
-without any relevant document cannot be scored: NaN. `tests/test_metrics.py` checks every metric, with and
+without any relevant document cannot be scored: NaN. `tests/metrics/test_metrics.py` checks every metric, with and
 without cutoff, binary and graded, against ranx.
 """
 

@@ -4,7 +4,7 @@ it, a baseline file records it, and scores made under two sources are never comp
 import json
 
 import numpy as np
-from support.label_source_lab import MMR, SOURCE, unlabelled_lab  # noqa: F401
+from support.label_source_lab import MMR, SOURCE
 
 from eval.cli.main import main
 
@@ -15,7 +15,7 @@ def gate(capsys, lab, *args):
     return code, out.out, out.err
 
 
-def test_a_baseline_written_under_a_person_s_labels_gates_under_them(unlabelled_lab, tmp_path, capsys):  # noqa: F811
+def test_a_baseline_written_under_a_person_s_labels_gates_under_them(unlabelled_lab, tmp_path, capsys):
     lab, baseline = unlabelled_lab, tmp_path / "baseline.json"
     code, out, _ = gate(
         capsys,
@@ -50,7 +50,7 @@ def test_a_baseline_written_under_a_person_s_labels_gates_under_them(unlabelled_
     assert f"is a baseline under label source '{SOURCE}', not 'gold'" in err
 
 
-def test_gate_of_two_runs_under_a_source_in_json(unlabelled_lab, capsys):  # noqa: F811
+def test_gate_of_two_runs_under_a_source_in_json(unlabelled_lab, capsys):
     lab = unlabelled_lab
     code, out, err = gate(
         capsys,

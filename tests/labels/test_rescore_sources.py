@@ -6,7 +6,7 @@ import re
 
 import numpy as np
 import pytest
-from support.label_source_lab import MMR, NOTHING, SIMILARITY, SOURCE, unlabelled_lab  # noqa: F401
+from support.label_source_lab import MMR, NOTHING, SIMILARITY, SOURCE
 
 from eval.analysis.recommend import recommend
 from eval.cli.main import main
@@ -15,7 +15,7 @@ from eval.labels.rescore import rescore, run_under
 from eval.runs.summary import summarize
 
 
-def test_rescored_rows_name_their_source_and_grade_each_chunk(unlabelled_lab):  # noqa: F811
+def test_rescored_rows_name_their_source_and_grade_each_chunk(unlabelled_lab):
     lab = unlabelled_lab
     rows = rescore(lab.run, load_labels(lab.labels_file), SOURCE)
     assert set(rows["label_source"]) == {SOURCE}
@@ -24,7 +24,7 @@ def test_rescored_rows_name_their_source_and_grade_each_chunk(unlabelled_lab):  
         assert list(row.grades) == [2 if d == marked else None for d in row.doc_ids]
 
 
-def test_judged_counts_graded_chunks_and_a_config_that_retrieved_nothing_is_left_out(unlabelled_lab):  # noqa: F811
+def test_judged_counts_graded_chunks_and_a_config_that_retrieved_nothing_is_left_out(unlabelled_lab):
     lab = unlabelled_lab
     run = run_under(lab.run, load_labels(lab.labels_file), SOURCE)
     rows = run.rows.set_index(["config_id", "question_id"])
@@ -39,7 +39,7 @@ def test_judged_counts_graded_chunks_and_a_config_that_retrieved_nothing_is_left
     assert excluded[SIMILARITY].startswith("judged share 0.00 is below")
 
 
-def test_under_a_complete_source_every_retrieved_chunk_of_a_labelled_question_is_judged(unlabelled_lab):  # noqa: F811
+def test_under_a_complete_source_every_retrieved_chunk_of_a_labelled_question_is_judged(unlabelled_lab):
     lab = unlabelled_lab
     ann = load_labels(lab.labels_file).judgements
     # the same spans as ann's, from a complete source: a chunk they do not mark is judged not relevant
@@ -53,7 +53,7 @@ def test_under_a_complete_source_every_retrieved_chunk_of_a_labelled_question_is
         assert list(row.grades) == [1 if d == lab.labelled[row.question_id] else 0 for d in row.doc_ids]
 
 
-def test_rescore_cli_prints_intervals_the_one_ranking_and_the_scored_count(unlabelled_lab, capsys):  # noqa: F811
+def test_rescore_cli_prints_intervals_the_one_ranking_and_the_scored_count(unlabelled_lab, capsys):
     lab = unlabelled_lab
     assert main(["--home", str(lab.home), "rescore", lab.run.run_id, "--source", SOURCE]) == 0
     lines = capsys.readouterr().out.splitlines()

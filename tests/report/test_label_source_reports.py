@@ -6,7 +6,7 @@ import html
 import json
 import re
 
-from support.label_source_lab import MMR, NOTHING, SIMILARITY, SOURCE, unlabelled_lab  # noqa: F401
+from support.label_source_lab import MMR, NOTHING, SIMILARITY, SOURCE
 
 from eval.cli.main import main
 from eval.data.labels import load_labels
@@ -28,7 +28,7 @@ def scored_line(lab) -> str:
     )
 
 
-def test_reports_under_a_human_source_rank_by_its_label_metric_and_name_it(unlabelled_lab):  # noqa: F811
+def test_reports_under_a_human_source_rank_by_its_label_metric_and_name_it(unlabelled_lab):
     lab = unlabelled_lab
     rescored = run_under(lab.run, load_labels(lab.labels_file), SOURCE)
     configs = [SIMILARITY, MMR, NOTHING]
@@ -44,7 +44,7 @@ def test_reports_under_a_human_source_rank_by_its_label_metric_and_name_it(unlab
     assert leaderboard_order(gold, configs)[0] == SIMILARITY
 
 
-def test_worst_questions_mark_each_chunk_with_its_grade_under_the_source(unlabelled_lab):  # noqa: F811
+def test_worst_questions_mark_each_chunk_with_its_grade_under_the_source(unlabelled_lab):
     lab = unlabelled_lab
     rescored = run_under(lab.run, load_labels(lab.labels_file), SOURCE)
     page = report_html(rescored, worst=len(lab.questions))
@@ -72,7 +72,7 @@ def cli(lab, *args: str) -> int:
     return main(["--home", str(lab.home), *args])
 
 
-def test_cli_report_and_export_under_a_source(unlabelled_lab, tmp_path, capsys):  # noqa: F811
+def test_cli_report_and_export_under_a_source(unlabelled_lab, tmp_path, capsys):
     lab = unlabelled_lab
     run_id, report, export = lab.run.run_id, tmp_path / "r.md", tmp_path / "e.jsonl"
     under_ann = ("--source", SOURCE, "--labels", str(lab.labels_file))
@@ -93,7 +93,7 @@ def test_cli_report_and_export_under_a_source(unlabelled_lab, tmp_path, capsys):
     assert "--labels needs --source NAME" in capsys.readouterr().err
 
 
-def test_comparisons_name_the_source_and_the_scored_count(unlabelled_lab, capsys):  # noqa: F811
+def test_comparisons_name_the_source_and_the_scored_count(unlabelled_lab, capsys):
     lab = unlabelled_lab
     rescored = run_under(lab.run, load_labels(lab.labels_file), SOURCE)
     page = comparison_html(rescored, rescored)

@@ -5,9 +5,9 @@ strikethrough, hostile texts make no link, image, emphasis, code, extra table ce
 from html.parser import HTMLParser
 
 import pytest
-from conftest import SESSION_EMBEDDING_CACHE
 from markdown_it import MarkdownIt
-from retriever_stub_server import RetrieverStubServer, search_entry
+from support.paths import SESSION_EMBEDDING_CACHE
+from support.retriever_stub_server import RetrieverStubServer, search_entry
 
 from eval.data.datasets import Dataset
 from eval.index.chunking import ChunkingParams

@@ -6,8 +6,8 @@ import json
 
 import pandas as pd
 import pytest
-from lab_cli import run_cli, write_questions
-from retriever_stub_server import RetrieverStubServer, search_entry
+from support.lab_cli import run_cli, write_questions
+from support.retriever_stub_server import RetrieverStubServer, search_entry
 
 from eval.analysis.diagnostics import run_warnings
 from eval.errors import ConfigError

@@ -5,7 +5,7 @@ without any of the run's questions. The last two need the index, so `run` refuse
 import json
 
 import pytest
-from lab_cli import run_cli, write_questions
+from support.lab_cli import run_cli, write_questions
 
 from eval.errors import LabError
 from eval.retrievers.registry import parse_sweep

@@ -5,8 +5,8 @@ failed run is left behind."""
 import json
 
 import pytest
-from lab_cli import run_cli, write_questions
-from tiny_cross_encoder import build_cross_encoder
+from support.lab_cli import run_cli, write_questions
+from support.tiny_cross_encoder import build_cross_encoder
 
 from eval.cli.main import main
 from eval.errors import ConfigError

