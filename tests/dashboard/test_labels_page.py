@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 from support.lab_llm_responder import respond
@@ -117,11 +118,23 @@ def test_judging_from_the_page_runs_a_job_that_saves_the_pool_as_llm_labels(page
     assert any("runs in the background" in s.value for s in at.success)
     job, store = finished_job(labels_page_lab)
     assert job.status == "done" and job.kind == "judge", store.log_tail(job.job_id)
-    size = len(pool(labels_page_lab["run"], 2))
-    assert any(f"pool of {size} (question, chunk) pairs" in line for line in store.log_tail(job.job_id))
+    run = labels_page_lab["run"]  # its pool, from the rows: every config's top 2 chunks per question, each pair once
+    chunks = pd.read_parquet(run.folder / "chunks.parquet").set_index("chunk_id")
+    expected = {
+        (
+            question_id,
+            chunks.loc[c, "doc_id"],
+            int(chunks.loc[c, "start"]),
+            int(chunks.loc[c, "start"]) + len(chunks.loc[c, "text"]),
+        )
+        for question_id, chunk_ids in zip(run.rows["question_id"], run.rows["chunk_ids"])
+        for c in list(chunk_ids)[:2]
+    }
+    assert any(f"pool of {len(expected)} (question, chunk) pairs" in line for line in store.log_tail(job.job_id))
     labels_file = label_path(labels_page_lab["data"] / "questions.jsonl")
     assert "llm:lab@judge-v1" in load_labels(labels_file).sources
-    assert len(chunk_judgements(labels_file, "llm:lab@judge-v1")) >= size
+    saved = chunk_judgements(labels_file, "llm:lab@judge-v1")  # the first judging of this lab (tests run in order)
+    assert {key[:4] for key in saved} == expected and len(saved) == len(expected)
 
 
 def test_labelling_by_hand_saves_undoes_and_skips(page, labels_page_lab):

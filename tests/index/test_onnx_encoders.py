@@ -1,5 +1,6 @@
 import json
 import shutil
+import threading
 
 import numpy as np
 import pytest
@@ -106,6 +107,15 @@ def test_threads_run_sub_batches_concurrently_with_the_same_vectors(onnx_root, o
     one = OnnxEmbeddings("onnx:minilm", threads=1, root=onnx_root)
     two = OnnxEmbeddings("onnx:minilm", threads=2, root=onnx_root)
     assert one.pool is None and two.pool is not None and two.session.get_session_options().intra_op_num_threads == 1
+    run, both_running = two._run, threading.Barrier(2, timeout=30)
+
+    def run_with_another(batch):
+        """Each sub-batch waits until a second one runs beside it: a sequential map breaks the barrier."""
+        both_running.wait()
+        return run(batch)
+
+    two._run = run_with_another
+    assert len(TEXTS) == 2 * SUB_BATCH  # two sub-batches, so two calls must overlap
     assert np.array_equal(one.embed_array(TEXTS), two.embed_array(TEXTS))  # the same sub-batches, run at once
 
 

@@ -126,12 +126,25 @@ def test_an_index_family_and_its_sweep_run_as_jobs(jobs_lab, tmp_path):
     last = runs.manifest(done.run_id)
     assert last["status"] == "complete" and last["family"]["variant"] == names[-1]  # the run it reached
     progress = store.progress(sweep.job_id)
-    assert progress["stage"] == "summary" or progress["done"] == progress["total"]
-    # a stopped family job resumes its family: the command names the run it reached, which finds the family
+    assert (progress["stage"], progress["done"], progress["total"]) == ("summary", 1, 1)  # the last run's summary
+    # a stopped family job resumes its family from the run it reached: that run loses its finished blocks and
+    # is marked interrupted, the stopped job's command (with --resume) runs as a job and redoes only that run
+    first_run = next(r["run_id"] for r in runs.list() if r["run_id"] != done.run_id)
+    before = {r: runs.load(r).rows for r in (first_run, done.run_id)}
+    for part in (runs.root / done.run_id / "parts").glob("part-*.parquet"):
+        part.unlink()
+    runs.update(done.run_id, status="interrupted")
     stopped = Job(
         "20261127-000002-dddddd", "family", "t", sweep.argv, "interrupted", now_text(), now_text(), run_id=done.run_id
     )
     assert stopped.command()[-2:] == ["--resume", done.run_id]
+    resumed = store.wait(submit_job(store, stopped.command()).job_id, timeout=300)
+    assert resumed.status == "done", store.log_tail(resumed.job_id)
+    assert sorted(r["run_id"] for r in runs.list()) == sorted(before)  # no new run: the family was continued
+    assert runs.manifest(done.run_id)["status"] == "complete"
+    assert runs.manifest(first_run)["status"] == "complete"
+    for run_id, rows in before.items():
+        pd.testing.assert_frame_equal(runs.load(run_id).rows, rows)
 
 
 def test_a_lost_process_makes_a_running_job_interrupted(tmp_path):

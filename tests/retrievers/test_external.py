@@ -3,12 +3,13 @@ an external config must equal those of the local config that retrieves the same 
 
 import json
 import math
+import urllib.request
 
 import numpy as np
 import pandas as pd
 import pytest
 from support.paths import ROOT
-from support.retriever_stub_server import RetrieverStubServer
+from support.retriever_stub_server import RetrieverStubServer, term_similarity
 
 from eval.errors import ConfigError, LabError
 from eval.report.render import write_report
@@ -185,11 +186,22 @@ def test_external_latency_is_every_call_and_sits_beside_local_configs(service_ru
     assert summary.loc["ragflow-k5-c5-t0-w0.3-rbge_reranker", "search_type"] == "ragflow"
 
 
-def test_a_ragflow_weight_changes_what_it_returns(service_run):
-    """Not a fixed answer: the hybrid weight reaches the service and changes the ranking."""
+def test_a_ragflow_weight_changes_what_it_returns(service_run, sample_dataset):
+    """The hybrid weight reaches the service: with weight 0.3 the five chunks of a plain similarity search come
+    back ordered by 0.3 x vector relevance + 0.7 x term overlap (the stub's rule), not by relevance alone."""
+    local = rows_of(service_run, "similarity-k5")
+    hybrid = rows_of(service_run, "ragflow-k5-c5-t0-w0.3-rbge_reranker")
+    texts = pd.read_parquet(service_run.folder / "chunks.parquet").set_index("chunk_id")["text"]
+    questions = {q.id: q.question for q in sample_dataset.questions}
+    for question_id, row in local.iterrows():
+        mixed = {
+            (c, doc): 0.3 * score + 0.7 * term_similarity(questions[question_id], texts[c])
+            for c, doc, score in zip(row.chunk_ids, row.doc_ids, row.scores)
+        }
+        expected = [doc for _, doc in sorted(mixed, key=lambda key: -mixed[key])]
+        assert list(hybrid.loc[question_id, "doc_ids"]) == expected, question_id
     vector_only = rows_of(service_run, "ragflow-k5-c5-t0-w1-rbge_reranker")["chunk_ids"].map(list)
-    hybrid = rows_of(service_run, "ragflow-k5-c5-t0-w0.3-rbge_reranker")["chunk_ids"].map(list)
-    assert (vector_only != hybrid).any()
+    assert (vector_only != hybrid["chunk_ids"].map(list)).any()  # not vacuous: the weight reorders some question
 
 
 # ---------------------------------------------------------------- failures
@@ -308,13 +320,29 @@ def test_a_failed_call_is_recorded_on_its_row_and_the_run_completes(failing_run,
     assert failures(run.rows)[config_id][0] == 3
 
 
-def test_retries_after_429_end_in_an_answer(failing_run):
+def test_retries_after_429_end_in_an_answer(failing_run, sample_index):
     run, servers = failing_run
     rows = rows_of(run, "busy-k3")
     assert rows["call_error"].isna().all() and rows["ndcg"].notna().all()
     assert rows["call_attempts"].sum() == 3 + 2  # three questions, two of the calls were told 429 once
-    local = rows_of(run, "similarity-k3")
-    assert rows["doc_ids"].map(list).tolist() != [] and rows["hit_rate"].tolist() == local["hit_rate"].tolist()
+    # the answer is the service's, once it lets the call in: each question's last request, asked again of a stub
+    # that never refuses
+    questions = {q.id: q.question for q in run.questions}
+    last = {r["body"]["question"]: r for r in servers["busy"].requests}
+    with RetrieverStubServer(sample_index, key=KEY) as willing:
+        for question_id, row in rows.iterrows():
+            assert list(row.doc_ids) == stub_answer(willing.url, last[questions[question_id]]), question_id
+
+
+def stub_answer(url: str, request: dict) -> list[str]:
+    """The documents RAGFlow's stub answers a recorded request with (its chunks' file names, without `.txt`)."""
+    call = urllib.request.Request(
+        f"{url}/api/v1/retrieval",
+        data=json.dumps(request["body"]).encode(),
+        headers={"Authorization": request["authorization"], "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(call, timeout=30) as response:
+        return [c["document_keyword"].removesuffix(".txt") for c in json.load(response)["data"]["chunks"]]
 
 
 def test_the_key_is_sent_but_never_written_and_scrubbed_from_errors(failing_run, tmp_path):
