@@ -1,6 +1,6 @@
 import os
 import shutil
-import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -10,9 +10,18 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["RAGAS_DO_NOT_TRACK"] = "true"
 os.environ["ANONYMIZED_TELEMETRY"] = "False"
 
+from support.paths import (  # noqa: E402
+    NUMBA_CACHE,
+    SESSION_EMBEDDING_CACHE,
+    SHARED_DATA_TESTS,
+    SHARED_DATASETS,
+    onnx_exports_folder,
+)
+
+os.environ.setdefault("NUMBA_CACHE_DIR", str(NUMBA_CACHE))  # before anything imports numba; subprocesses too
+
 from support.lab_llm_responder import respond  # noqa: E402
 from support.openai_stub_server import OpenAIStubServer  # noqa: E402
-from support.paths import SESSION_EMBEDDING_CACHE, SHARED_DATA_TESTS, SHARED_DATASETS  # noqa: E402
 from support.tiny_corpus import TINY_TEXTS  # noqa: E402
 from support.tiny_cross_encoder import build_cross_encoder  # noqa: E402
 
@@ -44,15 +53,19 @@ def pytest_terminal_summary(terminalreporter) -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def onnx_exports():
-    """One folder of ONNX exports for the whole session, subprocesses included (e5-small's export takes a minute
-    or two): $RETRIEVER_LAB_ONNX_MODELS."""
+    """One folder of ONNX exports for every session, subprocesses included (e5-small's export takes a minute or
+    two): $RETRIEVER_LAB_ONNX_MODELS. Staging folders an interrupted export left over an hour ago are removed
+    (an export takes minutes; a younger one may be another session's, at work)."""
     from eval.settings import ONNX_MODELS_ENV
 
-    folder = Path(tempfile.mkdtemp(prefix="lab-onnx-models-"))
+    folder = onnx_exports_folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    for staging in folder.glob(".*"):
+        if time.time() - staging.stat().st_mtime > 3600:
+            shutil.rmtree(staging, ignore_errors=True)
     os.environ[ONNX_MODELS_ENV] = str(folder)
     yield folder
     del os.environ[ONNX_MODELS_ENV]
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -11,10 +12,22 @@ ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "streamlit_app.py")
 SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
 
+# What does not change between test sessions, kept outside the checkout (shared by every checkout on the machine,
+# never needed: a session without it builds it): $RETRIEVER_LAB_TEST_CACHE, else ~/.cache/retriever-lab-tests.
+TEST_CACHE = Path(os.environ.get("RETRIEVER_LAB_TEST_CACHE") or Path.home() / ".cache" / "retriever-lab-tests")
 # The session's shared indexes take their chunk vectors from an embedding cache that outlives the session
 # (keyed by the encoder's identity, see eval/index/embedding_cache.py): every build is still a real Chroma build,
-# but the sample's e5-small vectors are encoded once per checkout, not once per session.
-SESSION_EMBEDDING_CACHE = ROOT / ".retriever_lab" / "test-embedding-cache"
+# but the sample's e5-small vectors are encoded once per machine, not once per session.
+SESSION_EMBEDDING_CACHE = TEST_CACHE / "embeddings"
+# numba's compiled ranx functions (it checks their source files itself)
+NUMBA_CACHE = TEST_CACHE / "numba"
+
+
+def onnx_exports_folder() -> Path:
+    """The ONNX exports, in a folder per version of the export code: exports made by other code are not reused."""
+    code = (ROOT / "eval" / "index" / "encoders" / "onnx.py").read_bytes()
+    return TEST_CACHE / "onnx-models" / hashlib.sha256(code).hexdigest()[:16]
+
 
 SHARED_DATA_TESTS: dict[str, str] = {}  # test id -> outcome, for the summary at the end of the session
 
