@@ -88,9 +88,21 @@ class _Handler(JSONHandler):
             self.server.in_flight += 1
             self.server.most_in_flight = max(self.server.most_in_flight, self.server.in_flight)
             count = len(self.server.requests)
+        self.answering = True
         try:
             self._answer(body, count)
         finally:
+            self._call_done()
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        """A call ends, for `most_in_flight`, when its answer starts: the client may send its next call as soon as
+        it has the answer, before this thread gets back from writing it."""
+        self._call_done()
+        super().send_response(code, message)
+
+    def _call_done(self) -> None:
+        if getattr(self, "answering", False):
+            self.answering = False
             with self.server.lock:
                 self.server.in_flight -= 1
 
