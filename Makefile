@@ -43,12 +43,16 @@ lint: install
 	$(VENV)/bin/ruff format --check eval dashboard tests benchmarks streamlit_app.py
 	$(VENV)/bin/lint-imports
 
+# Two pytest workers, each test file on one of them (module fixtures are built once); what does not change
+# between sessions is cached in ~/.cache/retriever-lab-tests (README, "For developers: the tests").
+PYTEST_WORKERS := -n 2 --dist loadfile
+
 test: lint browser
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q $(PYTEST_WORKERS) tests
 
 # The quick loop while coding: no browser, no server process, nothing slow (see the markers in pytest.ini).
 test-fast: install
-	$(PY) -m pytest -q -m "not browser and not server and not slow" tests
+	$(PY) -m pytest -q $(PYTEST_WORKERS) -m "not browser and not server and not slow" tests
 
 clean:
 	rm -rf $(VENV) .retriever_lab

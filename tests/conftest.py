@@ -33,20 +33,32 @@ from eval.schema import Document, Question  # noqa: E402
 pytest_plugins = ["support.dashboard_lab", "support.jobs_lab", "support.label_source_lab"]
 
 
+SHARED_DATA_OUTCOMES: dict[str, str] = {}  # test id -> outcome, gathered where the session reports (xdist too)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Mark the reports of a test that asked for ../shared/datasets: the mark travels from an xdist worker."""
+    report = yield
+    if item.nodeid in SHARED_DATA_TESTS:
+        report.user_properties.append(("shared_data", True))
+    return report
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if report.nodeid in SHARED_DATA_TESTS and (report.when == "call" or not report.passed):
-        SHARED_DATA_TESTS[report.nodeid] = report.outcome
+    if ("shared_data", True) in report.user_properties and (report.when == "call" or not report.passed):
+        SHARED_DATA_OUTCOMES[report.nodeid] = report.outcome
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
     """Say which tests on the real data in ../shared/datasets ran and which skipped (the folder is absent)."""
-    if not SHARED_DATA_TESTS:
+    if not SHARED_DATA_OUTCOMES:
         return
-    ran = sorted(t for t, outcome in SHARED_DATA_TESTS.items() if outcome != "skipped")
-    skipped = sorted(t for t, outcome in SHARED_DATA_TESTS.items() if outcome == "skipped")
+    ran = sorted(t for t, outcome in SHARED_DATA_OUTCOMES.items() if outcome != "skipped")
+    skipped = sorted(t for t, outcome in SHARED_DATA_OUTCOMES.items() if outcome == "skipped")
     terminalreporter.write_sep("-", f"real data in {SHARED_DATASETS}: {len(ran)} tests ran, {len(skipped)} skipped")
     for test in ran:
-        terminalreporter.write_line(f"ran ({SHARED_DATA_TESTS[test]}): {test}")
+        terminalreporter.write_line(f"ran ({SHARED_DATA_OUTCOMES[test]}): {test}")
     for test in skipped:
         terminalreporter.write_line(f"skipped: {test}")
 

@@ -29,12 +29,12 @@ def onnx_exports_folder() -> Path:
     return TEST_CACHE / "onnx-models" / hashlib.sha256(code).hexdigest()[:16]
 
 
-SHARED_DATA_TESTS: dict[str, str] = {}  # test id -> outcome, for the summary at the end of the session
+SHARED_DATA_TESTS: set[str] = set()  # ids of the tests that asked for ../shared/datasets (see tests/conftest.py)
 
 
 def shared_dataset(*parts: str) -> Path:
     """A path under ../shared/datasets, or a skip (with the reason) where that folder is absent."""
-    SHARED_DATA_TESTS.setdefault(os.environ.get("PYTEST_CURRENT_TEST", "?").rsplit(" (", 1)[0], "not reported")
+    SHARED_DATA_TESTS.add(os.environ.get("PYTEST_CURRENT_TEST", "?").rsplit(" (", 1)[0])
     path = SHARED_DATASETS.joinpath(*parts)
     if not path.exists():
         pytest.skip(f"{path} is absent (real evaluation data lives beside the checkout)")
