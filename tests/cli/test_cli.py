@@ -50,6 +50,7 @@ def test_build_list_retrieve_delete(tmp_path):
     assert "no indexes yet" in run_cli("index", "list", home=tmp_path).stdout
 
 
+@pytest.mark.slow  # over 10 s in a full run (subprocesses / the sample's queries)
 def test_bad_input_exits_2_with_one_line(tmp_path):
     (tmp_path / "corpus.jsonl").write_text('{"id": "a", "text": "ok"}\n{"id": "b"}\n', encoding="utf-8")
     cases = [

@@ -67,6 +67,7 @@ def rows_of(run, config_id: str):
     return run.rows[run.rows["config_id"] == config_id].set_index("question_id").sort_index()
 
 
+@pytest.mark.slow  # over 10 s in a full run (subprocesses / the sample's queries)
 def test_every_trec_line_has_its_fields_and_ranx_scores_it_as_the_run_did(odd_ids, tmp_path):
     from ranx import Qrels, Run, evaluate
 
