@@ -28,6 +28,7 @@ grid of mostly vector configs would make vector chunks look relevant).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -285,7 +286,8 @@ class Decider:
             len(self.pool.questions), np.full(len(self.pool.questions), 1 / len(self.pool.questions)), size=len(cube)
         )
         scored = ~np.isnan(cube[:, :, 0])
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a completion with no relevant pair: all NaN
             full = np.nanmean(cube, axis=1)
             boot = np.einsum("sq,sqc->sc", counts * scored, np.nan_to_num(cube)) / (counts * scored).sum(1)[:, None]
         boot = np.nan_to_num(boot)  # a completion with no relevant pair scores every config 0
