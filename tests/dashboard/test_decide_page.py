@@ -52,6 +52,7 @@ def test_decide_tab_labels_skips_undoes_and_settles(page, unlabelled_lab, tiny_d
     labels = len(chunk_judgements(lab.labels_file, "human:bob"))
     assert at.success[0].value.startswith(f"Settled after {labels} labels (pick): ")
     assert "95% interval" in at.success[0].value
-    (table,) = [d.value for d in at.dataframe if "Lowest possible" in d.value]
+    table = at.dataframe[0].value  # the Decide tab comes first
+    assert list(table.columns[:3]) == ["Config", "Lowest possible", "Highest possible"]
     assert (table["Lowest possible"] <= table["nDCG estimate"] + 1e-9).all()
     assert (table["nDCG estimate"] <= table["Highest possible"] + 1e-9).all()
