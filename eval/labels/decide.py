@@ -453,7 +453,7 @@ def decide_with_oracle(
             continue
         decider.label(n, int(answers[n]), kind)
         history.append((n, kind))
-        if decider.made % check_every == 0 or kind != "active":
+        if decider.made % check_every == 0:
             decision = decider.evaluate()
     decision = decider.last or decider.evaluate()
     return OracleResult(decision.settled, decider.made, decision, history)
