@@ -62,7 +62,9 @@ def main() -> None:
                         decide_pool=pool,
                     )
                     decision = result.decision
-                    ok = decision.recommended in within if rule == "pick" else set(decision.indistinguishable) == tie_set
+                    ok = (
+                        decision.recommended in within if rule == "pick" else set(decision.indistinguishable) == tie_set
+                    )
                     used.append(result.labels)
                     right += ok and result.settled
                     chosen.append(decision.recommended)
