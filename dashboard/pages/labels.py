@@ -6,6 +6,7 @@ from pathlib import Path
 import streamlit as st
 
 from dashboard import engine, widgets
+from dashboard.decide_panel import decide_panel
 from dashboard.jobs_panel import start_job
 from eval.data.labels import load_labels
 from eval.errors import LabError
@@ -221,7 +222,25 @@ def agreement_tab() -> None:
     st.dataframe(result.disagreements, hide_index=True, key="agree-disagreements")
 
 
-generate, judge, label, agree = st.tabs(["Generate questions", "LLM judge", "Label by hand", "Agreement"])
+def decide_tab() -> None:
+    st.caption(
+        "Label only what decides: the lab asks for the (question, chunk) pairs that separate the best configs, "
+        "a third of them at random, until the choice is settled at 95%. Keys: 0, 1, 2, s (skip), u (undo)."
+    )
+    run_id = widgets.pick_run("decide-run")
+    if not run_id:
+        return
+    labels_file = label_file_for(engine.load_run(run_id), "decide-labels")
+    if labels_file:
+        decide_panel(run_id, labels_file)
+
+
+decide, generate, judge, label, agree = st.tabs(
+    ["Decide", "Generate questions", "LLM judge", "Label by hand", "Agreement"]
+)
+with decide:
+    with widgets.lab_errors("pick another run, or name the label file"):
+        decide_tab()
 with generate:
     with widgets.lab_errors():
         generate_tab()

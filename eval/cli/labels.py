@@ -1,14 +1,18 @@
-"""`python -m eval rescore`, `questions generate`, `judge` and `agreement`: labels and what they change."""
+"""`python -m eval rescore`, `questions generate`, `judge`, `agreement` and `decide`: labels, what they change."""
 
 from __future__ import annotations
 
 import argparse
+import json
 
 from eval.analysis.leaderboard import leaderboard_report
 from eval.cli.common import run_store_from, store_from
 from eval.data.labels import load_labels
+from eval.errors import LabError
 from eval.generation.generators import load_generator
 from eval.labels.agreement import agreement
+from eval.labels.decide import Decision, decide_with_oracle
+from eval.labels.decide_session import DecideSession
 from eval.labels.pooled_judging import judge_run, pool, run_label_file
 from eval.labels.question_generation import generate_questions
 from eval.labels.rescore import LABEL_METRICS, run_under_source
@@ -79,3 +83,66 @@ def cmd_agreement(args: argparse.Namespace) -> None:
     print(result.confusion.to_string())
     for row in result.disagreements.head(args.show).itertuples():
         print(f"{row.question_id}\t{row.chunk_id}\t{row.grade_a} vs {row.grade_b}\t{' '.join(row.text.split())[:100]}")
+
+
+def cmd_decide(args: argparse.Namespace) -> None:
+    """Label the pairs that settle the choice of a config: answered by a person at the prompt, or by an
+    existing label source (`--oracle`, for benchmarks and tests)."""
+    if args.budget is not None and args.budget < 1:
+        raise LabError(f"--budget must be at least 1, got {args.budget}")
+    run = run_store_from(args).load(args.run_id)
+    labels_file = args.labels or run_label_file(run)
+    options = {"rule": args.rule, "order": args.order, "seed": args.seed, "epsilon": args.epsilon}
+    if args.oracle:
+        result = decide_with_oracle(run, load_labels(labels_file), args.oracle, budget=args.budget, **options)
+        decision = result.decision
+    else:
+        decision = decide_at_prompt(DecideSession(run, labels_file, args.name, **options), args.budget)
+    if args.json:
+        print(json.dumps(decision.as_json(args.order), ensure_ascii=False))
+    else:
+        print(decision_text(decision))
+
+
+def decide_at_prompt(session: DecideSession, budget: int | None) -> Decision:
+    """Ask for grades at the terminal until the rule settles, the budget is spent or the person quits."""
+    print(f"labels are saved as {session.source} to {session.labels_file}; keys: 0 1 2, s skip, u undo, q quit")
+    decision = session.decision()
+    while not decision.settled and (budget is None or session.labels < budget):
+        current = session.current()
+        if current is None:
+            break
+        item, _ = current
+        print(f"\n[{session.labels} labels] {decision_text(decision)}")
+        print(f"question: {session.run.questions_by_id[item.question_id].question}")
+        print(f"chunk ({item.doc_id}, characters {item.start}-{item.end}):\n{item.text}")
+        key = input("grade 0 (not relevant), 1 (partly), 2 (answers it), s, u, q: ").strip().lower()
+        if key == "q":
+            break
+        if key in ("0", "1", "2"):
+            session.answer(int(key))
+        elif key == "s":
+            session.skip()
+        elif key == "u":
+            session.undo()
+        else:
+            print(f"'{key}' is not one of 0, 1, 2, s, u, q")
+        decision = session.decision()
+    return decision
+
+
+def decision_text(decision: Decision) -> str:
+    """The decision in words: settled or how many more labels, and the recommendation with its interval."""
+    row = decision.table.set_index("config_id").loc[decision.recommended]
+    pick = f"{decision.recommended} (nDCG {row['estimate']:.3f}, 95% interval {row['low']:.3f}-{row['high']:.3f})"
+    if decision.settled:
+        head = f"settled after {decision.labels} labels" + (
+            " (certain under every completion)" if decision.certain else ""
+        )
+    elif min(decision.evidence) < 5:
+        relevant, irrelevant = decision.evidence
+        head = f"not settled: needs 5 relevant and 5 irrelevant labels first (has {relevant} and {irrelevant})"
+    else:
+        head = f"not settled after {decision.labels} labels: about {decision.expected_more} more labels expected"
+    tied = "" if decision.rule == "pick" else f"; tie set: {', '.join(decision.indistinguishable)}"
+    return f"{head} ({decision.rule}): {pick}{tied}"

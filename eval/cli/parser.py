@@ -212,6 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     agree.add_argument("--show", type=int, default=20, help="disagreements to list")
     agree.set_defaults(handler="eval.cli.labels:cmd_agreement")
 
+    add_decide_command(commands)
+
     jobs = commands.add_parser("jobs", help="background jobs (index builds and sweeps the dashboard started)")
     jobs_commands = jobs.add_subparsers(dest="jobs_command", required=True)
     jobs_commands.add_parser("list").set_defaults(handler="eval.cli.jobs:cmd_jobs_list")
@@ -243,6 +245,28 @@ def label_options(parser: argparse.ArgumentParser, what: str, default: str | Non
         "beside the run's question set)",
     )
     parser.add_argument("--source", default=default, help=f"{what}: gold, generated, llm:MODEL@VERSION or human:NAME")
+
+
+def add_decide_command(commands: Any) -> None:
+    """Add `decide` (eval.cli.labels) to the CLI's parsers."""
+    decide = commands.add_parser("decide", help="label the pairs that settle the choice of a config, until settled")
+    decide.add_argument("run_id")
+    decide.add_argument("--labels", type=Path, help="label file (default: beside the run's question set)")
+    decide.add_argument("--name", default="me", help="your labels are saved as human:NAME (default: me)")
+    decide.add_argument(
+        "--rule",
+        choices=["pick", "tie-set"],
+        default="pick",
+        help="pick: a config within --epsilon of the best at 95%%; tie-set: the best and the configs a paired "
+        "test cannot tell apart from it",
+    )
+    decide.add_argument("--epsilon", type=float, default=0.02, help="nDCG a pick may be below the best")
+    decide.add_argument("--budget", type=int, help="stop after N labels")
+    decide.add_argument("--oracle", metavar="SOURCE", help="answer from this existing label source, not a person")
+    decide.add_argument("--order", choices=["active", "random", "questions"], default="active")
+    decide.add_argument("--seed", type=int, default=0)
+    decide.add_argument("--json", action="store_true", help="print the decision as one JSON object")
+    decide.set_defaults(handler="eval.cli.labels:cmd_decide")
 
 
 def add_import_command(questions_commands: Any) -> None:

@@ -236,3 +236,19 @@ def _baseline_pvalues(
     diffs = cube - cube[:, :, [configs.index(baseline)]]
     p = _paired_pvalues(diffs.reshape(len(wide), -1), method, n_resamples, seed)
     return p.reshape(-1, len(configs))
+
+
+def indistinguishable_from_best(
+    cubes: np.ndarray, alpha: float = 0.05, n_resamples: int = 1000, seed: int = 0
+) -> np.ndarray:
+    """For each of many score matrices (cubes: samples x questions x configs, NaN = not scored): which configs
+    the paired randomization test (`paired_test`'s) cannot tell apart from the best mean at level `alpha`, the
+    best itself included (samples x configs, bool). All samples' differences go through one sign-flip matrix
+    product."""
+    samples, questions, configs = cubes.shape
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        best = np.nanargmax(np.nan_to_num(np.nanmean(cubes, axis=1), nan=-np.inf), axis=1)
+    diffs = cubes - cubes[np.arange(samples), :, best][:, :, None]
+    p = _sign_flip_pvalues(diffs.transpose(1, 0, 2).reshape(questions, -1), n_resamples, seed)
+    return (np.nan_to_num(p.reshape(samples, configs), nan=1.0) >= alpha) | (np.arange(configs) == best[:, None])

@@ -1,0 +1,477 @@
+"""Decide: label the (question, chunk) pairs that settle the choice of a config, and say when it is settled.
+
+The pool of a run is the union of every config's retrieved chunks per question (each pair once, with its best
+rank over the configs). The metric is the ranking rule's document-level nDCG (`eval.metrics.ranking`): a
+document's grade is the best grade of its pooled chunks, unjudged chunks count 0, exactly what `rescore`
+computes under a label source that graded those chunks.
+
+After each label:
+- `bounds`: each config's metric with the unjudged pairs at their worst and at their best for it (its own
+  retrieved unjudged documents graded 0 and the others 2, then the reverse), so every completion of the
+  unjudged pairs lies within. A choice is *certain* only when it holds at these bounds.
+- `evaluate`: a Monte Carlo over completions of the unjudged pairs, drawn from a `RelevanceModel` (a logistic
+  regression on -log(best rank) with a weak prior, its coefficients drawn from their posterior), combined with
+  a bootstrap of the questions: each config's estimate and 95% interval.
+- Rules: `pick` (default): a config within `epsilon` of the best with probability >= 95%; `tie-set`: the best
+  config and those a paired randomization test cannot tell apart from it (alpha 0.05), the same set in >= 95%
+  of the completions. No decision before 5 relevant and 5 irrelevant labels.
+- `next_pair`: `active` (as in minimal test collections: the pair whose grade would most separate the
+  contenders, i.e. retrieved high by one and low or not by another, weighted by its chance of relevance;
+  every third label uniformly random), `random`, or `questions` (whole questions in a seeded order).
+
+The relevance model is fitted only on uniformly random picks, whole-question picks and labels that existed
+before: the active picks are chosen for their chance of relevance, so a model fitted on them overrates the
+rest. Its one feature is the pair's best rank, not "how many configs retrieved it" (that mirrors the grid: a
+grid of mostly vector configs would make vector chunks look relevant).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from eval.data.labels import COMPLETE_SOURCES, Labels
+from eval.errors import LabError
+from eval.labels.pooled_judging import PoolItem, pool
+from eval.metrics.catalogue import parse_metric
+from eval.metrics.passage import chunk_grades
+from eval.metrics.statistics import indistinguishable_from_best
+from eval.runs.store import Run
+from eval.schema import Span
+
+RULES = ("pick", "tie-set")
+ORDERS = ("active", "random", "questions")
+EPSILON = 0.02
+CONFIDENCE = 0.95
+MIN_EACH = 5  # relevant and irrelevant labels needed before any decision
+MAX_GRADE = 2
+FITTED_KINDS = ("random", "questions", "existing")  # picks the relevance model may learn from
+PRIOR_SCALES = np.array([2.0, 1.5])  # intercept, slope on -log(best rank)
+RANDOM_EVERY = 3  # active order: every third label uniformly random
+
+
+class RelevanceModel:
+    """P(pair relevant) = sigmoid(a + b * -log(best rank)), fitted by maximum a posteriori under a normal
+    prior (`PRIOR_SCALES`) with a Laplace approximation of the posterior, so that draws of (a, b) carry the
+    uncertainty of a fit on few labels."""
+
+    def __init__(self, log_ranks: np.ndarray, relevant: np.ndarray) -> None:
+        x = np.column_stack([np.ones(len(log_ranks)), -np.asarray(log_ranks, float)])
+        y = np.asarray(relevant, float)
+        precision = np.diag(1 / PRIOR_SCALES**2)
+        w = np.zeros(2)
+        for _ in range(50):
+            p = _sigmoid(x @ w)
+            gradient = x.T @ (y - p) - precision @ w
+            hessian = (x * (p * (1 - p))[:, None]).T @ x + precision
+            step = np.linalg.solve(hessian, gradient)
+            w += step
+            if np.abs(step).max() < 1e-8:
+                break
+        p = _sigmoid(x @ w)
+        self.mean = w
+        self.cov = np.linalg.inv((x * (p * (1 - p))[:, None]).T @ x + precision)
+
+    def probability(self, log_ranks: np.ndarray) -> np.ndarray:
+        """The chance of relevance at the fitted coefficients."""
+        return _sigmoid(self.mean[0] - self.mean[1] * log_ranks)
+
+    def draw(self, log_ranks: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+        """n draws (n x pairs) of the chances of relevance, each from one posterior draw of the coefficients."""
+        w = rng.multivariate_normal(self.mean, self.cov, size=n)
+        return _sigmoid(w[:, :1] - w[:, 1:] * log_ranks[None, :])
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-z))
+
+
+class DecidePool:
+    """A run's pool with each config's ranking of it as arrays, to score many completions at once."""
+
+    def __init__(self, run: Run, metric: str = "ndcg") -> None:
+        name, self.k = parse_metric(metric)
+        if name != "ndcg":
+            raise LabError(f"decide ranks by nDCG (ndcg or ndcg@k), not {metric}")
+        self.metric, self.run = metric, run
+        rows = run.rows
+        self.configs = list(pd.unique(rows["config_id"]))
+        self.questions = list(pd.unique(rows["question_id"]))
+        depth = max(1, int(rows["chunk_ids"].map(len).max()))
+        self.items: list[PoolItem] = pool(run, depth)
+        self.index = {(item.question_id, item.chunk_id): n for n, item in enumerate(self.items)}
+        docs: dict[tuple[str, str], int] = {}
+        self.pair_doc = np.array([docs.setdefault((i.question_id, i.doc_id), len(docs)) for i in self.items])
+        self.doc_question = np.array([self.questions.index(q) for q, _ in docs])
+        self.best_rank = np.full(len(self.items), np.inf)
+        # discount[d, q * C + c]: 1 / log2(1 + rank) of document d in config c's list for question q, else 0
+        self.discount = np.zeros((len(docs), len(self.questions) * len(self.configs)))
+        self.retrieved = np.zeros((len(docs), len(self.configs)), bool)
+        for question_id, config_id, chunk_ids, doc_ids in rows[
+            ["question_id", "config_id", "chunk_ids", "doc_ids"]
+        ].itertuples(index=False):
+            q, c = self.questions.index(question_id), self.configs.index(config_id)
+            for rank, chunk_id in enumerate(chunk_ids, start=1):
+                n = self.index[question_id, chunk_id]
+                self.best_rank[n] = min(self.best_rank[n], rank)
+            for position, doc_id in enumerate(dict.fromkeys(doc_ids), start=1):
+                if self.k is None or position <= self.k:
+                    d = docs[question_id, doc_id]
+                    self.discount[d, q * len(self.configs) + c] = 1 / math.log2(position + 1)
+                    self.retrieved[d, c] = True
+        self.log_rank = np.log(self.best_rank)
+        self._order = np.argsort(self.pair_doc, kind="stable")
+        self._starts = np.flatnonzero(np.r_[True, np.diff(self.pair_doc[self._order]) != 0])
+        self._question_docs = [np.flatnonzero(self.doc_question == q) for q in range(len(self.questions))]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def doc_gains(self, grades: np.ndarray) -> np.ndarray:
+        """Each document's grade (samples x docs) from pair grades (samples x pairs): the best of its chunks."""
+        return np.maximum.reduceat(grades[:, self._order], self._starts, axis=1)
+
+    def ndcg(self, gains: np.ndarray) -> np.ndarray:
+        """nDCG (samples x questions x configs) from document grades (samples x docs); NaN for a question with
+        no relevant document."""
+        dcg, ideal = self.dcg(gains), self.ideal(gains)[:, :, None]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(ideal > 0, dcg / ideal, np.nan)
+
+    def dcg(self, gains: np.ndarray) -> np.ndarray:
+        """DCG (samples x questions x configs) of every config's list."""
+        return (gains @ self.discount).reshape(len(gains), len(self.questions), len(self.configs))
+
+    def ideal(self, gains: np.ndarray) -> np.ndarray:
+        """Each question's ideal DCG (samples x questions): its relevant documents best first."""
+        out = np.zeros((len(gains), len(self.questions)))
+        for q, docs in enumerate(self._question_docs):
+            best = -np.sort(-gains[:, docs], axis=1)[:, : self.k]
+            out[:, q] = best @ (1 / np.log2(np.arange(2, best.shape[1] + 2)))
+        return out
+
+    def metric_matrix(self, grades: np.ndarray) -> np.ndarray:
+        """questions x configs: the metric with the given pair grades (NaN = unjudged, counted 0)."""
+        filled = np.nan_to_num(np.asarray(grades, float), nan=0.0)[None, :]
+        return self.ndcg(self.doc_gains(filled))[0]
+
+    def grades_from(self, labels: Labels, source: str) -> np.ndarray:
+        """Each pair's grade under a label source (NaN where it has not judged the pair)."""
+        if source not in labels.sources:
+            raise LabError(
+                f"the labels have no source '{source}' (sources here: {', '.join(labels.sources) or 'none'})"
+            )
+        spans = labels.spans(source)
+        complete = source in COMPLETE_SOURCES
+        out = np.full(len(self.items), np.nan)
+        for n, item in enumerate(self.items):
+            (grade,) = chunk_grades(
+                [Span(item.doc_id, item.start, item.end)], spans.get(item.question_id, []), complete
+            )
+            if grade is not None:
+                out[n] = grade
+        return out
+
+    def bounds(self, grades: np.ndarray) -> pd.DataFrame:
+        """Each config's metric (`lower`, `upper`) over every completion of the unjudged pairs: a sound
+        bound, not the tightest one (nDCG's ideal grows with a relevant document the config did not retrieve)."""
+        unjudged = np.isnan(grades)
+        low_pairs = np.where(unjudged, 0.0, grades)[None, :]
+        high_pairs = np.where(unjudged, float(MAX_GRADE), grades)[None, :]
+        low, high = self.doc_gains(np.vstack([low_pairs, high_pairs]))
+        dcg_min, dcg_max = self.dcg(np.vstack([low, high]))  # a config's DCG involves only its own documents
+        ideal_min, ideal_max = self.ideal(np.vstack([low, high]))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            q_low = dcg_min / ideal_max[:, None]
+            q_high = np.where(ideal_min[:, None] > 0, np.minimum(1.0, dcg_max / ideal_min[:, None]), 1.0)
+        always, maybe = ideal_min > 0, (ideal_min == 0) & (ideal_max > 0)
+        return pd.DataFrame(
+            {
+                "config_id": self.configs,
+                "lower": [_extreme_mean(q_low[always, c], q_low[maybe, c], min) for c in range(len(self.configs))],
+                "upper": [_extreme_mean(q_high[always, c], q_high[maybe, c], max) for c in range(len(self.configs))],
+            }
+        )
+
+
+def _extreme_mean(fixed: np.ndarray, optional: np.ndarray, side: Callable) -> float:
+    """The lowest (`side=min`) or highest mean of `fixed` plus any subset of `optional` (questions that are
+    scored only under some completions): add optional values from the most extreme while they move the mean."""
+    values = list(fixed)
+    for value in sorted(optional, reverse=side is max):
+        if not values or side(value, np.mean(values)) == value:
+            values.append(value)
+    return float(np.mean(values)) if values else math.nan
+
+
+@dataclass
+class Decision:
+    rule: str
+    labels: int
+    settled: bool
+    certain: bool
+    recommended: str | None
+    indistinguishable: list[str]
+    table: pd.DataFrame  # config_id, lower, upper, estimate, low, high, probability
+    evidence: tuple[int, int]  # relevant and irrelevant labels
+    expected_more: int | None = None
+    text: str = ""
+
+    def as_json(self, order: str) -> dict:
+        return {
+            "settled": self.settled,
+            "rule": self.rule,
+            "labels": self.labels,
+            "recommended": self.recommended,
+            "indistinguishable": self.indistinguishable,
+            "order": order,
+            "certain": self.certain,
+            "expected_more": self.expected_more,
+        }
+
+
+@dataclass
+class Decider:
+    """The state of one decision: the pool, its grades so far, how each label was picked, and the rule."""
+
+    pool: DecidePool
+    grades: np.ndarray
+    rule: str = "pick"
+    epsilon: float = EPSILON
+    order: str = "active"
+    seed: int = 0
+    samples: int = 200
+    kinds: np.ndarray = field(default=None)  # type: ignore[assignment]
+    skipped: set[int] = field(default_factory=set)
+    made: int = 0  # labels made in this decision (the existing ones not counted)
+    last: Decision | None = None
+
+    def __post_init__(self) -> None:
+        if self.rule not in RULES:
+            raise LabError(f"unknown rule '{self.rule}': use {' or '.join(RULES)}")
+        if self.order not in ORDERS:
+            raise LabError(f"unknown order '{self.order}': use {', '.join(ORDERS)}")
+        if not 0 <= self.epsilon < 1:
+            raise LabError(f"--epsilon must be in [0, 1), got {self.epsilon}")
+        if self.kinds is None:
+            self.kinds = np.where(np.isnan(self.grades), "", "existing").astype(object)
+        self.rng = np.random.default_rng(self.seed)
+        self._question_order = list(self.rng.permutation(len(self.pool.questions)))
+
+    def label(self, n: int, grade: int | None, kind: str) -> None:
+        """Record pair n's grade (None: undo it)."""
+        if grade is not None and grade not in (0, 1, 2):
+            raise LabError(f"grade {grade} is not 0, 1 or 2")
+        self.grades[n] = np.nan if grade is None else grade
+        self.kinds[n] = "" if grade is None else kind
+        self.made += 1 if grade is not None else -1
+        self.last = None
+
+    def model(self) -> RelevanceModel:
+        fitted = ~np.isnan(self.grades) & np.isin(self.kinds, FITTED_KINDS)
+        return RelevanceModel(self.pool.log_rank[fitted], self.grades[fitted] >= 1)
+
+    def evaluate(self) -> Decision:
+        """The decision with the labels so far (see the module docstring)."""
+        judged = self.grades[~np.isnan(self.grades)]
+        evidence = (int((judged >= 1).sum()), int((judged == 0).sum()))
+        rng = np.random.default_rng([self.seed, len(judged)])
+        cube = self._completions(rng)
+        counts = rng.multinomial(
+            len(self.pool.questions), np.full(len(self.pool.questions), 1 / len(self.pool.questions)), size=len(cube)
+        )
+        scored = ~np.isnan(cube[:, :, 0])
+        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a completion with no relevant pair: all NaN
+            full = np.nanmean(cube, axis=1)
+            boot = np.einsum("sq,sqc->sc", counts * scored, np.nan_to_num(cube)) / (counts * scored).sum(1)[:, None]
+        boot = np.nan_to_num(boot)  # a completion with no relevant pair scores every config 0
+        best = boot.max(axis=1, keepdims=True)
+        probability = np.mean(boot >= best - self.epsilon, axis=0)
+        table = self.pool.bounds(self.grades).assign(
+            estimate=np.nan_to_num(full).mean(axis=0),
+            low=np.nanpercentile(boot, 2.5, axis=0),
+            high=np.nanpercentile(boot, 97.5, axis=0),
+            probability=probability,
+        )
+        enough = min(evidence) >= MIN_EACH
+        if self.rule == "pick":
+            decision = self._pick(table, enough, evidence)
+        else:
+            decision = self._tie_set(table, cube, enough, evidence)
+        self.last = decision
+        return decision
+
+    def _completions(self, rng: np.random.Generator) -> np.ndarray:
+        """nDCG (samples x questions x configs) under completions of the unjudged pairs drawn from the model."""
+        unjudged = np.flatnonzero(np.isnan(self.grades))
+        grades = np.tile(np.nan_to_num(self.grades, nan=0.0), (self.samples, 1))
+        if len(unjudged):
+            chance = self.model().draw(self.pool.log_rank[unjudged], self.samples, rng)
+            relevant = self.grades[~np.isnan(self.grades)]
+            twos = rng.beta(1 + (relevant == 2).sum(), 1 + (relevant == 1).sum(), size=(self.samples, 1))
+            draws = rng.random(chance.shape) < chance
+            grades[:, unjudged] = draws * (1 + (rng.random(chance.shape) < twos))
+        return self.pool.ndcg(self.pool.doc_gains(grades))
+
+    def _pick(self, table: pd.DataFrame, enough: bool, evidence: tuple[int, int]) -> Decision:
+        ranked = table.sort_values(["probability", "estimate"], ascending=False)
+        top = ranked.iloc[0]
+        others = table[table["config_id"] != top["config_id"]]
+        certain = bool(enough and top["lower"] >= float(others["upper"].max()) - self.epsilon)
+        settled = bool(enough and (certain or top["probability"] >= CONFIDENCE))
+        return Decision(
+            "pick",
+            self.made,
+            settled,
+            certain,
+            str(top["config_id"]),
+            [str(top["config_id"])],
+            table,
+            evidence,
+            None if settled else self._expected_more(top["probability"], evidence),
+        )
+
+    def _tie_set(self, table: pd.DataFrame, cube: np.ndarray, enough: bool, evidence: tuple[int, int]) -> Decision:
+        tied = indistinguishable_from_best(cube, seed=self.seed)
+        sets, counts = np.unique(tied, axis=0, return_counts=True)
+        modal = sets[np.argmax(counts)]
+        share = counts.max() / len(tied)
+        table = table.assign(in_tie_set=tied.mean(axis=0))
+        certain = bool(enough and not np.isnan(self.grades).any())
+        members = table[modal]
+        best = str(members.sort_values("estimate", ascending=False)["config_id"].iloc[0])
+        settled = bool(enough and (certain or share >= CONFIDENCE))
+        return Decision(
+            "tie-set",
+            self.made,
+            settled,
+            certain,
+            best,
+            [str(c) for c in members["config_id"]],
+            table,
+            evidence,
+            None if settled else self._expected_more(share, evidence),
+        )
+
+    def _expected_more(self, confidence: float, evidence: tuple[int, int]) -> int:
+        """A rough extrapolation of the labels still needed: the evidence minimum, then the labels that would
+        bring the confidence to 95% if its z-score grew with the square root of the labels."""
+        unjudged = int(np.isnan(self.grades).sum())
+        needed = max(0, MIN_EACH - evidence[0]) + max(0, MIN_EACH - evidence[1])
+        from scipy.stats import norm
+
+        z_now, z_target = norm.ppf(min(max(confidence, 0.5), 0.999)), norm.ppf(CONFIDENCE)
+        labels = max(self.made, 10)
+        more = labels * ((z_target / z_now) ** 2 - 1) if z_now > 0.05 else unjudged
+        return int(min(unjudged, max(needed, math.ceil(more))))
+
+    def next_pair(self) -> tuple[int, str] | None:
+        """The next pair to label and how it was picked (`active`, `random` or `questions`); None when every
+        pair is judged or skipped."""
+        open_ = np.flatnonzero(np.isnan(self.grades))
+        open_ = open_[~np.isin(open_, list(self.skipped))]
+        if not len(open_):
+            return None
+        if self.order == "questions":
+            return self._next_question_pair(open_), "questions"
+        if self.order == "random" or self.made % RANDOM_EVERY == RANDOM_EVERY - 1:
+            return int(self.rng.choice(open_)), "random"
+        weights = self._active_weights(open_)
+        if not weights.max() > 0:
+            return int(self.rng.choice(open_)), "random"
+        return int(open_[np.argmax(weights)]), "active"
+
+    def _next_question_pair(self, open_: np.ndarray) -> int:
+        question = self.pool.doc_question[self.pool.pair_doc[open_]]
+        for q in self._question_order:
+            here = open_[question == q]
+            if len(here):
+                return int(here[self.rng.integers(len(here))])
+        raise AssertionError("an open pair has a question")
+
+    def _active_weights(self, open_: np.ndarray) -> np.ndarray:
+        """Chance of relevance x how far apart the contenders rank the pair's document (MTC's idea): the
+        contenders are the configs the decision is still unsure about, at least the two best estimates."""
+        decision = self.last or self.evaluate()
+        table = decision.table
+        column = "in_tie_set" if "in_tie_set" in table else "probability"
+        unsure = table[(table[column] > 1 - CONFIDENCE) & (table[column] < CONFIDENCE)]["config_id"]
+        top = table.sort_values("estimate", ascending=False)["config_id"].head(2)
+        contenders = [self.pool.configs.index(c) for c in dict.fromkeys([*top, *unsure])]
+        docs = self.pool.pair_doc[open_]
+        q = self.pool.doc_question[docs]
+        columns = q[:, None] * len(self.pool.configs) + np.array(contenders)[None, :]
+        discounts = self.pool.discount[docs[:, None], columns]
+        spread = discounts.max(axis=1) - discounts.min(axis=1)
+        return self.model().probability(self.pool.log_rank[open_]) * spread
+
+
+@dataclass
+class OracleResult:
+    settled: bool
+    labels: int
+    decision: Decision
+    history: list[tuple[int, str]]
+
+
+def decide_with_oracle(
+    run: Run,
+    labels: Labels,
+    oracle: str,
+    *,
+    rule: str = "pick",
+    order: str = "active",
+    seed: int = 0,
+    budget: int | None = None,
+    check_every: int = 1,
+    epsilon: float = EPSILON,
+    samples: int = 200,
+    decide_pool: DecidePool | None = None,
+) -> OracleResult:
+    """Label the pool as `order` asks, each grade from the `oracle` source, until the rule settles or
+    `budget` labels are made (a pair the oracle has not judged is skipped). Starts from no label."""
+    if budget is not None and budget < 1:
+        raise LabError(f"--budget must be at least 1, got {budget}")
+    decide_pool = decide_pool or DecidePool(run)
+    answers = decide_pool.grades_from(labels, oracle)
+    decider = Decider(decide_pool, np.full(len(decide_pool), np.nan), rule, epsilon, order, seed, samples=samples)
+    history: list[tuple[int, str]] = []
+    decision = decider.evaluate()
+    while not decision.settled and (budget is None or decider.made < budget):
+        picked = decider.next_pair()
+        if picked is None:
+            break
+        n, kind = picked
+        if np.isnan(answers[n]):
+            decider.skipped.add(n)
+            continue
+        decider.label(n, int(answers[n]), kind)
+        history.append((n, kind))
+        if decider.made % check_every == 0:
+            decision = decider.evaluate()
+    decision = decider.last or decider.evaluate()
+    return OracleResult(decision.settled, decider.made, decision, history)
+
+
+def run_truth(decide_pool: DecidePool, grades: np.ndarray, epsilon: float = EPSILON) -> tuple[set[str], set[str]]:
+    """With every pair graded: the configs within `epsilon` of the best mean, and the tie set (the best and
+    the configs a paired randomization test cannot tell apart from it)."""
+    matrix = decide_pool.metric_matrix(grades)
+    means = np.nanmean(matrix, axis=0)
+    within = {c for c, m in zip(decide_pool.configs, means) if m >= means.max() - epsilon}
+    tied = indistinguishable_from_best(matrix[None])[0]
+    return within, {c for c, t in zip(decide_pool.configs, tied) if t}
+
+
+def pair_of(decide_pool: DecidePool, question_id: str, chunk_id: str) -> int:
+    """The pool index of a (question, chunk) pair; a pair not in the pool is an error."""
+    n = decide_pool.index.get((question_id, chunk_id))
+    if n is None:
+        raise LabError(f"question '{question_id}', chunk '{chunk_id}' is not in the run's pool: no config retrieved it")
+    return n

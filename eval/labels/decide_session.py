@@ -1,0 +1,131 @@
+"""A person deciding: the pairs `Decider` asks for, answered one at a time, saved as they come.
+
+Each grade goes to the label store as `human:NAME` (through `save_judgements`, so Compare, the reports and
+`rescore` see it at once); the picks (which pair, its grade or a skip, and how the lab chose it) go to the run
+folder's `decide/<source>.json`, rewritten atomically after each answer, so a session resumes where it stopped
+(the page's rerun, a closed tab, the CLI again). The pair being asked stays the same until it is answered,
+skipped or undone.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from eval.data.labels import load_labels
+from eval.errors import LabError
+from eval.io import atomic_write_bytes
+from eval.labels.decide import EPSILON, DecidePool, Decider, Decision, pair_of
+from eval.labels.pooled_judging import PoolItem, save_judgements
+from eval.runs.store import Run
+
+
+def decide_log_path(run: Run, source: str) -> Path:
+    """`<run folder>/decide/<source>.json` (characters unsafe in a file name as `_`)."""
+    return run.folder / "decide" / (re.sub(r"[^\w.@-]+", "_", source) + ".json")
+
+
+class DecideSession:
+    def __init__(
+        self,
+        run: Run,
+        labels_file: Path,
+        name: str,
+        *,
+        rule: str = "pick",
+        epsilon: float = EPSILON,
+        order: str = "active",
+        seed: int = 0,
+        decide_pool: DecidePool | None = None,
+    ) -> None:
+        if not name.strip():
+            raise LabError("a name is needed: labels are saved as human:NAME")
+        self.run, self.labels_file, self.source = run, Path(labels_file), f"human:{name.strip()}"
+        self.pool = decide_pool or DecidePool(run)
+        labels = load_labels(self.labels_file)
+        grades = (
+            self.pool.grades_from(labels, self.source)
+            if self.source in labels.sources
+            else np.full(len(self.pool), np.nan)
+        )
+        self.log_file = decide_log_path(run, self.source)
+        self.log = json.loads(self.log_file.read_text()) if self.log_file.is_file() else {"picks": [], "current": None}
+        self.decider = Decider(self.pool, grades, rule, epsilon, order, seed)
+        for pick in self.log["picks"]:
+            n = pair_of(self.pool, pick["question_id"], pick["chunk_id"])
+            if pick["grade"] is None:
+                self.decider.skipped.add(n)
+            elif not np.isnan(grades[n]):
+                self.decider.kinds[n] = pick["kind"]
+                self.decider.made += 1
+
+    @property
+    def labels(self) -> int:
+        return self.decider.made
+
+    def current(self) -> tuple[PoolItem, str] | None:
+        """The pair to label now and how the lab chose it; None when every pair is judged or skipped."""
+        held = self.log.get("current")
+        if held:
+            n = pair_of(self.pool, held["question_id"], held["chunk_id"])
+            if np.isnan(self.decider.grades[n]) and n not in self.decider.skipped:
+                return self.pool.items[n], held["kind"]
+        picked = self.decider.next_pair()
+        if picked is None:
+            return None
+        item = self.pool.items[picked[0]]
+        self.log["current"] = {"question_id": item.question_id, "chunk_id": item.chunk_id, "kind": picked[1]}
+        self._save_log()
+        return item, picked[1]
+
+    def answer(self, grade: int) -> None:
+        """Grade the current pair (0, 1 or 2) and save it."""
+        item, kind = self._current_or_fail()
+        if grade not in (0, 1, 2):
+            raise LabError(f"grade {grade} is not 0, 1 or 2")
+        save_judgements(self.labels_file, [(item, grade)], self.source, replace=True)
+        self.decider.label(pair_of(self.pool, item.question_id, item.chunk_id), grade, kind)
+        self._record(item, grade, kind)
+
+    def skip(self) -> None:
+        item, kind = self._current_or_fail()
+        self.decider.skipped.add(pair_of(self.pool, item.question_id, item.chunk_id))
+        self._record(item, None, kind)
+
+    def undo(self) -> bool:
+        """Take back the last answer or skip (its pair is asked again); False when there is nothing to undo."""
+        if not self.log["picks"]:
+            return False
+        pick = self.log["picks"].pop()
+        n = pair_of(self.pool, pick["question_id"], pick["chunk_id"])
+        if pick["grade"] is None:
+            self.decider.skipped.discard(n)
+        else:
+            save_judgements(self.labels_file, [(self.pool.items[n], None)], self.source)
+            self.decider.label(n, None, pick["kind"])
+        self.log["current"] = {k: pick[k] for k in ("question_id", "chunk_id", "kind")}
+        self._save_log()
+        return True
+
+    def decision(self) -> Decision:
+        return self.decider.last or self.decider.evaluate()
+
+    def _current_or_fail(self) -> tuple[PoolItem, str]:
+        current = self.current()
+        if current is None:
+            raise LabError("every pair of the pool is judged or skipped: nothing to label")
+        return current
+
+    def _record(self, item: PoolItem, grade: int | None, kind: str) -> None:
+        self.log["picks"].append(
+            {"question_id": item.question_id, "chunk_id": item.chunk_id, "grade": grade, "kind": kind}
+        )
+        self.log["current"] = None
+        self._save_log()
+
+    def _save_log(self) -> None:
+        self.log["source"] = self.source
+        atomic_write_bytes(self.log_file, json.dumps(self.log, ensure_ascii=False, indent=1).encode())

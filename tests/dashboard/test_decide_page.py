@@ -1,0 +1,58 @@
+"""The Labels page's Decide tab (AppTest): the lab asks for a pair, the buttons (the keys' buttons) save the grade
+as human:NAME, skip and undo work, and labelling what it asks, answered from the question set's own relevant
+documents, ends in "Settled after N labels" with the recommendation and every config's bounds."""
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+from support.label_source_lab import unlabelled_lab  # noqa: F401
+
+from eval.labels.pooled_judging import chunk_judgements
+
+APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
+
+
+@pytest.fixture
+def page(unlabelled_lab, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("RETRIEVER_LAB_HOME", str(unlabelled_lab.home))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page("dashboard/pages/labels.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.text_input(key="decide-name").set_value("bob").run()
+    return at
+
+
+def asked(at: AppTest, lab) -> tuple[str, str]:
+    """(question id, document id) of the pair shown."""
+    question = at.subheader[0].value
+    question_id = next(q.id for q in lab.questions if q.question == question)
+    document = next(c.value for c in at.caption if c.value.startswith("Document "))
+    return question_id, document.removeprefix("Document ").split(" · ")[0]
+
+
+def test_decide_tab_labels_skips_undoes_and_settles(page, unlabelled_lab, tiny_dataset):  # noqa: F811
+    at, lab = page, unlabelled_lab
+    assert "needs 5 relevant and 5 irrelevant labels first (has 0 and 0)" in at.info[0].value
+    at.button(key="decide-2").click().run()
+    assert list(chunk_judgements(lab.labels_file, "human:bob").values()) == [2]
+    at.button(key="decide-skip").click().run()
+    at.button(key="decide-undo").click().run()  # takes back the skip
+    at.button(key="decide-undo").click().run()  # and the grade
+    assert chunk_judgements(lab.labels_file, "human:bob") == {}
+
+    relevant = {q.id: set(q.relevant_ids) for q in tiny_dataset.questions}
+    for _ in range(300):
+        if at.success:
+            break
+        question_id, doc_id = asked(at, lab)
+        at.button(key=f"decide-{int(doc_id in relevant[question_id])}").click().run()
+        assert not at.exception, [e.value for e in at.exception]
+    labels = len(chunk_judgements(lab.labels_file, "human:bob"))
+    assert at.success[0].value.startswith(f"Settled after {labels} labels (pick): ")
+    assert "95% interval" in at.success[0].value
+    table = at.dataframe[0].value  # the Decide tab comes first
+    assert list(table.columns[:3]) == ["Config", "Lowest possible", "Highest possible"]
+    assert (table["Lowest possible"] <= table["nDCG estimate"] + 1e-9).all()
+    assert (table["nDCG estimate"] <= table["Highest possible"] + 1e-9).all()

@@ -1,0 +1,200 @@
+"""Decide on a real run (the bundled sample on a real Chroma index with e5-small, gold as the oracle): the metric
+is rescore's, the bounds hold every completion, a certain pick is never wrong, the lab's order needs fewer labels
+than random order, the CLI's oracle mode and bad inputs, and a session's skip, undo and resume."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from eval import SAMPLE_DIR
+from eval.cli.main import main
+from eval.data.labels import label_path, load_labels
+from eval.errors import LabError
+from eval.labels.decide import DecidePool, Decider, decide_with_oracle, pair_of, run_truth
+from eval.labels.decide_session import DecideSession, decide_log_path
+from eval.labels.pooled_judging import chunk_judgements, save_judgements
+from eval.labels.rescore import rescore
+from eval.retrievers.registry import parse_sweep
+from eval.runs.store import RunStore
+from eval.sweep.engine import SweepOptions, run_sweep
+
+pytestmark = pytest.mark.slow  # builds the sample index (about 100 s the first time in a session)
+
+SWEEP = {
+    "configs": [
+        {"search_type": "similarity", "k": [1, 3, 6]},
+        {"search_type": "mmr", "k": [4], "fetch_k": [12], "lambda_mult": [0.0]},
+    ]
+}
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory, sample_index, sample_dataset):
+    """A copy of the sample question set (its labels file is written here), a run of four configs on it."""
+    home, data = tmp_path_factory.mktemp("decide-home"), tmp_path_factory.mktemp("decide-data")
+    for name in ("corpus.jsonl", "questions.jsonl"):
+        shutil.copy(SAMPLE_DIR / name, data / name)
+    runs = RunStore(home / "runs")
+    run_id = run_sweep(
+        runs,
+        sample_index,
+        parse_sweep(SWEEP),
+        sample_dataset.questions[:40],
+        str(data / "questions.jsonl"),
+        SweepOptions(latency_sample=0),
+    )
+    run = runs.load(run_id)
+    return {"home": home, "run": run, "labels_file": label_path(data / "questions.jsonl"), "pool": DecidePool(run)}
+
+
+@pytest.fixture(scope="module")
+def gold(lab):
+    return lab["pool"].grades_from(load_labels(lab["labels_file"]), "gold")
+
+
+def test_the_metric_is_what_rescore_computes_under_the_same_labels(lab, tmp_path):
+    pool = lab["pool"]
+    labels_file = tmp_path / "questions.labels.jsonl"
+    for name in ("corpus.jsonl", "questions.jsonl"):
+        shutil.copy(lab["labels_file"].parent / name, tmp_path / name)
+    grades = np.random.default_rng(3).choice([0, 0, 0, 1, 2], size=len(pool))
+    save_judgements(labels_file, list(zip(pool.items, grades.tolist())), "human:t")
+    rows = rescore(lab["run"], load_labels(labels_file), "human:t", ["ndcg"]).set_index(["question_id", "config_id"])
+    matrix = pool.metric_matrix(pool.grades_from(load_labels(labels_file), "human:t"))
+    expected = np.array([[rows.loc[(q, c), "ndcg"] for c in pool.configs] for q in pool.questions])
+    np.testing.assert_allclose(matrix, expected, rtol=0, atol=1e-12)
+    assert np.isfinite(expected).sum() > 20  # most questions scored: the comparison is not of NaNs
+
+
+def test_bounds_hold_the_all_gold_value_under_any_partial_labelling(lab, gold):
+    pool = lab["pool"]
+    truth = np.nanmean(pool.metric_matrix(gold), axis=0)
+    rng = np.random.default_rng(0)
+    for share in (0.0, 0.2, 0.5, 0.8, 0.95):
+        for _ in range(5):
+            partial = np.where(rng.random(len(gold)) < share, gold, np.nan)
+            bounds = pool.bounds(partial)
+            assert (bounds["lower"].to_numpy() <= truth + 1e-12).all(), (share, bounds, truth)
+            assert (bounds["upper"].to_numpy() >= truth - 1e-12).all(), (share, bounds, truth)
+    full = pool.bounds(gold)
+    np.testing.assert_allclose(full["lower"], truth, atol=1e-12)  # nothing unjudged: the bounds meet
+    np.testing.assert_allclose(full["upper"], truth, atol=1e-12)
+
+
+def test_a_certain_pick_is_never_wrong(lab, gold):
+    pool = lab["pool"]
+    within, _ = run_truth(pool, gold)
+    rng = np.random.default_rng(1)
+    certain = 0
+    for share in np.linspace(0.95, 1.0, 40):
+        partial = np.where(rng.random(len(gold)) < share, gold, np.nan)
+        decision = Decider(pool, partial, samples=50).evaluate()
+        if decision.certain:
+            certain += 1
+            assert decision.recommended in within
+    assert certain >= 4  # near-complete labels do make some picks certain
+
+
+def test_the_labs_order_needs_fewer_labels_than_random_order_and_picks_right(lab, gold):
+    pool, labels = lab["pool"], load_labels(lab["labels_file"])
+    within, _ = run_truth(pool, gold)
+    used = {}
+    for order in ("active", "random"):
+        results = [
+            decide_with_oracle(lab["run"], labels, "gold", order=order, seed=s, samples=100, decide_pool=pool)
+            for s in range(3)
+        ]
+        assert all(r.settled and r.decision.recommended in within for r in results), order
+        used[order] = np.median([r.labels for r in results])
+    assert used["active"] < used["random"], used
+
+
+def test_no_decision_before_five_relevant_and_five_irrelevant_labels(lab, gold):
+    pool = lab["pool"]
+    some = np.full(len(gold), np.nan)
+    relevant, irrelevant = np.flatnonzero(gold >= 1)[:5], np.flatnonzero(gold == 0)[:4]
+    some[relevant], some[irrelevant] = gold[relevant], gold[irrelevant]
+    decision = Decider(pool, some, samples=50).evaluate()
+    assert not decision.settled and decision.evidence == (5, 4)
+    assert decision.expected_more >= 1
+
+
+def test_cli_decides_with_an_oracle_and_prints_one_json_object(lab, gold, capsys):
+    home, run = lab["home"], lab["run"]
+    args = ["--home", str(home), "decide", run.run_id, "--oracle", "gold", "--json", "--budget", "400"]
+    assert main(args) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result) >= {"settled", "rule", "labels", "recommended", "indistinguishable", "order"}
+    assert result["settled"] and result["rule"] == "pick" and result["order"] == "active"
+    assert result["recommended"] in run_truth(lab["pool"], gold)[0]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--budget", "0"], "error: --budget must be at least 1, got 0\n"),
+        (["--oracle", "human:nobody"], "error: the labels have no source 'human:nobody' (sources here: gold)\n"),
+    ],
+)
+def test_cli_bad_input_is_one_line(lab, capsys, extra, message):
+    assert main(["--home", str(lab["home"]), "decide", lab["run"].run_id, "--oracle", "gold", *extra]) != 0
+    captured = capsys.readouterr()
+    assert captured.err == message and "Traceback" not in captured.out
+
+
+def test_a_label_for_a_pair_not_in_the_pool_is_one_clear_error(lab):
+    with pytest.raises(LabError, match=r"^question 'q-zh-001', chunk 'nowhere#0' is not in the run's pool"):
+        pair_of(lab["pool"], "q-zh-001", "nowhere#0")
+
+
+def test_session_saves_skips_undoes_and_resumes(lab, tmp_path):
+    for name in ("corpus.jsonl", "questions.jsonl"):
+        shutil.copy(lab["labels_file"].parent / name, tmp_path / name)
+    labels_file = tmp_path / "questions.labels.jsonl"
+    session = DecideSession(lab["run"], labels_file, "ann", decide_pool=lab["pool"])
+    first, _ = session.current()
+    assert session.current()[0] == first  # a stable current pair
+    session.answer(2)
+    second, _ = session.current()
+    session.skip()
+    third, _ = session.current()
+    assert (
+        len(
+            {
+                first.chunk_id + first.question_id,
+                second.chunk_id + second.question_id,
+                third.chunk_id + third.question_id,
+            }
+        )
+        == 3
+    )
+    session.answer(0)
+    assert sorted(chunk_judgements(labels_file, "human:ann").values()) == [0, 2]
+    assert session.undo() and session.current()[0] == third  # the answer is taken back, its pair asked again
+    assert sorted(chunk_judgements(labels_file, "human:ann").values()) == [2]
+    assert session.labels == 1
+
+    resumed = DecideSession(lab["run"], labels_file, "ann", decide_pool=lab["pool"])
+    assert resumed.labels == 1 and resumed.current()[0] == third
+    assert pair_of(lab["pool"], second.question_id, second.chunk_id) in resumed.decider.skipped
+    log = json.loads(decide_log_path(lab["run"], "human:ann").read_text())
+    assert [p["grade"] for p in log["picks"]] == [2, None]
+    decide_log_path(lab["run"], "human:ann").unlink()
+
+
+def test_a_log_naming_a_pair_not_in_the_pool_is_one_clear_error(lab, tmp_path):
+    log = decide_log_path(lab["run"], "human:zed")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(
+        json.dumps(
+            {
+                "picks": [{"question_id": "q-zh-001", "chunk_id": "gone#9", "grade": 1, "kind": "random"}],
+                "current": None,
+            }
+        )
+    )
+    with pytest.raises(LabError, match="chunk 'gone#9' is not in the run's pool"):
+        DecideSession(lab["run"], lab["labels_file"], "zed", decide_pool=lab["pool"])
+    log.unlink()
