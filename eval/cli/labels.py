@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 from eval.analysis.leaderboard import leaderboard_report
 from eval.cli.common import run_store_from, store_from
@@ -11,7 +12,7 @@ from eval.generation.generators import load_generator
 from eval.labels.agreement import agreement
 from eval.labels.pooled_judging import judge_run, pool, run_label_file
 from eval.labels.question_generation import generate_questions
-from eval.labels.rescore import LABEL_METRICS, run_under_source
+from eval.labels.rescore import LABEL_METRICS, corrected_estimates, run_under_source
 from eval.runs.summary import summarize, weighting_note
 
 
@@ -79,3 +80,11 @@ def cmd_agreement(args: argparse.Namespace) -> None:
     print(result.confusion.to_string())
     for row in result.disagreements.head(args.show).itertuples():
         print(f"{row.question_id}\t{row.chunk_id}\t{row.grade_a} vs {row.grade_b}\t{' '.join(row.text.split())[:100]}")
+
+
+def cmd_corrected(args: argparse.Namespace) -> None:
+    """Every config's metric under the judge corrected by the person's sample, with 95% intervals."""
+    run = run_store_from(args).load(args.run_id)
+    labels = load_labels(args.labels or run_label_file(run))
+    result = corrected_estimates(run, labels, args.judge, args.human, args.metric)
+    print(json.dumps(result.to_dict(), ensure_ascii=False) if args.json else result.report())

@@ -212,6 +212,17 @@ def build_parser() -> argparse.ArgumentParser:
     agree.add_argument("--show", type=int, default=20, help="disagreements to list")
     agree.set_defaults(handler="eval.cli.labels:cmd_agreement")
 
+    corrected = commands.add_parser(
+        "corrected", help="an automatic judge's metrics corrected by a person's random sample of questions (PPI)"
+    )
+    corrected.add_argument("run_id")
+    corrected.add_argument("--judge", required=True, help="the source grading the whole pool, e.g. llm:MODEL@judge-v1")
+    corrected.add_argument("--human", required=True, help="the source grading a random sample of questions, human:NAME")
+    corrected.add_argument("--labels", type=Path, help="label file (default: beside the run's question set)")
+    corrected.add_argument("--metric", default="ndcg", help="a relevance metric, optionally @k (default ndcg)")
+    corrected.add_argument("--json", action="store_true", help="print one JSON object")
+    corrected.set_defaults(handler="eval.cli.labels:cmd_corrected")
+
     jobs = commands.add_parser("jobs", help="background jobs (index builds and sweeps the dashboard started)")
     jobs_commands = jobs.add_subparsers(dest="jobs_command", required=True)
     jobs_commands.add_parser("list").set_defaults(handler="eval.cli.jobs:cmd_jobs_list")
@@ -242,7 +253,11 @@ def label_options(parser: argparse.ArgumentParser, what: str, default: str | Non
         help="a label file, or the question set (file or folder) whose labels to use (default: the labels "
         "beside the run's question set)",
     )
-    parser.add_argument("--source", default=default, help=f"{what}: gold, generated, llm:MODEL@VERSION or human:NAME")
+    parser.add_argument(
+        "--source",
+        default=default,
+        help=f'{what}: gold, generated, llm:MODEL@VERSION, human:NAME or "JUDGE corrected by human:NAME"',
+    )
 
 
 def add_import_command(questions_commands: Any) -> None:
