@@ -1,11 +1,15 @@
-"""An automatic judge corrected by a person's random sample: prediction-powered inference (PPI++).
+"""An automatic judge corrected by a person's random sample: prediction-powered inference (PPI, PPI++).
 
 An automatic source (an LLM judge, a reranker used as a judge) grades every pooled chunk of every question; a
 person grades every pooled chunk of a uniformly random sample of the questions (whole-question sampling). The
 judge alone is biased in an unknown way; the person alone sees too few questions. The corrected estimate of a
-config's metric is the judge's value plus the person's measured correction of it on the sample, with the
-correction's weight `lam` tuned to the judge's agreement (PPI++, Angelopoulos et al. 2023): `lam` 1 is plain
-PPI, 0 ignores the judge, and any `lam` is unbiased.
+config's metric is the judge's value plus the person's measured correction of it on the sample (PPI,
+Angelopoulos et al. 2023, as ARES uses it). PPI++ weighs the judge by `lam` (1 is plain PPI, 0 ignores the
+judge; any `lam` is unbiased) and tunes `lam` on the sample to the judge's agreement (`weight=None`). The
+default is plain PPI, `lam` = 1: on the shared sets (benchmarks/bench_corrected.py, 60 of 300 questions) the
+tuned weight, estimated from 60 questions, fell near 0 where the metric is nearly constant under the person
+(nDCG about 0.98): a sample with no miss then gives a zero-width interval, and the tuned intervals covered
+the all-gold value only about 80% of the time, plain PPI's at least 90%.
 
 A config's metric is a mean over the questions a source scores (a question with no relevant label under it
 leaves the mean: NaN), so it is a ratio A/B of two means, each corrected, with a delta-method interval. Each
@@ -79,26 +83,35 @@ def check_sample(n: int, total: int, human: str) -> None:
         )
 
 
-def pseudo_values(judge: np.ndarray, human: np.ndarray, sampled: np.ndarray) -> np.ndarray:
+def pseudo_values(judge: np.ndarray, human: np.ndarray, sampled: np.ndarray, weight: float | None = 1.0) -> np.ndarray:
     """Each question's pseudo-value (see the module docstring) of one config's metric: `judge` per question
-    (NaN = not scored), `human` per question (read only where `sampled`). All NaN when neither source scores
-    any question."""
+    (NaN = not scored), `human` per question (read only where `sampled`); `weight` is `lam`, None to tune it
+    (PPI++). All NaN when neither source scores any question."""
     n_all, n = len(judge), int(sampled.sum())
     a_j, b_j = np.nan_to_num(judge), (~np.isnan(judge)).astype(float)
     a_h, b_h = np.nan_to_num(human), (~np.isnan(human)).astype(float)
-    lam = 1.0
-    for _ in range(2):  # plain PPI first, then the weight tuned on the residuals at that estimate
-        big_a, big_b = (lam * x_j.mean() + (x_h - lam * x_j)[sampled].mean() for x_j, x_h in ((a_j, a_h), (b_j, b_h)))
-        if big_b <= 0:
-            return np.full(n_all, np.nan)
-        f_j, f_h = a_j - big_a / big_b * b_j, a_h - big_a / big_b * b_h
-        lam, previous = _power_tuned(f_h[sampled], f_j[sampled]), lam
-    # psi is linear in the residuals at the estimate made with the weight `previous`: its mean is that estimate
-    return big_a / big_b + (previous * f_j + np.where(sampled, (n_all / n) * (f_h - previous * f_j), 0.0)) / big_b
+    lam = _tuned_weight(a_j, b_j, a_h, b_h, sampled) if weight is None else weight
+    big_a, big_b = _corrected_means(lam, a_j, b_j, a_h, b_h, sampled)
+    if big_b <= 0:
+        return np.full(n_all, np.nan)
+    f_j, f_h = a_j - big_a / big_b * b_j, a_h - big_a / big_b * b_h
+    return big_a / big_b + (lam * f_j + np.where(sampled, (n_all / n) * (f_h - lam * f_j), 0.0)) / big_b
 
 
-def _power_tuned(f_h: np.ndarray, f_j: np.ndarray) -> float:
-    """The weight that minimises the variance: cov(fH, fJ) / var(fJ) on the sample, within [0, 1]."""
+def _corrected_means(
+    lam: float, a_j: np.ndarray, b_j: np.ndarray, a_h: np.ndarray, b_h: np.ndarray, sampled: np.ndarray
+) -> tuple[float, float]:
+    """The corrected means of the numerator A and the denominator B."""
+    return tuple(float(lam * x.mean() + (y - lam * x)[sampled].mean()) for x, y in ((a_j, a_h), (b_j, b_h)))
+
+
+def _tuned_weight(a_j: np.ndarray, b_j: np.ndarray, a_h: np.ndarray, b_h: np.ndarray, sampled: np.ndarray) -> float:
+    """PPI++'s weight: cov(fH, fJ) / var(fJ) on the sample, within [0, 1], with the residuals f at the plain PPI
+    estimate (it minimises the variance of the estimate)."""
+    big_a, big_b = _corrected_means(1.0, a_j, b_j, a_h, b_h, sampled)
+    if big_b <= 0:
+        return 1.0
+    f_j, f_h = (a_j - big_a / big_b * b_j)[sampled], (a_h - big_a / big_b * b_h)[sampled]
     spread = f_j.var()
     return float(np.clip(np.cov(f_h, f_j, bias=True)[0, 1] / spread, 0.0, 1.0)) if spread > 0 else 0.0
 
@@ -118,10 +131,11 @@ def corrected_rows(
     metrics: Sequence[str],
     sampled: Collection[str],
     human: str = "the human source",
+    weight: float | None = 1.0,
 ) -> pd.DataFrame:
     """`judge_rows` with each metric of `metrics` replaced by its pseudo-values, config by config. Both row sets
     are one run's rows (one per config and question), rescored under the judge and the human source; `sampled`
-    are the human sample's question ids."""
+    are the human sample's question ids; `weight` as for `pseudo_values`."""
     rows = judge_rows.copy()
     questions = pd.Index(judge_rows["question_id"].unique())
     check_sample(len(set(sampled) & set(questions)), len(questions), human)
@@ -134,6 +148,7 @@ def corrected_rows(
                 judge[metric].reindex(questions).to_numpy(float),
                 human[metric].reindex(questions).to_numpy(float),
                 is_sampled,
+                weight,
             )
             rows.loc[group.index, metric] = pd.Series(psi, index=questions).reindex(group["question_id"]).to_numpy()
     return rows
@@ -186,10 +201,11 @@ def corrected_table(
     metric: str,
     sampled: Collection[str],
     names: tuple[str, str] = ("judge", "human"),
+    weight: float | None = 1.0,
 ) -> Corrected:
     """Each config's corrected `metric` with its 95% interval, the judge's own mean and interval, and the paired
     difference to the leader (the best corrected estimate; higher is better), best first."""
-    psi = corrected_rows(judge_rows, human_rows, [metric], sampled, names[1]).pivot(
+    psi = corrected_rows(judge_rows, human_rows, [metric], sampled, names[1], weight).pivot(
         index="question_id", columns="config_id", values=metric
     )
     own = judge_rows.pivot(index="question_id", columns="config_id", values=metric)

@@ -60,13 +60,14 @@ def test_corrected_intervals_cover_the_persons_all_question_value_and_the_judges
     assert judge_covered / intervals < 0.70
 
 
-def test_a_judge_that_agrees_on_the_sample_keeps_its_value_and_a_constant_judge_gives_way_to_the_person():
+def test_ppi_adds_the_persons_correction_and_ppi_plus_plus_drops_a_judge_that_says_nothing_on_the_sample():
     sampled = np.array([True, True, False, False])
     human = np.array([1.0, 0.0, np.nan, np.nan])
     same = pseudo_values(np.array([1.0, 0.0, 1.0, 1.0]), human, sampled)
-    assert same.mean() == pytest.approx(0.75)  # lam = 1 and no correction: the judge's 3 of 4
-    constant = pseudo_values(np.array([1.0, 1.0, 1.0, 1.0]), human, sampled)
-    assert constant.mean() == pytest.approx(0.5)  # lam = 0: the person's 1 of 2
+    assert same.mean() == pytest.approx(0.75)  # the judge's 3 of 4, and no correction
+    flat = np.array([1.0, 1.0, 0.0, 0.0])  # grades both sampled questions 1: the person says 1 and 0
+    assert pseudo_values(flat, human, sampled).mean() == pytest.approx(0.5 - 0.5)  # plain PPI: 2/4 + (0 - 1)/2
+    assert pseudo_values(flat, human, sampled, weight=None).mean() == pytest.approx(0.5)  # lam 0: the person's 1/2
     # the judge scores 3 questions (2 hits: A = 2/4, B = 3/4); the person scores its unscored q2 (a miss): B + 1/2
     ratio = pseudo_values(np.array([1.0, np.nan, 1.0, 0.0]), np.array([1.0, 0.0, np.nan, np.nan]), sampled)
     assert ratio.mean() == pytest.approx(0.5 / 1.25)
