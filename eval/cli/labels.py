@@ -63,6 +63,7 @@ def cmd_judge(args: argparse.Namespace) -> None:
             concurrency=args.concurrency,
             labels_file=args.labels,
             progress=bar,
+            abstain_below=args.abstain_below,
         )
     finally:
         bar.close()

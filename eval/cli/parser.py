@@ -200,6 +200,13 @@ def build_parser() -> argparse.ArgumentParser:
     judge_parser.add_argument("--depth", type=int, default=10, help="pool each config's top DEPTH chunks")
     judge_parser.add_argument("--concurrency", type=int, default=1, help="parallel requests to an endpoint")
     judge_parser.add_argument("--labels", type=Path, help="label file (default: beside the run's question set)")
+    judge_parser.add_argument(
+        "--abstain-below",
+        type=float,
+        default=0.0,
+        help="with a model that gives token probabilities, leave a pair ungraded when its grade's confidence "
+        "(its share of the grade tokens' probability) is below this (e.g. 0.6)",
+    )
     judge_parser.add_argument("--trust-remote-code", action="store_true")
     judge_parser.set_defaults(handler="eval.cli.labels:cmd_judge")
 
