@@ -9,7 +9,7 @@ from eval.analysis.leaderboard import leaderboard_report
 from eval.cli.common import run_store_from, store_from
 from eval.data.labels import load_labels
 from eval.generation.generators import load_generator
-from eval.labels.agreement import agreement
+from eval.labels.agreement import agreement, grade_by_length, leaderboard_agreement, self_consistency
 from eval.labels.pooled_judging import judge_run, pool, run_label_file
 from eval.labels.question_generation import generate_questions
 from eval.labels.rescore import LABEL_METRICS, corrected_estimates, run_under_source
@@ -75,12 +75,24 @@ def cmd_judge(args: argparse.Namespace) -> None:
 
 
 def cmd_agreement(args: argparse.Namespace) -> None:
+    """Kappa and disagreements pair by pair; the two leaderboards with Kendall tau against its random
+    baseline; grades by chunk length; with --llm, the judge's flip rate on a sample judged twice."""
     run = run_store_from(args).load(args.run_id)
-    result = agreement(load_labels(args.labels), args.a, args.b, pool(run, args.depth))
+    labels, items = load_labels(args.labels), pool(run, args.depth)
+    result = agreement(labels, args.a, args.b, items)
     print(result.summary())
     print(result.confusion.to_string())
     for row in result.disagreements.head(args.show).itertuples():
         print(f"{row.question_id}\t{row.chunk_id}\t{row.grade_a} vs {row.grade_b}\t{' '.join(row.text.split())[:100]}")
+    ranking = leaderboard_agreement(run, labels, args.a, args.b, items, args.metric, args.draws)
+    print(ranking.summary())
+    print(ranking.leaderboards.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    print("grades by chunk length:")
+    print(grade_by_length(labels, [args.a, args.b], items).to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    if args.llm:
+        generator = load_generator(args.llm, trust_remote_code=False, home=args.home)
+        flips, pairs = self_consistency(run, generator, items, args.twice)
+        print(f"self-consistency of {args.llm}: {flips:.1%} of {pairs} pairs judged twice changed grade")
 
 
 def cmd_corrected(args: argparse.Namespace) -> None:

@@ -217,6 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
     agree.add_argument("--b", required=True, help="second source, e.g. llm:MODEL@judge-v1")
     agree.add_argument("--depth", type=int, default=10)
     agree.add_argument("--show", type=int, default=20, help="disagreements to list")
+    agree.add_argument("--metric", default="ndcg", help="the metric of the two leaderboards (default ndcg)")
+    agree.add_argument("--draws", type=int, default=20, help="random label placements of the baseline tau")
+    agree.add_argument("--llm", help="judge a sample of the pool twice with this model (as `judge --llm`): flip rate")
+    agree.add_argument("--twice", type=int, default=50, help="pairs judged twice with --llm")
     agree.set_defaults(handler="eval.cli.labels:cmd_agreement")
 
     corrected = commands.add_parser(

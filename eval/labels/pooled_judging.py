@@ -177,7 +177,8 @@ def grade_of(probabilities: Sequence[float]) -> tuple[int, float] | None:
     return grade, probabilities[grade] / total
 
 
-def _prompt(questions: Mapping[str, Any], item: PoolItem) -> str:
+def judge_prompt(questions: Mapping[str, Any], item: PoolItem) -> str:
+    """The judging prompt of a pooled pair, in its question's language."""
     question = questions[item.question_id].question
     return TEMPLATES[detect_language(question)].format(question=question, chunk=item.text)
 
@@ -275,12 +276,12 @@ def judge_run(
     todo = [item for item, key in zip(items, keys) if key not in cache.grades]
     report.cached = len(items) - len(todo)
 
-    by_probability = bool(todo) and reads_probabilities(generator, _prompt(questions, todo[0]))
+    by_probability = bool(todo) and reads_probabilities(generator, judge_prompt(questions, todo[0]))
 
     def judge_one(item: PoolItem) -> None:
         question = questions[item.question_id].question
         grade, confidence, failure = grade_pair(
-            generator, _prompt(questions, item), settings, by_probability, abstain_below
+            generator, judge_prompt(questions, item), settings, by_probability, abstain_below
         )
         if grade is None:
             report.failures.append({"question_id": item.question_id, "chunk_id": item.chunk_id, "reason": failure})
