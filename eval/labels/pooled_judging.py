@@ -185,15 +185,16 @@ def judge_prompt(questions: Mapping[str, Any], item: PoolItem) -> str:
 
 def reads_probabilities(generator: Generator, prompt: str) -> bool:
     """Whether `generator` gives the grade tokens' probabilities: a local transformers model does; an endpoint
-    does if it answers `prompt` with top logprobs (any other failure of that call is the pair's to record)."""
+    does if it answers `prompt` with top logprobs. An endpoint that fails this probe in any way (no logprobs, a
+    server that answers in another shape, an error) is judged by its text."""
     if isinstance(generator, TransformersGenerator):
         return True
     if not isinstance(generator, OpenAIGenerator):
         return False
     try:
         generator.next_token_logprobs(prompt, TOP_LOGPROBS)
-    except LabError as error:
-        return "does not return logprobs" not in str(error)
+    except Exception:  # the text path records whatever fails there, pair by pair
+        return False
     return True
 
 
@@ -403,13 +404,16 @@ def _subtract(span: tuple[int, int], others: Sequence[tuple[int, int]]) -> list[
 
 
 def blind_order(items: Sequence[PoolItem], seed: int = 0) -> list[PoolItem]:
-    """Pooled chunks for a human: by question (in pool order), each question's chunks in a seeded shuffle,
-    so their order says nothing about which config ranked them where."""
+    """Pooled chunks for a human: question by question in a seeded random order, so that the questions a person
+    has labelled so far are a uniform random sample (what a judge's correction needs, `eval.labels.corrected`),
+    and each question's chunks in a seeded shuffle, so their order says nothing about which config ranked them
+    where."""
     by_question: dict[str, list[PoolItem]] = {}
     for item in items:
         by_question.setdefault(item.question_id, []).append(item)
     ordered = []
-    for question_id, group in by_question.items():
+    for question_id in random.Random(f"{seed}:questions").sample(list(by_question), len(by_question)):
+        group = by_question[question_id]
         rng = random.Random(f"{seed}:{question_id}")
         ordered += rng.sample(group, len(group))
     return ordered

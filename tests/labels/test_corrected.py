@@ -13,7 +13,7 @@ from eval.cli.main import main
 from eval.data.labels import load_labels
 from eval.labels import corrected as corrected_module
 from eval.labels.corrected import corrected_sources, corrected_table, parse_corrected, pseudo_values
-from eval.labels.pooled_judging import pool, save_judgements
+from eval.labels.pooled_judging import PoolItem, blind_order, pool, save_judgements
 from eval.labels.rescore import rescore
 
 JUDGE, HUMAN = "llm:rule@judge-v1", "human:bob"
@@ -139,3 +139,14 @@ def test_with_every_question_graded_the_correction_is_the_persons_value(judged_l
     assert table == {MMR: "1.000", SIMILARITY: "0.000", NOTHING: "0.000"}  # the judge alone: 1.000 for both lists
     judge_rows = rescore(lab.run, load_labels(lab.labels_file), JUDGE, ["hit_rate"])
     assert judge_rows.loc[judge_rows["config_id"] == MMR, "hit_rate"].mean() == pytest.approx(1.0)
+
+
+def test_the_labelling_order_takes_questions_at_random_each_whole():
+    items = [PoolItem(f"q{n // 4:02d}", f"c{n}", "d", n, n + 1, "x") for n in range(200)]  # 50 questions, in order
+    ordered = blind_order(items)
+    questions = list(dict.fromkeys(i.question_id for i in ordered))
+    assert sorted(questions) == [f"q{n:02d}" for n in range(50)] and questions != sorted(questions)
+    assert [i.question_id for i in ordered] == [q for q in questions for _ in range(4)]  # each question whole
+    first_ten = {int(q[1:]) for q in questions[:10]}
+    assert max(first_ten) >= 25  # not the first questions of the run
+    assert blind_order(items) == ordered and blind_order(items, seed=1) != ordered
