@@ -20,6 +20,7 @@ from eval.data.question_import import QuestionImport, write_question_set
 from eval.errors import LabError
 from eval.index.store import IndexStore
 from eval.labels import real_questions
+from eval.labels.corrected import corrected_sources
 from eval.labels.pooled_judging import run_label_file
 from eval.labels.question_generation import write_index_corpus
 from eval.labels.real_questions import comparing_encoder
@@ -206,7 +207,8 @@ def label_sources(run_id: str) -> tuple[Path | None, list[str]]:
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _label_sources(path: str, mtime: float) -> list[str]:
-    return load_labels(path).sources
+    sources = load_labels(path).sources
+    return sources + corrected_sources(sources)
 
 
 @st.cache_resource(show_spinner="Rescoring under the chosen labels…", max_entries=8)

@@ -10,7 +10,7 @@ from dashboard.decide_panel import decide_panel
 from dashboard.jobs_panel import start_job
 from eval.data.labels import load_labels
 from eval.errors import LabError
-from eval.labels.agreement import agreement
+from eval.labels.agreement import agreement, grade_by_length, leaderboard_agreement
 from eval.labels.pooled_judging import (
     blind_order,
     chunk_judgements,
@@ -218,6 +218,7 @@ def agreement_tab() -> None:
     st.metric("Weighted kappa (linear)", f"{result.kappa:.3f}", help=result.summary())
     st.caption(result.summary())
     st.dataframe(result.confusion, key="agree-confusion")
+    ranking_agreement_view(run, labels, a, b, int(depth))
     st.subheader("Disagreements to review")
     st.dataframe(result.disagreements, hide_index=True, key="agree-disagreements")
 
@@ -233,6 +234,30 @@ def decide_tab() -> None:
     labels_file = label_file_for(engine.load_run(run_id), "decide-labels")
     if labels_file:
         decide_panel(run_id, labels_file)
+
+
+def ranking_agreement_view(run, labels, a: str, b: str, depth: int) -> None:
+    """What decides: do the two sources rank the configs alike, better than random labels would?"""
+    st.subheader("Do they rank the configs alike?")
+    items = pool(run, depth)
+    ranking = leaderboard_agreement(run, labels, a, b, items, draws=10)
+    tau, baseline, pick = st.columns(3)
+    tau.metric(
+        "Kendall tau",
+        f"{ranking.tau:.3f}",
+        help=f"95% bootstrap over questions: {ranking.tau_low:.3f} to {ranking.tau_high:.3f}",
+    )
+    baseline.metric(
+        "Random labels' tau",
+        f"{ranking.random_tau:.3f}",
+        help=f"{ranking.positives} positive labels placed at random in the pool, 10 times: a tau near it says nothing",
+    )
+    pick.metric("Same recommendation", "yes" if ranking.same_pick else "no")
+    st.caption(ranking.summary())
+    st.dataframe(ranking.leaderboards, hide_index=True, key="agree-leaderboards")
+    st.subheader("Grades by chunk length")
+    st.caption("A judge whose grades follow the chunks' length rather than their content shows it here.")
+    st.dataframe(grade_by_length(labels, [a, b], items), hide_index=True, key="agree-length")
 
 
 decide, generate, judge, label, agree = st.tabs(

@@ -10,12 +10,12 @@ from eval.cli.common import run_store_from, store_from
 from eval.data.labels import load_labels
 from eval.errors import LabError
 from eval.generation.generators import load_generator
-from eval.labels.agreement import agreement
 from eval.labels.decide import Decision, decide_with_oracle
 from eval.labels.decide_session import DecideSession
+from eval.labels.agreement import agreement, grade_by_length, leaderboard_agreement, self_consistency
 from eval.labels.pooled_judging import judge_run, pool, run_label_file
 from eval.labels.question_generation import generate_questions
-from eval.labels.rescore import LABEL_METRICS, run_under_source
+from eval.labels.rescore import LABEL_METRICS, corrected_estimates, run_under_source
 from eval.runs.summary import summarize, weighting_note
 
 
@@ -66,6 +66,7 @@ def cmd_judge(args: argparse.Namespace) -> None:
             concurrency=args.concurrency,
             labels_file=args.labels,
             progress=bar,
+            abstain_below=args.abstain_below,
         )
     finally:
         bar.close()
@@ -77,12 +78,32 @@ def cmd_judge(args: argparse.Namespace) -> None:
 
 
 def cmd_agreement(args: argparse.Namespace) -> None:
+    """Kappa and disagreements pair by pair; the two leaderboards with Kendall tau against its random
+    baseline; grades by chunk length; with --llm, the judge's flip rate on a sample judged twice."""
     run = run_store_from(args).load(args.run_id)
-    result = agreement(load_labels(args.labels), args.a, args.b, pool(run, args.depth))
+    labels, items = load_labels(args.labels), pool(run, args.depth)
+    result = agreement(labels, args.a, args.b, items)
     print(result.summary())
     print(result.confusion.to_string())
     for row in result.disagreements.head(args.show).itertuples():
         print(f"{row.question_id}\t{row.chunk_id}\t{row.grade_a} vs {row.grade_b}\t{' '.join(row.text.split())[:100]}")
+    ranking = leaderboard_agreement(run, labels, args.a, args.b, items, args.metric, args.draws)
+    print(ranking.summary())
+    print(ranking.leaderboards.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    print("grades by chunk length:")
+    print(grade_by_length(labels, [args.a, args.b], items).to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    if args.llm:
+        generator = load_generator(args.llm, trust_remote_code=False, home=args.home)
+        flips, pairs = self_consistency(run, generator, items, args.twice)
+        print(f"self-consistency of {args.llm}: {flips:.1%} of {pairs} pairs judged twice changed grade")
+
+
+def cmd_corrected(args: argparse.Namespace) -> None:
+    """Every config's metric under the judge corrected by the person's sample, with 95% intervals."""
+    run = run_store_from(args).load(args.run_id)
+    labels = load_labels(args.labels or run_label_file(run))
+    result = corrected_estimates(run, labels, args.judge, args.human, args.metric)
+    print(json.dumps(result.to_dict(), ensure_ascii=False) if args.json else result.report())
 
 
 def cmd_decide(args: argparse.Namespace) -> None:

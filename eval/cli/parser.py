@@ -200,6 +200,13 @@ def build_parser() -> argparse.ArgumentParser:
     judge_parser.add_argument("--depth", type=int, default=10, help="pool each config's top DEPTH chunks")
     judge_parser.add_argument("--concurrency", type=int, default=1, help="parallel requests to an endpoint")
     judge_parser.add_argument("--labels", type=Path, help="label file (default: beside the run's question set)")
+    judge_parser.add_argument(
+        "--abstain-below",
+        type=float,
+        default=0.0,
+        help="with a model that gives token probabilities, leave a pair ungraded when its grade's confidence "
+        "(its share of the grade tokens' probability) is below this (e.g. 0.6)",
+    )
     judge_parser.add_argument("--trust-remote-code", action="store_true")
     judge_parser.set_defaults(handler="eval.cli.labels:cmd_judge")
 
@@ -210,9 +217,23 @@ def build_parser() -> argparse.ArgumentParser:
     agree.add_argument("--b", required=True, help="second source, e.g. llm:MODEL@judge-v1")
     agree.add_argument("--depth", type=int, default=10)
     agree.add_argument("--show", type=int, default=20, help="disagreements to list")
+    agree.add_argument("--metric", default="ndcg", help="the metric of the two leaderboards (default ndcg)")
+    agree.add_argument("--draws", type=int, default=20, help="random label placements of the baseline tau")
+    agree.add_argument("--llm", help="judge a sample of the pool twice with this model (as `judge --llm`): flip rate")
+    agree.add_argument("--twice", type=int, default=50, help="pairs judged twice with --llm")
     agree.set_defaults(handler="eval.cli.labels:cmd_agreement")
 
     add_decide_command(commands)
+    corrected = commands.add_parser(
+        "corrected", help="an automatic judge's metrics corrected by a person's random sample of questions (PPI)"
+    )
+    corrected.add_argument("run_id")
+    corrected.add_argument("--judge", required=True, help="the source grading the whole pool, e.g. llm:MODEL@judge-v1")
+    corrected.add_argument("--human", required=True, help="the source grading a random sample of questions, human:NAME")
+    corrected.add_argument("--labels", type=Path, help="label file (default: beside the run's question set)")
+    corrected.add_argument("--metric", default="ndcg", help="a relevance metric, optionally @k (default ndcg)")
+    corrected.add_argument("--json", action="store_true", help="print one JSON object")
+    corrected.set_defaults(handler="eval.cli.labels:cmd_corrected")
 
     jobs = commands.add_parser("jobs", help="background jobs (index builds and sweeps the dashboard started)")
     jobs_commands = jobs.add_subparsers(dest="jobs_command", required=True)
@@ -244,7 +265,11 @@ def label_options(parser: argparse.ArgumentParser, what: str, default: str | Non
         help="a label file, or the question set (file or folder) whose labels to use (default: the labels "
         "beside the run's question set)",
     )
-    parser.add_argument("--source", default=default, help=f"{what}: gold, generated, llm:MODEL@VERSION or human:NAME")
+    parser.add_argument(
+        "--source",
+        default=default,
+        help=f'{what}: gold, generated, llm:MODEL@VERSION, human:NAME or "JUDGE corrected by human:NAME"',
+    )
 
 
 def add_decide_command(commands: Any) -> None:

@@ -2,9 +2,18 @@
 
 The pool of a question is the union of every config's top-`depth` chunks for it, so a (question, chunk) pair
 is judged once however many configs retrieved it. The model grades each pair with a short prompt (Chinese or
-English, by the question's language): 0 irrelevant, 1 partly relevant, 2 answers the question. The reply's
-grade is its first character among 0, 1, 2 once the reply is stripped; any other reply is a recorded failure
-("the reply is not a grade"), as is a failed call, and never stops the judging.
+English, by the question's language): 0 irrelevant, 1 partly relevant, 2 answers the question.
+
+Where the backend gives token probabilities (a local transformers model: its next-token logits; an
+OpenAI-compatible endpoint that returns `top_logprobs`), the grade is read from them, not from free text:
+each grade's probability is the summed probability of the next tokens that read "0", "1" or "2" (over the
+whole vocabulary locally, over the top 20 from an endpoint), the grade is the most probable one and its
+confidence its share of the three. So every pair gets a grade with a confidence; a pair whose confidence is
+below `abstain_below` is left ungraded (a recorded abstention), as is one with no grade token among an
+endpoint's top 20. An endpoint that returns no logprobs is judged by its text instead. Otherwise the reply's
+grade is its first character among 0, 1, 2 once the reply is stripped, unless the digit starts a rubric line
+("1 = not relevant" echoes the prompt: not a grade); any other reply is a recorded failure ("the reply is not
+a grade"), as is a failed call, and never stops the judging.
 
 Judgements are cached in `<home>/cache/judgements.jsonl` by (model, prompt version, question text, chunk text
 hash): a rerun, another run over the same chunks, or a deeper pool judges nothing twice.
@@ -22,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 import re
 import threading
@@ -29,6 +39,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -44,7 +55,7 @@ from eval.data.labels import (
     save_labels_locked,
 )
 from eval.errors import LabError
-from eval.generation.generators import GenerationSettings, Generator
+from eval.generation.generators import GenerationSettings, Generator, OpenAIGenerator, TransformersGenerator
 from eval.io import atomic_write_bytes, iter_jsonl
 from eval.runs.store import Run
 from eval.text import detect_language
@@ -63,7 +74,9 @@ TEMPLATES = {
         "Question: {question}\n\nPassage: {chunk}\n\nDigit:"
     ),
 }
-_GRADE = re.compile(r"^\W*([012])(?!\d)")
+_GRADE = re.compile(r"^\W*([012])(?!\d)(?!\s*[=＝])")  # "1 = not relevant" is the rubric echoed, not a grade
+GRADE_TEXTS = ("0", "1", "2")
+TOP_LOGPROBS = 20  # the OpenAI API's maximum and vLLM's default --max-logprobs
 ProgressCallback = Callable[[str, int, int], None]
 
 
@@ -122,8 +135,92 @@ def pool(run: Run, depth: int = 10) -> list[PoolItem]:
 
 
 def parse_grade(reply: str) -> int | None:
+    """The grade a free-text reply starts with, None when it starts with none (or echoes a rubric line)."""
     match = _GRADE.match(reply.strip())
     return int(match[1]) if match else None
+
+
+def grade_probabilities(generator: Generator, prompt: str) -> list[float] | None:
+    """The probabilities that the answer's first token reads "0", "1" and "2" (see the module docstring), None
+    when the backend gives no token probabilities."""
+    if isinstance(generator, OpenAIGenerator):
+        top = generator.next_token_logprobs(prompt, TOP_LOGPROBS)
+        return [sum(math.exp(logprob) for token, logprob in top if token.strip() == g) for g in GRADE_TEXTS]
+    if isinstance(generator, TransformersGenerator):
+        import torch
+
+        ids = _grade_token_ids(generator.tokenizer)
+        with torch.inference_mode():
+            logits = generator.model(input_ids=generator.encode(prompt)).logits[0, -1].float()
+        probabilities = logits.softmax(-1)
+        return [float(probabilities[ids[g]].sum()) for g in GRADE_TEXTS]
+    return None
+
+
+def _grade_token_ids(tokenizer: Any) -> dict[str, list[int]]:
+    """Every vocabulary token that reads "0", "1" or "2" (with or without spaces), by grade text."""
+    ids: dict[str, list[int]] = {g: [] for g in GRADE_TEXTS}
+    for token, i in tokenizer.get_vocab().items():
+        text = tokenizer.convert_tokens_to_string([token]).strip()
+        if text in ids:
+            ids[text].append(i)
+    return ids
+
+
+def grade_of(probabilities: Sequence[float]) -> tuple[int, float] | None:
+    """(grade, confidence) from the grade tokens' probabilities: the most probable grade and its share of the
+    three; None when no grade token has any probability."""
+    total = sum(probabilities)
+    if total <= 0:
+        return None
+    grade = max(range(len(probabilities)), key=lambda g: probabilities[g])
+    return grade, probabilities[grade] / total
+
+
+def judge_prompt(questions: Mapping[str, Any], item: PoolItem) -> str:
+    """The judging prompt of a pooled pair, in its question's language."""
+    question = questions[item.question_id].question
+    return TEMPLATES[detect_language(question)].format(question=question, chunk=item.text)
+
+
+def reads_probabilities(generator: Generator, prompt: str) -> bool:
+    """Whether `generator` gives the grade tokens' probabilities: a local transformers model does; an endpoint
+    does if it answers `prompt` with top logprobs. An endpoint that fails this probe in any way (no logprobs, a
+    server that answers in another shape, an error) is judged by its text."""
+    if isinstance(generator, TransformersGenerator):
+        return True
+    if not isinstance(generator, OpenAIGenerator):
+        return False
+    try:
+        generator.next_token_logprobs(prompt, TOP_LOGPROBS)
+    except Exception:  # the text path records whatever fails there, pair by pair
+        return False
+    return True
+
+
+def grade_pair(
+    generator: Generator, prompt: str, settings: GenerationSettings, by_probability: bool, abstain_below: float = 0.0
+) -> tuple[int | None, float | None, str]:
+    """(grade, confidence, "") of one judging prompt, or (None, None, why not): from the grade tokens'
+    probabilities when `by_probability`, else from the reply's text (confidence None). A failed call is a
+    reason, never an exception."""
+    try:
+        if by_probability:
+            graded = grade_of(grade_probabilities(generator, prompt) or [])
+            if graded is None:
+                return None, None, f"no grade token among the top {TOP_LOGPROBS} next tokens"
+            if graded[1] < abstain_below:
+                return None, graded[1], f"abstained: confidence {graded[1]:.2f} < {abstain_below:g}"
+            return graded[0], graded[1], ""
+        reply, _ = generator.complete(prompt, settings)
+    except Exception as error:  # recorded, never a crashed judging
+        return None, None, f"{type(error).__name__}: {error}"[:200]
+    grade = parse_grade(reply)
+    return (
+        (grade, None, "")
+        if grade is not None
+        else (None, None, f"the reply is not a grade: {' '.join(reply.split())[:80]!r}")
+    )
 
 
 class JudgementCache:
@@ -145,12 +242,14 @@ class JudgementCache:
         chunk_hash = hashlib.sha256(chunk_text.encode()).hexdigest()
         return hashlib.sha256(json.dumps([source, question, chunk_hash]).encode()).hexdigest()
 
-    def add(self, key: str, grade: int) -> None:
+    def add(self, key: str, grade: int, confidence: float | None = None) -> None:
+        """Record a grade (and the confidence of a grade read from token probabilities)."""
+        record = {"key": key, "grade": grade} | ({} if confidence is None else {"confidence": round(confidence, 4)})
         with self.lock:
             self.grades[key] = grade
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("a", encoding="utf-8") as file:
-                file.write(json.dumps({"key": key, "grade": grade}) + "\n")
+                file.write(json.dumps(record) + "\n")
 
 
 def judge_run(
@@ -162,10 +261,12 @@ def judge_run(
     concurrency: int = 1,
     labels_file: Path | None = None,
     progress: ProgressCallback | None = None,
+    abstain_below: float = 0.0,
 ) -> JudgeReport:
     """Judge the run's pool with `generator` and save the judgements (see the module docstring).
 
-    The label file is the one beside the run's question set unless `labels_file` is given."""
+    The label file is the one beside the run's question set unless `labels_file` is given; a grade read from
+    token probabilities with a confidence below `abstain_below` is an abstention."""
     questions = run.questions_by_id
     items = pool(run, depth)
     source = judge_source(generator)
@@ -176,19 +277,17 @@ def judge_run(
     todo = [item for item, key in zip(items, keys) if key not in cache.grades]
     report.cached = len(items) - len(todo)
 
+    by_probability = bool(todo) and reads_probabilities(generator, judge_prompt(questions, todo[0]))
+
     def judge_one(item: PoolItem) -> None:
         question = questions[item.question_id].question
-        template = TEMPLATES[detect_language(question)]
-        try:
-            reply, _ = generator.complete(template.format(question=question, chunk=item.text), settings)
-        except Exception as error:  # recorded, never a crashed judging
-            reply, failure = None, f"{type(error).__name__}: {error}"[:200]
-        grade = None if reply is None else parse_grade(reply)
+        grade, confidence, failure = grade_pair(
+            generator, judge_prompt(questions, item), settings, by_probability, abstain_below
+        )
         if grade is None:
-            failure = failure if reply is None else f"the reply is not a grade: {' '.join(reply.split())[:80]!r}"
             report.failures.append({"question_id": item.question_id, "chunk_id": item.chunk_id, "reason": failure})
         else:
-            cache.add(cache.key(source, question, item.text), grade)
+            cache.add(cache.key(source, question, item.text), grade, confidence)
             report.judged += 1
 
     if progress:
@@ -305,13 +404,16 @@ def _subtract(span: tuple[int, int], others: Sequence[tuple[int, int]]) -> list[
 
 
 def blind_order(items: Sequence[PoolItem], seed: int = 0) -> list[PoolItem]:
-    """Pooled chunks for a human: by question (in pool order), each question's chunks in a seeded shuffle,
-    so their order says nothing about which config ranked them where."""
+    """Pooled chunks for a human: question by question in a seeded random order, so that the questions a person
+    has labelled so far are a uniform random sample (what a judge's correction needs, `eval.labels.corrected`),
+    and each question's chunks in a seeded shuffle, so their order says nothing about which config ranked them
+    where."""
     by_question: dict[str, list[PoolItem]] = {}
     for item in items:
         by_question.setdefault(item.question_id, []).append(item)
     ordered = []
-    for question_id, group in by_question.items():
+    for question_id in random.Random(f"{seed}:questions").sample(list(by_question), len(by_question)):
+        group = by_question[question_id]
         rng = random.Random(f"{seed}:{question_id}")
         ordered += rng.sample(group, len(group))
     return ordered

@@ -18,6 +18,7 @@ import pandas as pd
 
 from eval.data.labels import COMPLETE_SOURCES, Labels, load_labels
 from eval.errors import LabError
+from eval.labels.corrected import Corrected, corrected_rows, corrected_table, parse_corrected, sampled_questions
 from eval.labels.pooled_judging import run_label_file
 from eval.metrics.catalogue import parse_metric
 from eval.metrics.passage import PASSAGE_METRIC_KEYS, chunk_grades, passage_metrics
@@ -59,8 +60,32 @@ def grade_label(grade: int | None) -> str:
 
 
 def run_under(run: Run, labels: Labels, source: str, metrics: Sequence[str] = LABEL_METRICS) -> Run:
-    """The run with its rows `rescore`d under `source`."""
-    return replace(run, rows=rescore(run, labels, source, metrics))
+    """The run with its rows `rescore`d under `source`; under "JUDGE corrected by HUMAN" the judge's rows with
+    every metric but `judged` replaced by its prediction-powered pseudo-values (`eval.labels.corrected`)."""
+    pair = parse_corrected(source)
+    if pair is None:
+        return replace(run, rows=rescore(run, labels, source, metrics))
+    judge, human = pair
+    human_rows = rescore(run, labels, human, list(dict.fromkeys([*metrics, "judged"])))
+    rows = corrected_rows(
+        rescore(run, labels, judge, metrics),
+        human_rows,
+        [m for m in metrics if m != "judged"],
+        sampled_questions(human_rows),
+        human,
+    )
+    return replace(run, rows=rows.assign(**{SOURCE_COLUMN: source}))
+
+
+def corrected_estimates(run: Run, labels: Labels, judge: str, human: str, metric: str = "ndcg") -> Corrected:
+    """Every config's `metric` under `judge` corrected by `human`'s fully graded questions, with the judge's
+    own, and the paired differences to the leader (`eval.labels.corrected.corrected_table`)."""
+    if judge == human:
+        raise LabError(f"--judge and --human are both {judge}: correct a judge by another source")
+    human_rows = rescore(run, labels, human, list(dict.fromkeys([metric, "judged"])))
+    return corrected_table(
+        rescore(run, labels, judge, [metric]), human_rows, metric, sampled_questions(human_rows), (judge, human)
+    )
 
 
 def run_under_source(
