@@ -10,9 +10,9 @@ from eval.cli.common import run_store_from, store_from
 from eval.data.labels import load_labels
 from eval.errors import LabError
 from eval.generation.generators import load_generator
+from eval.labels.agreement import agreement, grade_by_length, leaderboard_agreement, self_consistency
 from eval.labels.decide import Decision, decide_with_oracle
 from eval.labels.decide_session import DecideSession
-from eval.labels.agreement import agreement, grade_by_length, leaderboard_agreement, self_consistency
 from eval.labels.pooled_judging import judge_run, pool, run_label_file
 from eval.labels.question_generation import generate_questions
 from eval.labels.rescore import LABEL_METRICS, corrected_estimates, run_under_source
