@@ -33,16 +33,18 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from langchain_chroma.vectorstores import maximal_marginal_relevance
 
-from eval.data.labels import Labels
+from eval.data.labels import Labels, load_labels
 from eval.errors import LabError
 from eval.index.bm25 import bm25_side
-from eval.index.store import Index
+from eval.index.store import Index, IndexStore
+from eval.labels.pooled_judging import run_label_file
 from eval.metrics.passage import overlaps, relevant_passages
 from eval.retrievers.base import Config, Results
 from eval.retrievers.bm25 import BM25Config
@@ -510,6 +512,19 @@ def why_missed(
         skipped,
         sum(m.requeried for m in misses),
     )
+
+
+def why_for_run(
+    run: Run,
+    indexes: IndexStore,
+    labels_file: str | Path | None = None,
+    source: str | None = None,
+    config_ids: Sequence[str] | None = None,
+) -> WhyReport:
+    """`why_missed` on the run's own index, under `source` (default gold) with the labels of `labels_file`
+    (default: the label file beside the run's question set)."""
+    labels = load_labels(labels_file if labels_file is not None else run_label_file(run))
+    return why_missed(run, indexes.open(run.info.index.name), labels, source or "gold", config_ids)
 
 
 def check_index(run: Run, index: Index) -> None:

@@ -5,17 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from eval.analysis.why import CAUSE_NAMES, CAUSES, why_missed
+from eval.analysis.why import CAUSE_NAMES, CAUSES, why_for_run
 from eval.cli.common import run_store_from, store_from
-from eval.data.labels import load_labels
-from eval.labels.pooled_judging import run_label_file
 
 
 def cmd_why(args: argparse.Namespace) -> None:
     run = run_store_from(args).load(args.run_id)
-    index = store_from(args).open(run.info.index.name)
-    labels = load_labels(args.labels if args.labels is not None else run_label_file(run))
-    report = why_missed(run, index, labels, args.source, args.config)
+    report = why_for_run(run, store_from(args), args.labels, args.source, args.config)
     if args.json:
         print(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
         return

@@ -276,3 +276,18 @@ def test_a_rebuilt_index_is_one_clear_line(sample_whole):
     changed = replace(run, manifest={**run.manifest, "index": {**run.manifest["index"], "created_at": "2000-01-01"}})
     with pytest.raises(LabError, match="rebuilt after run .*cannot be diagnosed"):
         why_missed(changed, index, Labels((Judgement("q", "d", 0, 1, 1, SOURCE),)), SOURCE)
+
+
+def test_both_reports_carry_the_section(tiny):
+    from eval.report.render import report_html, report_markdown
+
+    index, run, lengths, questions = tiny
+    doc, rank = first_new_doc(ranking(index, questions["q1"])["docs"], after=1)
+    report = why_missed(run, index, labels_for("q1", doc, lengths=lengths), SOURCE, ["similarity-k1"])
+    markdown = report_markdown(run, why=report)
+    assert "## Why configs missed" in markdown
+    assert "| similarity-k1 | 1 | 1 |" in markdown  # one miss, ranked below k
+    assert f"k 2 would recover {int(rank <= 2)} of 1 misses" in markdown
+    html = report_html(run, why=report)
+    assert "<h2>Why configs missed</h2>" in html and "ranked below k" in html
+    assert "Not computed" in report_markdown(run, why="Not computed: index gone")
