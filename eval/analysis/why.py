@@ -49,7 +49,7 @@ from eval.metrics.passage import overlaps, relevant_passages
 from eval.retrievers.base import Config, Results
 from eval.retrievers.bm25 import BM25Config
 from eval.retrievers.ensemble import EnsembleConfig
-from eval.retrievers.registry import config_from_params, fast_retrieve_mixed, is_external, kind_of, with_dependencies
+from eval.retrievers.registry import KINDS, config_from_params, fast_retrieve_mixed, kind_of, with_dependencies
 from eval.retrievers.rerank import RerankConfig, rerank, reranker
 from eval.retrievers.vector import RetrieverConfig
 from eval.runs.store import Run
@@ -476,11 +476,13 @@ def why_missed(
     unknown = [c for c in config_ids or () if c not in stored]
     if unknown:
         raise LabError(f"run {run.run_id} has no config '{unknown[0]}' (its configs: {', '.join(stored)})")
-    chosen = [config_from_params(stored[c], f"config {c}") for c in (config_ids or list(stored))]
+    chosen = list(config_ids or stored)
     skipped = {
-        c.config_id: "an external retriever: the lab never sees its candidates" for c in chosen if is_external(c)
+        c: "an external retriever: the lab never sees its candidates"
+        for c in chosen
+        if KINDS[stored[c]["search_type"]].external
     }
-    configs = [c for c in chosen if not is_external(c)]
+    configs = [config_from_params(stored[c], f"config {c}") for c in chosen if c not in skipped]
     if not configs:
         raise LabError(
             f"run {run.run_id} has no candidates for the misses and what-ifs: its configs "

@@ -291,3 +291,15 @@ def test_both_reports_carry_the_section(tiny):
     html = report_html(run, why=report)
     assert "<h2>Why configs missed</h2>" in html and "ranked below k" in html
     assert "Not computed" in report_markdown(run, why="Not computed: index gone")
+
+
+def test_a_run_of_imported_results_only_has_no_candidates_one_line(tiny_index_store, tiny_dataset, tmp_path):
+    trec = tmp_path / "results.run"
+    trec.write_text("".join(f"{q.id} Q0 mmr 1 1.0 sys\n" for q in tiny_dataset.questions))
+    configs = parse_sweep({"configs": [{"search_type": "imported", "name": "sys", "path": str(trec)}]})
+    index = tiny_index_store.open("tiny")
+    run = make_run(index, configs, tiny_dataset.questions, tmp_path / "runs")
+    labels = labels_for("q2", "k", lengths={d.id: len(d.text) for d in tiny_dataset.corpus})
+    with pytest.raises(LabError, match=r"has no candidates for the misses and what-ifs: .* external") as error:
+        why_missed(run, index, labels, SOURCE)
+    assert "\n" not in str(error.value)
