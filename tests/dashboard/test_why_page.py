@@ -84,3 +84,17 @@ def test_compare_tab_shows_misses_by_cause_and_inspect_names_the_cause(why_lab, 
             len({"mmr", "k", "zh-kv"} - set(rows[question_id, c])) for c in ("similarity-k1", "mmr-k1-f5-l0")
         )
         assert len(shown) == expected
+
+
+def test_reports_page_reports_carry_the_why_section(why_lab, monkeypatch):
+    monkeypatch.setenv("RETRIEVER_LAB_HOME", str(why_lab["home"]))
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    at.switch_page("dashboard/pages/reports.py").run()
+    at.selectbox(key="report-run").set_value(why_lab["run"].run_id).run()
+    at.button(key="build-md").click().run()
+    assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
+    markdown = at.session_state["report-md"][1].decode()
+    assert "## Why configs missed" in markdown
+    for config_id, misses in why_lab["misses"].items():
+        assert f"| {config_id} | {misses} |" in markdown
