@@ -14,6 +14,7 @@ import streamlit as st
 
 from eval.analysis import calibration
 from eval.analysis.leaderboard import compare_runs
+from eval.analysis.why import WhyReport, why_missed
 from eval.data.datasets import load_question_set
 from eval.data.labels import load_labels
 from eval.data.question_import import QuestionImport, write_question_set
@@ -293,3 +294,32 @@ def save_real_questions(result: QuestionImport, out: Path, index: str | None) ->
     if index:
         write_index_corpus(path.parent, open_index(index))
     return path
+
+
+@st.cache_resource(show_spinner="Diagnosing the misses (recomputing the candidates on the index)…", max_entries=8)
+def _why_report(
+    root: str, run_id: str, finished_at: str, index_built: str, label_file: str, label_mtime: float, source: str
+) -> WhyReport:
+    run = RunStore(root).load(run_id)
+    return why_missed(run, open_index(run.info.index.name), load_labels(label_file), source)
+
+
+def why_report(run_id: str, label_file: Path | None, source: str) -> WhyReport:
+    """`eval.analysis.why.why_missed` of a run under the label source the pages share, cached per run, index
+    build and label-file version; a LabError when the run cannot be diagnosed (no label file, index gone or
+    rebuilt, only external retrievers). Treat it as read-only."""
+    if label_file is None:
+        raise LabError(f"run {run_id}'s question set and its labels cannot be found: the misses cannot be diagnosed")
+    manifest = run_store().manifest(run_id)
+    name = manifest["index"]["name"]
+    if not index_store().exists(name):
+        raise LabError(f"index '{name}' of run {run_id} is gone: the misses cannot be diagnosed")
+    return _why_report(
+        str(run_store().root),
+        run_id,
+        str(manifest.get("finished_at")),
+        index_store().manifest(name).created_at,
+        str(label_file),
+        label_file.stat().st_mtime if label_file.is_file() else 0.0,
+        source,
+    )

@@ -6,10 +6,11 @@ from dashboard import engine, widgets
 from eval.analysis.diagnostics import run_warnings
 from eval.analysis.drilldown import FILTERS, question_table
 from eval.analysis.recommend import ranking_metric, ranking_rule, recommend
+from eval.errors import LabError
 from eval.labels.rescore import judged_text
 from eval.metrics import METRICS
 from eval.report import charts
-from eval.report.render import COMPARISON_NOTE, comparison_frame, leaderboard_frame
+from eval.report.render import COMPARISON_NOTE, comparison_frame, leaderboard_frame, why_frames, why_notes
 from eval.retrievers.external.client import failures
 from eval.runs.summary import quality_metrics, scored_text, weighting_note
 
@@ -205,6 +206,33 @@ def questions_section(
         st.switch_page("dashboard/pages/inspect_question.py")
 
 
+def why_section(run_id: str, label_file, source: str) -> None:
+    """Misses per config by cause (a stacked bar) and the what-ifs, once asked for: the diagnosis recomputes
+    every config's candidates on the run's index."""
+    st.caption(
+        "A miss is a relevant document (under the label source) that no retrieved chunk covers. The causes come "
+        "from each config's candidates, recomputed on the run's index exactly as the run made them."
+    )
+    if not st.toggle("Diagnose the misses", key="why-on"):
+        return
+    try:
+        why = engine.why_report(run_id, label_file, source)
+    except LabError as error:
+        st.warning(str(error))
+        return
+    counts, what_ifs = why_frames(why)
+    if counts["misses"].sum():
+        st.plotly_chart(charts.miss_causes(why.counts()), key="chart-why")
+    st.dataframe(counts, hide_index=True, key="why-counts")
+    for note in why_notes(why):
+        st.caption(note)
+    st.markdown("**What-ifs, on the same candidates**")
+    if len(what_ifs):
+        st.dataframe(what_ifs, hide_index=True, key="why-what-ifs")
+    else:
+        st.info("No one-parameter change recovers a miss.")
+
+
 run_id = widgets.pick_run("compare-run")
 if run_id:
     with widgets.lab_errors("pick another run, or delete this one on the Reports page"):
@@ -290,8 +318,8 @@ if run_id:
             diversity = st.selectbox(
                 "Diversity metric", diversity_options, format_func=lambda m: METRICS[m].label, key="chart-diversity"
             )
-            tab1, tab2, tab3, tab4, tab5 = st.tabs(
-                ["Relevance vs diversity", "Pareto", "Latency", "vs k", "MMR heatmap"]
+            tab1, tab2, tab3, tab4, tab5, tab6 = st.tabs(
+                ["Relevance vs diversity", "Pareto", "Latency", "vs k", "MMR heatmap", "Why missed"]
             )
             with tab1:
                 clickable_chart(charts.relevance_diversity(shown, relevance, diversity), "chart-scatter")
@@ -321,3 +349,5 @@ if run_id:
                     st.plotly_chart(charts.parameter_heatmap(shown, relevance), key="chart-heatmap")
                 else:
                     st.info("No mmr configurations selected.")
+            with tab6:
+                why_section(run_id, label_file, source)

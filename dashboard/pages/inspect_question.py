@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import engine, widgets
+from eval.analysis.why import CAUSE_NAMES
 from eval.errors import LabError
 from eval.labels.rescore import grade_label, row_grades
 from eval.metrics import METRICS
@@ -33,6 +34,17 @@ def stage_text(stages) -> str:
     if stages.rank_before is not None:
         text += f" · reranked #{stages.rank_before} → #{stages.rank_after}"
     return text
+
+
+def why_report(run_id: str, label_file, source: str):
+    """The run's miss diagnosis when asked for (it recomputes the candidates on the index), else None."""
+    if not st.toggle("Why missed", key="inspect-why", help="the cause of each relevant document a config missed"):
+        return None
+    try:
+        return engine.why_report(run_id, label_file, source)
+    except LabError as error:
+        st.warning(str(error))
+        return None
 
 
 def hit_counts(rows: pd.DataFrame) -> dict[str, str]:
@@ -89,6 +101,7 @@ if run_id:
         rows = run.rows[(run.rows["question_id"] == qid) & run.rows["config_id"].isin(chosen)].set_index("config_id")
         texts = run.chunk_texts
         metrics = [m for m in quality_metrics(run.rows) if METRICS[m].group != "latency"]
+        why = why_report(run_id, label_file, source)
         columns = st.columns(max(1, len(chosen)))
         for column, config_id in zip(columns, chosen):
             if config_id not in rows.index:
@@ -97,6 +110,8 @@ if run_id:
             others = set().union(*[set(rows.loc[c, "chunk_ids"]) for c in chosen if c != config_id and c in rows.index])
             with column:
                 st.subheader(config_id)
+                for miss in why.for_row(qid, config_id) if why is not None else []:
+                    st.warning(f"Missed {miss.doc_id}: {CAUSE_NAMES[miss.cause]} ({miss.detail})")
                 st.dataframe(
                     pd.DataFrame({"metric": [METRICS[m].label for m in metrics], "value": [row[m] for m in metrics]}),
                     hide_index=True,

@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import engine, widgets
+from eval.errors import LabError
 
 st.title("Reports and exports")
 
@@ -16,6 +17,14 @@ def other_run(run_id: str, source: str):
         st.warning(f"Run {run_id}'s questions have no '{source}' labels: compare it under labels both runs have.")
         return None
     return engine.scored_run(run_id, label_file, source)
+
+
+def report_why(run_id: str, label_file, source: str):
+    """The run's miss diagnosis for the reports' "Why configs missed" section, or why there is none."""
+    try:
+        return engine.why_report(run_id, label_file, source)
+    except LabError as error:
+        return f"Not computed: {error}"
 
 
 run_id = widgets.pick_run("report-run")
@@ -35,9 +44,15 @@ if run_id:
             st.session_state["report-source"] = source
         c1, c2 = st.columns(2)
         if c1.button("Build HTML report", key="build-html"):
-            st.session_state["report-html"] = (run_id, report_html(run).encode("utf-8"))
+            st.session_state["report-html"] = (
+                run_id,
+                report_html(run, why=report_why(run_id, label_file, source)).encode("utf-8"),
+            )
         if c2.button("Build Markdown report", key="build-md"):
-            st.session_state["report-md"] = (run_id, report_markdown(run).encode("utf-8"))
+            st.session_state["report-md"] = (
+                run_id,
+                report_markdown(run, why=report_why(run_id, label_file, source)).encode("utf-8"),
+            )
         if st.session_state.get("report-html", (None,))[0] == run_id:
             c1.download_button(
                 "Download HTML report",

@@ -1,5 +1,5 @@
 """The CLI's argument parser. Each command names its handler as "module:function" in one of the command-group
-modules (`eval.cli.index`, `.sweep`, `.runs`, `.labels`, `.family`, `.jobs`); `handler_of` imports that module
+modules (`eval.cli.index`, `.sweep`, `.runs`, `.labels`, `.why`, `.family`, `.jobs`); `handler_of` imports that module
 when the command runs, so that `python -m eval jobs list` does not load chromadb, LangChain and pandas."""
 
 from __future__ import annotations
@@ -171,6 +171,13 @@ def build_parser() -> argparse.ArgumentParser:
     label_options(report, "rank and mark relevance under this label source (default: the run's own gold scores)")
     report.add_argument("--weighted", action="store_true", help=WEIGHTED_HELP)
     report.set_defaults(handler="eval.cli.runs:cmd_report")
+
+    why = commands.add_parser("why", help="why each config missed relevant documents, and what-ifs that recover them")
+    why.add_argument("run_id")
+    why.add_argument("--config", action="append", help="a config id to diagnose (repeatable; default: all)")
+    label_options(why, "the label source that says what is relevant", default="gold")
+    why.add_argument("--json", action="store_true", help="per config id: misses and their count per cause")
+    why.set_defaults(handler="eval.cli.why:cmd_why")
 
     rescore_parser = commands.add_parser("rescore", help="a run's metrics under another label source")
     rescore_parser.add_argument("run_id")

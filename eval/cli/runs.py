@@ -9,7 +9,8 @@ import sys
 from eval.analysis.gate import candidate_config, gate, load_baseline, run_scores, write_baseline
 from eval.analysis.leaderboard import compare_runs
 from eval.analysis.recommend import ranking_metric
-from eval.cli.common import run_store_from
+from eval.analysis.why import WhyReport, why_for_run
+from eval.cli.common import run_store_from, store_from
 from eval.errors import LabError
 from eval.io import atomic_write_bytes
 from eval.labels.rescore import run_under_source
@@ -98,7 +99,11 @@ def cmd_report(args: argparse.Namespace) -> None:
     store = run_store_from(args)
     run = run_under_source(store.load(args.run_id), args.source, args.labels)
     if args.compare is None:
-        path = write_report(run, args.out, args.format, weighted=args.weighted)
+        try:
+            why: WhyReport | str = why_for_run(run, store_from(args), args.labels, args.source)
+        except LabError as error:
+            why = f"Not computed: {error}"
+        path = write_report(run, args.out, args.format, weighted=args.weighted, why=why)
     elif args.weighted:
         raise LabError("--weighted applies to one run's report, not to the comparison of two runs")
     elif args.format != "html":

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from eval.analysis.why import CAUSE_NAMES, CAUSES
 from eval.metrics import METRICS
 
 FONT_FAMILY = '"Noto Sans CJK SC", "Microsoft YaHei", "PingFang SC", sans-serif'
@@ -447,3 +448,13 @@ def run_charts(
     if run is not None and len(latency_samples(run.latency, run.rows)):
         charts["Latency"] = latency_distribution(run.latency, run.rows)
     return {title: figure.update_layout(template="plotly_white") for title, figure in charts.items()}
+
+
+def miss_causes(counts: pd.DataFrame) -> go.Figure:
+    """Misses per config as a stacked bar of their causes (`WhyReport.counts()`: one row per config id)."""
+    fig = go.Figure()
+    for cause in CAUSES:
+        if counts[cause].sum():
+            fig.add_bar(name=CAUSE_NAMES[cause], x=list(counts.index), y=list(counts[cause]))
+    fig.update_layout(barmode="stack", xaxis_title="config", yaxis_title="misses (relevant documents not retrieved)")
+    return _layout(fig, "Why configs missed", legend_title="cause")

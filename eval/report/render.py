@@ -23,6 +23,7 @@ import pandas as pd
 from eval.analysis.diagnostics import run_warnings
 from eval.analysis.leaderboard import compare_runs
 from eval.analysis.recommend import Recommendation, rank_order, ranking_metric, ranking_rule, recommend
+from eval.analysis.why import CAUSE_NAMES, CAUSES, WhyReport
 from eval.errors import LabError
 from eval.io import atomic_write_bytes
 from eval.labels.rescore import grade_label, judged_text, row_grades
@@ -47,6 +48,7 @@ MAIN_METRICS = (
     "n_retrieved",
 )
 WORST = 5
+WHY_NOT_COMPUTED = "Not computed: it needs the run's index (python -m eval why RUN, or Compare's Why missed tab)."
 COUNTS = ("k", "fetch_k", "n_retrieved")  # parameters and per-question values that are whole numbers
 
 
@@ -193,8 +195,56 @@ def _html_table(frame: pd.DataFrame) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def report_html(run: Run, worst: int = WORST, weighted: bool = False) -> str:
-    """The report as one HTML document (plotly.js inlined once); `weighted`: weighted means (`summarize`)."""
+def why_frames(why: WhyReport) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The "why missed" section's tables: misses per config by cause (causes with none left out), and the
+    what-ifs that recover at least one miss."""
+    counts = why.counts()
+    counts = counts[["misses", *[c for c in CAUSES if counts[c].sum()]]].rename(columns=CAUSE_NAMES)
+    what_ifs = pd.DataFrame(
+        [(w.config_id, w.text) for w in why.what_ifs if w.recovered], columns=["config_id", "what if"]
+    )
+    return counts.reset_index(), what_ifs
+
+
+def why_notes(why: WhyReport) -> list[str]:
+    notes = [
+        f"Label source: {why.source}. A miss is a relevant document none of whose relevant spans a retrieved chunk "
+        "overlaps; the candidates are recomputed on the run's index with the sweep's own fast path."
+    ]
+    notes += [f"{config_id}: not diagnosed ({reason})." for config_id, reason in why.skipped.items()]
+    if why.requeried:
+        notes.append(f"{why.requeried} ranks come from a deeper re-query (past the search the run made).")
+    return notes
+
+
+def _why_html(why: WhyReport | str | None, first_chart: bool) -> list[str]:
+    parts = ["<h2>Why configs missed</h2>"]
+    if not isinstance(why, WhyReport):
+        return parts + [f"<p>{esc(why or WHY_NOT_COMPUTED)}</p>"]
+    counts, what_ifs = why_frames(why)
+    parts += [f"<p>{esc(note)}</p>" for note in why_notes(why)]
+    parts += [f'<div class="wide">{_html_table(counts)}</div>']
+    if counts["misses"].sum():
+        figure = chart_builders.miss_causes(why.counts())
+        parts.append(figure.to_html(full_html=False, include_plotlyjs=first_chart))
+    parts += ["<h3>What-ifs, on the same candidates</h3>", _html_table(what_ifs) if len(what_ifs) else "<p>none</p>"]
+    return parts
+
+
+def _why_markdown(why: WhyReport | str | None) -> list[str]:
+    out = ["## Why configs missed", ""]
+    if not isinstance(why, WhyReport):
+        return out + [_md(why or WHY_NOT_COMPUTED), ""]
+    counts, what_ifs = why_frames(why)
+    out += [line for note in why_notes(why) for line in (_md(note), "")]
+    out += [_md_table(counts), "", "### What-ifs, on the same candidates", ""]
+    out += [_md_table(what_ifs) if len(what_ifs) else "none", ""]
+    return out
+
+
+def report_html(run: Run, worst: int = WORST, weighted: bool = False, why: WhyReport | str | None = None) -> str:
+    """The report as one HTML document (plotly.js inlined once); `weighted`: weighted means (`summarize`);
+    `why`: the run's miss diagnosis (`eval.analysis.why`), or why there is none."""
     context = ReportContext.of(run, worst, weighted)
     metrics, summary, rank_by, texts = context.metrics, context.summary, context.rank_by, context.texts
     manifest, index = run.info, run.info.index
@@ -244,6 +294,7 @@ def report_html(run: Run, worst: int = WORST, weighted: bool = False) -> str:
             parts.append(f"<h3>{esc(title)}</h3>")
             parts.append(figure.to_html(full_html=False, include_plotlyjs=first))
             first = False
+    parts += _why_html(why, first)
     parts.append(
         f"<h2>Worst questions on the best configuration ({esc(context.best)}, by {esc(METRICS[rank_by].label)})"
         f" under label source {esc(context.source)}</h2>"
@@ -350,7 +401,7 @@ def _md_table(frame: pd.DataFrame, user_columns: Sequence[str] = ("config_id", "
     return "\n".join(lines)
 
 
-def report_markdown(run: Run, worst: int = WORST, weighted: bool = False) -> str:
+def report_markdown(run: Run, worst: int = WORST, weighted: bool = False, why: WhyReport | str | None = None) -> str:
     """The report as Markdown (the same sections as the HTML report, without charts)."""
     context = ReportContext.of(run, worst, weighted)
     rank_by = context.rank_by
@@ -378,6 +429,7 @@ def report_markdown(run: Run, worst: int = WORST, weighted: bool = False) -> str
         "",
         _md("; ".join(context.labels)) + ".",
         "",
+        *_why_markdown(why),
         f"## Worst questions on the best configuration ({_md(context.best)}, by {_md(METRICS[rank_by].label)}) "
         f"under label source {_md(context.source)}",
         "",
@@ -396,11 +448,14 @@ def report_markdown(run: Run, worst: int = WORST, weighted: bool = False) -> str
     return "\n".join(out)
 
 
-def write_report(run: Run, path: str | Path, fmt: str = "html", weighted: bool = False) -> Path:
-    """Write the report atomically; `fmt` is html or md; `weighted`: weighted means."""
+def write_report(
+    run: Run, path: str | Path, fmt: str = "html", weighted: bool = False, why: WhyReport | str | None = None
+) -> Path:
+    """Write the report atomically; `fmt` is html or md; `weighted`: weighted means; `why`: see `report_html`."""
     if fmt not in ("html", "md"):
         raise LabError(f"unknown report format '{fmt}' (use html or md)")
-    text = report_html(run, weighted=weighted) if fmt == "html" else report_markdown(run, weighted=weighted)
+    write = report_html if fmt == "html" else report_markdown
+    text = write(run, weighted=weighted, why=why)
     path = Path(path)
     atomic_write_bytes(path, text.encode("utf-8"))
     return path
