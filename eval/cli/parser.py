@@ -114,6 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="allow a model's own Python code (ChatGLM2/3); only for models you trust",
     )
     run.add_argument("--weighted", action="store_true", help=WEIGHTED_HELP)
+    run.add_argument(
+        "--race",
+        action="store_true",
+        help="run questions in blocks and stop a config once it is significantly worse than another "
+        "(family-wise error 5%%), so answers and judging go to the contenders",
+    )
+    run.add_argument("--race-block", type=int, default=20, help="questions per racing block (default 20)")
     run.set_defaults(handler="eval.cli.sweep:cmd_run")
 
     export = commands.add_parser("export", help="export a run")

@@ -7,6 +7,7 @@ import os
 import sys
 
 from eval.analysis.leaderboard import leaderboard_report
+from eval.analysis.racing import RACE_METHOD, race_rule, race_text
 from eval.cli.common import run_store_from, store_from, warn_of_encoder_change
 from eval.data.datasets import load_question_set
 from eval.errors import LabError
@@ -37,6 +38,10 @@ def cmd_run(args: argparse.Namespace) -> None:
         on_start=bar.on_start,
         block_size=int(os.environ.get("RETRIEVER_LAB_BLOCK_SIZE", 50)),
     )
+    if args.race:
+        options.block_size = args.race_block
+        options.contenders = race_rule(len(questions), args.race_block)
+        options.extra_manifest["race"] = {"block": args.race_block, "method": RACE_METHOD}
     if args.concurrency is not None:
         if args.concurrency < 1:
             raise LabError(f"--concurrency must be at least 1, got {args.concurrency}")
@@ -67,6 +72,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     print(leaderboard_report(summarize(run, metrics=metrics, weighted=args.weighted), run.rows, metrics))
     if note := weighting_note(run, args.weighted):
         print(note)
+    if args.race:
+        print(race_text(run))
 
     for config_id, (count, first) in failures(run.rows).items():
         print(
