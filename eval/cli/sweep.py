@@ -24,11 +24,12 @@ from eval.sweep.engine import SweepOptions, run_sweep
 def cmd_run(args: argparse.Namespace) -> None:
     configs = load_sweep(args.sweep) if args.sweep else parse_sweep(DEFAULT_SWEEP, "default sweep")
 
+    questions = load_question_set(args.questions)
+    questions = questions[: args.limit] if args.limit else questions
+    race = race_rule(len(questions), args.race_block) if args.race else None  # bad racing options before the index
     store = store_from(args)
     index = store.open(args.index)
     warn_of_encoder_change(index)
-    questions = load_question_set(args.questions)
-    questions = questions[: args.limit] if args.limit else questions
     bar = args.progress_bar("sweep")
     options = SweepOptions(
         reference=args.reference,
@@ -40,7 +41,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     )
     if args.race:
         options.block_size = args.race_block
-        options.contenders = race_rule(len(questions), args.race_block)
+        options.contenders = race
         options.extra_manifest["race"] = {"block": args.race_block, "method": RACE_METHOD}
     if args.concurrency is not None:
         if args.concurrency < 1:
