@@ -170,6 +170,15 @@ def build_parser() -> argparse.ArgumentParser:
     label_options(gate, "score the runs under this label source (default: the runs' own gold scores)")
     gate.set_defaults(handler="eval.cli.runs:cmd_gate")
 
+    plan = commands.add_parser(
+        "plan", help="questions needed to detect a difference, and the smallest difference a run could detect"
+    )
+    plan.add_argument("run_id")
+    plan.add_argument("--delta", type=float, default=0.02, help="the difference to detect (default 0.02)")
+    plan.add_argument("--metric", help="default: the ranking metric (e.g. ndcg)")
+    plan.add_argument("--json", action="store_true", help="print JSON (questions_needed, detectable_delta, per config)")
+    plan.set_defaults(handler="eval.cli.plan:cmd_plan")
+
     report = commands.add_parser("report", help="write a run's report (or a two-run comparison)")
     report.add_argument("run_id")
     report.add_argument("--compare", metavar="OTHER_RUN", help="write the comparison of the two runs (HTML)")
