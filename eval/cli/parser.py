@@ -179,6 +179,20 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--json", action="store_true", help="print JSON (questions_needed, detectable_delta, per config)")
     plan.set_defaults(handler="eval.cli.plan:cmd_plan")
 
+    calibrate = commands.add_parser(
+        "calibrate",
+        help="how relevance scores fall on an index for labelled questions, and the lowest score_threshold whose "
+        "kept chunks reach a precision target with 95%% confidence",
+    )
+    calibrate.add_argument("--index", required=True)
+    calibrate.add_argument("--questions", required=True, type=Path, help="questions with relevant_ids (gold labels)")
+    calibrate.add_argument("--precision", type=float, default=0.8, help="the precision target (default 0.8)")
+    calibrate.add_argument("--sample", type=int, default=100, help="questions sampled")
+    calibrate.add_argument("--top-n", type=int, default=20, help="candidates per question")
+    calibrate.add_argument("--seed", type=int, default=0)
+    calibrate.add_argument("--json", action="store_true")
+    calibrate.set_defaults(handler="eval.cli.plan:cmd_calibrate")
+
     report = commands.add_parser("report", help="write a run's report (or a two-run comparison)")
     report.add_argument("run_id")
     report.add_argument("--compare", metavar="OTHER_RUN", help="write the comparison of the two runs (HTML)")
