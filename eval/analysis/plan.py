@@ -23,6 +23,7 @@ from eval.runs.store import Run
 from eval.runs.summary import quality_metrics, summarize
 
 ALPHA, POWER = 0.05, 0.8
+MIN_QUESTIONS = 6  # fewer paired differences cannot give a randomization p-value under 5% (2 / 2^5 > 0.05)
 DEFAULT_DELTA = 0.02
 
 
@@ -39,9 +40,9 @@ def check_delta(delta: float) -> None:
 def questions_needed(sd: float, delta: float, alpha: float = ALPHA, power: float = POWER) -> int:
     """Questions for a paired test at level `alpha` to detect a mean difference `delta` with `power`."""
     check_delta(delta)
-    n = 2
+    n = MIN_QUESTIONS
     for _ in range(100):  # converges in a few steps: the t quantiles fall towards the normal's as n grows
-        needed = max(2, math.ceil((_quantiles(n, alpha, power) * sd / delta) ** 2))
+        needed = max(MIN_QUESTIONS, math.ceil((_quantiles(n, alpha, power) * sd / delta) ** 2))
         if needed == n:
             break
         n = needed

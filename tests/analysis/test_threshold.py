@@ -26,7 +26,7 @@ def true_precision(t: float) -> float:
 def candidates(rng, n: int = 600) -> pd.DataFrame:
     scores = rng.uniform(0.5, 1.0, n)
     relevant = rng.random(n) < 1 / (1 + np.exp(-SLOPE * (scores - CENTRE)))
-    return pd.DataFrame({"score": scores, "relevant": relevant})
+    return pd.DataFrame({"question_id": np.arange(n) // 20, "score": scores, "relevant": relevant})
 
 
 def lowest_observed(frame: pd.DataFrame, target: float) -> float:
@@ -54,7 +54,7 @@ def test_the_guarantee_holds_in_at_least_95_percent_of_datasets_and_the_naive_ru
 
 def test_clopper_pearson_bounds_are_the_exact_binomial_ones():
     # 10 of 10 relevant: the bound is 0.05 ** (1 / 10); 0 relevant: 0
-    assert precision_lower_bound(np.array([10, 0]), np.array([10, 5])) == pytest.approx([0.05 ** 0.1, 0.0])
+    assert precision_lower_bound(np.array([10, 0]), np.array([10, 5])) == pytest.approx([0.05**0.1, 0.0])
     # 80 of 100: the exact bound is the p at which 80 or more relevant of 100 has probability 5%
     bound = precision_lower_bound(np.array([80]), np.array([100]))[0]
     assert binom.sf(79, 100, bound) == pytest.approx(0.05, abs=1e-6) and 0.7 < bound < 0.75
@@ -64,24 +64,61 @@ def test_the_scan_stops_at_the_first_failing_threshold():
     # 60 relevant on top, then 40 irrelevant, then 400 relevant: a lower threshold would pass again
     scores = np.linspace(1, 0, 500)
     relevant = np.r_[np.ones(60), np.zeros(40), np.ones(400)].astype(bool)
-    result = guaranteed_threshold(pd.DataFrame({"score": scores, "relevant": relevant}), 0.8)
+    frame = pd.DataFrame({"question_id": np.arange(500) % 50, "score": scores, "relevant": relevant})
+    result = guaranteed_threshold(frame, 0.8)
     assert 60 <= result["kept"] < 100 and result["threshold"] > scores[100] and result["method"] == METHOD
+
+
+def test_labels_clustered_by_question_lower_the_bound():
+    # 40 questions x 10 candidates, 300 relevant: spread evenly, or whole questions relevant or not
+    scores = np.linspace(1, 0, 400)
+    question = np.arange(400) % 40
+    spread = pd.DataFrame(
+        {"question_id": question, "score": scores, "relevant": (np.arange(400) // 40 + question) % 4 != 3}
+    )
+    clustered = spread.assign(relevant=question % 4 != 3)
+    assert spread["relevant"].sum() == clustered["relevant"].sum() == 300
+    plain, grouped = guaranteed_threshold(spread, 0.4), guaranteed_threshold(clustered, 0.4)
+    assert plain["kept"] == grouped["kept"] == 400  # both keep everything (precision 0.75 overall)
+    assert grouped["lower_bound"] < plain["lower_bound"] - 0.03  # 10 labels of one question count as fewer
 
 
 @pytest.mark.parametrize("target", [0.0, 1.0, 1.5, -0.2])
 def test_a_target_outside_zero_one_is_one_line(target, tmp_path, capsys):
     with pytest.raises(LabError, match="precision target must be between 0 and 1"):
-        guaranteed_threshold(pd.DataFrame({"score": [0.9], "relevant": [True]}), target)
-    code = main(["--home", str(tmp_path), "calibrate", "--index", "none", "--questions", str(tmp_path),
-                 "--precision", str(target)])
+        guaranteed_threshold(pd.DataFrame({"question_id": ["q"], "score": [0.9], "relevant": [True]}), target)
+    code = main(
+        [
+            "--home",
+            str(tmp_path),
+            "calibrate",
+            "--index",
+            "none",
+            "--questions",
+            str(tmp_path),
+            "--precision",
+            str(target),
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code != 0 and "\n" not in err and "precision target must be between 0 and 1" in err
 
 
 @pytest.mark.slow  # builds the sample index
 def test_calibrate_prints_the_guaranteed_threshold_of_a_real_index(sample_index, capsys, tmp_path):
-    args = ["--home", str(tmp_path), "--indexes", str(sample_index.folder.parent), "calibrate", "--index", "sample",
-            "--questions", str(SAMPLE_DIR), "--precision", "0.5"]
+    args = [
+        "--home",
+        str(tmp_path),
+        "--indexes",
+        str(sample_index.folder.parent),
+        "calibrate",
+        "--index",
+        "sample",
+        "--questions",
+        str(SAMPLE_DIR),
+        "--precision",
+        "0.5",
+    ]
     assert main([*args, "--json"]) == 0
     guarantee = json.loads(capsys.readouterr().out)["guarantee"]
     assert guarantee["threshold"] is not None and guarantee["lower_bound"] >= 0.5
@@ -89,4 +126,4 @@ def test_calibrate_prints_the_guaranteed_threshold_of_a_real_index(sample_index,
     assert main(args) == 0
     out = capsys.readouterr().out
     assert f"score_threshold {guarantee['threshold']:.3f} keeps {guarantee['kept']} of" in out
-    assert "Method: exact one-sided Clopper-Pearson" in out
+    assert "Method: one-sided Clopper-Pearson" in out
