@@ -5,6 +5,7 @@ import streamlit as st
 from dashboard import engine, widgets
 from eval.analysis.diagnostics import run_warnings
 from eval.analysis.drilldown import FILTERS, question_table
+from eval.analysis.plan import plan, plan_caption
 from eval.analysis.recommend import ranking_metric, ranking_rule, recommend
 from eval.errors import LabError
 from eval.labels.rescore import judged_text
@@ -45,6 +46,8 @@ def recommendation_section(
     )
     (st.success if rec.config_id else st.warning)(rec.text)
     st.caption(f"Under label source **{source}**.")
+    if rec.config_id and f"{metric}_mean" in summary:
+        st.caption(plan_caption(plan(run, metric=metric, summary=summary)))
     return rec.config_id
 
 

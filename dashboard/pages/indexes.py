@@ -7,6 +7,7 @@ import streamlit as st
 
 from dashboard import engine, widgets
 from dashboard.jobs_panel import start_job
+from eval.analysis.threshold import guarantee_text, guaranteed_threshold
 from eval.data.datasets import load_question_set
 from eval.errors import LabError
 
@@ -140,6 +141,17 @@ if manifests:
                 f"Suggested score_threshold range: {suggestion['low']:.3f} – {suggestion['high']:.3f} "
                 f"({verdict}); best F1 {suggestion['best_f1']:.3f} at {suggestion['best']:.3f}"
             )
+        target = st.number_input(
+            "Precision target",
+            min_value=0.01,
+            max_value=0.99,
+            value=0.8,
+            step=0.05,
+            key="cal-precision",
+            help="the lowest score_threshold whose kept chunks reach this precision with 95% confidence",
+        )
+        guarantee = guaranteed_threshold(scores, float(target))
+        (st.info if guarantee["threshold"] is not None else st.warning)(guarantee_text(guarantee))
         st.json(suggestion, expanded=False)
 
     # ------------------------------------------------------------ delete

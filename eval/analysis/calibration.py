@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from eval.analysis.threshold import DEFAULT_PRECISION, guaranteed_threshold
 from eval.errors import LabError
 from eval.index.store import check_relevant_ids
 from eval.schema import Question
@@ -71,18 +72,25 @@ def threshold_grid(
     """`score_threshold` values worth sweeping on this index, and where they come from.
 
     With questions whose labels name documents of the index: the calibration's suggested range and best-F1
-    threshold (`suggest_threshold`). Otherwise the 25th, 50th and 75th percentiles of the top-`top_n`
-    candidates' scores, so each threshold cuts some lists short. Fixed defaults would not do: e5-small's
+    threshold (`suggest_threshold`), and the lowest threshold whose kept candidates reach precision 0.8 with
+    95% confidence (`eval.analysis.threshold`) when one does. Otherwise the 25th, 50th and 75th percentiles of
+    the top-`top_n` candidates' scores, so each threshold cuts some lists short. Fixed defaults would not do: e5-small's
     relevance scores sit between about 0.78 and 0.92, where 0.3 and 0.5 keep everything."""
     known = index.doc_ids()
     labelled = [q for q in questions if q.relevant_ids and all(d in known for d in q.relevant_ids)]
     if labelled:
-        suggestion = suggest_threshold(_top_candidates(index, labelled, sample, top_n, seed))
+        candidates = _top_candidates(index, labelled, sample, top_n, seed)
+        suggestion, guarantee = suggest_threshold(candidates), guaranteed_threshold(candidates)["threshold"]
         values = [suggestion[key] for key in ("low", "best", "high") if suggestion[key] is not None]
         if values:
-            return _rounded(values), (
+            guaranteed = (
+                f", and {guarantee:.3f}, the lowest with precision {DEFAULT_PRECISION:g} at 95% confidence"
+                if guarantee is not None
+                else ""
+            )
+            return _rounded(values + ([guarantee] if guarantee is not None else [])), (
                 f"from the calibration of {len(labelled)} labelled questions: suggested "
-                f"range and best-F1 threshold among the top {top_n} candidates"
+                f"range and best-F1 threshold among the top {top_n} candidates{guaranteed}"
             )
     if not questions:
         raise LabError("threshold values need at least one question to score")

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from eval.metrics import METRICS, aggregate
+from eval.analysis.confidence import METHOD, confidence_set
+from eval.metrics import METRICS
 from eval.metrics.latency import indistinguishable
 from eval.runs.store import Run
 from eval.runs.summary import run_weights
@@ -18,7 +19,6 @@ from eval.runs.summary import run_weights
 # The ranking metric is the first of these the run has: graded, position-aware relevance first.
 RANKING_ORDER = ("ndcg", "passage_ndcg", "mrr", "hit_rate", "recall", "answer_hit_rate", "f1")
 LATENCY = "retrieval_ms_p50"
-ALPHA = 0.05
 
 
 def ranking_metric(available: Sequence[str]) -> str:
@@ -50,7 +50,7 @@ def rank_order(summary: pd.DataFrame, metric: str) -> pd.Index:
 class Recommendation:
     metric: str
     config_id: str | None  # None when no config meets the constraints
-    tied: list[str] = field(default_factory=list)  # eligible configs not significantly different from it
+    tied: list[str] = field(default_factory=list)  # the other eligible configs in the confidence set for the best
     fastest_tied: str | None = None  # the fastest tied config, if measurably faster than the pick
     excluded: dict[str, str] = field(default_factory=dict)  # config -> why it was left out
     text: str = ""
@@ -65,9 +65,10 @@ def recommend(
     weighted: bool = False,
 ) -> Recommendation:
     """The best eligible config by the ranking rule. Eligible: retrieval p50 within `latency_budget_ms` and
-    mean `judged` share at least `min_judged` (each only when given and measured). Tied: eligible configs
-    whose paired randomization test against the pick (per question, on `metric`) gives p >= 0.05; with
-    `weighted` (as the summary was made), on the questions' weighted differences."""
+    mean `judged` share at least `min_judged` (each only when given and measured). Tied: the other eligible
+    configs in the confidence set for the best (`eval.analysis.confidence`: Holm-adjusted paired randomization
+    tests on `metric`, family-wise error 5%); with `weighted` (as the summary was made), on the questions'
+    weighted values."""
     metric = metric or ranking_metric([c[:-5] for c in summary.columns if c.endswith("_mean")])
     table = summary.set_index("config_id")
     excluded = _excluded(table, latency_budget_ms, min_judged)
@@ -75,9 +76,8 @@ def recommend(
     if eligible.empty:
         return Recommendation(metric, None, excluded=excluded, text=_nothing_text(excluded))
     best = str(eligible.loc[rank_order(eligible, metric)[0], "config_id"])
-    p = aggregate(run.rows, [metric], baseline=best, weights=run_weights(run, weighted))
-    p = p.set_index("config_id")[f"{metric}_p"]
-    tied = [c for c in eligible["config_id"] if c != best and p.get(c, np.nan) >= ALPHA]
+    members = confidence_set(run.rows, list(eligible["config_id"]), metric, run_weights(run, weighted)).members
+    tied = [c for c in eligible["config_id"] if c != best and c in members]
     fastest = None
     if LATENCY in table and tied:
         candidate = table.loc[tied, LATENCY].idxmin() if table.loc[tied, LATENCY].notna().any() else None
@@ -130,13 +130,13 @@ def _text(rec: Recommendation, table: pd.DataFrame) -> str:
     if rec.tied:
         shown = ", ".join(rec.tied[:8]) + (f" and {len(rec.tied) - 8} more" if len(rec.tied) > 8 else "")
         parts.append(
-            f"{len(rec.tied)} other configuration(s) cannot be told apart from it on {info.label} "
-            f"(paired randomization test over the same questions, p ≥ {ALPHA:g}): {shown}."
+            f"{len(rec.tied)} other configuration(s) cannot be told apart from it on {info.label}: with it they "
+            f"form the confidence set for the best ({METHOD}): {shown}."
         )
     else:
         parts.append(
-            f"Every other eligible configuration is significantly worse on {info.label} "
-            f"(paired randomization test, p < {ALPHA:g})."
+            f"Every other eligible configuration is significantly worse on {info.label}, so the confidence set "
+            f"for the best holds it alone ({METHOD})."
         )
     if rec.fastest_tied:
         parts.append(

@@ -114,6 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="allow a model's own Python code (ChatGLM2/3); only for models you trust",
     )
     run.add_argument("--weighted", action="store_true", help=WEIGHTED_HELP)
+    run.add_argument(
+        "--race",
+        action="store_true",
+        help="run questions in blocks and stop a config once it is significantly worse than another "
+        "(family-wise error 5%%), so answers and judging go to the contenders",
+    )
+    run.add_argument("--race-block", type=int, default=20, help="questions per racing block (default 20)")
     run.set_defaults(handler="eval.cli.sweep:cmd_run")
 
     export = commands.add_parser("export", help="export a run")
@@ -162,6 +169,29 @@ def build_parser() -> argparse.ArgumentParser:
     gate.add_argument("--out", type=Path, help="the baseline file --write-baseline writes")
     label_options(gate, "score the runs under this label source (default: the runs' own gold scores)")
     gate.set_defaults(handler="eval.cli.runs:cmd_gate")
+
+    plan = commands.add_parser(
+        "plan", help="questions needed to detect a difference, and the smallest difference a run could detect"
+    )
+    plan.add_argument("run_id")
+    plan.add_argument("--delta", type=float, default=0.02, help="the difference to detect (default 0.02)")
+    plan.add_argument("--metric", help="default: the ranking metric (e.g. ndcg)")
+    plan.add_argument("--json", action="store_true", help="print JSON (questions_needed, detectable_delta, per config)")
+    plan.set_defaults(handler="eval.cli.plan:cmd_plan")
+
+    calibrate = commands.add_parser(
+        "calibrate",
+        help="how relevance scores fall on an index for labelled questions, and the lowest score_threshold whose "
+        "kept chunks reach a precision target with 95%% confidence",
+    )
+    calibrate.add_argument("--index", required=True)
+    calibrate.add_argument("--questions", required=True, type=Path, help="questions with relevant_ids (gold labels)")
+    calibrate.add_argument("--precision", type=float, default=0.8, help="the precision target (default 0.8)")
+    calibrate.add_argument("--sample", type=int, default=100, help="questions sampled")
+    calibrate.add_argument("--top-n", type=int, default=20, help="candidates per question")
+    calibrate.add_argument("--seed", type=int, default=0)
+    calibrate.add_argument("--json", action="store_true")
+    calibrate.set_defaults(handler="eval.cli.plan:cmd_calibrate")
 
     report = commands.add_parser("report", help="write a run's report (or a two-run comparison)")
     report.add_argument("run_id")

@@ -7,6 +7,7 @@ import os
 import sys
 
 from eval.analysis.leaderboard import leaderboard_report
+from eval.analysis.racing import RACE_METHOD, race_rule, race_text
 from eval.cli.common import run_store_from, store_from, warn_of_encoder_change
 from eval.data.datasets import load_question_set
 from eval.errors import LabError
@@ -23,11 +24,12 @@ from eval.sweep.engine import SweepOptions, run_sweep
 def cmd_run(args: argparse.Namespace) -> None:
     configs = load_sweep(args.sweep) if args.sweep else parse_sweep(DEFAULT_SWEEP, "default sweep")
 
+    questions = load_question_set(args.questions)
+    questions = questions[: args.limit] if args.limit else questions
+    race = race_rule(len(questions), args.race_block) if args.race else None  # bad racing options before the index
     store = store_from(args)
     index = store.open(args.index)
     warn_of_encoder_change(index)
-    questions = load_question_set(args.questions)
-    questions = questions[: args.limit] if args.limit else questions
     bar = args.progress_bar("sweep")
     options = SweepOptions(
         reference=args.reference,
@@ -37,6 +39,10 @@ def cmd_run(args: argparse.Namespace) -> None:
         on_start=bar.on_start,
         block_size=int(os.environ.get("RETRIEVER_LAB_BLOCK_SIZE", 50)),
     )
+    if args.race:
+        options.block_size = args.race_block
+        options.contenders = race
+        options.extra_manifest["race"] = {"block": args.race_block, "method": RACE_METHOD}
     if args.concurrency is not None:
         if args.concurrency < 1:
             raise LabError(f"--concurrency must be at least 1, got {args.concurrency}")
@@ -67,6 +73,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     print(leaderboard_report(summarize(run, metrics=metrics, weighted=args.weighted), run.rows, metrics))
     if note := weighting_note(run, args.weighted):
         print(note)
+    if args.race:
+        print(race_text(run))
 
     for config_id, (count, first) in failures(run.rows).items():
         print(

@@ -85,6 +85,8 @@ class SweepOptions:
     scorers: list[RunScorer] = field(default_factory=list)  # run over the finished rows, in order
     on_start: Callable[[str], None] | None = None  # told the run id once the run exists (new or resumed)
     extra_manifest: dict[str, Any] = field(default_factory=dict)
+    # racing: given the rows so far and the configs still running, the configs that go on to the next block
+    contenders: Callable[[pd.DataFrame, list[str]], list[str]] | None = None
 
 
 # ---------------------------------------------------------------- the fast path
@@ -331,10 +333,12 @@ def _execute(
         if len(local) < len(configs)
         else None
     )
+    so_far = list(store.parts(run_id))
     for (number, block), vectors in zip(todo, _prefetched_query_vectors(index, [b for _, b in todo], options)):
         _check_cancel(options)
+        racing = _racing(configs, so_far, options)
         block_started = time.perf_counter()
-        rows, texts = _retrieve_block(index, configs, block, options, vectors, services, store.folder(run_id), number)
+        rows, texts = _retrieve_block(index, racing, block, options, vectors, services, store.folder(run_id), number)
         retrieval_seconds += time.perf_counter() - block_started
         if options.answerer is not None:
             answered = [row for row in rows if not row.get("call_error")]  # a failed call gets no answer
@@ -351,13 +355,14 @@ def _execute(
             run_id,
             number,
             index,
-            local,
+            [c for c in local if c in racing],
             [q for q in block if q.id in timed],
             options,
             sum(q.id in timed for b in blocks[:number] for q in b),
             len(timed),
         )
         store.write_part(run_id, number, pd.DataFrame(rows))
+        so_far.append(pd.DataFrame(rows))
         store.update(run_id, retrieval_seconds=retrieval_seconds)
         if options.progress and options.answerer is None:
             options.progress("questions", min((number + 1) * options.block_size, len(questions)), len(questions))
@@ -383,6 +388,20 @@ def _execute(
         retrieval_seconds=round(retrieval_seconds, 3),
         wall_seconds=round(time.perf_counter() - started, 3),
     )
+
+
+def _racing(configs: list[Config], so_far: list[pd.DataFrame], options: SweepOptions) -> list[Config]:
+    """The configs that run the next block: all of them, or under racing the contenders among those that ran
+    the last block (a config once stopped stays stopped, also when a run is resumed)."""
+    if options.contenders is None or not so_far:
+        return configs
+    running = set(so_far[-1]["config_id"])
+    staying = set(
+        options.contenders(
+            pd.concat(so_far, ignore_index=True), [c.config_id for c in configs if c.config_id in running]
+        )
+    )
+    return [c for c in configs if c.config_id in staying]
 
 
 def _time_block(

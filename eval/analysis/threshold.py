@@ -1,0 +1,130 @@
+"""A `score_threshold` with a guarantee: the lowest threshold whose kept chunks reach a target precision with
+95% confidence, from judged candidates (`eval.analysis.calibration.score_calibration`: gold, human or corrected
+judge labels on an index).
+
+Method: for each cut "score >= t" the kept candidates' precision gets a one-sided Clopper-Pearson lower bound
+at the effective sample size (Korn and Graubard: the kept count divided by the design effect of the questions'
+clustering, at least 1). Thresholds are tested from the highest down (fixed-sequence testing): the scan
+stops at the first threshold whose bound is under the target, and the answer is the last one that passed. A fixed
+sequence needs no Bonferroni correction over the thresholds scanned; its order (by score alone, starting where
+enough chunks are kept for the bound to pass at a precision halfway between the target and 1) is set before
+the labels are read.
+
+What is guaranteed: the precision of chunks scoring >= t among a question's top candidates (the calibration's
+top N), on questions like these. Candidates of one question are not independent; a benchmark checks the
+guarantee on held-out questions (BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import beta
+
+from eval.errors import LabError
+
+CONFIDENCE = 0.95
+DEFAULT_PRECISION = 0.8
+METHOD = (
+    "one-sided Clopper-Pearson 95% lower bound on the kept chunks' precision at the effective sample size "
+    "(Korn-Graubard: kept chunks over the questions' design effect), thresholds tested from the highest down "
+    "with fixed-sequence testing (no correction needed over the thresholds scanned)"
+)
+
+
+def check_precision(target: float) -> None:
+    if not 0 < target < 1:
+        raise LabError(f"the precision target must be between 0 and 1 (exclusive), got {target:g}")
+
+
+def precision_lower_bound(relevant: np.ndarray, kept: np.ndarray, confidence: float = CONFIDENCE) -> np.ndarray:
+    """Clopper-Pearson one-sided lower bounds of relevant / kept (0 where nothing relevant is kept); counts may
+    be effective (fractional) ones."""
+    with np.errstate(invalid="ignore"):
+        bound = beta.ppf(1 - confidence, relevant, kept - relevant + 1)
+    return np.where(relevant > 0, bound, 0.0)
+
+
+def _first_kept(target: float, confidence: float) -> int:
+    """Where the sequence starts: the fewest kept chunks whose bound reaches the target when their precision is
+    halfway between the target and 1. Earlier, a single irrelevant chunk among the very top would fail the first
+    test and end the scan; the start depends on counts alone, never on the labels."""
+    halfway = (1 + target) / 2
+    n = 1
+    while precision_lower_bound(np.array([halfway * n]), np.array([n]), confidence)[0] < target:
+        n = math.ceil(n * 1.1) + 1
+    return n
+
+
+def _design_effect(ordered: pd.DataFrame, relevant: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """Per cut (candidates in score order), how much the questions' clustering inflates the variance of the kept
+    precision over a binomial's (at least 1): the cluster-robust variance of the ratio sum(x_q) / sum(n_q) over
+    questions q (x_q relevant and n_q kept chunks of q) divided by p(1 - p) / n. Running sums of x_q^2, x_q n_q
+    and n_q^2 give every cut at once."""
+    r = ordered["relevant"].to_numpy(float)
+    by_question = ordered.groupby("question_id", sort=False)
+    x_before = by_question["relevant"].cumsum().to_numpy(float) - r  # the question's relevant kept before this one
+    n_before = by_question.cumcount().to_numpy(float)
+    xx, xn, nn = np.cumsum(2 * x_before * r + r), np.cumsum(x_before + r * n_before + r), np.cumsum(2 * n_before + 1)
+    p = relevant / kept
+    questions = max(ordered["question_id"].nunique(), 2)
+    robust = questions / (questions - 1) * (xx - 2 * p * xn + p**2 * nn) / kept**2
+    binomial = p * (1 - p) / kept
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(binomial > 0, np.maximum(robust / binomial, 1.0), 1.0)
+
+
+def guaranteed_threshold(
+    candidates: pd.DataFrame, target: float = DEFAULT_PRECISION, confidence: float = CONFIDENCE
+) -> dict[str, Any]:
+    """The lowest threshold whose kept candidates (`score` >= it) have precision >= `target` with `confidence`,
+    from rows with `score` and `relevant`. `threshold` is None when no threshold passes."""
+    check_precision(target)
+    scores = candidates["score"].to_numpy(float)
+    order = np.argsort(-scores, kind="stable")
+    sorted_scores = scores[order]
+    relevant = np.cumsum(candidates["relevant"].to_numpy(bool)[order])
+    kept = np.arange(1, len(scores) + 1)
+    effective = kept / _design_effect(candidates.iloc[order], relevant, kept)
+    last = np.r_[sorted_scores[1:] != sorted_scores[:-1], True] if len(scores) else np.zeros(0, bool)
+    start = _first_kept(target, confidence)
+    cuts = np.flatnonzero(last & (kept >= start))
+    bounds = precision_lower_bound(relevant[cuts] / kept[cuts] * effective[cuts], effective[cuts], confidence)
+    passed = bounds >= target
+    stop = len(cuts) if passed.all() else int(np.argmin(passed))
+    out: dict[str, Any] = {
+        "target": target,
+        "confidence": confidence,
+        "method": METHOD,
+        "candidates": len(scores),
+        "threshold": None,
+        "kept": 0,
+        "precision": None,
+        "lower_bound": None,
+    }
+    if stop:
+        cut = cuts[stop - 1]
+        out.update(
+            threshold=float(sorted_scores[cut]),
+            kept=int(kept[cut]),
+            precision=float(relevant[cut] / kept[cut]),
+            lower_bound=float(bounds[stop - 1]),
+        )
+    return out
+
+
+def guarantee_text(result: dict[str, Any]) -> str:
+    """The guaranteed threshold in words, for the calibration view and the CLI."""
+    if result["threshold"] is None:
+        return (
+            f"No score_threshold reaches precision {result['target']:g} with {result['confidence']:.0%} confidence "
+            f"on these {result['candidates']} judged candidates. Method: {result['method']}."
+        )
+    return (
+        f"score_threshold {result['threshold']:.3f} keeps {result['kept']} of {result['candidates']} judged "
+        f"candidates with precision {result['precision']:.2f}, at least {result['target']:g} with "
+        f"{result['confidence']:.0%} confidence (lower bound {result['lower_bound']:.3f}). Method: {result['method']}."
+    )
