@@ -161,9 +161,13 @@ class Reranker:
         return list(self.model.score([(question, text) for text in texts]))
 
 
-@lru_cache(maxsize=4)
 def reranker(folder: str, calls_json: str | None = None) -> Reranker:
     """One loaded cross-encoder (and its score cache) per folder (or endpoint and call settings) and process."""
+    return _loaded(folder, calls_json)  # positional: `reranker(folder)` and `reranker(folder, None)` share one
+
+
+@lru_cache(maxsize=4)
+def _loaded(folder: str, calls_json: str | None) -> Reranker:
     return Reranker(folder, calls_json)
 
 
