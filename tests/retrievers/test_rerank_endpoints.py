@@ -306,3 +306,22 @@ def test_config_ids_name_the_endpoint_and_stored_params_give_the_config_back():
     assert tei.params()["timeout"] == 5 and "timeout" not in cohere.params()
     for config in (tei, cohere):
         assert config_from_params({"config_id": config.config_id, **config.params()}, "run") == config
+
+
+def test_env_headers_are_sent_and_their_variable_must_be_set(tiny_index_store, monkeypatch):
+    headers = {"X-Api-Key": {"env": "RERANK_HEADER"}, "X-Team": {"value": "lab"}}
+    with RetrieverStubServer(
+        tiny_index_store.open("tiny"), rerank_scores=lambda query, texts: [0.5] * len(texts)
+    ) as server:
+        (config,) = parse_sweep(spec(f"tei:{server.url}", headers=headers))
+        with pytest.raises(ConfigError) as error:
+            check_ready([config])
+        assert str(error.value) == (
+            f"config {config.config_id} needs header X-Api-Key in the environment variable RERANK_HEADER, "
+            "which is not set"
+        )
+        monkeypatch.setenv("RERANK_HEADER", "header-secret")
+        endpoint = RerankEndpoint(config.model, config.calls_json)
+        assert endpoint.headers == {"X-Api-Key": "header-secret", "X-Team": "lab"}
+        assert endpoint.score([("q", "a")]) == [0.5]
+    assert config.params()["headers"] == headers  # the variable's name is stored, never its value
