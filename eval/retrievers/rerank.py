@@ -66,7 +66,10 @@ def expand(entry: dict[str, Any], where: str, expand_entry: Expand) -> list[Rera
     if not isinstance(entry.get("base"), dict):
         raise ConfigError(f"{where}: rerank needs 'base', the config entry whose chunks it reranks")
     if "model" not in entry:
-        raise ConfigError(f"{where}: rerank needs 'model', a sentence-transformers CrossEncoder folder")
+        raise ConfigError(
+            f"{where}: rerank needs 'model', a sentence-transformers CrossEncoder folder, an llm: spec, "
+            "tei:URL or cohere:MODEL@URL"
+        )
     bases = expand_entry(entry["base"], f"{where}, base")
     calls = rerank_endpoint.check_settings(entry, where)
     configs = []
