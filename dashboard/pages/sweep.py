@@ -117,7 +117,8 @@ with st.expander("BM25, hybrid and rerank configs"):
             placeholder="/path/to/a/sentence-transformers/CrossEncoder",
             help="a sentence-transformers CrossEncoder folder, or an LLM scoring P(yes): "
             "llm:bundled:smollm2, llm:<model folder or .gguf>, llm:openai:MODEL@URL "
-            "(an endpoint that returns logprobs)",
+            "(an endpoint that returns logprobs), or a served reranker: tei:URL (Text Embeddings Inference) or "
+            "cohere:MODEL@URL (Cohere, Infinity, Jina)",
         )
         base_kind = r2.selectbox("Rerank base", RERANK_BASES, key="grid-rerank-base")
         candidates_text = r3.text_input("Candidates (base k)", "20", key="grid-rerank-k")

@@ -10,7 +10,12 @@ request and response shapes:
 - Dify external knowledge `POST /dify/retrieval` (bearer key; `knowledge_id`, `query`, `retrieval_setting`):
   `{"records": [{"content", "score", "title", "metadata"}]}`; a wrong key gets 403 `{"error_code": 1002, ...}`.
 - a generic JSON search `POST /search` (`{"q", "size"}`): `{"data": {"hits": [{"pid", "passage", "relevance",
-  "meta": {"doc"}}]}}`.
+  "meta": {"doc"}}]}}`;
+- a reranker `POST /rerank` (and `/v1/rerank`) scoring with `rerank_scores(query, texts)`, in `rerank_shape`:
+  "tei" (Text Embeddings Inference: `{"query", "texts", ...}` -> `[{"index", "score"}]`) or "cohere" (Cohere,
+  Infinity, Jina: `{"model", "query", "documents", "top_n", ...}` -> `{"results": [{"index", "relevance_score"}],
+  "model", "usage"}`), best first as those servers answer, 422 to a request without its texts; `rerank_mode` makes
+  it answer wrongly: "other" (the other shape), "out-of-range" (an index past the texts sent), "few" (one result fewer).
 
 `mode` makes it misbehave: "500" always (echoing the request's Authorization and X- headers), "429" or "503"
 for the first `failures` requests (with `Retry-After: {retry_after}`), "slow" (sleeps `delay_s` before
@@ -38,10 +43,14 @@ class RetrieverStubServer(LoopbackServer):
         failures: int = 0,
         delay_s: float = 2.0,
         retry_after: str = "0",
+        rerank_scores=None,
+        rerank_shape: str = "tei",
+        rerank_mode: str | None = None,
     ) -> None:
         super().__init__(_Handler)
         self.index, self.key, self.mode, self.failures, self.delay_s = index, key, mode, failures, delay_s
         self.retry_after = retry_after
+        self.rerank_scores, self.rerank_shape, self.rerank_mode = rerank_scores, rerank_shape, rerank_mode
         self.lock = threading.Lock()
         self.in_flight = self.most_in_flight = 0
         self.vectors: dict[str, list[float]] = {}
@@ -130,6 +139,8 @@ class _Handler(JSONHandler):
             "/api/v1/retrieval": self._ragflow,
             "/dify/retrieval": self._dify,
             "/search": self._generic,
+            "/rerank": self._rerank,
+            "/v1/rerank": self._rerank,
         }
         if self.path not in routes:
             return self._send_json(404, {"detail": "Not Found"})
@@ -223,6 +234,31 @@ class _Handler(JSONHandler):
                     }
                     for h in hits
                 ]
+            },
+        )
+
+    def _rerank(self, body: dict[str, Any]) -> None:
+        shape, mode = self.server.rerank_shape, self.server.rerank_mode
+        field = "texts" if shape == "tei" else "documents"
+        if field not in body:  # as TEI (axum) and Infinity (FastAPI) refuse a body without their field
+            return self._send_json(422, {"error": f"Failed to deserialize the JSON body: missing field `{field}`"})
+        texts = body[field]
+        scores = [float(s) for s in self.server.rerank_scores(body["query"], texts)]
+        ranked = sorted(range(len(texts)), key=lambda i: -scores[i])[: body.get("top_n") or len(texts)]
+        results = [{"index": i, "score": scores[i]} for i in ranked]
+        if mode == "out-of-range":
+            results[-1]["index"] = len(texts)
+        if mode == "few":
+            results = results[:-1]
+        if (shape == "tei") == (mode != "other"):
+            return self._send_json(200, results)
+        self._send_json(
+            200,
+            {
+                "object": "rerank",
+                "model": body.get("model", "stub"),
+                "usage": {"total_tokens": 0},
+                "results": [{"index": r["index"], "relevance_score": r["score"]} for r in results],
             },
         )
 

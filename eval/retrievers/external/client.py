@@ -312,7 +312,7 @@ class ExternalRetriever:
             )
             results = parse_results(config, request, payload)
         except CallError as error:
-            return _failed(_scrub(str(error), secrets), error.attempts or attempts)
+            return _failed(scrub(str(error), secrets), error.attempts or attempts)
         kept = results[: config.k] if config.k else results  # a service may return more than it was asked
         result = self._mapped(config, kept, config.settings.get("name") or config.search_type, elapsed, attempts)
         result.dropped = len(results) - len(kept)
@@ -431,7 +431,8 @@ def _failed(message: str, attempts: int) -> ExternalResult:
     return ExternalResult([], [], [], [], np.zeros((0, 0), np.float32), [], math.nan, attempts, message, 0)
 
 
-def _scrub(message: str, secrets: list[str]) -> str:
+def scrub(message: str, secrets: list[str]) -> str:
+    """The message with every secret replaced by `***`."""
     for secret in sorted(secrets, key=len, reverse=True):  # the longest first: a secret may hold another
         message = message.replace(secret, "***")
     return message

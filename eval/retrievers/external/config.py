@@ -209,11 +209,6 @@ def create(kind_name: str, settings: dict[str, Any]) -> ExternalConfig:
 def _check_common(settings: dict[str, Any], platform: Platform) -> None:
     if "name" in settings and not (isinstance(settings["name"], str) and _NAME.match(settings["name"])):
         raise ConfigError(f"name must be 1-40 letters, digits, '.', '_' or '-', got {settings['name']!r}")
-    if "api_key_env" in settings and not _is_variable(settings["api_key_env"]):
-        raise ConfigError(  # the value is not repeated: it may be the key itself
-            "api_key_env must be the NAME of an environment variable (letters, digits and '_'; the key itself "
-            "never goes in a spec)"
-        )
     settings.setdefault("map_by", platform.map_by)
     if settings["map_by"] not in MAP_BY:
         raise ConfigError(f"map_by must be one of {', '.join(MAP_BY)}, got {settings['map_by']!r}")
@@ -225,12 +220,25 @@ def _check_common(settings: dict[str, Any], platform: Platform) -> None:
                 f"map_by {settings['map_by']} needs map_field: where in each result the "
                 f"{'document id' if settings['map_by'] == 'doc_id' else 'file name'} sits"
             )
+    check_calls(settings)
+
+
+def check_calls(settings: dict[str, Any]) -> None:
+    """The call settings any entry that calls a service may give: `api_key_env`, `timeout`, `backoff`, `retries`
+    (and, for the kinds that take them, `headers`; see `_check_headers`)."""
+    if "api_key_env" in settings and not _is_variable(settings["api_key_env"]):
+        raise ConfigError(  # the value is not repeated: it may be the key itself
+            "api_key_env must be the NAME of an environment variable (letters, digits and '_'; the key itself "
+            "never goes in a spec)"
+        )
     if "timeout" in settings and _number(settings["timeout"], "timeout", 0.0, None) == 0:
         raise ConfigError("timeout must be more than 0 seconds")
     if "backoff" in settings:
         _number(settings["backoff"], "backoff", 0.0, None)
     if "retries" in settings:
         _whole(settings["retries"], "retries", 0)
+    if "headers" in settings:
+        _check_headers(settings)
 
 
 def _number(value: Any, name: str, low: float, high: float | None) -> float:
@@ -312,7 +320,6 @@ def _check_http_json(s: dict[str, Any]) -> None:
     unknown = sorted(used - set(params) - {"question"})
     if unknown:
         raise ConfigError(f"the request template uses '{{{unknown[0]}}}', which params does not define")
-    _check_headers(s)
 
 
 def _check_headers(s: dict[str, Any]) -> None:
@@ -360,20 +367,21 @@ def _check_imported(s: dict[str, Any]) -> None:
     read_imported_once(s["path"], fmt, s["sha256"])  # bad lines are reported now, with file and line, not mid-run
 
 
-def api_key(config: ExternalConfig) -> str | None:
-    """The key from the environment variable the config names (or its kind's default), or None."""
-    name = config.settings.get("api_key_env") or PLATFORMS[config.search_type].key_env
-    return (os.environ.get(name) or None) if name else None
-
-
 def request_headers(config: ExternalConfig) -> tuple[dict[str, str], list[str]]:
     """The headers of a call (`{env: ...}` values read now; the key as a bearer token) and the secrets among
     them, which every recorded message must have scrubbed."""
+    return headers_of(config.settings, PLATFORMS[config.search_type].key_env)
+
+
+def headers_of(settings: dict[str, Any], key_env: str | None = None) -> tuple[dict[str, str], list[str]]:
+    """`request_headers` for any entry that calls a service: its `headers` and the key in `api_key_env` (else in
+    `key_env`), and the secrets among them."""
     headers, secrets = {}, []
-    for name, value in config.settings.get("headers", {}).items():
+    for name, value in settings.get("headers", {}).items():
         headers[name] = value["value"] if "value" in value else os.environ.get(value["env"], "")
         secrets += [headers[name]] if "env" in value and headers[name] else []
-    key = api_key(config)
+    variable = settings.get("api_key_env") or key_env
+    key = (os.environ.get(variable) or None) if variable else None
     if key:
         headers["Authorization"] = f"Bearer {key}"
         secrets.append(key)
@@ -383,15 +391,19 @@ def request_headers(config: ExternalConfig) -> tuple[dict[str, str], list[str]]:
 def check_ready(configs: list[ExternalConfig]) -> None:
     """Before a run starts: every key and `{env: ...}` header a config needs is set (and fits in a header)."""
     for config in configs:
-        needed = [("its key", config.settings.get("api_key_env") or PLATFORMS[config.search_type].key_env)]
-        needed += [(f"header {h}", v["env"]) for h, v in config.settings.get("headers", {}).items() if "env" in v]
-        for what, name in needed:
-            if name and not os.environ.get(name):
-                raise ConfigError(
-                    f"config {config.config_id} needs {what} in the environment variable {name}, which is not set"
-                )
-            if name and re.search(r"[\r\n]", os.environ[name]):
-                raise ConfigError(f"config {config.config_id}: the environment variable {name} holds a line break")
+        check_environment(config.config_id, config.settings, PLATFORMS[config.search_type].key_env)
+
+
+def check_environment(config_id: str, settings: dict[str, Any], key_env: str | None = None) -> None:
+    """The key (`api_key_env`, else `key_env`) and every `{env: ...}` header of an entry are set, without line
+    breaks; a ConfigError naming the config and the variable otherwise."""
+    needed = [("its key", settings.get("api_key_env") or key_env)]
+    needed += [(f"header {h}", v["env"]) for h, v in settings.get("headers", {}).items() if "env" in v]
+    for what, name in needed:
+        if name and not os.environ.get(name):
+            raise ConfigError(f"config {config_id} needs {what} in the environment variable {name}, which is not set")
+        if name and re.search(r"[\r\n]", os.environ[name]):
+            raise ConfigError(f"config {config_id}: the environment variable {name} holds a line break")
 
 
 _CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
