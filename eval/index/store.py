@@ -34,6 +34,7 @@ from eval.index.embedding_cache import CacheStats, EmbeddingCache, cached_embed,
 from eval.index.encoders import get_embeddings
 from eval.index.encoders.base import BatchedEmbeddings
 from eval.index.health import DamagedIndex, folder_problem
+from eval.io import out_of_space
 from eval.schema import Chunk, Question
 from eval.settings import DEFAULT_EMBEDDING
 
@@ -286,8 +287,7 @@ class IndexStore:
             raise
         except Exception as error:  # chromadb raises InternalError, NotFoundError, ... on damaged files
             if not self.remote:
-                with contextlib.suppress(Exception):  # a Chroma system that failed to start fails to stop too
-                    _release(self.root / manifest.slug)
+                _release(self.root / manifest.slug)
             raise DamagedIndex(manifest.name, f"Chroma cannot read it: {str(error).splitlines()[0]}") from None
         return index
 
@@ -380,6 +380,13 @@ class IndexStore:
             _release(building)
             _release(self.root / manifest.slug)
             _swap_into_place(building, self.root / manifest.slug)
+        except Exception as error:
+            if out_of_space(error, building):
+                raise LabError(
+                    f"no space left on the disk of {self.root}: index '{manifest.name}' was not built and nothing "
+                    "of it was kept (an index of that name is unchanged); free some space and build again"
+                ) from None
+            raise
         finally:
             if building.exists():
                 _release(building)
@@ -541,7 +548,8 @@ def _release(folder: Path) -> None:
     system = SharedSystemClient._identifier_to_system.pop(str(folder / "chroma"), None)
     SharedSystemClient._identifier_to_refcount.pop(str(folder / "chroma"), None)
     if system is not None:
-        system.stop()
+        with contextlib.suppress(Exception):  # a system that failed to start (a damaged or full disk) fails to stop
+            system.stop()
 
 
 def check_relevant_ids(index: Index, questions: list[Question]) -> None:
