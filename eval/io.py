@@ -4,9 +4,11 @@ or GB18030 (anything else is refused, never garbled), JSON Lines with line numbe
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 import urllib.parse
 from collections.abc import Iterator
@@ -31,6 +33,20 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+LOW_SPACE = 1 << 20  # bytes: a disk with less free is full for the lab's purposes
+
+
+def out_of_space(error: BaseException, folder: Path) -> bool:
+    """Whether `error` came from a full disk: an OSError that says so, or any error raised while the disk of
+    `folder` has under `LOW_SPACE` free (SQLite and Chroma report a full disk in their own words, or not at all)."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    folder = Path(folder).absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return shutil.disk_usage(folder).free < LOW_SPACE
 
 
 def atomic_write_parquet(path: Path, frame: pd.DataFrame) -> None:

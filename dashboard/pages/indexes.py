@@ -73,7 +73,9 @@ if st.button("Build index", type="primary", key="build"):
 LISTED = ["name", "documents", "chunks", "embedding_model", "chunk_size", "chunk_overlap", "splitter", "created_at"]
 st.header("Existing indexes")
 with widgets.lab_errors("check the data folder"):
-    manifests = engine.index_store().list()
+    manifests, damaged = engine.index_store().list(), engine.index_store().damaged()
+    for damage in damaged:
+        st.error(str(damage), icon=":material/broken_image:")
     if manifests:
         table = pd.DataFrame([{column: getattr(m, column) for column in LISTED} for m in manifests])
         table["created_at"] = table["created_at"].str.slice(0, 16).str.replace("T", " ")
@@ -82,7 +84,7 @@ with widgets.lab_errors("check the data folder"):
             "Every field of an index (corpus, fingerprint, HNSW settings, encoder, versions) is under "
             "Details in the chunk browser below."
         )
-    else:
+    elif not damaged:
         st.info("No indexes yet: build one above (the bundled sample takes a few seconds).")
 
 if manifests:
@@ -154,9 +156,12 @@ if manifests:
         (st.info if guarantee["threshold"] is not None else st.warning)(guarantee_text(guarantee))
         st.json(suggestion, expanded=False)
 
-    # ------------------------------------------------------------ delete
+# ---------------------------------------------------------------- delete
+if manifests or damaged:
     st.header("Delete an index")
-    doomed = st.selectbox("Index to delete", names, key="delete-index")
+    doomed = st.selectbox(
+        "Index to delete", [m.name for m in manifests] + [d.name for d in damaged], key="delete-index"
+    )
     confirm = st.checkbox(f"Yes, delete '{doomed}' and its vectors", key="delete-confirm")
     if st.button("Delete", disabled=not confirm, key="delete"):
         with widgets.lab_errors("close other programs using this index and try again"):

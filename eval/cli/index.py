@@ -36,14 +36,18 @@ def cmd_index_build(args: argparse.Namespace) -> None:
 
 
 def cmd_index_list(args: argparse.Namespace) -> None:
-    manifests = store_from(args).list()
-    if not manifests:
+    """The healthy indexes, then the damaged ones, each marked with what is wrong and what to do."""
+    store = store_from(args)
+    manifests, damaged = store.list(), store.damaged()
+    if not manifests and not damaged:
         print("no indexes yet: build one with `python -m eval index build --corpus PATH --name NAME`")
     for m in manifests:
         print(
             f"{m.name}\t{m.documents} docs\t{m.chunks} chunks\t{m.embedding_model}\t"
             f"chunk {m.chunk_size}/{m.chunk_overlap}\t{m.created_at}"
         )
+    for damage in damaged:
+        print(f"{damage.name}\tDAMAGED\t{damage}")
 
 
 def cmd_index_show(args: argparse.Namespace) -> None:

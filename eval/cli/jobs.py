@@ -14,9 +14,9 @@ import threading
 import traceback
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 from eval.cli.common import job_store_from
+from eval.cli.main import raise_terminated
 from eval.cli.parser import build_parser, handler_of
 from eval.errors import LabError
 from eval.jobs.store import CANCEL_POLL, Job, JobProgress, JobStore, progress_text
@@ -65,10 +65,6 @@ def _watch_for_cancel(path: Path, cancel: threading.Event, stop: threading.Event
             return
 
 
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 def run_job(home: str, job_id: str) -> int:
     """The body of a job's process: run its CLI command with progress going to the job's folder, then record
     how it ended and start the next queued job."""
@@ -77,7 +73,7 @@ def run_job(home: str, job_id: str) -> int:
         job = store.get(job_id)
     if job.status != "running" or job.pid != os.getpid():
         return 0
-    signal.signal(signal.SIGTERM, _interrupt)  # `kill PID` ends the job like Ctrl-C: its run records it
+    signal.signal(signal.SIGTERM, raise_terminated)  # `kill PID` ends the job like Ctrl-C: its run records it
     cancel, stop = threading.Event(), threading.Event()
     threading.Thread(target=_watch_for_cancel, args=(store.root / job_id / "cancel", cancel, stop), daemon=True).start()
     status, error = "done", None

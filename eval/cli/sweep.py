@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
+from functools import partial
 
 from eval.analysis.leaderboard import leaderboard_report
 from eval.analysis.racing import RACE_METHOD, race_rule, race_text
@@ -57,10 +59,19 @@ def cmd_run(args: argparse.Namespace) -> None:
             options.scorers.append(JudgeScorer(args.judge, index.embeddings))
     elif args.judge:
         raise LabError("--judge scores generated answers: add --generate")
+    started: list[str] = []
+    options.on_start = partial(_remember, started, options.on_start)
     try:
         run_id = run_sweep(
             run_store_from(args), index, configs, questions, str(args.questions), options, resume=args.resume
         )
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: the run is marked interrupted
+        if started:
+            raise type(stop)(
+                f"run {started[0]} interrupted: its finished blocks are kept; resume it with the same command "
+                f"and --resume {started[0]}"
+            ) from None
+        raise
     finally:
         bar.close()
     run = run_store_from(args).load(run_id)
@@ -83,6 +94,12 @@ def cmd_run(args: argparse.Namespace) -> None:
         )
     for warning in answer_warnings(run.rows, run.configs):
         print(f"warning: {warning}", file=sys.stderr)
+
+
+def _remember(started: list[str], on_start: Callable[[str], None] | None, run_id: str) -> None:
+    started.append(run_id)
+    if on_start is not None:
+        on_start(run_id)
 
 
 def answerer_from(args: argparse.Namespace):

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from eval.errors import LabError
+from eval.index.health import DamagedIndex
 from eval.schema import Retrieved
 
 BM25_FILE = "bm25.json.gz"
@@ -60,6 +61,7 @@ def write_bm25_side(folder: Path, chunk_ids: list[str], texts: list[str]) -> dic
         json.dump({"chunk_ids": chunk_ids, "tokens": tokens}, file, ensure_ascii=False)
     return {
         "file": BM25_FILE,
+        "bytes": (folder / BM25_FILE).stat().st_size,  # a truncated side is then seen without reading it
         "chunks": len(chunk_ids),
         "tokenizers": list(TOKENIZERS),
         "versions": {name: version(name) for name in ("rank-bm25", "jieba")},
@@ -77,8 +79,11 @@ class BM25Side:
                 "lives on a Chroma server): rebuild it locally (python -m eval index ... --replace) "
                 "to use bm25, ensemble or rerank-over-bm25 configs"
             )
-        with gzip.open(folder / BM25_FILE, "rt", encoding="utf-8") as file:
-            stored = json.load(file)
+        try:
+            with gzip.open(folder / BM25_FILE, "rt", encoding="utf-8") as file:
+                stored = json.load(file)
+        except (OSError, EOFError, ValueError) as error:  # truncated gzip, bad JSON (ValueError)
+            raise DamagedIndex(index.manifest.name, f"{BM25_FILE} cannot be read: {error}") from None
         self.chunk_ids: list[str] = stored["chunk_ids"]
         self.tokens: dict[str, list[list[str]]] = stored["tokens"]
         texts, metadatas, vectors = {}, {}, {}

@@ -9,6 +9,7 @@ then lives in the collection's metadata.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -16,7 +17,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from hashlib import sha256
 from importlib.metadata import version
@@ -32,6 +33,8 @@ from eval.index.chunking import ChunkingParams, chunk_corpus
 from eval.index.embedding_cache import CacheStats, EmbeddingCache, cached_embed, default_cache
 from eval.index.encoders import get_embeddings
 from eval.index.encoders.base import BatchedEmbeddings
+from eval.index.health import DamagedIndex, folder_problem
+from eval.io import out_of_space
 from eval.schema import Chunk, Question
 from eval.settings import DEFAULT_EMBEDDING
 
@@ -226,51 +229,78 @@ class IndexStore:
     # --- public API
 
     def list(self) -> list[IndexManifest]:
+        """The healthy indexes by name; damaged ones are in `damaged()`."""
+        return sorted((e.manifest for e in self._scan() if e.damage is None), key=lambda m: m.name)
+
+    def damaged(self) -> list[DamagedIndex]:
+        """The local indexes whose manifest or files are damaged, by name (a server's are found when opened)."""
+        return sorted((e.damage for e in self._scan() if e.damage is not None), key=lambda d: d.name)
+
+    def _scan(self) -> list[_Entry]:
         if self.remote:
-            return sorted(
-                (
-                    IndexManifest.from_json(c.metadata[MANIFEST_KEY])
-                    for c in self._server_client().list_collections()
-                    if c.metadata and MANIFEST_KEY in c.metadata and BUILDING_MARK not in c.name
-                ),
-                key=lambda m: m.name,
-            )
+            return [
+                _Entry(None, IndexManifest.from_json(c.metadata[MANIFEST_KEY]), None)
+                for c in self._server_client().list_collections()
+                if c.metadata and MANIFEST_KEY in c.metadata and BUILDING_MARK not in c.name
+            ]
         if not self.root.is_dir():
             return []
-        manifests = [
-            IndexManifest.from_json((d / "manifest.json").read_text(encoding="utf-8"))
-            for d in sorted(self.root.iterdir())
-            if not d.name.startswith(".") and (d / "manifest.json").is_file()
+        return [
+            _inspect(folder)
+            for folder in sorted(self.root.iterdir())
+            if not folder.name.startswith(".")
+            and ((folder / "manifest.json").is_file() or (folder / "chroma").is_dir())
         ]
-        return sorted(manifests, key=lambda m: m.name)
+
+    def _lookup(self, name: str) -> _Entry | None:
+        """The index (healthy or damaged) of this name or slug, or None."""
+        slug = slugify(name)
+        for entry in self._scan():
+            names = (entry.manifest.name, entry.manifest.slug) if entry.manifest else (entry.damage.name,)
+            if name.strip() in names or slug in names or (entry.folder is not None and entry.folder.name == slug):
+                return entry
+        return None
 
     def manifest(self, name: str) -> IndexManifest:
-        slug = slugify(name)
-        for manifest in self.list():
-            if manifest.slug == slug or manifest.name == name:
-                return manifest
-        known = ", ".join(m.name for m in self.list()) or "none yet"
-        raise LabError(f"no index named '{name}' (indexes: {known})")
-
-    def exists(self, name: str) -> bool:
-        return any(m.slug == slugify(name) for m in self.list())
+        entry = self._lookup(name)
+        if entry is None:
+            known = ", ".join(m.name for m in self.list()) or "none yet"
+            raise LabError(f"no index named '{name}' (indexes: {known})")
+        if entry.damage is not None:
+            raise entry.damage
+        return entry.manifest
 
     def open(self, name: str) -> Index:
+        """The opened index, probed with a query of one of its own vectors: Chroma's errors on damaged files
+        (and a damaged graph that answers nothing) become one `DamagedIndex` line."""
         manifest = self.manifest(name)
         embeddings = get_embeddings(manifest.embedding_model, self.home)
-        if self.remote:
-            return Index(manifest, self._server_client(), manifest.slug, embeddings)
-        return Index(
-            manifest, self._client_for(self.root / manifest.slug), COLLECTION, embeddings, self.root / manifest.slug
-        )
+        client = self._server_client() if self.remote else None
+        try:
+            if self.remote:
+                index = Index(manifest, client, manifest.slug, embeddings)
+            else:
+                folder = self.root / manifest.slug
+                index = Index(manifest, self._client_for(folder), COLLECTION, embeddings, folder)
+            _probe(index)
+        except LabError:
+            raise
+        except Exception as error:  # chromadb raises InternalError, NotFoundError, ... on damaged files
+            if not self.remote:
+                _release(self.root / manifest.slug)
+            raise DamagedIndex(manifest.name, f"Chroma cannot read it: {str(error).splitlines()[0]}") from None
+        return index
 
     def delete(self, name: str) -> None:
-        manifest = self.manifest(name)
+        """Delete an index, a damaged one too."""
+        entry = self._lookup(name)
+        if entry is None:
+            self.manifest(name)  # says which indexes there are
         if self.remote:
-            self._server_client().delete_collection(manifest.slug)
+            self._server_client().delete_collection(entry.manifest.slug)
             return
-        _release(self.root / manifest.slug)
-        shutil.rmtree(self.root / manifest.slug)
+        _release(entry.folder)
+        shutil.rmtree(entry.folder)
 
     def build(
         self,
@@ -285,8 +315,11 @@ class IndexStore:
         chunking = chunking or ChunkingParams()
         slug = slugify(name)
         input_key = _input_key(dataset, chunking, embedding_model)
-        if self.exists(name):
-            existing = self.manifest(name)
+        entry = self._lookup(name)
+        if entry is not None and entry.damage is not None and not replace:
+            raise entry.damage
+        if entry is not None and entry.damage is None:
+            existing = entry.manifest
             if existing.input_key == input_key:
                 return existing
             if not replace:
@@ -347,6 +380,13 @@ class IndexStore:
             _release(building)
             _release(self.root / manifest.slug)
             _swap_into_place(building, self.root / manifest.slug)
+        except Exception as error:
+            if out_of_space(error, building):
+                raise LabError(
+                    f"no space left on the disk of {self.root}: index '{manifest.name}' was not built and nothing "
+                    "of it was kept (an index of that name is unchanged); free some space and build again"
+                ) from None
+            raise
         finally:
             if building.exists():
                 _release(building)
@@ -405,6 +445,58 @@ class IndexStore:
         return stats.as_dict()
 
 
+@dataclass
+class _Entry:
+    """An index folder (None on a server) with its manifest (None when unreadable) and what is damaged."""
+
+    folder: Path | None
+    manifest: IndexManifest | None
+    damage: DamagedIndex | None
+
+
+def _inspect(folder: Path) -> _Entry:
+    try:
+        manifest = read_manifest(folder)
+    except DamagedIndex as damage:
+        return _Entry(folder, None, damage)
+    problem = folder_problem(folder, manifest.bm25)
+    return _Entry(folder, manifest, DamagedIndex(manifest.name, problem) if problem else None)
+
+
+def read_manifest(folder: Path) -> IndexManifest:
+    """The index manifest in `folder`, or a `DamagedIndex` (named by the folder) saying what is wrong with it."""
+    path = folder / "manifest.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DamagedIndex(folder.name, "manifest.json is missing") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise DamagedIndex(folder.name, f"manifest.json cannot be read ({error})") from None
+    except json.JSONDecodeError as error:
+        raise DamagedIndex(
+            folder.name, f"manifest.json is not valid JSON ({error.msg} at line {error.lineno} column {error.colno})"
+        ) from None
+    if not isinstance(data, dict):
+        raise DamagedIndex(folder.name, "manifest.json is not a JSON object")
+    required = [f.name for f in fields(IndexManifest) if f.default is MISSING and f.default_factory is MISSING]
+    missing = [name for name in required if name not in data]
+    if missing:
+        raise DamagedIndex(str(data.get("name") or folder.name), f"manifest.json lacks {', '.join(missing)}")
+    return IndexManifest.from_json(json.dumps(data))
+
+
+def _probe(index: Index) -> None:
+    """Count the chunks and search for one of them: Chroma reads its SQLite file and loads its HNSW graph."""
+    count = index.collection.count()
+    if count != index.manifest.chunks:
+        raise DamagedIndex(index.manifest.name, f"it holds {count} chunks, its manifest says {index.manifest.chunks}")
+    if count:
+        vector = index.collection.get(limit=1, include=["embeddings"])["embeddings"]
+        found = index.collection.query(query_embeddings=vector, n_results=min(count, 10), include=[])
+        if not found["ids"][0]:
+            raise DamagedIndex(index.manifest.name, "its HNSW graph finds none of its own chunks")
+
+
 def _input_key(dataset: Dataset, chunking: ChunkingParams, embedding_model: str) -> str:
     key = [
         dataset.corpus_fingerprint(),
@@ -456,7 +548,8 @@ def _release(folder: Path) -> None:
     system = SharedSystemClient._identifier_to_system.pop(str(folder / "chroma"), None)
     SharedSystemClient._identifier_to_refcount.pop(str(folder / "chroma"), None)
     if system is not None:
-        system.stop()
+        with contextlib.suppress(Exception):  # a system that failed to start (a damaged or full disk) fails to stop
+            system.stop()
 
 
 def check_relevant_ids(index: Index, questions: list[Question]) -> None:

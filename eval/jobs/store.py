@@ -295,7 +295,7 @@ class JobStore:
         runs = RunStore(self.home / "runs")
         with contextlib.suppress(LabError):
             if runs.manifest(job.run_id)["status"] == "running":
-                runs.update(job.run_id, status="interrupted")
+                runs.mark_stopped(job.run_id, "interrupted")
 
     def _schedule(self) -> None:
         """Start queued jobs, oldest first, while fewer than `max_running` run (under the lock)."""

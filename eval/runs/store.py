@@ -8,7 +8,9 @@ the run is unfinished, per block in `parts/latency-NNNNN.parquet`).
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import re
 import shutil
 import uuid
@@ -23,13 +25,16 @@ import pandas as pd
 from eval.data.datasets import make_question, question_record
 from eval.errors import LabError
 from eval.index.store import IndexManifest
-from eval.io import atomic_write_bytes, atomic_write_parquet, iter_jsonl
+from eval.io import atomic_write_bytes, atomic_write_parquet, iter_jsonl, out_of_space
 from eval.metrics.latency import empty_samples
 from eval.schema import Question
 
 RUN_ID_PATTERN = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{6}$")
 # Version 1 is the manifest written before it had a `schema_version` key; it loads unchanged.
 RUN_SCHEMA_VERSION = 2
+# An unfinished run holds this many bytes of disk in a file of its own, given up when a full disk would stop
+# the manifest from recording that the run stopped.
+RESERVE, RESERVE_BYTES = "reserve.bin", 64 * 1024
 
 
 def new_run_id() -> str:
@@ -179,11 +184,26 @@ class RunStore:
                 "schema_version": RUN_SCHEMA_VERSION,
             }
         )
-        (self.root / run_id / "parts").mkdir(parents=True)
         lines = (json.dumps(question_record(q), ensure_ascii=False) + "\n" for q in questions)
-        atomic_write_bytes(self.root / run_id / "questions.jsonl", "".join(lines).encode())
-        self.write_manifest(run_id, typed.to_dict())
+        try:
+            (self.root / run_id / "parts").mkdir(parents=True)
+            self.hold_reserve(run_id)
+            atomic_write_bytes(self.root / run_id / "questions.jsonl", "".join(lines).encode())
+            self.write_manifest(run_id, typed.to_dict())
+        except OSError as error:
+            shutil.rmtree(self.root / run_id, ignore_errors=True)
+            if out_of_space(error, self.root):
+                raise LabError(
+                    f"no space left on the disk of {self.root}: free some space and start the run again"
+                ) from None
+            raise
         return run_id
+
+    def hold_reserve(self, run_id: str) -> None:
+        """Hold `RESERVE_BYTES` of disk for an unfinished run (see `mark_stopped`); random bytes, which no disk
+        compresses away."""
+        if not (self.root / run_id / RESERVE).is_file():
+            atomic_write_bytes(self.root / run_id / RESERVE, os.urandom(RESERVE_BYTES))
 
     def write_manifest(self, run_id: str, manifest: dict[str, Any]) -> None:
         atomic_write_bytes(
@@ -199,6 +219,18 @@ class RunStore:
         manifest = {**self.manifest(run_id), **changes}
         self.write_manifest(run_id, manifest)
         return manifest
+
+    def mark_stopped(self, run_id: str, status: str, **changes: Any) -> None:
+        """Record why an unfinished run stopped. On a full disk the run's reserve is given up for it, so that a
+        run stopped for want of space says so ("failed", resumable) instead of staying "running"."""
+        try:
+            self.update(run_id, status=status, **changes)
+        except OSError as error:
+            reserve = self.root / run_id / RESERVE
+            if error.errno not in (errno.ENOSPC, errno.EDQUOT) or not reserve.is_file():
+                raise
+            reserve.unlink()
+            self.update(run_id, status=status, **changes)
 
     def write_part(self, run_id: str, number: int, rows: pd.DataFrame) -> None:
         atomic_write_parquet(self.folder(run_id) / "parts" / f"part-{number:05d}.parquet", rows)
@@ -227,6 +259,7 @@ class RunStore:
         atomic_write_parquet(folder / "latency.parquet", latency)
         self.update(run_id, status="complete", finished_at=datetime.now(UTC).isoformat(timespec="seconds"), **changes)
         shutil.rmtree(folder / "parts", ignore_errors=True)
+        (folder / RESERVE).unlink(missing_ok=True)
 
     def list(self) -> list[dict[str, Any]]:
         """The stored manifests of every readable run, newest first."""

@@ -25,7 +25,7 @@ import pandas as pd
 
 from eval.errors import LabError
 from eval.index.store import Index, check_relevant_ids
-from eval.io import fingerprint
+from eval.io import fingerprint, out_of_space
 from eval.metrics import answer_metric_columns, context_chars, diversity_metric_columns, doc_metric_columns
 from eval.metrics.scorer import RunScorer, ScoringContext
 from eval.retrievers.base import Config
@@ -283,13 +283,18 @@ def run_sweep(
             options.on_start(run_id)
         _execute(store, run_id, index, configs, questions, options)
     except SweepCancelled:
-        store.update(run_id, status="cancelled")
+        store.mark_stopped(run_id, "cancelled")
         raise
     except Exception as error:
-        store.update(run_id, status="failed", error=f"{type(error).__name__}: {error}")
+        store.mark_stopped(run_id, "failed", error=f"{type(error).__name__}: {error}")
+        if out_of_space(error, store.root):
+            raise LabError(
+                f"no space left on the disk of {store.root}: run {run_id} stopped (marked failed; its finished "
+                f"blocks are kept): free some space and resume it (run ... --resume {run_id})"
+            ) from None
         raise
-    except BaseException:
-        store.update(run_id, status="interrupted")
+    except BaseException:  # Ctrl-C, or SIGTERM raised as KeyboardInterrupt by the CLI
+        store.mark_stopped(run_id, "interrupted")
         raise
     # After the try: the run is complete, and a failure here must not mark it failed.
     if options.progress:
@@ -309,6 +314,12 @@ def _start_or_resume(store: RunStore, manifest: dict[str, Any], questions: list[
             raise LabError(f"run {resume} was started with a different {key}; start a new run instead")
     if previous["status"] == "complete":
         raise LabError(f"run {resume} is already complete")
+    try:
+        store.hold_reserve(resume)
+    except OSError as error:
+        if out_of_space(error, store.root):
+            raise LabError(f"no space left on the disk of {store.root}: free some space and resume again") from None
+        raise
     store.update(resume, status="running", error=None)
     return resume
 
