@@ -1,4 +1,5 @@
 """One ranking rule for dashboard and reports, and a recommendation with the configs tied with it."""
+
 import pytest
 
 from eval.analysis.recommend import rank_order, ranking_metric, ranking_rule, recommend
@@ -6,9 +7,13 @@ from eval.metrics.statistics import paired_test
 from eval.report.render import leaderboard_frame, report_html, report_markdown
 from eval.runs.summary import summarize
 
-SWEEP = {"configs": [{"search_type": "similarity", "k": [1, 2, 4, 8]},
-                     {"search_type": "mmr", "k": [4], "fetch_k": [20], "lambda_mult": [0.25, 0.75]},
-                     {"search_type": "similarity_score_threshold", "k": [4], "score_threshold": [0.3]}]}
+SWEEP = {
+    "configs": [
+        {"search_type": "similarity", "k": [1, 2, 4, 8]},
+        {"search_type": "mmr", "k": [4], "fetch_k": [20], "lambda_mult": [0.25, 0.75]},
+        {"search_type": "similarity_score_threshold", "k": [4], "score_threshold": [0.3]},
+    ]
+}
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +35,11 @@ def test_recommendation_is_the_top_of_the_ranking_with_its_paired_ties(run):
     assert rec.config_id == ranked[0]
     assert summary.set_index("config_id").loc[rec.config_id, "ndcg_mean"] == summary.ndcg_mean.max()
     wide = run.rows.pivot(index="question_id", columns="config_id", values="ndcg")
-    uncorrected_ties = [c for c in summary.config_id if c != rec.config_id
-                        and paired_test(wide[c], wide[rec.config_id], n_resamples=2000) >= 0.05]
+    uncorrected_ties = [
+        c
+        for c in summary.config_id
+        if c != rec.config_id and paired_test(wide[c], wide[rec.config_id], n_resamples=2000) >= 0.05
+    ]
     # the confidence set controls the family-wise error, so it keeps every config the uncorrected test kept
     assert set(uncorrected_ties) <= set(rec.tied) and rec.tied  # 24 questions cannot separate every config
     assert f"Recommended: **{rec.config_id}**" in rec.text and f"{len(rec.tied)} other configuration" in rec.text

@@ -21,8 +21,11 @@ def test_family_wise_error_of_equal_configs_stays_at_five_percent_while_the_unco
         values = equal_configs(rng, 40, 10)
         ruled_out += not best_set_mask(values, seed=r).all()
         leader = int(np.argmax(values.mean(axis=0)))
-        uncorrected += any(paired_test(values[:, leader], values[:, j], n_resamples=500, seed=r) < 0.05
-                           for j in range(10) if j != leader)
+        uncorrected += any(
+            paired_test(values[:, leader], values[:, j], n_resamples=500, seed=r) < 0.05
+            for j in range(10)
+            if j != leader
+        )
     assert ruled_out / 500 <= 0.05
     assert uncorrected / 500 > 0.2  # the simulation can see an uncontrolled rule
 
@@ -47,8 +50,13 @@ def test_confidence_set_of_rows_names_its_method_and_orders_by_mean():
     rng = np.random.default_rng(3)
     values = equal_configs(rng, 60, 3)
     values[:, 0] -= 0.4
-    rows = pd.DataFrame([{"config_id": c, "question_id": f"q{i}", "ndcg": values[i, j]}
-                         for j, c in enumerate(["low", "a", "b"]) for i in range(60)])
+    rows = pd.DataFrame(
+        [
+            {"config_id": c, "question_id": f"q{i}", "ndcg": values[i, j]}
+            for j, c in enumerate(["low", "a", "b"])
+            for i in range(60)
+        ]
+    )
     result = confidence_set(rows, ["low", "a", "b"], "ndcg")
     assert sorted(result.members) == ["a", "b"] and result.ruled_out == ["low"]
     assert result.members[0] == ("a" if values[:, 1].mean() > values[:, 2].mean() else "b")

@@ -23,7 +23,6 @@ from eval.retrievers.registry import parse_sweep
 from eval.runs.store import RunStore
 from eval.schema import Document
 from eval.sweep.engine import SweepOptions, run_sweep
-from tests.test_hybrid import cross_encoder  # noqa: F401 (a fixture)
 
 SOURCE = "human:t"
 TINY_SPEC = {
@@ -73,7 +72,7 @@ def first_new_doc(docs: list[str], after: int) -> tuple[str, int]:
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory, tiny_index_store, tiny_dataset, cross_encoder):  # noqa: F811
+def tiny(tmp_path_factory, tiny_index_store, tiny_dataset, cross_encoder):
     index = tiny_index_store.open("tiny")
     spec = {
         "configs": [
@@ -183,8 +182,9 @@ def test_a_row_the_index_no_longer_gives_is_unexplained(tiny):
 
 
 def test_lost_in_fusion_when_a_duplicate_text_keeps_another_chunk(tmp_path, tiny_dataset):
+    from support.paths import SESSION_EMBEDDING_CACHE
+
     from eval.index.embedding_cache import EmbeddingCache
-    from tests.conftest import SESSION_EMBEDDING_CACHE
 
     k_doc = next(d for d in tiny_dataset.corpus if d.id == "k")
     corpus = [*tiny_dataset.corpus, Document("k-copy", k_doc.text, "k-copy", "tiny", dict(k_doc.metadata))]
@@ -228,7 +228,7 @@ def test_not_in_pool_and_split_across_chunks_past_the_search(sample_whole, sampl
 
 
 @pytest.mark.slow
-def test_on_a_real_run_the_causes_add_up_to_the_misses(sample_run, sample_index, cross_encoder, tmp_path, capsys):  # noqa: F811
+def test_on_a_real_run_the_causes_add_up_to_the_misses(sample_run, sample_index, cross_encoder, tmp_path, capsys):
     from eval import SAMPLE_DIR
 
     bm25 = {"search_type": "bm25", "k": 3, "tokenizer": "jieba"}

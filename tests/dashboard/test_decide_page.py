@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from support.label_source_lab import unlabelled_lab  # noqa: F401
 
 from eval.labels.pooled_judging import chunk_judgements
 
@@ -14,7 +13,7 @@ APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
 
 
 @pytest.fixture
-def page(unlabelled_lab, monkeypatch):  # noqa: F811
+def page(unlabelled_lab, monkeypatch):
     monkeypatch.setenv("RETRIEVER_LAB_HOME", str(unlabelled_lab.home))
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
@@ -32,7 +31,7 @@ def asked(at: AppTest, lab) -> tuple[str, str]:
     return question_id, document.removeprefix("Document ").split(" · ")[0]
 
 
-def test_decide_tab_labels_skips_undoes_and_settles(page, unlabelled_lab, tiny_dataset):  # noqa: F811
+def test_decide_tab_labels_skips_undoes_and_settles(page, unlabelled_lab, tiny_dataset):
     at, lab = page, unlabelled_lab
     assert "needs 5 relevant and 5 irrelevant labels first (has 0 and 0)" in at.info[0].value
     at.button(key="decide-2").click().run()

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from support.lab_cli import write_questions
 
 from eval.retrievers.registry import parse_sweep
 from eval.runs.store import RunStore
 from eval.sweep.engine import SweepOptions, run_sweep
-from tests.lab_cli import write_questions
 
 APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
 SWEEP = {"configs": [{"search_type": "similarity", "k": [1, 2, 4]}]}
@@ -21,8 +21,14 @@ def home(tmp_path_factory, tiny_index_store, tiny_dataset):
     (home / "indexes").symlink_to(tiny_index_store.root)
     questions = write_questions(tiny_dataset, home / "questions.jsonl")
     runs = RunStore(home / "runs")
-    run_sweep(runs, tiny_index_store.open("tiny"), parse_sweep(SWEEP), tiny_dataset.questions, questions,
-              SweepOptions(latency_sample=0))
+    run_sweep(
+        runs,
+        tiny_index_store.open("tiny"),
+        parse_sweep(SWEEP),
+        tiny_dataset.questions,
+        questions,
+        SweepOptions(latency_sample=0),
+    )
     return home
 
 
@@ -41,8 +47,9 @@ def test_compare_names_the_confidence_set_method_and_the_detectable_difference(a
     assert "confidence set for the best" in recommendation
     assert "Holm-adjusted paired randomization tests over every pair of configs" in recommendation
     captions = [c.value for c in at.caption]
-    assert any(c.startswith("With 5 questions, differences under ") and "nDCG cannot be seen" in c
-               for c in captions), captions
+    assert any(c.startswith("With 5 questions, differences under ") and "nDCG cannot be seen" in c for c in captions), (
+        captions
+    )
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from support.label_source_lab import MMR, SOURCE, unlabelled_lab  # noqa: F401
+from support.label_source_lab import MMR, SOURCE
 
 from eval.labels.pooled_judging import pool, save_judgements
 
@@ -15,7 +15,7 @@ JUDGE = "llm:reverse@judge-v1"
 
 
 @pytest.fixture
-def app(unlabelled_lab, monkeypatch):  # noqa: F811
+def app(unlabelled_lab, monkeypatch):
     """A judge that grades relevant every pooled chunk ann did not mark (and hers not): it ranks the configs the
     other way round."""
     lab = unlabelled_lab
@@ -29,7 +29,7 @@ def app(unlabelled_lab, monkeypatch):  # noqa: F811
     return at
 
 
-def test_agreement_shows_both_leaderboards_tau_its_baseline_and_the_recommendation(app, unlabelled_lab):  # noqa: F811
+def test_agreement_shows_both_leaderboards_tau_its_baseline_and_the_recommendation(app, unlabelled_lab):
     app.selectbox(key="agree-a").set_value(SOURCE).run()
     app.selectbox(key="agree-b").set_value(JUDGE).run()
     assert not app.exception, [e.value for e in app.exception]

@@ -8,8 +8,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from lab_cli import run_cli, write_questions
 from streamlit.testing.v1 import AppTest
+from support.lab_cli import run_cli, write_questions
 
 from eval.cli.main import main
 from eval.index.store import IndexStore

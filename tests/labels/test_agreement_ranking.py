@@ -4,7 +4,7 @@ the same recommendation or not; grades by chunk length; a judge's flip rate; and
 import numpy as np
 import pandas as pd
 import pytest
-from support.label_source_lab import MMR, SOURCE, unlabelled_lab  # noqa: F401
+from support.label_source_lab import MMR, SOURCE
 
 from eval.cli.main import main
 from eval.data.labels import Judgement, Labels
@@ -56,7 +56,7 @@ def test_flip_rate_counts_pairs_graded_both_times():
     assert flip_rate([0, 1, 2, None], [0, 2, 2, 1]) == (pytest.approx(1 / 3), 3)
 
 
-def test_agreement_cli_prints_both_leaderboards_tau_and_its_baseline(unlabelled_lab, capsys):  # noqa: F811
+def test_agreement_cli_prints_both_leaderboards_tau_and_its_baseline(unlabelled_lab, capsys):
     lab = unlabelled_lab
     items = pool(lab.run)
     save_judgements(lab.labels_file, [(i, int(lab.labelled.get(i.question_id) == i.doc_id) * 2) for i in items], JUDGE)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from support.label_source_lab import MMR, NOTHING, SIMILARITY, unlabelled_lab  # noqa: F401
+from support.label_source_lab import MMR, NOTHING, SIMILARITY
 
 from eval.cli.main import main
 from eval.data.labels import load_labels
@@ -87,7 +87,7 @@ def test_the_corrected_source_is_named_and_offered_for_every_judge_and_person():
 
 
 @pytest.fixture(scope="module")
-def judged_lab(unlabelled_lab):  # noqa: F811
+def judged_lab(unlabelled_lab):
     """The unlabelled lab with a judge that grades every pooled chunk 1 and bob grading the pooled chunks of
     every question but the last one as ann would (her document 2, the rest 0)."""
     lab = unlabelled_lab

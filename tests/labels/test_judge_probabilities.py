@@ -3,8 +3,7 @@ gets a grade and a confidence, a low confidence abstains; an endpoint without lo
 rubric echoed back ("1 = not relevant") is not a grade."""
 
 import pytest
-from llm_logprobs_server import LogprobsServer
-from support.label_source_lab import unlabelled_lab  # noqa: F401
+from support.llm_logprobs_server import LogprobsServer
 
 from eval.generation.generators import load_generator
 from eval.labels.pooled_judging import (
@@ -64,7 +63,7 @@ def test_an_endpoints_top_logprobs_give_the_local_models_grade_probabilities(smo
 
 
 @pytest.mark.slow
-def test_a_local_model_grades_every_pooled_pair_and_abstains_below_the_threshold(unlabelled_lab, smollm2, tmp_path):  # noqa: F811
+def test_a_local_model_grades_every_pooled_pair_and_abstains_below_the_threshold(unlabelled_lab, smollm2, tmp_path):
     run = unlabelled_lab.run
     report = judge_run(run, smollm2, tmp_path / "a")  # saved beside the lab's questions
     assert report.pool == len(pool(run)) > 0
@@ -76,7 +75,7 @@ def test_a_local_model_grades_every_pooled_pair_and_abstains_below_the_threshold
     assert all(f["reason"].startswith("abstained: confidence 0.") for f in shy.failures)
 
 
-def test_an_endpoint_without_logprobs_is_judged_by_its_text(unlabelled_lab, tmp_path):  # noqa: F811
+def test_an_endpoint_without_logprobs_is_judged_by_its_text(unlabelled_lab, tmp_path):
     with LogprobsServer(logprobs=False) as server:  # answers "No", without logprobs
         endpoint = load_generator(f"openai:stub@{server.base_url}")
         report = judge_run(unlabelled_lab.run, endpoint, tmp_path)

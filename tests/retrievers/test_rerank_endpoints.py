@@ -12,9 +12,9 @@ import math
 import time
 
 import pytest
-from lab_cli import run_cli, write_questions
-from retriever_stub_server import RetrieverStubServer
-from tiny_cross_encoder import build_cross_encoder
+from support.lab_cli import run_cli, write_questions
+from support.retriever_stub_server import RetrieverStubServer
+from support.tiny_cross_encoder import build_cross_encoder
 
 from eval.cli.main import main
 from eval.errors import ConfigError, LabError

@@ -2,17 +2,21 @@
 and the raced choice lies in the full sweep's confidence set for the best."""
 
 import pytest
+from support.lab_cli import write_questions
 
 from eval.analysis.confidence import confidence_set
 from eval.analysis.racing import race_rule, race_text, rows_saved
 from eval.analysis.recommend import recommend
 from eval.cli.main import main
 from eval.runs.summary import summarize
-from tests.lab_cli import write_questions
 
-SWEEP = {"configs": [{"search_type": "similarity", "k": [2, 4, 8]},
-                     # a threshold no relevance score reaches: nothing retrieved, nDCG 0 on every question
-                     {"search_type": "similarity_score_threshold", "k": [4], "score_threshold": [0.999]}]}
+SWEEP = {
+    "configs": [
+        {"search_type": "similarity", "k": [2, 4, 8]},
+        # a threshold no relevance score reaches: nothing retrieved, nDCG 0 on every question
+        {"search_type": "similarity_score_threshold", "k": [4], "score_threshold": [0.999]},
+    ]
+}
 QUESTIONS = 40
 BLOCK = 10
 
@@ -34,7 +38,8 @@ def test_a_hopeless_config_stops_after_the_first_block_and_the_choice_stays_in_t
 
 def test_race_block_below_one_is_one_line(tmp_path, capsys, sample_dataset):
     questions = write_questions(sample_dataset, tmp_path / "q.jsonl")
-    code = main(["--home", str(tmp_path), "run", "--index", "none", "--questions", questions, "--race",
-                 "--race-block", "0"])
+    code = main(
+        ["--home", str(tmp_path), "run", "--index", "none", "--questions", questions, "--race", "--race-block", "0"]
+    )
     err = capsys.readouterr().err.strip()
     assert code != 0 and err.count("\n") == 0 and "--race-block must be at least 1 question, got 0" in err
