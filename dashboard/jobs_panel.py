@@ -19,6 +19,7 @@ from eval.jobs.store import ACTIVE, RESUMABLE, Job, JobStore, progress_text
 SIDEBAR_REFRESH = 2.0  # seconds
 WATCH_REFRESH = 1.0  # seconds: the sweep page's progress and streamed answer
 RECENT = 5  # finished jobs listed under the active ones
+LOG_LINES = 200  # the end of a job's log shown under its card
 
 
 def job_store() -> JobStore:
@@ -70,6 +71,8 @@ def job_card(store: JobStore, job: Job, place: str) -> None:
         st.error(job.error)
     elif job.error and job.status != "running":
         st.caption(f":red[{job.error}]" if job.status == "failed" else job.error)
+    with st.expander("Log"):
+        st.code("\n".join(store.log_tail(job.job_id, LOG_LINES)) or "(empty)", language=None)
     if job.status in ACTIVE:
         st.button("Cancel", key=f"job-cancel-{place}-{job.job_id}", on_click=_act, args=(store.cancel, job.job_id))
     if job.status in RESUMABLE:

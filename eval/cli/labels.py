@@ -6,8 +6,9 @@ import argparse
 
 from eval.analysis.leaderboard import leaderboard_report
 from eval.cli.common import run_store_from, store_from
+from eval.cli.progress import ProgressBar
 from eval.data.labels import load_labels
-from eval.generation.generators import load_generator
+from eval.generation.generators import SMOKE_TEST_WARNING, Generator, load_generator
 from eval.labels.agreement import agreement
 from eval.labels.pooled_judging import judge_run, pool, run_label_file
 from eval.labels.question_generation import generate_questions
@@ -28,10 +29,19 @@ def cmd_rescore(args: argparse.Namespace) -> None:
         print(note)
 
 
+def label_generator(args: argparse.Namespace, bar: ProgressBar) -> Generator:
+    """The LLM of a label job; a local model stops between tokens when the job is cancelled."""
+    if args.llm.strip().startswith("bundled:"):
+        print(f"warning: {SMOKE_TEST_WARNING}", flush=True)
+    generator = load_generator(args.llm, trust_remote_code=args.trust_remote_code, home=args.home)
+    generator.cancel = bar.cancel
+    return generator
+
+
 def cmd_questions_generate(args: argparse.Namespace) -> None:
     index = store_from(args).open(args.index)
-    generator = load_generator(args.llm, trust_remote_code=args.trust_remote_code, home=args.home)
     bar = args.progress_bar("questions")
+    generator = label_generator(args, bar)
     try:
         report = generate_questions(
             index,
@@ -42,6 +52,7 @@ def cmd_questions_generate(args: argparse.Namespace) -> None:
             seed=args.seed,
             progress=bar,
             on_text=lambda text: bar.show_answer("", "generate", text),
+            max_failures=args.max_failures,
         )
     finally:
         bar.close()
@@ -51,8 +62,8 @@ def cmd_questions_generate(args: argparse.Namespace) -> None:
 
 def cmd_judge(args: argparse.Namespace) -> None:
     run = run_store_from(args).load(args.run_id)
-    generator = load_generator(args.llm, trust_remote_code=args.trust_remote_code, home=args.home)
     bar = args.progress_bar("judging")
+    generator = label_generator(args, bar)
     try:
         report = judge_run(
             run,
@@ -62,6 +73,7 @@ def cmd_judge(args: argparse.Namespace) -> None:
             concurrency=args.concurrency,
             labels_file=args.labels,
             progress=bar,
+            max_failures=args.max_failures,
         )
     finally:
         bar.close()

@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -44,9 +45,11 @@ from eval.data.labels import (
     save_labels_locked,
 )
 from eval.errors import LabError
-from eval.generation.generators import GenerationSettings, Generator
+from eval.generation.generators import GenerationCancelled, GenerationSettings, Generator
 from eval.io import atomic_write_bytes, iter_jsonl
+from eval.labels.failure_streak import DEFAULT_MAX_FAILURES, FailureStreak, LabelJobFailed, nothing_produced
 from eval.runs.store import Run
+from eval.settings import short_name
 from eval.text import detect_language
 
 PROMPT_VERSION = "judge-v1"
@@ -64,7 +67,7 @@ TEMPLATES = {
     ),
 }
 _GRADE = re.compile(r"^\W*([012])(?!\d)")
-ProgressCallback = Callable[[str, int, int], None]
+ProgressCallback = Callable[..., None]  # (stage, done, total, failed=, last_failure=)
 
 
 @dataclass(frozen=True)
@@ -87,15 +90,16 @@ class JudgeReport:
     label_file: Path | None = None
 
     def summary(self) -> str:
+        saved = f"saved as {self.source} to {self.label_file}" if self.label_file else "nothing saved"
         return (
             f"pool of {self.pool} (question, chunk) pairs: {self.judged} judged now, {self.cached} from the "
-            f"cache, {len(self.failures)} failed; saved as {self.source} to {self.label_file}"
+            f"cache, {len(self.failures)} failed; {saved}"
         )
 
 
 def judge_source(generator: Generator) -> str:
     """The label source of a judge model: `llm:<model>@<prompt version>` (an endpoint's URL left out)."""
-    name = generator.name.removeprefix("openai:").rsplit("@http", 1)[0]
+    name = short_name(generator.name).removeprefix("openai:")
     label = re.sub(r"[@\s]+", "-", name)
     return f"llm:{label}@{PROMPT_VERSION}"
 
@@ -162,48 +166,87 @@ def judge_run(
     concurrency: int = 1,
     labels_file: Path | None = None,
     progress: ProgressCallback | None = None,
+    max_failures: int = DEFAULT_MAX_FAILURES,
 ) -> JudgeReport:
     """Judge the run's pool with `generator` and save the judgements (see the module docstring).
 
-    The label file is the one beside the run's question set unless `labels_file` is given."""
+    The label file is the one beside the run's question set unless `labels_file` is given. Progress counts
+    graded pairs (with `failed` and the `last_failure` reason). After `max_failures` failures in a row (0:
+    never) it saves the grades so far and raises `LabelJobFailed`; with no pair graded it saves nothing and
+    raises `LabelJobFailed`."""
     questions = run.questions_by_id
     items = pool(run, depth)
     source = judge_source(generator)
     cache = JudgementCache(home / "cache" / "judgements.jsonl")
     report = JudgeReport(pool=len(items), source=source)
-    settings = GenerationSettings(max_new_tokens=4)
     keys = [cache.key(source, questions[item.question_id].question, item.text) for item in items]
     todo = [item for item, key in zip(items, keys) if key not in cache.grades]
     report.cached = len(items) - len(todo)
+    streak = FailureStreak("judging", short_name(generator.name), max_failures)
+    stopped: LabelJobFailed | None = None
+    try:
+        _judge_pool(todo, generator, questions, cache, report, progress, concurrency, streak)
+    except LabelJobFailed as failure:
+        stopped = failure
+    graded = [(item, cache.grades[key]) for item, key in zip(items, keys) if key in cache.grades]
+    if not graded:
+        last = report.failures[-1]["reason"] if report.failures else None
+        raise stopped or nothing_produced("judging", streak.model, len(todo), last)
+    report.label_file = labels_file or run_label_file(run)
+    save_judgements(report.label_file, graded, source, replace=True)  # the model's latest word
+    if stopped:
+        raise LabelJobFailed(f"{stopped} ({len(graded)} grades so far were saved as {source})")
+    return report
 
-    def judge_one(item: PoolItem) -> None:
+
+def _judge_pool(
+    todo: Sequence[PoolItem],
+    generator: Generator,
+    questions: Mapping[str, Any],
+    cache: JudgementCache,
+    report: JudgeReport,
+    progress: ProgressCallback | None,
+    concurrency: int,
+    streak: FailureStreak,
+) -> None:
+    """Grade the pairs of `todo` into `cache`, failures into `report`; progress and the streak are kept in this
+    thread (a page's progress bar belongs to its thread; progress may raise to cancel)."""
+    settings = GenerationSettings(max_new_tokens=4)
+
+    def judge_one(item: PoolItem) -> str | None:
         question = questions[item.question_id].question
         template = TEMPLATES[detect_language(question)]
         try:
             reply, _ = generator.complete(template.format(question=question, chunk=item.text), settings)
+        except GenerationCancelled:
+            raise
         except Exception as error:  # recorded, never a crashed judging
-            reply, failure = None, f"{type(error).__name__}: {error}"[:200]
-        grade = None if reply is None else parse_grade(reply)
+            return f"{type(error).__name__}: {error}"[:200]
+        grade = parse_grade(reply)
         if grade is None:
-            failure = failure if reply is None else f"the reply is not a grade: {' '.join(reply.split())[:80]!r}"
-            report.failures.append({"question_id": item.question_id, "chunk_id": item.chunk_id, "reason": failure})
-        else:
-            cache.add(cache.key(source, question, item.text), grade)
-            report.judged += 1
+            return f"the reply is not a grade: {' '.join(reply.split())[:80]!r}"
+        cache.add(cache.key(report.source, question, item.text), grade)
+        return None
 
-    if progress:
-        progress("judge", report.cached, len(items))
+    def tell() -> None:
+        if progress:
+            last = report.failures[-1]["reason"] if report.failures else None
+            progress(
+                "judge", report.cached + report.judged, report.pool, failed=len(report.failures), last_failure=last
+            )
+
+    tell()
     workers = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="judge")
     try:
-        for done, _ in enumerate(workers.map(judge_one, todo), start=report.cached + 1):
-            if progress:  # called from this thread only (a page's progress bar belongs to its thread); it may
-                progress("judge", done, len(items))  # raise to cancel: the judged pairs stay in the cache
+        for item, failure in zip(todo, workers.map(judge_one, todo)):
+            if failure is None:
+                report.judged += 1
+            else:
+                report.failures.append({"question_id": item.question_id, "chunk_id": item.chunk_id, "reason": failure})
+            tell()
+            streak.record(failure)
     finally:
         workers.shutdown(cancel_futures=True)
-    graded = [(item, cache.grades[key]) for item, key in zip(items, keys) if key in cache.grades]
-    report.label_file = labels_file or run_label_file(run)
-    save_judgements(report.label_file, graded, source, replace=True)  # the model's latest word
-    return report
 
 
 def run_label_file(run: Run) -> Path:

@@ -1,0 +1,79 @@
+"""Cancel of a job on a local model is honoured between two tokens, not after the whole answer: the generator's
+`cancel` event (a label job's cancel) stops the stream, and question generation and judging let the
+cancellation through instead of recording it as a failed item."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from eval.generation.generators import GenerationCancelled, GenerationSettings, TransformersGenerator
+from eval.labels.pooled_judging import judge_run
+from eval.labels.question_generation import generate_questions
+
+LONG = GenerationSettings(max_new_tokens=400, max_length=4096)
+
+
+@pytest.fixture(scope="module")
+def tiny_llm() -> TransformersGenerator:
+    """A random two-layer Llama with a byte-level tokenizer whose end token it never picks."""
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=300,
+        special_tokens=["<eos>", "<|user|>", "<|assistant|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    bpe.train_from_iterator(["Retrieval augmented generation answers questions from retrieved chunks."], trainer)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<eos>")
+    tokenizer.chat_template = (
+        "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}{% endfor %}"
+        "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+    )
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            pad_token_id=0,
+            eos_token_id=10**6,
+        )
+    )  # no end token: it talks for ever
+    return TransformersGenerator(model.eval(), tokenizer, "tiny-llama")
+
+
+def test_a_set_cancel_stops_the_answer_at_the_next_token(tiny_llm):
+    tiny_llm.cancel = threading.Event()
+    seen = []
+    with pytest.raises(GenerationCancelled, match="tiny-llama was cancelled while answering"):
+        for text in tiny_llm.stream("Write a long answer.", LONG):
+            seen.append(text)
+            if len(seen) == 3:
+                tiny_llm.cancel.set()
+    assert len(seen) == 3  # not one more token after the cancel
+    tiny_llm.cancel = None
+    assert len(tiny_llm.complete("Write a long answer.", GenerationSettings(max_new_tokens=5))[0]) > 0
+
+
+def test_generation_and_judging_let_a_cancel_through_instead_of_counting_a_failure(
+    tiny_llm, tiny_index_store, sample_run, tmp_path
+):
+    tiny_llm.cancel = threading.Event()
+    tiny_llm.cancel.set()
+    try:
+        with pytest.raises(GenerationCancelled):
+            generate_questions(tiny_index_store.open("tiny"), tiny_llm, 3, tmp_path / "generated")
+        with pytest.raises(GenerationCancelled):
+            run = sample_run({"configs": [{"search_type": "similarity", "k": [2]}]}, 2)
+            judge_run(run, tiny_llm, tmp_path, depth=1, labels_file=tmp_path / "questions.labels.jsonl")
+    finally:
+        tiny_llm.cancel = None
