@@ -4,6 +4,7 @@ job that produced nothing fails instead of ending "done"."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from eval.errors import LabError
@@ -37,6 +38,22 @@ class FailureStreak:
                 f"{self.task} stopped after {self.streak} failures in a row with {self.model} "
                 f"(last: {one_line(failure or '')}): {WHAT_TO_DO}, or raise --max-failures"
             )
+
+
+SMOKE_TEST_PREFIX = "bundled:"  # the bundled models are smoke tests (`eval.generation.generators.BUNDLED_MODELS`)
+
+
+def refuse_chinese_on_smoke_test(model: str, languages: Iterable[str], task: str) -> None:
+    """The bundled 135M model does not read Chinese: its English tokenizer spends about 1.8 tokens per Chinese
+    character (0.25 per English one), so a Chinese judging prompt is about 900 tokens against about 220 for an
+    English one, each pair takes up to a minute on a busy CPU, and its replies are noise ("1. 1"). Refuse at
+    once rather than after an hour."""
+    if model.startswith(SMOKE_TEST_PREFIX) and "zh" in set(languages):
+        raise LabelJobFailed(
+            f"{task} of Chinese text with {model} refused: this 135M smoke-test model's English tokenizer makes a "
+            "Chinese prompt about 4x as long as an English one (up to a minute a pair) and its replies are not "
+            f"grades; {WHAT_TO_DO}"
+        )
 
 
 def nothing_produced(task: str, model: str, tried: int, last: str | None) -> LabelJobFailed:

@@ -47,7 +47,13 @@ from eval.data.labels import (
 from eval.errors import LabError
 from eval.generation.generators import GenerationCancelled, GenerationSettings, Generator
 from eval.io import atomic_write_bytes, iter_jsonl
-from eval.labels.failure_streak import DEFAULT_MAX_FAILURES, FailureStreak, LabelJobFailed, nothing_produced
+from eval.labels.failure_streak import (
+    DEFAULT_MAX_FAILURES,
+    FailureStreak,
+    LabelJobFailed,
+    nothing_produced,
+    refuse_chinese_on_smoke_test,
+)
 from eval.runs.store import Run
 from eval.settings import short_name
 from eval.text import detect_language
@@ -182,6 +188,9 @@ def judge_run(
     keys = [cache.key(source, questions[item.question_id].question, item.text) for item in items]
     todo = [item for item, key in zip(items, keys) if key not in cache.grades]
     report.cached = len(items) - len(todo)
+    refuse_chinese_on_smoke_test(
+        generator.name, (detect_language(questions[i.question_id].question) for i in todo), "judging"
+    )
     streak = FailureStreak("judging", short_name(generator.name), max_failures)
     stopped: LabelJobFailed | None = None
     try:

@@ -1,6 +1,7 @@
 """Cancel of a job on a local model is honoured between two tokens, not after the whole answer: the generator's
 `cancel` event (a label job's cancel) stops the stream, and question generation and judging let the
-cancellation through instead of recording it as a failed item."""
+cancellation through instead of recording it as a failed item. Chinese judging on the bundled smoke-test model
+is refused before it starts."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from eval.generation.generators import GenerationCancelled, GenerationSettings, TransformersGenerator
+from eval.labels.failure_streak import LabelJobFailed
 from eval.labels.pooled_judging import judge_run
 from eval.labels.question_generation import generate_questions
+from eval.text import detect_language
 
 LONG = GenerationSettings(max_new_tokens=400, max_length=4096)
 
@@ -77,3 +80,22 @@ def test_generation_and_judging_let_a_cancel_through_instead_of_counting_a_failu
             judge_run(run, tiny_llm, tmp_path, depth=1, labels_file=tmp_path / "questions.labels.jsonl")
     finally:
         tiny_llm.cancel = None
+
+
+def test_judging_chinese_questions_with_the_smoke_test_model_is_refused_at_once(tiny_llm, sample_run, tmp_path):
+    """The bundled 135M model's English tokenizer makes Chinese prompts about 4x as long (899 tokens against 222
+    measured for a CMRC and a SQuAD pair): a Chinese pool is refused before the first pair, with the reason."""
+    run = sample_run({"configs": [{"search_type": "similarity", "k": [2]}]}, 64)
+    assert {detect_language(q.question) for q in run.questions} == {"zh", "en"}  # the sample is bilingual
+    tiny_llm.name = "bundled:smollm2-smoke-test"
+    tiny_llm.cancel = threading.Event()
+    tiny_llm.cancel.set()  # had it started answering, the test would see GenerationCancelled instead
+    try:
+        with pytest.raises(
+            LabelJobFailed,
+            match=r"^judging of Chinese text with bundled:smollm2-smoke-test refused: "
+            r"this 135M smoke-test model's English tokenizer makes a Chinese prompt about 4x as long",
+        ):
+            judge_run(run, tiny_llm, tmp_path, depth=1, labels_file=tmp_path / "questions.labels.jsonl")
+    finally:
+        tiny_llm.name, tiny_llm.cancel = "tiny-llama", None
