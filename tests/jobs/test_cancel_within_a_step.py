@@ -12,10 +12,16 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from eval import SAMPLE_DIR
+from eval.data.datasets import load_dataset
 from eval.generation.generators import GenerationCancelled, GenerationSettings, TransformersGenerator
+from eval.generation.pipeline import GeneratingAnswerer
 from eval.labels.failure_streak import LabelJobFailed
 from eval.labels.pooled_judging import judge_run
 from eval.labels.question_generation import generate_questions
+from eval.retrievers.registry import parse_sweep
+from eval.runs.store import RunStore
+from eval.sweep.engine import SweepCancelled, SweepOptions, run_sweep
 from eval.text import detect_language
 
 LONG = GenerationSettings(max_new_tokens=400, max_length=4096)
@@ -99,3 +105,30 @@ def test_judging_chinese_questions_with_the_smoke_test_model_is_refused_at_once(
             judge_run(run, tiny_llm, tmp_path, depth=1, labels_file=tmp_path / "questions.labels.jsonl")
     finally:
         tiny_llm.name, tiny_llm.cancel = "tiny-llama", None
+
+
+def test_a_sweep_answering_with_a_local_model_stops_between_two_tokens_of_an_answer(tiny_llm, sample_index, tmp_path):
+    """The sweep's cancel (a sweep job's) is looked at on every streamed token: it stops inside the first answer,
+    not after a block of answers, and the run is cancelled (resumable)."""
+    cancel, shown = threading.Event(), []
+
+    def on_answer(question_id: str, config_id: str, text: str) -> None:
+        shown.append(text)
+        if len(shown) == 2:
+            cancel.set()
+
+    store = RunStore(tmp_path)
+    options = SweepOptions(
+        latency_sample=0, cancel=cancel, on_answer=on_answer, answerer=GeneratingAnswerer(tiny_llm, LONG, language="en")
+    )
+    with pytest.raises(SweepCancelled):
+        run_sweep(
+            store,
+            sample_index,
+            parse_sweep({"configs": [{"search_type": "similarity", "k": [2]}]}),
+            load_dataset(SAMPLE_DIR).questions[:4],
+            "sample",
+            options,
+        )
+    assert len(shown) == 2  # not one token more after the cancel
+    assert store.list()[0]["status"] == "cancelled"
