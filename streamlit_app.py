@@ -19,6 +19,6 @@ PAGES = [
     st.Page("dashboard/pages/reports.py", title="Reports", icon=":material/description:"),
 ]
 page = st.navigation(PAGES)
-with st.sidebar:  # every page shows the background jobs (eval.jobs), refreshed on their own
-    jobs_sidebar()
 page.run()
+with st.sidebar:  # every page shows the background jobs (eval.jobs), refreshed on their own; after the page,
+    jobs_sidebar()  # so that a job the page has just started is listed at once

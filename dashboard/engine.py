@@ -16,7 +16,7 @@ from eval.analysis import calibration
 from eval.analysis.leaderboard import compare_runs
 from eval.analysis.why import WhyReport, why_missed
 from eval.data.datasets import load_question_set
-from eval.data.labels import load_labels
+from eval.data.labels import load_labels, with_labelled_documents
 from eval.data.question_import import QuestionImport, write_question_set
 from eval.errors import LabError
 from eval.index.store import IndexStore
@@ -175,7 +175,9 @@ def _threshold_grid(
     root: str, name: str, created_at: str, questions_path: str, modified: float
 ) -> tuple[list[float], str]:
 
-    return calibration.threshold_grid(_open_index(root, name, created_at), load_question_set(Path(questions_path)))
+    questions, source = with_labelled_documents(load_question_set(Path(questions_path)), questions_path)
+    values, origin = calibration.threshold_grid(_open_index(root, name, created_at), questions)
+    return values, origin + (f" (labels: {source})" if source else "")
 
 
 def threshold_grid(index_name: str | None, questions_path: Path | None) -> tuple[list[float], str] | None:

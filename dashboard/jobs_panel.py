@@ -16,9 +16,10 @@ from eval.cli.jobs import submit_job
 from eval.errors import LabError
 from eval.jobs.store import ACTIVE, RESUMABLE, Job, JobStore, progress_text
 
-SIDEBAR_REFRESH = 2.0  # seconds
 WATCH_REFRESH = 1.0  # seconds: the sweep page's progress and streamed answer
+SIDEBAR_REFRESH = WATCH_REFRESH  # one pace: a job shown in both places shows the same progress
 RECENT = 5  # finished jobs listed under the active ones
+LOG_LINES = 200  # the end of a job's log shown under its card
 
 
 def job_store() -> JobStore:
@@ -46,6 +47,21 @@ def jobs_sidebar() -> None:
             job_card(store, job, "side")
 
 
+def ended_jobs(kind: str, seen_key: str) -> set[str]:
+    """The jobs of `kind` that were active when this session last looked (under `seen_key`) and are not now."""
+    active = {j.job_id for j in job_store().list() if j.kind == kind and j.status in ACTIVE}
+    seen = st.session_state.get(seen_key, set())
+    st.session_state[seen_key] = active
+    return seen - active
+
+
+@st.fragment(run_every=WATCH_REFRESH * 2)
+def rerun_when_jobs_end(kind: str, seen_key: str) -> None:
+    """Rerun the whole page once a job of `kind` it has seen running ends (e.g. Indexes, after a build)."""
+    if ended_jobs(kind, seen_key):
+        st.rerun()
+
+
 def _act(action: Callable[[str], Job], job_id: str) -> None:
     """A button's action on a job (before the rerun that shows its effect); a refusal (the job ended
     meanwhile) is shown on that rerun."""
@@ -70,6 +86,8 @@ def job_card(store: JobStore, job: Job, place: str) -> None:
         st.error(job.error)
     elif job.error and job.status != "running":
         st.caption(f":red[{job.error}]" if job.status == "failed" else job.error)
+    with st.expander("Log"):
+        st.code("\n".join(store.log_tail(job.job_id, LOG_LINES)) or "(empty)", language=None)
     if job.status in ACTIVE:
         st.button("Cancel", key=f"job-cancel-{place}-{job.job_id}", on_click=_act, args=(store.cancel, job.job_id))
     if job.status in RESUMABLE:

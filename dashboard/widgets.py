@@ -16,6 +16,7 @@ import streamlit as st
 
 from dashboard import engine
 from eval import SAMPLE_DIR
+from eval.data.datasets import load_question_set
 from eval.errors import LabError
 from eval.runs.store import RunManifest
 from eval.text import ZH_MIN_CJK_SHARE
@@ -62,6 +63,17 @@ def remembered(key: str, options: list | None = None) -> str:
     elif copy in st.session_state and (options is None or st.session_state[copy] in options):
         st.session_state[key] = st.session_state[copy]
     return key
+
+
+def remembered_text(key: str, default: str) -> str:
+    """`remembered(key)` for a text widget made without a value: `default` until the user changes it."""
+    st.session_state.setdefault(remembered(key), default)
+    return key
+
+
+def set_remembered(key: str, value: str) -> None:
+    """Give a remembered widget a value from the page (a seed), kept across pages like the user's own."""
+    st.session_state[key] = st.session_state[f"remembered:{key}"] = value
 
 
 def pick_index(key: str, label: str = "Index") -> str | None:
@@ -123,6 +135,35 @@ def default_dataset(key: str, source: str) -> None:
         bundled = Path(source).resolve() == SAMPLE_DIR.resolve()
         st.session_state[f"{key}-source"] = "Bundled sample" if bundled else "Folder or file path"
         st.session_state[f"{key}-path"] = "" if bundled else source
+
+
+GENERATED = "generated-questions"  # index name -> the folder the Labels page generated its questions into
+
+
+def default_questions(key: str, index_name: str | None) -> None:
+    """Preset `dataset_source(key)` to a question set of this index, once each time another index is chosen:
+    the set generated from it on the Labels page (this session, or in the Labels page's default folder), else
+    the index's own dataset when that has questions, else an empty path: never the sample's questions for an
+    index of other documents."""
+    if not index_name or st.session_state.get(f"{key}-defaults-for") == index_name:
+        return
+    st.session_state[f"{key}-defaults-for"] = index_name
+    generated = st.session_state.get(GENERATED, {}).get(index_name)
+    candidates = [generated, str(engine.home() / "question_sets" / f"{index_name}-generated")]
+    candidates.append(engine.index_store().manifest(index_name).source)
+    found = next((c for c in candidates if c and _has_questions(c)), generated)  # a generation may still run
+    if found and Path(found).resolve() == SAMPLE_DIR.resolve():
+        set_remembered(f"{key}-source", "Bundled sample")
+        return
+    set_remembered(f"{key}-source", "Folder or file path")
+    set_remembered(f"{key}-path", found or "")
+
+
+def _has_questions(source: str) -> bool:
+    try:
+        return bool(load_question_set(source))
+    except LabError:
+        return False
 
 
 def language_of(share: float) -> str:

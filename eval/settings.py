@@ -52,3 +52,8 @@ def parse_openai_spec(spec: str, example: str) -> tuple[str, str]:
     if not spec.strip().startswith("openai:") or not model or not base_url.startswith(("http://", "https://")):
         raise LabError(f"bad model spec {spec!r}: write openai:MODEL@URL, e.g. {example}")
     return model, base_url
+
+
+def short_name(spec: str) -> str:
+    """An LLM spec as messages and job titles name it: an endpoint's `openai:MODEL` without its URL."""
+    return spec.strip().rsplit("@http", 1)[0]

@@ -8,8 +8,10 @@ import streamlit as st
 from dashboard import engine, widgets
 from dashboard.decide_panel import decide_panel
 from dashboard.jobs_panel import start_job
+from eval.cli.parser import LABEL_LLM_HELP
 from eval.data.labels import load_labels
 from eval.errors import LabError
+from eval.generation.generators import SMOKE_TEST_WARNING
 from eval.labels.agreement import agreement, grade_by_length, leaderboard_agreement
 from eval.labels.pooled_judging import (
     blind_order,
@@ -43,18 +45,20 @@ def label_file_for(run, key: str) -> Path | None:
         return Path(text.strip()).expanduser() if text.strip() else None
 
 
+def label_llm(key: str, label: str) -> str:
+    """The LLM of a label job: no default (the bundled 135M model is a smoke test), with that warning beside."""
+    llm = st.text_input(label, key=key, placeholder="openai:MODEL@URL", help=LABEL_LLM_HELP)
+    st.caption(f":orange[{SMOKE_TEST_WARNING}]")
+    return llm.strip()
+
+
 def generate_tab() -> None:
     index_name = widgets.pick_index("gen-index")
     if not index_name:
         return
     with st.form("generate-form"):
         n = st.number_input("Questions to keep", 1, 5000, 50, key="gen-n")
-        llm = st.text_input(
-            "LLM",
-            "bundled:smollm2",
-            key="gen-llm",
-            help="bundled:smollm2 (a smoke test, not a good question writer), a model folder, or openai:MODEL@URL",
-        )
+        llm = label_llm("gen-llm", "LLM")
         language = st.selectbox("Language", ["each chunk's own", "zh", "en"], key="gen-language")
         seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="gen-seed")
         out = st.text_input(
@@ -64,7 +68,9 @@ def generate_tab() -> None:
             help="a new folder, or the folder of an interrupted generation to resume",
         )
         submitted = st.form_submit_button("Generate", type="primary")
-    if submitted:
+    if submitted and not llm:
+        st.error("Name the LLM that writes the questions (openai:MODEL@URL, a model folder or a .gguf file).")
+    elif submitted:
         command = [
             "questions",
             "generate",
@@ -73,16 +79,17 @@ def generate_tab() -> None:
             "--n",
             str(int(n)),
             "--llm",
-            llm.strip(),
+            llm,
             "--seed",
             str(int(seed)),
             "--out",
             str(Path(out).expanduser()),
         ]
         command += [] if language.startswith("each") else ["--language", language]
+        st.session_state.setdefault(widgets.GENERATED, {})[index_name] = str(Path(out).expanduser())
         started(
             start_job(command),
-            "The question set will be in `" + out + "`: pick it on **Run a sweep** (its "
+            "The question set will be in `" + out + "`: **Run a sweep** offers it for this index (its "
             "labels have the source `generated`). Run it again with the same folder to resume it.",
         )
 
@@ -94,23 +101,20 @@ def judge_tab() -> None:
     run = engine.load_run(run_id)
     labels_file = label_file_for(run, "judge-labels")
     with st.form("judge-form"):
-        llm = st.text_input(
-            "Judge LLM",
-            "bundled:smollm2",
-            key="judge-llm",
-            help="a 135M model is a smoke test, not a judge: use a real model or an endpoint",
-        )
+        llm = label_llm("judge-llm", "Judge LLM")
         depth = st.number_input("Pool depth (top chunks of every config)", 1, 100, 10, key="judge-depth")
         concurrency = st.number_input("Parallel requests (endpoints)", 1, 64, 1, key="judge-concurrency")
         submitted = st.form_submit_button("Judge the pool", type="primary")
-    if submitted and labels_file:
+    if submitted and not llm:
+        st.error("Name the judge LLM (openai:MODEL@URL, a model folder or a .gguf file).")
+    elif submitted and labels_file:
         started(
             start_job(
                 [
                     "judge",
                     run_id,
                     "--llm",
-                    llm.strip(),
+                    llm,
                     "--depth",
                     str(int(depth)),
                     "--concurrency",

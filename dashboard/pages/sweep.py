@@ -67,25 +67,30 @@ def execute(command: list[str]) -> None:
 
 
 index_name = widgets.pick_index("sweep-index")
+with widgets.lab_errors("pick the index's question set below"):
+    widgets.default_questions("sweep-questions", index_name)
 with widgets.lab_errors("check the path or the uploaded file"):
     question_path = widgets.dataset_source("sweep-questions")
 
 st.subheader("Grid")
 search_types = st.multiselect("Search types", list(SEARCH_TYPES), default=list(SEARCH_TYPES), key="grid-types")
 c1, c2, c3, c4 = st.columns(4)
-ks_text = c1.text_input("k values", "3, 5, 10", key="grid-k")
-fetch_text = c2.text_input("fetch_k values (mmr)", "20, 50", key="grid-fetch")
-lambda_text = c3.text_input("lambda_mult values (mmr)", "0.25, 0.5, 0.75", key="grid-lambda")
+ks_text = c1.text_input("k values", key=widgets.remembered_text("grid-k", "3, 5, 10"))
+fetch_text = c2.text_input("fetch_k values (mmr)", key=widgets.remembered_text("grid-fetch", "20, 50"))
+lambda_text = c3.text_input("lambda_mult values (mmr)", key=widgets.remembered_text("grid-lambda", "0.25, 0.5, 0.75"))
 threshold_seed = engine.threshold_grid(index_name, question_path)
+widgets.remembered_text("grid-threshold", "0.5, 0.7")
+seeded = ", ".join(f"{v:g}" for v in threshold_seed[0]) if threshold_seed else None
 if threshold_seed and st.session_state.get("grid-threshold-seed") != threshold_seed:  # a new index or question set
     st.session_state["grid-threshold-seed"] = threshold_seed
-    st.session_state["grid-threshold"] = ", ".join(f"{v:g}" for v in threshold_seed[0])
-st.session_state.setdefault("grid-threshold", "0.5, 0.7")
+    widgets.set_remembered("grid-threshold", seeded)
 threshold_text = c4.text_input(
     "score_threshold values", key="grid-threshold", help=f"Seeded {threshold_seed[1]}" if threshold_seed else None
 )
-if threshold_seed:
+if threshold_seed and threshold_text == seeded:
     c4.caption(f"Seeded {threshold_seed[1]}.")
+elif threshold_seed:
+    c4.caption(f"Your values; the seed {threshold_seed[1]} is {seeded}.")
 filter_text = st.text_area("Metadata filter (JSON, optional)", "", key="grid-filter", placeholder='{"lang": "zh"}')
 with st.expander("BM25, hybrid and rerank configs"):
     h1, h2, h3 = st.columns(3)

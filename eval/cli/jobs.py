@@ -20,6 +20,7 @@ from eval.cli.main import raise_terminated
 from eval.cli.parser import build_parser, handler_of
 from eval.errors import LabError
 from eval.jobs.store import CANCEL_POLL, Job, JobProgress, JobStore, progress_text
+from eval.settings import short_name
 
 
 def describe_command(argv: list[str], home: Path) -> tuple[str, str, str]:
@@ -43,9 +44,9 @@ def describe_command(argv: list[str], home: Path) -> tuple[str, str, str]:
     if args.command == "run-family":
         return "family", f"family sweep on {len(args.index)} indexes", args.index[0]
     if args.command == "questions" and args.questions_command == "generate":
-        return "questions", f"questions from '{args.index}'", args.index
+        return "questions", f"questions from '{args.index}' by {short_name(args.llm)}", args.index
     if args.command == "judge":
-        return "judge", f"judge run {args.run_id}", ""
+        return "judge", f"judge run {args.run_id} by {short_name(args.llm)}", ""
     raise LabError(
         "only `index build ...`, `index family ...`, `run ...`, `run-family ...`, `questions generate ...` "
         "and `judge ...` run as jobs"

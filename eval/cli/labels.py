@@ -7,9 +7,10 @@ import json
 
 from eval.analysis.leaderboard import leaderboard_report
 from eval.cli.common import run_store_from, store_from
+from eval.cli.progress import ProgressBar
 from eval.data.labels import load_labels
 from eval.errors import LabError
-from eval.generation.generators import load_generator
+from eval.generation.generators import SMOKE_TEST_WARNING, Generator, load_generator
 from eval.labels.agreement import agreement, grade_by_length, leaderboard_agreement, self_consistency
 from eval.labels.decide import Decision, decide_with_oracle
 from eval.labels.decide_session import DecideSession
@@ -32,10 +33,19 @@ def cmd_rescore(args: argparse.Namespace) -> None:
         print(note)
 
 
+def label_generator(args: argparse.Namespace, bar: ProgressBar) -> Generator:
+    """The LLM of a label job; a local model stops between tokens when the job is cancelled."""
+    if args.llm.strip().startswith("bundled:"):
+        print(f"warning: {SMOKE_TEST_WARNING}", flush=True)
+    generator = load_generator(args.llm, trust_remote_code=args.trust_remote_code, home=args.home)
+    generator.cancel = bar.cancel
+    return generator
+
+
 def cmd_questions_generate(args: argparse.Namespace) -> None:
     index = store_from(args).open(args.index)
-    generator = load_generator(args.llm, trust_remote_code=args.trust_remote_code, home=args.home)
     bar = args.progress_bar("questions")
+    generator = label_generator(args, bar)
     try:
         report = generate_questions(
             index,
@@ -46,6 +56,7 @@ def cmd_questions_generate(args: argparse.Namespace) -> None:
             seed=args.seed,
             progress=bar,
             on_text=lambda text: bar.show_answer("", "generate", text),
+            max_failures=args.max_failures,
         )
     finally:
         bar.close()
@@ -55,8 +66,8 @@ def cmd_questions_generate(args: argparse.Namespace) -> None:
 
 def cmd_judge(args: argparse.Namespace) -> None:
     run = run_store_from(args).load(args.run_id)
-    generator = load_generator(args.llm, trust_remote_code=args.trust_remote_code, home=args.home)
     bar = args.progress_bar("judging")
+    generator = label_generator(args, bar)
     try:
         report = judge_run(
             run,
@@ -67,6 +78,7 @@ def cmd_judge(args: argparse.Namespace) -> None:
             labels_file=args.labels,
             progress=bar,
             abstain_below=args.abstain_below,
+            max_failures=args.max_failures,
         )
     finally:
         bar.close()

@@ -17,6 +17,11 @@ WEIGHTED_HELP = (
     "weighted means and intervals: each question counts by its weight (for imported questions, how often it was "
     "asked); default: each question once"
 )
+LABEL_LLM_HELP = (
+    "openai:MODEL@URL, a model folder or a .gguf file (no default: bundled:smollm2-smoke-test is a 135M model "
+    "for smoke tests only and makes no usable labels)"
+)
+MAX_FAILURES_HELP = "stop as failed after this many failures in a row (default 10; 0: never stop)"
 
 
 def handler_of(args: argparse.Namespace) -> Callable[[argparse.Namespace], int | None]:
@@ -223,7 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     generate_parser = questions_commands.add_parser("generate", help="ask an LLM for questions the chunks answer")
     generate_parser.add_argument("--index", required=True)
     generate_parser.add_argument("--n", type=int, default=200, help="questions to keep")
-    generate_parser.add_argument("--llm", default="bundled:smollm2", help="as for `run --llm`")
+    generate_parser.add_argument("--llm", required=True, help=LABEL_LLM_HELP)
+    generate_parser.add_argument("--max-failures", type=int, default=10, help=MAX_FAILURES_HELP)
     generate_parser.add_argument("--language", choices=["zh", "en"], help="default: each chunk's own language")
     generate_parser.add_argument("--seed", type=int, default=0)
     generate_parser.add_argument("--out", required=True, type=Path, help="a new folder (or one to resume)")
@@ -233,7 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     judge_parser = commands.add_parser("judge", help="LLM relevance judgements of a run's pooled chunks")
     judge_parser.add_argument("run_id")
-    judge_parser.add_argument("--llm", default="bundled:smollm2", help="as for `run --llm`")
+    judge_parser.add_argument("--llm", required=True, help=LABEL_LLM_HELP)
+    judge_parser.add_argument("--max-failures", type=int, default=10, help=MAX_FAILURES_HELP)
     judge_parser.add_argument("--depth", type=int, default=10, help="pool each config's top DEPTH chunks")
     judge_parser.add_argument("--concurrency", type=int, default=1, help="parallel requests to an endpoint")
     judge_parser.add_argument("--labels", type=Path, help="label file (default: beside the run's question set)")

@@ -17,7 +17,8 @@ class ProgressBar:
     def __init__(self, description: str) -> None:
         self.description, self.bar, self.stage = description, None, None
 
-    def __call__(self, stage: str, done: int, total: int) -> None:
+    def __call__(self, stage: str, done: int, total: int, failed: int = 0, last_failure: str | None = None) -> None:
+        """`done` counts outputs; a label job also tells how many items failed and the last reason."""
         if self.bar is None or stage != self.stage:
             from tqdm import tqdm
 
@@ -25,6 +26,8 @@ class ProgressBar:
             self.stage = stage
             self.bar = tqdm(total=total, desc=f"{self.description}: {stage}", unit="item", file=sys.stderr, leave=False)
         self.bar.update(done - self.bar.n)
+        if failed:
+            self.bar.set_postfix_str(f"{failed} failed, last: {last_failure}"[:100])
 
     def show_answer(self, question_id: str, config_id: str, answer: str) -> None:
         """Stream the current answer's tail beside the bar."""

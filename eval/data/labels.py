@@ -129,6 +129,25 @@ def load_labels(path: str | Path) -> Labels:
     return Labels(gold.judgements + others.judgements)
 
 
+def with_labelled_documents(questions: Sequence[Question], path: str | Path) -> tuple[list[Question], str | None]:
+    """Questions that name no relevant document (a generated or imported set) with the documents the first
+    label source of their label file graded relevant (grade 1 or more), and that source; unchanged (and None)
+    when some question names relevant documents already, or when there is no such label file or source."""
+    if any(q.relevant_ids for q in questions):
+        return list(questions), None
+    try:
+        labels = load_labels(path)
+    except LabError:
+        return list(questions), None
+    for source in (s for s in labels.sources if s != "gold"):
+        relevant: dict[str, list[str]] = {}
+        for question_id, spans in labels.spans(source).items():
+            relevant[question_id] = list(dict.fromkeys(span.doc_id for span in spans if span.grade >= 1))
+        if any(relevant.values()):
+            return [with_fields(q, relevant_ids=tuple(relevant.get(q.id, ()))) for q in questions], source
+    return list(questions), None
+
+
 def open_question_set(path: str | Path) -> tuple[Path, list[Question], list[Document]]:
     """The question file, questions and corpus that a label file, question file or dataset folder names: the
     corpus is the one beside the question set (`corpus.jsonl`, or `corpus_zh.jsonl` for `questions_zh.jsonl`;

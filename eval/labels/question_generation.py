@@ -39,10 +39,12 @@ import numpy as np
 
 from eval.data.labels import Judgement, label_path, save_labels
 from eval.errors import LabError
-from eval.generation.generators import GenerationSettings, Generator
+from eval.generation.generators import GenerationCancelled, GenerationSettings, Generator
 from eval.index.store import Index
 from eval.io import atomic_write_bytes, iter_jsonl
+from eval.labels.failure_streak import DEFAULT_MAX_FAILURES, FailureStreak, LabelJobFailed, nothing_produced, one_line
 from eval.schema import Chunk, Document, Question
+from eval.settings import short_name
 from eval.text import detect_language
 
 PROMPT_VERSION = "qgen-v1"
@@ -66,7 +68,7 @@ TEMPLATES = {
 _LINE = re.compile(r"^\s*(?:\*\*)?(question|answer|问题|答案)(?:\*\*)?\s*[:：]\s*(?:\*\*)?\s*(.+?)\s*$", re.I | re.M)
 _JSON_OBJECT = re.compile(r"\{.*?\}", re.S)
 
-ProgressCallback = Callable[[str, int, int], None]
+ProgressCallback = Callable[..., None]  # (stage, done, total, failed=, last_failure=)
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ class GenerationReport:
     attempts: int = 0
     rejected: Counter = field(default_factory=Counter)
     folder: Path | None = None
+    last_failure: str | None = None
 
     def summary(self) -> str:
         reasons = ", ".join(
@@ -183,9 +186,14 @@ def generate_questions(
     settings: GenerationSettings = GenerationSettings(max_new_tokens=96),
     progress: ProgressCallback | None = None,
     on_text: Callable[[str], None] | None = None,
+    max_failures: int = DEFAULT_MAX_FAILURES,
 ) -> GenerationReport:
     """Generate up to `n` questions from `index` into folder `out` (see the module docstring); resumes an
-    interrupted generation into the same folder."""
+    interrupted generation into the same folder.
+
+    Progress counts kept questions (with `failed` and the `last_failure` reason); after `max_failures`
+    rejections in a row (0: never) it raises `LabelJobFailed`, after writing the questions kept so far. With
+    no question kept it writes no question set and raises `LabelJobFailed`."""
     if n < 1:
         raise LabError(f"--n must be at least 1, got {n}")
     if language not in (None, "zh", "en"):
@@ -209,22 +217,81 @@ def generate_questions(
     out.mkdir(parents=True, exist_ok=True)
     if not log_path.is_file():
         _append(log_path, {"identity": identity})
-    chunks = index.chunks()
-    max_attempts = n * MAX_ATTEMPTS_PER_QUESTION
+    streak = FailureStreak("question generation", short_name(generator.name), max_failures)
+    stopped: LabelJobFailed | None = None
     with log_path.open("a", encoding="utf-8") as log:
-        for chunk in sample_chunks(chunks, seed):
-            if report.kept >= n or report.attempts >= max_attempts:
-                break
-            if chunk.chunk_id in done:
-                continue
-            record = _attempt(chunk, generator, language, settings, filters, vectors, index, on_text)
-            log.write(json.dumps(record, ensure_ascii=False) + "\n")
-            log.flush()
-            _count(report, record, kept, vectors)
-            if progress:
-                progress("generate questions", min(report.kept, n), n)
+        try:
+            _generate(
+                index,
+                generator,
+                n,
+                seed,
+                done,
+                log,
+                report,
+                kept,
+                vectors,
+                streak,
+                progress,
+                on_text,
+                (language, settings, filters),
+            )
+        except LabelJobFailed as failure:
+            stopped = failure
+    if report.kept == 0:
+        raise stopped or nothing_produced(
+            "question generation", short_name(generator.name), report.attempts, report.last_failure
+        )
     _write_question_set(out, index, kept, identity, report)
+    if stopped:
+        raise LabelJobFailed(f"{stopped} ({report.kept} questions kept before it were saved to {out})")
     return report
+
+
+def _generate(
+    index: Index,
+    generator: Generator,
+    n: int,
+    seed: int,
+    done: dict[str, dict[str, Any]],
+    log: Any,
+    report: GenerationReport,
+    kept: list[dict[str, Any]],
+    vectors: list[np.ndarray],
+    streak: FailureStreak,
+    progress: ProgressCallback | None,
+    on_text: Callable[[str], None] | None,
+    options: tuple[str | None, GenerationSettings, GenerationFilters],
+) -> None:
+    """Attempt chunks until `n` are kept or `n * MAX_ATTEMPTS_PER_QUESTION` were tried, logging each attempt."""
+    language, settings, filters = options
+    max_attempts = n * MAX_ATTEMPTS_PER_QUESTION
+    for chunk in sample_chunks(index.chunks(), seed):
+        if report.kept >= n or report.attempts >= max_attempts:
+            break
+        if chunk.chunk_id in done:
+            continue
+        record = _attempt(chunk, generator, language, settings, filters, vectors, index, on_text)
+        log.write(json.dumps(record, ensure_ascii=False) + "\n")
+        log.flush()
+        _count(report, record, kept, vectors)
+        if progress:
+            progress(
+                "generate questions",
+                min(report.kept, n),
+                n,
+                failed=sum(report.rejected.values()),
+                last_failure=report.last_failure,
+            )
+        streak.record(_failure(record))
+
+
+def _failure(record: dict[str, Any]) -> str | None:
+    """Why an attempt was rejected, in one line with what the model said, or None when it was kept."""
+    if "rejected" not in record:
+        return None
+    said = record.get("detail") or record.get("reply")
+    return record["rejected"] + (f": {one_line(said, 80)!r}" if said else "")
 
 
 def _attempt(
@@ -244,6 +311,8 @@ def _attempt(
         for reply in generator.stream(TEMPLATES[lang].format(chunk=chunk.text), settings):
             if on_text:
                 on_text(reply)
+    except GenerationCancelled:
+        raise
     except Exception as error:  # a failed call is a recorded rejection, never a crashed generation
         return {**record, "rejected": "generation_failed", "detail": f"{type(error).__name__}: {error}"[:200]}
     record["reply"] = reply
@@ -274,6 +343,7 @@ def _count(report: GenerationReport, record: dict[str, Any], kept: list, vectors
     report.attempts += 1
     if "rejected" in record:
         report.rejected[record["rejected"]] += 1
+        report.last_failure = _failure(record)
         return
     report.kept += 1
     kept.append(record)

@@ -28,7 +28,7 @@ from typing import Any
 from langchain_community.cross_encoders.base import BaseCrossEncoder
 
 from eval.errors import ConfigError, LabError
-from eval.generation.generators import BUNDLED_MODELS, in_parallel, load_generator
+from eval.generation.generators import BUNDLED_MODELS, in_parallel, is_bundled, load_generator
 from eval.settings import parse_openai_spec
 
 PREFIX = "llm:"
@@ -47,7 +47,7 @@ def check_spec(model: str, where: str) -> str:
 
     spec = model.removeprefix(PREFIX).strip()
     if spec.startswith("bundled:"):
-        if spec.removeprefix("bundled:") not in BUNDLED_MODELS:
+        if not is_bundled(spec.removeprefix("bundled:")):
             raise ConfigError(
                 f"{where}: unknown bundled model in {model!r} (choose one of: "
                 f"{', '.join('llm:bundled:' + key for key in BUNDLED_MODELS)})"

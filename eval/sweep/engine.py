@@ -162,7 +162,7 @@ def _answer_rows(
         _check_cancel(options)
         row = first_row[key]
         streams = options.on_answer is not None and options.generation_concurrency == 1
-        on_text = partial(options.on_answer, row["question_id"], row["config_id"]) if streams else None
+        on_text = partial(_streamed, options, row["question_id"], row["config_id"]) if streams else None
         return key, options.answerer.answer(
             questions[row["question_id"]], texts[row["question_id"], row["config_id"]], on_text
         )
@@ -176,6 +176,12 @@ def _answer_rows(
             options.progress("answers", rows_before + number * len(rows) // len(first_row), rows_total)
     for key, row in zip(keys, rows):
         row.update(answers[key], answer_reused=first_row[key] is not row)
+
+
+def _streamed(options: SweepOptions, question_id: str, config_id: str, text: str) -> None:
+    """Show the answer so far; a cancel stops the sweep here, between two tokens, not after the whole answer."""
+    _check_cancel(options)
+    options.on_answer(question_id, config_id, text)
 
 
 def _ordered_map(function: Callable, items: list, workers: int) -> Iterator:

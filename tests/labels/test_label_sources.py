@@ -19,6 +19,7 @@ from eval.data.labels import Judgement, label_path, load_labels, open_question_s
 from eval.errors import LabError
 from eval.generation.generators import OpenAIGenerator
 from eval.labels.agreement import agreement, cohen_kappa
+from eval.labels.failure_streak import LabelJobFailed
 from eval.labels.pooled_judging import TEMPLATES, chunk_judgements, judge_run, judge_source, parse_grade, pool
 from eval.labels.question_generation import copied_share, find_answer, generate_questions, parse_reply
 from eval.labels.rescore import rescore
@@ -220,12 +221,22 @@ def test_judge_replies_that_are_not_grades_are_recorded_failures(sample_run, que
     _, questions, corpus = open_question_set(question_copy)
     human = Judgement(questions[0].id, questions[0].relevant_ids[0], 0, 10, 2, "human:ann")
     save_labels(labels_file, [human], questions, corpus)
-    with OpenAIStubServer(responder=lambda prompt: "Probably relevant.") as server:
-        report = judge_run(run, OpenAIGenerator("vague", server.base_url), tmp_path, depth=2, labels_file=labels_file)
-    assert report.judged == 0 and len(report.failures) == report.pool > 0
-    assert all("not a grade" in f["reason"] for f in report.failures)
+    with OpenAIStubServer(responder=lambda prompt: "Probably relevant.") as server:  # a judge that grades nothing
+        with pytest.raises(
+            LabelJobFailed,
+            match=r"judging with openai:vague produced nothing: \d+ tried, every one "
+            r"failed \(last: the reply is not a grade: 'Probably relevant.'\); nothing was saved",
+        ):
+            judge_run(
+                run,
+                OpenAIGenerator("vague", server.base_url),
+                tmp_path,
+                depth=2,
+                labels_file=labels_file,
+                max_failures=0,
+            )
     saved = load_labels(labels_file)
-    assert "human:ann" in saved.sources and report.source not in saved.sources
+    assert "human:ann" in saved.sources and "llm:vague@judge-v1" not in saved.sources
 
 
 def test_grade_parsing():
