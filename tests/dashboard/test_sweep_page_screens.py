@@ -7,9 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from lab_llm_responder import respond
-from openai_stub_server import OpenAIStubServer
 from streamlit.testing.v1 import AppTest
+from support.lab_llm_responder import respond
+from support.openai_stub_server import OpenAIStubServer
 
 from eval.generation.generators import OpenAIGenerator
 from eval.index.chunking import ChunkingParams

@@ -40,7 +40,7 @@ DAMAGES = {
         lambda f: (f / "chroma" / "chroma.sqlite3").write_text("notes I saved in the wrong place\n"),
         "chroma/chroma.sqlite3 is not a SQLite database",
     ),
-    "hnsw-data-truncated": (lambda f: truncate(hnsw_file(f, "data_level0.bin")), "data_level0.bin is truncated"),
+    "hnsw-data-truncated": (lambda f: truncate(hnsw_file(f, "data_level0.bin"), 0.05), "data_level0.bin is truncated"),
     # Chroma answered every query with no chunk at all (no error) from this one
     "hnsw-header-truncated": (lambda f: truncate(hnsw_file(f, "header.bin")), "header.bin is truncated"),
     "chroma-missing": (lambda f: shutil.rmtree(f / "chroma"), "its chroma folder is missing"),

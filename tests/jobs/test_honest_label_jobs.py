@@ -11,9 +11,9 @@ import re
 from pathlib import Path
 
 import pytest
-from lab_llm_responder import respond
-from openai_stub_server import OpenAIStubServer
 from streamlit.testing.v1 import AppTest
+from support.lab_llm_responder import respond
+from support.openai_stub_server import OpenAIStubServer
 
 from eval.cli.jobs import submit_job
 from eval.data.labels import label_path, load_labels
