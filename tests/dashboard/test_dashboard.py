@@ -67,7 +67,7 @@ def page_shows_the_lab(at: AppTest, page: str, dashboard_lab: dict) -> None:
         assert table[["name", "chunks"]].values.tolist() == [[index.name, index.chunks]]
     elif page == "dashboard/pages/questions.py":  # the bundled sample is the default choice
         assert at.metric[0].value == str(len(load_question_set(SAMPLE_DIR)))
-    elif page == "dashboard/pages/sweep.py":  # the default grid on the bundled sample
+    elif page == "dashboard/pages/sweep.py":  # the default grid
         values = {
             key: [float(v) for v in at.text_input(key=key).value.split(",")]
             for key in ("grid-k", "grid-fetch", "grid-lambda", "grid-threshold")
@@ -89,7 +89,7 @@ def page_shows_the_lab(at: AppTest, page: str, dashboard_lab: dict) -> None:
         assert [s.value for s in at.subheader] == [c["config_id"] for c in run.configs[:2]]
     elif page == "dashboard/pages/labels.py":  # each tab on the newest run, whose question set has no label file yet
         expected = f"Labels file: `{dashboard_lab['data'] / 'questions.labels.jsonl'}`"
-        assert [c.value for c in at.caption].count(expected) == 2  # the judge and agreement tabs
+        assert [c.value for c in at.caption].count(expected) == 3  # the decide, judge and agreement tabs
         assert any("Only gold labels so far" in i.value for i in at.info)
     else:
         assert sorted(at.dataframe[-1].value["run_id"]) == sorted(m["run_id"] for m in runs.list())

@@ -6,6 +6,7 @@ import pytest
 from support.llm_logprobs_server import LogprobsServer
 
 from eval.generation.generators import load_generator
+from eval.labels.failure_streak import LabelJobFailed
 from eval.labels.pooled_judging import (
     TEMPLATES,
     grade_of,
@@ -63,22 +64,26 @@ def test_an_endpoints_top_logprobs_give_the_local_models_grade_probabilities(smo
 
 
 @pytest.mark.slow
-def test_a_local_model_grades_every_pooled_pair_and_abstains_below_the_threshold(unlabelled_lab, smollm2, tmp_path):
+def test_a_local_model_grades_every_pooled_pair_and_abstains_below_the_threshold(
+    unlabelled_lab, smollm2, smollm2_home, tmp_path
+):
     run = unlabelled_lab.run
+    # the same weights loaded from their folder: a local model, not the smoke-test name (that refuses Chinese)
+    smollm2 = load_generator(str(next(smollm2_home.glob("models/*/config.json")).parent))
     report = judge_run(run, smollm2, tmp_path / "a")  # saved beside the lab's questions
     assert report.pool == len(pool(run)) > 0
     assert report.judged == report.pool and report.failures == []  # the text path graded 0 of 33+ such pairs
     cached = (tmp_path / "a" / "cache" / "judgements.jsonl").read_text().splitlines()
     assert len(cached) == report.pool and all('"confidence": ' in line for line in cached)
-    shy = judge_run(run, smollm2, tmp_path / "b", abstain_below=1.01)
-    assert shy.judged == 0 and len(shy.failures) == shy.pool
-    assert all(f["reason"].startswith("abstained: confidence 0.") for f in shy.failures)
+    with pytest.raises(LabelJobFailed, match=r"produced nothing: \d+ tried, every one failed \(last: abstained: conf"):
+        judge_run(run, smollm2, tmp_path / "b", abstain_below=1.01, max_failures=0)  # every pair abstains
 
 
 def test_an_endpoint_without_logprobs_is_judged_by_its_text(unlabelled_lab, tmp_path):
     with LogprobsServer(logprobs=False) as server:  # answers "No", without logprobs
         endpoint = load_generator(f"openai:stub@{server.base_url}")
-        report = judge_run(unlabelled_lab.run, endpoint, tmp_path)
-    assert report.judged == 0 and report.failures
-    # the text path (this stub does not stream, so the streamed reply is empty), not the probabilities' reasons
-    assert all(f["reason"].startswith("the reply is not a grade: ") for f in report.failures)
+        # the text path (this stub does not stream, so the streamed reply is empty), not the probabilities' reasons
+        with pytest.raises(
+            LabelJobFailed, match=r"produced nothing: \d+ tried, every one failed \(last: the reply is not a grade: "
+        ):
+            judge_run(unlabelled_lab.run, endpoint, tmp_path, max_failures=0)

@@ -352,10 +352,13 @@ def test_bundled_model_generates_questions_and_judges_a_pool(tiny_index_store, t
 
     generator = load_generator("bundled:smollm2", home=smollm2_home)
     index = tiny_index_store.open("tiny")
-    report = generate_questions(
-        index, generator, 2, tmp_path / "set", language="en", settings=GenerationSettings(max_new_tokens=48)
-    )
-    assert report.attempts == report.kept + sum(report.rejected.values()) > 0
+    try:  # the 135M model often keeps nothing: then the job fails and says so (it never ends "done" empty)
+        report = generate_questions(
+            index, generator, 2, tmp_path / "set", language="en", settings=GenerationSettings(max_new_tokens=48)
+        )
+        assert report.attempts == report.kept + sum(report.rejected.values()) > 0 and report.kept > 0
+    except LabelJobFailed as failure:
+        assert "produced nothing" in str(failure) and not (tmp_path / "set" / "questions.jsonl").exists()
     chunks = {c.chunk_id: c.text for c in index.chunks()}
     for line in (tmp_path / "set" / "attempts.jsonl").read_text(encoding="utf-8").splitlines()[1:]:
         attempt = json.loads(line)
@@ -386,8 +389,7 @@ def test_bundled_model_generates_questions_and_judges_a_pool(tiny_index_store, t
         )
     )
     judged = judge_run(run, generator, tmp_path, depth=2)
-    assert judged.pool == judged.judged + len(judged.failures) == len(pool(run, 2))
-    assert all(f["reason"].startswith("the reply is not a grade") for f in judged.failures), judged.failures
+    assert judged.pool == judged.judged == len(pool(run, 2)) and judged.failures == []  # from token probabilities
     saved = chunk_judgements(label_path(folder / "questions.jsonl"), judged.source)
     assert len(saved) == judged.judged and set(saved.values()) <= {0, 1, 2}
 
