@@ -12,6 +12,7 @@ from eval.analysis.leaderboard import leaderboard_report
 from eval.analysis.racing import RACE_METHOD, race_rule, race_text
 from eval.cli.common import run_store_from, store_from, warn_of_encoder_change
 from eval.data.datasets import load_question_set
+from eval.data.labels import check_beside_corpus
 from eval.errors import LabError
 from eval.generation.generators import GenerationSettings, load_generator
 from eval.generation.pipeline import GeneratingAnswerer
@@ -26,6 +27,7 @@ from eval.sweep.engine import SweepOptions, run_sweep
 def cmd_run(args: argparse.Namespace) -> None:
     configs = load_sweep(args.sweep) if args.sweep else parse_sweep(DEFAULT_SWEEP, "default sweep")
 
+    check_beside_corpus(args.questions)  # the spans `rescore` reads later: refused now, not after the run
     questions = load_question_set(args.questions)
     questions = questions[: args.limit] if args.limit else questions
     race = race_rule(len(questions), args.race_block) if args.race else None  # bad racing options before the index

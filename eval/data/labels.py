@@ -148,6 +148,24 @@ def with_labelled_documents(questions: Sequence[Question], path: str | Path) -> 
     return list(questions), None
 
 
+def check_beside_corpus(path: str | Path) -> None:
+    """Refuse a question set whose spans or relevant ids its corpus (the one beside it, see `open_question_set`)
+    contradicts, with the line `rescore` would later refuse it with. A question set with no corpus beside it is
+    not checked here (`run` checks its ids against the index)."""
+    try:
+        corpus_beside(Path(path))
+    except DatasetError:
+        return
+    open_question_set(path)
+
+
+def corpus_beside(path: Path) -> Path:
+    """The corpus file beside the question set at `path` (a file or a dataset folder)."""
+    questions_file = find_file(path, "questions") if path.is_dir() else path
+    language = questions_file.stem.removeprefix("questions").removeprefix("_") or None
+    return find_file(questions_file.parent, "corpus", language)
+
+
 def open_question_set(path: str | Path) -> tuple[Path, list[Question], list[Document]]:
     """The question file, questions and corpus that a label file, question file or dataset folder names: the
     corpus is the one beside the question set (`corpus.jsonl`, or `corpus_zh.jsonl` for `questions_zh.jsonl`;
@@ -167,8 +185,7 @@ def open_question_set(path: str | Path) -> tuple[Path, list[Question], list[Docu
     if questions_file.suffix.lower() == ".json":
         dataset = load_squad(questions_file)
         return questions_file, dataset.questions, dataset.corpus
-    language = questions_file.stem.removeprefix("questions").removeprefix("_") or None
-    corpus = load_corpus(find_file(questions_file.parent, "corpus", language))
+    corpus = load_corpus(corpus_beside(questions_file))
     return questions_file, load_questions(questions_file, corpus), corpus
 
 
