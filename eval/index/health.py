@@ -20,7 +20,7 @@ SQLITE_HEADER = 100
 HNSW_HEADER = 100  # the persisted layout (version 1) of Chroma's hnswlib, as chromadb 1.5 writes it
 HNSW_FILES = ("header.bin", "data_level0.bin", "length.bin", "link_lists.bin")
 # (struct format, offset) of the layout version, max_elements and size_data_per_element in `header.bin`
-HNSW_FIELDS = (("<i", 0), ("<Q", 12), ("<Q", 28))
+HNSW_FIELDS = (("<i", 0), ("<Q", 20), ("<Q", 28))  # version, elements written (not the capacity at 12), size of one
 
 
 class DamagedIndex(LabError):
@@ -74,10 +74,10 @@ def hnsw_problem(segment: Path) -> str | None:
     header = (segment / "header.bin").read_bytes()
     if len(header) < HNSW_HEADER:
         return f"HNSW file chroma/{segment.name}/header.bin is truncated"
-    version, max_elements, per_element = (struct.unpack_from(fmt, header, at)[0] for fmt, at in HNSW_FIELDS)
+    version, elements, per_element = (struct.unpack_from(fmt, header, at)[0] for fmt, at in HNSW_FIELDS)
     if version != 1:
         return None  # another layout: left to the probe when the index opens
-    for name, expected in (("data_level0.bin", max_elements * per_element), ("length.bin", max_elements * 4)):
+    for name, expected in (("data_level0.bin", elements * per_element), ("length.bin", elements * 4)):
         size = (segment / name).stat().st_size
         if size < expected:
             return f"HNSW file chroma/{segment.name}/{name} is truncated ({size:,} of {expected:,} bytes)"

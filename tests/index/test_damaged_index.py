@@ -22,6 +22,13 @@ def truncate(path: Path, fraction: float = 0.25) -> None:
     path.write_bytes(path.read_bytes()[: int(path.stat().st_size * fraction)])
 
 
+def truncate_written(path: Path) -> None:
+    """Cut an HNSW data file to half the elements its header says were written (Chroma may preallocate more)."""
+    header = (path.parent / "header.bin").read_bytes()
+    written = int.from_bytes(header[20:28], "little") * int.from_bytes(header[28:36], "little")
+    path.write_bytes(path.read_bytes()[: written // 2])
+
+
 def hnsw_file(folder: Path, name: str) -> Path:
     (path,) = (folder / "chroma").glob(f"*/{name}")
     return path
@@ -40,7 +47,10 @@ DAMAGES = {
         lambda f: (f / "chroma" / "chroma.sqlite3").write_text("notes I saved in the wrong place\n"),
         "chroma/chroma.sqlite3 is not a SQLite database",
     ),
-    "hnsw-data-truncated": (lambda f: truncate(hnsw_file(f, "data_level0.bin")), "data_level0.bin is truncated"),
+    "hnsw-data-truncated": (
+        lambda f: truncate_written(hnsw_file(f, "data_level0.bin")),
+        "data_level0.bin is truncated",
+    ),
     # Chroma answered every query with no chunk at all (no error) from this one
     "hnsw-header-truncated": (lambda f: truncate(hnsw_file(f, "header.bin")), "header.bin is truncated"),
     "chroma-missing": (lambda f: shutil.rmtree(f / "chroma"), "its chroma folder is missing"),
