@@ -6,8 +6,7 @@ from pathlib import Path
 import streamlit as st
 
 from dashboard import engine
-from eval.cli.labels import decision_text
-from eval.labels.decide import ORDERS, RULES, Decision
+from eval.labels.decide import ORDERS, RULES, Decision, decision_text
 from eval.labels.decide_session import DecideSession
 
 GRADES = ((0, "0 · not relevant"), (1, "1 · partly relevant"), (2, "2 · answers it"))
@@ -30,6 +29,7 @@ def decide_panel(run_id: str, labels_file: Path) -> None:
     session = session_for(run_id, labels_file, name, rule, order)
     decision = session.decision()
     show_status(decision)
+    st.caption(session.judged_text()[:1].upper() + session.judged_text()[1:])
     if not decision.settled:
         ask(session)
     show_configs(decision)

@@ -314,7 +314,7 @@ def why_report(run_id: str, label_file: Path | None, source: str) -> WhyReport:
         raise LabError(f"run {run_id}'s question set and its labels cannot be found: the misses cannot be diagnosed")
     manifest = run_store().manifest(run_id)
     name = manifest["index"]["name"]
-    if not index_store().exists(name):
+    if name not in {index.name for index in index_store().list()}:  # gone or damaged
         raise LabError(f"index '{name}' of run {run_id} is gone: the misses cannot be diagnosed")
     return _why_report(
         str(run_store().root),

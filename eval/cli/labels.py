@@ -12,7 +12,7 @@ from eval.data.labels import load_labels
 from eval.errors import LabError
 from eval.generation.generators import SMOKE_TEST_WARNING, Generator, load_generator
 from eval.labels.agreement import agreement, grade_by_length, leaderboard_agreement, self_consistency
-from eval.labels.decide import Decision, decide_with_oracle
+from eval.labels.decide import Decision, decide_with_oracle, decision_text
 from eval.labels.decide_session import DecideSession
 from eval.labels.pooled_judging import judge_run, pool, run_label_file
 from eval.labels.question_generation import generate_questions
@@ -162,20 +162,3 @@ def decide_at_prompt(session: DecideSession, budget: int | None) -> Decision:
             print(f"'{key}' is not one of 0, 1, 2, s, u, q")
         decision = session.decision()
     return decision
-
-
-def decision_text(decision: Decision) -> str:
-    """The decision in words: settled or how many more labels, and the recommendation with its interval."""
-    row = decision.table.set_index("config_id").loc[decision.recommended]
-    pick = f"{decision.recommended} (nDCG {row['estimate']:.3f}, 95% interval {row['low']:.3f}-{row['high']:.3f})"
-    if decision.settled:
-        head = f"settled after {decision.labels} labels" + (
-            " (certain under every completion)" if decision.certain else ""
-        )
-    elif min(decision.evidence) < 5:
-        relevant, irrelevant = decision.evidence
-        head = f"not settled: needs 5 relevant and 5 irrelevant labels first (has {relevant} and {irrelevant})"
-    else:
-        head = f"not settled after {decision.labels} labels: about {decision.expected_more} more labels expected"
-    tied = "" if decision.rule == "pick" else f"; tie set: {', '.join(decision.indistinguishable)}"
-    return f"{head} ({decision.rule}): {pick}{tied}"

@@ -235,6 +235,30 @@ class Decision:
         }
 
 
+def rule_text(rule: str, epsilon: float = EPSILON) -> str:
+    """What a rule decides, in words."""
+    if rule == "pick":
+        return f"a config whose nDCG is within {epsilon:g} of the best, at 95%"
+    return "the best config and the configs a paired test cannot tell apart from it, at 95%"
+
+
+def decision_text(decision: Decision) -> str:
+    """The decision in words: settled or how many more labels, and the recommendation with its interval."""
+    row = decision.table.set_index("config_id").loc[decision.recommended]
+    pick = f"{decision.recommended} (nDCG {row['estimate']:.3f}, 95% interval {row['low']:.3f}-{row['high']:.3f})"
+    if decision.settled:
+        head = f"settled after {decision.labels} labels" + (
+            " (certain under every completion)" if decision.certain else ""
+        )
+    elif min(decision.evidence) < 5:
+        relevant, irrelevant = decision.evidence
+        head = f"not settled: needs 5 relevant and 5 irrelevant labels first (has {relevant} and {irrelevant})"
+    else:
+        head = f"not settled after {decision.labels} labels: about {decision.expected_more} more labels expected"
+    tied = "" if decision.rule == "pick" else f"; tie set: {', '.join(decision.indistinguishable)}"
+    return f"{head} ({decision.rule}): {pick}{tied}"
+
+
 @dataclass
 class Decider:
     """The state of one decision: the pool, its grades so far, how each label was picked, and the rule."""

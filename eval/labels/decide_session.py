@@ -19,7 +19,7 @@ from eval.data.labels import load_labels
 from eval.errors import LabError
 from eval.io import atomic_write_bytes
 from eval.labels.decide import EPSILON, DecidePool, Decider, Decision, pair_of
-from eval.labels.pooled_judging import PoolItem, save_judgements
+from eval.labels.pooled_judging import PoolItem, run_label_file, save_judgements
 from eval.runs.store import Run
 
 
@@ -54,6 +54,7 @@ class DecideSession:
         self.log_file = decide_log_path(run, self.source)
         self.log = json.loads(self.log_file.read_text()) if self.log_file.is_file() else {"picks": [], "current": None}
         self.decider = Decider(self.pool, grades, rule, epsilon, order, seed)
+        self.options = {"rule": rule, "epsilon": epsilon, "order": order, "seed": seed}
         for pick in self.log["picks"]:
             n = pair_of(self.pool, pick["question_id"], pick["chunk_id"])
             if pick["grade"] is None:
@@ -65,6 +66,12 @@ class DecideSession:
     @property
     def labels(self) -> int:
         return self.decider.made
+
+    def judged_text(self) -> str:
+        """The label source and its judged share of the run's pool, in words."""
+        judged = int((~np.isnan(self.decider.grades)).sum())
+        share = judged / len(self.pool)
+        return f"label source {self.source}: {judged} of {len(self.pool)} pool pairs judged ({share:.1%})"
 
     def current(self) -> tuple[PoolItem, str] | None:
         """The pair to label now and how the lab chose it; None when every pair is judged or skipped."""
@@ -127,5 +134,19 @@ class DecideSession:
         self._save_log()
 
     def _save_log(self) -> None:
-        self.log["source"] = self.source
+        self.log.update(source=self.source, labels_file=str(self.labels_file.resolve()), **self.options)
         atomic_write_bytes(self.log_file, json.dumps(self.log, ensure_ascii=False, indent=1).encode())
+
+
+def logged_session(run: Run, source: str | None = None) -> DecideSession | None:
+    """The session of the run's decide log for `source` (else its latest decide log) with the rule, order and label
+    file it was saved with, so its `decision()` is the one the Decide tab shows; None when the run has no log."""
+    folder = run.folder / "decide"
+    logs = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True) if folder.is_dir() else []
+    if not logs:
+        return None
+    wanted = decide_log_path(run, source) if source else None
+    log = json.loads((wanted if wanted in logs else logs[0]).read_text())
+    options = {key: log[key] for key in ("rule", "epsilon", "order", "seed") if key in log}
+    labels_file = Path(log["labels_file"]) if "labels_file" in log else run_label_file(run)
+    return DecideSession(run, labels_file, log["source"].removeprefix("human:"), **options)

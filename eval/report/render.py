@@ -26,6 +26,8 @@ from eval.analysis.recommend import Recommendation, rank_order, ranking_metric, 
 from eval.analysis.why import CAUSE_NAMES, CAUSES, WhyReport
 from eval.errors import LabError
 from eval.io import atomic_write_bytes
+from eval.labels.decide import Decision, decision_text, rule_text
+from eval.labels.decide_session import DecideSession, logged_session
 from eval.labels.rescore import grade_label, judged_text, row_grades
 from eval.metrics import METRICS
 from eval.report import charts as chart_builders
@@ -150,6 +152,11 @@ class ReportContext:
     weighting: str  # which mean the report shows, in words ("" when the questions carry no weights)
     questions: dict
     texts: dict
+    decided: DecideSession | None = None  # the run's decide log for the label source (else its latest one)
+
+    @property
+    def decision(self) -> Decision | None:
+        return self.decided.decision() if self.decided else None
 
     @classmethod
     def of(cls, run: Run, n: int, weighted: bool = False) -> ReportContext:
@@ -164,7 +171,46 @@ class ReportContext:
         # the run keeps its question set and the texts of the chunks it retrieved
         texts = run.questions_by_id, run.chunk_texts
         weighting = weighting_note(run, weighted)
-        return cls(metrics, summary, rank_by, best, worst, recommendation, source, labels, weighting, *texts)
+        decided = logged_session(run, source)
+        return cls(metrics, summary, rank_by, best, worst, recommendation, source, labels, weighting, *texts, decided)
+
+    def recommendation_lines(self) -> list[str]:
+        """The recommendation: Decide's when the run has a decide log (with the label-metric ranking beside it,
+        stated as such), else the label-metric ranking's."""
+        ranking = f"{_plain(self.recommendation.text)} (Label source: {self.source}.)"
+        decision = self.decision
+        if decision is None or self.decided is None:
+            return [ranking]
+        lines = [
+            f"Decide ({self.decided.source}, rule {decision.rule}): {_capital(decision_text(decision))}.",
+            f"Ranking by the label metric with unjudged pairs counted not relevant: {ranking}",
+        ]
+        if decision.recommended != self.recommendation.config_id:
+            lines.append(
+                "The two differ: Decide's estimate weighs the chance that unjudged pairs are relevant, the ranking "
+                "counts them not relevant; Decide's pick is the one its interval supports."
+            )
+        return lines
+
+    def decided_lines(self) -> tuple[str, list[str], pd.DataFrame]:
+        """The "Decided with N labels" section: heading, lines in the Decide tab's words, every config's row."""
+        decision, session = self.decision, self.decided
+        assert decision is not None and session is not None
+        row = decision.table.set_index("config_id").loc[decision.recommended]
+        lines = [
+            f"Rule: {decision.rule} ({rule_text(decision.rule, session.decider.epsilon)}).",
+            _capital(decision_text(decision)) + ".",
+            f"Recommended config: {decision.recommended}, nDCG estimate {row['estimate']:.3f}, "
+            f"95% interval {row['low']:.3f}-{row['high']:.3f}.",
+            *([f"Tie set: {', '.join(decision.indistinguishable)}."] if decision.rule == "tie-set" else []),
+            _capital(session.judged_text()) + ".",
+        ]
+        table = decision.table.sort_values("estimate", ascending=False).round(3)
+        return f"Decided with {decision.labels} labels", lines, table
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _marks(row: dict, question) -> list[str]:
@@ -277,9 +323,12 @@ def report_html(run: Run, worst: int = WORST, weighted: bool = False, why: WhyRe
     parts += ["<h2>Settings and versions</h2>", _html_table(settings)]
     parts += [
         "<h2>Recommendation</h2>",
-        f"<p>{esc(_plain(context.recommendation.text))} (Label source: {esc(context.source)}.)</p>",
+        *[f"<p>{esc(line)}</p>" for line in context.recommendation_lines()],
         *[f'<p class="warning">{esc(warning)}</p>' for warning in run_warnings(run)],
     ]
+    if context.decided:
+        heading, lines, table = context.decided_lines()
+        parts += [f"<h2>{esc(heading)}</h2>", *[f"<p>{esc(line)}</p>" for line in lines], _html_table(table)]
     parts += [
         "<h2>Leaderboard</h2>",
         f"<p>{esc(context.weighting)} Means with 95% bootstrap confidence intervals. {esc(ranking_rule(rank_by))}</p>",
@@ -287,9 +336,9 @@ def report_html(run: Run, worst: int = WORST, weighted: bool = False, why: WhyRe
         f'<div class="wide">{_html_table(leaderboard_frame(summary, metrics, sort_by=rank_by))}</div>',
     ]
     figures = chart_builders.run_charts(summary, run)
+    first = True  # plotly.js goes with the first chart (none here: with the why section's first)
     if figures:
         parts.append("<h2>Charts</h2>")
-        first = True
         for title, figure in figures.items():
             parts.append(f"<h3>{esc(title)}</h3>")
             parts.append(figure.to_html(full_html=False, include_plotlyjs=first))
@@ -418,9 +467,9 @@ def report_markdown(run: Run, worst: int = WORST, weighted: bool = False, why: W
         "",
         "## Recommendation",
         "",
-        f"{_md(_plain(context.recommendation.text))} (Label source: {_md(context.source)}.)",
-        "",
+        *[part for line in context.recommendation_lines() for part in (_md(line), "")],
         *[line for warning in run_warnings(run) for line in (f"**Warning:** {_md(warning)}", "")],
+        *_decided_markdown(context),
         "## Leaderboard",
         "",
         _md_table(leaderboard_frame(context.summary, context.metrics, sort_by=rank_by)),
@@ -446,6 +495,13 @@ def report_markdown(run: Run, worst: int = WORST, weighted: bool = False, why: W
             out.append(f"{rank}. {_md_code(chunk_id)} {float(score):.4f} ({_md(mark)}) {_md(text[:300])}")
         out.append("")
     return "\n".join(out)
+
+
+def _decided_markdown(context: ReportContext) -> list[str]:
+    if not context.decided:
+        return []
+    heading, lines, table = context.decided_lines()
+    return [f"## {_md(heading)}", "", *[part for line in lines for part in (_md(line), "")], _md_table(table), ""]
 
 
 def write_report(
