@@ -100,9 +100,10 @@ def cmd_report(args: argparse.Namespace) -> None:
     run = run_under_source(store.load(args.run_id), args.source, args.labels)
     if args.compare is None:
         try:
-            why: WhyReport | str = why_for_run(run, store_from(args), args.labels, args.source)
-        except LabError as error:
-            why = f"Not computed: {error}"
+            why: WhyReport | None = why_for_run(run, store_from(args), args.labels, args.source)
+        except LabError as error:  # the report says what the Reports page says; the reason goes to the terminal
+            print(f"note: the why-missed section is not computed: {error}", file=sys.stderr)
+            why = None
         path = write_report(run, args.out, args.format, weighted=args.weighted, why=why)
     elif args.weighted:
         raise LabError("--weighted applies to one run's report, not to the comparison of two runs")

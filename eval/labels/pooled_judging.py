@@ -163,8 +163,10 @@ def grade_probabilities(generator: Generator, prompt: str) -> list[float] | None
         top = generator.next_token_logprobs(prompt, TOP_LOGPROBS)
         return [sum(math.exp(logprob) for token, logprob in top if token.strip() == g) for g in GRADE_TEXTS]
     if isinstance(generator, TransformersGenerator):
-        import torch
+        import torch  # heavy: only for a local model
 
+        if generator.cancel is not None and generator.cancel.is_set():  # a job's cancel, honoured pair by pair
+            raise GenerationCancelled(f"{generator.name} was cancelled while judging")
         ids = _grade_token_ids(generator.tokenizer)
         with torch.inference_mode():
             logits = generator.model(input_ids=generator.encode(prompt)).logits[0, -1].float()
