@@ -13,7 +13,7 @@ GRADES = ((0, "0 · not relevant"), (1, "1 · partly relevant"), (2, "2 · answe
 
 
 def decide_panel(run_id: str, labels_file: Path) -> None:
-    name = st.text_input("Your name (labels are saved as human:NAME)", key="decide-name").strip()
+    name = st.text_input("Your name (your Decide labels are saved as human:NAME)", key="decide-name").strip()
     left, right = st.columns(2)
     rule = left.selectbox(
         "Rule",
