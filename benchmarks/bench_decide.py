@@ -5,8 +5,9 @@ and a config returning a random 15 chunks) in ~/.cache/retriever-lab-bench/decid
     python benchmarks/bench_decide.py --sets cmrc --seeds 2 --rules pick --seconds 300
 
 A run's right answer: pick, within epsilon of the all-gold best over the pool; tie-set, the all-gold tie set.
-Stops starting new cases after --seconds. `--check-every` evaluates the rule every N labels (the label count
-is then rounded up to a multiple of N)."""
+Stops starting new cases after --seconds. The rule is evaluated after every label for pick in the lab's order,
+every 10 labels for pick in random order and every 25 for the tie set (counts rounded up to a multiple of that).
+Runs missing from the cache are made once (see `make_run`)."""
 
 from __future__ import annotations
 
@@ -140,7 +141,7 @@ def main() -> None:
                         order=order,
                         seed=seed,
                         samples=args.samples,
-                        check_every=1 if rule == "pick" and order == "active" else (10 if rule == "pick" else 50),
+                        check_every=1 if rule == "pick" and order == "active" else (10 if rule == "pick" else 25),
                         decide_pool=pool,
                     )
                     decision = result.decision

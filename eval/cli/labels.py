@@ -125,7 +125,7 @@ def cmd_decide(args: argparse.Namespace) -> None:
         raise LabError(f"--budget must be at least 1, got {args.budget}")
     run = run_store_from(args).load(args.run_id)
     labels_file = args.labels or run_label_file(run)
-    options = {"rule": args.rule, "order": args.order, "seed": args.seed, "epsilon": args.epsilon}
+    options = {"rule": args.rule, "order": args.order, "seed": args.seed, "epsilon": args.epsilon, "judge": args.judge}
     if args.oracle:
         result = decide_with_oracle(run, load_labels(labels_file), args.oracle, budget=args.budget, **options)
         decision = result.decision

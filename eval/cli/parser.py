@@ -332,6 +332,12 @@ def add_decide_command(commands: Any) -> None:
     decide.add_argument("--epsilon", type=float, default=0.02, help="nDCG a pick may be below the best")
     decide.add_argument("--budget", type=int, help="stop after N labels")
     decide.add_argument("--oracle", metavar="SOURCE", help="answer from this existing label source, not a person")
+    decide.add_argument(
+        "--judge",
+        metavar="SOURCE",
+        help="an automatic judge's label source (llm:..., rerank:...): its grades inform the chance that an "
+        "unjudged pair is relevant, weighed by how well they match your labels",
+    )
     decide.add_argument("--order", choices=["active", "random", "questions"], default="active")
     decide.add_argument("--seed", type=int, default=0)
     decide.add_argument("--json", action="store_true", help="print the decision as one JSON object")

@@ -10,7 +10,8 @@ After each label:
   retrieved unjudged documents graded 0 and the others 2, then the reverse), so every completion of the
   unjudged pairs lies within. A choice is *certain* only when it holds at these bounds.
 - `evaluate`: a Monte Carlo over completions of the unjudged pairs, drawn from a `RelevanceModel` (a logistic
-  regression on the pair's best rank with a weak prior, its coefficients drawn from their posterior). Each
+  regression on the pair's best rank, and an automatic judge's grade where there is one, with a weak prior,
+  its coefficients drawn from their posterior). Each
   config's estimate is its mean over the completions; its 95% interval adds a bootstrap of the questions.
 - Rules: `pick` (default): a config within `epsilon` of the best on the run's questions in >= 95% of the
   completions (settled: more labels would not change the pick; how far the result carries to other questions
@@ -57,27 +58,33 @@ CONFIDENCE = 0.95
 MIN_EACH = 5  # relevant and irrelevant labels needed before any decision
 MAX_GRADE = 2
 FITTED_KINDS = ("random", "questions", "existing")  # picks the relevance model may learn from
-PRIOR_SCALES = np.array([2.0, 1.5, 2.0])  # intercept, slope on -log(best rank), step at rank 1
+PRIOR_SCALES = np.array([2.0, 1.5, 2.0, 2.0, 2.0])  # intercept, -log(best rank), rank 1, judge: relevant, no grade
 RANDOM_EVERY = 3  # active order: every third label uniformly random
 
 
-def _features(log_ranks: np.ndarray) -> np.ndarray:
+def _relevance_features(log_ranks: np.ndarray, judge: np.ndarray | None = None) -> np.ndarray:
+    """Each pair's features (pairs x features): intercept, -log(best rank), best rank 1, and with an automatic
+    judge, whether it graded the pair relevant and whether it graded the pair at all."""
     log_ranks = np.asarray(log_ranks, float)
-    return np.column_stack([np.ones(len(log_ranks)), -log_ranks, log_ranks == 0])
+    columns = [np.ones(len(log_ranks)), -log_ranks, log_ranks == 0]
+    if judge is not None:
+        columns += [np.nan_to_num(judge, nan=0.0) >= 1, np.isnan(judge)]
+    return np.column_stack(columns).astype(float)
 
 
 class RelevanceModel:
-    """P(pair relevant) = sigmoid(a + b * -log(best rank) + c * [best rank is 1]), fitted by maximum a
-    posteriori under a normal prior (`PRIOR_SCALES`) with a Laplace approximation of the posterior, so that
-    draws of (a, b, c) carry the uncertainty of a fit on few labels. The step at rank 1: on sets with one
+    """P(pair relevant) = sigmoid(features @ w) (`_relevance_features`: a + b * -log(best rank) + c * [best rank
+    is 1], plus the automatic judge's grade where there is one), fitted by maximum a posteriori under a normal
+    prior (`PRIOR_SCALES`) with a Laplace approximation of the posterior, so that draws of w carry the
+    uncertainty of a fit on few labels. A judge enters as a feature whose weight the human labels fit: a
+    judge that is often wrong gets little weight instead of deciding. The step at rank 1: on sets with one
     relevant passage a question, about half the first-ranked pairs are relevant and under 1% of the second,
     a drop no slope in log rank follows (it imputed ten times too many relevant pairs at rank 2)."""
 
-    def __init__(self, log_ranks: np.ndarray, relevant: np.ndarray) -> None:
-        x = _features(log_ranks)
+    def __init__(self, x: np.ndarray, relevant: np.ndarray) -> None:
         y = np.asarray(relevant, float)
-        precision = np.diag(1 / PRIOR_SCALES**2)
-        w = np.zeros(len(PRIOR_SCALES))
+        precision = np.diag(1 / PRIOR_SCALES[: x.shape[1]] ** 2)
+        w = np.zeros(x.shape[1])
         for _ in range(50):
             p = _sigmoid(x @ w)
             gradient = x.T @ (y - p) - precision @ w
@@ -90,14 +97,14 @@ class RelevanceModel:
         self.mean = w
         self.cov = np.linalg.inv((x * (p * (1 - p))[:, None]).T @ x + precision)
 
-    def probability(self, log_ranks: np.ndarray) -> np.ndarray:
-        """The chance of relevance at the fitted coefficients."""
-        return _sigmoid(_features(log_ranks) @ self.mean)
+    def probability(self, x: np.ndarray) -> np.ndarray:
+        """The chance of relevance of pairs with features x at the fitted coefficients."""
+        return _sigmoid(x @ self.mean)
 
-    def draw(self, log_ranks: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    def draw(self, x: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
         """n draws (n x pairs) of the chances of relevance, each from one posterior draw of the coefficients."""
         w = rng.multivariate_normal(self.mean, self.cov, size=n)
-        return _sigmoid(w @ _features(log_ranks).T)
+        return _sigmoid(w @ x.T)
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -283,6 +290,7 @@ class Decider:
     order: str = "active"
     seed: int = 0
     samples: int = 200
+    judge: np.ndarray | None = None  # an automatic judge's grade of each pair (NaN: not graded), a model feature
     kinds: np.ndarray = field(default=None)  # type: ignore[assignment]
     skipped: set[int] = field(default_factory=set)
     made: int = 0  # labels made in this decision (the existing ones not counted)
@@ -298,6 +306,7 @@ class Decider:
         if self.kinds is None:
             self.kinds = np.where(np.isnan(self.grades), "", "existing").astype(object)
         self.rng = np.random.default_rng(self.seed)
+        self.features = _relevance_features(self.pool.log_rank, self.judge)
         self._question_order = list(self.rng.permutation(len(self.pool.questions)))
 
     def label(self, n: int, grade: int | None, kind: str) -> None:
@@ -311,7 +320,7 @@ class Decider:
 
     def model(self) -> RelevanceModel:
         fitted = ~np.isnan(self.grades) & np.isin(self.kinds, FITTED_KINDS)
-        return RelevanceModel(self.pool.log_rank[fitted], self.grades[fitted] >= 1)
+        return RelevanceModel(self.features[fitted], self.grades[fitted] >= 1)
 
     def evaluate(self) -> Decision:
         """The decision with the labels so far (see the module docstring)."""
@@ -349,7 +358,7 @@ class Decider:
         unjudged = np.flatnonzero(np.isnan(self.grades))
         grades = np.tile(np.nan_to_num(self.grades, nan=0.0), (self.samples, 1))
         if len(unjudged):
-            chance = self.model().draw(self.pool.log_rank[unjudged], self.samples, rng)
+            chance = self.model().draw(self.features[unjudged], self.samples, rng)
             relevant = self.grades[~np.isnan(self.grades)]
             twos = rng.beta(1 + (relevant == 2).sum(), 1 + (relevant == 1).sum(), size=(self.samples, 1))
             draws = rng.random(chance.shape) < chance
@@ -408,9 +417,10 @@ class Decider:
         more = labels * ((z_target / z_now) ** 2 - 1) if z_now > 0.05 else unjudged
         return int(min(unjudged, max(needed, math.ceil(more))))
 
-    def next_pair(self) -> tuple[int, str] | None:
+    def next_pair(self, decision: Decision | None = None) -> tuple[int, str] | None:
         """The next pair to label and how it was picked (`active`, `random` or `questions`); None when every
-        pair is judged or skipped."""
+        pair is judged or skipped. The active order takes its contenders from `decision` (default: the decision
+        with the labels so far)."""
         open_ = np.flatnonzero(np.isnan(self.grades))
         open_ = open_[~np.isin(open_, list(self.skipped))]
         if not len(open_):
@@ -422,7 +432,7 @@ class Decider:
         if self.made % RANDOM_EVERY == RANDOM_EVERY - 1:
             weights = 1 / self.pool.best_rank[open_]
             return int(self.rng.choice(open_, p=weights / weights.sum())), "random"
-        weights = self._active_weights(open_)
+        weights = self._active_weights(open_, decision or self.last or self.evaluate())
         if not weights.max() > 0:
             return int(self.rng.choice(open_)), "random"
         return int(open_[np.argmax(weights)]), "active"
@@ -435,10 +445,9 @@ class Decider:
                 return int(here[self.rng.integers(len(here))])
         raise AssertionError("an open pair has a question")
 
-    def _active_weights(self, open_: np.ndarray) -> np.ndarray:
+    def _active_weights(self, open_: np.ndarray, decision: Decision) -> np.ndarray:
         """Chance of relevance x how far apart the contenders rank the pair's document (MTC's idea): the
         contenders are the configs the decision is still unsure about, at least the two best estimates."""
-        decision = self.last or self.evaluate()
         table = decision.table
         column = "in_tie_set" if "in_tie_set" in table else "probability"
         unsure = table[(table[column] > 1 - CONFIDENCE) & (table[column] < CONFIDENCE)]["config_id"]
@@ -449,7 +458,7 @@ class Decider:
         columns = q[:, None] * len(self.pool.configs) + np.array(contenders)[None, :]
         discounts = self.pool.discount[docs[:, None], columns]
         spread = discounts.max(axis=1) - discounts.min(axis=1)
-        return self.model().probability(self.pool.log_rank[open_]) * spread
+        return self.model().probability(self.features[open_]) * spread
 
 
 @dataclass
@@ -473,18 +482,31 @@ def decide_with_oracle(
     epsilon: float = EPSILON,
     samples: int = 200,
     decide_pool: DecidePool | None = None,
+    judge: str | None = None,
 ) -> OracleResult:
     """Label the pool as `order` asks, each grade from the `oracle` source, until the rule settles or
-    `budget` labels are made (a pair the oracle has not judged is skipped). Starts from no label."""
+    `budget` labels are made (a pair the oracle has not judged is skipped). Starts from no label. `judge`: an
+    automatic judge's label source, a feature of the relevance model. The rule is
+    evaluated every `check_every` labels (the count is then rounded up to a multiple of it); in between, the
+    active order keeps the last evaluation's contenders."""
     if budget is not None and budget < 1:
         raise LabError(f"--budget must be at least 1, got {budget}")
     decide_pool = decide_pool or DecidePool(run)
     answers = decide_pool.grades_from(labels, oracle)
-    decider = Decider(decide_pool, np.full(len(decide_pool), np.nan), rule, epsilon, order, seed, samples=samples)
+    decider = Decider(
+        decide_pool,
+        np.full(len(decide_pool), np.nan),
+        rule,
+        epsilon,
+        order,
+        seed,
+        samples=samples,
+        judge=decide_pool.grades_from(labels, judge) if judge else None,
+    )
     history: list[tuple[int, str]] = []
     decision = decider.evaluate()
     while not decision.settled and (budget is None or decider.made < budget):
-        picked = decider.next_pair()
+        picked = decider.next_pair(decision)
         if picked is None:
             break
         n, kind = picked

@@ -40,6 +40,7 @@ class DecideSession:
         order: str = "active",
         seed: int = 0,
         decide_pool: DecidePool | None = None,
+        judge: str | None = None,
     ) -> None:
         if not name.strip():
             raise LabError("a name is needed: labels are saved as human:NAME")
@@ -53,8 +54,9 @@ class DecideSession:
         )
         self.log_file = decide_log_path(run, self.source)
         self.log = json.loads(self.log_file.read_text()) if self.log_file.is_file() else {"picks": [], "current": None}
-        self.decider = Decider(self.pool, grades, rule, epsilon, order, seed)
-        self.options = {"rule": rule, "epsilon": epsilon, "order": order, "seed": seed}
+        judged = self.pool.grades_from(labels, judge) if judge else None
+        self.decider = Decider(self.pool, grades, rule, epsilon, order, seed, judge=judged)
+        self.options = {"rule": rule, "epsilon": epsilon, "order": order, "seed": seed, "judge": judge}
         for pick in self.log["picks"]:
             n = pair_of(self.pool, pick["question_id"], pick["chunk_id"])
             if pick["grade"] is None:
@@ -147,6 +149,6 @@ def logged_session(run: Run, source: str | None = None) -> DecideSession | None:
         return None
     wanted = decide_log_path(run, source) if source else None
     log = json.loads((wanted if wanted in logs else logs[0]).read_text())
-    options = {key: log[key] for key in ("rule", "epsilon", "order", "seed") if key in log}
+    options = {key: log[key] for key in ("rule", "epsilon", "order", "seed", "judge") if key in log}
     labels_file = Path(log["labels_file"]) if "labels_file" in log else run_label_file(run)
     return DecideSession(run, labels_file, log["source"].removeprefix("human:"), **options)

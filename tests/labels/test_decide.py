@@ -111,6 +111,29 @@ def test_the_labs_order_needs_fewer_labels_than_random_order_and_picks_right(lab
     assert used["active"] < used["random"], used
 
 
+def test_a_judge_informs_the_chance_of_relevance_as_far_as_the_labels_bear_it_out(lab, gold, tmp_path):
+    # a judge that agrees with the person settles the pick sooner; one that says the opposite is learned as such
+    # (its weight turns negative) and the pick stays right
+    pool = lab["pool"]
+    for name in ("corpus.jsonl", "questions.jsonl"):
+        shutil.copy(lab["labels_file"].parent / name, tmp_path / name)
+    labels_file = tmp_path / "questions.labels.jsonl"
+    save_judgements(labels_file, list(zip(pool.items, gold.astype(int).tolist())), "llm:agrees@v1")
+    save_judgements(labels_file, list(zip(pool.items, np.where(gold >= 1, 0, 2).tolist())), "llm:opposite@v1")
+    labels, (within, _) = load_labels(labels_file), run_truth(pool, gold)
+    used = {}
+    for judge in (None, "llm:agrees@v1", "llm:opposite@v1"):
+        results = [
+            decide_with_oracle(lab["run"], labels, "gold", seed=s, samples=100, decide_pool=pool, judge=judge)
+            for s in range(3)
+        ]
+        assert all(r.settled and r.decision.recommended in within for r in results), judge
+        used[judge] = np.median([r.labels for r in results])
+    assert used["llm:agrees@v1"] < used[None], used
+    opposite = Decider(pool, gold.copy(), judge=pool.grades_from(labels, "llm:opposite@v1")).model()
+    assert opposite.mean[3] < 0  # the weight of "the judge says relevant"
+
+
 def test_no_decision_before_five_relevant_and_five_irrelevant_labels(lab, gold):
     pool = lab["pool"]
     some = np.full(len(gold), np.nan)
@@ -136,6 +159,7 @@ def test_cli_decides_with_an_oracle_and_prints_one_json_object(lab, gold, capsys
     [
         (["--budget", "0"], "error: --budget must be at least 1, got 0\n"),
         (["--oracle", "human:nobody"], "error: the labels have no source 'human:nobody' (sources here: gold)\n"),
+        (["--judge", "llm:absent"], "error: the labels have no source 'llm:absent' (sources here: gold)\n"),
     ],
 )
 def test_cli_bad_input_is_one_line(lab, capsys, extra, message):
