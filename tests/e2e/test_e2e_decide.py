@@ -15,9 +15,11 @@ from support.browser import ARTIFACTS, click_button, wait_text
 from support.servers import streamlit_server
 
 from eval.cli.main import main
+from eval.data.labels import label_path, load_labels
 from eval.runs.store import RunStore
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
@@ -60,11 +62,14 @@ ANSWERS = {
     "Which drug was first made from a mould?": "penicillin",
     "Where do the seas rise and fall the most?": "tides",
 }
+PARTLY = {"How many bees live in a hive in winter?": "honeybees"}  # it gives the summer's number only
 SWEEP = """configs:
   - {search_type: similarity, k: [1, 3]}
   - {search_type: bm25, k: [1]}
 """
-STATUS = re.compile(r"(Settled|Not settled)\b.*? \(pick\): (\S+) \(nDCG (\d\.\d{3}), 95% interval (\d\.\d{3})-(\d\.\d{3})\)")
+STATUS = re.compile(
+    r"(Settled|Not settled)\b.*? \(pick\): (\S+) \(nDCG (\d\.\d{3}), 95% interval (\d\.\d{3})-(\d\.\d{3})\)"
+)
 JUDGED = re.compile(r"Label source (human:\w+): (\d+) of (\d+) pool pairs judged \((\d+\.\d)%\)")
 
 
@@ -80,13 +85,13 @@ def decide_lab(tmp_path_factory):
     docs.mkdir()
     for name, text in DOCUMENTS.items():
         (docs / f"{name}.txt").write_text(text + "\n")
-    (root / "questions.txt").write_text("\n".join(ANSWERS) + "\n")
+    (root / "questions.txt").write_text("\n".join([*ANSWERS, *PARTLY]) + "\n")
     (root / "sweep.yaml").write_text(SWEEP)
     cli(home, "index", "build", "--corpus", str(docs), "--name", "mine", "--embedding", "e5-small")
     cli(home, "questions", "import", str(root / "questions.txt"), "--out", str(questions), "--index", "mine")
     cli(home, "run", "--index", "mine", "--questions", str(questions), "--sweep", str(root / "sweep.yaml"))
     (manifest,) = RunStore(home / "runs").list()
-    return {"home": home, "run_id": manifest["run_id"]}
+    return {"home": home, "run_id": manifest["run_id"], "labels": label_path(questions / "questions.jsonl")}
 
 
 def panel(driver):
@@ -116,15 +121,61 @@ def asked(driver) -> tuple[str, str]:
     return question, caption.removeprefix("Document ").split(" · ")[0]
 
 
-def after(driver, key: str, judged_then: int) -> None:
+def grade(question: str, document: str) -> int:
+    """The oracle's grade of a document for a question."""
+    return 2 if document == f"{ANSWERS.get(question)}.txt" else 1 if document == f"{PARTLY.get(question)}.txt" else 0
+
+
+def until(driver, condition, timeout: float = 60) -> None:
+    """Wait for `condition(driver)` through Streamlit's reruns (which replace elements while they render)."""
+    WebDriverWait(driver, timeout, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(
+        condition
+    )
+
+
+def settled(driver) -> bool:
+    return "Settled after" in page_text(driver)
+
+
+def after(driver, key: str, pair: tuple[str, str], judged_now: int) -> None:
+    """Press `key` on `pair` and wait for the page to ask another pair (or to say settled) with `judged_now`
+    pairs judged."""
     press_key(driver, key)
-    WebDriverWait(driver, 60).until(lambda d: judged(d)[0] == judged_then)
-    time.sleep(0.3)  # the rest of the rerun (the next pair) follows in the same render
+    until(driver, lambda d: judged(d)[0] == judged_now and (settled(d) or asked(d) != pair))
+
+
+def grid_column(driver) -> list[str]:
+    """The first column of the visible tab's table, top to bottom (a data grid's cells are drawn on a canvas; its
+    accessible table has their text)."""
+    cells = panel(driver).find_elements(By.CSS_SELECTOR, "[data-testid='stDataFrame'] td[aria-colindex='1']")
+    return [cell.get_attribute("textContent") for cell in cells]
+
+
+def downloaded(driver) -> Path:
+    deadline = time.time() + 60
+    while time.time() < deadline and not list(Path(driver.downloads).glob("*.html")):
+        time.sleep(0.3)
+    (report,) = list(Path(driver.downloads).glob("*.html"))
+    return report
+
+
+def decided_ranking(driver, labels: int) -> list[str]:
+    """The config column of the report's "Decided with N labels" table."""
+    rows = driver.find_elements(
+        By.XPATH, f"//h2[normalize-space(.)='Decided with {labels} labels']/following-sibling::table[1]/tbody/tr/td[1]"
+    )
+    return [row.text for row in rows]
 
 
 def test_decide_by_keys_until_settled_and_the_report_says_the_same(browser, decide_lab):
     with streamlit_server(
-        decide_lab["home"], "--server.headless", "true", "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"
+        decide_lab["home"],
+        "--server.headless",
+        "true",
+        "--server.address",
+        "127.0.0.1",
+        "--browser.gatherUsageStats",
+        "false",
     ) as (url, _):
         browser.get(f"{url}/labels")
         wait_text(browser, "Label only what decides")
@@ -134,23 +185,51 @@ def test_decide_by_keys_until_settled_and_the_report_says_the_same(browser, deci
             )
         )
         name.send_keys("ann", Keys.TAB)
-        WebDriverWait(browser, 60).until(lambda d: judged(d)[0] == 0)
+        until(browser, lambda d: judged(d)[0] == 0)
         browser.save_screenshot(str(ARTIFACTS / "decide-01-first-pair.png"))
         pool = judged(browser)[1]
 
         first = asked(browser)
-        after(browser, "s", 0)  # skip: another pair is asked
-        assert asked(browser) != first
+        after(browser, "s", first, 0)  # skip: another pair is asked, none judged
         press_key(browser, "u")  # undo the skip: the same pair again
-        WebDriverWait(browser, 60).until(lambda d: asked(d) == first)
+        until(browser, lambda d: asked(d) == first)
 
+        pressed = {}
         for labels in range(1, pool + 1):
             question, document = asked(browser)
-            after(browser, "2" if document == f"{ANSWERS[question]}.txt" else "0", labels)
-            if "Settled after" in page_text(browser):
+            pressed[question, document] = grade(question, document)
+            after(browser, str(pressed[question, document]), (question, document), labels)
+            if settled(browser):
                 break
+        run = RunStore(decide_lab["home"] / "runs").load(decide_lab["run_id"])
+        saved = {
+            (run.questions_by_id[j.question_id].question, j.doc_id): j.grade
+            for j in load_labels(decide_lab["labels"]).judgements
+            if j.source == "human:ann"
+        }
+        assert saved == pressed and set(pressed.values()) == {0, 1, 2}  # each key saved its own grade
         text = page_text(browser)
         browser.save_screenshot(str(ARTIFACTS / "decide-02-settled.png"))
-        status = STATUS.search(text)
+        status, share = STATUS.search(text), JUDGED.search(text)
         assert status and status[1] == "Settled", text
-        print(text)
+        assert status[0].startswith(f"Settled after {labels} labels")  # every key press was one label
+        assert labels < pool  # settled before the whole pool was judged
+        recommended, estimate, low, high = status[2], *(float(status[n]) for n in (3, 4, 5))
+        assert (
+            recommended in ("similarity-k1", "similarity-k3") and low <= estimate <= high
+        )  # BM25 misses reworded questions
+        until(browser, lambda d: len(grid_column(d)) == 3)
+        ranking = grid_column(browser)
+        assert ranking[0] == recommended and ranking[-1] == "bm25-k1-words"
+
+        browser.get(f"{url}/reports")
+        click_button(browser, "Build HTML report", timeout=120)
+        click_button(browser, "Download HTML report", timeout=120)
+        report = downloaded(browser)
+        browser.get(report.as_uri())
+        wait_text(browser, f"Decided with {labels} labels")
+        browser.save_screenshot(str(ARTIFACTS / "decide-03-report.png"))
+        body = browser.find_element(By.TAG_NAME, "body").text
+        assert f"{status[0]}." in body and f"Decide ({share[1]}, rule pick): {status[0]}." in body
+        assert f"{share[0]}." in body and f"label source: {share[1]}" in body
+        assert decided_ranking(browser, labels) == ranking
