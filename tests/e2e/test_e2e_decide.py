@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support.browser import ARTIFACTS, click_button, wait_text
+from support.browser import ARTIFACTS, click_button, fill, wait_text
 from support.servers import streamlit_server
 
 from eval.cli.main import main
@@ -22,8 +22,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.server]
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.common.keys import Keys  # noqa: E402
-from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 DOCUMENTS = {
@@ -179,12 +177,7 @@ def test_decide_by_keys_until_settled_and_the_report_says_the_same(browser, deci
     ) as (url, _):
         browser.get(f"{url}/labels")
         wait_text(browser, "Label only what decides")
-        name = WebDriverWait(browser, 60).until(
-            ec.element_to_be_clickable(
-                (By.XPATH, "//input[@aria-label='Your name (your Decide labels are saved as human:NAME)']")
-            )
-        )
-        name.send_keys("ann", Keys.TAB)
+        fill(browser, "Your name (your Decide labels are saved as human:NAME)", "ann")
         until(browser, lambda d: judged(d)[0] == 0)
         browser.save_screenshot(str(ARTIFACTS / "decide-01-first-pair.png"))
         pool = judged(browser)[1]
