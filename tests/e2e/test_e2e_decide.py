@@ -1,10 +1,10 @@
 """Issue 22's "Done when", end to end with no LLM at all: from a folder of `.txt` documents and a `.txt` list of
 questions (the CLI builds the index, imports the questions and runs a small sweep), a person labels in a real
-headless Chromium, through the Decide tab's keys 0 and 2 (and s, u), what the lab asks until the page says
+headless Chromium, through the Decide tab's keys 0, 1 and 2 (and s, u), what the lab asks until the page says
 "settled"; the page shows the recommendation with its interval; the HTML report downloaded from the Reports
 page says the same: the decision, the label source and its judged share, and the ranking. The person is an
-oracle that knows which document answers each question (each document is one chunk). Screenshots go to
-test-artifacts/e2e/."""
+oracle that knows which document answers each question (each document is one chunk). A name typed in the
+Label-by-hand tab as well must not make the keys label there too. Screenshots go to test-artifacts/e2e/."""
 
 import re
 import time
@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from support.browser import ARTIFACTS, click_button, fill, wait_text
 from support.servers import streamlit_server
+from test_e2e_labels import open_tab
 
 from eval.cli.main import main
 from eval.data.labels import label_path, load_labels
@@ -177,6 +178,10 @@ def test_decide_by_keys_until_settled_and_the_report_says_the_same(browser, deci
     ) as (url, _):
         browser.get(f"{url}/labels")
         wait_text(browser, "Label only what decides")
+        open_tab(browser, "Label by hand")  # a name there too: its (hidden) buttons must not take Decide's keys
+        fill(browser, "Your name (labels are saved as human:NAME)", "bob")
+        wait_text(browser, "0 of ")
+        open_tab(browser, "Decide")
         fill(browser, "Your name (your Decide labels are saved as human:NAME)", "ann")
         until(browser, lambda d: judged(d)[0] == 0)
         browser.save_screenshot(str(ARTIFACTS / "decide-01-first-pair.png"))
@@ -196,11 +201,14 @@ def test_decide_by_keys_until_settled_and_the_report_says_the_same(browser, deci
                 break
         run = RunStore(decide_lab["home"] / "runs").load(decide_lab["run_id"])
         saved = {
-            (run.questions_by_id[j.question_id].question, j.doc_id): j.grade
+            (j.source, run.questions_by_id[j.question_id].question, j.doc_id): j.grade
             for j in load_labels(decide_lab["labels"]).judgements
-            if j.source == "human:ann"
         }
-        assert saved == pressed and set(pressed.values()) == {0, 1, 2}  # each key saved its own grade
+        assert saved == {("human:ann", *pair): grade for pair, grade in pressed.items()} and set(pressed.values()) == {
+            0,
+            1,
+            2,
+        }  # each key saved its own grade
         text = page_text(browser)
         browser.save_screenshot(str(ARTIFACTS / "decide-02-settled.png"))
         status, share = STATUS.search(text), JUDGED.search(text)
