@@ -7,13 +7,11 @@ oracle that knows which document answers each question (each document is one chu
 Label-by-hand tab as well must not make the keys label there too. Screenshots go to test-artifacts/e2e/."""
 
 import re
-import time
 from pathlib import Path
 
 import pytest
-from support.browser import ARTIFACTS, click_button, fill, wait_text
+from support.browser import ARTIFACTS, click_button, downloaded, fill, open_tab, wait_text
 from support.servers import streamlit_server
-from test_e2e_labels import open_tab
 
 from eval.cli.main import main
 from eval.data.labels import label_path, load_labels
@@ -150,14 +148,6 @@ def grid_column(driver) -> list[str]:
     return [cell.get_attribute("textContent") for cell in cells]
 
 
-def downloaded(driver) -> Path:
-    deadline = time.time() + 60
-    while time.time() < deadline and not list(Path(driver.downloads).glob("*.html")):
-        time.sleep(0.3)
-    (report,) = list(Path(driver.downloads).glob("*.html"))
-    return report
-
-
 def decided_ranking(driver, labels: int) -> list[str]:
     """The config column of the report's "Decided with N labels" table."""
     rows = driver.find_elements(
@@ -226,7 +216,7 @@ def test_decide_by_keys_until_settled_and_the_report_says_the_same(browser, deci
         browser.get(f"{url}/reports")
         click_button(browser, "Build HTML report", timeout=120)
         click_button(browser, "Download HTML report", timeout=120)
-        report = downloaded(browser)
+        report = downloaded(browser, "*.html")
         browser.get(report.as_uri())
         wait_text(browser, f"Decided with {labels} labels")
         browser.save_screenshot(str(ARTIFACTS / "decide-03-report.png"))
