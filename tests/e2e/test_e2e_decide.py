@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from support.browser import ARTIFACTS, click_button, downloaded, fill, open_tab, wait_text
-from support.servers import streamlit_server
+from support.servers import HEADLESS, streamlit_server
 
 from eval.cli.main import main
 from eval.data.labels import label_path, load_labels
@@ -157,15 +157,7 @@ def decided_ranking(driver, labels: int) -> list[str]:
 
 
 def test_decide_by_keys_until_settled_and_the_report_says_the_same(browser, decide_lab):
-    with streamlit_server(
-        decide_lab["home"],
-        "--server.headless",
-        "true",
-        "--server.address",
-        "127.0.0.1",
-        "--browser.gatherUsageStats",
-        "false",
-    ) as (url, _):
+    with streamlit_server(decide_lab["home"], *HEADLESS) as (url, _):
         browser.get(f"{url}/labels")
         wait_text(browser, "Label only what decides")
         open_tab(browser, "Label by hand")  # a name there too: its (hidden) buttons must not take Decide's keys
