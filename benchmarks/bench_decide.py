@@ -11,15 +11,98 @@ is then rounded up to a multiple of N)."""
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import random
 import statistics
 import time
 from pathlib import Path
 
+from eval.data.datasets import load_dataset, question_record
 from eval.data.labels import load_labels
+from eval.index.store import IndexStore
+from eval.io import atomic_write_bytes
 from eval.labels.decide import DecidePool, decide_with_oracle, run_truth
-from eval.runs.store import RunStore
+from eval.retrievers.registry import parse_sweep
+from eval.runs.store import Run, RunStore
+from eval.settings import ONNX_MODELS_ENV
+from eval.sweep.engine import SweepOptions, run_sweep
 
 CACHE = Path.home() / ".cache" / "retriever-lab-bench" / "decide"
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"
+SETS = {  # name: (shared folder, language, bm25 tokenizer)
+    "cmrc": ("cmrc2018_dev_zh", None, "jieba"),
+    "squad": ("squad11_dev_en", None, "words"),
+    "xquad-zh": ("xquad_zh_en", "zh", "jieba"),
+    "xquad-en": ("xquad_zh_en", "en", "words"),
+    "pubmedqa": ("pubmedqa_pqal_en", None, "words"),
+}
+QUESTIONS, DOCUMENTS = 60, 300
+
+
+def latest_run(name: str) -> Run:
+    """The set's cached run, made here once when there is none."""
+    store = RunStore(CACHE / name / "runs")
+    finished = sorted(m["run_id"] for m in store.list() if m.get("status") == "complete")
+    return store.load(finished[-1]) if finished else make_run(name, store)
+
+
+def make_run(name: str, store: RunStore) -> Run:
+    """60 seeded-random questions of the set over their relevant documents plus random others (300 documents
+    at most, written under the cache, not the repository) through the grid."""
+    folder, language, tokenizer = SETS[name]
+    os.environ.setdefault(ONNX_MODELS_ENV, str(CACHE.parent / "onnx"))
+    full = load_dataset(SHARED / folder, language=language)
+    rng = random.Random(0)
+    questions = rng.sample([q for q in full.questions if q.relevant_ids], QUESTIONS)
+    needed = {d for q in questions for d in q.relevant_ids}
+    others = [d for d in full.corpus if d.id not in needed]
+    corpus = [d for d in full.corpus if d.id in needed] + rng.sample(others, min(len(others), DOCUMENTS - len(needed)))
+    data = CACHE / name / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    write_jsonl(data / "corpus.jsonl", [{"id": d.id, "text": d.text, "title": d.title} for d in corpus])
+    write_jsonl(data / "questions.jsonl", [question_record(q) for q in questions])
+    dataset = load_dataset(data)
+    indexes = IndexStore(CACHE / name / "indexes")
+    indexes.build(dataset, name)
+    index = indexes.open(name)
+    random15 = CACHE / name / f"{name}-random15.jsonl"
+    chunks = [(c.doc_id, c.chunk_id) for c in index.chunks()]
+    write_jsonl(
+        random15,
+        [
+            {"question_id": q.id, "retrieved": [{"doc_id": d, "chunk_id": c} for d, c in rng.sample(chunks, 15)]}
+            for q in dataset.questions
+        ],
+    )
+    return store.load(
+        run_sweep(store, index, parse_sweep(grid(tokenizer, random15)), dataset.questions, str(data), SweepOptions())
+    )
+
+
+def grid(tokenizer: str, random15: Path) -> dict:
+    """The benchmark's 12 configs: vector, MMR, BM25, hybrid and one returning 15 random chunks."""
+    bm25 = {"search_type": "bm25", "k1": 1.5, "b": 0.75, "tokenizer": tokenizer}
+    return {
+        "configs": [
+            *({"search_type": "similarity", "k": k} for k in (3, 5, 10)),
+            *({"search_type": "mmr", "k": 5, "fetch_k": 20, "lambda_mult": m} for m in (0.25, 0.5, 0.75)),
+            {"search_type": "mmr", "k": 10, "fetch_k": 30, "lambda_mult": 0.5},
+            *({**bm25, "k": k} for k in (3, 5, 10)),
+            {
+                "search_type": "ensemble",
+                "weights": [0.5, 0.5],
+                "c": 60,
+                "retrievers": [{**bm25, "k": 10}, {"search_type": "similarity", "k": 10}],
+            },
+            {"search_type": "imported", "format": "jsonl", "map_by": "doc_id", "name": "random15"}
+            | {"path": str(random15)},
+        ]
+    }
+
+
+def write_jsonl(path: Path, records: list[dict]) -> None:
+    atomic_write_bytes(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode())
 
 
 def main() -> None:
@@ -33,8 +116,7 @@ def main() -> None:
     args = parser.parse_args()
     began = time.perf_counter()
     for name in args.sets:
-        store = RunStore(CACHE / name / "runs")
-        run = store.load(sorted(m["run_id"] for m in store.list())[-1])
+        run = latest_run(name)
         labels = load_labels(run.info.questions.source)
         pool = DecidePool(run)
         gold = pool.grades_from(labels, "gold")

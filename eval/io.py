@@ -114,9 +114,15 @@ def read_text(path: str | Path) -> str:
     return decode_bytes(path.read_bytes(), path)
 
 
+def text_lines(text: str) -> list[str]:
+    """The lines of a text split at line feeds only (a CR before one is dropped): `str.splitlines` also splits
+    at U+2028, U+2029, U+0085 and form feeds, which JSON strings and real abstracts contain."""
+    return [line.removesuffix("\r") for line in text.removesuffix("\n").split("\n")] if text else []
+
+
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield (line number, object) for each non-blank line; bad JSON names its line."""
-    for number, line in enumerate(read_text(path).splitlines(), start=1):
+    for number, line in enumerate(text_lines(read_text(path)), start=1):
         if not line.strip():
             continue
         try:

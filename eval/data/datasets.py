@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from eval.errors import DatasetError
-from eval.io import fingerprint, iter_jsonl, read_text
+from eval.io import fingerprint, iter_jsonl, read_text, text_lines
 from eval.schema import AnswerSpan, Document, Question
 
 DOC_SUFFIXES = (".txt", ".md", ".pdf")
@@ -333,7 +333,7 @@ def load_beir(folder: str | Path, split: str = "test") -> Dataset:
     _check_unique([(d.id, None) for d in corpus], corpus_path)
     qrels_path = folder / "qrels" / f"{split}.tsv"
     relevant: dict[str, list[str]] = {}
-    for number, line in enumerate(read_text(qrels_path).splitlines(), start=1):
+    for number, line in enumerate(text_lines(read_text(qrels_path)), start=1):
         cells = line.split("\t")
         if number == 1 and cells[0] in {"query-id", "query_id", "qid"}:
             continue

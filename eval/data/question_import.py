@@ -38,7 +38,7 @@ import numpy as np
 
 from eval.data.datasets import question_record
 from eval.errors import DatasetError
-from eval.io import atomic_write_bytes, decode_bytes
+from eval.io import atomic_write_bytes, decode_bytes, text_lines
 from eval.schema import Question
 from eval.text import CJK_RANGES
 
@@ -257,7 +257,7 @@ def _json_records(path: Path, text: str) -> list[_Record]:
     else:  # a document on one line (one JSON line, or one page of an API) is line 1
         return records if "\n" in text.strip() else [_Record(r.value, 1, r.where) for r in records]
     records = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text_lines(text), start=1):
         if not line.strip():
             continue
         try:

@@ -63,7 +63,7 @@ from eval.generation.generators import (
     OpenAIGenerator,
     TransformersGenerator,
 )
-from eval.io import atomic_write_bytes, iter_jsonl
+from eval.io import atomic_write_bytes, iter_jsonl, text_lines
 from eval.labels.failure_streak import (
     DEFAULT_MAX_FAILURES,
     FailureStreak,
@@ -250,7 +250,7 @@ class JudgementCache:
         self.path, self.lock = path, threading.Lock()
         self.grades: dict[str, int] = {}
         if path.is_file():
-            for line in path.read_text(encoding="utf-8").splitlines():
+            for line in text_lines(path.read_text(encoding="utf-8")):
                 try:
                     record = json.loads(line)
                     self.grades[record["key"]] = int(record["grade"])

@@ -93,6 +93,21 @@ def test_bom_and_gbk_are_read_and_binary_is_rejected(tmp_path):
         load_corpus(tmp_path / "bin.jsonl")
 
 
+def test_unicode_line_separators_inside_json_strings_stay_in_their_line(tmp_path):
+    # json.dumps keeps U+2028, U+2029, U+0085 and form feeds raw with ensure_ascii=False; str.splitlines cut there
+    texts = ["first\u2029second", "a\u2028b", "c\x85d", "e\x0cf"]
+    lines = [json.dumps({"id": f"d{n}", "text": t}, ensure_ascii=False) for n, t in enumerate(texts)]
+    (tmp_path / "corpus.jsonl").write_text("\r\n".join(lines) + "\r\n", encoding="utf-8")
+    assert [d.text for d in load_corpus(tmp_path / "corpus.jsonl")] == texts
+
+
+def test_the_real_pubmedqa_questions_load():
+    # line 285 of the shared PubMedQA file holds a U+2029 inside its answer
+    questions = load_questions(shared_dataset("pubmedqa_pqal_en", "questions.jsonl"))
+    assert len(questions) == 1000
+    assert "\u2029" in next(q for q in questions if q.id == "28177278").answer
+
+
 def test_undecodable_non_chinese_bytes_are_rejected_not_garbled():
     latin1 = "café crème brûlée à la carte".encode("latin-1")
     with pytest.raises(DatasetError, match="save the file as UTF-8"):

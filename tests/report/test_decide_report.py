@@ -51,7 +51,11 @@ def test_a_report_without_a_decide_log_has_no_decided_section(unlabelled_lab):
 def test_reports_say_what_the_decide_tab_says(settled_page, unlabelled_lab, tmp_path):
     at, lab = settled_page, unlabelled_lab
     status = at.success[0].value
-    found = re.match(r"Settled after (\d+) labels \(pick\): (\S+) \(nDCG (\d\.\d{3}), 95% interval (\S+)\)", status)
+    found = re.match(
+        r"Settled after (\d+) labels (?:\(certain under every completion\) )?\(pick\): (\S+) "
+        r"\(nDCG (\d\.\d{3}), 95% interval (\S+)\)",
+        status,
+    )
     assert found, status
     labels, config, estimate, interval = found.groups()
     assert int(labels) == len(chunk_judgements(lab.labels_file, SOURCE))

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from eval.errors import DatasetError
-from eval.io import iter_jsonl, read_text, trec_field, trec_unescape
+from eval.io import iter_jsonl, read_text, text_lines, trec_field, trec_unescape
 
 
 def read_imported(path: Path, fmt: str) -> dict[str, list[dict[str, Any]]]:
@@ -48,7 +48,7 @@ def id_forms(value: str, fmt: str) -> list[str]:
 def _read_trec(path: Path) -> dict[str, list[dict[str, Any]]]:
     ranked: dict[str, list[tuple[float, int, str, int]]] = {}
     first_line: dict[tuple[str, str], int] = {}
-    for number, line in enumerate(read_text(path).splitlines(), start=1):
+    for number, line in enumerate(text_lines(read_text(path)), start=1):
         if not line.strip():
             continue
         fields = line.split()
