@@ -12,7 +12,9 @@ from eval.labels.decide_session import DecideSession
 GRADES = ((0, "0 · not relevant"), (1, "1 · partly relevant"), (2, "2 · answers it"))
 
 
-def decide_panel(run_id: str, labels_file: Path) -> None:
+def decide_panel(run_id: str, labels_file: Path, keys: bool) -> None:
+    """The Decide tab below its run and label file; its buttons take keys 0, 1, 2, s and u only when `keys`
+    (the tab is open: a hidden tab's shortcuts fire too)."""
     name = st.text_input("Your name (your Decide labels are saved as human:NAME)", key="decide-name").strip()
     left, right = st.columns(2)
     rule = left.selectbox(
@@ -31,7 +33,7 @@ def decide_panel(run_id: str, labels_file: Path) -> None:
     show_status(decision)
     st.caption(session.judged_text()[:1].upper() + session.judged_text()[1:])
     if not decision.settled:
-        ask(session)
+        ask(session, keys)
     show_configs(decision)
 
 
@@ -51,7 +53,7 @@ def show_status(decision: Decision) -> None:
         st.info(text[:1].upper() + text[1:])
 
 
-def ask(session: DecideSession) -> None:
+def ask(session: DecideSession, keys: bool) -> None:
     current = session.current()
     if current is None:
         st.warning("Every pair of the pool is judged or skipped: undo a skip to go on.")
@@ -64,14 +66,22 @@ def ask(session: DecideSession) -> None:
         for column, (grade, label) in zip(columns, GRADES):
             column.button(
                 label,
-                shortcut=str(grade),
+                shortcut=str(grade) if keys else None,
                 key=f"decide-{grade}",
                 width="stretch",
                 on_click=session.answer,
                 args=(grade,),
             )
-        columns[3].button("Skip", shortcut="s", key="decide-skip", width="stretch", on_click=session.skip)
-    st.button("Undo", shortcut="u", key="decide-undo", on_click=session.undo, disabled=not session.log["picks"])
+        columns[3].button(
+            "Skip", shortcut="s" if keys else None, key="decide-skip", width="stretch", on_click=session.skip
+        )
+    st.button(
+        "Undo",
+        shortcut="u" if keys else None,
+        key="decide-undo",
+        on_click=session.undo,
+        disabled=not session.log["picks"],
+    )
 
 
 def show_configs(decision: Decision) -> None:

@@ -133,7 +133,8 @@ def started(job, then: str) -> None:
     )
 
 
-def labelling_tab() -> None:
+def labelling_tab(keys: bool) -> None:
+    """Label the pool by hand; the buttons take keys only when `keys` (their tab is open)."""
     name = st.text_input("Your name (labels are saved as human:NAME)", key="label-name").strip()
     run_id = widgets.pick_run("label-run")
     if not run_id or not name:
@@ -156,7 +157,7 @@ def labelling_tab() -> None:
     undo = st.session_state.setdefault("label-undo", [])
     pending = [i for i in items if (i.question_id, i.doc_id, i.start, i.end, source) not in judged]
     todo = [i for i in pending if (i.question_id, i.chunk_id) not in skipped] or pending
-    if undo and st.button("Undo the last label", shortcut="u", key="label-undo-button"):
+    if undo and st.button("Undo the last label", shortcut="u" if keys else None, key="label-undo-button"):
         save_judgements(labels_file, [(undo.pop(), None)], source)
         st.rerun()
     if not todo:
@@ -173,11 +174,11 @@ def labelling_tab() -> None:
         show_neighbours(document, item)
     columns = st.columns(4)
     for column, (grade, label) in zip(columns, GRADE_BUTTONS):
-        if column.button(label, shortcut=str(grade), key=f"grade-{grade}", width="stretch"):
+        if column.button(label, shortcut=str(grade) if keys else None, key=f"grade-{grade}", width="stretch"):
             save_judgements(labels_file, [(item, grade)], source)
             undo.append(item)
             st.rerun()
-    if columns[3].button("Skip", shortcut="s", key="label-skip", width="stretch"):
+    if columns[3].button("Skip", shortcut="s" if keys else None, key="label-skip", width="stretch"):
         skipped.add((item.question_id, item.chunk_id))
         st.rerun()
 
@@ -227,7 +228,7 @@ def agreement_tab() -> None:
     st.dataframe(result.disagreements, hide_index=True, key="agree-disagreements")
 
 
-def decide_tab() -> None:
+def decide_tab(keys: bool) -> None:
     st.caption(
         "Label only what decides: the lab asks for the (question, chunk) pairs that separate the best configs, "
         "a third of them at random, until the choice is settled at 95%. Keys: 0, 1, 2, s (skip), u (undo)."
@@ -237,7 +238,7 @@ def decide_tab() -> None:
         return
     labels_file = label_file_for(engine.load_run(run_id), "decide-labels")
     if labels_file:
-        decide_panel(run_id, labels_file)
+        decide_panel(run_id, labels_file, keys)
 
 
 def ranking_agreement_view(run, labels, a: str, b: str, depth: int) -> None:
@@ -264,12 +265,14 @@ def ranking_agreement_view(run, labels, a: str, b: str, depth: int) -> None:
     st.dataframe(grade_by_length(labels, [a, b], items), hide_index=True, key="agree-length")
 
 
+# The open tab is tracked so that only its buttons take keys: Streamlit keeps a hidden tab's buttons in the page,
+# and their shortcuts fire too (with a name in both labelling tabs, one key press labelled a pair in each).
 decide, generate, judge, label, agree = st.tabs(
-    ["Decide", "Generate questions", "LLM judge", "Label by hand", "Agreement"]
+    ["Decide", "Generate questions", "LLM judge", "Label by hand", "Agreement"], key="labels-tab", on_change="rerun"
 )
 with decide:
     with widgets.lab_errors("pick another run, or name the label file"):
-        decide_tab()
+        decide_tab(keys=decide.open is not False)
 with generate:
     with widgets.lab_errors():
         generate_tab()
@@ -278,7 +281,7 @@ with judge:
         judge_tab()
 with label:
     with widgets.lab_errors("pick another run, or name the label file"):
-        labelling_tab()
+        labelling_tab(keys=label.open is not False)
 with agree:
     with widgets.lab_errors("judge or label the same run's pool with both sources"):
         agreement_tab()

@@ -7,7 +7,7 @@ the rule-following OpenAI-compatible stub. Screenshots go to test-artifacts/e2e/
 import time
 
 import pytest
-from support.browser import ARTIFACTS, click_button, fill, wait_text
+from support.browser import ARTIFACTS, click_button, fill, open_tab, wait_text
 from support.servers import streamlit_server
 
 from eval.cli.main import main
@@ -99,12 +99,6 @@ def documents_lab(tmp_path_factory, sample_dataset, lab_llm):
     )
     (manifest,) = RunStore(home / "runs").list()
     return {"home": home, "questions": questions, "llm": llm, "run_id": manifest["run_id"]}
-
-
-def open_tab(driver, name: str) -> None:
-    WebDriverWait(driver, 60).until(
-        ec.element_to_be_clickable((By.XPATH, f"//*[@role='tab' and contains(normalize-space(.), {name!r})]"))
-    ).click()
 
 
 def press(driver, label: str) -> None:

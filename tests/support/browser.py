@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
+from pathlib import Path
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -43,3 +45,18 @@ def click_button(driver, label: str, timeout: float = 60) -> None:
     WebDriverWait(driver, timeout).until(
         ec.element_to_be_clickable((By.XPATH, f"//button[normalize-space(.)={label!r}]"))
     ).click()
+
+
+def open_tab(driver, name: str) -> None:
+    WebDriverWait(driver, 60).until(
+        ec.element_to_be_clickable((By.XPATH, f"//*[@role='tab' and contains(normalize-space(.), {name!r})]"))
+    ).click()
+
+
+def downloaded(driver, pattern: str, timeout: float = 60) -> Path:
+    """The one file matching `pattern` in the browser's download folder, once it is there."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and not list(Path(driver.downloads).glob(pattern)):
+        time.sleep(0.3)
+    (found,) = list(Path(driver.downloads).glob(pattern))
+    return found

@@ -25,6 +25,10 @@ PAGES = [
 ]
 
 
+# `streamlit run`'s flags for a test: no browser of its own, loopback only, no usage statistics
+HEADLESS = ("--server.headless", "true", "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
