@@ -25,10 +25,19 @@ def decide_panel(run_id: str, labels_file: Path, keys: bool) -> None:
         "test cannot tell apart from it (needs many more labels)",
     )
     order = right.selectbox("Order", ORDERS, key="decide-order", help="active (the default) asks fewest labels")
+    judges = [s for s in engine.label_sources(run_id)[1] if s.startswith("llm:") and " " not in s]
+    judge = st.selectbox(
+        "Automatic judge (optional)",
+        [None, *judges],
+        format_func=lambda s: "none" if s is None else s,
+        key="decide-judge",
+        help="an LLM judge's labels of the pool: its grades inform the chance that an unjudged pair "
+        "is relevant, weighed by how well they match your labels (it never labels for you)",
+    )
     if not name:
         st.info("Enter your name to start: the lab asks for the labels that decide, one at a time.")
         return
-    session = session_for(run_id, labels_file, name, rule, order)
+    session = session_for(run_id, labels_file, name, rule, order, judge)
     decision = session.decision()
     show_status(decision)
     st.caption(session.judged_text()[:1].upper() + session.judged_text()[1:])
@@ -37,11 +46,13 @@ def decide_panel(run_id: str, labels_file: Path, keys: bool) -> None:
     show_configs(decision)
 
 
-def session_for(run_id: str, labels_file: Path, name: str, rule: str, order: str) -> DecideSession:
-    """One session per (run, label file, name, rule, order), kept across reruns."""
-    key = ("decide-session", run_id, str(labels_file), name, rule, order)
+def session_for(run_id: str, labels_file: Path, name: str, rule: str, order: str, judge: str | None) -> DecideSession:
+    """One session per (run, label file, name, rule, order, judge), kept across reruns."""
+    key = ("decide-session", run_id, str(labels_file), name, rule, order, judge)
     if key not in st.session_state:
-        st.session_state[key] = DecideSession(engine.load_run(run_id), labels_file, name, rule=rule, order=order)
+        st.session_state[key] = DecideSession(
+            engine.load_run(run_id), labels_file, name, rule=rule, order=order, judge=judge
+        )
     return st.session_state[key]
 
 

@@ -335,7 +335,7 @@ def add_decide_command(commands: Any) -> None:
     decide.add_argument(
         "--judge",
         metavar="SOURCE",
-        help="an automatic judge's label source (llm:..., rerank:...): its grades inform the chance that an "
+        help="an automatic judge's label source (llm:MODEL@VERSION): its grades inform the chance that an "
         "unjudged pair is relevant, weighed by how well they match your labels",
     )
     decide.add_argument("--order", choices=["active", "random", "questions"], default="active")

@@ -2,13 +2,16 @@
 as human:NAME, skip and undo work, and labelling what it asks, answered from the question set's own relevant
 documents, ends in "Settled after N labels" with the recommendation and every config's bounds."""
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from eval.labels.pooled_judging import chunk_judgements
+from eval.labels.decide import DecidePool
+from eval.labels.decide_session import decide_log_path, logged_session
+from eval.labels.pooled_judging import chunk_judgements, save_judgements
 
 APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
 
@@ -58,3 +61,18 @@ def test_decide_tab_labels_skips_undoes_and_settles(page, unlabelled_lab, tiny_d
     assert list(table.columns[:3]) == ["Config", "Lowest possible", "Highest possible"]
     assert (table["Lowest possible"] <= table["nDCG estimate"] + 1e-9).all()
     assert (table["nDCG estimate"] <= table["Highest possible"] + 1e-9).all()
+
+
+def test_an_llm_judge_is_offered_and_kept_with_the_decision(page, unlabelled_lab):
+    at, lab = page, unlabelled_lab
+    item = DecidePool(lab.run).items[0]
+    save_judgements(lab.labels_file, [(item, 2)], "llm:stand-in@v1")
+    at.run()
+    judge = at.selectbox(key="decide-judge")
+    assert judge.options == ["none", "llm:stand-in@v1"]  # no human, gold or corrected source is a judge
+    judge.set_value("llm:stand-in@v1").run()
+    at.button(key="decide-0").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    log = json.loads(decide_log_path(lab.run, "human:bob").read_text())
+    assert log["judge"] == "llm:stand-in@v1"
+    assert logged_session(lab.run, "human:bob").decider.judge[0] == 2  # what the reports' decision uses too
