@@ -190,8 +190,14 @@ def build_parser() -> argparse.ArgumentParser:
         "kept chunks reach a precision target with 95%% confidence",
     )
     calibrate.add_argument("--index", required=True)
-    calibrate.add_argument("--questions", required=True, type=Path, help="questions with relevant_ids (gold labels)")
+    calibrate.add_argument("--questions", required=True, type=Path, help="the question set (gold: its relevant_ids)")
     calibrate.add_argument("--precision", type=float, default=0.8, help="the precision target (default 0.8)")
+    calibrate.add_argument(
+        "--held-out",
+        help="the guarantee is on the precision of this many new questions (default: as many as judged), or "
+        "'all' for the precision over all questions like these",
+    )
+    label_options(calibrate, "judge candidates under this label source (default: the question set's relevant_ids)")
     calibrate.add_argument("--sample", type=int, default=100, help="questions sampled")
     calibrate.add_argument("--top-n", type=int, default=20, help="candidates per question")
     calibrate.add_argument("--seed", type=int, default=0)
