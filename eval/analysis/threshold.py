@@ -30,6 +30,9 @@ import pandas as pd
 from scipy.stats import beta
 
 from eval.errors import LabError
+from eval.labels.rescore import row_grades
+from eval.runs.store import Run
+from eval.runs.summary import label_source
 
 CONFIDENCE = 0.95
 DEFAULT_PRECISION = 0.8
@@ -163,4 +166,40 @@ def guarantee_text(result: dict[str, Any]) -> str:
         f"score_threshold {result['threshold']:.3f} keeps {result['kept']} of {result['candidates']} judged "
         f"candidates with precision {result['precision']:.2f}, at least {result['target']:g} {scope} with "
         f"{result['confidence']:.0%} confidence (lower bound {result['lower_bound']:.3f}). Method: {result['method']}."
+    )
+
+
+def run_candidates(run: Run) -> tuple[dict[str, Any], pd.DataFrame] | None:
+    """The judged candidates a run holds: the lists of its deepest similarity config without a filter (the top k
+    of every question, as `calibrate` reads the top N), graded under the run's label source (unjudged chunks
+    left out); the config and the rows (`question_id`, `score`, `relevant`), None without such a config."""
+    plain = [c for c in run.configs if c.get("search_type") == "similarity" and not c.get("filter")]
+    if not plain:
+        return None
+    config = max(plain, key=lambda c: c["k"])
+    questions = run.questions_by_id
+    records = []
+    for row in run.rows[run.rows["config_id"] == config["config_id"]].to_dict("records"):
+        question = questions.get(row["question_id"])
+        grades = row_grades(row, question.relevant_ids if question else ())
+        records += [(row["question_id"], float(s), g >= 1) for s, g in zip(row["scores"], grades) if g is not None]
+    return config, pd.DataFrame.from_records(records, columns=["question_id", "score", "relevant"])
+
+
+def run_threshold_text(run: Run, target: float = DEFAULT_PRECISION) -> str:
+    """The guaranteed threshold from the run's own candidates, in the calibration view's words, for the reports."""
+    found = run_candidates(run)
+    if found is None:
+        return (
+            "Not computed: the run has no similarity config without a filter whose lists would give the candidates "
+            "(python -m eval calibrate, or the calibration view on the Indexes page)."
+        )
+    config, candidates = found
+    source = label_source(run.rows)
+    if candidates.empty:
+        return f"Not computed: no chunk {config['config_id']} retrieved is judged under label source {source}."
+    return (
+        f"Judged candidates: the lists of {config['config_id']} (the top {config['k']} of "
+        f"{candidates['question_id'].nunique()} questions, label source {source}). "
+        f"{guarantee_text(guaranteed_threshold(candidates, target))}"
     )
