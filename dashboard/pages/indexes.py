@@ -1,6 +1,7 @@
 """Indexes: build from a dataset, browse chunks, delete, and see how relevance scores are distributed."""
 
 import dataclasses
+import math
 
 import pandas as pd
 import streamlit as st
@@ -158,7 +159,13 @@ if manifests:
             key="cal-precision",
             help="the lowest score_threshold whose kept chunks reach this precision with 95% confidence",
         )
-        guarantee = guaranteed_threshold(scores, float(target))
+        population = st.checkbox(
+            "Over all questions like these",
+            key="cal-population",
+            help="bound the precision over all questions like these, not on as many new questions as were judged "
+            "(a lower threshold; a sample of new questions varies around it)",
+        )
+        guarantee = guaranteed_threshold(scores, float(target), held_out=math.inf if population else None)
         (st.info if guarantee["threshold"] is not None else st.warning)(guarantee_text(guarantee))
         st.json(suggestion, expanded=False)
 
