@@ -32,7 +32,7 @@ from eval.index.embedding_cache import EmbeddingCache
 from eval.index.store import IndexStore
 from eval.metrics.statistics import _sign_flip_pvalues
 from eval.retrievers.registry import DEFAULT_SWEEP, parse_sweep
-from eval.runs.store import RunStore
+from eval.runs.store import Run, RunStore
 from eval.runs.summary import summarize
 from eval.sweep.engine import SweepOptions, run_sweep
 
@@ -47,7 +47,7 @@ SETS = {  # name: (folder, language)
 CACHE = ROOT / ".retriever_lab" / "bench-embedding-cache"  # the corpus is encoded once per checkout
 
 
-def racing(runs: RunStore, index, questions: list, block: int) -> None:
+def racing(runs: RunStore, index, questions: list, block: int) -> Run:
     configs = parse_sweep(DEFAULT_SWEEP, "default sweep")
     start = time.perf_counter()
     full = runs.load(run_sweep(runs, index, configs, questions, "bench", SweepOptions(latency_sample=0)))
@@ -110,7 +110,8 @@ def coverage(candidates, splits: int, target: float) -> None:
         print(
             f"threshold ({rule}): target precision {target}, {len(ids)} questions x 20 candidates, {splits} random "
             f"halves: a threshold in {found}; held-out precision >= target in {held} of {found} "
-            f"({held / max(found, 1):.1%}); median threshold {np.median(thresholds) if thresholds else math.nan:.3f}, "
+            f"({held / max(found, 1):.1%}); the promise broken in {found - held} of {splits} splits "
+            f"({(found - held) / splits:.1%}; no threshold promises nothing); median threshold {np.median(thresholds) if thresholds else math.nan:.3f}, "
             f"keeping {np.median(kept_share) if kept_share else 0:.1%} of the held-out candidates"
         )
 
