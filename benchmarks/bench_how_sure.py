@@ -107,11 +107,12 @@ def coverage(candidates, splits: int, target: float) -> None:
             kept = candidates[~fit & (candidates["score"] >= result["threshold"])]
             kept_share.append(len(kept) / (~fit).sum())
             held += kept["relevant"].mean() >= target
+        median = np.median(thresholds) if thresholds else math.nan
         print(
             f"threshold ({rule}): target precision {target}, {len(ids)} questions x 20 candidates, {splits} random "
             f"halves: a threshold in {found}; held-out precision >= target in {held} of {found} "
             f"({held / max(found, 1):.1%}); the promise broken in {found - held} of {splits} splits "
-            f"({(found - held) / splits:.1%}; no threshold promises nothing); median threshold {np.median(thresholds) if thresholds else math.nan:.3f}, "
+            f"({(found - held) / splits:.1%}; no threshold promises nothing); median threshold {median:.3f}, "
             f"keeping {np.median(kept_share) if kept_share else 0:.1%} of the held-out candidates"
         )
 
