@@ -35,8 +35,10 @@ def test_calibration_under_a_human_source_counts_her_judged_documents(at, unlabe
     assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
     chunks = tiny_index_store.open("tiny").collection.get(include=["metadatas"])["metadatas"]
     expected = sum(m["doc_id"] == doc_id for doc_id in unlabelled_lab.labelled.values() for m in chunks)
-    caption = f"{len(unlabelled_lab.labelled)} questions, {expected} relevant and 0 irrelevant candidates under {SOURCE}"
-    assert caption in [c.value for c in at.caption]
+    questions = len(unlabelled_lab.labelled)
+    assert f"{questions} questions, {expected} relevant and 0 irrelevant candidates under {SOURCE}" in [
+        c.value for c in at.caption
+    ]
 
 
 @pytest.mark.slow  # a Streamlit page on a real index
