@@ -1,6 +1,6 @@
 """A `score_threshold` with a guarantee: the lowest threshold whose kept chunks reach a target precision with
-95% confidence, from judged candidates (`eval.analysis.calibration`: gold, generated, an LLM judge's or a person's labels on
-an index; or the lists a run retrieved, `run_candidates`).
+95% confidence, from judged candidates (`eval.analysis.calibration`: gold, generated, an LLM judge's or a
+person's labels on an index; or the lists a run retrieved, `run_candidates`).
 
 Method (Learn-then-Test with fixed-sequence testing, exact binomial bounds): for each cut "score >= t" the kept
 candidates' precision gets a one-sided Clopper-Pearson lower bound at an effective sample size. Thresholds are

@@ -197,7 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="the guarantee is on the precision of this many new questions (default: as many as judged), or "
         "'all' for the precision over all questions like these",
     )
-    label_options(calibrate, "judge candidates under this label source (default: the question set's relevant_ids)")
+    relevant_ids = "judge candidates under this label source (default: the question set's relevant_ids)"
+    label_options(calibrate, relevant_ids, beside="--questions")
     calibrate.add_argument("--sample", type=int, default=100, help="questions sampled")
     calibrate.add_argument("--top-n", type=int, default=20, help="candidates per question")
     calibrate.add_argument("--seed", type=int, default=0)
@@ -307,13 +308,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def label_options(parser: argparse.ArgumentParser, what: str, default: str | None = None) -> None:
+def label_options(
+    parser: argparse.ArgumentParser, what: str, default: str | None = None, beside: str = "the run's question set"
+) -> None:
     """`--labels FILE` and `--source NAME`: the one label source a command scores, ranks and marks under."""
     parser.add_argument(
         "--labels",
         type=Path,
-        help="a label file, or the question set (file or folder) whose labels to use (default: the labels "
-        "beside the run's question set)",
+        help=f"a label file, or the question set (file or folder) whose labels to use (default: the labels "
+        f"beside {beside})",
     )
     parser.add_argument(
         "--source",
