@@ -15,8 +15,8 @@ import streamlit as st
 from eval.analysis import calibration
 from eval.analysis.leaderboard import compare_runs
 from eval.analysis.why import WhyReport, why_missed
-from eval.data.datasets import load_question_set
-from eval.data.labels import load_labels, with_labelled_documents
+from eval.data.datasets import find_file, load_question_set
+from eval.data.labels import label_path, load_labels, with_labelled_documents
 from eval.data.question_import import QuestionImport, write_question_set
 from eval.errors import LabError
 from eval.index.store import IndexStore
@@ -212,6 +212,20 @@ def label_sources(run_id: str) -> tuple[Path | None, list[str]]:
 def _label_sources(path: str, mtime: float) -> list[str]:
     sources = load_labels(path).sources
     return sources + corrected_sources(sources)
+
+
+def question_set_sources(path: Path) -> list[str]:
+    """The label sources of the label file beside a question set (file or folder), cached per version of that
+    file, without the corrected ones; [] when there is none."""
+    labels_file = label_path(find_file(path, "questions") if path.is_dir() else path)
+    if not labels_file.is_file():
+        return []
+    return load_labels_sources(str(labels_file), labels_file.stat().st_mtime)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def load_labels_sources(path: str, mtime: float) -> list[str]:
+    return load_labels(path).sources
 
 
 @st.cache_resource(show_spinner="Rescoring under the chosen labels…", max_entries=8)

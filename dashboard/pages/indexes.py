@@ -1,6 +1,7 @@
 """Indexes: build from a dataset, browse chunks, delete, and see how relevance scores are distributed."""
 
 import dataclasses
+import math
 
 import pandas as pd
 import streamlit as st
@@ -9,6 +10,7 @@ from dashboard import engine, widgets
 from dashboard.jobs_panel import rerun_when_jobs_end, start_job
 from eval.analysis.threshold import guarantee_text, guaranteed_threshold
 from eval.data.datasets import load_question_set
+from eval.data.labels import load_labels
 from eval.errors import LabError
 from eval.settings import DEFAULT_EMBEDDING
 
@@ -125,6 +127,19 @@ if manifests:
         widgets.default_dataset("cal", next(m for m in manifests if m.name == cal_index).source)
     with widgets.lab_errors("pick a question set with relevant_ids"):
         cal_path = widgets.dataset_source("cal", allow_upload=False)
+    with widgets.lab_errors("fix the label file (see the message) or delete it"):
+        others = [] if cal_path is None else [s for s in engine.question_set_sources(cal_path) if s != "gold"]
+    cal_label = (
+        st.selectbox(
+            "Labels",
+            ["gold", *others],
+            key="cal-label-source",
+            help="a candidate is relevant when this source graded its document 1 or more; candidates of documents "
+            "a judge or person did not grade are left out",
+        )
+        if others
+        else "gold"
+    )
     c1, c2, c3 = st.columns(3)
     sample = c1.number_input("Questions (sample)", min_value=1, max_value=5000, value=100, key="cal-sample")
     top_n = c2.number_input("Top N candidates", min_value=1, max_value=200, value=20, key="cal-top")
@@ -133,15 +148,24 @@ if manifests:
         with widgets.lab_errors("use questions whose relevant_ids name documents of this index's corpus"):
             if cal_path is None:
                 raise LabError("choose a question set first")
-            from eval.analysis.calibration import score_calibration, suggest_threshold
+            from eval.analysis.calibration import score_calibration, source_calibration, suggest_threshold
 
-            questions = load_question_set(cal_path)
-            scores = score_calibration(engine.open_index(cal_index), questions, int(sample), int(top_n), int(seed))
-            st.session_state["calibration"] = (cal_index, scores, suggest_threshold(scores))
+            questions, index = load_question_set(cal_path), engine.open_index(cal_index)
+            options = int(sample), int(top_n), int(seed)
+            scores = (
+                score_calibration(index, questions, *options)
+                if cal_label == "gold"
+                else source_calibration(index, questions, load_labels(cal_path), cal_label, *options)
+            )
+            st.session_state["calibration"] = (cal_index, scores, suggest_threshold(scores), cal_label)
     if "calibration" in st.session_state and st.session_state["calibration"][0] == cal_index:
         from eval.report.charts import calibration_histogram
 
-        _, scores, suggestion = st.session_state["calibration"]
+        _, scores, suggestion, judged_by = st.session_state["calibration"]
+        st.caption(
+            f"{scores['question_id'].nunique()} questions, {suggestion['n_relevant']} relevant and "
+            f"{suggestion['n_irrelevant']} irrelevant candidates under {judged_by}"
+        )
         st.plotly_chart(calibration_histogram(scores, suggestion), key="cal-chart")
         if suggestion["low"] is not None:
             verdict = "separated" if suggestion["separated"] else "overlapping"
@@ -158,7 +182,13 @@ if manifests:
             key="cal-precision",
             help="the lowest score_threshold whose kept chunks reach this precision with 95% confidence",
         )
-        guarantee = guaranteed_threshold(scores, float(target))
+        population = st.checkbox(
+            "Over all questions like these",
+            key="cal-population",
+            help="bound the precision over all questions like these, not on as many new questions as were judged "
+            "(a lower threshold; a sample of new questions varies around it)",
+        )
+        guarantee = guaranteed_threshold(scores, float(target), held_out=math.inf if population else None)
         (st.info if guarantee["threshold"] is not None else st.warning)(guarantee_text(guarantee))
         st.json(suggestion, expanded=False)
 

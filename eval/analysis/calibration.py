@@ -16,8 +16,10 @@ import numpy as np
 import pandas as pd
 
 from eval.analysis.threshold import DEFAULT_PRECISION, guaranteed_threshold
+from eval.data.labels import COMPLETE_SOURCES, Labels
 from eval.errors import LabError
 from eval.index.store import check_relevant_ids
+from eval.labels.corrected import parse_corrected
 from eval.schema import Question
 
 COLUMNS = ["question_id", "chunk_id", "doc_id", "rank", "score", "relevant"]
@@ -34,6 +36,42 @@ def score_calibration(
 
     check_relevant_ids(index, labelled)  # labels naming no document of the index would draw an all-red histogram
     return _top_candidates(index, labelled, sample, top_n, seed)
+
+
+def source_calibration(
+    index: Any,
+    questions: Sequence[Question],
+    labels: Labels,
+    source: str,
+    sample: int = 100,
+    top_n: int = 20,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """`score_calibration`'s rows under one label source: a candidate is relevant when the source graded its
+    document 1 or more for the question (document level, as gold's relevant_ids). A source that does not mark
+    every relevant passage (an LLM judge, a person) leaves out the candidates of documents it did not judge for
+    the question: unjudged is not irrelevant. Only questions the source judged are sampled."""
+    if parse_corrected(source) is not None:
+        raise LabError(
+            f"calibrate counts one source's labels, and '{source}' is a correction of means: pass the person's "
+            "labels (--source human:NAME) or the judge's"
+        )
+    grades: dict[tuple[str, str], int] = {}
+    for question_id, spans in labels.spans(source).items():
+        for span in spans:
+            grades[question_id, span.doc_id] = max(grades.get((question_id, span.doc_id), 0), span.grade)
+    judged = {question_id for question_id, _ in grades}
+    chosen = [q for q in questions if q.id in judged]
+    if not chosen:
+        raise LabError(f"source '{source}' judged none of these {len(questions)} questions")
+    rows = _top_candidates(index, chosen, sample, top_n, seed)
+    grade = pd.Series([grades.get(key) for key in zip(rows["question_id"], rows["doc_id"])], dtype=float)
+    if source in COMPLETE_SOURCES:
+        grade = grade.fillna(0)
+    rows = rows.assign(relevant=grade >= 1)[grade.notna()].reset_index(drop=True)
+    if rows.empty:
+        raise LabError(f"source '{source}' judged none of the top {top_n} candidates of these questions' documents")
+    return rows
 
 
 def _top_candidates(index: Any, questions: Sequence[Question], sample: int, top_n: int, seed: int) -> pd.DataFrame:

@@ -190,8 +190,15 @@ def build_parser() -> argparse.ArgumentParser:
         "kept chunks reach a precision target with 95%% confidence",
     )
     calibrate.add_argument("--index", required=True)
-    calibrate.add_argument("--questions", required=True, type=Path, help="questions with relevant_ids (gold labels)")
+    calibrate.add_argument("--questions", required=True, type=Path, help="the question set (gold: its relevant_ids)")
     calibrate.add_argument("--precision", type=float, default=0.8, help="the precision target (default 0.8)")
+    calibrate.add_argument(
+        "--held-out",
+        help="the guarantee is on the precision of this many new questions (default: as many as judged), or "
+        "'all' for the precision over all questions like these",
+    )
+    relevant_ids = "judge candidates under this label source (default: the question set's relevant_ids)"
+    label_options(calibrate, relevant_ids, beside="--questions")
     calibrate.add_argument("--sample", type=int, default=100, help="questions sampled")
     calibrate.add_argument("--top-n", type=int, default=20, help="candidates per question")
     calibrate.add_argument("--seed", type=int, default=0)
@@ -301,13 +308,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def label_options(parser: argparse.ArgumentParser, what: str, default: str | None = None) -> None:
+def label_options(
+    parser: argparse.ArgumentParser, what: str, default: str | None = None, beside: str = "the run's question set"
+) -> None:
     """`--labels FILE` and `--source NAME`: the one label source a command scores, ranks and marks under."""
     parser.add_argument(
         "--labels",
         type=Path,
-        help="a label file, or the question set (file or folder) whose labels to use (default: the labels "
-        "beside the run's question set)",
+        help=f"a label file, or the question set (file or folder) whose labels to use (default: the labels "
+        f"beside {beside})",
     )
     parser.add_argument(
         "--source",

@@ -22,7 +22,9 @@ import pandas as pd
 
 from eval.analysis.diagnostics import run_warnings
 from eval.analysis.leaderboard import compare_runs
+from eval.analysis.plan import plan, plan_caption
 from eval.analysis.recommend import Recommendation, rank_order, ranking_metric, ranking_rule, recommend
+from eval.analysis.threshold import run_threshold_text
 from eval.analysis.why import CAUSE_NAMES, CAUSES, WhyReport
 from eval.errors import LabError
 from eval.io import atomic_write_bytes
@@ -50,6 +52,7 @@ MAIN_METRICS = (
     "n_retrieved",
 )
 WORST = 5
+THRESHOLD_HEADING = "A score_threshold with a guarantee"
 WHY_NOT_COMPUTED = "Not computed: it needs the run's index (python -m eval why RUN, or Compare's Why missed tab)."
 COUNTS = ("k", "fetch_k", "n_retrieved")  # parameters and per-question values that are whole numbers
 
@@ -192,6 +195,12 @@ class ReportContext:
             )
         return lines
 
+    def plan_lines(self, run: Run) -> list[str]:
+        """Compare's planner caption under the recommendation, when there is one (as on Compare)."""
+        if not self.recommendation.config_id or f"{self.rank_by}_mean" not in self.summary:
+            return []
+        return [plan_caption(plan(run, metric=self.rank_by, summary=self.summary))]
+
     def decided_lines(self) -> tuple[str, list[str], pd.DataFrame]:
         """The "Decided with N labels" section: heading, lines in the Decide tab's words, every config's row."""
         decision, session = self.decision, self.decided
@@ -323,7 +332,7 @@ def report_html(run: Run, worst: int = WORST, weighted: bool = False, why: WhyRe
     parts += ["<h2>Settings and versions</h2>", _html_table(settings)]
     parts += [
         "<h2>Recommendation</h2>",
-        *[f"<p>{esc(line)}</p>" for line in context.recommendation_lines()],
+        *[f"<p>{esc(line)}</p>" for line in context.recommendation_lines() + context.plan_lines(run)],
         *[f'<p class="warning">{esc(warning)}</p>' for warning in run_warnings(run)],
     ]
     if context.decided:
@@ -344,6 +353,7 @@ def report_html(run: Run, worst: int = WORST, weighted: bool = False, why: WhyRe
             parts.append(figure.to_html(full_html=False, include_plotlyjs=first))
             first = False
     parts += _why_html(why, first)
+    parts += [f"<h2>{THRESHOLD_HEADING}</h2>", f"<p>{esc(run_threshold_text(run))}</p>"]
     parts.append(
         f"<h2>Worst questions on the best configuration ({esc(context.best)}, by {esc(METRICS[rank_by].label)})"
         f" under label source {esc(context.source)}</h2>"
@@ -467,7 +477,7 @@ def report_markdown(run: Run, worst: int = WORST, weighted: bool = False, why: W
         "",
         "## Recommendation",
         "",
-        *[part for line in context.recommendation_lines() for part in (_md(line), "")],
+        *[part for line in context.recommendation_lines() + context.plan_lines(run) for part in (_md(line), "")],
         *[line for warning in run_warnings(run) for line in (f"**Warning:** {_md(warning)}", "")],
         *_decided_markdown(context),
         "## Leaderboard",
@@ -479,6 +489,10 @@ def report_markdown(run: Run, worst: int = WORST, weighted: bool = False, why: W
         _md("; ".join(context.labels)) + ".",
         "",
         *_why_markdown(why),
+        f"## {THRESHOLD_HEADING}",
+        "",
+        _md(run_threshold_text(run)),
+        "",
         f"## Worst questions on the best configuration ({_md(context.best)}, by {_md(METRICS[rank_by].label)}) "
         f"under label source {_md(context.source)}",
         "",

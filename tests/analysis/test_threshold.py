@@ -1,8 +1,10 @@
 """The guaranteed score_threshold: on synthetic candidates whose true precision at every threshold is known,
-the threshold's true precision reaches the target in at least 95% of datasets (the best-looking threshold does
-not), the bound is Clopper-Pearson's, and a target outside (0, 1) is one line."""
+the population threshold's true precision reaches the target in at least 95% of datasets (the best-looking
+threshold does not), the bound is Clopper-Pearson's, and a target outside (0, 1) is one line. The held-out
+guarantee is in test_threshold_held_out.py."""
 
 import json
+import math
 
 import numpy as np
 import pandas as pd
@@ -10,7 +12,7 @@ import pytest
 from scipy.stats import binom
 
 from eval import SAMPLE_DIR
-from eval.analysis.threshold import METHOD, guaranteed_threshold, precision_lower_bound
+from eval.analysis.threshold import guaranteed_threshold, method_text, precision_lower_bound
 from eval.cli.main import main
 from eval.errors import LabError
 
@@ -41,7 +43,7 @@ def test_the_guarantee_holds_in_at_least_95_percent_of_datasets_and_the_naive_ru
     held, naive, thresholds = 0, 0, []
     for _ in range(300):
         frame = candidates(rng)
-        result = guaranteed_threshold(frame, 0.8)
+        result = guaranteed_threshold(frame, 0.8, held_out=math.inf)
         assert result["threshold"] is not None  # 600 candidates always find one
         held += true_precision(result["threshold"]) >= 0.8
         naive += true_precision(lowest_observed(frame, 0.8)) >= 0.8
@@ -65,8 +67,9 @@ def test_the_scan_stops_at_the_first_failing_threshold():
     scores = np.linspace(1, 0, 500)
     relevant = np.r_[np.ones(60), np.zeros(40), np.ones(400)].astype(bool)
     frame = pd.DataFrame({"question_id": np.arange(500) % 50, "score": scores, "relevant": relevant})
-    result = guaranteed_threshold(frame, 0.8)
-    assert 60 <= result["kept"] < 100 and result["threshold"] > scores[100] and result["method"] == METHOD
+    result = guaranteed_threshold(frame, 0.8, held_out=math.inf)
+    assert 60 <= result["kept"] < 100 and result["threshold"] > scores[100]
+    assert result["method"] == method_text(math.inf) and result["held_out"] is None
 
 
 def test_labels_clustered_by_question_lower_the_bound():
@@ -78,7 +81,7 @@ def test_labels_clustered_by_question_lower_the_bound():
     )
     clustered = spread.assign(relevant=question % 4 != 3)
     assert spread["relevant"].sum() == clustered["relevant"].sum() == 300
-    plain, grouped = guaranteed_threshold(spread, 0.4), guaranteed_threshold(clustered, 0.4)
+    plain, grouped = (guaranteed_threshold(frame, 0.4, held_out=math.inf) for frame in (spread, clustered))
     assert plain["kept"] == grouped["kept"] == 400  # both keep everything (precision 0.75 overall)
     assert grouped["lower_bound"] < plain["lower_bound"] - 0.03  # 10 labels of one question count as fewer
 
