@@ -6,6 +6,7 @@ Screenshots go to test-artifacts/e2e/."""
 import os
 import re
 import signal
+import time
 
 import pandas as pd
 import pytest
@@ -151,6 +152,36 @@ def test_a_sweep_job_survives_navigation_reload_a_second_tab_and_a_server_restar
         assert done_count(first) <= done_count(second)
     straight = straight_rows(jobs_lab, finished)
     pd.testing.assert_frame_equal(comparable(RunStore(home / "runs").load(finished.run_id).rows), comparable(straight))
+
+
+def progress_lines(driver) -> tuple[list[str], list[str]]:
+    """The `answers N/M ...` progress texts on the page itself and in its sidebar, read at one moment."""
+    page, sidebar = (
+        driver.find_element(By.CSS_SELECTOR, f"[data-testid='{place}']").text.splitlines()
+        for place in ("stMain", "stSidebar")
+    )
+    return [line for line in page if line.startswith("answers ")], [s for s in sidebar if s.startswith("answers ")]
+
+
+def test_a_started_job_is_in_the_sidebar_at_once_and_keeps_pace_with_the_page(browser, jobs_lab, lab_app):
+    """The sidebar lists a job in the render that says it started, and the sweep page's progress and the
+    sidebar's, read at the same moment, stay within one answer of each other (they once read 90/180 and
+    162/180) while the job moves on."""
+    url, llm = lab_app
+    llm.delay_s = ANSWER_DELAY_S
+    store = JobStore(jobs_lab["home"])
+    job = start_sweep_job(browser, url, store, jobs_lab["data"], llm.base_url)
+    assert job.job_id in browser.find_element(By.CSS_SELECTOR, "[data-testid='stSidebar']").text  # no waiting
+    seen = []
+    for _ in range(4):
+        WebDriverWait(browser, 120).until(lambda d: all(len(lines) == 1 for lines in progress_lines(d)))
+        (page,), (side,) = progress_lines(browser)
+        seen.append((done_count(page), done_count(side)))
+        time.sleep(ANSWER_DELAY_S)
+    store.cancel(job.job_id)
+    assert all(abs(page - side) <= 1 for page, side in seen), seen
+    assert seen[-1][0] > seen[0][0], seen  # the job moved on while both were watched
+    wait_for(lambda: store.get(job.job_id).status == "cancelled", what="the cancel")
 
 
 def test_a_sweep_job_cancelled_from_another_page_resumes_from_the_sidebar_to_the_uninterrupted_rows(
