@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from support.retriever_stub_server import RetrieverStubServer
 
+from eval.index import encoders
 from eval.index.chunking import ChunkingParams
 from eval.index.encoders.onnx import OnnxEmbeddings
 from eval.index.store import IndexStore
@@ -68,10 +69,14 @@ def test_int8_indexes_built_in_padded_batches_are_flagged(onnx_exports):
     assert OnnxEmbeddings("onnx:minilm", root=onnx_exports).identity.endswith("|fused1|fp32")  # same vectors as before
 
 
-def test_a_resumed_run_has_the_uninterrupted_runs_ild_for_an_external_config(tiny_index_store, tiny_dataset, tmp_path):
+def test_a_resumed_run_has_the_uninterrupted_runs_ild_for_an_external_config(
+    tiny_index_store, tiny_dataset, onnx_exports, tmp_path, monkeypatch
+):
     """The service answers from the tiny corpus chunked otherwise than the index, so its texts are not the index's
     chunks and the run encodes them with the index's int8 encoder; the resumed run encodes the later blocks' texts
     in other batches (the texts the first blocks saw are not remembered) than the uninterrupted run did."""
+    # the encoder itself, whatever another test left in the registry
+    monkeypatch.setitem(encoders._LOADED, "onnx-int8:minilm", OnnxEmbeddings("onnx-int8:minilm", root=onnx_exports))
     index_store = IndexStore(tmp_path / "indexes")
     index_store.build(tiny_dataset, "int8", "onnx-int8:minilm", ChunkingParams(60, 10))
     index, service = index_store.open("int8"), tiny_index_store.open("tiny")
