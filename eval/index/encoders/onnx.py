@@ -326,6 +326,7 @@ class OnnxEmbeddings(BatchedEmbeddings):
     def _run(self, row: list[int]) -> np.ndarray:
         """The pooled vector of one token-id row, run alone (no companions, no padding: see the module's doc)."""
         input_ids = np.asarray([row], np.int64)
-        feed = {"input_ids": input_ids, "attention_mask": np.ones_like(input_ids), "token_type_ids": 0 * input_ids}
+        ones, zeros = np.ones_like(input_ids), np.zeros_like(input_ids)
+        feed = {"input_ids": input_ids, "attention_mask": ones, "token_type_ids": zeros}
         hidden = self.session.run(None, {name: feed[name] for name in self.input_names})[0][0]
         return hidden[0] if self.pooling == "cls" else hidden.sum(axis=0) / np.float32(len(row))
