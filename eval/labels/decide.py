@@ -384,7 +384,7 @@ class Decider:
         )
 
     def _tie_set(self, table: pd.DataFrame, cube: np.ndarray, enough: bool, evidence: tuple[int, int]) -> Decision:
-        tied = indistinguishable_from_best(cube, seed=self.seed)
+        tied = indistinguishable_from_best(cube)  # one sign-flip matrix: the same grades give the same tie set
         sets, counts = np.unique(tied, axis=0, return_counts=True)
         modal = sets[np.argmax(counts)]
         share = counts.max() / len(tied)
