@@ -1,5 +1,6 @@
 """The dashboard under streamlit.testing.v1.AppTest against a lab home: `dashboard_lab` (a data folder, the tiny
-index and one complete run of SWEEP, one per test module) and `app` (opens a page of the app on that home)."""
+index and one complete run of SWEEP, one per test module, made by `home_with_a_run`) and `app` (opens a page of the
+app on that home)."""
 
 from __future__ import annotations
 
@@ -22,18 +23,30 @@ SWEEP = {
 }
 
 
+def home_with_a_run(tmp_path_factory, dataset, sweep: dict, latency_sample: int, source_is_file: bool = False) -> dict:
+    """A lab home with `dataset` indexed as 'tiny' (MiniLM), its data folder (`write_dataset`) and one complete run
+    of `sweep`: {"home", "data", "run_id"}. The run's question source is the data folder, or its `questions.jsonl`
+    with `source_is_file` (where labels are kept beside that file)."""
+    home = tmp_path_factory.mktemp("home")
+    data = write_dataset(tmp_path_factory.mktemp("data") / "tiny", dataset)
+    store = IndexStore(home / "indexes")
+    store.build(dataset, "tiny", "minilm", ChunkingParams(120, 20))
+    source = data / "questions.jsonl" if source_is_file else data
+    run_id = run_sweep(
+        RunStore(home / "runs"),
+        store.open("tiny"),
+        parse_sweep(sweep),
+        dataset.questions,
+        str(source),
+        SweepOptions(latency_sample=latency_sample),
+    )
+    return {"home": home, "data": data, "run_id": run_id}
+
+
 @pytest.fixture(scope="module")
 def dashboard_lab(tmp_path_factory, tiny_dataset):
     """A data folder with the tiny index and one complete run."""
-    home = tmp_path_factory.mktemp("home")
-    data = write_dataset(tmp_path_factory.mktemp("data") / "tiny", tiny_dataset)
-    store = IndexStore(home / "indexes")
-    store.build(tiny_dataset, "tiny", "minilm", ChunkingParams(120, 20))
-    runs = RunStore(home / "runs")
-    run_id = run_sweep(
-        runs, store.open("tiny"), parse_sweep(SWEEP), tiny_dataset.questions, str(data), SweepOptions(latency_sample=2)
-    )
-    return {"home": home, "data": data, "run_id": run_id}
+    return home_with_a_run(tmp_path_factory, tiny_dataset, SWEEP, latency_sample=2)
 
 
 @pytest.fixture
