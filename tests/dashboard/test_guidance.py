@@ -77,29 +77,16 @@ def test_compare_shows_the_paired_change_against_another_run(dashboard_lab, tiny
     import shutil
 
     from streamlit.testing.v1 import AppTest
-    from support.dashboard_lab import SWEEP
+    from support.dashboard_lab import SWEEP, run_on_a_coarser_index
     from support.paths import APP
 
     from eval.analysis.leaderboard import compare_runs
-    from eval.index.chunking import ChunkingParams
-    from eval.index.store import IndexStore
     from eval.report.render import comparison_frame
-    from eval.retrievers.registry import parse_sweep
-    from eval.sweep.engine import SweepOptions, run_sweep
 
     home = tmp_path / "home"
     shutil.copytree(dashboard_lab["home"], home)
-    store = IndexStore(home / "indexes")
-    store.build(tiny_dataset, "coarse", "minilm", ChunkingParams(240, 0))
+    other = run_on_a_coarser_index(home, tiny_dataset, SWEEP, str(dashboard_lab["data"]))
     runs = RunStore(home / "runs")
-    other = run_sweep(
-        runs,
-        store.open("coarse"),
-        parse_sweep(SWEEP),
-        tiny_dataset.questions,
-        str(dashboard_lab["data"]),
-        SweepOptions(latency_sample=0),
-    )
     monkeypatch.setenv("RETRIEVER_LAB_HOME", str(home))
     at = AppTest.from_file(APP, default_timeout=120).run()
     at.selectbox(key="compare-run").set_value(dashboard_lab["run_id"]).run()

@@ -3,28 +3,24 @@ with the rule-following stub LLM behind an OpenAI-compatible endpoint."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
+from support.dashboard_lab import home_with_a_run, page_opener, run_on_a_coarser_index
 from support.lab_llm_responder import respond
 from support.openai_stub_server import OpenAIStubServer
-from support.paths import APP
 
 from eval.data.datasets import load_question_set
 from eval.data.labels import label_path, load_labels
-from eval.index.chunking import ChunkingParams
 from eval.index.store import IndexStore
 from eval.jobs.store import JobStore
 from eval.labels.agreement import agreement
 from eval.labels.pooled_judging import blind_order, chunk_judgements, judge_run, pool
 from eval.labels.rescore import LABEL_METRICS, rescore
-from eval.retrievers.registry import parse_sweep
 from eval.runs.store import RunStore
 from eval.runs.summary import quality_metrics, summarize
-from eval.sweep.engine import SweepOptions, run_sweep
 
 SWEEP = {
     "configs": [
@@ -36,52 +32,15 @@ SWEEP = {
 
 @pytest.fixture(scope="module")
 def labels_page_lab(tmp_path_factory, tiny_dataset):
-    home = tmp_path_factory.mktemp("home")
-    data = tmp_path_factory.mktemp("data")
-    (data / "corpus.jsonl").write_text(
-        "".join(
-            json.dumps({"id": d.id, "text": d.text, "title": d.title}, ensure_ascii=False) + "\n"
-            for d in tiny_dataset.corpus
-        )
-    )
-    (data / "questions.jsonl").write_text(
-        "".join(
-            json.dumps(
-                {"id": q.id, "question": q.question, "answers": list(q.answers), "relevant_ids": list(q.relevant_ids)},
-                ensure_ascii=False,
-            )
-            + "\n"
-            for q in tiny_dataset.questions
-        )
-    )
-    store = IndexStore(home / "indexes")
-    store.build(tiny_dataset, "tiny", "minilm", ChunkingParams(120, 20))
-    runs = RunStore(home / "runs")
-    run_id = run_sweep(
-        runs,
-        store.open("tiny"),
-        parse_sweep(SWEEP),
-        tiny_dataset.questions,
-        str(data / "questions.jsonl"),
-        SweepOptions(latency_sample=0),
-    )
+    made = home_with_a_run(tmp_path_factory, tiny_dataset, SWEEP, latency_sample=0, source_is_file=True)
+    home, run = made["home"], RunStore(made["home"] / "runs").load(made["run_id"])
     with OpenAIStubServer(responder=respond) as server:
-        yield {"home": home, "data": data, "run": runs.load(run_id), "llm": f"openai:lab@{server.base_url}"}
+        yield {"home": home, "data": made["data"], "run": run, "llm": f"openai:lab@{server.base_url}"}
 
 
 @pytest.fixture
 def page(labels_page_lab, monkeypatch):
-    monkeypatch.setenv("RETRIEVER_LAB_HOME", str(labels_page_lab["home"]))
-
-    def open_page(path: str) -> AppTest:
-        at = AppTest.from_file(APP, default_timeout=120)
-        at.run()
-        if path != "dashboard/pages/compare.py":
-            at.switch_page(path).run()
-        assert not at.exception, [e.value for e in at.exception]
-        return at
-
-    return open_page
+    return page_opener(labels_page_lab["home"], monkeypatch)
 
 
 def button(at: AppTest, label: str):
@@ -206,16 +165,9 @@ def test_compare_against_another_run_scores_both_under_the_chosen_label_source(
     from eval.analysis.leaderboard import compare_runs
     from eval.report.render import comparison_frame
 
-    indexes, runs = IndexStore(labels_page_lab["home"] / "indexes"), RunStore(labels_page_lab["home"] / "runs")
-    indexes.build(tiny_dataset, "coarse", "minilm", ChunkingParams(240, 0))
-    other = run_sweep(
-        runs,
-        indexes.open("coarse"),
-        parse_sweep(SWEEP),
-        tiny_dataset.questions,
-        str(labels_page_lab["data"] / "questions.jsonl"),
-        SweepOptions(latency_sample=0),
-    )
+    home = labels_page_lab["home"]
+    other = run_on_a_coarser_index(home, tiny_dataset, SWEEP, str(labels_page_lab["data"] / "questions.jsonl"))
+    runs = RunStore(home / "runs")
     try:
         at = page("dashboard/pages/compare.py")
         at.selectbox(key="compare-run").set_value(labels_page_lab["run"].run_id).run()
@@ -238,7 +190,7 @@ def test_compare_against_another_run_scores_both_under_the_chosen_label_source(
         assert comparison_table(at).to_dict("records") == comparison_frame(expected, [metric]).to_dict("records")
     finally:
         runs.delete(other)
-        indexes.delete("coarse")
+        IndexStore(home / "indexes").delete("coarse")
 
 
 def test_generating_questions_from_the_page(page, labels_page_lab, tmp_path):

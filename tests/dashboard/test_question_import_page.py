@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from support.dashboard_lab import page_opener
 
 from eval.data.datasets import load_question_set
 from eval.metrics import METRICS
@@ -13,22 +14,10 @@ from eval.retrievers.registry import parse_sweep
 from eval.runs.store import RunStore
 from eval.sweep.engine import SweepOptions, run_sweep
 
-APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
-
 
 @pytest.fixture
 def page(tmp_path, monkeypatch):
-    monkeypatch.setenv("RETRIEVER_LAB_HOME", str(tmp_path / "home"))
-
-    def open_page(name: str) -> AppTest:
-        at = AppTest.from_file(APP, default_timeout=180)
-        at.run()
-        if name != "dashboard/pages/compare.py":
-            at.switch_page(name).run()
-        assert not at.exception, [e.value for e in at.exception]
-        return at
-
-    return open_page
+    return page_opener(tmp_path / "home", monkeypatch, timeout=180)
 
 
 def logs(folder: Path) -> list[Path]:

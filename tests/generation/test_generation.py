@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 from support.openai_stub_server import OpenAIStubServer
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import GlmConfig, GlmForCausalLM, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from support.tiny_llm import byte_level_tokenizer, tiny_model
+from transformers import PreTrainedTokenizerFast
 
 from eval.errors import LabError
 from eval.generation import generators as generation
@@ -25,53 +25,20 @@ from eval.generation.generators import (
     load_generator,
 )
 
-CHAT_TEMPLATE = (
-    "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}{% endfor %}"
-    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
-)
 PROMPT = "法国的首都是哪里? What is the capital of France?"
 SAMPLING = GenerationSettings(max_new_tokens=40, temperature=0.7, top_p=0.9, seed=3)
 
 
 @pytest.fixture(scope="module")
 def tokenizer() -> PreTrainedTokenizerFast:
-    """A byte-level BPE with few merges: random models emit partial UTF-8 characters all the time."""
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=300,
-        special_tokens=["<eos>", "<|user|>", "<|assistant|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    bpe.train_from_iterator(
+    """Trained on English and Chinese: random models emit partial UTF-8 characters all the time."""
+    return byte_level_tokenizer(
         [
             "Retrieval augmented generation answers questions from retrieved chunks.",
             "检索增强生成根据检索到的文本块回答问题。",
             "The capital of France is Paris. 法国的首都是巴黎。",
-        ],
-        trainer,
+        ]
     )
-    wrapped = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<eos>")
-    wrapped.chat_template = CHAT_TEMPLATE
-    return wrapped
-
-
-def tiny_model(kind: str, vocab_size: int) -> torch.nn.Module:
-    shape = dict(
-        vocab_size=vocab_size,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        pad_token_id=0,
-        eos_token_id=0,
-    )
-    torch.manual_seed(0)
-    if kind == "glm":
-        return GlmForCausalLM(GlmConfig(head_dim=16, **shape)).eval()
-    return LlamaForCausalLM(LlamaConfig(**shape)).eval()
 
 
 @pytest.fixture(scope="module", params=["glm", "llama"])

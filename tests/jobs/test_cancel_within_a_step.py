@@ -8,9 +8,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from support.tiny_llm import byte_level_tokenizer, tiny_model
 
 from eval import SAMPLE_DIR
 from eval.data.datasets import load_dataset
@@ -30,34 +28,9 @@ LONG = GenerationSettings(max_new_tokens=400, max_length=4096)
 @pytest.fixture(scope="module")
 def tiny_llm() -> TransformersGenerator:
     """A random two-layer Llama with a byte-level tokenizer whose end token it never picks."""
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=300,
-        special_tokens=["<eos>", "<|user|>", "<|assistant|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    bpe.train_from_iterator(["Retrieval augmented generation answers questions from retrieved chunks."], trainer)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<eos>")
-    tokenizer.chat_template = (
-        "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}{% endfor %}"
-        "{% if add_generation_prompt %}<|assistant|>{% endif %}"
-    )
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(
-        LlamaConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=64,
-            intermediate_size=128,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            pad_token_id=0,
-            eos_token_id=10**6,
-        )
-    )  # no end token: it talks for ever
-    return TransformersGenerator(model.eval(), tokenizer, "tiny-llama")
+    tokenizer = byte_level_tokenizer(["Retrieval augmented generation answers questions from retrieved chunks."])
+    model = tiny_model("llama", len(tokenizer), eos_token_id=10**6)  # no end token: it talks for ever
+    return TransformersGenerator(model, tokenizer, "tiny-llama")
 
 
 def test_a_set_cancel_stops_the_answer_at_the_next_token(tiny_llm):

@@ -6,27 +6,23 @@ produced, and the model in the job's title."""
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from support.dashboard_lab import home_with_a_run
 from support.lab_llm_responder import respond
 from support.openai_stub_server import OpenAIStubServer
+from support.paths import APP
 
 from eval.cli.jobs import submit_job
 from eval.data.labels import label_path, load_labels
-from eval.index.chunking import ChunkingParams
-from eval.index.store import IndexStore
 from eval.jobs.store import JobStore, progress_text
 from eval.labels.pooled_judging import pool
-from eval.retrievers.registry import parse_sweep
 from eval.runs.store import RunStore
-from eval.sweep.engine import SweepOptions, run_sweep
 
 pytestmark = pytest.mark.slow  # each job is a fresh Python process
-APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
 SWEEP = {"configs": [{"search_type": "similarity", "k": [3]}, {"search_type": "similarity", "k": [2]}]}
 NOT_A_GRADE = "The passage is not"
 
@@ -43,36 +39,16 @@ def judge_every_other(prompt: str) -> str:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory, tiny_dataset):
     """A home with the tiny index, a finished two-config run and a copy of its question set (for labels)."""
-    home, data = tmp_path_factory.mktemp("home"), tmp_path_factory.mktemp("data")
-    (data / "corpus.jsonl").write_text(
-        "".join(json.dumps({"id": d.id, "text": d.text}, ensure_ascii=False) + "\n" for d in tiny_dataset.corpus)
-    )
-    (data / "questions.jsonl").write_text(
-        "".join(
-            json.dumps({"id": q.id, "question": q.question, "answers": list(q.answers)}, ensure_ascii=False) + "\n"
-            for q in tiny_dataset.questions
-        )
-    )
-    store = IndexStore(home / "indexes")
-    store.build(tiny_dataset, "tiny", "minilm", ChunkingParams(120, 20))
-    runs = RunStore(home / "runs")
-    run_id = run_sweep(
-        runs,
-        store.open("tiny"),
-        parse_sweep(SWEEP),
-        tiny_dataset.questions,
-        str(data / "questions.jsonl"),
-        SweepOptions(latency_sample=0),
-    )
+    made = home_with_a_run(tmp_path_factory, tiny_dataset, SWEEP, latency_sample=0, source_is_file=True)
     with (
         OpenAIStubServer(responder=lambda prompt: "Question: what is it?\nAnswer:") as rambling,
         OpenAIStubServer(responder=judge_every_other) as half,
     ):
         yield {
-            "home": home,
-            "data": data,
-            "run": runs.load(run_id),
-            "jobs": JobStore(home),
+            "home": made["home"],
+            "data": made["data"],
+            "run": RunStore(made["home"] / "runs").load(made["run_id"]),
+            "jobs": JobStore(made["home"]),
             "rambling": f"openai:rambler@{rambling.base_url}",
             "half": f"openai:halfjudge@{half.base_url}",
         }
@@ -84,25 +60,21 @@ def run_job(lab, argv: list[str]):
     return jobs.wait(job.job_id, timeout=300), jobs
 
 
+def generate_job(lab, n: int, out: Path, max_failures: int):
+    """`questions generate` of n questions from the tiny index by the rambling model, as a job run to its end."""
+    argv = ["questions", "generate", "--index", "tiny", "--n", str(n), "--llm", lab["rambling"], "--out", str(out)]
+    return run_job(lab, [*argv, "--max-failures", str(max_failures)])
+
+
+def judge_job(lab, llm: str, depth: int, labels_file: Path):
+    """`judge` of the lab's run to `depth` by `llm`, with no limit on failures in a row, as a job run to its end."""
+    argv = ["judge", lab["run"].run_id, "--llm", llm, "--depth", str(depth), "--labels", str(labels_file)]
+    return run_job(lab, [*argv, "--max-failures", "0"])
+
+
 def test_a_generation_whose_every_reply_fails_stops_as_failed_after_n_in_a_row(lab, tmp_path):
     out = tmp_path / "generated"
-    job, jobs = run_job(
-        lab,
-        [
-            "questions",
-            "generate",
-            "--index",
-            "tiny",
-            "--n",
-            "20",
-            "--llm",
-            lab["rambling"],
-            "--out",
-            str(out),
-            "--max-failures",
-            "4",
-        ],
-    )
+    job, jobs = generate_job(lab, 20, out, max_failures=4)
     assert job.title == "questions from 'tiny' by openai:rambler"
     assert job.status == "failed"
     assert job.error.startswith("question generation stopped after 4 failures in a row with openai:rambler")
@@ -117,21 +89,7 @@ def test_a_generation_whose_every_reply_fails_stops_as_failed_after_n_in_a_row(l
 
 def test_a_judge_that_grades_nothing_fails_and_saves_nothing(lab):
     labels_file = label_path(lab["data"] / "questions.jsonl")
-    job, jobs = run_job(
-        lab,
-        [
-            "judge",
-            lab["run"].run_id,
-            "--llm",
-            lab["rambling"],
-            "--depth",
-            "2",
-            "--labels",
-            str(labels_file),
-            "--max-failures",
-            "0",
-        ],
-    )
+    job, jobs = judge_job(lab, lab["rambling"], 2, labels_file)
     size = len(pool(lab["run"], 2))
     assert job.title == f"judge run {lab['run'].run_id} by openai:rambler"
     assert job.status == "failed"
@@ -149,21 +107,7 @@ def test_a_half_failing_judge_counts_grades_as_progress_and_saves_only_them(lab)
     items = pool(lab["run"], 3)
     graded = sum(len(item.text) % 2 == 0 for item in items)
     assert 0 < graded < len(items)
-    job, jobs = run_job(
-        lab,
-        [
-            "judge",
-            lab["run"].run_id,
-            "--llm",
-            lab["half"],
-            "--depth",
-            "3",
-            "--labels",
-            str(labels_file),
-            "--max-failures",
-            "0",
-        ],
-    )
+    job, jobs = judge_job(lab, lab["half"], 3, labels_file)
     assert job.status == "done", jobs.log_tail(job.job_id)
     progress = jobs.progress(job.job_id)
     assert (progress["done"], progress["total"], progress["failed"]) == (graded, len(items), len(items) - graded)
@@ -172,23 +116,7 @@ def test_a_half_failing_judge_counts_grades_as_progress_and_saves_only_them(lab)
 
 
 def test_the_jobs_panel_shows_a_failed_label_job_with_its_reason_and_its_log(lab, monkeypatch):
-    job, _ = run_job(
-        lab,
-        [
-            "questions",
-            "generate",
-            "--index",
-            "tiny",
-            "--n",
-            "5",
-            "--llm",
-            lab["rambling"],
-            "--out",
-            str(lab["home"] / "panel-generated"),
-            "--max-failures",
-            "2",
-        ],
-    )
+    job, _ = generate_job(lab, 5, lab["home"] / "panel-generated", max_failures=2)
     monkeypatch.setenv("RETRIEVER_LAB_HOME", str(lab["home"]))
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()

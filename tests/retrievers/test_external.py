@@ -8,8 +8,9 @@ import urllib.request
 import numpy as np
 import pandas as pd
 import pytest
-from support.paths import ROOT
-from support.retriever_stub_server import RetrieverStubServer, term_similarity
+from support.lab_cli import run_cli, write_questions
+from support.paths import APP
+from support.retriever_stub_server import RetrieverStubServer, search_entry, term_similarity
 
 from eval.errors import ConfigError, LabError
 from eval.report.render import write_report
@@ -63,19 +64,7 @@ def service_sweep(url: str) -> dict:
                 "top_k": 5,
                 "map_by": "span",
             },
-            {
-                "search_type": "http_json",
-                "name": "search",
-                "url": f"{url}/search",
-                "request": {"q": "{question}", "size": "{top_k}"},
-                "params": {"top_k": 5},
-                "results": "data.hits",
-                "text": "passage",
-                "id": "pid",
-                "score": "relevance",
-                "map_by": "doc_id",
-                "map_field": "meta.doc",
-            },
+            search_entry(url, name="search"),
         ]
     }
 
@@ -506,20 +495,7 @@ def test_two_services_of_one_kind_need_names_and_keys_must_be_set(monkeypatch):
 def test_cli_run_mixes_local_and_external_configs_and_never_prints_a_key(
     tiny_index_store, tiny_dataset, tmp_path, capsys, monkeypatch
 ):
-    from eval.cli.main import main
-
-    questions = tmp_path / "questions.jsonl"
-    questions.write_text(
-        "".join(
-            json.dumps(
-                {"id": q.id, "question": q.question, "answers": list(q.answers), "relevant_ids": list(q.relevant_ids)},
-                ensure_ascii=False,
-            )
-            + "\n"
-            for q in tiny_dataset.questions
-        ),
-        encoding="utf-8",
-    )
+    questions = write_questions(tiny_dataset, tmp_path / "questions.jsonl")
     with RetrieverStubServer(tiny_index_store.open("tiny"), key=KEY) as server:
         spec = tmp_path / "sweep.yaml"
         spec.write_text(
@@ -534,24 +510,8 @@ def test_cli_run_mixes_local_and_external_configs_and_never_prints_a_key(
         )
         monkeypatch.setenv("RAGFLOW_API_KEY", KEY)
         monkeypatch.setenv("OTHER_KEY", KEY[::-1])
-        code = main(
-            [
-                "--home",
-                str(tmp_path / "home"),
-                "--indexes",
-                str(tiny_index_store.root),
-                "run",
-                "--index",
-                "tiny",
-                "--questions",
-                str(questions),
-                "--sweep",
-                str(spec),
-                "--concurrency",
-                "2",
-                "--latency-sample",
-                "1",
-            ]
+        code = run_cli(
+            tmp_path / "home", tiny_index_store, "tiny", questions, spec, "--concurrency", "2", "--latency-sample", "1"
         )
         assert server.most_in_flight <= 2
     out, err = capsys.readouterr()
@@ -608,7 +568,7 @@ def test_compare_shows_external_and_local_configs_side_by_side(sample_index, sam
             "sample",
             SweepOptions(latency_sample=1),
         )
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120)
+    at = AppTest.from_file(APP, default_timeout=120)
     at.run()
     at.selectbox(key="compare-run").set_value(run_id).run()
     assert not at.exception, [e.value for e in at.exception]
@@ -634,7 +594,7 @@ def test_compare_shows_external_and_local_configs_side_by_side(sample_index, sam
     assert len(at.get("plotly_chart")) >= 4  # the charts draw external configs beside local ones
     at.multiselect(key="compare-types").set_value(["ragflow", "similarity"]).run()
     assert set(at.dataframe[0].value["config_id"]) == {"similarity-k5", "ragflow-k5-t0-w1", "ragflow-k5-t0-w0.3"}
-    inspect = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120)
+    inspect = AppTest.from_file(APP, default_timeout=120)
     inspect.run()
     inspect.switch_page("dashboard/pages/inspect_question.py").run()
     inspect.selectbox(key="inspect-run").set_value(run_id).run()

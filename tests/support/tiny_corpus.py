@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -22,7 +23,8 @@ TINY_TEXTS = {
 
 
 def write_dataset(folder: Path, dataset) -> Path:
-    """`corpus.jsonl` and `questions.jsonl` of the dataset in `folder`, as a user's data folder holds them."""
+    """`corpus.jsonl` and `questions.jsonl` of the dataset in `folder`, as a user's data folder holds them (a
+    question's gold answer spans too, where it has them)."""
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "corpus.jsonl", "w", encoding="utf-8") as handle:
         for doc in dataset.corpus:
@@ -34,16 +36,13 @@ def write_dataset(folder: Path, dataset) -> Path:
             )
     with open(folder / "questions.jsonl", "w", encoding="utf-8") as handle:
         for q in dataset.questions:
-            handle.write(
-                json.dumps(
-                    {
-                        "id": q.id,
-                        "question": q.question,
-                        "answers": list(q.answers),
-                        "relevant_ids": list(q.relevant_ids),
-                    },
-                    ensure_ascii=False,
-                )
-                + "\n"
-            )
+            spans = {"spans": [dataclasses.asdict(span) for span in q.spans]} if q.spans else {}
+            record = {
+                "id": q.id,
+                "question": q.question,
+                "answers": list(q.answers),
+                "relevant_ids": list(q.relevant_ids),
+                **spans,
+            }
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
     return folder

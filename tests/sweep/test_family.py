@@ -4,6 +4,8 @@ import re
 import threading
 
 import pytest
+from support.dashboard_lab import page_opener
+from support.tiny_corpus import write_dataset
 
 from eval.analysis.family import INDEX_COLUMNS, describe_best, family_leaderboard, family_rows
 from eval.data.datasets import Dataset
@@ -214,99 +216,32 @@ def test_indexes_of_different_corpora_cannot_be_swept_together(family, tiny_inde
 def test_the_cli_builds_a_family_and_names_the_best_pair(tmp_path, spanned_dataset, capsys):
     from eval.cli.main import main
 
-    (tmp_path / "corpus.jsonl").write_text(
-        "\n".join(json.dumps({"id": d.id, "text": d.text}, ensure_ascii=False) for d in spanned_dataset.corpus),
-        encoding="utf-8",
-    )
-    (tmp_path / "questions.jsonl").write_text(
-        "\n".join(
-            json.dumps(
-                {
-                    "id": q.id,
-                    "question": q.question,
-                    "answers": list(q.answers),
-                    "relevant_ids": list(q.relevant_ids),
-                    "spans": [dataclasses.asdict(s) for s in q.spans],
-                },
-                ensure_ascii=False,
-            )
-            for q in spanned_dataset.questions
-        ),
-        encoding="utf-8",
-    )
+    write_dataset(tmp_path, spanned_dataset)
     home = ["--home", str(tmp_path / "home")]
-    assert (
-        main(
-            [
-                *home,
-                "index",
-                "family",
-                "--corpus",
-                str(tmp_path),
-                "--name",
-                "fam",
-                "--chunk-size",
-                "60",
-                "100",
-                "--chunk-overlap",
-                "100",
-                "--embedding",
-                "minilm",
-            ]
-        )
-        == 2
-    )
+
+    def index_family(overlap: str) -> int:
+        """`index family` of the data folder with chunk sizes 60 and 100 and the given overlap: its exit code."""
+        grid = ["--chunk-size", "60", "100", "--chunk-overlap", overlap, "--embedding", "minilm"]
+        return main([*home, "index", "family", "--corpus", str(tmp_path), "--name", "fam", *grid])
+
+    def run_family(names: list[str], *resume: str) -> int:
+        """`run-family` of the named indexes on the data folder's questions: its exit code."""
+        questions = str(tmp_path / "questions.jsonl")
+        return main([*home, "run-family", "--index", *names, "--questions", questions, "--top", "3", *resume])
+
+    assert index_family("100") == 2
     assert "variant grid: chunk_size 60 x chunk_overlap 100" in capsys.readouterr().err
-    assert (
-        main(
-            [
-                *home,
-                "index",
-                "family",
-                "--corpus",
-                str(tmp_path),
-                "--name",
-                "fam",
-                "--chunk-size",
-                "60",
-                "100",
-                "--chunk-overlap",
-                "0",
-                "--embedding",
-                "minilm",
-            ]
-        )
-        == 0
-    )
+    assert index_family("0") == 0
     built = capsys.readouterr().out.splitlines()
     assert len(built) == 2 and all("embedding cache" in line for line in built)
     names = [line.split("'")[1] for line in built]
-    assert (
-        main([*home, "run-family", "--index", *names, "--questions", str(tmp_path / "questions.jsonl"), "--top", "3"])
-        == 0
-    )
+    assert run_family(names) == 0
     out, err = capsys.readouterr()
     best = out.strip().splitlines()[-1]
     assert best.startswith("best: fam--minilm-recursive-") and "passage_ndcg" in best and "characters retrieved" in best
     family_id = re.search(r"add --resume (\w+) to the same command", err).group(1)
     runs = sorted((tmp_path / "home" / "runs").iterdir())
-    assert (
-        main(
-            [
-                *home,
-                "run-family",
-                "--index",
-                *names,
-                "--questions",
-                str(tmp_path / "questions.jsonl"),
-                "--top",
-                "3",
-                "--resume",
-                family_id,
-            ]
-        )
-        == 0
-    )
+    assert run_family(names, "--resume", family_id) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1] == best  # nothing left to run: the same runs
     assert sorted((tmp_path / "home" / "runs").iterdir()) == runs
 
@@ -315,35 +250,11 @@ def test_the_cli_builds_a_family_and_names_the_best_pair(tmp_path, spanned_datas
 def test_the_index_variants_page_names_the_best_pair_and_draws_the_dimensions(
     family, spanned_dataset, tmp_path, monkeypatch
 ):
-    from streamlit.testing.v1 import AppTest
-    from support.paths import ROOT
-
     store, _, manifests, _ = family
-    monkeypatch.setenv("RETRIEVER_LAB_HOME", str(tmp_path))
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120)
-    at.run()
-    at.switch_page("dashboard/pages/families.py").run()
+    at = page_opener(tmp_path, monkeypatch)("dashboard/pages/families.py")
     assert "No family sweeps yet" in at.info[0].value
 
-    questions = tmp_path / "data" / "questions.jsonl"
-    questions.parent.mkdir()
-    (questions.parent / "corpus.jsonl").write_text(
-        "\n".join(json.dumps({"id": d.id, "text": d.text}) for d in spanned_dataset.corpus), encoding="utf-8"
-    )
-    questions.write_text(
-        "\n".join(
-            json.dumps(
-                {
-                    "id": q.id,
-                    "question": q.question,
-                    "relevant_ids": list(q.relevant_ids),
-                    "spans": [dataclasses.asdict(s) for s in q.spans],
-                }
-            )
-            for q in spanned_dataset.questions
-        ),
-        encoding="utf-8",
-    )
+    questions = write_dataset(tmp_path / "data", spanned_dataset) / "questions.jsonl"
     runs = RunStore(tmp_path / "runs")
     run_ids = run_family_sweep(
         runs,

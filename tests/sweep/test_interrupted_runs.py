@@ -45,27 +45,39 @@ def long_run(home, tmp_path, tiny_dataset) -> list[str]:
     return cli(home, "run", "--index", "tiny", "--questions", questions, "--sweep", str(sweep), "--latency-sample", "0")
 
 
+def start_run(args: list[str], runs, part: int) -> subprocess.Popen:
+    """The run of `args` started, once it has written its block number `part` into its (only) folder in `runs`
+    (or after 180 s)."""
+    process = subprocess.Popen(args, env=RUN_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 180
+    while time.time() < deadline and not list(runs.glob(f"*/parts/part-{part:05d}.parquet")):
+        time.sleep(0.02)
+    return process
+
+
+def stderr_when_ended(process: subprocess.Popen, timeout: float, went_on: str) -> str:
+    """The process's standard error once it has ended, or a failure saying that the run `went_on`."""
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        pytest.fail(f"the run went on {went_on}")
+    return process.stderr.read()
+
+
 @pytest.mark.slow
 def test_sigterm_marks_a_cli_run_interrupted_and_it_resumes(tmp_path, tiny_dataset):
     """`kill PID` on a real `python -m eval run` mid-run: it ends at once with 143, the run is marked interrupted,
     one line names the run and `--resume`; resuming completes it."""
     home = tmp_path / "home"
     args = long_run(home, tmp_path, tiny_dataset)
-    process = subprocess.Popen(args, env=RUN_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     runs = home / "runs"
-    deadline = time.time() + 180
-    while time.time() < deadline and not list(runs.glob("*/parts/part-00003.parquet")):
-        time.sleep(0.02)
+    process = start_run(args, runs, part=3)
     (run_dir,) = list(runs.iterdir())
     assert manifest(run_dir)["status"] == "running"
     process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-        pytest.fail("the run went on after SIGTERM")
-    stderr = process.stderr.read()
+    stderr = stderr_when_ended(process, 10, "after SIGTERM")
     assert process.returncode == 143, stderr
     assert manifest(run_dir)["status"] == "interrupted"
     lines = stderr.strip().splitlines()
@@ -125,19 +137,10 @@ def test_sweep_on_a_disk_that_fills_is_marked_failed_at_once(tmp_path, small_dis
     """The disk fills up while a run writes its blocks: one line, the run marked failed (not left running)."""
     home = small_disk / "home"
     args = long_run(home, tmp_path, tiny_dataset)
-    process = subprocess.Popen(args, env=RUN_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     runs = home / "runs"
-    deadline = time.time() + 180
-    while time.time() < deadline and not list(runs.glob("*/parts/part-00001.parquet")):
-        time.sleep(0.02)
+    process = start_run(args, runs, part=1)
     fill(small_disk)
-    try:
-        process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-        pytest.fail("the run went on on a full disk")
-    stderr = process.stderr.read()
+    stderr = stderr_when_ended(process, 60, "on a full disk")
     (run_dir,) = list(runs.iterdir())
     assert process.returncode == 2, stderr
     assert "Traceback" not in stderr

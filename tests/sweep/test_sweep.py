@@ -54,6 +54,13 @@ def fast_and_reference_rows(store, index, configs, questions, block_size=DEFAULT
     return fast
 
 
+def sweep_in_blocks(store, index, configs, questions, resume: str | None = None, **options) -> str:
+    """`run_sweep` in blocks of 4 questions (a cancel or a failure keeps the blocks before it) and no latency
+    sample; `options` go to `SweepOptions`."""
+    blocks = SweepOptions(latency_sample=0, block_size=4, **options)
+    return run_sweep(store, index, configs, questions, options=blocks, resume=resume)
+
+
 @pytest.mark.slow
 def test_fast_path_equals_the_langchain_retriever(tmp_path, sample_index, sample_dataset):
     questions = sample_dataset.questions[::3]  # both languages, and a test that stays quick
@@ -176,16 +183,13 @@ def test_cancel_then_resume_gives_the_same_rows(tmp_path, sample_index, sample_d
         if stage == "questions" and done >= 8:
             cancel.set()
 
-    options = SweepOptions(latency_sample=0, block_size=4, progress=progress, cancel=cancel)
     with pytest.raises(SweepCancelled):
-        run_sweep(store, sample_index, GRID, questions, options=options)
+        sweep_in_blocks(store, sample_index, GRID, questions, progress=progress, cancel=cancel)
     (run_id,) = [m["run_id"] for m in store.list()]
     assert store.manifest(run_id)["status"] == "cancelled"
     assert len(store.parts(run_id)) == 2
-    resumed = run_sweep(
-        store, sample_index, GRID, questions, options=SweepOptions(latency_sample=0, block_size=4), resume=run_id
-    )
-    straight = run_sweep(store, sample_index, GRID, questions, options=SweepOptions(latency_sample=0, block_size=4))
+    resumed = sweep_in_blocks(store, sample_index, GRID, questions, resume=run_id)
+    straight = sweep_in_blocks(store, sample_index, GRID, questions)
     a, b = store.load(resumed).rows, store.load(straight).rows
     pd.testing.assert_frame_equal(
         a.drop(columns=["chunk_ids", "doc_ids", "scores"]), b.drop(columns=["chunk_ids", "doc_ids", "scores"])
@@ -306,30 +310,17 @@ def test_scorers_plug_into_the_sweep_and_bind_a_resumed_run(tmp_path, sample_ind
     store = RunStore(tmp_path)
     questions = sample_dataset.questions[:8]
     cancel = threading.Event()
-    options = SweepOptions(
-        latency_sample=0, block_size=4, scorers=[CharCount()], cancel=cancel, progress=lambda *_: cancel.set()
-    )
+
+    def stop(*_) -> None:
+        cancel.set()
+
     with pytest.raises(SweepCancelled):
-        run_sweep(store, sample_index, GRID[:3], questions, options=options)
+        sweep_in_blocks(store, sample_index, GRID[:3], questions, scorers=[CharCount()], cancel=cancel, progress=stop)
     (run_id,) = [m["run_id"] for m in store.list()]
     for other in ([], [CharCount("bytes")], [CharCount(), CharCount()]):
         with pytest.raises(LabError, match="different scorers"):
-            run_sweep(
-                store,
-                sample_index,
-                GRID[:3],
-                questions,
-                resume=run_id,
-                options=SweepOptions(latency_sample=0, block_size=4, scorers=other),
-            )
-    run_sweep(
-        store,
-        sample_index,
-        GRID[:3],
-        questions,
-        resume=run_id,
-        options=SweepOptions(latency_sample=0, block_size=4, scorers=[CharCount()]),
-    )
+            sweep_in_blocks(store, sample_index, GRID[:3], questions, resume=run_id, scorers=other)
+    sweep_in_blocks(store, sample_index, GRID[:3], questions, resume=run_id, scorers=[CharCount()])
     run = store.load(run_id)
     assert run.status == "complete" and run.manifest["scorers"] == [{"name": "chars", "unit": "characters"}]
     texts = run.chunk_texts
@@ -348,22 +339,10 @@ def test_a_scorer_is_held_to_its_needs_and_columns(tmp_path, sample_index, sampl
 
     store = RunStore(tmp_path)
     with pytest.raises(LabError, match="chars scorer scores generated answers: add an answerer"):
-        run_sweep(
-            store,
-            sample_index,
-            GRID[:1],
-            sample_dataset.questions[:2],
-            options=SweepOptions(latency_sample=0, scorers=[NeedsAnswers()]),
-        )
+        sweep_in_blocks(store, sample_index, GRID[:1], sample_dataset.questions[:2], scorers=[NeedsAnswers()])
     assert store.list() == []
     with pytest.raises(LabError, match=r"returned 2 rows with columns \['other'\], not 2 rows with \['n_chars'\]"):
-        run_sweep(
-            store,
-            sample_index,
-            GRID[:1],
-            sample_dataset.questions[:2],
-            options=SweepOptions(latency_sample=0, scorers=[WrongColumns()]),
-        )
+        sweep_in_blocks(store, sample_index, GRID[:1], sample_dataset.questions[:2], scorers=[WrongColumns()])
     assert [m["status"] for m in store.list()] == ["failed"]
 
 
@@ -383,13 +362,7 @@ def test_a_run_reports_its_id_and_records_its_own_interruption(tmp_path, sample_
         raise error
 
     with pytest.raises(type(error)):
-        run_sweep(
-            store,
-            sample_index,
-            GRID[:3],
-            questions,
-            options=SweepOptions(latency_sample=0, block_size=4, on_start=on_start, progress=progress),
-        )
+        sweep_in_blocks(store, sample_index, GRID[:3], questions, on_start=on_start, progress=progress)
     [(run_id, status_at_start, parts_at_start)] = told
     assert run_id != elsewhere and (status_at_start, parts_at_start) == ("running", 0)
     manifest = store.manifest(run_id)
@@ -397,14 +370,7 @@ def test_a_run_reports_its_id_and_records_its_own_interruption(tmp_path, sample_
     assert manifest.get("error") == ("RuntimeError: disk full" if status == "failed" else None)
     assert len(store.parts(run_id)) == 1  # the block finished before the failure is kept
     resumed_told = []
-    run_sweep(
-        store,
-        sample_index,
-        GRID[:3],
-        questions,
-        resume=run_id,
-        options=SweepOptions(latency_sample=0, block_size=4, on_start=resumed_told.append),
-    )
+    sweep_in_blocks(store, sample_index, GRID[:3], questions, resume=run_id, on_start=resumed_told.append)
     run = store.load(run_id)
     assert resumed_told == [run_id] and run.status == "complete" and run.manifest["error"] is None
     assert len(run.rows) == 3 * 8
