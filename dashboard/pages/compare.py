@@ -6,6 +6,7 @@ from dashboard import engine, widgets
 from eval.analysis.diagnostics import run_warnings
 from eval.analysis.drilldown import FILTERS, question_table
 from eval.analysis.plan import plan, plan_caption
+from eval.analysis.racing import race_text, raced
 from eval.analysis.recommend import ranking_metric, ranking_rule, recommend
 from eval.errors import LabError
 from eval.labels.rescore import judged_text
@@ -48,6 +49,8 @@ def recommendation_section(
     st.caption(f"Under label source **{source}**.")
     if rec.config_id and f"{metric}_mean" in summary:
         st.caption(plan_caption(plan(run, metric=metric, summary=summary)))
+    if raced(run):
+        st.caption(race_text(run))
     return rec.config_id
 
 

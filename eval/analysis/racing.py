@@ -49,6 +49,11 @@ def rows_saved(run: Run) -> tuple[int, int, dict[str, int]]:
     return full - len(run.rows), full, {c: n for c, n in stopped.items() if n < questions}
 
 
+def raced(run: Run) -> bool:
+    """Whether the run was raced (`run --race`)."""
+    return "race" in run.manifest
+
+
 def race_text(run: Run) -> str:
     """What a raced run saved, in words."""
     saved, full, stopped = rows_saved(run)

@@ -23,6 +23,7 @@ import pandas as pd
 from eval.analysis.diagnostics import run_warnings
 from eval.analysis.leaderboard import compare_runs
 from eval.analysis.plan import plan, plan_caption
+from eval.analysis.racing import race_text, raced
 from eval.analysis.recommend import Recommendation, rank_order, ranking_metric, ranking_rule, recommend
 from eval.analysis.threshold import run_threshold_text
 from eval.analysis.why import CAUSE_NAMES, CAUSES, WhyReport
@@ -196,10 +197,12 @@ class ReportContext:
         return lines
 
     def plan_lines(self, run: Run) -> list[str]:
-        """Compare's planner caption under the recommendation, when there is one (as on Compare)."""
+        """Compare's captions under the recommendation: the planner's (when there is a recommendation) and, for a
+        raced run, the rows racing saved."""
+        lines = [race_text(run)] if raced(run) else []
         if not self.recommendation.config_id or f"{self.rank_by}_mean" not in self.summary:
-            return []
-        return [plan_caption(plan(run, metric=self.rank_by, summary=self.summary))]
+            return lines
+        return [plan_caption(plan(run, metric=self.rank_by, summary=self.summary)), *lines]
 
     def decided_lines(self) -> tuple[str, list[str], pd.DataFrame]:
         """The "Decided with N labels" section: heading, lines in the Decide tab's words, every config's row."""

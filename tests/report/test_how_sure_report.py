@@ -5,12 +5,12 @@ import re
 
 import pandas as pd
 import pytest
+from support.label_source_lab import SIMILARITY, SOURCE
 
 from eval.analysis.threshold import run_threshold_text
 from eval.data.labels import load_labels
 from eval.labels.rescore import run_under
 from eval.report.render import report_html, report_markdown
-from tests.support.label_source_lab import SIMILARITY, SOURCE
 
 SWEEP = {
     "configs": [
