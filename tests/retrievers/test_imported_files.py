@@ -8,6 +8,7 @@ import pytest
 from support.lab_cli import run_cli, write_questions
 
 from eval.errors import LabError
+from eval.labels.pooled_judging import pool
 from eval.retrievers.registry import parse_sweep
 from eval.runs.store import RunStore
 from eval.sweep.engine import SweepOptions, run_sweep
@@ -136,3 +137,22 @@ def test_run_sweep_refuses_them_too(tiny_index_store, tiny_dataset, tmp_path):
             SweepOptions(latency_sample=0),
         )
     assert store.list() == []
+
+
+def test_imported_chunks_and_documents_keep_their_offsets_so_they_can_be_labelled(
+    tiny_index_store, tiny_dataset, tmp_path
+):
+    index = tiny_index_store.open("tiny")
+    later = next(c for c in index.chunks() if c.start > 0)  # a chunk that does not open its document
+    whole = tiny_dataset.corpus[0]
+    question = tiny_dataset.questions[0].id
+    retrieved = [{"doc_id": later.doc_id, "chunk_id": later.chunk_id}, {"doc_id": whole.id}]
+    (tmp_path / "run.jsonl").write_text(json.dumps({"question_id": question, "retrieved": retrieved}) + "\n")
+    entry = {"search_type": "imported", "path": str(tmp_path / "run.jsonl"), "format": "jsonl", "map_by": "doc_id"}
+    store = RunStore(tmp_path / "runs")
+    run = store.load(
+        run_sweep(store, index, parse_sweep({"configs": [entry]}), tiny_dataset.questions[:1], "tiny", SweepOptions())
+    )
+    items = {(item.doc_id, item.start): item for item in pool(run)}
+    assert set(items) == {(later.doc_id, later.start), (whole.id, 0)}  # not -1: a label needs a span
+    assert items[whole.id, 0].end == len(whole.text)

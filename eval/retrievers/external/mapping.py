@@ -96,12 +96,14 @@ class CorpusMapper:
         return best if votes[best] * 2 >= len(pieces) else ""
 
     def map(self, how: str, value: object, text: str) -> Mapped:
-        """Map one chunk: `value` is the field `doc_id`/`file_name` read, `text` the chunk's text."""
-        if how == "doc_id":
-            return self.by_doc_id(value)
-        if how == "file_name":
-            return self.by_file_name(value)
-        return self.by_span(text)
+        """Map one chunk: `value` is the field `doc_id`/`file_name` read, `text` the chunk's text. A chunk
+        mapped by id or name gets its offset where its text occurs in the document (labels need a span: an
+        offset of -1 made every such pair unlabelable in Decide)."""
+        if how == "span":
+            return self.by_span(text)
+        mapped = self.by_doc_id(value) if how == "doc_id" else self.by_file_name(value)
+        at = self.texts[mapped.doc_id].find(text) if mapped.doc_id and text else -1
+        return Mapped(mapped.doc_id, at) if at >= 0 else mapped
 
 
 _MAPPERS: weakref.WeakKeyDictionary[Index, CorpusMapper] = weakref.WeakKeyDictionary()
