@@ -457,7 +457,10 @@ class Decider:
         q = self.pool.doc_question[docs]
         columns = q[:, None] * len(self.pool.configs) + np.array(contenders)[None, :]
         discounts = self.pool.discount[docs[:, None], columns]
-        spread = discounts.max(axis=1) - discounts.min(axis=1)
+        if self.rule == "tie-set":  # membership is a test against the best (the first contender) only
+            spread = np.abs(discounts[:, 1:] - discounts[:, :1]).max(axis=1)
+        else:
+            spread = discounts.max(axis=1) - discounts.min(axis=1)
         return self.model().probability(self.features[open_]) * spread
 
 
