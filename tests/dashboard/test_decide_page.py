@@ -67,12 +67,12 @@ def test_an_llm_judge_is_offered_and_kept_with_the_decision(page, unlabelled_lab
     at, lab = page, unlabelled_lab
     item = DecidePool(lab.run).items[0]
     save_judgements(lab.labels_file, [(item, 2)], "llm:stand-in@v1")
-    at.run()
+    at.text_input(key="decide-name").set_value("carol").run()  # bob may have settled already (the test above)
     judge = at.selectbox(key="decide-judge")
     assert judge.options == ["none", "llm:stand-in@v1"]  # no human, gold or corrected source is a judge
     judge.set_value("llm:stand-in@v1").run()
     at.button(key="decide-0").click().run()
     assert not at.exception, [e.value for e in at.exception]
-    log = json.loads(decide_log_path(lab.run, "human:bob").read_text())
+    log = json.loads(decide_log_path(lab.run, "human:carol").read_text())
     assert log["judge"] == "llm:stand-in@v1"
-    assert logged_session(lab.run, "human:bob").decider.judge[0] == 2  # what the reports' decision uses too
+    assert logged_session(lab.run, "human:carol").decider.judge[0] == 2  # what the reports' decision uses too

@@ -165,8 +165,8 @@ def progress_lines(driver) -> tuple[list[str], list[str]]:
 
 def test_a_started_job_is_in_the_sidebar_at_once_and_keeps_pace_with_the_page(browser, jobs_lab, lab_app):
     """The sidebar lists a job in the render that says it started, and the sweep page's progress and the
-    sidebar's, read at the same moment, stay within one answer of each other (they once read 90/180 and
-    162/180) while the job moves on."""
+    sidebar's, read at the same moment, stay within one block (a question's answers for both configs) of each
+    other (they once read 90/180 and 162/180) while the job moves on."""
     url, llm = lab_app
     llm.delay_s = ANSWER_DELAY_S
     store = JobStore(jobs_lab["home"])
@@ -179,7 +179,7 @@ def test_a_started_job_is_in_the_sidebar_at_once_and_keeps_pace_with_the_page(br
         seen.append((done_count(page), done_count(side)))
         time.sleep(ANSWER_DELAY_S)
     store.cancel(job.job_id)
-    assert all(abs(page - side) <= 1 for page, side in seen), seen
+    assert all(abs(page - side) <= 2 for page, side in seen), seen  # a question's block: both configs' answers
     assert seen[-1][0] > seen[0][0], seen  # the job moved on while both were watched
     wait_for(lambda: store.get(job.job_id).status == "cancelled", what="the cancel")
 
