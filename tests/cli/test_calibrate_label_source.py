@@ -5,9 +5,9 @@ without a source, a corrected source and a held-out count under 1."""
 import json
 
 import pytest
+from support.label_source_lab import SOURCE
 
 from eval.cli.main import main
-from tests.support.label_source_lab import SOURCE
 
 
 def calibrate(lab, tiny_index_store, *extra: str) -> list[str]:

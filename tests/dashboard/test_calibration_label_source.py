@@ -1,14 +1,10 @@
 """The calibration view under a person's labels: the Labels choice appears when the question set has a label file
 beside it, and the candidates counted are those of the documents she judged (AppTest on the tiny index)."""
 
-from pathlib import Path
-
 import pytest
 from streamlit.testing.v1 import AppTest
-
-from tests.support.label_source_lab import SOURCE
-
-APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
+from support.label_source_lab import SOURCE
+from support.paths import APP
 
 
 @pytest.fixture

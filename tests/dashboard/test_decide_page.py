@@ -4,16 +4,14 @@ documents, ends in "Settled after N labels" with the recommendation and every co
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from support.paths import APP
 
 from eval.labels.decide import DecidePool
 from eval.labels.decide_session import decide_log_path, logged_session
 from eval.labels.pooled_judging import chunk_judgements, save_judgements
-
-APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
 
 
 @pytest.fixture

@@ -1,17 +1,15 @@
 """How sure: Compare names the confidence set's method and says what difference its questions can show; the
 calibration view shows the threshold with a precision guarantee (AppTest on a real run of the tiny index)."""
 
-from pathlib import Path
-
 import pytest
 from streamlit.testing.v1 import AppTest
 from support.lab_cli import write_questions
+from support.paths import APP
 
 from eval.retrievers.registry import parse_sweep
 from eval.runs.store import RunStore
 from eval.sweep.engine import SweepOptions, run_sweep
 
-APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
 SWEEP = {"configs": [{"search_type": "similarity", "k": [1, 2, 4]}]}
 
 

@@ -3,15 +3,12 @@ page reruns itself once a build it saw running has ended, so the new index shows
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from streamlit.testing.v1 import AppTest
+from support.paths import APP
 
 from eval.jobs.store import JobStore
 from eval.settings import DEFAULT_EMBEDDING
-
-APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
 
 
 @pytest.mark.slow  # a build job in a process of its own

@@ -4,18 +4,15 @@ starts no job. The old name of the bundled model still works."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from streamlit.testing.v1 import AppTest
+from support.paths import APP
 
 from eval.generation.generators import SMOKE_TEST_WARNING
 from eval.index.chunking import ChunkingParams
 from eval.index.store import IndexStore
 from eval.jobs.store import JobStore
 from eval.retrievers.llm_rerank import check_spec
-
-APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
 
 
 @pytest.fixture

@@ -2,15 +2,13 @@
 chunk relevant with its grade under it where gold marks nothing; Compare and the reports name it and say how
 many questions their means are over."""
 
-from pathlib import Path
-
 import pytest
 from streamlit.testing.v1 import AppTest
 from support.label_source_lab import MMR, SIMILARITY, SOURCE
+from support.paths import APP
 
 from eval.data.labels import Judgement, save_labels
 
-APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
 BOB = "human:bob"
 
 

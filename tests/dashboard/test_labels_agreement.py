@@ -2,15 +2,13 @@
 labels' tau and whether both recommend the same config, and the grades by chunk length; and the corrected
 label source ("JUDGE corrected by human:NAME") offered where label sources are chosen."""
 
-from pathlib import Path
-
 import pytest
 from streamlit.testing.v1 import AppTest
 from support.label_source_lab import MMR, SOURCE
+from support.paths import APP
 
 from eval.labels.pooled_judging import pool, save_judgements
 
-APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
 JUDGE = "llm:reverse@judge-v1"
 
 

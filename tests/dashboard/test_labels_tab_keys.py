@@ -2,11 +2,9 @@
 their shortcuts fire too: with a name in both the Decide and the Label-by-hand tabs, one press of 0 in a real
 browser labelled a pair in each, under two names. So the buttons of the tab that is not open carry no key."""
 
-from pathlib import Path
-
 from streamlit.testing.v1 import AppTest
+from support.paths import APP
 
-APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
 DECIDE = {"decide-0": "0", "decide-1": "1", "decide-2": "2", "decide-skip": "s"}
 BY_HAND = {"grade-0": "0", "grade-1": "1", "grade-2": "2", "label-skip": "s"}
 

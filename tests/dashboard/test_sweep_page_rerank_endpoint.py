@@ -3,11 +3,8 @@ and a malformed one gets the spec path's message."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from streamlit.testing.v1 import AppTest
-
-APP = str(Path(__file__).resolve().parent.parent.parent / "streamlit_app.py")
+from support.paths import APP
 
 
 def test_the_reranker_field_takes_an_endpoint(tmp_path, monkeypatch):

@@ -4,19 +4,17 @@ from this index, never the sample's; and the score_threshold seed of a generated
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from streamlit.testing.v1 import AppTest
 from support.lab_llm_responder import respond
 from support.openai_stub_server import OpenAIStubServer
+from support.paths import APP
 
 from eval.generation.generators import OpenAIGenerator
 from eval.index.chunking import ChunkingParams
 from eval.index.store import IndexStore
 from eval.labels.question_generation import generate_questions
 
-APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
 SWEEP, LABELS = "dashboard/pages/sweep.py", "dashboard/pages/labels.py"
 
 

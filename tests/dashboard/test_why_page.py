@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from support.paths import APP
 
 from eval.retrievers.registry import parse_sweep
 from eval.runs.store import RunStore
 from eval.sweep.engine import SweepOptions, run_sweep
 
-APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
 SPEC = {
     "configs": [
         {"search_type": "similarity", "k": 1},

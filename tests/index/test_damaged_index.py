@@ -10,12 +10,11 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 from support.lab_cli import run_cli, write_questions
+from support.paths import APP
 
 from eval.cli.main import main
 from eval.index.store import IndexStore
 from eval.labels.question_generation import write_index_corpus
-
-APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
 
 
 def truncate(path: Path, fraction: float = 0.25) -> None:

@@ -5,16 +5,15 @@ the page's recommended config, its "settled after N labels" and its interval num
 
 import html
 import re
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from support.paths import APP
 
 from eval.cli.main import main
 from eval.labels.pooled_judging import chunk_judgements
 from eval.report.render import report_html, report_markdown
 
-APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
 SOURCE = "human:carol"
 
 
