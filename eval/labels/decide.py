@@ -10,7 +10,8 @@ After each label:
   retrieved unjudged documents graded 0 and the others 2, then the reverse), so every completion of the
   unjudged pairs lies within. A choice is *certain* only when it holds at these bounds.
 - `evaluate`: a Monte Carlo over completions of the unjudged pairs, drawn from a `RelevanceModel` (a logistic
-  regression on the pair's best rank, and an automatic judge's grade where there is one, with a weak prior,
+  regression on the pair's best rank, whether another document of its question is judged relevant, and an
+  automatic judge's grade where there is one, with a weak prior,
   its coefficients drawn from their posterior). Each
   config's estimate is its mean over the completions; its 95% interval adds a bootstrap of the questions.
 - Rules: `pick` (default): a config within `epsilon` of the best on the run's questions in >= 95% of the
@@ -58,13 +59,14 @@ CONFIDENCE = 0.95
 MIN_EACH = 5  # relevant and irrelevant labels needed before any decision
 MAX_GRADE = 2
 FITTED_KINDS = ("random", "questions", "existing")  # picks the relevance model may learn from
-PRIOR_SCALES = np.array([2.0, 1.5, 2.0, 2.0, 2.0])  # intercept, -log(best rank), rank 1, judge: relevant, no grade
+PRIOR_SCALES = np.array([2.0, 1.5, 2.0, 2.0, 2.0, 2.0])  # intercept, -log(rank), rank 1, sibling, judge: relevant, none
 RANDOM_EVERY = 3  # active order: every third label uniformly random
 
 
 def _relevance_features(log_ranks: np.ndarray, judge: np.ndarray | None = None) -> np.ndarray:
-    """Each pair's features (pairs x features): intercept, -log(best rank), best rank 1, and with an automatic
-    judge, whether it graded the pair relevant and whether it graded the pair at all."""
+    """Each pair's fixed features (pairs x features): intercept, -log(best rank), best rank 1, and with an
+    automatic judge, whether it graded the pair relevant and whether it graded the pair at all. The one that
+    changes with the labels is added by `Decider.features`."""
     log_ranks = np.asarray(log_ranks, float)
     columns = [np.ones(len(log_ranks)), -log_ranks, log_ranks == 0]
     if judge is not None:
@@ -73,8 +75,9 @@ def _relevance_features(log_ranks: np.ndarray, judge: np.ndarray | None = None) 
 
 
 class RelevanceModel:
-    """P(pair relevant) = sigmoid(features @ w) (`_relevance_features`: a + b * -log(best rank) + c * [best rank
-    is 1], plus the automatic judge's grade where there is one), fitted by maximum a posteriori under a normal
+    """P(pair relevant) = sigmoid(features @ w) (`Decider.features`: a + b * -log(best rank) + c * [best rank
+    is 1] + d * [another document of the question judged relevant], plus the automatic judge's grade where
+    there is one), fitted by maximum a posteriori under a normal
     prior (`PRIOR_SCALES`) with a Laplace approximation of the posterior, so that draws of w carry the
     uncertainty of a fit on few labels. A judge enters as a feature whose weight the human labels fit: a
     judge that is often wrong gets little weight instead of deciding. The step at rank 1: on sets with one
@@ -306,7 +309,7 @@ class Decider:
         if self.kinds is None:
             self.kinds = np.where(np.isnan(self.grades), "", "existing").astype(object)
         self.rng = np.random.default_rng(self.seed)
-        self.features = _relevance_features(self.pool.log_rank, self.judge)
+        self._fixed = _relevance_features(self.pool.log_rank, self.judge)
         self._question_order = list(self.rng.permutation(len(self.pool.questions)))
 
     def label(self, n: int, grade: int | None, kind: str) -> None:
@@ -318,9 +321,22 @@ class Decider:
         self.made += 1 if grade is not None else -1
         self.last = None
 
+    def features(self) -> np.ndarray:
+        """Each pair's model features (`_relevance_features`) with, after the rank features, whether another
+        document of its question is judged relevant so far: most questions have one or two relevant documents,
+        so a question whose answer is found makes its other pairs unlikely (the feature uses other pairs'
+        labels only, never the pair's own)."""
+        judged_relevant = np.nan_to_num(self.grades, nan=0.0) >= 1
+        doc_relevant = np.zeros(len(self.pool.doc_question), bool)
+        doc_relevant[self.pool.pair_doc[judged_relevant]] = True
+        per_question = np.bincount(self.pool.doc_question[doc_relevant], minlength=len(self.pool.questions))
+        docs = self.pool.pair_doc
+        sibling = per_question[self.pool.doc_question[docs]] - doc_relevant[docs] > 0
+        return np.column_stack([self._fixed[:, :3], sibling, self._fixed[:, 3:]])
+
     def model(self) -> RelevanceModel:
         fitted = ~np.isnan(self.grades) & np.isin(self.kinds, FITTED_KINDS)
-        return RelevanceModel(self.features[fitted], self.grades[fitted] >= 1)
+        return RelevanceModel(self.features()[fitted], self.grades[fitted] >= 1)
 
     def evaluate(self) -> Decision:
         """The decision with the labels so far (see the module docstring)."""
@@ -358,7 +374,7 @@ class Decider:
         unjudged = np.flatnonzero(np.isnan(self.grades))
         grades = np.tile(np.nan_to_num(self.grades, nan=0.0), (self.samples, 1))
         if len(unjudged):
-            chance = self.model().draw(self.features[unjudged], self.samples, rng)
+            chance = self.model().draw(self.features()[unjudged], self.samples, rng)
             relevant = self.grades[~np.isnan(self.grades)]
             twos = rng.beta(1 + (relevant == 2).sum(), 1 + (relevant == 1).sum(), size=(self.samples, 1))
             draws = rng.random(chance.shape) < chance
@@ -461,7 +477,7 @@ class Decider:
             spread = np.abs(discounts[:, 1:] - discounts[:, :1]).max(axis=1)
         else:
             spread = discounts.max(axis=1) - discounts.min(axis=1)
-        return self.model().probability(self.features[open_]) * spread
+        return self.model().probability(self.features()[open_]) * spread
 
 
 @dataclass

@@ -131,7 +131,20 @@ def test_a_judge_informs_the_chance_of_relevance_as_far_as_the_labels_bear_it_ou
         used[judge] = np.median([r.labels for r in results])
     assert used["llm:agrees@v1"] < used[None], used
     opposite = Decider(pool, gold.copy(), judge=pool.grades_from(labels, "llm:opposite@v1")).model()
-    assert opposite.mean[3] < 0  # the weight of "the judge says relevant"
+    assert opposite.mean[-2] < 0  # the weight of "the judge says relevant" (then "the judge did not grade it")
+
+
+def test_a_found_answer_makes_the_other_documents_of_its_question_a_feature_never_its_own(lab, gold):
+    pool = lab["pool"]
+    n = int(np.flatnonzero(gold >= 1)[0])
+    grades = np.full(len(pool), np.nan)
+    grades[n] = 2
+    sibling = Decider(pool, grades).features()[:, 3]
+    doc, question = pool.pair_doc, pool.doc_question[pool.pair_doc]
+    here = question == question[n]
+    assert sibling[here & (doc != doc[n])].all() and here[doc != doc[n]].any()
+    assert not sibling[doc == doc[n]].any()  # its own document (the labelled pair too) does not count
+    assert not sibling[~here].any()
 
 
 def test_no_decision_before_five_relevant_and_five_irrelevant_labels(lab, gold):
