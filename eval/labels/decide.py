@@ -11,9 +11,9 @@ After each label:
   unjudged pairs lies within. A choice is *certain* only when it holds at these bounds.
 - `evaluate`: a Monte Carlo over completions of the unjudged pairs, drawn from a `RelevanceModel` (a logistic
   regression on the pair's best rank, whether another document of its question is judged relevant, and an
-  automatic judge's grade where there is one, with a weak prior,
-  its coefficients drawn from their posterior). Each
-  config's estimate is its mean over the completions; its 95% interval adds a bootstrap of the questions.
+  automatic judge's grade where there is one, with a weak prior, its coefficients drawn from their
+  posterior). Each config's estimate is its mean over the completions; its 95% interval adds a bootstrap of
+  the questions.
 - Rules: `pick` (default): a config within `epsilon` of the best on the run's questions in >= 95% of the
   completions (settled: more labels would not change the pick; how far the result carries to other questions
   is the interval's and the tie set's business: with every pair judged, a bootstrap of 60 questions can leave a
@@ -28,9 +28,9 @@ After each label:
 The relevance model is fitted only on random picks, whole-question picks and labels that existed before: the
 active picks are chosen for their chance of relevance, so a model fitted on them overrates the rest. A random
 pick's chance depends on the best rank alone, the model's own feature, so the fit stays unbiased while the
-first-ranked pairs, where relevance is decided, get most of the random labels. Its features come from the pair's
-best rank alone, not "how many configs retrieved it" (that mirrors the grid: a grid of mostly vector configs
-would make vector chunks look relevant).
+first-ranked pairs, where relevance is decided, get most of the random labels. No feature says "how many
+configs retrieved it": that mirrors the grid (a grid of mostly vector configs would make vector chunks look
+relevant).
 """
 
 from __future__ import annotations
@@ -63,26 +63,26 @@ PRIOR_SCALES = np.array([2.0, 1.5, 2.0, 2.0, 2.0, 2.0])  # intercept, -log(rank)
 RANDOM_EVERY = 3  # active order: every third label uniformly random
 
 
-def _relevance_features(log_ranks: np.ndarray, judge: np.ndarray | None = None) -> np.ndarray:
-    """Each pair's fixed features (pairs x features): intercept, -log(best rank), best rank 1, and with an
-    automatic judge, whether it graded the pair relevant and whether it graded the pair at all. The one that
-    changes with the labels is added by `Decider.features`."""
+def _relevance_features(log_ranks: np.ndarray, sibling: np.ndarray, judge: np.ndarray | None) -> np.ndarray:
+    """Each pair's features (pairs x features, in `PRIOR_SCALES`' order): intercept, -log(best rank), best rank
+    1, another document of its question judged relevant, and with an automatic judge, whether it graded the
+    pair relevant and whether it graded the pair at all."""
     log_ranks = np.asarray(log_ranks, float)
-    columns = [np.ones(len(log_ranks)), -log_ranks, log_ranks == 0]
+    columns = [np.ones(len(log_ranks)), -log_ranks, log_ranks == 0, sibling]
     if judge is not None:
         columns += [np.nan_to_num(judge, nan=0.0) >= 1, np.isnan(judge)]
     return np.column_stack(columns).astype(float)
 
 
 class RelevanceModel:
-    """P(pair relevant) = sigmoid(features @ w) (`Decider.features`: a + b * -log(best rank) + c * [best rank
-    is 1] + d * [another document of the question judged relevant], plus the automatic judge's grade where
-    there is one), fitted by maximum a posteriori under a normal
-    prior (`PRIOR_SCALES`) with a Laplace approximation of the posterior, so that draws of w carry the
-    uncertainty of a fit on few labels. A judge enters as a feature whose weight the human labels fit: a
-    judge that is often wrong gets little weight instead of deciding. The step at rank 1: on sets with one
-    relevant passage a question, about half the first-ranked pairs are relevant and under 1% of the second,
-    a drop no slope in log rank follows (it imputed ten times too many relevant pairs at rank 2)."""
+    """P(pair relevant) = sigmoid(features @ w) (`_relevance_features`: a + b * -log(best rank) + c * [best
+    rank is 1] + d * [another document of the question judged relevant], plus the automatic judge's grade
+    where there is one), fitted by maximum a posteriori under a normal prior (`PRIOR_SCALES`) with a Laplace
+    approximation of the posterior, so that draws of w carry the uncertainty of a fit on few labels. A judge
+    enters as a feature whose weight the human labels fit: a judge that is often wrong gets little weight
+    instead of deciding. The step at rank 1: on sets with one relevant passage a question, about half the
+    first-ranked pairs are relevant and under 1% of the second, a drop no slope in log rank follows (it imputed
+    ten times too many relevant pairs at rank 2)."""
 
     def __init__(self, x: np.ndarray, relevant: np.ndarray) -> None:
         y = np.asarray(relevant, float)
@@ -309,7 +309,6 @@ class Decider:
         if self.kinds is None:
             self.kinds = np.where(np.isnan(self.grades), "", "existing").astype(object)
         self.rng = np.random.default_rng(self.seed)
-        self._fixed = _relevance_features(self.pool.log_rank, self.judge)
         self._question_order = list(self.rng.permutation(len(self.pool.questions)))
 
     def label(self, n: int, grade: int | None, kind: str) -> None:
@@ -322,21 +321,23 @@ class Decider:
         self.last = None
 
     def features(self) -> np.ndarray:
-        """Each pair's model features (`_relevance_features`) with, after the rank features, whether another
-        document of its question is judged relevant so far: most questions have one or two relevant documents,
-        so a question whose answer is found makes its other pairs unlikely (the feature uses other pairs'
-        labels only, never the pair's own)."""
+        """Each pair's model features (`_relevance_features`) with the labels so far. Whether another document
+        of its question is judged relevant: most questions have one or two relevant documents, so a question
+        whose answer is found makes its other pairs unlikely (it uses other pairs' labels only, never the
+        pair's own)."""
         judged_relevant = np.nan_to_num(self.grades, nan=0.0) >= 1
         doc_relevant = np.zeros(len(self.pool.doc_question), bool)
         doc_relevant[self.pool.pair_doc[judged_relevant]] = True
         per_question = np.bincount(self.pool.doc_question[doc_relevant], minlength=len(self.pool.questions))
         docs = self.pool.pair_doc
         sibling = per_question[self.pool.doc_question[docs]] - doc_relevant[docs] > 0
-        return np.column_stack([self._fixed[:, :3], sibling, self._fixed[:, 3:]])
+        return _relevance_features(self.pool.log_rank, sibling, self.judge)
 
-    def model(self) -> RelevanceModel:
+    def model(self, features: np.ndarray) -> RelevanceModel:
+        """The relevance model fitted on the pairs it may learn from (`FITTED_KINDS`), given every pair's
+        `features()`."""
         fitted = ~np.isnan(self.grades) & np.isin(self.kinds, FITTED_KINDS)
-        return RelevanceModel(self.features()[fitted], self.grades[fitted] >= 1)
+        return RelevanceModel(features[fitted], self.grades[fitted] >= 1)
 
     def evaluate(self) -> Decision:
         """The decision with the labels so far (see the module docstring)."""
@@ -374,7 +375,8 @@ class Decider:
         unjudged = np.flatnonzero(np.isnan(self.grades))
         grades = np.tile(np.nan_to_num(self.grades, nan=0.0), (self.samples, 1))
         if len(unjudged):
-            chance = self.model().draw(self.features()[unjudged], self.samples, rng)
+            features = self.features()
+            chance = self.model(features).draw(features[unjudged], self.samples, rng)
             relevant = self.grades[~np.isnan(self.grades)]
             twos = rng.beta(1 + (relevant == 2).sum(), 1 + (relevant == 1).sum(), size=(self.samples, 1))
             draws = rng.random(chance.shape) < chance
@@ -477,7 +479,8 @@ class Decider:
             spread = np.abs(discounts[:, 1:] - discounts[:, :1]).max(axis=1)
         else:
             spread = discounts.max(axis=1) - discounts.min(axis=1)
-        return self.model().probability(self.features()[open_]) * spread
+        features = self.features()
+        return self.model(features).probability(features[open_]) * spread
 
 
 @dataclass
@@ -505,9 +508,9 @@ def decide_with_oracle(
 ) -> OracleResult:
     """Label the pool as `order` asks, each grade from the `oracle` source, until the rule settles or
     `budget` labels are made (a pair the oracle has not judged is skipped). Starts from no label. `judge`: an
-    automatic judge's label source, a feature of the relevance model. The rule is
-    evaluated every `check_every` labels (the count is then rounded up to a multiple of it); in between, the
-    active order keeps the last evaluation's contenders."""
+    automatic judge's label source, a feature of the relevance model. The rule is evaluated every
+    `check_every` labels (the count is then rounded up to a multiple of it); in between, the active order
+    keeps the last evaluation's contenders."""
     if budget is not None and budget < 1:
         raise LabError(f"--budget must be at least 1, got {budget}")
     decide_pool = decide_pool or DecidePool(run)

@@ -130,7 +130,8 @@ def test_a_judge_informs_the_chance_of_relevance_as_far_as_the_labels_bear_it_ou
         assert all(r.settled and r.decision.recommended in within for r in results), judge
         used[judge] = np.median([r.labels for r in results])
     assert used["llm:agrees@v1"] < used[None], used
-    opposite = Decider(pool, gold.copy(), judge=pool.grades_from(labels, "llm:opposite@v1")).model()
+    knows_all = Decider(pool, gold.copy(), judge=pool.grades_from(labels, "llm:opposite@v1"))
+    opposite = knows_all.model(knows_all.features())
     assert opposite.mean[-2] < 0  # the weight of "the judge says relevant" (then "the judge did not grade it")
 
 
