@@ -2,9 +2,8 @@
 beside it, and the candidates counted are those of the documents she judged (AppTest on the tiny index)."""
 
 import pytest
-from streamlit.testing.v1 import AppTest
+from support.dashboard_lab import page_opener
 from support.label_source_lab import SOURCE
-from support.paths import APP
 
 
 @pytest.fixture
@@ -12,10 +11,7 @@ def at(unlabelled_lab, tiny_index_store, monkeypatch):
     indexes = unlabelled_lab.home / "indexes"
     if not indexes.exists():
         indexes.symlink_to(tiny_index_store.root)
-    monkeypatch.setenv("RETRIEVER_LAB_HOME", str(unlabelled_lab.home))
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    at.switch_page("dashboard/pages/indexes.py").run()
+    at = page_opener(unlabelled_lab.home, monkeypatch)("dashboard/pages/indexes.py")
     at.selectbox(key="cal-index").set_value("tiny").run()
     at.radio(key="cal-source").set_value("Folder or file path").run()
     at.text_input(key="cal-path").set_value(str(unlabelled_lab.data / "questions.jsonl")).run()

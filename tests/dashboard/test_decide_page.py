@@ -7,7 +7,7 @@ import re
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from support.paths import APP
+from support.dashboard_lab import page_opener
 
 from eval.labels.decide import DecidePool
 from eval.labels.decide_session import decide_log_path, logged_session
@@ -16,11 +16,7 @@ from eval.labels.pooled_judging import chunk_judgements, save_judgements
 
 @pytest.fixture
 def page(unlabelled_lab, monkeypatch):
-    monkeypatch.setenv("RETRIEVER_LAB_HOME", str(unlabelled_lab.home))
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    at.switch_page("dashboard/pages/labels.py").run()
-    assert not at.exception, [e.value for e in at.exception]
+    at = page_opener(unlabelled_lab.home, monkeypatch)("dashboard/pages/labels.py")  # asserts no exception
     at.text_input(key="decide-name").set_value("bob").run()
     return at
 

@@ -3,7 +3,7 @@ their shortcuts fire too: with a name in both the Decide and the Label-by-hand t
 browser labelled a pair in each, under two names. So the buttons of the tab that is not open carry no key."""
 
 from streamlit.testing.v1 import AppTest
-from support.paths import APP
+from support.dashboard_lab import page_opener
 
 DECIDE = {"decide-0": "0", "decide-1": "1", "decide-2": "2", "decide-skip": "s"}
 BY_HAND = {"grade-0": "0", "grade-1": "1", "grade-2": "2", "label-skip": "s"}
@@ -14,10 +14,7 @@ def shortcuts(at: AppTest, keys: dict[str, str]) -> dict[str, str]:
 
 
 def test_only_the_open_tabs_buttons_take_keys(unlabelled_lab, monkeypatch):
-    monkeypatch.setenv("RETRIEVER_LAB_HOME", str(unlabelled_lab.home))
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    at.switch_page("dashboard/pages/labels.py").run()
+    at = page_opener(unlabelled_lab.home, monkeypatch)("dashboard/pages/labels.py")
     at.text_input(key="decide-name").set_value("bob").run()
     at.text_input(key="label-name").set_value("ann").run()
     assert not at.exception, [e.value for e in at.exception]

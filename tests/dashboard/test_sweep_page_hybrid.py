@@ -6,8 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
-from support.paths import APP
+from support.dashboard_lab import page_opener
 
 from eval.errors import ConfigError
 from eval.retrievers.registry import load_sweep
@@ -16,10 +15,7 @@ from eval.retrievers.registry import load_sweep
 @pytest.fixture
 def sweep_page(tmp_path, monkeypatch, cross_encoder):
     """The sweep page with similarity k 3 and every BM25 / hybrid / rerank widget set."""
-    monkeypatch.setenv("RETRIEVER_LAB_HOME", str(tmp_path / "home"))
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    at.switch_page("dashboard/pages/sweep.py").run()
+    at = page_opener(tmp_path / "home", monkeypatch)("dashboard/pages/sweep.py")
     at.multiselect(key="grid-types").set_value(["similarity"])
     at.text_input(key="grid-k").set_value("3")
     for key in ("grid-bm25", "grid-hybrid", "grid-rerank"):

@@ -3,15 +3,11 @@ and a malformed one gets the spec path's message."""
 
 from __future__ import annotations
 
-from streamlit.testing.v1 import AppTest
-from support.paths import APP
+from support.dashboard_lab import page_opener
 
 
 def test_the_reranker_field_takes_an_endpoint(tmp_path, monkeypatch):
-    monkeypatch.setenv("RETRIEVER_LAB_HOME", str(tmp_path / "home"))
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    at.switch_page("dashboard/pages/sweep.py").run()
+    at = page_opener(tmp_path / "home", monkeypatch)("dashboard/pages/sweep.py")
     at.multiselect(key="grid-types").set_value(["similarity"])
     at.text_input(key="grid-k").set_value("3")
     at.toggle(key="grid-rerank").set_value(True).run()

@@ -7,8 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
-from support.paths import APP
+from support.dashboard_lab import page_opener
 
 from eval.retrievers.registry import parse_sweep
 from eval.runs.store import RunStore
@@ -58,10 +57,7 @@ def why_lab(tmp_path_factory, tiny_index_store, tiny_dataset):
 
 
 def test_compare_tab_shows_misses_by_cause_and_inspect_names_the_cause(why_lab, monkeypatch):
-    monkeypatch.setenv("RETRIEVER_LAB_HOME", str(why_lab["home"]))
-    at = AppTest.from_file(APP, default_timeout=180)
-    at.run()
-    at.switch_page("dashboard/pages/compare.py").run()
+    at = page_opener(why_lab["home"], monkeypatch, timeout=180)("dashboard/pages/compare.py")
     at.selectbox(key="compare-run").set_value(why_lab["run"].run_id).run()
     at.toggle(key="why-on").set_value(True).run()
     assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
@@ -87,10 +83,7 @@ def test_compare_tab_shows_misses_by_cause_and_inspect_names_the_cause(why_lab, 
 
 
 def test_reports_page_reports_carry_the_why_section(why_lab, monkeypatch):
-    monkeypatch.setenv("RETRIEVER_LAB_HOME", str(why_lab["home"]))
-    at = AppTest.from_file(APP, default_timeout=180)
-    at.run()
-    at.switch_page("dashboard/pages/reports.py").run()
+    at = page_opener(why_lab["home"], monkeypatch, timeout=180)("dashboard/pages/reports.py")
     at.selectbox(key="report-run").set_value(why_lab["run"].run_id).run()
     at.button(key="build-md").click().run()
     assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
