@@ -46,24 +46,32 @@ class DecideSession:
             raise LabError("a name is needed: labels are saved as human:NAME")
         self.run, self.labels_file, self.source = run, Path(labels_file), f"human:{name.strip()}"
         self.pool = decide_pool or DecidePool(run)
+        self.log_file = decide_log_path(run, self.source)
+        self.log = json.loads(self.log_file.read_text()) if self.log_file.is_file() else {"picks": [], "current": None}
+        self.judged = self.pool.grades_from(load_labels(self.labels_file), judge) if judge else None
+        self.options = {"rule": rule, "epsilon": epsilon, "order": order, "seed": seed, "judge": judge}
+        self._replay()
+
+    def _replay(self) -> None:
+        """The decider from the label file and the log: the log's picks labelled again in their order (the
+        relevance model learns what each label saw), so the page, a resumed session and the reports decide
+        alike, a label that also grades an overlapping chunk included."""
         labels = load_labels(self.labels_file)
         grades = (
             self.pool.grades_from(labels, self.source)
             if self.source in labels.sources
             else np.full(len(self.pool), np.nan)
         )
-        self.log_file = decide_log_path(run, self.source)
-        self.log = json.loads(self.log_file.read_text()) if self.log_file.is_file() else {"picks": [], "current": None}
-        judged = self.pool.grades_from(labels, judge) if judge else None
-        self.decider = Decider(self.pool, grades, rule, epsilon, order, seed, judge=judged)
-        self.options = {"rule": rule, "epsilon": epsilon, "order": order, "seed": seed, "judge": judge}
-        for pick in self.log["picks"]:
-            n = pair_of(self.pool, pick["question_id"], pick["chunk_id"])
+        picks = [(pair_of(self.pool, p["question_id"], p["chunk_id"]), p) for p in self.log["picks"]]
+        before = grades.copy()
+        before[[n for n, pick in picks if pick["grade"] is not None]] = np.nan
+        options = {k: v for k, v in self.options.items() if k != "judge"}
+        self.decider = Decider(self.pool, before, judge=self.judged, **options)
+        for n, pick in picks:
             if pick["grade"] is None:
                 self.decider.skipped.add(n)
             elif not np.isnan(grades[n]):
-                self.decider.kinds[n] = pick["kind"]
-                self.decider.made += 1
+                self.decider.label(n, int(grades[n]), pick["kind"])
 
     @property
     def labels(self) -> int:
@@ -96,13 +104,13 @@ class DecideSession:
         if grade not in (0, 1, 2):
             raise LabError(f"grade {grade} is not 0, 1 or 2")
         save_judgements(self.labels_file, [(item, grade)], self.source, replace=True)
-        self.decider.label(pair_of(self.pool, item.question_id, item.chunk_id), grade, kind)
         self._record(item, grade, kind)
+        self._replay()
 
     def skip(self) -> None:
         item, kind = self._current_or_fail()
-        self.decider.skipped.add(pair_of(self.pool, item.question_id, item.chunk_id))
         self._record(item, None, kind)
+        self._replay()
 
     def undo(self) -> bool:
         """Take back the last answer or skip (its pair is asked again); False when there is nothing to undo."""
@@ -110,13 +118,11 @@ class DecideSession:
             return False
         pick = self.log["picks"].pop()
         n = pair_of(self.pool, pick["question_id"], pick["chunk_id"])
-        if pick["grade"] is None:
-            self.decider.skipped.discard(n)
-        else:
+        if pick["grade"] is not None:
             save_judgements(self.labels_file, [(self.pool.items[n], None)], self.source)
-            self.decider.label(n, None, pick["kind"])
         self.log["current"] = {k: pick[k] for k in ("question_id", "chunk_id", "kind")}
         self._save_log()
+        self._replay()
         return True
 
     def decision(self) -> Decision:
