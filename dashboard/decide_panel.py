@@ -1,15 +1,18 @@
 """The Labels page's Decide tab: grade the pairs the lab asks for (blind: no config is named while you label)
 until the choice of a config is settled, with each config's bounds and estimate after every label."""
 
+from collections.abc import Callable
 from pathlib import Path
 
 import streamlit as st
 
 from dashboard import engine
+from eval.errors import LabError
 from eval.labels.decide import ORDERS, RULES, Decision, decision_text
 from eval.labels.decide_session import DecideSession
 
 GRADES = ((0, "0 · not relevant"), (1, "1 · partly relevant"), (2, "2 · answers it"))
+ERROR_KEY = "decide-error"  # a button's error, shown on the next render
 
 
 def decide_panel(run_id: str, labels_file: Path, keys: bool) -> None:
@@ -64,7 +67,22 @@ def show_status(decision: Decision) -> None:
         st.info(text[:1].upper() + text[1:])
 
 
+def _saying_errors(action: Callable[..., object]) -> Callable[..., None]:
+    """A button's callback that keeps a `LabError` for the next render (an error raised in a callback would
+    show as a traceback)."""
+
+    def run(*args: object) -> None:
+        try:
+            action(*args)
+        except LabError as error:
+            st.session_state[ERROR_KEY] = str(error)
+
+    return run
+
+
 def ask(session: DecideSession, keys: bool) -> None:
+    if error := st.session_state.pop(ERROR_KEY, None):
+        st.error(f"{error}\n\n**What to do:** fix the file it names, or skip this pair (s).")
     current = session.current()
     if current is None:
         st.warning("Every pair of the pool is judged or skipped: undo a skip to go on.")
@@ -80,17 +98,21 @@ def ask(session: DecideSession, keys: bool) -> None:
                 shortcut=str(grade) if keys else None,
                 key=f"decide-{grade}",
                 width="stretch",
-                on_click=session.answer,
+                on_click=_saying_errors(session.answer),
                 args=(grade,),
             )
         columns[3].button(
-            "Skip", shortcut="s" if keys else None, key="decide-skip", width="stretch", on_click=session.skip
+            "Skip",
+            shortcut="s" if keys else None,
+            key="decide-skip",
+            width="stretch",
+            on_click=_saying_errors(session.skip),
         )
     st.button(
         "Undo",
         shortcut="u" if keys else None,
         key="decide-undo",
-        on_click=session.undo,
+        on_click=_saying_errors(session.undo),
         disabled=not session.log["picks"],
     )
 

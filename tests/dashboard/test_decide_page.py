@@ -70,3 +70,26 @@ def test_an_llm_judge_is_offered_and_kept_with_the_decision(page, unlabelled_lab
     log = json.loads(decide_log_path(lab.run, "human:carol").read_text())
     assert log["judge"] == "llm:stand-in@v1"
     assert logged_session(lab.run, "human:carol").decider.judge[0] == 2  # what the reports' decision uses too
+
+
+def test_a_grade_that_cannot_be_saved_is_one_line_and_the_pair_stays(page, unlabelled_lab):
+    # the document changed on disk since the run: its chunk's span no longer fits, so the label cannot be saved
+    at, lab = page, unlabelled_lab
+    at.text_input(key="decide-name").set_value("dave").run()
+    question_id, doc_id = asked(at, lab)
+    corpus = lab.labels_file.parent / "corpus.jsonl"
+    kept = corpus.read_text()
+    records = [json.loads(line) for line in kept.splitlines()]
+    shortened = [{**r, "text": r["text"][:3]} if r["id"] == doc_id else r for r in records]
+    corpus.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in shortened))
+    try:
+        at.button(key="decide-2").click().run()
+    finally:
+        corpus.write_text(kept)
+    assert not at.exception, [e.value for e in at.exception]
+    said = [e.value for e in at.error if "skip this pair" in e.value]  # (other panels read the changed file too)
+    assert len(said) == 1 and f"is not inside document '{doc_id}'" in said[0], [e.value for e in at.error]
+    assert asked(at, lab) == (question_id, doc_id)  # still asked: nothing was saved
+    assert chunk_judgements(lab.labels_file, "human:dave") == {}
+    at.run()
+    assert not [e for e in at.error if "skip this pair" in e.value]  # said once
