@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from eval.data.labels import COMPLETE_SOURCES, Labels
 from eval.errors import LabError
@@ -133,25 +134,33 @@ class DecidePool:
         self.pair_doc = np.array([docs.setdefault((i.question_id, i.doc_id), len(docs)) for i in self.items])
         self.doc_question = np.array([self.questions.index(q) for q, _ in docs])
         self.best_rank = np.full(len(self.items), np.inf)
-        # discount[d, q * C + c]: 1 / log2(1 + rank) of document d in config c's list for question q, else 0
-        self.discount = np.zeros((len(docs), len(self.questions) * len(self.configs)))
-        self.retrieved = np.zeros((len(docs), len(self.configs)), bool)
+        # discount[d, c]: 1 / log2(1 + rank) of document d in config c's list for its question, else 0
+        self.discount = np.zeros((len(docs), len(self.configs)))
         for question_id, config_id, chunk_ids, doc_ids in rows[
             ["question_id", "config_id", "chunk_ids", "doc_ids"]
         ].itertuples(index=False):
-            q, c = self.questions.index(question_id), self.configs.index(config_id)
+            c = self.configs.index(config_id)
             for rank, chunk_id in enumerate(chunk_ids, start=1):
                 n = self.index[question_id, chunk_id]
                 self.best_rank[n] = min(self.best_rank[n], rank)
             for position, doc_id in enumerate(dict.fromkeys(doc_ids), start=1):
                 if self.k is None or position <= self.k:
-                    d = docs[question_id, doc_id]
-                    self.discount[d, q * len(self.configs) + c] = 1 / math.log2(position + 1)
-                    self.retrieved[d, c] = True
+                    self.discount[docs[question_id, doc_id], c] = 1 / math.log2(position + 1)
         self.log_rank = np.log(self.best_rank)
+        # the same as docs x (questions x configs), sparse: a document belongs to one question (dense, 200
+        # questions of 20 configs at k 100 would take about 1 GB and seconds a completion batch)
+        d, c = np.nonzero(self.discount)
+        self._discount_by_column = sparse.csr_matrix(
+            (self.discount[d, c], (d, self.doc_question[d] * len(self.configs) + c)),
+            shape=(len(docs), len(self.questions) * len(self.configs)),
+        )
         self._order = np.argsort(self.pair_doc, kind="stable")
         self._starts = np.flatnonzero(np.r_[True, np.diff(self.pair_doc[self._order]) != 0])
         self._question_docs = [np.flatnonzero(self.doc_question == q) for q in range(len(self.questions))]
+        self.pair_question = self.doc_question[self.pair_doc]
+        by_question = np.argsort(self.pair_question, kind="stable")
+        counts = np.bincount(self.pair_question, minlength=len(self.questions))
+        self.question_pairs = np.split(by_question, np.cumsum(counts)[:-1])
 
     def __len__(self) -> int:
         return len(self.items)
@@ -169,7 +178,8 @@ class DecidePool:
 
     def dcg(self, gains: np.ndarray) -> np.ndarray:
         """DCG (samples x questions x configs) of every config's list."""
-        return (gains @ self.discount).reshape(len(gains), len(self.questions), len(self.configs))
+        dcg = np.asarray((self._discount_by_column.T @ np.asarray(gains, float).T).T)
+        return dcg.reshape(len(gains), len(self.questions), len(self.configs))
 
     def ideal(self, gains: np.ndarray) -> np.ndarray:
         """Each question's ideal DCG (samples x questions): its relevant documents best first."""
@@ -319,7 +329,7 @@ class Decider:
         if grade is None:
             self.seen.pop(n, None)
         else:
-            self.seen[n] = self.features()[n]
+            self.seen[n] = self.features(np.array([n]))[0]
         self.grades[n] = np.nan if grade is None else grade
         self.kinds[n] = "" if grade is None else kind
         self.made += 1 if grade is not None else -1
@@ -331,15 +341,19 @@ class Decider:
         np.maximum.at(best, self.pool.pair_doc, np.nan_to_num(self.grades, nan=-1.0))
         return best
 
-    def features(self) -> np.ndarray:
-        """Each pair's model features (`_relevance_features`) with the labels so far. Whether another document
-        of its question is judged relevant: most questions have one or two relevant documents, so a question
-        whose answer is found makes its other pairs unlikely (it uses other pairs' labels only, never the
-        pair's own)."""
-        docs, doc_question, best = self.pool.pair_doc, self.pool.doc_question, self.doc_grades()
-        relevant = np.bincount(doc_question[best >= 1], minlength=len(self.pool.questions))
-        sibling = relevant[doc_question[docs]] - (best[docs] >= 1) > 0
-        return _relevance_features(self.pool.log_rank, sibling, self.judge)
+    def features(self, pairs: np.ndarray | None = None) -> np.ndarray:
+        """The model features (`_relevance_features`) of these pairs (default: all) with the labels so far.
+        Whether another document of its question is judged relevant: most questions have one or two relevant
+        documents, so a question whose answer is found makes its other pairs unlikely (it uses other pairs'
+        labels only, never the pair's own). Reads only the pairs' own questions (one pair: cheap)."""
+        pairs = np.arange(len(self.pool)) if pairs is None else np.asarray(pairs)
+        questions = self.pool.pair_question[pairs]
+        near = np.concatenate([self.pool.question_pairs[q] for q in np.unique(questions)])
+        relevant_docs = np.unique(self.pool.pair_doc[near[np.nan_to_num(self.grades[near], nan=0.0) >= 1]])
+        per_question = np.bincount(self.pool.doc_question[relevant_docs], minlength=len(self.pool.questions))
+        sibling = per_question[questions] - np.isin(self.pool.pair_doc[pairs], relevant_docs) > 0
+        judge = None if self.judge is None else self.judge[pairs]
+        return _relevance_features(self.pool.log_rank[pairs], sibling, judge)
 
     def model(self, features: np.ndarray) -> RelevanceModel:
         """The relevance model fitted on the pairs it may learn from (`FITTED_KINDS`), given every pair's
@@ -487,9 +501,7 @@ class Decider:
         top = table.sort_values("estimate", ascending=False)["config_id"].head(2)
         contenders = [self.pool.configs.index(c) for c in dict.fromkeys([*top, *unsure])]
         docs = self.pool.pair_doc[open_]
-        q = self.pool.doc_question[docs]
-        columns = q[:, None] * len(self.pool.configs) + np.array(contenders)[None, :]
-        discounts = self.pool.discount[docs[:, None], columns]
+        discounts = self.pool.discount[docs[:, None], np.array(contenders)[None, :]]
         if self.rule == "tie-set":  # membership is a test against the best (the first contender) only
             names = [self.pool.configs[c] for c in contenders[1:]]
             shares = table.set_index("config_id")["in_tie_set"].reindex(names).to_numpy()

@@ -136,16 +136,14 @@ def pool(run: Run, depth: int = 10) -> list[PoolItem]:
     chunks_file = run.folder / "chunks.parquet"
     if not chunks_file.is_file():
         raise LabError(f"run {run.run_id} has no chunks.parquet (it did not finish): finish it first (--resume)")
-    chunks = pd.read_parquet(chunks_file).set_index("chunk_id")
+    table = pd.read_parquet(chunks_file, columns=["chunk_id", "doc_id", "start", "text"])
+    chunks = {chunk_id: (doc_id, int(start), text) for chunk_id, doc_id, start, text in table.itertuples(index=False)}
     seen: dict[tuple[str, str], PoolItem] = {}
     for question_id, chunk_ids in zip(run.rows["question_id"], run.rows["chunk_ids"]):
         for chunk_id in list(chunk_ids)[:depth]:
             if (question_id, chunk_id) not in seen:
-                chunk = chunks.loc[chunk_id]
-                start = int(chunk["start"])
-                seen[question_id, chunk_id] = PoolItem(
-                    question_id, chunk_id, chunk["doc_id"], start, start + len(chunk["text"]), chunk["text"]
-                )
+                doc_id, start, text = chunks[chunk_id]
+                seen[question_id, chunk_id] = PoolItem(question_id, chunk_id, doc_id, start, start + len(text), text)
     order = {q.id: n for n, q in enumerate(run.questions)}
     return sorted(seen.values(), key=lambda item: order.get(item.question_id, len(order)))
 
