@@ -1,6 +1,7 @@
 """Decide's cost past the benchmark's 60 questions x 12 configs at k 10: a synthetic run of Q questions x C configs
 at depth k (each config's list drawn from a question's 3k candidate documents, one chunk each), the time and peak
-memory of building the pool and of one evaluation (200 completions), as the Decide tab makes after each label.
+memory of building the pool and of one evaluation (200 completions), as the Decide tab makes after each label,
+and of replaying 1,000 labels (a session does after each answer).
 
     python benchmarks/bench_decide_scale.py --questions 200 --configs 20 --k 100
 """
@@ -64,6 +65,11 @@ def main() -> None:
             began = time.perf_counter()
             decider.evaluate()
             times.append(time.perf_counter() - began)
+        replay = Decider(pool, np.full(len(pool), np.nan))
+        began = time.perf_counter()
+        for n in asked[:1000]:  # what a session does after every answer: its labels again, in their order
+            replay.label(int(n), int(grades[n]), "random")
+        replayed = time.perf_counter() - began
         tracemalloc.start()  # (it slows allocation: timed above, untraced)
         Decider(DecidePool(run), grades).evaluate()  # type: ignore[arg-type]
         peak = tracemalloc.get_traced_memory()[1]
@@ -71,7 +77,7 @@ def main() -> None:
         f"{args.questions} questions x {args.configs} configs at k {args.k}: {len(pool)} pairs; pool built in "
         f"{built:.1f} s; one evaluation (200 completions) {np.median(times[1:]):.2f} s (after a warm-up, "
         f"median of 3: {', '.join(f'{t:.2f}' for t in times[1:])}); building and one evaluation: peak traced "
-        f"memory {peak / 2**20:.0f} MiB"
+        f"memory {peak / 2**20:.0f} MiB; {min(1000, len(asked))} labels replayed in {replayed:.2f} s"
     )
 
 
