@@ -114,7 +114,15 @@ def test_the_labs_order_asks_what_separates_the_configs_and_settles_the_tie_set_
         assert all(r.settled and r.decision.recommended in within for r in picks), order
         ties = [
             decide_with_oracle(
-                lab["run"], labels, "gold", rule="tie-set", order=order, seed=s, check_every=5, decide_pool=pool
+                lab["run"],
+                labels,
+                "gold",
+                rule="tie-set",
+                order=order,
+                seed=s,
+                check_every=5,
+                samples=100,
+                decide_pool=pool,
             )
             for s in range(6)
         ]
