@@ -33,6 +33,23 @@ from eval.schema import Document, Question  # noqa: E402
 pytest_plugins = ["support.dashboard_lab", "support.jobs_lab", "support.label_source_lab"]
 
 
+# The longest test files (about two minutes each on this machine), run first: two workers take whole files in
+# collection order, so a long file collected last would run alone at the end of the suite.
+LONGEST_FIRST = (
+    "tests/e2e/test_jobs_browser.py",
+    "tests/sweep/test_sweep.py",
+    "tests/cli/test_cli.py",
+    "tests/e2e/test_screens.py",
+    "tests/generation/test_generation.py",
+    "tests/e2e/test_e2e.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: n for n, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))  # stable: the rest keep order
+
+
 SHARED_DATA_OUTCOMES: dict[str, str] = {}  # test id -> outcome, gathered where the session reports (xdist too)
 
 
