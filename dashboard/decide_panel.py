@@ -1,13 +1,12 @@
 """The Labels page's Decide tab: grade the pairs the lab asks for (blind: no config is named while you label)
 until the choice of a config is settled, with each config's bounds and estimate after every label."""
 
-from collections.abc import Callable
 from pathlib import Path
 
 import streamlit as st
 
 from dashboard import engine
-from eval.errors import LabError
+from dashboard.widgets import keeping_errors
 from eval.labels.decide import ORDERS, RULES, Decision, decision_text
 from eval.labels.decide_session import DecideSession
 
@@ -67,19 +66,6 @@ def show_status(decision: Decision) -> None:
         st.info(text[:1].upper() + text[1:])
 
 
-def _saying_errors(action: Callable[..., object]) -> Callable[..., None]:
-    """A button's callback that keeps a `LabError` for the next render (an error raised in a callback would
-    show as a traceback)."""
-
-    def run(*args: object) -> None:
-        try:
-            action(*args)
-        except LabError as error:
-            st.session_state[ERROR_KEY] = str(error)
-
-    return run
-
-
 def ask(session: DecideSession, keys: bool) -> None:
     if error := st.session_state.pop(ERROR_KEY, None):
         st.error(f"{error}\n\n**What to do:** fix the file it names, or skip this pair (s).")
@@ -98,7 +84,7 @@ def ask(session: DecideSession, keys: bool) -> None:
                 shortcut=str(grade) if keys else None,
                 key=f"decide-{grade}",
                 width="stretch",
-                on_click=_saying_errors(session.answer),
+                on_click=keeping_errors(session.answer, ERROR_KEY),
                 args=(grade,),
             )
         columns[3].button(
@@ -106,13 +92,13 @@ def ask(session: DecideSession, keys: bool) -> None:
             shortcut="s" if keys else None,
             key="decide-skip",
             width="stretch",
-            on_click=_saying_errors(session.skip),
+            on_click=keeping_errors(session.skip, ERROR_KEY),
         )
     st.button(
         "Undo",
         shortcut="u" if keys else None,
         key="decide-undo",
-        on_click=_saying_errors(session.undo),
+        on_click=keeping_errors(session.undo, ERROR_KEY),
         disabled=not session.log["picks"],
     )
 

@@ -7,19 +7,18 @@ around them never reruns for it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import streamlit as st
 
 from dashboard import engine
+from dashboard.widgets import keeping_errors
 from eval.cli.jobs import submit_job
-from eval.errors import LabError
 from eval.jobs.store import ACTIVE, RESUMABLE, Job, JobStore, progress_text
 
 WATCH_REFRESH = 1.0  # seconds: the sweep page's progress and streamed answer
 SIDEBAR_REFRESH = WATCH_REFRESH  # one pace: a job shown in both places shows the same progress
 RECENT = 5  # finished jobs listed under the active ones
 LOG_LINES = 200  # the end of a job's log shown under its card
+REFUSED_KEY = "job-refused"  # a refused cancel or resume, shown on the rerun after the click
 
 
 def job_store() -> JobStore:
@@ -38,8 +37,8 @@ def jobs_sidebar() -> None:
     jobs = store.list()
     shown = [j for j in jobs if j.status in ACTIVE] + [j for j in jobs if j.status not in ACTIVE][:RECENT]
     st.markdown("##### Jobs")  # not a subheader: pages own those
-    if "job-refused" in st.session_state:
-        st.warning(st.session_state.pop("job-refused"))
+    if REFUSED_KEY in st.session_state:
+        st.warning(st.session_state.pop(REFUSED_KEY))
     if not shown:
         st.caption("None yet: index builds and sweeps run here, in the background.")
     for job in shown:
@@ -62,15 +61,6 @@ def rerun_when_jobs_end(kind: str, seen_key: str) -> None:
         st.rerun()
 
 
-def _act(action: Callable[[str], Job], job_id: str) -> None:
-    """A button's action on a job (before the rerun that shows its effect); a refusal (the job ended
-    meanwhile) is shown on that rerun."""
-    try:
-        action(job_id)
-    except LabError as error:
-        st.session_state["job-refused"] = str(error)
-
-
 def job_card(store: JobStore, job: Job, place: str) -> None:
     """A job's title, status, progress (stage, done/total, rate, ETA) and buttons; `place` keeps the
     buttons' keys apart where one job shows twice (the sidebar and the sweep page)."""
@@ -89,14 +79,19 @@ def job_card(store: JobStore, job: Job, place: str) -> None:
     with st.expander("Log"):
         st.code("\n".join(store.log_tail(job.job_id, LOG_LINES)) or "(empty)", language=None)
     if job.status in ACTIVE:
-        st.button("Cancel", key=f"job-cancel-{place}-{job.job_id}", on_click=_act, args=(store.cancel, job.job_id))
+        st.button(
+            "Cancel",
+            key=f"job-cancel-{place}-{job.job_id}",
+            on_click=keeping_errors(store.cancel, REFUSED_KEY),
+            args=(job.job_id,),
+        )
     if job.status in RESUMABLE:
         st.button(
             "Resume",
             key=f"job-resume-{place}-{job.job_id}",
             help="continue from the finished blocks",
-            on_click=_act,
-            args=(store.resume, job.job_id),
+            on_click=keeping_errors(store.resume, REFUSED_KEY),  # a refusal: the job ended meanwhile
+            args=(job.job_id,),
         )
     if job.status == "done" and job.run_id and job.kind == "family":
         if st.button("Open in Index variants", key=f"job-open-{place}-{job.job_id}"):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import html
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -32,6 +32,19 @@ def lab_errors(next_step: str = "") -> Iterator[None]:
         yield
     except LabError as error:
         st.error(f"{error}" + (f"\n\n**What to do:** {next_step}" if next_step else ""))
+
+
+def keeping_errors(action: Callable[..., object], key: str) -> Callable[..., None]:
+    """A button's callback that keeps a `LabError`'s message under `key` in the session state, for the rerun
+    after the click to show (an error raised in a callback would show as a traceback)."""
+
+    def run(*args: object) -> None:
+        try:
+            action(*args)
+        except LabError as error:
+            st.session_state[key] = str(error)
+
+    return run
 
 
 def run_label(manifest: RunManifest) -> str:

@@ -156,11 +156,9 @@ class DecidePool:
         )
         self._order = np.argsort(self.pair_doc, kind="stable")
         self._starts = np.flatnonzero(np.r_[True, np.diff(self.pair_doc[self._order]) != 0])
-        self._question_docs = [np.flatnonzero(self.doc_question == q) for q in range(len(self.questions))]
+        self._question_docs = _members(self.doc_question, len(self.questions))
         self.pair_question = self.doc_question[self.pair_doc]
-        by_question = np.argsort(self.pair_question, kind="stable")
-        counts = np.bincount(self.pair_question, minlength=len(self.questions))
-        self.question_pairs = np.split(by_question, np.cumsum(counts)[:-1])
+        self.question_pairs = _members(self.pair_question, len(self.questions))
 
     def __len__(self) -> int:
         return len(self.items)
@@ -231,6 +229,12 @@ class DecidePool:
                 "upper": [_extreme_mean(q_high[always, c], q_high[maybe, c], max) for c in range(len(self.configs))],
             }
         )
+
+
+def _members(group: np.ndarray, groups: int) -> list[np.ndarray]:
+    """For each group 0 .. groups - 1, the indices (ascending) of the elements `group` puts in it."""
+    order = np.argsort(group, kind="stable")
+    return np.split(order, np.cumsum(np.bincount(group, minlength=groups))[:-1])
 
 
 def _extreme_mean(fixed: np.ndarray, optional: np.ndarray, side: Callable) -> float:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.data.labels import load_labels
+from eval.data.labels import Labels, load_labels
 from eval.errors import LabError
 from eval.io import atomic_write_bytes
 from eval.labels.decide import EPSILON, DecidePool, Decider, Decision, pair_of
@@ -48,15 +48,16 @@ class DecideSession:
         self.pool = decide_pool or DecidePool(run)
         self.log_file = decide_log_path(run, self.source)
         self.log = json.loads(self.log_file.read_text()) if self.log_file.is_file() else {"picks": [], "current": None}
-        self.judged = self.pool.grades_from(load_labels(self.labels_file), judge) if judge else None
-        self.options = {"rule": rule, "epsilon": epsilon, "order": order, "seed": seed, "judge": judge}
-        self._replay()
-
-    def _replay(self) -> None:
-        """The decider from the label file and the log: the log's picks labelled again in their order (the
-        relevance model learns what each label saw), so the page, a resumed session and the reports decide
-        alike, a label that also grades an overlapping chunk included."""
         labels = load_labels(self.labels_file)
+        self.judged = self.pool.grades_from(labels, judge) if judge else None
+        self.options = {"rule": rule, "epsilon": epsilon, "order": order, "seed": seed, "judge": judge}
+        self._replay(labels)
+
+    def _replay(self, labels: Labels | None = None) -> None:
+        """The decider from the label file (`labels`: as just read) and the log: the log's picks labelled again
+        in their order (the relevance model learns what each label saw), so the page, a resumed session and the
+        reports decide alike, a label that also grades an overlapping chunk included."""
+        labels = load_labels(self.labels_file) if labels is None else labels
         grades = (
             self.pool.grades_from(labels, self.source)
             if self.source in labels.sources

@@ -175,7 +175,7 @@ def test_a_label_keeps_the_features_it_was_asked_with_and_a_resumed_session_deci
     # with today's features a question's one relevant document is the only pair with no relevant sibling, so a
     # model fitted on them learns "no answer found yet: likely relevant"; the model learns what each label saw
     pool = lab["pool"]
-    question = pool.doc_question[pool.pair_doc]
+    question = pool.pair_question
     relevant = next(int(n) for n in np.flatnonzero(gold >= 1) if ((question == question[n]) & (gold == 0)).any())
     irrelevant = int(np.flatnonzero((question == question[relevant]) & (gold == 0))[0])
     decider = Decider(pool, np.full(len(pool), np.nan))
