@@ -163,10 +163,21 @@ def progress_lines(driver) -> tuple[list[str], list[str]]:
     return [line for line in page if line.startswith("answers ")], [s for s in sidebar if s.startswith("answers ")]
 
 
+def within_a_block(driver) -> tuple[int, int] | None:
+    """The page's and the sidebar's done counts, read at one moment, when each shows one progress line and they
+    are within one block (a question's answers for both configs) of each other; None otherwise."""
+    page, side = progress_lines(driver)
+    if len(page) != 1 or len(side) != 1:
+        return None
+    counts = done_count(page[0]), done_count(side[0])
+    return counts if abs(counts[0] - counts[1]) <= 2 else None
+
+
 def test_a_started_job_is_in_the_sidebar_at_once_and_keeps_pace_with_the_page(browser, jobs_lab, lab_app):
     """The sidebar lists a job in the render that says it started, and the sweep page's progress and the
-    sidebar's, read at the same moment, stay within one block (a question's answers for both configs) of each
-    other (they once read 90/180 and 162/180) while the job moves on."""
+    sidebar's, read at the same moment, come within one block of each other in every window of a few answers
+    (they once read 90/180 and 162/180) while the job moves on. Each fragment refreshes every second, but under
+    load one may lag the other by a few seconds (CI once read 7 and 10 at one moment), hence the window."""
     url, llm = lab_app
     llm.delay_s = ANSWER_DELAY_S
     store = JobStore(jobs_lab["home"])
@@ -174,12 +185,13 @@ def test_a_started_job_is_in_the_sidebar_at_once_and_keeps_pace_with_the_page(br
     assert job.job_id in browser.find_element(By.CSS_SELECTOR, "[data-testid='stSidebar']").text  # no waiting
     seen = []
     for _ in range(4):
-        WebDriverWait(browser, 120).until(lambda d: all(len(lines) == 1 for lines in progress_lines(d)))
-        (page,), (side,) = progress_lines(browser)
-        seen.append((done_count(page), done_count(side)))
+        seen.append(
+            WebDriverWait(browser, 5 * ANSWER_DELAY_S, poll_frequency=0.2).until(
+                within_a_block, message=f"page and sidebar never within a block; before: {seen}"
+            )
+        )
         time.sleep(ANSWER_DELAY_S)
     store.cancel(job.job_id)
-    assert all(abs(page - side) <= 2 for page, side in seen), seen  # a question's block: both configs' answers
     assert seen[-1][0] > seen[0][0], seen  # the job moved on while both were watched
     wait_for(lambda: store.get(job.job_id).status == "cancelled", what="the cancel")
 
