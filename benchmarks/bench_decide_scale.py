@@ -68,7 +68,7 @@ def main() -> None:
         replay = Decider(pool, np.full(len(pool), np.nan))
         began = time.perf_counter()
         for n in asked[:1000]:  # what a session does after every answer: its labels again, in their order
-            replay.label(int(n), int(grades[n]), "random")
+            replay.label(int(n), int(grades[n]))
         replayed = time.perf_counter() - began
         tracemalloc.start()  # (it slows allocation: timed above, untraced)
         Decider(DecidePool(run), grades).evaluate()  # type: ignore[arg-type]

@@ -72,7 +72,7 @@ class DecideSession:
             if pick["grade"] is None:
                 self.decider.skipped.add(n)
             elif not np.isnan(grades[n]):
-                self.decider.label(n, int(grades[n]), pick["kind"])
+                self.decider.label(n, int(grades[n]))
 
     @property
     def labels(self) -> int:

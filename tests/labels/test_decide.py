@@ -171,6 +171,26 @@ def test_a_found_answer_makes_the_other_documents_of_its_question_a_feature_neve
     assert not sibling[~here].any()
 
 
+def test_a_completion_draws_a_questions_pairs_as_the_model_expects_once_one_is_drawn_relevant(lab):
+    # pairs in question and best-rank order: until a pair of the question is drawn relevant each follows its
+    # chance with no answer found (here 0.5), after it its chance with one found (here 0): one answer a question
+    pool = lab["pool"]
+    pairs = np.lexsort((pool.best_rank, pool.pair_question))
+    uniform = np.random.default_rng(0).random((3, len(pairs)))
+    before, after = np.full(uniform.shape, 0.5), np.zeros(uniform.shape)
+    draws = Decider(pool, np.full(len(pool), np.nan))._draw_in_question_order(uniform, before, after, pairs)
+    question = pool.pair_question[pairs]
+    several = 0
+    for q in np.unique(question):
+        hits = uniform[:, question == q] < 0.5
+        expected = np.zeros_like(hits)
+        first = hits.argmax(axis=1)
+        expected[np.arange(3), first] = hits[np.arange(3), first]
+        np.testing.assert_array_equal(draws[:, question == q], expected)
+        several += int((hits.sum(axis=1) >= 2).sum())
+    assert several > 10  # drawn independently, these questions would have had two answers or more
+
+
 def test_a_label_keeps_the_features_it_was_asked_with_and_a_resumed_session_decides_the_same(lab, gold, tmp_path):
     # with today's features a question's one relevant document is the only pair with no relevant sibling, so a
     # model fitted on them learns "no answer found yet: likely relevant"; the model learns what each label saw
@@ -179,8 +199,8 @@ def test_a_label_keeps_the_features_it_was_asked_with_and_a_resumed_session_deci
     relevant = next(int(n) for n in np.flatnonzero(gold >= 1) if ((question == question[n]) & (gold == 0)).any())
     irrelevant = int(np.flatnonzero((question == question[relevant]) & (gold == 0))[0])
     decider = Decider(pool, np.full(len(pool), np.nan))
-    decider.label(irrelevant, 0, "random")
-    decider.label(relevant, 1, "random")
+    decider.label(irrelevant, 0)
+    decider.label(relevant, 1)
     assert decider.seen[irrelevant][3] == 0 and decider.features()[irrelevant, 3] == 1
 
     for name in ("corpus.jsonl", "questions.jsonl"):
@@ -191,8 +211,7 @@ def test_a_label_keeps_the_features_it_was_asked_with_and_a_resumed_session_deci
         item, _ = session.current()
         session.answer(int(gold[pair_of(pool, item.question_id, item.chunk_id)]))
     live = session.decider
-    fitted = [n for n in live.seen if live.kinds[n] == "random"]
-    assert any((live.seen[n] != live.features()[n]).any() for n in fitted)  # the replay has something to get right
+    assert any((live.seen[n] != live.features()[n]).any() for n in live.seen)  # the replay has something to get right
     resumed = DecideSession(lab["run"], labels_file, "res", rule="tie-set", decide_pool=pool)
     assert resumed.labels == 40
     pd.testing.assert_frame_equal(resumed.decision().table, session.decision().table)
@@ -212,7 +231,7 @@ def test_the_lab_does_not_ask_for_a_chunk_whose_document_is_judged_at_the_top_gr
     active = []
     while len(active) < 30:
         n, kind = decider.next_pair()
-        decider.label(n, int(gold[n]), kind)
+        decider.label(n, int(gold[n]))
         active += [n] if kind == "active" else []
     assert not topped & set(active)
 
