@@ -116,14 +116,22 @@ class RelevanceModel:
     def draw(self, x: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
         """n draws (n x pairs) of the chances of relevance, each from one posterior draw of the coefficients."""
         w = rng.multivariate_normal(self.mean, self.cov, size=n)
-        chance = w @ x.T  # the sigmoid in place: at k 100 this is n x 120,000
-        np.exp(np.negative(chance, out=chance), out=chance)
-        chance += 1
-        return np.reciprocal(chance, out=chance)
+        return _sigmoid(w @ x.T)
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1 / (1 + np.exp(-z))
+    """1 / (1 + exp(-z)), computed in z's own memory (callers pass a fresh product; a completion's is
+    samples x 2 pairs, 120,000 pairs at k 100)."""
+    np.exp(np.negative(z, out=z), out=z)
+    z += 1
+    return np.reciprocal(z, out=z)
+
+
+def _answer_found(features: np.ndarray) -> np.ndarray:
+    """A copy of these pairs' features as they would be once another document of their question is relevant."""
+    found = features.copy()
+    found[:, SIBLING] = 1
+    return found
 
 
 class DecidePool:
@@ -415,9 +423,9 @@ class Decider:
         if len(unjudged):
             features = self.features()
             unjudged = unjudged[np.lexsort((self.pool.best_rank[unjudged], self.pool.pair_question[unjudged]))]
-            answered = features[unjudged].copy()
-            answered[:, SIBLING] = 1
-            chance = self.model(features).draw(np.vstack([features[unjudged], answered]), self.samples, rng)
+            chance = self.model(features).draw(
+                np.vstack([features[unjudged], _answer_found(features[unjudged])]), self.samples, rng
+            )
             before, after = chance[:, : len(unjudged)], chance[:, len(unjudged) :]
             draws = self._draw_in_question_order(rng.random(before.shape), before, after, unjudged)
             relevant = self.grades[~np.isnan(self.grades)]
@@ -545,11 +553,9 @@ class Decider:
         features = self.features()
         model = self.model(features)
         chance = model.probability(features[open_])
-        answered = features[open_]
-        answered[:, SIBLING] = 1
         own = spread * self._raise_chance(docs)
         # found relevant, a pair also answers its question: its other pairs drop to the "answer found" chance
-        released = (chance - model.probability(answered)) * own
+        released = (chance - model.probability(_answer_found(features[open_]))) * own
         question = self.pool.pair_question[open_]
         elsewhere = np.bincount(question, weights=released, minlength=len(self.pool.questions))[question] - released
         return chance * (own + elsewhere)
