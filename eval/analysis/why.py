@@ -436,10 +436,14 @@ def _what_if_values(config: Config) -> list[tuple[str, Any, str]]:
 
 
 def _what_ifs(lab: _Lab, prepared: list[_Question], config: Config, misses: list[Miss]) -> list[WhatIf]:
+    """Each parameter's values from the mildest change on; a value that recovers no more misses than a milder
+    one of the same parameter (k 20 and k 50 both recovering what k 10 does) is left out: it only admits more.
+    lambda_mult's values are alternatives, not steps, so each is kept."""
     missed = defaultdict(set)
     for miss in misses:
         missed[miss.question_id].add(miss.doc_id)
     answers = []
+    most: dict[str, int] = defaultdict(int)  # the most misses a milder value of the parameter recovered
     for change, value, label in _what_if_values(config):
         recovered = admitted = lost = 0
         for item in prepared:
@@ -449,6 +453,9 @@ def _what_ifs(lab: _Lab, prepared: list[_Question], config: Config, misses: list
             recovered += len(found & missed[item.question.id])
             lost += len(_found_docs(now, item) - found)
             admitted += len(set(replayed) - set(now) - _relevant_chunks(item))
+        if change != "lambda_mult" and 0 < recovered <= most[change]:
+            continue
+        most[change] = max(most[change], recovered)
         answers.append(
             WhatIf(
                 config.config_id,
