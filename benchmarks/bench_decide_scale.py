@@ -65,6 +65,12 @@ def main() -> None:
             began = time.perf_counter()
             decider.evaluate()
             times.append(time.perf_counter() - began)
+        decision = decider.evaluate()
+        picks = []
+        for _ in range(4):  # the lab's next pair (an active pick: no label made in this decision yet)
+            began = time.perf_counter()
+            decider.next_pair(decision)
+            picks.append(time.perf_counter() - began)
         replay = Decider(pool, np.full(len(pool), np.nan))
         began = time.perf_counter()
         for n in asked[:1000]:  # what a session does after every answer: its labels again, in their order
@@ -76,7 +82,8 @@ def main() -> None:
     print(
         f"{args.questions} questions x {args.configs} configs at k {args.k}: {len(pool)} pairs; pool built in "
         f"{built:.1f} s; one evaluation (200 completions) {np.median(times[1:]):.2f} s (after a warm-up, "
-        f"median of 3: {', '.join(f'{t:.2f}' for t in times[1:])}); building and one evaluation: peak traced "
+        f"median of 3: {', '.join(f'{t:.2f}' for t in times[1:])}); the next pair {np.median(picks[1:]):.2f} s; "
+        f"building and one evaluation: peak traced "
         f"memory {peak / 2**20:.0f} MiB; {min(1000, len(asked))} labels replayed in {replayed:.2f} s"
     )
 

@@ -21,8 +21,10 @@ After each label:
   config and those a paired randomization test cannot tell apart from it (alpha 0.05), the same set in >= 95%
   of the completions. No decision before 5 relevant and 5 irrelevant labels.
 - `next_pair`: `active` (as in minimal test collections: the pair whose grade would most separate the
-  contenders, i.e. retrieved high by one and low or not by another, weighted by its chance of relevance and
-  of raising its document's grade; for the tie set, each config's separation from the best weighted by how
+  contenders' nDCG, i.e. retrieved high by one and low or not by another, and, once its question has an
+  answer, also through the ideal DCG it would raise (a second answer lowers the nDCG of a config that found
+  the first and leaves one that did not at 0), weighted by its chance of relevance and of raising its
+  document's grade; for the tie set, each config's separation from the best weighted by how
   unsure its membership is; plus, found relevant, what it would settle of its question's other pairs, which
   then become "answer found" pairs: so a pair every config ranks first in a question with no answer found is
   asked too; every third label, for the tie set every second, drawn at random with a chance of 1 / its best
@@ -205,9 +207,35 @@ class DecidePool:
         """Each question's ideal DCG (samples x questions): its relevant documents best first."""
         out = np.zeros((len(gains), len(self.questions)))
         for q, docs in enumerate(self._question_docs):
-            best = -np.sort(-gains[:, docs], axis=1)[:, : self.k]
-            out[:, q] = best @ (1 / np.log2(np.arange(2, best.shape[1] + 2)))
+            out[:, q] = self._ideal_of(gains[:, docs])
         return out
+
+    def _ideal_of(self, gains: np.ndarray) -> np.ndarray:
+        """The ideal DCG of each row of one question's document gains."""
+        best = -np.sort(-gains, axis=1)[:, : self.k]
+        return best @ (1 / np.log2(np.arange(2, best.shape[1] + 2)))
+
+    def ndcg_change(self, doc_grades: np.ndarray, docs: np.ndarray) -> np.ndarray:
+        """docs x configs: how much each config's nDCG on the document's question would change if the document
+        were one grade higher than judged (unjudged: 0; a question with no relevant document scores 0 before).
+        It counts the ideal too: a relevant document that a config did not retrieve lowers its nDCG, most for
+        a config that had found the question's answer."""
+        gains = np.maximum(np.asarray(doc_grades, float), 0.0)
+        dcg, ideal = self.dcg(gains[None])[0], self.ideal(gains[None])[0]
+        old = gains[docs]
+        raised = np.minimum(old + 1, MAX_GRADE)
+        question = self.doc_question[docs]
+        cases, case = np.unique(question * (MAX_GRADE + 1) + old.astype(int), return_inverse=True)
+        new_ideal = np.empty(len(cases))
+        for n, key in enumerate(cases):  # one new ideal per question and grade raised
+            q, grade = divmod(int(key), MAX_GRADE + 1)
+            here = gains[self._question_docs[q]].copy()
+            here[np.flatnonzero(here == grade)[0]] = min(grade + 1, MAX_GRADE)
+            new_ideal[n] = self._ideal_of(here[None])[0]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            before = np.where(ideal[question, None] > 0, dcg[question] / ideal[question, None], 0.0)
+            after = (dcg[question] + (raised - old)[:, None] * self.discount[docs]) / new_ideal[case.ravel(), None]
+        return after - before
 
     def metric_matrix(self, grades: np.ndarray) -> np.ndarray:
         """questions x configs: the metric with the given pair grades (NaN = unjudged, counted 0)."""
@@ -534,26 +562,28 @@ class Decider:
         raise AssertionError("an open pair has a question")
 
     def _active_weights(self, open_: np.ndarray, decision: Decision) -> np.ndarray:
-        """Chance of relevance x (how far apart the contenders rank the pair's document (MTC's idea) + the
-        separating weight its question's other pairs would lose if it were relevant, their chance falling to
-        that of a question whose answer is found). The contenders are the configs the decision is still unsure
-        about, at least the two best estimates. Without the second term a question's answer that every config
-        ranks first was never asked (PubMedQA: 13 of 60 questions answered after 100 labels), and the
-        question's other pairs kept the chance of an unanswered one."""
+        """Chance of relevance x (how far apart the contenders' nDCG would move if it were relevant (MTC's idea,
+        with nDCG's ideal counted: by ranks alone a second answer that the configs rank alike separated nothing,
+        yet it lowers the nDCG of a config that found the first answer, and SQuAD's tie set took 1,075 labels
+        instead of 837.5) + the separating weight its question's other pairs would lose if it were relevant,
+        their chance falling to that of a question whose answer is found). The contenders are the configs the
+        decision is still unsure about, at least the two best estimates. Without the second term a question's
+        answer that every config ranks first was never asked (PubMedQA: 13 of 60 questions answered after 100
+        labels), and the question's other pairs kept the chance of an unanswered one."""
         table = decision.table
         column = "in_tie_set" if "in_tie_set" in table else "probability"
         unsure = table[(table[column] > 1 - CONFIDENCE) & (table[column] < CONFIDENCE)]["config_id"]
         top = table.sort_values("estimate", ascending=False)["config_id"].head(2)
         contenders = [self.pool.configs.index(c) for c in dict.fromkeys([*top, *unsure])]
         docs = self.pool.pair_doc[open_]
-        discounts = self.pool.discount[docs[:, None], np.array(contenders)[None, :]]
+        changes = self.pool.ndcg_change(self.doc_grades(), docs)[:, contenders]
         if self.rule == "tie-set":  # membership is a test against the best (the first contender) only
             names = [self.pool.configs[c] for c in contenders[1:]]
             shares = table.set_index("config_id")["in_tie_set"].reindex(names).to_numpy()
             unsure = np.minimum(shares, 1 - shares) + 0.01  # most weight where membership is least sure
-            spread = np.abs(discounts[:, 1:] - discounts[:, :1]) @ unsure
+            spread = np.abs(changes[:, 1:] - changes[:, :1]) @ unsure
         else:
-            spread = discounts.max(axis=1) - discounts.min(axis=1)
+            spread = changes.max(axis=1) - changes.min(axis=1)
         features = self.features()
         model = self.model(features)
         chance = model.probability(features[open_])
