@@ -27,8 +27,9 @@ After each label:
   document's grade; for the tie set, each config's separation from the best weighted by how
   unsure its membership is; plus, found relevant, what it would settle of its question's other pairs, which
   then become "answer found" pairs: so a pair every config ranks first in a question with no answer found is
-  asked too; every third label, for the tie set every second, drawn at random with a chance of 1 / its best
-  rank), `random` (uniform), or `questions` (whole questions in a seeded order).
+  asked too; every third label, for the tie set every second, drawn at random among the pairs whose grade
+  could move the decision, with a chance of 1 / its best rank), `random` (uniform), or `questions` (whole
+  questions in a seeded order).
 
 The relevance model learns from every label, each with its features as they were when it was asked. A
 completion draws a question's unjudged pairs best rank first, each as the model expects given the pairs drawn
@@ -38,7 +39,9 @@ whichever config retrieves the most (a hybrid that merges two lists); together w
 active picks (chosen for their chance of relevance) that settled the tie set on the hybrid alone in 2 of 20
 SQuAD runs at 75-100 labels, the tie set of 5 configs under gold. With both, 100 of 100 runs were right (see
 BENCHMARKS.md). The random labels keep the fit honest, drawn with a chance of 1 / best rank, the model's own
-feature, so the first-ranked pairs, where relevance is decided, get most of them. No feature says "how many
+feature, so the first-ranked pairs, where relevance is decided, get most of them; only among the pairs whose
+grade could move the decision, so that the fit is honest where completions matter (SQuAD's tie set: 837.5
+labels -> 750). No feature says "how many
 configs retrieved it": that mirrors the grid (a grid of mostly vector configs would make vector chunks look
 relevant).
 """
@@ -545,13 +548,20 @@ class Decider:
             return self._next_question_pair(open_, rng), "questions"
         if self.order == "random":
             return int(rng.choice(open_)), "random"
-        if self.made % RANDOM_EVERY[self.rule] == RANDOM_EVERY[self.rule] - 1:
-            weights = 1 / self.pool.best_rank[open_]
-            return int(rng.choice(open_, p=weights / weights.sum())), "random"
         weights = self._active_weights(open_, decision or self.last or self.evaluate())
         if not weights.max() > 0:
             return int(rng.choice(open_)), "random"
+        if self.made % RANDOM_EVERY[self.rule] == RANDOM_EVERY[self.rule] - 1:
+            return self._random_pair(open_[weights > 0], rng), "random"
         return int(open_[np.argmax(weights)]), "active"
+
+    def _random_pair(self, candidates: np.ndarray, rng: np.random.Generator) -> int:
+        """The active order's random label: among the pairs whose grade could move the decision, with a chance
+        of 1 / best rank (the model's own feature, so its fit stays unbiased there). A pair that could move
+        nothing (one only the random config retrieved, in a question where the contenders score alike) would
+        teach the model about pairs whose completions do not matter."""
+        chance = 1 / self.pool.best_rank[candidates]
+        return int(rng.choice(candidates, p=chance / chance.sum()))
 
     def _next_question_pair(self, open_: np.ndarray, rng: np.random.Generator) -> int:
         question = self.pool.doc_question[self.pool.pair_doc[open_]]

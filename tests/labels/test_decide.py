@@ -288,6 +288,26 @@ def test_the_lab_does_not_ask_for_a_chunk_whose_document_is_judged_at_the_top_gr
     assert not topped & set(active)
 
 
+def test_the_random_labels_of_the_labs_order_come_from_the_pairs_that_could_move_the_decision(lab, gold):
+    # every first-ranked pair judged: many questions are settled, and a pair with no weight (it moves every
+    # contender's nDCG alike) would teach the model only about pairs whose completions do not matter
+    pool = lab["pool"]
+    grades = np.where(pool.best_rank == 1, gold, np.nan)
+    decision = Decider(pool, grades.copy(), rule="tie-set", samples=50).evaluate()
+    open_ = np.flatnonzero(np.isnan(grades))
+    weights = Decider(pool, grades.copy(), rule="tie-set")._active_weights(open_, decision)
+    chance = 1 / pool.best_rank[open_]
+    unweighted = chance[weights == 0].sum() / chance.sum()
+    assert unweighted > 0.05  # drawn from every open pair, about one pick in ten would have no weight
+    picks = []
+    for seed in range(100):
+        decider = Decider(pool, grades.copy(), rule="tie-set", seed=seed)
+        decider.made = 1  # the tie set's random turn: every second label
+        n, kind = decider.next_pair(decision)
+        picks.append((kind, weights[open_ == n][0] > 0))
+    assert picks == [("random", True)] * 100
+
+
 def test_no_decision_before_five_relevant_and_five_irrelevant_labels(lab, gold):
     pool = lab["pool"]
     some = np.full(len(gold), np.nan)
