@@ -24,12 +24,12 @@ After each label:
   contenders' nDCG, i.e. retrieved high by one and low or not by another, and, once its question has an
   answer, also through the ideal DCG it would raise (a second answer lowers the nDCG of a config that found
   the first and leaves one that did not at 0), weighted by its chance of relevance and of raising its
-  document's grade; for the tie set, each config's separation from the best weighted by how
-  unsure its membership is; plus, found relevant, what it would settle of its question's other pairs, which
-  then become "answer found" pairs: so a pair every config ranks first in a question with no answer found is
-  asked too; every third label, for the tie set every second, drawn at random among the pairs whose grade
-  could move the decision, with a chance of 1 / its best rank), `random` (uniform), or `questions` (whole
-  questions in a seeded order).
+  document's grade; for the tie set, each config's separation from the best weighted by how unsure its
+  membership is; plus, found relevant, what it would settle of its question's other pairs, which then become
+  "answer found" pairs: so a pair every config ranks first in a question with no answer found is asked too;
+  every third label, for the tie set every second, drawn at random among the pairs whose grade could move the
+  decision, with a chance of 1 / its best rank), `random` (uniform), or `questions` (whole questions in a
+  seeded order).
 
 The relevance model learns from every label, each with its features as they were when it was asked. A
 completion draws a question's unjudged pairs best rank first, each as the model expects given the pairs drawn
@@ -41,9 +41,8 @@ SQuAD runs at 75-100 labels, the tie set of 5 configs under gold. With both, 100
 BENCHMARKS.md). The random labels keep the fit honest, drawn with a chance of 1 / best rank, the model's own
 feature, so the first-ranked pairs, where relevance is decided, get most of them; only among the pairs whose
 grade could move the decision, so that the fit is honest where completions matter (SQuAD's tie set: 837.5
-labels -> 750). No feature says "how many
-configs retrieved it": that mirrors the grid (a grid of mostly vector configs would make vector chunks look
-relevant).
+labels -> 750). No feature says "how many configs retrieved it": that mirrors the grid (a grid of mostly
+vector configs would make vector chunks look relevant).
 """
 
 from __future__ import annotations
